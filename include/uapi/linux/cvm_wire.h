@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * CVM wire protocol: initiator (cvm.ko, cvmd recovery agents) <-> target
+ * (cvm_target.ko).
+ *
+ * Every message is one struct cvm_wire_hdr followed by @length bytes of
+ * payload.  All multi-byte fields are little-endian.  A request carries an
+ * initiator-chosen @tag; the target answers every request with exactly one
+ * reply (CVM_WIRE_F_REPLY set) carrying the same @tag, in any order.
+ *
+ * Versions.  The first 8 bytes (@magic, @version, @opcode, @flags) keep
+ * their layout in every version.  A target that receives a HELLO with a
+ * @version it does not speak answers CVM_WIRE_STATUS_VERSION in a header of
+ * its own version, then closes the connection; a @version other than the
+ * one agreed by HELLO is malformed in any other message.
+ *
+ * Validation.  The receiver checks, in this order, before it acts on a
+ * message: @magic, @version, @hdr_crc, @opcode, @flags against the opcode's
+ * allowed set, every reserved field is zero, @length against the opcode's
+ * payload rule and CVM_WIRE_MAX_DATA_LEN, @shard < CVM_WIRE_MAX_SHARDS,
+ * @offset and @length alignment and @offset + @length <=
+ * CVM_WIRE_MAX_OBJECT_SIZE.  A message that fails any of these checks is
+ * malformed: the receiver logs the reason and closes the connection without
+ * touching data.  No reply is sent for a malformed message.
+ *
+ * A well-formed request that cannot be carried out is answered with a
+ * protocol status (enum cvm_wire_status) in @status.  Protocol status is not
+ * an errno; each side converts in one place.
+ *
+ * Version 1 is the first version.  New opcodes, flags and payload fields
+ * are introduced only with a new version or a feature bit agreed in HELLO;
+ * until then they are rejected.
+ */
+#ifndef _UAPI_LINUX_CVM_WIRE_H
+#define _UAPI_LINUX_CVM_WIRE_H
+
+#include <linux/types.h>
+
+/* @magic: the bytes "CVMW" on the wire. */
+#define CVM_WIRE_MAGIC		0x574d5643U
+#define CVM_WIRE_VERSION	1
+
+/* Size of struct cvm_wire_hdr; fixed for a version. */
+#define CVM_WIRE_HDR_LEN	96
+
+/*
+ * Limits.
+ *
+ * CVM_WIRE_MAX_DATA_LEN: largest payload of any message.  READ and WRITE
+ *	requests larger than this are split by the initiator.
+ * CVM_WIRE_MAX_OBJECT_SIZE: @offset + @length of any ranged opcode must
+ *	not exceed this; volume object sizes are at most this.
+ * CVM_WIRE_SECTOR_SIZE: @offset and @length of READ, WRITE, WRITE_ZEROES,
+ *	DISCARD and PREALLOC are multiples of this.
+ * CVM_WIRE_MAX_SHARDS: @shard is below this.
+ */
+#define CVM_WIRE_MAX_DATA_LEN		(1U << 20)
+#define CVM_WIRE_MAX_OBJECT_SIZE	(1ULL << 30)
+#define CVM_WIRE_SECTOR_SIZE		512U
+#define CVM_WIRE_MAX_SHARDS		32U
+
+/*
+ * Opcodes (@opcode).  "Payload" gives the payload of the request and of its
+ * OK reply; @length is the payload length in every message.  Opcodes
+ * marked "ranged" use @offset/@length as a byte range inside the object
+ * shard (volume_id, object_no, shard); the others require @offset == 0.
+ *
+ * CVM_WIRE_OP_HELLO
+ *	First message on a connection, and the only one allowed until the
+ *	target has answered it with CVM_WIRE_STATUS_OK.  @version carries the
+ *	sender's protocol version.  Payload: struct cvm_wire_hello both ways.
+ *	@volume_id, @object_no, @shard, the snapshot and epoch fields are zero.
+ *
+ * CVM_WIRE_OP_READ (ranged)
+ *	Read @length bytes at @offset.  @snap_id selects the snapshot to read
+ *	(CVM_WIRE_SNAP_HEAD for the live object).  Request payload: none.
+ *	Reply payload: @length bytes.  A range never written reads as zeroes.
+ *
+ * CVM_WIRE_OP_WRITE (ranged)
+ *	Write the payload (@length bytes) at @offset.  @snap_seq is the
+ *	volume's snapshot sequence: an object last written before a newer
+ *	snapshot is preserved for that snapshot before it is overwritten.
+ *	Reply payload: none.
+ *
+ * CVM_WIRE_OP_WRITE_ZEROES (ranged)
+ *	Make @length bytes at @offset read as zeroes.  The request has no
+ *	payload: its @length is the length of the range.  Without
+ *	CVM_WIRE_F_NOUNMAP the target may deallocate the range.
+ *
+ * CVM_WIRE_OP_DISCARD (ranged)
+ *	The range's contents are no longer needed; later reads return zeroes.
+ *	Same @length rule as WRITE_ZEROES.
+ *
+ * CVM_WIRE_OP_FLUSH
+ *	Every write the target has completed on this connection before it
+ *	received the FLUSH is durable when the reply is sent.  @volume_id,
+ *	@object_no, @shard, @offset and @length are zero.
+ *
+ * CVM_WIRE_OP_REMOVE
+ *	Delete the object shard (with @snap_seq semantics as for WRITE).
+ *
+ * CVM_WIRE_OP_LIST
+ *	List object shards of @volume_id with object number >= @object_no.
+ *	Request payload: none; request @length is the largest reply payload
+ *	wanted (a multiple of sizeof(struct cvm_wire_list_ent)).  Reply
+ *	payload: an array of struct cvm_wire_list_ent in ascending order; a
+ *	reply with fewer entries than requested ends the listing.
+ *
+ * CVM_WIRE_OP_STAT
+ *	Describe the object shard.  Reply payload: struct cvm_wire_stat.
+ *
+ * CVM_WIRE_OP_ROLLBACK
+ *	Make the live object shard equal to its version at snapshot @snap_id.
+ *
+ * CVM_WIRE_OP_PREALLOC (ranged)
+ *	Allocate backing space for the range without changing its contents
+ *	(thick provisioning).  Same @length rule as WRITE_ZEROES.
+ */
+enum cvm_wire_op {
+	CVM_WIRE_OP_HELLO		= 1,
+	CVM_WIRE_OP_READ		= 2,
+	CVM_WIRE_OP_WRITE		= 3,
+	CVM_WIRE_OP_WRITE_ZEROES	= 4,
+	CVM_WIRE_OP_DISCARD		= 5,
+	CVM_WIRE_OP_FLUSH		= 6,
+	CVM_WIRE_OP_REMOVE		= 7,
+	CVM_WIRE_OP_LIST		= 8,
+	CVM_WIRE_OP_STAT		= 9,
+	CVM_WIRE_OP_ROLLBACK		= 10,
+	CVM_WIRE_OP_PREALLOC		= 11,
+	__CVM_WIRE_OP_MAX,
+};
+#define CVM_WIRE_OP_MAX (__CVM_WIRE_OP_MAX - 1)
+
+/*
+ * Flags (@flags).  A bit not listed for the message's opcode and direction
+ * makes the message malformed.
+ *
+ * CVM_WIRE_F_REPLY
+ *	The message is a reply to the request with the same @tag.  Set on
+ *	every reply, never on a request.  Replies copy @opcode, @volume_id,
+ *	@object_no, @shard and @offset from the request.
+ *
+ * CVM_WIRE_F_DATA_CRC
+ *	@data_crc holds the CRC32C of the payload; the receiver verifies it
+ *	before using the payload and answers CVM_WIRE_STATUS_DATA_CRC on
+ *	mismatch.  Without this flag @data_crc is zero.  Allowed on any
+ *	message with a payload.
+ *
+ * CVM_WIRE_F_FUA
+ *	WRITE, WRITE_ZEROES, DISCARD, REMOVE, ROLLBACK, PREALLOC requests: the
+ *	change is durable before the reply is sent.
+ *
+ * CVM_WIRE_F_NOUNMAP
+ *	WRITE_ZEROES requests: keep the range allocated.
+ */
+#define CVM_WIRE_F_REPLY	(1U << 0)
+#define CVM_WIRE_F_DATA_CRC	(1U << 1)
+#define CVM_WIRE_F_FUA		(1U << 2)
+#define CVM_WIRE_F_NOUNMAP	(1U << 3)
+#define CVM_WIRE_F_ALL		(CVM_WIRE_F_REPLY | CVM_WIRE_F_DATA_CRC | \
+				 CVM_WIRE_F_FUA | CVM_WIRE_F_NOUNMAP)
+
+/* @snap_id of a READ of the live object. */
+#define CVM_WIRE_SNAP_HEAD	0ULL
+
+/*
+ * Reply status (@status).  Zero in every request.  These are protocol
+ * values, not errnos.
+ *
+ * CVM_WIRE_STATUS_OK		Done.
+ * CVM_WIRE_STATUS_INVALID	Well-formed but not applicable, e.g. a range
+ *				beyond the object or a snapshot id the volume
+ *				does not have.
+ * CVM_WIRE_STATUS_NOT_FOUND	STAT, REMOVE, ROLLBACK: no such object shard
+ *				or snapshot version.
+ * CVM_WIRE_STATUS_VERSION	HELLO: the target does not speak @version;
+ *				the reply's @version is the target's.
+ * CVM_WIRE_STATUS_AUTH		HELLO: cluster or token refused.
+ * CVM_WIRE_STATUS_STALE_ATTACH	@attach_epoch is older than the newest the
+ *				target has seen for @volume_id: the sender has
+ *				been fenced and must stop writing.
+ * CVM_WIRE_STATUS_STALE_MAP	@map_epoch is older than the target's map, or
+ *				the target does not hold this shard in that
+ *				map: refresh the map and resend.
+ * CVM_WIRE_STATUS_NO_SPACE	The backing device is full.
+ * CVM_WIRE_STATUS_IO_ERROR	The backing device failed the I/O.
+ * CVM_WIRE_STATUS_DATA_CRC	The payload did not match @data_crc.
+ * CVM_WIRE_STATUS_UNSUPPORTED	Valid opcode the target does not implement.
+ * CVM_WIRE_STATUS_BUSY		Temporarily unable; retry later.
+ */
+enum cvm_wire_status {
+	CVM_WIRE_STATUS_OK		= 0,
+	CVM_WIRE_STATUS_INVALID		= 1,
+	CVM_WIRE_STATUS_NOT_FOUND	= 2,
+	CVM_WIRE_STATUS_VERSION		= 3,
+	CVM_WIRE_STATUS_AUTH		= 4,
+	CVM_WIRE_STATUS_STALE_ATTACH	= 5,
+	CVM_WIRE_STATUS_STALE_MAP	= 6,
+	CVM_WIRE_STATUS_NO_SPACE	= 7,
+	CVM_WIRE_STATUS_IO_ERROR	= 8,
+	CVM_WIRE_STATUS_DATA_CRC	= 9,
+	CVM_WIRE_STATUS_UNSUPPORTED	= 10,
+	CVM_WIRE_STATUS_BUSY		= 11,
+	__CVM_WIRE_STATUS_MAX,
+};
+#define CVM_WIRE_STATUS_MAX (__CVM_WIRE_STATUS_MAX - 1)
+
+/**
+ * struct cvm_wire_hdr - header of every message
+ * @magic: CVM_WIRE_MAGIC.
+ * @version: CVM_WIRE_VERSION.
+ * @opcode: enum cvm_wire_op.
+ * @flags: CVM_WIRE_F_* bits allowed for @opcode.
+ * @tag: request identifier chosen by the initiator, unique among its
+ *	outstanding requests on the connection; echoed in the reply.
+ * @volume_id: volume the object belongs to.
+ * @object_no: object number inside the volume.
+ * @offset: byte offset inside the object shard (ranged opcodes), else 0.
+ * @snap_seq: the volume's snapshot sequence (WRITE, WRITE_ZEROES, DISCARD,
+ *	REMOVE, PREALLOC), else 0.
+ * @snap_id: snapshot to read (READ) or to roll back to (ROLLBACK), else 0.
+ * @map_epoch: epoch of the map the initiator placed this request with.
+ * @attach_epoch: epoch of the initiator's attachment of @volume_id; the
+ *	target refuses changes from older epochs (fencing).
+ * @length: payload length in bytes, at most CVM_WIRE_MAX_DATA_LEN, except
+ *	in WRITE_ZEROES, DISCARD, PREALLOC and LIST requests (see above).
+ * @shard: erasure-coded chunk index (0 .. k + m - 1); 0 for replicated
+ *	pools.
+ * @status: enum cvm_wire_status in replies; 0 in requests.
+ * @data_crc: CRC32C of the payload if CVM_WIRE_F_DATA_CRC, else 0.
+ * @reserved0: must be zero.
+ * @reserved1: must be zero.
+ * @hdr_crc: CRC32C (seed ~0, final xor ~0, as crc32c()) of the preceding
+ *	CVM_WIRE_HDR_LEN - 4 bytes of this header.
+ *
+ * Replies carry the request's @tag, @opcode, @volume_id, @object_no,
+ * @shard and @offset; the target's @map_epoch; and @length of the reply
+ * payload.
+ */
+struct cvm_wire_hdr {
+	__le32	magic;
+	__u8	version;
+	__u8	opcode;
+	__le16	flags;
+	__le64	tag;
+	__le64	volume_id;
+	__le64	object_no;
+	__le64	offset;
+	__le64	snap_seq;
+	__le64	snap_id;
+	__le64	map_epoch;
+	__le64	attach_epoch;
+	__le32	length;
+	__le16	shard;
+	__le16	status;
+	__le32	data_crc;
+	__le32	reserved0;
+	__le32	reserved1;
+	__le32	hdr_crc;
+};
+
+/* Length of the cluster token in struct cvm_wire_hello. */
+#define CVM_WIRE_TOKEN_LEN	32
+
+/**
+ * struct cvm_wire_hello - HELLO payload, request and reply
+ * @cluster_id: cluster the sender belongs to; must match the target's.
+ * @host_id: sender's host id in the cluster map.
+ * @features: feature bits; none are defined in version 1, must be zero.
+ * @reserved0: must be zero.
+ * @reserved1: must be zero.
+ * @token: request: the cluster's shared token, set by cvmd on every node
+ *	and compared by the target in constant time; reply: zero.  The token
+ *	travels in clear: run the storage network on trusted links.
+ */
+struct cvm_wire_hello {
+	__le64	cluster_id;
+	__le64	host_id;
+	__le32	features;
+	__le32	reserved0;
+	__le64	reserved1;
+	__u8	token[CVM_WIRE_TOKEN_LEN];
+};
+
+/* struct cvm_wire_stat @flags */
+#define CVM_WIRE_STAT_F_INTENT	(1U << 0)	/* write intent bit is set */
+
+/**
+ * struct cvm_wire_stat - STAT reply payload
+ * @allocated: bytes of backing space held by the live object shard.
+ * @snap_seq: snapshot sequence of the last change to the live shard.
+ * @flags: CVM_WIRE_STAT_F_* bits.
+ * @nr_snaps: number of snapshot versions kept for the shard.
+ * @reserved: must be zero.
+ */
+struct cvm_wire_stat {
+	__le64	allocated;
+	__le64	snap_seq;
+	__le32	flags;
+	__le32	nr_snaps;
+	__le64	reserved;
+};
+
+/**
+ * struct cvm_wire_list_ent - one LIST reply entry
+ * @object_no: object number.
+ * @shard: shard held by the target.
+ * @reserved0: must be zero.
+ * @reserved1: must be zero.
+ * @snap_seq: snapshot sequence of the last change to the live shard.
+ */
+struct cvm_wire_list_ent {
+	__le64	object_no;
+	__le16	shard;
+	__le16	reserved0;
+	__le32	reserved1;
+	__le64	snap_seq;
+};
+
+#endif /* _UAPI_LINUX_CVM_WIRE_H */

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cvm.ko: the CVM initiator.
+ *
+ * Attached volumes appear as /dev/cvmN under a dynamic block major; cvmd
+ * drives the module through the "cvm" generic netlink family (netlink.c).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/blkdev.h>
+#include <linux/cvm.h>
+#include <linux/init.h>
+#include <linux/module.h>
+#include <linux/printk.h>
+#include <net/genetlink.h>
+
+#include "initiator.h"
+
+int cvm_major;
+
+static int __init cvm_init(void)
+{
+	int ret;
+
+	ret = register_blkdev(0, CVM_BLKDEV_NAME);
+	if (ret < 0)
+		return ret;
+	cvm_major = ret;
+
+	/* Last: userspace may issue commands as soon as the family exists. */
+	ret = cvm_genl_register();
+	if (ret)
+		goto out_unregister_blkdev;
+
+	pr_info("version %s, block major %d\n", CVM_VERSION_STRING, cvm_major);
+	return 0;
+
+out_unregister_blkdev:
+	unregister_blkdev(cvm_major, CVM_BLKDEV_NAME);
+	return ret;
+}
+
+static void __exit cvm_exit(void)
+{
+	cvm_genl_unregister();
+	unregister_blkdev(cvm_major, CVM_BLKDEV_NAME);
+}
+
+module_init(cvm_init);
+module_exit(cvm_exit);
+
+MODULE_DESCRIPTION("CVM distributed block storage initiator");
+MODULE_LICENSE("GPL");
+MODULE_VERSION(CVM_VERSION_STRING);
+MODULE_ALIAS_GENL_FAMILY(CVM_GENL_NAME);

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cvm_target.ko: the CVM storage node.
+ *
+ * Serves object shards from backing block devices to initiators over the
+ * CVM wire protocol (include/uapi/linux/cvm_wire.h); cvmd drives it through
+ * the "cvm_target" generic netlink family (netlink.c).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/build_bug.h>
+#include <linux/cvm.h>
+#include <linux/cvm_wire.h>
+#include <linux/init.h>
+#include <linux/limits.h>
+#include <linux/module.h>
+#include <linux/printk.h>
+#include <linux/stddef.h>
+#include <net/genetlink.h>
+
+#include "target.h"
+
+/*
+ * The wire format is fixed for a protocol version: pin its layout here so
+ * that an accidental change to cvm_wire.h fails the build instead of the
+ * cluster.
+ */
+#define CVM_WIRE_FIELD(type, field, off)				\
+	static_assert(offsetof(struct type, field) == (off))
+
+static_assert(sizeof(struct cvm_wire_hdr) == CVM_WIRE_HDR_LEN);
+CVM_WIRE_FIELD(cvm_wire_hdr, magic, 0);
+CVM_WIRE_FIELD(cvm_wire_hdr, version, 4);
+CVM_WIRE_FIELD(cvm_wire_hdr, opcode, 5);
+CVM_WIRE_FIELD(cvm_wire_hdr, flags, 6);
+CVM_WIRE_FIELD(cvm_wire_hdr, tag, 8);
+CVM_WIRE_FIELD(cvm_wire_hdr, volume_id, 16);
+CVM_WIRE_FIELD(cvm_wire_hdr, object_no, 24);
+CVM_WIRE_FIELD(cvm_wire_hdr, offset, 32);
+CVM_WIRE_FIELD(cvm_wire_hdr, snap_seq, 40);
+CVM_WIRE_FIELD(cvm_wire_hdr, snap_id, 48);
+CVM_WIRE_FIELD(cvm_wire_hdr, map_epoch, 56);
+CVM_WIRE_FIELD(cvm_wire_hdr, attach_epoch, 64);
+CVM_WIRE_FIELD(cvm_wire_hdr, length, 72);
+CVM_WIRE_FIELD(cvm_wire_hdr, shard, 76);
+CVM_WIRE_FIELD(cvm_wire_hdr, status, 78);
+CVM_WIRE_FIELD(cvm_wire_hdr, data_crc, 80);
+CVM_WIRE_FIELD(cvm_wire_hdr, reserved0, 84);
+CVM_WIRE_FIELD(cvm_wire_hdr, reserved1, 88);
+CVM_WIRE_FIELD(cvm_wire_hdr, hdr_crc, CVM_WIRE_HDR_LEN - 4);
+
+static_assert(sizeof(struct cvm_wire_hello) == 64);
+CVM_WIRE_FIELD(cvm_wire_hello, features, 16);
+CVM_WIRE_FIELD(cvm_wire_hello, token, 32);
+
+static_assert(sizeof(struct cvm_wire_stat) == 32);
+static_assert(sizeof(struct cvm_wire_list_ent) == 24);
+
+/* Opcodes travel in a __u8, status codes in a __le16. */
+static_assert(CVM_WIRE_OP_MAX <= U8_MAX);
+static_assert(CVM_WIRE_STATUS_MAX <= U16_MAX);
+
+static int __init cvm_target_init(void)
+{
+	int ret;
+
+	/* Last (and for now only) step: it opens the module to userspace. */
+	ret = cvm_target_genl_register();
+	if (ret)
+		return ret;
+
+	pr_info("version %s\n", CVM_VERSION_STRING);
+	return 0;
+}
+
+static void __exit cvm_target_exit(void)
+{
+	cvm_target_genl_unregister();
+}
+
+module_init(cvm_target_init);
+module_exit(cvm_target_exit);
+
+MODULE_DESCRIPTION("CVM distributed block storage target");
+MODULE_LICENSE("GPL");
+MODULE_VERSION(CVM_VERSION_STRING);
+MODULE_ALIAS_GENL_FAMILY(CVM_TARGET_GENL_NAME);
