@@ -31,7 +31,8 @@ trap 'rm -f "$tmp"' EXIT
 while IFS= read -r f; do
 	perl "$cpdir/checkpatch.pl" --no-tree --quiet --show-types -f "$f" >"$tmp" 2>&1
 	result "checkpatch $f" $? "$tmp"
-done < <(find kernel include -name '*.[ch]' | sort)
+done < <(git ls-files --cached --others --exclude-standard -- 'kernel/*.[ch]' 'include/*.h' |
+	 sort)	# .gitignore keeps out kbuild's generated files
 
 # sparse over our code: any warning in a file of ours fails.
 rel=$(cvm_kernel_release)

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+//
+// Map codec (kernel/common/map_codec.c): round trip, and refusal of every
+// class of damaged or hostile blob with a reason.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../tools/map_builder.h"
+
+namespace cvm::tools {
+namespace {
+
+class MapCodecTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    builder_.epoch = 0x1122334455667788ull;
+    builder_.AddTree(3, 4, 5);
+    builder_.device(7).weight = 3 * kWeightOne + 5;
+    builder_.device(9).state = CVM_DEV_UP;
+    builder_.AddPool(1, CVM_POOL_REPLICATED, 3, 0, CVM_TYPE_HOST, 1024);
+    builder_.AddPool(9, CVM_POOL_EC, 2, 1, CVM_TYPE_RACK, 64);
+    ASSERT_EQ(builder_.Build(&map_, nullptr), 0);
+    blob_ = Encode(map_.get());
+    ASSERT_FALSE(blob_.empty());
+    buckets_at_ = CVM_MAP_HEADER_LEN + map_->nr_devices * CVM_MAP_DEVICE_LEN;
+  }
+
+  void FixCrc() {
+    cvm_put_le32(blob_.data() + CVM_MAP_CRC_OFFSET,
+                 cvm_map_blob_crc(blob_.data(), blob_.size()));
+  }
+
+  void Put32(size_t at, uint32_t v) { cvm_put_le32(blob_.data() + at, v); }
+  uint32_t Get32(size_t at) { return cvm_get_le32(blob_.data() + at); }
+
+  void ExpectRefused(size_t len, int ret, const std::string &words) {
+    cvm_map *map = nullptr;
+    cvm_err err{};
+    EXPECT_EQ(cvm_map_decode(blob_.data(), len, &map, &err), ret);
+    EXPECT_EQ(map, nullptr);
+    cvm_map_free(map);
+    ASSERT_NE(err.why, nullptr);
+    EXPECT_NE(std::string(err.why).find(words), std::string::npos)
+        << "reason was: " << err.why;
+  }
+  void ExpectRefused(int ret, const std::string &words) {
+    ExpectRefused(blob_.size(), ret, words);
+  }
+
+  MapBuilder builder_;
+  MapPtr map_;
+  std::vector<uint8_t> blob_;
+  size_t buckets_at_ = 0;
+};
+
+TEST_F(MapCodecTest, RoundTripKeepsEverything) {
+  cvm_map *raw = nullptr;
+  cvm_err err{};
+  ASSERT_EQ(cvm_map_decode(blob_.data(), blob_.size(), &raw, &err), 0)
+      << err.why;
+  MapPtr back(raw);
+  EXPECT_EQ(back->epoch, map_->epoch);
+  ASSERT_EQ(back->nr_devices, map_->nr_devices);
+  ASSERT_EQ(back->nr_buckets, map_->nr_buckets);
+  ASSERT_EQ(back->nr_pools, map_->nr_pools);
+  for (uint32_t i = 0; i < back->nr_devices; i++) {
+    EXPECT_EQ(back->devices[i].id, map_->devices[i].id);
+    EXPECT_EQ(back->devices[i].weight, map_->devices[i].weight);
+    EXPECT_EQ(back->devices[i].state, map_->devices[i].state);
+  }
+  for (uint32_t i = 0; i < back->nr_pools; i++)
+    EXPECT_EQ(std::memcmp(&back->pools[i], &map_->pools[i], sizeof(cvm_pool)),
+              0);
+  for (uint32_t pool : {1u, 9u})
+    EXPECT_EQ(PgTable(back.get(), pool), PgTable(map_.get(), pool));
+  EXPECT_EQ(Encode(back.get()), blob_);
+}
+
+TEST_F(MapCodecTest, EncodeChecksItsArguments) {
+  cvm_err err{};
+  std::vector<uint8_t> small(blob_.size() - 1);
+  EXPECT_EQ(cvm_map_encode(map_.get(), small.data(), small.size(), &err),
+            -ENOSPC);
+  EXPECT_NE(std::string(err.why).find("too small"), std::string::npos);
+  MapPtr raw;
+  ASSERT_EQ(builder_.Build(&raw, nullptr, false), 0);
+  EXPECT_EQ(cvm_map_encode(raw.get(), small.data(), small.size(), &err),
+            -EINVAL);
+  EXPECT_STREQ(err.why, "map is not finalized");
+}
+
+TEST_F(MapCodecTest, EveryTruncationRefused) {
+  for (size_t len = 0; len < blob_.size(); len++) {
+    cvm_map *map = nullptr;
+    ASSERT_EQ(cvm_map_decode(blob_.data(), len, &map, nullptr), -EBADMSG)
+        << len;
+  }
+  ExpectRefused(CVM_MAP_HEADER_LEN - 1, -EBADMSG, "shorter than header");
+  ExpectRefused(blob_.size() - 1, -EBADMSG, "truncated");
+}
+
+TEST_F(MapCodecTest, TrailingBytesRefused) {
+  blob_.push_back(0);
+  ExpectRefused(-EBADMSG, "trailing bytes");
+}
+
+TEST_F(MapCodecTest, HeaderFieldsChecked) {
+  blob_[3] = 'X';
+  ExpectRefused(-EBADMSG, "magic");
+  blob_[3] = 'M';
+  blob_[4] = 2;
+  ExpectRefused(-EPROTO, "version");
+  blob_[4] = 1;
+  blob_[6] = 52;
+  ExpectRefused(-EBADMSG, "header length");
+  blob_[6] = CVM_MAP_HEADER_LEN;
+  Put32(40, 4);
+  FixCrc();
+  ExpectRefused(-EBADMSG, "flags");
+  Put32(40, 0);
+  Put32(44, 1);
+  FixCrc();
+  ExpectRefused(-EBADMSG, "reserved");
+}
+
+TEST_F(MapCodecTest, AnyCorruptByteFailsTheCrc) {
+  for (size_t pos = 0; pos < blob_.size(); pos++) {
+    if (pos < 16 && pos != 8 && pos != 9) continue;  // header checks first
+    blob_[pos] ^= 0x40;
+    cvm_map *map = nullptr;
+    cvm_err err{};
+    EXPECT_NE(cvm_map_decode(blob_.data(), blob_.size(), &map, &err), 0) << pos;
+    blob_[pos] ^= 0x40;
+  }
+  Put32(CVM_MAP_CRC_OFFSET, Get32(CVM_MAP_CRC_OFFSET) + 1);
+  ExpectRefused(-EBADMSG, "CRC mismatch");
+}
+
+TEST_F(MapCodecTest, CountsMustMatchLengthAndLimits) {
+  Put32(24, map_->nr_devices - 1);
+  FixCrc();
+  ExpectRefused(-EBADMSG, "does not match its counts");
+  Put32(24, map_->nr_devices);
+  ExpectRefused(-EBADMSG, "CRC mismatch");  // the edit undone, old CRC
+
+  // Counts so large that an unchecked length would wrap 32 bits.
+  struct Oversize {
+    size_t at;
+    uint32_t value, good;
+    const char *words;
+  };
+  const Oversize cases[] = {
+      {24, 0x40000000, map_->nr_devices, "too many devices"},
+      {28, CVM_MAX_BUCKETS + 1, map_->nr_buckets, "too many buckets"},
+      {32, 0x40000000, map_->nr_children, "too many bucket children"},
+      {36, CVM_MAX_POOLS + 1, map_->nr_pools, "too many pools"},
+  };
+  for (const Oversize &c : cases) {
+    Put32(c.at, c.value);
+    FixCrc();
+    ExpectRefused(-E2BIG, c.words);
+    Put32(c.at, c.good);
+  }
+}
+
+TEST_F(MapCodecTest, BucketChildCountsMustAddUp) {
+  Put32(buckets_at_ + 8, Get32(buckets_at_ + 8) - 1);
+  FixCrc();
+  ExpectRefused(-EBADMSG, "does not match the buckets");
+  Put32(buckets_at_ + 8, 0xffffffffu);
+  FixCrc();
+  ExpectRefused(-EBADMSG, "exceed the child count");
+}
+
+// A well-formed blob of a bad map fails the same checks a built map does.
+TEST_F(MapCodecTest, BadMapInsideRefused) {
+  Put32(CVM_MAP_HEADER_LEN + CVM_MAP_DEVICE_LEN, 0);  // device 1 -> id 0
+  FixCrc();
+  ExpectRefused(-EINVAL, "duplicate device id");
+
+  blob_ = Encode(map_.get());
+  Put32(CVM_MAP_HEADER_LEN + 8, 0x100);  // unknown state bit
+  FixCrc();
+  ExpectRefused(-EINVAL, "state bits");
+
+  blob_ = Encode(map_.get());
+  Put32(buckets_at_ + 4, 9);  // root type
+  FixCrc();
+  ExpectRefused(-EINVAL, "unknown bucket type");
+
+  blob_ = Encode(map_.get());
+  const size_t children_at =
+      buckets_at_ + map_->nr_buckets * CVM_MAP_BUCKET_LEN;
+  Put32(children_at, static_cast<uint32_t>(-1));  // root holds itself
+  FixCrc();
+  ExpectRefused(-ELOOP, "loop");
+
+  blob_ = Encode(map_.get());
+  const size_t pools_at = blob_.size() - 2 * CVM_MAP_POOL_LEN;
+  blob_[pools_at + 9] = 7;  // replicated(7)
+  FixCrc();
+  ExpectRefused(-EINVAL, "replica count");
+}
+
+// Random garbage with a valid header and CRC never crashes the decoder.
+TEST_F(MapCodecTest, RandomPayloadsAreRefusedOrValid) {
+  uint32_t seed = 1;
+  for (int round = 0; round < 2000; round++) {
+    std::vector<uint8_t> copy = blob_;
+    for (int i = 0; i < 4; i++) {
+      seed = seed * 1664525u + 1013904223u;
+      const size_t pos =
+          CVM_MAP_HEADER_LEN + seed % (copy.size() - CVM_MAP_HEADER_LEN);
+      copy[pos] = static_cast<uint8_t>(seed >> 24);
+    }
+    cvm_put_le32(copy.data() + CVM_MAP_CRC_OFFSET,
+                 cvm_map_blob_crc(copy.data(), copy.size()));
+    cvm_map *map = nullptr;
+    cvm_err err{};
+    const int ret = cvm_map_decode(copy.data(), copy.size(), &map, &err);
+    if (ret) {
+      EXPECT_NE(err.why, nullptr);
+      EXPECT_EQ(map, nullptr);
+    } else {
+      cvm_map_free(map);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cvm::tools
