@@ -1,0 +1,65 @@
+#include "format.h"
+
+#include <fmt/format.h>
+
+#include "json_fields.h"
+#include "units.h"
+
+namespace cvm::adm {
+
+using nlohmann::json;
+
+std::string Str(const json& record, const char* key) {
+  if (!record.is_object() || !record.contains(key)) return "-";
+  const json& v = record[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& item : v) {
+      out += (out.empty() ? "" : ",") +
+             (item.is_string() ? item.get<std::string>() : DumpJson(item));
+    }
+    return out.empty() ? "-" : out;
+  }
+  return DumpJson(v);
+}
+
+std::string SizeText(const json& record, const char* key) {
+  if (!record.is_object() || !record.contains(key) ||
+      !record[key].is_number_unsigned()) {
+    return "-";
+  }
+  return FormatSize(record[key].get<uint64_t>());
+}
+
+std::string PolicyText(const json& policy) {
+  if (!policy.is_object()) return "-";
+  const std::string type = Str(policy, "type");
+  if (type == "replicated") return "replicated:" + Str(policy, "replicas");
+  if (type == "ec") return "ec:" + Str(policy, "k") + "," + Str(policy, "m");
+  return type;
+}
+
+std::string DeviceStateText(const json& device) {
+  const bool up = device.value("up", false);
+  const bool in = device.value("in", false);
+  return fmt::format("{},{}", up ? "up" : "down", in ? "in" : "out");
+}
+
+std::string LocationText(const json& host) {
+  const std::string row = host.value("row", "");
+  const std::string rack = host.value("rack", "");
+  if (row.empty() && rack.empty()) return "-";
+  return fmt::format("{}/{}", row.empty() ? "-" : row,
+                     rack.empty() ? "-" : rack);
+}
+
+std::string TimeText(const json& record, const char* key) {
+  if (!record.is_object() || !record.contains(key) ||
+      !record[key].is_number_integer()) {
+    return "-";
+  }
+  return FormatTime(record[key].get<int64_t>());
+}
+
+}  // namespace cvm::adm

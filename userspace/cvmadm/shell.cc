@@ -1,0 +1,317 @@
+#include "shell.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "json_fields.h"
+#include "units.h"
+#include "unix_socket.h"
+#include "version.h"
+
+namespace cvm::adm {
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+std::string Joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+po::options_description GlobalOptions(std::string* socket, bool* json) {
+  const char* env = std::getenv("CVM_SOCKET");
+  *socket = env && *env ? env : kDefaultSocketPath;
+  po::options_description global("Global options");
+  global.add_options()(
+      "socket", po::value(socket)->value_name("PATH"),
+      fmt::format("cvmd's API socket (env CVM_SOCKET, default {})",
+                  kDefaultSocketPath)
+          .c_str())("json", po::bool_switch(json), "print results as JSON")(
+      "help,h", "show help");
+  return global;
+}
+
+// Prints the result: data (or its text) on stdout, the error on stderr.
+int Print(const CliResult& r, const Context& ctx, const std::string& command) {
+  if (ctx.json) {
+    if (!r.data.is_null()) std::cout << DumpJson(r.data, 2) << "\n";
+  } else if (!r.text.empty()) {
+    std::cout << r.text;
+    if (r.text.back() != '\n') std::cout << "\n";
+  }
+  if (r.err != 0) {
+    std::cerr << "cvmadm: " << command << ": "
+              << (r.error.empty() ? std::string(strerror(-r.err)) : r.error)
+              << "\n";
+    return kExitFailure;
+  }
+  return 0;
+}
+
+}  // namespace
+
+ApiClient& Context::client() {
+  if (!client_) client_ = std::make_unique<ApiClient>(socket_path);
+  return *client_;
+}
+
+std::vector<Shell::Action>& Shell::Actions() {
+  static std::vector<Action> actions;
+  return actions;
+}
+
+Shell::Registrar::Registrar(Action action) {
+  Actions().push_back(std::move(action));
+}
+
+int Shell::Run(int argc, const char* const* argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto& actions = Actions();
+  std::sort(
+      actions.begin(), actions.end(),
+      [](const Action& a, const Action& b) { return a.command < b.command; });
+
+  std::string socket;
+  bool json = false;
+  const po::options_description global = GlobalOptions(&socket, &json);
+
+  // Find the command words: the leading non-option words, skipping global
+  // options (and the value of --socket).
+  std::vector<std::string> words;
+  std::vector<size_t> word_index;
+  const bool help = std::any_of(
+      args.begin(), args.end(),
+      [](const std::string& a) { return a == "--help" || a == "-h"; });
+  const bool version =
+      std::find(args.begin(), args.end(), "--version") != args.end();
+  for (size_t i = 0; i < args.size() && words.size() < 2; ++i) {
+    const std::string& a = args[i];
+    if (a == "--socket") {
+      ++i;
+      continue;
+    }
+    if (!a.empty() && a[0] == '-') continue;
+    // Stop once the words so far name an action that takes no verb.
+    words.push_back(a);
+    word_index.push_back(i);
+    if (std::any_of(actions.begin(), actions.end(),
+                    [&](const Action& x) { return x.command == words; })) {
+      break;
+    }
+  }
+
+  const auto usage = [&](std::ostream& out, const std::string& noun) {
+    out << "Usage: cvmadm [global options] <noun> <verb> [arguments] "
+           "[options]\n\n";
+    out << (noun.empty() ? "Commands:\n" : "Commands for " + noun + ":\n");
+    for (const auto& a : actions) {
+      if (!noun.empty() && a.command[0] != noun) continue;
+      out << fmt::format("  {:<20} {}\n", Joined(a.command), a.description);
+    }
+    out << "\n" << global << "\n";
+    if (noun.empty()) {
+      out << "Run 'cvmadm <noun> --help' or 'cvmadm <noun> <verb> --help' for "
+             "more.\n";
+    }
+  };
+
+  if (version && words.empty()) {
+    std::cout << "cvmadm " << Version() << "\n";
+    return 0;
+  }
+  if (words.empty()) {
+    usage(help ? std::cout : std::cerr, "");
+    return help ? 0 : kExitUsage;
+  }
+  const auto match =
+      std::find_if(actions.begin(), actions.end(),
+                   [&](const Action& a) { return a.command == words; });
+  if (match == actions.end()) {
+    const bool noun_known =
+        std::any_of(actions.begin(), actions.end(),
+                    [&](const Action& a) { return a.command[0] == words[0]; });
+    if (!noun_known) {
+      std::cerr << "cvmadm: unknown command '" << Printable(words[0])
+                << "'\n\n";
+      usage(std::cerr, "");
+      return kExitUsage;
+    }
+    if (words.size() == 1 && help) {
+      usage(std::cout, words[0]);
+      return 0;
+    }
+    if (words.size() == 1) {
+      std::cerr << "cvmadm: " << words[0] << ": missing verb\n\n";
+    } else {
+      std::cerr << "cvmadm: " << words[0] << ": unknown verb '"
+                << Printable(words[1]) << "'\n\n";
+    }
+    usage(std::cerr, words[0]);
+    return kExitUsage;
+  }
+
+  const Action& action = *match;
+  const std::string command = Joined(action.command);
+  po::options_description positional("Arguments");
+  po::options_description options("Options");
+  action.get_arguments(&positional, &options);
+  po::positional_options_description positional_order;
+  std::string positional_usage;
+  for (const auto& opt : positional.options()) {
+    positional_order.add(opt->long_name().c_str(), 1);
+    positional_usage += " <" + opt->long_name() + ">";
+  }
+  const auto action_help = [&](std::ostream& out) {
+    out << "Usage: cvmadm " << command << positional_usage
+        << (options.options().empty() ? "" : " [options]") << "\n\n"
+        << action.description << "\n\n";
+    if (!positional.options().empty()) {
+      out << "Arguments:\n";
+      for (const auto& opt : positional.options()) {
+        out << fmt::format(
+            "  <{}>{:<{}} {}\n", opt->long_name(), "",
+            std::max<int>(1, 18 - static_cast<int>(opt->long_name().size())),
+            opt->description());
+      }
+      out << "\n";
+    }
+    if (!options.options().empty()) out << options << "\n";
+    out << global;
+  };
+  if (help) {
+    action_help(std::cout);
+    return 0;
+  }
+
+  // Everything but the command words goes to the action's parser.
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (std::find(word_index.begin(), word_index.end(), i) ==
+        word_index.end()) {
+      rest.push_back(args[i]);
+    }
+  }
+  po::options_description all;
+  all.add(positional).add(options).add(global);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(rest)
+                  .options(all)
+                  .positional(positional_order)
+                  .style(po::command_line_style::default_style &
+                         ~po::command_line_style::allow_guessing)
+                  .run(),
+              vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::string what = e.what();
+    // Boost calls positionals "--name"; say "<name>".
+    for (const auto& opt : positional.options()) {
+      const std::string flag = "--" + opt->long_name();
+      for (size_t p; (p = what.find(flag)) != std::string::npos;) {
+        what.replace(p, flag.size(), "<" + opt->long_name() + ">");
+      }
+    }
+    std::cerr << "cvmadm: " << command << ": " << what << "\n\n";
+    action_help(std::cerr);
+    return kExitUsage;
+  }
+
+  Context ctx;
+  ctx.socket_path = socket;
+  ctx.json = json;
+  CliResult result;
+  int err = 0;
+  try {
+    err = action.execute(vm, ctx, &result);
+  } catch (const std::exception& e) {  // boundary: report, never abort
+    err = -EFAULT;
+    result.error = fmt::format("internal error: {}", e.what());
+  }
+  if (err != 0 && result.err == 0) result.err = err;
+  return Print(result, ctx, command);
+}
+
+int Fail(CliResult* result, const Status& status) {
+  result->err = CodeToErrno(status.code());
+  if (result->err == 0) result->err = -EFAULT;
+  result->error = status.message();
+  return result->err;
+}
+
+int CallDaemon(Context& ctx, std::string_view op, const nlohmann::json& args,
+               CliResult* result) {
+  Result<nlohmann::json> reply = ctx.client().Call(op, args);
+  if (!reply.ok()) return Fail(result, reply.status());
+  result->data = std::move(reply).value();
+  return 0;
+}
+
+Result<uint64_t> SizeOption(const po::variables_map& vm,
+                            const std::string& name) {
+  auto parsed = ParseSize(vm[name].as<std::string>());
+  if (!parsed.ok()) {
+    return InvalidArgument(
+        fmt::format("--{}: {}", name, parsed.status().message()));
+  }
+  return parsed;
+}
+
+Result<uint64_t> IdArgument(const po::variables_map& vm,
+                            const std::string& name) {
+  const std::string text = vm[name].as<std::string>();
+  uint64_t id = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || ptr != text.data() + text.size() || id == 0) {
+    return InvalidArgument(fmt::format("<{}> '{}' is not a positive integer",
+                                       name, Printable(text)));
+  }
+  return id;
+}
+
+std::string RenderTable(const std::vector<std::string>& headers,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(headers.size());
+  for (size_t c = 0; c < headers.size(); ++c) widths[c] = headers[c].size();
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
+      widths[c] = std::max(widths[c], row[c].size());
+    }
+  }
+  std::string out;
+  const auto line = [&](const std::vector<std::string>& cells) {
+    std::string l;
+    for (size_t c = 0; c < headers.size(); ++c) {
+      const std::string& cell = c < cells.size() ? cells[c] : "";
+      l += c + 1 == headers.size() ? cell
+                                   : fmt::format("{:<{}}  ", cell, widths[c]);
+    }
+    while (!l.empty() && l.back() == ' ') l.pop_back();
+    out += l + "\n";
+  };
+  line(headers);
+  for (const auto& row : rows) line(row);
+  return out;
+}
+
+std::string RenderFields(
+    const std::vector<std::pair<std::string, std::string>>& fields) {
+  size_t width = 0;
+  for (const auto& [k, v] : fields) width = std::max(width, k.size() + 1);
+  std::string out;
+  for (const auto& [k, v] : fields) {
+    out += fmt::format("{:<{}} {}\n", k + ":", width, v);
+  }
+  return out;
+}
+
+}  // namespace cvm::adm

@@ -1,0 +1,208 @@
+// cvmd: the CVM metadata daemon. Owns the RocksDB metadata store and serves
+// the local API on a unix socket until SIGTERM or SIGINT.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "api.h"
+#include "api_server.h"
+#include "log.h"
+#include "metadata_store.h"
+#include "unix_socket.h"
+#include "version.h"
+
+namespace po = boost::program_options;
+
+namespace cvm {
+namespace {
+
+struct Config {
+  std::string db = "/var/lib/cvm/db";
+  std::string socket = kDefaultSocketPath;
+  std::string pid_file;
+  bool foreground = false;
+  bool debug = false;
+};
+
+// Without --foreground the parent waits on this pipe until the daemon either
+// serves (it writes "R") or fails (it writes the reason), so `cvmd && cvmadm`
+// works and a failed start still reports why and exits non-zero.
+class Readiness {
+ public:
+  void Detach() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      std::perror("cvmd: pipe");
+      std::exit(1);
+    }
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      std::perror("cvmd: fork");
+      std::exit(1);
+    }
+    if (pid > 0) {
+      ::close(fds[1]);
+      std::string message;
+      char buf[512];
+      ssize_t n;
+      while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) message.append(buf, n);
+      if (message == "R") std::exit(0);
+      std::fprintf(
+          stderr, "cvmd: %s\n",
+          message.empty() ? "daemon exited during startup" : message.c_str());
+      std::exit(1);
+    }
+    ::close(fds[0]);
+    fd_ = fds[1];
+    ::setsid();
+    if (::chdir("/") != 0) {
+      // Not fatal: only avoids pinning the start directory.
+    }
+    const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd >= 0) {
+      ::dup2(null_fd, STDIN_FILENO);
+      ::dup2(null_fd, STDOUT_FILENO);  // logs stay on stderr
+      ::close(null_fd);
+    }
+  }
+  void Ready() { Send("R"); }
+  void Failed(const std::string& reason) { Send(reason); }
+
+ private:
+  void Send(const std::string& text) {
+    if (fd_ < 0) return;
+    [[maybe_unused]] ssize_t n = ::write(fd_, text.data(), text.size());
+    ::close(fd_);
+    fd_ = -1;
+  }
+  int fd_ = -1;
+};
+
+int Fail(Readiness& readiness, const std::string& message) {
+  LogError("{}", message);
+  readiness.Failed(message);
+  return 1;
+}
+
+int Serve(const Config& config) {
+  Readiness readiness;
+  // Refuse before detaching, so the error reaches the terminal directly.
+  auto live = SocketIsLive(config.socket);
+  if (!live.ok()) return Fail(readiness, live.status().message());
+  if (*live) {
+    return Fail(readiness, fmt::format("socket {} is in use by a running cvmd; "
+                                       "stop it first",
+                                       config.socket));
+  }
+  if (!config.foreground) readiness.Detach();
+
+  // Block the stop signals in every thread (RocksDB's included) and take them
+  // through a signalfd that the server loop polls.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  UniqueFd signal_fd(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd.valid()) return Fail(readiness, "signalfd failed");
+
+  std::error_code ec;
+  std::filesystem::create_directories(config.db, ec);
+  if (ec) {
+    return Fail(readiness,
+                fmt::format("cannot create database directory {}: {}",
+                            config.db, ec.message()));
+  }
+  auto store = MetadataStore::Open(config.db);
+  if (!store.ok()) return Fail(readiness, store.status().message());
+
+  const int64_t started = std::time(nullptr);
+  Api api(**store);
+  api.SetStatusInfo([&config, started] {
+    return nlohmann::json{
+        {"pid", ::getpid()}, {"socket", config.socket}, {"started", started}};
+  });
+  ServerOptions server_options;
+  server_options.socket_path = config.socket;
+  ApiServer server(api, server_options);
+  if (Status s = server.Listen(); !s.ok()) return Fail(readiness, s.message());
+
+  if (!config.pid_file.empty()) {
+    std::ofstream pid(config.pid_file, std::ios::trunc);
+    pid << ::getpid() << "\n";
+    if (!pid) {
+      return Fail(readiness, fmt::format("cannot write {}", config.pid_file));
+    }
+  }
+  auto epoch = (*store)->CurrentEpoch();
+  LogInfo("cvmd {} serving {} (database {}, map epoch {})", Version(),
+          config.socket, config.db, epoch.ok() ? *epoch : 0);
+  readiness.Ready();
+
+  Status run = server.Run(signal_fd.get());
+  signalfd_siginfo info{};
+  if (::read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
+    LogInfo("received {}, shutting down",
+            strsignal(static_cast<int>(info.ssi_signo)));
+  }
+  if (!config.pid_file.empty()) std::filesystem::remove(config.pid_file, ec);
+  if (!run.ok()) {
+    LogError("server failed: {}", run.message());
+    return 1;
+  }
+  LogInfo("stopped");
+  return 0;  // server (socket file) and store (database) close on return
+}
+
+}  // namespace
+}  // namespace cvm
+
+int main(int argc, char** argv) {
+  cvm::SetLogTag("cvmd");
+  cvm::Config config;
+  po::options_description options("Usage: cvmd [options]\n\nOptions");
+  options.add_options()("help,h", "show this help")("version",
+                                                    "print the version")(
+      "db", po::value(&config.db)->value_name("DIR")->default_value(config.db),
+      "metadata database directory (RocksDB)")(
+      "socket",
+      po::value(&config.socket)
+          ->value_name("PATH")
+          ->default_value(config.socket),
+      "unix socket for the local API")(
+      "foreground,f", po::bool_switch(&config.foreground),
+      "stay in the foreground (default: detach once serving)")(
+      "pid-file", po::value(&config.pid_file)->value_name("PATH"),
+      "write the daemon's pid here")("debug", po::bool_switch(&config.debug),
+                                     "log debug messages");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "cvmd: " << e.what() << "\n\n" << options << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << options << "\n";
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "cvmd " << cvm::Version() << "\n";
+    return 0;
+  }
+  if (config.debug) cvm::SetLogLevel(cvm::LogLevel::kDebug);
+  return cvm::Serve(config);
+}

@@ -1,0 +1,495 @@
+#include "api.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "log.h"
+#include "version.h"
+
+namespace cvm {
+
+using nlohmann::json;
+
+struct Api::OpEntry {
+  std::string_view name;
+  Result<json> (Api::*handler)(JsonFields&);
+};
+
+const std::vector<Api::OpEntry>& Api::Table() {
+  static const std::vector<OpEntry> table = {
+      {"status", &Api::DaemonStatus},
+      {"ops", &Api::ListOps},
+      {"host.add", &Api::HostAdd},
+      {"host.list", &Api::HostList},
+      {"host.get", &Api::HostGet},
+      {"host.remove", &Api::HostRemove},
+      {"device.add", &Api::DeviceAdd},
+      {"device.list", &Api::DeviceList},
+      {"device.get", &Api::DeviceGet},
+      {"device.remove", &Api::DeviceRemove},
+      {"device.set_state", &Api::DeviceSetState},
+      {"pool.create", &Api::PoolCreate},
+      {"pool.list", &Api::PoolList},
+      {"pool.get", &Api::PoolGet},
+      {"pool.delete", &Api::PoolDelete},
+      {"volume.create", &Api::VolumeCreate},
+      {"volume.list", &Api::VolumeList},
+      {"volume.get", &Api::VolumeGet},
+      {"volume.delete", &Api::VolumeDelete},
+      {"snapshot.create", &Api::SnapshotCreate},
+      {"snapshot.list", &Api::SnapshotList},
+      {"snapshot.delete", &Api::SnapshotDelete},
+      {"map.epoch", &Api::MapEpochOp},
+      {"map.history", &Api::MapHistory},
+  };
+  return table;
+}
+
+Api::Api(MetadataStore& store) : store_(store) {}
+
+std::vector<std::string> Api::Ops() const {
+  std::vector<std::string> names;
+  for (const auto& e : Table()) names.emplace_back(e.name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Result<json> Api::Call(std::string_view op, const json& args) {
+  for (const auto& entry : Table()) {
+    if (entry.name != op) continue;
+    JsonFields fields(args, "argument", Code::kInvalidArgument);
+    CVM_RETURN_IF_ERROR(fields.status().WithContext("args"));
+    // The boundary: a handler bug must cost one request, not the daemon.
+    try {
+      return (this->*entry.handler)(fields);
+    } catch (const std::exception& e) {
+      return Internal(fmt::format("{} failed: {}", op, e.what()));
+    }
+  }
+  return Status(
+      Code::kUnknownOp,
+      fmt::format("unknown op '{}' (the 'ops' op lists them)", Printable(op)));
+}
+
+namespace {
+
+// Deeply nested input could exhaust the stack of a recursive consumer; refuse
+// it before parsing. Brackets inside strings do not count.
+bool TooDeep(std::string_view text) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxRequestDepth) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+Status BadRequest(std::string m) { return {Code::kBadRequest, std::move(m)}; }
+
+// Changes are logged (the daemon's audit trail); reads only at debug level.
+void LogRequest(std::string_view op, const Status& status) {
+  const bool read_only = op == "status" || op == "ops" ||
+                         op.starts_with("map.") || op.ends_with(".list") ||
+                         op.ends_with(".get");
+  if (read_only) {
+    LogDebug("{}: {}", op, status.ToString());
+  } else {
+    LogInfo("{}: {}", Printable(op), status.ToString());
+  }
+}
+
+}  // namespace
+
+json OkResponse(json data) { return {{"ok", true}, {"data", std::move(data)}}; }
+
+json ErrorResponse(const Status& status) {
+  return {{"ok", false},
+          {"error",
+           {{"code", CodeName(status.code())}, {"message", status.message()}}}};
+}
+
+json Api::HandleRequest(std::string_view text) {
+  if (text.size() > kMaxRequestBytes) {
+    return ErrorResponse(
+        BadRequest(fmt::format("request of {} bytes exceeds the {}-byte limit",
+                               text.size(), kMaxRequestBytes)));
+  }
+  if (TooDeep(text)) {
+    return ErrorResponse(BadRequest(
+        fmt::format("request nests deeper than {} levels", kMaxRequestDepth)));
+  }
+  json request;
+  try {
+    request = json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    return ErrorResponse(
+        BadRequest(fmt::format("malformed JSON: {}", e.what())));
+  }
+  if (!request.is_object()) {
+    return ErrorResponse(BadRequest(fmt::format(
+        "request must be a JSON object, got {}", request.type_name())));
+  }
+  JsonFields fields(request, "request field", Code::kBadRequest);
+  fields.Expect({"op", "args", "id"});
+  const std::string op = fields.String("op");
+  const json* id = fields.Raw("id");
+  if (fields.ok() && id != nullptr && !id->is_string() && !id->is_number()) {
+    return ErrorResponse(
+        BadRequest("request field 'id' must be a string or number"));
+  }
+  json response;
+  if (!fields.ok()) {
+    response = ErrorResponse(fields.status());
+  } else {
+    const json* args = fields.Raw("args");
+    static const json kNoArgs = json::object();
+    Result<json> result = Call(op, args ? *args : kNoArgs);
+    LogRequest(op, result.status());
+    response = result.ok() ? OkResponse(std::move(result).value())
+                           : ErrorResponse(result.status());
+  }
+  if (id != nullptr && (id->is_string() || id->is_number()))
+    response["id"] = *id;
+  return response;
+}
+
+// ---- status ----
+
+Result<json> Api::DaemonStatus(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  CVM_ASSIGN_OR_RETURN(uint64_t epoch, store_.CurrentEpoch());
+  CVM_ASSIGN_OR_RETURN(Counts c, store_.Count());
+  json out = {{"version", Version()},
+              {"map_epoch", epoch},
+              {"db", store_.dir()},
+              {"counts",
+               {{"hosts", c.hosts},
+                {"devices", c.devices},
+                {"pools", c.pools},
+                {"volumes", c.volumes},
+                {"snapshots", c.snapshots}}}};
+  if (status_info_) out.update(status_info_());
+  return out;
+}
+
+Result<json> Api::ListOps(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  return json(Ops());
+}
+
+// ---- hosts ----
+
+Result<json> Api::HostAdd(JsonFields& a) {
+  a.Expect({"name", "addresses", "transport", "rack", "row"});
+  Host h;
+  h.name = a.String("name");
+  h.addresses = a.StringList("addresses");
+  const std::string transport = a.OptString("transport").value_or("tcp");
+  h.rack = a.OptString("rack").value_or("");
+  h.row = a.OptString("row").value_or("");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(h.transport, ParseTransport(transport));
+  CVM_ASSIGN_OR_RETURN(Host added, store_.AddHost(std::move(h)));
+  return ToJson(added);
+}
+
+Result<json> Api::HostList(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
+  json out = json::array();
+  for (const auto& h : hosts) out.push_back(ToJson(h));
+  return out;
+}
+
+Result<json> Api::HostGet(JsonFields& a) {
+  a.Expect({"name"});
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(Host h, store_.GetHost(name));
+  return ToJson(h);
+}
+
+Result<json> Api::HostRemove(JsonFields& a) {
+  a.Expect({"name"});
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(store_.RemoveHost(name));
+  return json{{"removed", name}};
+}
+
+// ---- devices ----
+
+Result<json> Api::DeviceJson(const Device& d) {
+  json out = ToJson(d);
+  CVM_ASSIGN_OR_RETURN(Host h, store_.GetHostById(d.host_id));
+  out["host"] = h.name;
+  return out;
+}
+
+Result<json> Api::DeviceAdd(JsonFields& a) {
+  a.Expect({"host", "path", "capacity", "weight", "class"});
+  DeviceSpec spec;
+  spec.host = a.String("host");
+  spec.path = a.String("path");
+  spec.capacity = a.U64("capacity");
+  spec.weight = a.OptDouble("weight").value_or(1.0);
+  spec.device_class = a.OptString("class").value_or("nvme");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(Device d, store_.AddDevice(spec));
+  return DeviceJson(d);
+}
+
+Result<json> Api::DeviceList(JsonFields& a) {
+  a.Expect({"host"});
+  const auto host = a.OptString("host");
+  CVM_RETURN_IF_ERROR(a.status());
+  uint64_t host_id = 0;
+  if (host) {
+    CVM_ASSIGN_OR_RETURN(Host h, store_.GetHost(*host));
+    host_id = h.id;
+  }
+  CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
+  std::map<uint64_t, std::string> names;
+  for (const auto& h : hosts) names[h.id] = h.name;
+  CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
+  json out = json::array();
+  for (const auto& d : devices) {
+    if (host_id != 0 && d.host_id != host_id) continue;
+    json j = ToJson(d);
+    j["host"] = names.count(d.host_id) ? names[d.host_id] : "?";
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<json> Api::DeviceGet(JsonFields& a) {
+  a.Expect({"id"});
+  const uint64_t id = a.U64("id");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(Device d, store_.GetDevice(id));
+  return DeviceJson(d);
+}
+
+Result<json> Api::DeviceRemove(JsonFields& a) {
+  a.Expect({"id"});
+  const uint64_t id = a.U64("id");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(store_.RemoveDevice(id));
+  return json{{"removed", id}};
+}
+
+Result<json> Api::DeviceSetState(JsonFields& a) {
+  a.Expect({"id", "up", "in"});
+  const uint64_t id = a.U64("id");
+  const auto up = a.OptBool("up");
+  const auto in = a.OptBool("in");
+  CVM_RETURN_IF_ERROR(a.status());
+  if (!up && !in) return InvalidArgument("give 'up', 'in' or both");
+  CVM_ASSIGN_OR_RETURN(Device d, store_.SetDeviceState(id, up, in));
+  return DeviceJson(d);
+}
+
+// ---- pools ----
+
+Result<json> Api::PoolCreate(JsonFields& a) {
+  a.Expect({"name", "policy", "failure_domain", "pg_num", "device_class"});
+  Pool p;
+  p.name = a.String("name");
+  const json* policy = a.Raw("policy");
+  const std::string domain = a.OptString("failure_domain").value_or("host");
+  const uint64_t pg_num = a.OptU64("pg_num").value_or(kDefaultPgNum);
+  p.device_class = a.OptString("device_class").value_or("");
+  if (a.ok() && policy == nullptr) {
+    return InvalidArgument("argument 'policy' is required");
+  }
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(p.policy,
+                       PolicyFromJson(*policy, Code::kInvalidArgument));
+  CVM_ASSIGN_OR_RETURN(p.failure_domain, ParseFailureDomain(domain));
+  if (pg_num > kMaxPgNum) {
+    return InvalidArgument(fmt::format(
+        "pg_num {} must be a power of two from 1 to {}", pg_num, kMaxPgNum));
+  }
+  p.pg_num = static_cast<uint32_t>(pg_num);
+  CVM_ASSIGN_OR_RETURN(Pool created, store_.CreatePool(std::move(p)));
+  return ToJson(created);
+}
+
+Result<json> Api::PoolList(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  CVM_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  json out = json::array();
+  for (const auto& p : pools) out.push_back(ToJson(p));
+  return out;
+}
+
+Result<json> Api::PoolGet(JsonFields& a) {
+  a.Expect({"name"});
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(Pool p, store_.GetPool(name));
+  return ToJson(p);
+}
+
+Result<json> Api::PoolDelete(JsonFields& a) {
+  a.Expect({"name"});
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(store_.DeletePool(name));
+  return json{{"deleted", name}};
+}
+
+// ---- volumes ----
+
+Result<json> Api::VolumeJson(const Volume& v) {
+  json out = ToJson(v);
+  CVM_ASSIGN_OR_RETURN(Pool p, store_.GetPoolById(v.pool_id));
+  out["pool"] = p.name;
+  return out;
+}
+
+Result<json> Api::VolumeCreate(JsonFields& a) {
+  a.Expect(
+      {"name", "pool", "size", "object_size", "stripe_unit", "provisioning"});
+  VolumeSpec spec;
+  spec.name = a.String("name");
+  spec.pool = a.String("pool");
+  spec.size = a.U64("size");
+  spec.object_size = a.OptU64("object_size").value_or(kDefaultObjectSize);
+  spec.stripe_unit = a.OptU64("stripe_unit");
+  const std::string provisioning = a.OptString("provisioning").value_or("thin");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(spec.provisioning, ParseProvisioning(provisioning));
+  CVM_ASSIGN_OR_RETURN(Volume v, store_.CreateVolume(spec));
+  return VolumeJson(v);
+}
+
+Result<json> Api::VolumeList(JsonFields& a) {
+  a.Expect({"pool"});
+  const auto pool = a.OptString("pool");
+  CVM_RETURN_IF_ERROR(a.status());
+  uint64_t pool_id = 0;
+  if (pool) {
+    CVM_ASSIGN_OR_RETURN(Pool p, store_.GetPool(*pool));
+    pool_id = p.id;
+  }
+  CVM_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  std::map<uint64_t, std::string> names;
+  for (const auto& p : pools) names[p.id] = p.name;
+  CVM_ASSIGN_OR_RETURN(auto volumes, store_.ListVolumes());
+  json out = json::array();
+  for (const auto& v : volumes) {
+    if (pool_id != 0 && v.pool_id != pool_id) continue;
+    json j = ToJson(v);
+    j["pool"] = names.count(v.pool_id) ? names[v.pool_id] : "?";
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<json> Api::VolumeGet(JsonFields& a) {
+  a.Expect({"name"});
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
+  CVM_ASSIGN_OR_RETURN(json out, VolumeJson(v));
+  CVM_ASSIGN_OR_RETURN(auto snapshots, store_.ListSnapshots());
+  json snaps = json::array();
+  for (const auto& s : snapshots) {
+    if (s.volume_id == v.id) snaps.push_back(s.name);
+  }
+  out["snapshots"] = std::move(snaps);
+  return out;
+}
+
+Result<json> Api::VolumeDelete(JsonFields& a) {
+  a.Expect({"name"});
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(store_.DeleteVolume(name));
+  return json{{"deleted", name}};
+}
+
+// ---- snapshots ----
+
+Result<json> Api::SnapshotCreate(JsonFields& a) {
+  a.Expect({"volume", "name"});
+  const std::string volume = a.String("volume");
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(Snapshot s, store_.CreateSnapshot(volume, name));
+  json out = ToJson(s);
+  out["volume"] = volume;
+  return out;
+}
+
+Result<json> Api::SnapshotList(JsonFields& a) {
+  a.Expect({"volume"});
+  const auto volume = a.OptString("volume");
+  CVM_RETURN_IF_ERROR(a.status());
+  uint64_t volume_id = 0;
+  if (volume) {
+    CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(*volume));
+    volume_id = v.id;
+  }
+  CVM_ASSIGN_OR_RETURN(auto volumes, store_.ListVolumes());
+  std::map<uint64_t, std::string> names;
+  for (const auto& v : volumes) names[v.id] = v.name;
+  CVM_ASSIGN_OR_RETURN(auto snapshots, store_.ListSnapshots());
+  json out = json::array();
+  for (const auto& s : snapshots) {
+    if (volume_id != 0 && s.volume_id != volume_id) continue;
+    json j = ToJson(s);
+    j["volume"] = names.count(s.volume_id) ? names[s.volume_id] : "?";
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<json> Api::SnapshotDelete(JsonFields& a) {
+  a.Expect({"volume", "name"});
+  const std::string volume = a.String("volume");
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(store_.DeleteSnapshot(volume, name));
+  return json{{"deleted", volume + "@" + name}};
+}
+
+// ---- map ----
+
+Result<json> Api::MapEpochOp(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  CVM_ASSIGN_OR_RETURN(uint64_t epoch, store_.CurrentEpoch());
+  return json{{"epoch", epoch}};
+}
+
+Result<json> Api::MapHistory(JsonFields& a) {
+  a.Expect({"limit"});
+  const uint64_t limit = a.OptU64("limit").value_or(0);
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(auto history,
+                       store_.EpochHistory(static_cast<size_t>(limit)));
+  json out = json::array();
+  for (const auto& e : history) out.push_back(ToJson(e));
+  return out;
+}
+
+}  // namespace cvm

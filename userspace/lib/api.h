@@ -1,0 +1,88 @@
+#pragma once
+
+// The local API: ops named "noun.verb" taking a JSON object of arguments and
+// returning JSON data or a Status. It knows nothing about sockets, so the unix
+// socket server and the future REST front end are thin wrappers around
+// Api::Call / Api::HandleRequest.
+//
+// Wire shape (one JSON object per request and per response):
+//   request:  {"op": "volume.create", "args": {...}, "id": <optional>}
+//   response: {"ok": true, "data": ...}
+//             {"ok": false, "error": {"code": "not_found", "message": "..."}}
+// "id", when given (string or number), is echoed back.
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "json_fields.h"
+#include "metadata_store.h"
+#include "status.h"
+
+namespace cvm {
+
+inline constexpr size_t kMaxRequestBytes = 1 << 20;
+inline constexpr int kMaxRequestDepth = 32;
+
+class Api {
+ public:
+  explicit Api(MetadataStore& store);
+
+  // Extra fields merged into the "status" op's answer (pid, socket, ...).
+  void SetStatusInfo(std::function<nlohmann::json()> info) {
+    status_info_ = std::move(info);
+  }
+
+  // Runs one op. Never throws; bad args are kInvalidArgument, unknown ops
+  // kUnknownOp.
+  Result<nlohmann::json> Call(std::string_view op, const nlohmann::json& args);
+
+  // Parses one request text, runs it and returns the response object.
+  nlohmann::json HandleRequest(std::string_view request_text);
+
+  // Every op name, sorted.
+  std::vector<std::string> Ops() const;
+
+ private:
+  struct OpEntry;
+  static const std::vector<OpEntry>& Table();
+
+  Result<nlohmann::json> DaemonStatus(JsonFields& a);
+  Result<nlohmann::json> ListOps(JsonFields& a);
+  Result<nlohmann::json> HostAdd(JsonFields& a);
+  Result<nlohmann::json> HostList(JsonFields& a);
+  Result<nlohmann::json> HostGet(JsonFields& a);
+  Result<nlohmann::json> HostRemove(JsonFields& a);
+  Result<nlohmann::json> DeviceAdd(JsonFields& a);
+  Result<nlohmann::json> DeviceList(JsonFields& a);
+  Result<nlohmann::json> DeviceGet(JsonFields& a);
+  Result<nlohmann::json> DeviceRemove(JsonFields& a);
+  Result<nlohmann::json> DeviceSetState(JsonFields& a);
+  Result<nlohmann::json> PoolCreate(JsonFields& a);
+  Result<nlohmann::json> PoolList(JsonFields& a);
+  Result<nlohmann::json> PoolGet(JsonFields& a);
+  Result<nlohmann::json> PoolDelete(JsonFields& a);
+  Result<nlohmann::json> VolumeCreate(JsonFields& a);
+  Result<nlohmann::json> VolumeList(JsonFields& a);
+  Result<nlohmann::json> VolumeGet(JsonFields& a);
+  Result<nlohmann::json> VolumeDelete(JsonFields& a);
+  Result<nlohmann::json> SnapshotCreate(JsonFields& a);
+  Result<nlohmann::json> SnapshotList(JsonFields& a);
+  Result<nlohmann::json> SnapshotDelete(JsonFields& a);
+  Result<nlohmann::json> MapEpochOp(JsonFields& a);
+  Result<nlohmann::json> MapHistory(JsonFields& a);
+
+  // Record JSON with references resolved to names for readers.
+  Result<nlohmann::json> DeviceJson(const Device& d);
+  Result<nlohmann::json> VolumeJson(const Volume& v);
+
+  MetadataStore& store_;
+  std::function<nlohmann::json()> status_info_;
+};
+
+nlohmann::json OkResponse(nlohmann::json data);
+nlohmann::json ErrorResponse(const Status& status);
+
+}  // namespace cvm

@@ -1,0 +1,246 @@
+#include "api_server.h"
+
+#include <errno.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "json_fields.h"
+#include "log.h"
+#include "unix_socket.h"
+
+namespace cvm {
+
+using Clock = std::chrono::steady_clock;
+
+struct ApiServer::Connection {
+  UniqueFd fd;
+  uint64_t id = 0;
+  std::string in;   // bytes received, not yet a complete line
+  std::string out;  // responses not yet sent
+  Clock::time_point last_active;
+  bool read_closed = false;  // peer finished sending, or we stopped reading
+};
+
+ApiServer::ApiServer(Api& api, ServerOptions options)
+    : api_(api),
+      options_(std::move(options)),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+ApiServer::~ApiServer() {
+  if (bound_) {
+    listen_fd_.reset();
+    ::unlink(options_.socket_path.c_str());
+  }
+}
+
+Status ApiServer::Listen() {
+  if (!wake_fd_.valid())
+    return IoError(fmt::format("eventfd: {}", strerror(errno)));
+  const std::string& path = options_.socket_path;
+  sockaddr_un addr;
+  CVM_RETURN_IF_ERROR(MakeUnixAddress(path, &addr));
+  CVM_ASSIGN_OR_RETURN(bool live, SocketIsLive(path));
+  if (live) {
+    return Unavailable(fmt::format(
+        "socket {} is in use by a running cvmd; stop it first", path));
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    LogInfo("removing stale socket {}", path);
+    ::unlink(path.c_str());
+  }
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return IoError(
+          fmt::format("cannot create {}: {}", parent.string(), ec.message()));
+    }
+  }
+  listen_fd_.reset(
+      ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listen_fd_.valid())
+    return IoError(fmt::format("socket: {}", strerror(errno)));
+  if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
+             sizeof(addr)) != 0) {
+    return IoError(fmt::format("cannot bind {}: {}", path, strerror(errno)));
+  }
+  bound_ = true;
+  if (::chmod(path.c_str(), options_.socket_mode) != 0) {
+    return IoError(fmt::format("cannot chmod {}: {}", path, strerror(errno)));
+  }
+  if (::listen(listen_fd_.get(), 64) != 0) {
+    return IoError(
+        fmt::format("cannot listen on {}: {}", path, strerror(errno)));
+  }
+  return {};
+}
+
+void ApiServer::Stop() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void ApiServer::Accept(std::vector<Connection>& conns) {
+  static uint64_t next_id = 1;
+  for (;;) {
+    UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr,
+                          SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        LogWarn("accept on {}: {}", options_.socket_path, strerror(errno));
+      }
+      return;
+    }
+    if (conns.size() >= options_.max_connections) {
+      // Best effort: tell the client why, then hang up.
+      const std::string busy =
+          DumpJson(ErrorResponse(Unavailable(
+              fmt::format("cvmd is serving {} connections already; retry later",
+                          conns.size())))) +
+          "\n";
+      [[maybe_unused]] ssize_t n =
+          ::send(fd.get(), busy.data(), busy.size(), MSG_NOSIGNAL);
+      continue;
+    }
+    Connection c;
+    c.fd = std::move(fd);
+    c.id = next_id++;
+    c.last_active = Clock::now();
+    conns.push_back(std::move(c));
+  }
+}
+
+void ApiServer::ProcessLines(Connection& c) {
+  size_t start = 0;
+  for (;;) {
+    const size_t nl = c.in.find('\n', start);
+    if (nl == std::string::npos) break;
+    std::string_view line(c.in.data() + start, nl - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") != std::string_view::npos) {
+      c.out += DumpJson(api_.HandleRequest(line));
+      c.out += '\n';
+    }
+    start = nl + 1;
+  }
+  c.in.erase(0, start);
+  if (c.in.size() > kMaxRequestBytes) {
+    c.out += DumpJson(ErrorResponse(Status(
+        Code::kBadRequest, fmt::format("request line exceeds {} bytes; closing",
+                                       kMaxRequestBytes))));
+    c.out += '\n';
+    c.in.clear();
+    c.read_closed = true;
+  }
+}
+
+bool ApiServer::ReadFrom(Connection& c) {
+  char buf[64 * 1024];
+  while (!c.read_closed && c.out.size() < options_.max_pending_output) {
+    const ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), 0);
+    if (n > 0) {
+      c.in.append(buf, static_cast<size_t>(n));
+      c.last_active = Clock::now();
+      ProcessLines(c);
+      continue;
+    }
+    if (n == 0) {
+      // A last request without its newline still gets an answer.
+      if (c.in.find_first_not_of(" \t\r\n") != std::string::npos) {
+        c.in += '\n';
+        ProcessLines(c);
+      }
+      c.read_closed = true;
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+    LogDebug("connection {}: recv: {}", c.id, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+bool ApiServer::WriteTo(Connection& c) {
+  while (!c.out.empty()) {
+    const ssize_t n =
+        ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out.erase(0, static_cast<size_t>(n));
+      c.last_active = Clock::now();
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    LogDebug("connection {}: send: {}", c.id, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+Status ApiServer::Run(int stop_fd) {
+  if (!listen_fd_.valid()) return Internal("Run() before Listen()");
+  std::vector<Connection> conns;
+  std::vector<pollfd> fds;
+  for (;;) {
+    fds.clear();
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    fds.push_back({stop_fd, POLLIN, 0});  // poll ignores a negative fd
+    fds.push_back({listen_fd_.get(), POLLIN, 0});
+    const size_t first_conn = fds.size();
+    auto now = Clock::now();
+    auto wait = std::chrono::milliseconds(1000);
+    for (const auto& c : conns) {
+      short events = 0;
+      if (!c.read_closed && c.out.size() < options_.max_pending_output)
+        events |= POLLIN;
+      if (!c.out.empty()) events |= POLLOUT;
+      fds.push_back({c.fd.get(), events, 0});
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          c.last_active + options_.idle_timeout - now);
+      wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+    }
+    const int n =
+        ::poll(fds.data(), fds.size(), static_cast<int>(wait.count()) + 1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError(fmt::format("poll: {}", strerror(errno)));
+    }
+    if (fds[0].revents != 0 || fds[1].revents != 0) break;
+
+    now = Clock::now();
+    std::vector<Connection> kept;
+    kept.reserve(conns.size());
+    for (size_t i = 0; i < conns.size(); ++i) {
+      Connection& c = conns[i];
+      const short revents = fds[first_conn + i].revents;
+      bool keep = true;
+      if (revents & (POLLIN | POLLHUP | POLLERR)) keep = ReadFrom(c);
+      if (keep && !c.out.empty()) keep = WriteTo(c);
+      if (keep && c.read_closed && c.out.empty()) keep = false;
+      if (keep && now - c.last_active > options_.idle_timeout) {
+        LogInfo("connection {}: idle for {} ms, closing", c.id,
+                options_.idle_timeout.count());
+        keep = false;
+      }
+      if (keep) kept.push_back(std::move(c));
+    }
+    conns = std::move(kept);
+    if (fds[2].revents & POLLIN) Accept(conns);
+  }
+  return {};
+}
+
+}  // namespace cvm

@@ -1,0 +1,637 @@
+#include "metadata_store.h"
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+
+#include "json_fields.h"
+
+namespace cvm {
+namespace {
+
+constexpr Cf kAllCfs[] = {Cf::kMeta,     Cf::kHosts,   Cf::kDevices,
+                          Cf::kPools,    Cf::kVolumes, Cf::kSnapshots,
+                          Cf::kMapEpochs};
+
+constexpr std::string_view kSchemaKey = "schema_version";
+constexpr std::string_view kEpochKey = "map_epoch";
+
+std::string CounterKey(std::string_view kind) {
+  return fmt::format("next_id/{}", kind);
+}
+
+rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return {};
+  if (s.IsCorruption()) {
+    return Corruption(fmt::format("{}: {}", what, s.ToString()));
+  }
+  return IoError(fmt::format("{}: {}", what, s.ToString()));
+}
+
+Result<uint64_t> ParseDecimal(std::string_view text, std::string_view what) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
+    return Corruption(fmt::format("meta '{}' holds '{}', not a number", what,
+                                  Printable(text)));
+  }
+  return v;
+}
+
+Result<uint64_t> DecodeIdKey(std::string_view key, Cf cf) {
+  if (key.size() != 8) {
+    return Corruption(
+        fmt::format("{}: key of {} bytes, expected 8", CfName(cf), key.size()));
+  }
+  uint64_t id = 0;
+  for (unsigned char c : key) id = (id << 8) | c;
+  return id;
+}
+
+uint64_t RecordId(const Host& r) { return r.id; }
+uint64_t RecordId(const Device& r) { return r.id; }
+uint64_t RecordId(const Pool& r) { return r.id; }
+uint64_t RecordId(const Volume& r) { return r.id; }
+uint64_t RecordId(const Snapshot& r) { return r.id; }
+uint64_t RecordId(const MapEpoch& r) { return r.epoch; }
+
+// "'a', 'b', 'c' and 4 more": names what blocks a delete, bounded.
+std::string ListNames(const std::vector<std::string>& names) {
+  constexpr size_t kShown = 5;
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < kShown; ++i) {
+    out += (i ? ", " : "") + names[i];
+  }
+  if (names.size() > kShown) {
+    out += fmt::format(" and {} more", names.size() - kShown);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view CfName(Cf cf) {
+  switch (cf) {
+    case Cf::kMeta:
+      return "meta";
+    case Cf::kHosts:
+      return "hosts";
+    case Cf::kDevices:
+      return "devices";
+    case Cf::kPools:
+      return "pools";
+    case Cf::kVolumes:
+      return "volumes";
+    case Cf::kSnapshots:
+      return "snapshots";
+    case Cf::kMapEpochs:
+      return "map_epochs";
+  }
+  return "?";
+}
+
+std::string EncodeIdKey(uint64_t id) {
+  std::string key(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    key[i] = static_cast<char>(id & 0xff);
+    id >>= 8;
+  }
+  return key;
+}
+
+// Owns the DB and its column-family handles; handles must go before the DB.
+struct MetadataStore::Handles {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> all;  // everything opened
+  rocksdb::ColumnFamilyHandle* cf[std::size(kAllCfs)] = {};
+
+  rocksdb::ColumnFamilyHandle* operator[](Cf c) const {
+    return cf[static_cast<size_t>(c)];
+  }
+  ~Handles() {
+    if (!db) return;
+    for (auto* handle : all) db->DestroyColumnFamilyHandle(handle);
+    db->Close();
+  }
+};
+
+MetadataStore::MetadataStore(std::string dir, StoreOptions options,
+                             std::unique_ptr<Handles> handles)
+    : dir_(std::move(dir)),
+      options_(std::move(options)),
+      h_(std::move(handles)) {}
+
+MetadataStore::~MetadataStore() = default;
+
+Result<std::unique_ptr<MetadataStore>> MetadataStore::Open(
+    const std::string& dir, StoreOptions options) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.keep_log_file_num = 4;
+  db_options.max_log_file_size = 1 << 20;
+
+  // Open every family that exists (a newer version may have added some) plus
+  // the ones we need.
+  std::vector<std::string> names;
+  rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_options, dir, &names);
+  if (!ls.ok()) names.clear();  // a new database
+  if (std::find(names.begin(), names.end(),
+                rocksdb::kDefaultColumnFamilyName) == names.end()) {
+    names.push_back(rocksdb::kDefaultColumnFamilyName);
+  }
+  for (Cf cf : kAllCfs) {
+    if (std::find(names.begin(), names.end(), CfName(cf)) == names.end()) {
+      names.emplace_back(CfName(cf));
+    }
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : names) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+
+  auto handles = std::make_unique<Handles>();
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, dir, descriptors, &handles->all, &raw);
+  if (!s.ok()) {
+    const std::string text = s.ToString();
+    if (s.IsIOError() && (text.find("lock") != std::string::npos ||
+                          text.find("LOCK") != std::string::npos)) {
+      return Unavailable(fmt::format(
+          "metadata database {} is locked by another process (is another cvmd "
+          "running?): {}",
+          dir, text));
+    }
+    return FromRocks(s, fmt::format("cannot open metadata database {}", dir));
+  }
+  handles->db.reset(raw);
+  for (size_t i = 0; i < names.size(); ++i) {
+    for (Cf cf : kAllCfs) {
+      if (names[i] == CfName(cf))
+        handles->cf[static_cast<size_t>(cf)] = handles->all[i];
+    }
+  }
+
+  if (!options.clock)
+    options.clock = [] { return int64_t{std::time(nullptr)}; };
+  std::unique_ptr<MetadataStore> store(
+      new MetadataStore(dir, std::move(options), std::move(handles)));
+  CVM_RETURN_IF_ERROR(store->InitSchema());
+  return store;
+}
+
+Status MetadataStore::InitSchema() {
+  CVM_ASSIGN_OR_RETURN(auto version, GetRaw(Cf::kMeta, kSchemaKey));
+  if (version) {
+    CVM_ASSIGN_OR_RETURN(uint64_t v, ParseDecimal(*version, kSchemaKey));
+    if (v != kSchemaVersion) {
+      return Corruption(fmt::format(
+          "metadata database {} has schema version {}; this cvmd supports {}",
+          dir_, v, kSchemaVersion));
+    }
+    return {};
+  }
+  // No version: only a brand-new database may get one.
+  for (Cf cf : kAllCfs) {
+    CVM_ASSIGN_OR_RETURN(uint64_t n, CountKeys(cf));
+    if (n != 0) {
+      return Corruption(fmt::format(
+          "metadata database {} has records but no schema version", dir_));
+    }
+  }
+  rocksdb::WriteBatch batch;
+  batch.Put(h_->operator[](Cf::kMeta), ToSlice(kSchemaKey),
+            std::to_string(kSchemaVersion));
+  return Commit(batch);
+}
+
+int64_t MetadataStore::Now() const { return options_.clock(); }
+
+Status MetadataStore::Commit(rocksdb::WriteBatch& batch) {
+  if (options_.fail_commit && options_.fail_commit()) {
+    return IoError("commit failed (injected)");
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  return FromRocks(h_->db->Write(wo, &batch), "metadata commit");
+}
+
+Result<std::optional<std::string>> MetadataStore::GetRaw(Cf cf,
+                                                         std::string_view key) {
+  std::string value;
+  rocksdb::Status s =
+      h_->db->Get(rocksdb::ReadOptions(), (*h_)[cf], ToSlice(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CVM_RETURN_IF_ERROR(FromRocks(s, fmt::format("read {}", CfName(cf))));
+  return std::optional<std::string>(std::move(value));
+}
+
+Status MetadataStore::ScanRaw(
+    Cf cf,
+    const std::function<Status(std::string_view, std::string_view)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      h_->db->NewIterator(rocksdb::ReadOptions(), (*h_)[cf]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    CVM_RETURN_IF_ERROR(
+        fn(std::string_view(it->key().data(), it->key().size()),
+           std::string_view(it->value().data(), it->value().size())));
+  }
+  return FromRocks(it->status(), fmt::format("scan {}", CfName(cf)));
+}
+
+template <typename T>
+Result<std::vector<T>> MetadataStore::ScanAll(
+    Cf cf, Result<T> (*decode)(std::string_view)) {
+  std::vector<T> out;
+  Status s = ScanRaw(cf, [&](std::string_view key, std::string_view value) {
+    CVM_ASSIGN_OR_RETURN(uint64_t id, DecodeIdKey(key, cf));
+    Result<T> record = decode(value);
+    if (!record.ok()) {
+      return record.status().WithContext(fmt::format("{}/{}", CfName(cf), id));
+    }
+    if (RecordId(*record) != id) {
+      return Corruption(fmt::format("{}/{}: record says id {}", CfName(cf), id,
+                                    RecordId(*record)));
+    }
+    out.push_back(std::move(record).value());
+    return Status();
+  });
+  CVM_RETURN_IF_ERROR(s);
+  return out;
+}
+
+template <typename T>
+Result<std::optional<T>> MetadataStore::GetById(
+    Cf cf, uint64_t id, Result<T> (*decode)(std::string_view)) {
+  CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(cf, EncodeIdKey(id)));
+  if (!raw) return std::optional<T>();
+  Result<T> record = decode(*raw);
+  if (!record.ok()) {
+    return record.status().WithContext(fmt::format("{}/{}", CfName(cf), id));
+  }
+  if (RecordId(*record) != id) {
+    return Corruption(fmt::format("{}/{}: record says id {}", CfName(cf), id,
+                                  RecordId(*record)));
+  }
+  return std::optional<T>(std::move(record).value());
+}
+
+Result<uint64_t> MetadataStore::CountKeys(Cf cf) {
+  uint64_t n = 0;
+  CVM_RETURN_IF_ERROR(ScanRaw(cf, [&](std::string_view, std::string_view) {
+    ++n;
+    return Status();
+  }));
+  return n;
+}
+
+Result<uint64_t> MetadataStore::ReadCounter(std::string_view key) {
+  CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, key));
+  if (!raw) return uint64_t{0};
+  return ParseDecimal(*raw, key);
+}
+
+Result<uint64_t> MetadataStore::NextId(rocksdb::WriteBatch& batch,
+                                       std::string_view kind) {
+  const std::string key = CounterKey(kind);
+  CVM_ASSIGN_OR_RETURN(uint64_t last, ReadCounter(key));
+  const uint64_t id = last + 1;
+  batch.Put((*h_)[Cf::kMeta], key, std::to_string(id));
+  return id;
+}
+
+Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch,
+                                std::string reason) {
+  CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+  MapEpoch e{current + 1, Now(), std::move(reason)};
+  batch.Put((*h_)[Cf::kMeta], ToSlice(kEpochKey), std::to_string(e.epoch));
+  batch.Put((*h_)[Cf::kMapEpochs], EncodeIdKey(e.epoch), Encode(ToJson(e)));
+  return {};
+}
+
+// ---- hosts ----
+
+Result<Host> MetadataStore::AddHost(Host spec) {
+  CVM_RETURN_IF_ERROR(ValidateHost(spec));
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(auto hosts, ListHosts());
+  for (const auto& h : hosts) {
+    if (h.name == spec.name) {
+      return AlreadyExists(fmt::format("host '{}' already exists", spec.name));
+    }
+  }
+  rocksdb::WriteBatch batch;
+  CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "host"));
+  spec.created = Now();
+  batch.Put((*h_)[Cf::kHosts], EncodeIdKey(spec.id), Encode(ToJson(spec)));
+  CVM_RETURN_IF_ERROR(BumpEpoch(batch, fmt::format("host.add {}", spec.name)));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return spec;
+}
+
+Result<Host> MetadataStore::GetHost(std::string_view name) {
+  CVM_ASSIGN_OR_RETURN(auto hosts, ListHosts());
+  for (auto& h : hosts) {
+    if (h.name == name) return std::move(h);
+  }
+  return NotFound(fmt::format("host '{}' does not exist", Printable(name)));
+}
+
+Result<Host> MetadataStore::GetHostById(uint64_t id) {
+  CVM_ASSIGN_OR_RETURN(auto host, GetById(Cf::kHosts, id, &DecodeHost));
+  if (!host) return NotFound(fmt::format("host {} does not exist", id));
+  return std::move(*host);
+}
+
+Result<std::vector<Host>> MetadataStore::ListHosts() {
+  return ScanAll(Cf::kHosts, &DecodeHost);
+}
+
+Status MetadataStore::RemoveHost(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Host host, GetHost(name));
+  CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
+  std::vector<std::string> users;
+  for (const auto& d : devices) {
+    if (d.host_id == host.id)
+      users.push_back(fmt::format("{} ({})", d.id, d.path));
+  }
+  if (!users.empty()) {
+    return InUse(
+        fmt::format("host '{}' still has devices {}; remove them first",
+                    host.name, ListNames(users)));
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete((*h_)[Cf::kHosts], EncodeIdKey(host.id));
+  CVM_RETURN_IF_ERROR(
+      BumpEpoch(batch, fmt::format("host.remove {}", host.name)));
+  return Commit(batch);
+}
+
+// ---- devices ----
+
+Result<Device> MetadataStore::AddDevice(const DeviceSpec& spec) {
+  Device d;
+  d.path = spec.path;
+  d.capacity = spec.capacity;
+  d.weight = spec.weight;
+  d.device_class = spec.device_class;
+  CVM_RETURN_IF_ERROR(ValidateDevice(d));
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Host host, GetHost(spec.host));
+  CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
+  for (const auto& other : devices) {
+    if (other.host_id == host.id && other.path == d.path) {
+      return AlreadyExists(
+          fmt::format("device {} on host '{}' already exists as device {}",
+                      d.path, host.name, other.id));
+    }
+  }
+  d.host_id = host.id;
+  rocksdb::WriteBatch batch;
+  CVM_ASSIGN_OR_RETURN(d.id, NextId(batch, "device"));
+  d.created = Now();
+  batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
+  CVM_RETURN_IF_ERROR(BumpEpoch(
+      batch, fmt::format("device.add {} {}:{}", d.id, host.name, d.path)));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return d;
+}
+
+Result<Device> MetadataStore::GetDevice(uint64_t id) {
+  CVM_ASSIGN_OR_RETURN(auto device, GetById(Cf::kDevices, id, &DecodeDevice));
+  if (!device) return NotFound(fmt::format("device {} does not exist", id));
+  return std::move(*device);
+}
+
+Result<std::vector<Device>> MetadataStore::ListDevices() {
+  return ScanAll(Cf::kDevices, &DecodeDevice);
+}
+
+Status MetadataStore::RemoveDevice(uint64_t id) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
+  rocksdb::WriteBatch batch;
+  batch.Delete((*h_)[Cf::kDevices], EncodeIdKey(d.id));
+  CVM_RETURN_IF_ERROR(BumpEpoch(batch, fmt::format("device.remove {}", d.id)));
+  return Commit(batch);
+}
+
+Result<Device> MetadataStore::SetDeviceState(uint64_t id,
+                                             std::optional<bool> up,
+                                             std::optional<bool> in) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
+  const Device before = d;
+  if (up) d.up = *up;
+  if (in) d.in = *in;
+  if (d.up == before.up && d.in == before.in) return d;
+  rocksdb::WriteBatch batch;
+  batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
+  CVM_RETURN_IF_ERROR(
+      BumpEpoch(batch, fmt::format("device.state {} {},{}", d.id,
+                                   d.up ? "up" : "down", d.in ? "in" : "out")));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return d;
+}
+
+// ---- pools ----
+
+Result<Pool> MetadataStore::CreatePool(Pool spec) {
+  CVM_RETURN_IF_ERROR(ValidatePool(spec));
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(auto pools, ListPools());
+  for (const auto& p : pools) {
+    if (p.name == spec.name) {
+      return AlreadyExists(fmt::format("pool '{}' already exists", spec.name));
+    }
+  }
+  rocksdb::WriteBatch batch;
+  CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "pool"));
+  spec.created = Now();
+  batch.Put((*h_)[Cf::kPools], EncodeIdKey(spec.id), Encode(ToJson(spec)));
+  // Pools are part of the map (DESIGN.md "map"): initiators need pg_num and
+  // policy to place objects, so a pool change is a new epoch too.
+  CVM_RETURN_IF_ERROR(
+      BumpEpoch(batch, fmt::format("pool.create {}", spec.name)));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return spec;
+}
+
+Result<Pool> MetadataStore::GetPool(std::string_view name) {
+  CVM_ASSIGN_OR_RETURN(auto pools, ListPools());
+  for (auto& p : pools) {
+    if (p.name == name) return std::move(p);
+  }
+  return NotFound(fmt::format("pool '{}' does not exist", Printable(name)));
+}
+
+Result<Pool> MetadataStore::GetPoolById(uint64_t id) {
+  CVM_ASSIGN_OR_RETURN(auto pool, GetById(Cf::kPools, id, &DecodePool));
+  if (!pool) return NotFound(fmt::format("pool {} does not exist", id));
+  return std::move(*pool);
+}
+
+Result<std::vector<Pool>> MetadataStore::ListPools() {
+  return ScanAll(Cf::kPools, &DecodePool);
+}
+
+Status MetadataStore::DeletePool(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(name));
+  CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
+  std::vector<std::string> users;
+  for (const auto& v : volumes) {
+    if (v.pool_id == pool.id) users.push_back("'" + v.name + "'");
+  }
+  if (!users.empty()) {
+    return InUse(
+        fmt::format("pool '{}' still has volumes {}; delete them first",
+                    pool.name, ListNames(users)));
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete((*h_)[Cf::kPools], EncodeIdKey(pool.id));
+  CVM_RETURN_IF_ERROR(
+      BumpEpoch(batch, fmt::format("pool.delete {}", pool.name)));
+  return Commit(batch);
+}
+
+// ---- volumes ----
+
+Result<Volume> MetadataStore::CreateVolume(const VolumeSpec& spec) {
+  Volume v;
+  v.name = spec.name;
+  v.size = spec.size;
+  v.object_size = spec.object_size;
+  v.stripe_unit = spec.stripe_unit.value_or(spec.object_size);
+  v.provisioning = spec.provisioning;
+  CVM_RETURN_IF_ERROR(ValidateVolume(v));
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(spec.pool));
+  CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
+  for (const auto& other : volumes) {
+    if (other.name == v.name) {
+      return AlreadyExists(fmt::format("volume '{}' already exists", v.name));
+    }
+  }
+  v.pool_id = pool.id;
+  rocksdb::WriteBatch batch;
+  CVM_ASSIGN_OR_RETURN(v.id, NextId(batch, "volume"));
+  v.created = Now();
+  batch.Put((*h_)[Cf::kVolumes], EncodeIdKey(v.id), Encode(ToJson(v)));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return v;
+}
+
+Result<Volume> MetadataStore::GetVolume(std::string_view name) {
+  CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
+  for (auto& v : volumes) {
+    if (v.name == name) return std::move(v);
+  }
+  return NotFound(fmt::format("volume '{}' does not exist", Printable(name)));
+}
+
+Result<std::vector<Volume>> MetadataStore::ListVolumes() {
+  return ScanAll(Cf::kVolumes, &DecodeVolume);
+}
+
+Status MetadataStore::DeleteVolume(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+  CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
+  std::vector<std::string> users;
+  for (const auto& s : snapshots) {
+    if (s.volume_id == v.id) users.push_back("'" + s.name + "'");
+  }
+  if (!users.empty()) {
+    return InUse(
+        fmt::format("volume '{}' still has snapshots {}; delete them first",
+                    v.name, ListNames(users)));
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete((*h_)[Cf::kVolumes], EncodeIdKey(v.id));
+  return Commit(batch);
+}
+
+// ---- snapshots ----
+
+Result<Snapshot> MetadataStore::CreateSnapshot(std::string_view volume,
+                                               std::string_view name) {
+  CVM_RETURN_IF_ERROR(ValidateName("snapshot", name));
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(volume));
+  CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
+  for (const auto& s : snapshots) {
+    if (s.volume_id == v.id && s.name == name) {
+      return AlreadyExists(fmt::format("snapshot '{}@{}' already exists",
+                                       v.name, std::string(name)));
+    }
+  }
+  rocksdb::WriteBatch batch;
+  Snapshot s;
+  CVM_ASSIGN_OR_RETURN(s.id, NextId(batch, "snapshot"));
+  s.volume_id = v.id;
+  s.name = std::string(name);
+  s.seq = v.snap_seq + 1;
+  s.size = v.size;
+  s.created = Now();
+  v.snap_seq = s.seq;  // new writes must now preserve this snapshot's data
+  batch.Put((*h_)[Cf::kSnapshots], EncodeIdKey(s.id), Encode(ToJson(s)));
+  batch.Put((*h_)[Cf::kVolumes], EncodeIdKey(v.id), Encode(ToJson(v)));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return s;
+}
+
+Result<std::vector<Snapshot>> MetadataStore::ListSnapshots() {
+  return ScanAll(Cf::kSnapshots, &DecodeSnapshot);
+}
+
+Status MetadataStore::DeleteSnapshot(std::string_view volume,
+                                     std::string_view name) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(volume));
+  CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
+  for (const auto& s : snapshots) {
+    if (s.volume_id == v.id && s.name == name) {
+      rocksdb::WriteBatch batch;
+      batch.Delete((*h_)[Cf::kSnapshots], EncodeIdKey(s.id));
+      return Commit(batch);
+    }
+  }
+  return NotFound(
+      fmt::format("snapshot '{}@{}' does not exist", v.name, Printable(name)));
+}
+
+// ---- epochs and counts ----
+
+Result<uint64_t> MetadataStore::CurrentEpoch() {
+  return ReadCounter(kEpochKey);
+}
+
+Result<std::vector<MapEpoch>> MetadataStore::EpochHistory(size_t limit) {
+  CVM_ASSIGN_OR_RETURN(auto all, ScanAll(Cf::kMapEpochs, &DecodeMapEpoch));
+  if (limit != 0 && all.size() > limit) {
+    all.erase(all.begin(), all.end() - static_cast<ptrdiff_t>(limit));
+  }
+  return all;
+}
+
+Result<Counts> MetadataStore::Count() {
+  Counts c;
+  CVM_ASSIGN_OR_RETURN(c.hosts, CountKeys(Cf::kHosts));
+  CVM_ASSIGN_OR_RETURN(c.devices, CountKeys(Cf::kDevices));
+  CVM_ASSIGN_OR_RETURN(c.pools, CountKeys(Cf::kPools));
+  CVM_ASSIGN_OR_RETURN(c.volumes, CountKeys(Cf::kVolumes));
+  CVM_ASSIGN_OR_RETURN(c.snapshots, CountKeys(Cf::kSnapshots));
+  return c;
+}
+
+}  // namespace cvm

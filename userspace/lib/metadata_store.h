@@ -1,0 +1,166 @@
+#pragma once
+
+// The cluster metadata store: RocksDB with one column family per record kind
+// (hosts, devices, pools, volumes, snapshots, map_epochs) plus "meta" for the
+// schema version, id counters and the current map epoch.
+//
+// Every change is one atomic WriteBatch: the record, the id counter it used
+// and, for topology changes (hosts, devices, pools), the map-epoch bump and its
+// history record commit together or not at all. Checks (names unique,
+// references exist, nothing still in use) and the batch run under one mutex,
+// so a check cannot go stale before its write lands.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model.h"
+#include "status.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace cvm {
+
+inline constexpr uint64_t kSchemaVersion = 1;
+
+// Column families, in the order they are opened.
+enum class Cf {
+  kMeta,
+  kHosts,
+  kDevices,
+  kPools,
+  kVolumes,
+  kSnapshots,
+  kMapEpochs
+};
+std::string_view CfName(Cf cf);
+
+// Records are keyed by their id, 8 bytes big-endian, so iteration is id order.
+std::string EncodeIdKey(uint64_t id);
+
+struct StoreOptions {
+  // Seconds since the epoch, for "created" fields; tests pin it.
+  std::function<int64_t()> clock;
+  // Test hook: when set and it returns true, the next commit fails with an
+  // I/O error instead of writing (proves a failed commit leaves nothing).
+  std::function<bool()> fail_commit;
+  // fsync every commit (metadata is small and rare; losing it is not).
+  bool sync = true;
+};
+
+struct DeviceSpec {
+  std::string host;  // host name
+  std::string path;
+  uint64_t capacity = 0;
+  double weight = 1.0;
+  std::string device_class = "nvme";
+};
+
+struct VolumeSpec {
+  std::string name;
+  std::string pool;  // pool name
+  uint64_t size = 0;
+  uint64_t object_size = kDefaultObjectSize;
+  std::optional<uint64_t> stripe_unit;  // default: the object size
+  Provisioning provisioning = Provisioning::kThin;
+};
+
+struct Counts {
+  uint64_t hosts = 0, devices = 0, pools = 0, volumes = 0, snapshots = 0;
+};
+
+class MetadataStore {
+ public:
+  // Opens (creating if needed) the database in `dir`. Fails with kUnavailable
+  // when another process holds it, kCorruption on a bad schema.
+  static Result<std::unique_ptr<MetadataStore>> Open(const std::string& dir,
+                                                     StoreOptions options = {});
+  ~MetadataStore();
+  MetadataStore(const MetadataStore&) = delete;
+  MetadataStore& operator=(const MetadataStore&) = delete;
+
+  const std::string& dir() const { return dir_; }
+
+  // Hosts. `spec.id` and `spec.created` are assigned.
+  Result<Host> AddHost(Host spec);
+  Result<Host> GetHost(std::string_view name);
+  Result<Host> GetHostById(uint64_t id);
+  Result<std::vector<Host>> ListHosts();
+  Status RemoveHost(std::string_view name);
+
+  // Devices, identified by id; (host, path) is unique.
+  Result<Device> AddDevice(const DeviceSpec& spec);
+  Result<Device> GetDevice(uint64_t id);
+  Result<std::vector<Device>> ListDevices();
+  Status RemoveDevice(uint64_t id);
+  // Changes up/down and in/out; bumps the epoch only if something changed.
+  Result<Device> SetDeviceState(uint64_t id, std::optional<bool> up,
+                                std::optional<bool> in);
+
+  // Pools.
+  Result<Pool> CreatePool(Pool spec);
+  Result<Pool> GetPool(std::string_view name);
+  Result<Pool> GetPoolById(uint64_t id);
+  Result<std::vector<Pool>> ListPools();
+  Status DeletePool(std::string_view name);
+
+  // Volumes.
+  Result<Volume> CreateVolume(const VolumeSpec& spec);
+  Result<Volume> GetVolume(std::string_view name);
+  Result<std::vector<Volume>> ListVolumes();
+  Status DeleteVolume(std::string_view name);
+
+  // Snapshots (model only for now: no data path behind them yet).
+  Result<Snapshot> CreateSnapshot(std::string_view volume,
+                                  std::string_view name);
+  Result<std::vector<Snapshot>> ListSnapshots();
+  Status DeleteSnapshot(std::string_view volume, std::string_view name);
+
+  // Map epochs: 0 until the first topology change.
+  Result<uint64_t> CurrentEpoch();
+  // The newest `limit` epochs, oldest first (limit 0 = all).
+  Result<std::vector<MapEpoch>> EpochHistory(size_t limit = 0);
+
+  Result<Counts> Count();
+
+ private:
+  struct Handles;
+  MetadataStore(std::string dir, StoreOptions options,
+                std::unique_ptr<Handles> handles);
+
+  Status InitSchema();
+  Result<uint64_t> ReadCounter(std::string_view key);
+  Result<uint64_t> NextId(rocksdb::WriteBatch& batch, std::string_view kind);
+  // Adds the next epoch and its history record to `batch`.
+  Status BumpEpoch(rocksdb::WriteBatch& batch, std::string reason);
+  Status Commit(rocksdb::WriteBatch& batch);
+
+  Result<std::optional<std::string>> GetRaw(Cf cf, std::string_view key);
+  // Calls `fn(key, value)` for every record of `cf`; stops on error.
+  Status ScanRaw(
+      Cf cf,
+      const std::function<Status(std::string_view, std::string_view)>& fn);
+  template <typename T>
+  Result<std::vector<T>> ScanAll(Cf cf, Result<T> (*decode)(std::string_view));
+  template <typename T>
+  Result<std::optional<T>> GetById(Cf cf, uint64_t id,
+                                   Result<T> (*decode)(std::string_view));
+  Result<uint64_t> CountKeys(Cf cf);
+  int64_t Now() const;
+
+  std::string dir_;
+  StoreOptions options_;
+  std::unique_ptr<Handles> h_;
+  std::mutex mutex_;  // serializes check-then-write sequences
+};
+
+}  // namespace cvm

@@ -1,0 +1,520 @@
+#include "model.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cmath>
+#include <string>
+
+#include "json_fields.h"
+
+namespace cvm {
+
+using nlohmann::json;
+
+namespace {
+
+template <typename Enum, size_t N>
+Result<Enum> ParseEnum(std::string_view what, std::string_view s,
+                       const std::pair<Enum, std::string_view> (&names)[N]) {
+  std::string choices;
+  for (const auto& [value, name] : names) {
+    if (name == s) return value;
+    choices += (choices.empty() ? "" : ", ") + std::string(name);
+  }
+  return InvalidArgument(
+      fmt::format("{} '{}' is not one of {}", what, Printable(s), choices));
+}
+
+constexpr std::pair<Transport, std::string_view> kTransports[] = {
+    {Transport::kTcp, "tcp"}, {Transport::kRdma, "rdma"}};
+constexpr std::pair<FailureDomain, std::string_view> kDomains[] = {
+    {FailureDomain::kHost, "host"},
+    {FailureDomain::kRack, "rack"},
+    {FailureDomain::kRow, "row"}};
+constexpr std::pair<Provisioning, std::string_view> kProvisionings[] = {
+    {Provisioning::kThin, "thin"}, {Provisioning::kThick, "thick"}};
+
+template <typename Enum, size_t N>
+std::string_view EnumName(Enum v,
+                          const std::pair<Enum, std::string_view> (&names)[N]) {
+  for (const auto& [value, name] : names) {
+    if (value == v) return name;
+  }
+  return "?";
+}
+
+bool IsNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+         c == '-';
+}
+
+Status ValidateAddress(std::string_view a) {
+  if (a.empty() || a.size() > 255) {
+    return InvalidArgument("host address must be 1 to 255 characters");
+  }
+  for (char c : a) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == ':' ||
+          c == '-' || c == '[' || c == ']' || c == '_' || c == '%')) {
+      return InvalidArgument(fmt::format(
+          "host address '{}' is invalid: expected host, host:port or "
+          "[ipv6]:port",
+          Printable(a)));
+    }
+  }
+  return {};
+}
+
+Status ValidateSectorSize(std::string_view what, uint64_t bytes) {
+  if (bytes == 0) return InvalidArgument(fmt::format("{} must be > 0", what));
+  if (bytes % kSectorSize != 0) {
+    return InvalidArgument(
+        fmt::format("{} {} is not a multiple of the {}-byte sector", what,
+                    bytes, kSectorSize));
+  }
+  return {};
+}
+
+// Decoding helpers: every decode failure is corruption, named by kind.
+Status AsCorruption(const Status& s, std::string_view kind) {
+  if (s.ok()) return s;
+  if (s.code() == Code::kCorruption) return s;
+  return Corruption(fmt::format("{} record: {}", kind, s.message()));
+}
+
+Result<json> ParseRecord(std::string_view bytes, std::string_view kind) {
+  json j = json::parse(bytes.begin(), bytes.end(), nullptr,
+                       /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return Corruption(fmt::format("{} record is not valid JSON ({} bytes)",
+                                  kind, bytes.size()));
+  }
+  if (!j.is_object()) {
+    return Corruption(fmt::format("{} record is a JSON {}, not an object", kind,
+                                  j.type_name()));
+  }
+  return j;
+}
+
+template <typename T>
+Status AssignParsed(T* out, Result<T> r, std::string_view kind) {
+  if (!r.ok()) return AsCorruption(r.status(), kind);
+  *out = std::move(r).value();
+  return {};
+}
+
+}  // namespace
+
+std::string_view ToString(Transport t) { return EnumName(t, kTransports); }
+std::string_view ToString(FailureDomain f) { return EnumName(f, kDomains); }
+std::string_view ToString(Provisioning p) {
+  return EnumName(p, kProvisionings);
+}
+Result<Transport> ParseTransport(std::string_view s) {
+  return ParseEnum("transport", s, kTransports);
+}
+Result<FailureDomain> ParseFailureDomain(std::string_view s) {
+  return ParseEnum("failure domain", s, kDomains);
+}
+Result<Provisioning> ParseProvisioning(std::string_view s) {
+  return ParseEnum("provisioning", s, kProvisionings);
+}
+
+Result<Policy> ParsePolicy(std::string_view text) {
+  const auto bad = [&] {
+    return InvalidArgument(
+        fmt::format("policy '{}' is malformed: expected replicated:N or ec:K,M",
+                    Printable(text)));
+  };
+  const auto parse_u32 = [](std::string_view s, uint32_t* out) {
+    if (s.empty() || s.size() > 3) return false;
+    uint32_t v = 0;
+    for (char c : s) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+      v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+  };
+  const size_t colon = text.find(':');
+  if (colon == std::string_view::npos) return bad();
+  const std::string_view kind = text.substr(0, colon);
+  const std::string_view rest = text.substr(colon + 1);
+  Policy p;
+  if (kind == "replicated" || kind == "rep") {
+    p = Policy::Replicated(0);
+    if (!parse_u32(rest, &p.replicas)) return bad();
+  } else if (kind == "ec") {
+    const size_t sep = rest.find_first_of(",+");
+    if (sep == std::string_view::npos) return bad();
+    p = Policy::Erasure(0, 0);
+    if (!parse_u32(rest.substr(0, sep), &p.k) ||
+        !parse_u32(rest.substr(sep + 1), &p.m)) {
+      return bad();
+    }
+  } else {
+    return bad();
+  }
+  CVM_RETURN_IF_ERROR(ValidatePolicy(p));
+  return p;
+}
+
+std::string ToString(const Policy& p) {
+  if (p.kind == Policy::Kind::kReplicated) {
+    return fmt::format("replicated:{}", p.replicas);
+  }
+  return fmt::format("ec:{},{}", p.k, p.m);
+}
+
+Status ValidateName(std::string_view kind, std::string_view name) {
+  if (name.empty()) {
+    return InvalidArgument(fmt::format("{} name must not be empty", kind));
+  }
+  if (name.size() > kMaxNameLength) {
+    return InvalidArgument(
+        fmt::format("{} name '{}' is too long ({} characters, at most {})",
+                    kind, Printable(name, 40), name.size(), kMaxNameLength));
+  }
+  for (char c : name) {
+    if (!IsNameChar(c)) {
+      return InvalidArgument(
+          fmt::format("{} name '{}' is invalid: use letters, digits, '.', '_' "
+                      "and '-' only",
+                      kind, Printable(name)));
+    }
+  }
+  if (!std::isalnum(static_cast<unsigned char>(name[0]))) {
+    return InvalidArgument(
+        fmt::format("{} name '{}' must start with a letter or digit", kind,
+                    Printable(name)));
+  }
+  return {};
+}
+
+Status ValidateHost(const Host& h) {
+  CVM_RETURN_IF_ERROR(ValidateName("host", h.name));
+  if (h.addresses.empty()) {
+    return InvalidArgument(
+        fmt::format("host '{}' needs at least one address", h.name));
+  }
+  if (h.addresses.size() > kMaxAddresses) {
+    return InvalidArgument(fmt::format("host '{}' has {} addresses, at most {}",
+                                       h.name, h.addresses.size(),
+                                       kMaxAddresses));
+  }
+  for (const auto& a : h.addresses) CVM_RETURN_IF_ERROR(ValidateAddress(a));
+  if (!h.rack.empty()) CVM_RETURN_IF_ERROR(ValidateName("rack", h.rack));
+  if (!h.row.empty()) CVM_RETURN_IF_ERROR(ValidateName("row", h.row));
+  return {};
+}
+
+Status ValidateDevice(const Device& d) {
+  if (d.path.empty() || d.path[0] != '/') {
+    return InvalidArgument(fmt::format(
+        "device path '{}' must be an absolute path such as /dev/nvme0n1",
+        Printable(d.path)));
+  }
+  if (d.path.size() > kMaxPathLength) {
+    return InvalidArgument("device path is too long");
+  }
+  for (char c : d.path) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      return InvalidArgument(
+          fmt::format("device path '{}' contains a space or control character",
+                      Printable(d.path)));
+    }
+  }
+  CVM_RETURN_IF_ERROR(ValidateSectorSize("device capacity", d.capacity));
+  if (!std::isfinite(d.weight) || d.weight <= 0 || d.weight > kMaxWeight) {
+    return InvalidArgument(fmt::format(
+        "device weight {} must be > 0 and at most {}", d.weight, kMaxWeight));
+  }
+  CVM_RETURN_IF_ERROR(ValidateName("device class", d.device_class));
+  return {};
+}
+
+Status ValidatePolicy(const Policy& p) {
+  if (p.kind == Policy::Kind::kReplicated) {
+    if (p.replicas < 1 || p.replicas > kMaxReplicas) {
+      return InvalidArgument(
+          fmt::format("replicated pool needs 1 to {} replicas, not {}",
+                      kMaxReplicas, p.replicas));
+    }
+    return {};
+  }
+  if (p.k < kMinEcK || p.k > kMaxEcK) {
+    return InvalidArgument(
+        fmt::format("erasure-coded pool needs k in {}..{} data chunks, not {}",
+                    kMinEcK, kMaxEcK, p.k));
+  }
+  if (p.m < kMinEcM || p.m > kMaxEcM) {
+    return InvalidArgument(fmt::format(
+        "erasure-coded pool needs m in {}..{} parity chunks, not {}", kMinEcM,
+        kMaxEcM, p.m));
+  }
+  return {};
+}
+
+Status ValidatePool(const Pool& p) {
+  CVM_RETURN_IF_ERROR(ValidateName("pool", p.name));
+  CVM_RETURN_IF_ERROR(ValidatePolicy(p.policy));
+  if (!IsPowerOfTwo(p.pg_num) || p.pg_num > kMaxPgNum) {
+    return InvalidArgument(fmt::format(
+        "pg_num {} must be a power of two from 1 to {}", p.pg_num, kMaxPgNum));
+  }
+  if (!p.device_class.empty()) {
+    CVM_RETURN_IF_ERROR(ValidateName("device class", p.device_class));
+  }
+  return {};
+}
+
+Status ValidateVolume(const Volume& v) {
+  CVM_RETURN_IF_ERROR(ValidateName("volume", v.name));
+  CVM_RETURN_IF_ERROR(ValidateSectorSize("volume size", v.size));
+  if (v.size > kMaxVolumeSize) {
+    return InvalidArgument(fmt::format("volume size {} exceeds the {} limit",
+                                       FormatSize(v.size),
+                                       FormatSize(kMaxVolumeSize)));
+  }
+  if (!IsPowerOfTwo(v.object_size) || v.object_size < kMinObjectSize ||
+      v.object_size > kMaxObjectSize) {
+    return InvalidArgument(fmt::format(
+        "object size {} must be a power of two from {} to {}", v.object_size,
+        FormatSize(kMinObjectSize), FormatSize(kMaxObjectSize)));
+  }
+  if (!IsPowerOfTwo(v.stripe_unit) || v.stripe_unit < kMinStripeUnit ||
+      v.stripe_unit > v.object_size) {
+    return InvalidArgument(fmt::format(
+        "stripe unit {} must be a power of two from {} to the object size ({})",
+        v.stripe_unit, FormatSize(kMinStripeUnit), FormatSize(v.object_size)));
+  }
+  return {};
+}
+
+Status ValidateSnapshot(const Snapshot& s) {
+  CVM_RETURN_IF_ERROR(ValidateName("snapshot", s.name));
+  if (s.seq == 0) return InvalidArgument("snapshot seq must be > 0");
+  CVM_RETURN_IF_ERROR(ValidateSectorSize("snapshot size", s.size));
+  return {};
+}
+
+json ToJson(const Host& h) {
+  return {{"id", h.id},
+          {"name", h.name},
+          {"addresses", h.addresses},
+          {"transport", ToString(h.transport)},
+          {"rack", h.rack},
+          {"row", h.row},
+          {"created", h.created}};
+}
+
+json ToJson(const Device& d) {
+  return {{"id", d.id},          {"host_id", d.host_id},
+          {"path", d.path},      {"capacity", d.capacity},
+          {"weight", d.weight},  {"class", d.device_class},
+          {"up", d.up},          {"in", d.in},
+          {"created", d.created}};
+}
+
+json ToJson(const Policy& p) {
+  if (p.kind == Policy::Kind::kReplicated) {
+    return {{"type", "replicated"}, {"replicas", p.replicas}};
+  }
+  return {{"type", "ec"}, {"k", p.k}, {"m", p.m}};
+}
+
+json ToJson(const Pool& p) {
+  return {{"id", p.id},
+          {"name", p.name},
+          {"policy", ToJson(p.policy)},
+          {"failure_domain", ToString(p.failure_domain)},
+          {"pg_num", p.pg_num},
+          {"device_class", p.device_class},
+          {"created", p.created}};
+}
+
+json ToJson(const Volume& v) {
+  return {{"id", v.id},
+          {"name", v.name},
+          {"pool_id", v.pool_id},
+          {"size", v.size},
+          {"object_size", v.object_size},
+          {"stripe_unit", v.stripe_unit},
+          {"provisioning", ToString(v.provisioning)},
+          {"snap_seq", v.snap_seq},
+          {"created", v.created}};
+}
+
+json ToJson(const Snapshot& s) {
+  return {{"id", s.id},   {"volume_id", s.volume_id}, {"name", s.name},
+          {"seq", s.seq}, {"size", s.size},           {"created", s.created}};
+}
+
+json ToJson(const MapEpoch& e) {
+  return {{"epoch", e.epoch}, {"created", e.created}, {"reason", e.reason}};
+}
+
+std::string Encode(const json& record) { return DumpJson(record); }
+
+Result<Policy> PolicyFromJson(const json& j, Code code) {
+  const auto recode = [code](const Status& s) {
+    return Status(code, s.message());
+  };
+  if (j.is_string()) {
+    auto p = ParsePolicy(j.get<std::string>());
+    if (!p.ok()) return recode(p.status());
+    return p;
+  }
+  JsonFields f(j, "policy field", code);
+  const std::string type = f.String("type");
+  Policy p;
+  if (f.ok() && type == "replicated") {
+    f.Expect({"type", "replicas"});
+    const uint64_t n = f.U64("replicas");
+    p = Policy::Replicated(static_cast<uint32_t>(std::min<uint64_t>(n, 1000)));
+  } else if (f.ok() && type == "ec") {
+    f.Expect({"type", "k", "m"});
+    const uint64_t k = f.U64("k"), m = f.U64("m");
+    p = Policy::Erasure(static_cast<uint32_t>(std::min<uint64_t>(k, 1000)),
+                        static_cast<uint32_t>(std::min<uint64_t>(m, 1000)));
+  } else if (f.ok()) {
+    return Status(code, fmt::format("policy type '{}' is not replicated or ec",
+                                    Printable(type)));
+  }
+  CVM_RETURN_IF_ERROR(f.status());
+  if (Status s = ValidatePolicy(p); !s.ok()) return recode(s);
+  return p;
+}
+
+Result<Host> DecodeHost(std::string_view bytes) {
+  CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "host"));
+  JsonFields f(j, "host record field", Code::kCorruption);
+  f.Expect({"id", "name", "addresses", "transport", "rack", "row", "created"});
+  Host h;
+  h.id = f.U64("id");
+  h.name = f.String("name");
+  h.addresses = f.StringList("addresses");
+  const std::string transport = f.String("transport");
+  h.rack = f.String("rack");
+  h.row = f.String("row");
+  h.created = f.I64("created");
+  CVM_RETURN_IF_ERROR(f.status());
+  CVM_RETURN_IF_ERROR(
+      AssignParsed(&h.transport, ParseTransport(transport), "host"));
+  if (h.id == 0) return Corruption("host record: id 0 is invalid");
+  CVM_RETURN_IF_ERROR(AsCorruption(ValidateHost(h), "host"));
+  return h;
+}
+
+Result<Device> DecodeDevice(std::string_view bytes) {
+  CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "device"));
+  JsonFields f(j, "device record field", Code::kCorruption);
+  f.Expect({"id", "host_id", "path", "capacity", "weight", "class", "up", "in",
+            "created"});
+  Device d;
+  d.id = f.U64("id");
+  d.host_id = f.U64("host_id");
+  d.path = f.String("path");
+  d.capacity = f.U64("capacity");
+  d.weight = f.Double("weight");
+  d.device_class = f.String("class");
+  d.up = f.Bool("up");
+  d.in = f.Bool("in");
+  d.created = f.I64("created");
+  CVM_RETURN_IF_ERROR(f.status());
+  if (d.id == 0 || d.host_id == 0) {
+    return Corruption("device record: id and host_id must be > 0");
+  }
+  CVM_RETURN_IF_ERROR(AsCorruption(ValidateDevice(d), "device"));
+  return d;
+}
+
+Result<Pool> DecodePool(std::string_view bytes) {
+  CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "pool"));
+  JsonFields f(j, "pool record field", Code::kCorruption);
+  f.Expect({"id", "name", "policy", "failure_domain", "pg_num", "device_class",
+            "created"});
+  Pool p;
+  p.id = f.U64("id");
+  p.name = f.String("name");
+  const std::string domain = f.String("failure_domain");
+  const uint64_t pg_num = f.U64("pg_num");
+  p.device_class = f.String("device_class");
+  p.created = f.I64("created");
+  const json* policy = f.Raw("policy");
+  if (f.ok() && policy == nullptr) {
+    return Corruption("pool record: field 'policy' is required");
+  }
+  CVM_RETURN_IF_ERROR(f.status());
+  if (p.id == 0) return Corruption("pool record: id 0 is invalid");
+  if (pg_num > kMaxPgNum) {
+    return Corruption(
+        fmt::format("pool record: pg_num {} out of range", pg_num));
+  }
+  p.pg_num = static_cast<uint32_t>(pg_num);
+  CVM_RETURN_IF_ERROR(AssignParsed(
+      &p.policy, PolicyFromJson(*policy, Code::kCorruption), "pool"));
+  CVM_RETURN_IF_ERROR(
+      AssignParsed(&p.failure_domain, ParseFailureDomain(domain), "pool"));
+  CVM_RETURN_IF_ERROR(AsCorruption(ValidatePool(p), "pool"));
+  return p;
+}
+
+Result<Volume> DecodeVolume(std::string_view bytes) {
+  CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "volume"));
+  JsonFields f(j, "volume record field", Code::kCorruption);
+  f.Expect({"id", "name", "pool_id", "size", "object_size", "stripe_unit",
+            "provisioning", "snap_seq", "created"});
+  Volume v;
+  v.id = f.U64("id");
+  v.name = f.String("name");
+  v.pool_id = f.U64("pool_id");
+  v.size = f.U64("size");
+  v.object_size = f.U64("object_size");
+  v.stripe_unit = f.U64("stripe_unit");
+  const std::string provisioning = f.String("provisioning");
+  v.snap_seq = f.U64("snap_seq");
+  v.created = f.I64("created");
+  CVM_RETURN_IF_ERROR(f.status());
+  if (v.id == 0 || v.pool_id == 0) {
+    return Corruption("volume record: id and pool_id must be > 0");
+  }
+  CVM_RETURN_IF_ERROR(
+      AssignParsed(&v.provisioning, ParseProvisioning(provisioning), "volume"));
+  CVM_RETURN_IF_ERROR(AsCorruption(ValidateVolume(v), "volume"));
+  return v;
+}
+
+Result<Snapshot> DecodeSnapshot(std::string_view bytes) {
+  CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "snapshot"));
+  JsonFields f(j, "snapshot record field", Code::kCorruption);
+  f.Expect({"id", "volume_id", "name", "seq", "size", "created"});
+  Snapshot s;
+  s.id = f.U64("id");
+  s.volume_id = f.U64("volume_id");
+  s.name = f.String("name");
+  s.seq = f.U64("seq");
+  s.size = f.U64("size");
+  s.created = f.I64("created");
+  CVM_RETURN_IF_ERROR(f.status());
+  if (s.id == 0 || s.volume_id == 0) {
+    return Corruption("snapshot record: id and volume_id must be > 0");
+  }
+  CVM_RETURN_IF_ERROR(AsCorruption(ValidateSnapshot(s), "snapshot"));
+  return s;
+}
+
+Result<MapEpoch> DecodeMapEpoch(std::string_view bytes) {
+  CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "map epoch"));
+  JsonFields f(j, "map epoch record field", Code::kCorruption);
+  f.Expect({"epoch", "created", "reason"});
+  MapEpoch e;
+  e.epoch = f.U64("epoch");
+  e.created = f.I64("created");
+  e.reason = f.String("reason");
+  CVM_RETURN_IF_ERROR(f.status());
+  if (e.epoch == 0) return Corruption("map epoch record: epoch 0 is invalid");
+  return e;
+}
+
+}  // namespace cvm

@@ -1,0 +1,163 @@
+#pragma once
+
+// The cluster's metadata records (DESIGN.md "Data model"), their validation
+// rules and their JSON form. The same JSON is what the store keeps on disk and
+// what the API returns, so decoding validates everything a record promises:
+// a record that decodes is a record the rest of the code may trust.
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "status.h"
+#include "units.h"
+
+namespace cvm {
+
+// Limits. Names are short identifiers usable in paths and on the kernel side.
+inline constexpr size_t kMaxNameLength = 63;
+inline constexpr size_t kMaxAddresses = 16;
+inline constexpr size_t kMaxPathLength = 4095;
+inline constexpr uint64_t kSectorSize = 512;
+inline constexpr uint64_t kMinObjectSize = 64 * KiB;
+inline constexpr uint64_t kMaxObjectSize = 64 * MiB;
+inline constexpr uint64_t kDefaultObjectSize = 4 * MiB;
+inline constexpr uint64_t kMinStripeUnit = 4 * KiB;
+inline constexpr uint64_t kMaxVolumeSize = uint64_t{1} << 60;  // 1 EiB
+inline constexpr uint32_t kMaxReplicas = 5;
+inline constexpr uint32_t kMinEcK = 2, kMaxEcK = 8;
+inline constexpr uint32_t kMinEcM = 1, kMaxEcM = 4;
+inline constexpr uint32_t kMaxPgNum = 32768;
+inline constexpr uint32_t kDefaultPgNum = 64;
+inline constexpr double kMaxWeight = 1e6;
+
+enum class Transport { kTcp, kRdma };
+enum class FailureDomain { kHost, kRack, kRow };
+enum class Provisioning { kThin, kThick };
+
+std::string_view ToString(Transport t);
+std::string_view ToString(FailureDomain f);
+std::string_view ToString(Provisioning p);
+Result<Transport> ParseTransport(std::string_view s);
+Result<FailureDomain> ParseFailureDomain(std::string_view s);
+Result<Provisioning> ParseProvisioning(std::string_view s);
+
+struct Host {
+  uint64_t id = 0;
+  std::string name;
+  std::vector<std::string> addresses;  // "10.0.0.1:7800", "[fe80::1]:7800"
+  Transport transport = Transport::kTcp;
+  // Failure-domain path: the host sits in rack `rack` of row `row`. Empty
+  // means "not placed": such a host is its own rack and row.
+  std::string rack;
+  std::string row;
+  int64_t created = 0;  // unix seconds
+};
+
+struct Device {
+  uint64_t id = 0;
+  uint64_t host_id = 0;
+  std::string path;  // backing block device on the host, e.g. /dev/nvme0n1
+  uint64_t capacity = 0;
+  double weight = 1.0;  // relative share of data placed here
+  std::string device_class = "nvme";
+  bool up = true;  // reachable
+  bool in = true;  // eligible for placement
+  int64_t created = 0;
+};
+
+struct Policy {
+  enum class Kind { kReplicated, kErasure };
+  Kind kind = Kind::kReplicated;
+  uint32_t replicas = 3;  // kReplicated
+  uint32_t k = 0, m = 0;  // kErasure
+
+  static Policy Replicated(uint32_t n) { return {Kind::kReplicated, n, 0, 0}; }
+  static Policy Erasure(uint32_t k, uint32_t m) {
+    return {Kind::kErasure, 0, k, m};
+  }
+  // Devices each placement group needs.
+  uint32_t width() const {
+    return kind == Kind::kReplicated ? replicas : k + m;
+  }
+  bool operator==(const Policy&) const = default;
+};
+
+// "replicated:3" or "ec:4,2" (also "ec:4+2").
+Result<Policy> ParsePolicy(std::string_view text);
+std::string ToString(const Policy& p);
+
+struct Pool {
+  uint64_t id = 0;
+  std::string name;
+  Policy policy;
+  FailureDomain failure_domain = FailureDomain::kHost;
+  uint32_t pg_num = kDefaultPgNum;
+  std::string device_class;  // empty: any class
+  int64_t created = 0;
+};
+
+struct Volume {
+  uint64_t id = 0;
+  std::string name;
+  uint64_t pool_id = 0;
+  uint64_t size = 0;
+  uint64_t object_size = kDefaultObjectSize;
+  uint64_t stripe_unit = kDefaultObjectSize;
+  Provisioning provisioning = Provisioning::kThin;
+  uint64_t snap_seq = 0;  // newest snapshot's seq; 0 = no snapshot yet
+  int64_t created = 0;
+};
+
+struct Snapshot {
+  uint64_t id = 0;
+  uint64_t volume_id = 0;
+  std::string name;  // unique within its volume
+  uint64_t seq = 0;
+  uint64_t size = 0;  // the volume's size when taken
+  int64_t created = 0;
+};
+
+// One numbered map epoch: why it was cut and when.
+struct MapEpoch {
+  uint64_t epoch = 0;
+  int64_t created = 0;
+  std::string reason;  // "host.add h1"
+};
+
+// Field rules, independent of other records (references are the store's job).
+// `kind` is used in messages: "volume name 'a b' ...".
+Status ValidateName(std::string_view kind, std::string_view name);
+Status ValidateHost(const Host& h);
+Status ValidateDevice(const Device& d);
+Status ValidatePolicy(const Policy& p);
+Status ValidatePool(const Pool& p);
+Status ValidateVolume(const Volume& v);
+Status ValidateSnapshot(const Snapshot& s);
+
+nlohmann::json ToJson(const Host& h);
+nlohmann::json ToJson(const Device& d);
+nlohmann::json ToJson(const Policy& p);
+nlohmann::json ToJson(const Pool& p);
+nlohmann::json ToJson(const Volume& v);
+nlohmann::json ToJson(const Snapshot& s);
+nlohmann::json ToJson(const MapEpoch& e);
+
+// Decoding: parse, check every field's presence and type, then the Validate*
+// rules. Failures are kCorruption with a reason naming the field.
+Result<Host> DecodeHost(std::string_view bytes);
+Result<Device> DecodeDevice(std::string_view bytes);
+Result<Pool> DecodePool(std::string_view bytes);
+Result<Volume> DecodeVolume(std::string_view bytes);
+Result<Snapshot> DecodeSnapshot(std::string_view bytes);
+Result<MapEpoch> DecodeMapEpoch(std::string_view bytes);
+
+// Policy from its JSON object form ({"type":"ec","k":4,"m":2}) or its text
+// form ("ec:4,2"); `code` is the failure code.
+Result<Policy> PolicyFromJson(const nlohmann::json& j, Code code);
+
+std::string Encode(const nlohmann::json& record);
+
+}  // namespace cvm

@@ -1,0 +1,337 @@
+// End to end: the real cvmd binary on a temp socket and database, driven by
+// the real cvmadm binary. Paths come from CMake (CVMD_BIN, CVMADM_BIN).
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "test_util.h"
+#include "unix_socket.h"
+
+extern char** environ;
+
+namespace cvm {
+namespace {
+
+using nlohmann::json;
+using testing::TempDir;
+
+struct Output {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Starts `args` with stdout and stderr going to files; returns the pid.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& out,
+            const std::string& err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc =
+      posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+int Wait(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A temp directory holding cvmd's database and socket, with helpers to run
+// cvmd and cvmadm against them.
+class CliTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (daemon_ > 0) StopDaemon();
+  }
+
+  std::string Socket() const { return dir_.Sub("cvmd.sock"); }
+  std::string Db() const { return dir_.Sub("db"); }
+
+  void StartDaemon() {
+    daemon_ =
+        Spawn({CVMD_BIN, "--db", Db(), "--socket", Socket(), "--foreground"},
+              dir_.Sub("cvmd.out"), dir_.Sub("cvmd.log"));
+    ASSERT_GT(daemon_, 0);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto live = SocketIsLive(Socket());
+      if (live.ok() && *live) return;
+      int status;
+      ASSERT_EQ(waitpid(daemon_, &status, WNOHANG), 0)
+          << "cvmd exited: " << ReadFile(dir_.Sub("cvmd.log"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    FAIL() << "cvmd did not come up: " << ReadFile(dir_.Sub("cvmd.log"));
+  }
+
+  void StopDaemon() {
+    ASSERT_EQ(kill(daemon_, SIGTERM), 0);
+    EXPECT_EQ(Wait(daemon_), 0) << ReadFile(dir_.Sub("cvmd.log"));
+    daemon_ = -1;
+    EXPECT_FALSE(std::filesystem::exists(Socket())) << "socket left behind";
+  }
+
+  Output Run(const std::vector<std::string>& program,
+             const std::vector<std::string>& args) {
+    std::vector<std::string> all = program;
+    all.insert(all.end(), args.begin(), args.end());
+    Output o;
+    const pid_t pid = Spawn(all, dir_.Sub("out"), dir_.Sub("err"));
+    if (pid < 0) return o;
+    o.exit_code = Wait(pid);
+    o.out = ReadFile(dir_.Sub("out"));
+    o.err = ReadFile(dir_.Sub("err"));
+    return o;
+  }
+
+  Output Adm(const std::vector<std::string>& args) {
+    return Run({CVMADM_BIN, "--socket", Socket()}, args);
+  }
+
+  json AdmJson(const std::vector<std::string>& args) {
+    std::vector<std::string> with_json = args;
+    with_json.push_back("--json");
+    Output o = Adm(with_json);
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    json j = json::parse(o.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << o.out;
+    return j;
+  }
+
+  TempDir dir_;
+  pid_t daemon_ = -1;
+};
+
+// The same, with a daemon already serving.
+class CliWithDaemonTest : public CliTest {
+ protected:
+  void SetUp() override { StartDaemon(); }
+};
+
+TEST_F(CliWithDaemonTest, BuildsAClusterAndListsIt) {
+  Output o =
+      Adm({"host", "add", "h1", "--address", "10.0.0.1:7800", "--rack", "r1"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "host 'h1' added (id 1)\n");
+  EXPECT_EQ(Adm({"host", "add", "h2", "--address", "10.0.0.2:7800",
+                 "--transport", "rdma"})
+                .exit_code,
+            0);
+  o = Adm({"device", "add", "h1", "/dev/nvme0n1", "--capacity", "1T"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "device 1 added: h1:/dev/nvme0n1 (1 TiB)\n");
+  EXPECT_EQ(
+      Adm({"pool", "create", "rep", "--policy", "replicated:3"}).exit_code, 0);
+  EXPECT_EQ(
+      Adm({"pool", "create", "ec", "--policy", "ec:4,2", "--pg-num", "128"})
+          .exit_code,
+      0);
+  o = Adm({"volume", "create", "vol1", "--pool", "rep", "--size", "10G"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "volume 'vol1' created (id 1, 10 GiB in pool 'rep')\n");
+  EXPECT_EQ(Adm({"volume", "create", "vol2", "--pool", "ec", "--size", "512M",
+                 "--object-size", "1M"})
+                .exit_code,
+            0);
+
+  o = Adm({"volume", "list"});
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("vol1  rep   10 GiB"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("vol2  ec    512 MiB  1 MiB"), std::string::npos)
+      << o.out;
+
+  json volumes = AdmJson({"volume", "list"});
+  ASSERT_EQ(volumes.size(), 2u);
+  EXPECT_EQ(volumes[0]["size"], 10ull << 30);
+  EXPECT_EQ(volumes[1]["object_size"], 1 << 20);
+  json shown = AdmJson({"volume", "show", "vol2"});
+  EXPECT_EQ(shown["pool"], "ec");
+  EXPECT_EQ(AdmJson({"host", "list"})[1]["transport"], "rdma");
+  EXPECT_EQ(AdmJson({"pool", "list"})[1]["policy"]["k"], 4);
+  EXPECT_EQ(AdmJson({"device", "list"})[0]["capacity"], 1ull << 40);
+
+  o = Adm({"volume", "show", "vol1"});
+  EXPECT_NE(o.out.find("size:         10 GiB (10737418240 bytes)"),
+            std::string::npos)
+      << o.out;
+
+  json status = AdmJson({"status"});
+  EXPECT_EQ(status["daemon"]["map_epoch"], 5);  // 2 hosts, 1 device, 2 pools
+  EXPECT_EQ(status["daemon"]["counts"]["volumes"], 2);
+  EXPECT_EQ(status["modules"]["cvm"].contains("loaded") ||
+                status["modules"]["cvm"].contains("error"),
+            true);
+  o = Adm({"status"});
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("map epoch:         5"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("cvm module:"), std::string::npos) << o.out;
+
+  // Teardown in dependency order.
+  EXPECT_EQ(Adm({"volume", "delete", "vol1"}).exit_code, 0);
+  EXPECT_EQ(Adm({"volume", "delete", "vol2"}).exit_code, 0);
+  EXPECT_EQ(Adm({"pool", "delete", "ec"}).exit_code, 0);
+  EXPECT_EQ(Adm({"device", "remove", "1"}).exit_code, 0);
+  o = Adm({"host", "remove", "h1"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "host 'h1' removed\n");
+}
+
+TEST_F(CliWithDaemonTest, ErrorsGoToStderrWithNonZeroExit) {
+  Output o = Adm({"volume", "create", "v", "--pool", "x", "--size", "10G"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "cvmadm: volume create: pool 'x' does not exist\n");
+
+  ASSERT_EQ(Adm({"pool", "create", "p", "--policy", "replicated:2"}).exit_code,
+            0);
+  o = Adm({"volume", "create", "v", "--pool", "p", "--size", "1000"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("not a multiple of the 512-byte sector"),
+            std::string::npos)
+      << o.err;
+  o = Adm({"volume", "create", "v", "--pool", "p", "--size", "10X"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("unknown unit"), std::string::npos) << o.err;
+  o = Adm({"pool", "create", "q", "--policy", "ec:4,7"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.err,
+            "cvmadm: pool create: erasure-coded pool needs m in 1..4 parity "
+            "chunks, not 7\n");
+  o = Adm({"pool", "create", "p", "--policy", "replicated:2"});
+  EXPECT_EQ(o.err, "cvmadm: pool create: pool 'p' already exists\n");
+  ASSERT_EQ(
+      Adm({"volume", "create", "v", "--pool", "p", "--size", "1G"}).exit_code,
+      0);
+  o = Adm({"pool", "delete", "p"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.err,
+            "cvmadm: pool delete: pool 'p' still has volumes 'v'; delete them "
+            "first\n");
+  o = Adm({"device", "remove", "abc"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("not a positive integer"), std::string::npos);
+}
+
+TEST_F(CliTest, UsageErrorsPrintHelp) {
+  Output o = Adm({});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("Usage: cvmadm"), std::string::npos);
+  o = Adm({"--help"});
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("volume create"), std::string::npos);
+  o = Adm({"volume", "--help"});
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("volume show"), std::string::npos);
+  EXPECT_EQ(o.out.find("host add"), std::string::npos);
+  o = Adm({"volume", "create", "--help"});
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("--object-size"), std::string::npos);
+  o = Adm({"frob"});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("unknown command 'frob'"), std::string::npos);
+  o = Adm({"volume", "frob"});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("volume: unknown verb 'frob'"), std::string::npos);
+  o = Adm({"volume", "create", "v", "--bogus"});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("cvmadm: volume create: unrecognised option '--bogus'"),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("Usage: cvmadm volume create <name>"),
+            std::string::npos);
+  o = Adm({"volume", "create", "--pool", "p", "--size", "1G"});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("'<name>' is required"), std::string::npos) << o.err;
+}
+
+TEST_F(CliTest, NoDaemonIsAClearError) {
+  Output o = Adm({"volume", "list"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("cvmadm: volume list: cannot connect to cvmd"),
+            std::string::npos)
+      << o.err;
+  o = Adm({"status"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.out.find("not reachable"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("cvm module:"), std::string::npos) << o.out;
+}
+
+TEST_F(CliTest, StateSurvivesDaemonRestart) {
+  StartDaemon();
+  ASSERT_EQ(Adm({"host", "add", "h1", "--address", "a:1"}).exit_code, 0);
+  ASSERT_EQ(Adm({"pool", "create", "p", "--policy", "ec:2,1"}).exit_code, 0);
+  ASSERT_EQ(Adm({"volume", "create", "v", "--pool", "p", "--size", "2G",
+                 "--provisioning", "thick"})
+                .exit_code,
+            0);
+  StopDaemon();
+  StartDaemon();
+  json v = AdmJson({"volume", "show", "v"});
+  EXPECT_EQ(v["size"], 2ull << 30);
+  EXPECT_EQ(v["provisioning"], "thick");
+  EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 2);
+  // Ids continue after the restart.
+  Output o = Adm({"host", "add", "h2", "--address", "b:1"});
+  EXPECT_EQ(o.out, "host 'h2' added (id 2)\n");
+}
+
+TEST_F(CliWithDaemonTest, SecondDaemonIsRefused) {
+  // Same socket: refused before touching the database.
+  Output o =
+      Run({CVMD_BIN, "--db", dir_.Sub("db2"), "--socket", Socket(), "-f"}, {});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("in use by a running cvmd"), std::string::npos) << o.err;
+  // Same database, other socket: the RocksDB lock refuses it.
+  o = Run({CVMD_BIN, "--db", Db(), "--socket", dir_.Sub("other.sock"), "-f"},
+          {});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("is locked by another process"), std::string::npos)
+      << o.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("other.sock")));
+  EXPECT_EQ(Adm({"status"}).exit_code, 0);  // the first one is unharmed
+}
+
+TEST_F(CliTest, DetachesAndReportsReadiness) {
+  Output o = Run({CVMD_BIN, "--db", Db(), "--socket", Socket(), "--pid-file",
+                  dir_.Sub("pid")},
+                 {});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  // Serving by the time the parent returns.
+  EXPECT_EQ(Adm({"status"}).exit_code, 0);
+  const pid_t pid = std::stoi(ReadFile(dir_.Sub("pid")));
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  for (int i = 0; i < 200 && std::filesystem::exists(Socket()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(std::filesystem::exists(Socket()));
+}
+
+}  // namespace
+}  // namespace cvm

@@ -1,0 +1,342 @@
+#include "metadata_store.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <atomic>
+
+#include "test_util.h"
+
+namespace cvm {
+namespace {
+
+using testing::TempDir;
+
+// An empty store in a fresh directory, with a fixed clock and a commit-failure
+// switch; Reopen() closes and opens it again as a restart would.
+class EmptyStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen() {
+    store_.reset();
+    StoreOptions options;
+    options.clock = [] { return int64_t{1700000000}; };
+    options.fail_commit = [this] { return fail_commit_.load(); };
+    options.sync = false;
+    auto opened = MetadataStore::Open(dir_.Sub("db"), std::move(options));
+    ASSERT_OK(opened);
+    store_ = std::move(opened).value();
+  }
+
+  Host MakeHost(const std::string& name) {
+    Host h;
+    h.name = name;
+    h.addresses = {"10.0.0.1:7800"};
+    return h;
+  }
+
+  uint64_t Epoch() { return *store_->CurrentEpoch(); }
+
+  TempDir dir_;
+  std::unique_ptr<MetadataStore> store_;
+  std::atomic<bool> fail_commit_{false};
+};
+
+// Adds host h1 with device /dev/nvme0n1, pool "rep" (replicated:3) and
+// volume "vol" in it.
+class PopulatedStoreTest : public EmptyStoreTest {
+ protected:
+  void SetUp() override {
+    EmptyStoreTest::SetUp();
+    ASSERT_OK(store_->AddHost(MakeHost("h1")));
+    ASSERT_OK(store_->AddDevice({"h1", "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+    Pool p;
+    p.name = "rep";
+    ASSERT_OK(store_->CreatePool(p));
+    VolumeSpec v;
+    v.name = "vol";
+    v.pool = "rep";
+    v.size = 10 * GiB;
+    ASSERT_OK(store_->CreateVolume(v));
+  }
+
+  VolumeSpec Volume(const std::string& name, const std::string& pool = "rep") {
+    VolumeSpec v;
+    v.name = name;
+    v.pool = pool;
+    v.size = GiB;
+    return v;
+  }
+};
+
+TEST_F(EmptyStoreTest, StartsEmptyAtEpochZero) {
+  EXPECT_EQ(Epoch(), 0u);
+  auto counts = store_->Count();
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->hosts + counts->devices + counts->pools + counts->volumes,
+            0u);
+  EXPECT_TRUE(store_->EpochHistory()->empty());
+}
+
+TEST_F(EmptyStoreTest, HostCrud) {
+  auto h = store_->AddHost(MakeHost("h1"));
+  ASSERT_OK(h);
+  EXPECT_EQ(h->id, 1u);
+  EXPECT_EQ(h->created, 1700000000);
+  auto h2 = store_->AddHost(MakeHost("h2"));
+  ASSERT_OK(h2);
+  EXPECT_EQ(h2->id, 2u);
+  EXPECT_EQ(store_->ListHosts()->size(), 2u);
+  EXPECT_EQ(store_->GetHost("h2")->id, 2u);
+  ASSERT_OK(store_->RemoveHost("h1"));
+  EXPECT_ERROR(store_->GetHost("h1"), Code::kNotFound,
+               "host 'h1' does not exist");
+  EXPECT_EQ(store_->ListHosts()->size(), 1u);
+}
+
+TEST_F(EmptyStoreTest, NamesAreUniquePerKind) {
+  ASSERT_OK(store_->AddHost(MakeHost("same")));
+  EXPECT_ERROR(store_->AddHost(MakeHost("same")), Code::kAlreadyExists,
+               "host 'same' already exists");
+  Pool p;
+  p.name = "same";  // a pool may share a host's name
+  ASSERT_OK(store_->CreatePool(p));
+  EXPECT_ERROR(store_->CreatePool(p), Code::kAlreadyExists,
+               "pool 'same' already exists");
+}
+
+TEST_F(EmptyStoreTest, RefusesInvalidRecords) {
+  EXPECT_ERROR(store_->AddHost(MakeHost("bad name")), Code::kInvalidArgument,
+               "host name 'bad name' is invalid");
+  Pool p;
+  p.name = "p";
+  p.pg_num = 48;
+  EXPECT_ERROR(store_->CreatePool(p), Code::kInvalidArgument, "power of two");
+  p.pg_num = 64;
+  p.policy = Policy::Erasure(4, 5);
+  EXPECT_ERROR(store_->CreatePool(p), Code::kInvalidArgument, "m in 1..4");
+  EXPECT_EQ(store_->Count()->pools, 0u);
+}
+
+TEST_F(EmptyStoreTest, ReferencesMustExist) {
+  EXPECT_ERROR(store_->AddDevice({"nohost", "/dev/nvme0n1", TiB, 1.0, "nvme"}),
+               Code::kNotFound, "host 'nohost' does not exist");
+  VolumeSpec v;
+  v.name = "v";
+  v.pool = "nopool";
+  v.size = GiB;
+  EXPECT_ERROR(store_->CreateVolume(v), Code::kNotFound,
+               "pool 'nopool' does not exist");
+  EXPECT_ERROR(store_->CreateSnapshot("novol", "s"), Code::kNotFound,
+               "volume 'novol' does not exist");
+}
+
+TEST_F(PopulatedStoreTest, DeviceCrudAndUniquePathPerHost) {
+  EXPECT_ERROR(store_->AddDevice({"h1", "/dev/nvme0n1", TiB, 1.0, "nvme"}),
+               Code::kAlreadyExists, "already exists as device 1");
+  auto d = store_->AddDevice({"h1", "/dev/nvme1n1", 2 * TiB, 2.0, "nvme"});
+  ASSERT_OK(d);
+  EXPECT_EQ(d->id, 2u);
+  EXPECT_EQ(d->host_id, 1u);
+  EXPECT_EQ(store_->ListDevices()->size(), 2u);
+  ASSERT_OK(store_->RemoveDevice(2));
+  EXPECT_ERROR(store_->GetDevice(2), Code::kNotFound,
+               "device 2 does not exist");
+  EXPECT_ERROR(store_->RemoveDevice(99), Code::kNotFound, "device 99");
+}
+
+TEST_F(PopulatedStoreTest, VolumeCrudAndValidation) {
+  auto v = store_->GetVolume("vol");
+  ASSERT_OK(v);
+  EXPECT_EQ(v->size, 10 * GiB);
+  EXPECT_EQ(v->object_size, 4 * MiB);
+  EXPECT_EQ(v->stripe_unit, 4 * MiB);
+  EXPECT_ERROR(store_->CreateVolume(Volume("vol")), Code::kAlreadyExists,
+               "volume 'vol' already exists");
+  VolumeSpec bad = Volume("v2");
+  bad.size = 1000;
+  EXPECT_ERROR(store_->CreateVolume(bad), Code::kInvalidArgument, "sector");
+  bad = Volume("v2");
+  bad.object_size = 3 * MiB;
+  EXPECT_ERROR(store_->CreateVolume(bad), Code::kInvalidArgument,
+               "power of two");
+  bad.object_size = 128 * MiB;
+  EXPECT_ERROR(store_->CreateVolume(bad), Code::kInvalidArgument, "64 MiB");
+  ASSERT_OK(store_->DeleteVolume("vol"));
+  EXPECT_ERROR(store_->DeleteVolume("vol"), Code::kNotFound, "does not exist");
+}
+
+TEST_F(PopulatedStoreTest, RefusesToDeleteWhatIsInUse) {
+  EXPECT_ERROR(store_->RemoveHost("h1"), Code::kInUse,
+               "host 'h1' still has devices 1 (/dev/nvme0n1)");
+  EXPECT_ERROR(store_->DeletePool("rep"), Code::kInUse,
+               "pool 'rep' still has volumes 'vol'");
+  ASSERT_OK(store_->CreateSnapshot("vol", "s1"));
+  EXPECT_ERROR(store_->DeleteVolume("vol"), Code::kInUse,
+               "volume 'vol' still has snapshots 's1'");
+  // Unblock from the leaves up.
+  ASSERT_OK(store_->DeleteSnapshot("vol", "s1"));
+  ASSERT_OK(store_->DeleteVolume("vol"));
+  ASSERT_OK(store_->DeletePool("rep"));
+  ASSERT_OK(store_->RemoveDevice(1));
+  ASSERT_OK(store_->RemoveHost("h1"));
+}
+
+TEST_F(PopulatedStoreTest, SnapshotsAdvanceTheVolumeSeq) {
+  auto s1 = store_->CreateSnapshot("vol", "s1");
+  ASSERT_OK(s1);
+  EXPECT_EQ(s1->seq, 1u);
+  auto s2 = store_->CreateSnapshot("vol", "s2");
+  ASSERT_OK(s2);
+  EXPECT_EQ(s2->seq, 2u);
+  EXPECT_EQ(store_->GetVolume("vol")->snap_seq, 2u);
+  EXPECT_ERROR(store_->CreateSnapshot("vol", "s1"), Code::kAlreadyExists,
+               "'vol@s1' already exists");
+  ASSERT_OK(store_->CreateVolume(Volume("other")));
+  ASSERT_OK(store_->CreateSnapshot("other", "s1"));  // per-volume names
+}
+
+TEST_F(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
+  ASSERT_OK(store_->AddHost(MakeHost("h1")));
+  EXPECT_EQ(Epoch(), 1u);
+  auto d = store_->AddDevice({"h1", "/dev/nvme0n1", TiB, 1.0, "nvme"});
+  ASSERT_OK(d);
+  EXPECT_EQ(Epoch(), 2u);
+  ASSERT_OK(store_->SetDeviceState(d->id, false, std::nullopt));
+  EXPECT_EQ(Epoch(), 3u);
+  ASSERT_OK(store_->SetDeviceState(d->id, false, std::nullopt));  // no change
+  EXPECT_EQ(Epoch(), 3u);
+  Pool p;
+  p.name = "p";
+  ASSERT_OK(store_->CreatePool(p));
+  EXPECT_EQ(Epoch(), 4u);
+  VolumeSpec v;
+  v.name = "v";
+  v.pool = "p";
+  v.size = GiB;
+  ASSERT_OK(store_->CreateVolume(v));
+  ASSERT_OK(store_->CreateSnapshot("v", "s"));
+  EXPECT_EQ(Epoch(), 4u);  // volumes are not topology
+  ASSERT_OK(store_->RemoveDevice(d->id));
+  EXPECT_EQ(Epoch(), 5u);
+  // Failed changes cut no epoch.
+  EXPECT_FALSE(store_->AddHost(MakeHost("h1")).ok());
+  EXPECT_FALSE(store_->RemoveHost("nope").ok());
+  EXPECT_EQ(Epoch(), 5u);
+
+  auto history = store_->EpochHistory();
+  ASSERT_OK(history);
+  ASSERT_EQ(history->size(), 5u);
+  EXPECT_EQ((*history)[0].epoch, 1u);
+  EXPECT_EQ((*history)[0].reason, "host.add h1");
+  EXPECT_EQ((*history)[0].created, 1700000000);
+  EXPECT_EQ((*history)[4].reason, "device.remove 1");
+  EXPECT_EQ(store_->EpochHistory(2)->front().epoch, 4u);
+}
+
+TEST_F(EmptyStoreTest, FailedCommitLeavesNothingBehind) {
+  ASSERT_OK(store_->AddHost(MakeHost("h1")));
+  fail_commit_ = true;
+  EXPECT_ERROR(store_->AddHost(MakeHost("h2")), Code::kIoError, "injected");
+  EXPECT_ERROR(store_->AddDevice({"h1", "/dev/nvme0n1", TiB, 1.0, "nvme"}),
+               Code::kIoError, "injected");
+  fail_commit_ = false;
+  // No record, no epoch, no consumed id.
+  EXPECT_EQ(Epoch(), 1u);
+  EXPECT_ERROR(store_->GetHost("h2"), Code::kNotFound, "");
+  EXPECT_EQ(store_->ListDevices()->size(), 0u);
+  auto h2 = store_->AddHost(MakeHost("h2"));
+  ASSERT_OK(h2);
+  EXPECT_EQ(h2->id, 2u);
+  EXPECT_EQ(Epoch(), 2u);
+}
+
+TEST_F(EmptyStoreTest, RejectedOpConsumesNoId) {
+  ASSERT_OK(store_->AddHost(MakeHost("h1")));
+  EXPECT_FALSE(store_->AddHost(MakeHost("h1")).ok());
+  EXPECT_FALSE(store_->AddHost(MakeHost("bad name")).ok());
+  EXPECT_EQ(store_->AddHost(MakeHost("h2"))->id, 2u);
+}
+
+TEST_F(PopulatedStoreTest, SurvivesRestart) {
+  ASSERT_OK(store_->CreateSnapshot("vol", "s1"));
+  const uint64_t epoch = Epoch();
+  Reopen();
+  EXPECT_EQ(Epoch(), epoch);
+  EXPECT_EQ(store_->GetHost("h1")->addresses[0], "10.0.0.1:7800");
+  EXPECT_EQ(store_->GetDevice(1)->capacity, TiB);
+  EXPECT_EQ(store_->GetPool("rep")->policy, Policy::Replicated(3));
+  EXPECT_EQ(store_->GetVolume("vol")->snap_seq, 1u);
+  EXPECT_EQ(store_->ListSnapshots()->size(), 1u);
+  EXPECT_EQ(store_->EpochHistory()->size(), epoch);
+  // Counters continue where they were.
+  EXPECT_EQ(store_->AddHost(MakeHost("h2"))->id, 2u);
+  EXPECT_EQ(Epoch(), epoch + 1);
+}
+
+TEST_F(PopulatedStoreTest, SecondOpenIsRefusedWhileLocked) {
+  auto second = MetadataStore::Open(dir_.Sub("db"));
+  EXPECT_ERROR(second, Code::kUnavailable, "is locked by another process");
+}
+
+// Writes `value` under `key` of column family `cf` with RocksDB directly,
+// behind the store's back, as disk corruption or a buggy writer would.
+void WriteRaw(const std::string& dir, Cf cf, const std::string& key,
+              const std::string& value) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(
+      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names)
+    descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(
+      rocksdb::DB::Open(rocksdb::DBOptions(), dir, descriptors, &handles, &db)
+          .ok());
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == CfName(cf)) {
+      ASSERT_TRUE(
+          db->Put(rocksdb::WriteOptions(), handles[i], key, value).ok());
+    }
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;  // RocksDB's own API hands out a raw owning pointer
+}
+
+TEST_F(PopulatedStoreTest, CorruptRecordIsRefusedWithAReason) {
+  store_.reset();
+  WriteRaw(dir_.Sub("db"), Cf::kVolumes, EncodeIdKey(1), "{\"id\":1,\"name\":");
+  Reopen();
+  EXPECT_ERROR(store_->GetVolume("vol"), Code::kCorruption,
+               "volumes/1: volume record is not valid JSON");
+  EXPECT_ERROR(store_->ListVolumes(), Code::kCorruption, "volumes/1");
+  // Changes that must see every volume refuse too, rather than guess.
+  EXPECT_ERROR(store_->DeletePool("rep"), Code::kCorruption, "volumes/1");
+  // Unrelated kinds still work.
+  EXPECT_OK(store_->GetHost("h1"));
+}
+
+TEST_F(PopulatedStoreTest, RecordUnderTheWrongKeyIsCorrupt) {
+  const std::string host2 =
+      R"({"id":7,"name":"h7","addresses":["a:1"],)"
+      R"("transport":"tcp","rack":"","row":"","created":0})";
+  store_.reset();
+  WriteRaw(dir_.Sub("db"), Cf::kHosts, EncodeIdKey(2), host2);
+  WriteRaw(dir_.Sub("db"), Cf::kDevices, "short", "{}");
+  Reopen();
+  EXPECT_ERROR(store_->ListHosts(), Code::kCorruption,
+               "hosts/2: record says id 7");
+  EXPECT_ERROR(store_->ListDevices(), Code::kCorruption, "key of 5 bytes");
+}
+
+TEST_F(EmptyStoreTest, RefusesAnUnknownSchemaVersion) {
+  store_.reset();
+  WriteRaw(dir_.Sub("db"), Cf::kMeta, "schema_version", "99");
+  auto opened = MetadataStore::Open(dir_.Sub("db"));
+  EXPECT_ERROR(opened, Code::kCorruption, "schema version 99");
+}
+
+}  // namespace
+}  // namespace cvm
