@@ -204,5 +204,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (config.debug) cvm::SetLogLevel(cvm::LogLevel::kDebug);
+  // Detaching changes to "/": relative paths must mean what the user meant.
+  for (std::string* path : {&config.db, &config.socket, &config.pid_file}) {
+    if (!path->empty()) *path = std::filesystem::absolute(*path).string();
+  }
   return cvm::Serve(config);
 }

@@ -43,6 +43,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"snapshot.delete", &Api::SnapshotDelete},
       {"map.epoch", &Api::MapEpochOp},
       {"map.history", &Api::MapHistory},
+      {"map.show", &Api::MapShow},
   };
   return table;
 }
@@ -489,6 +490,55 @@ Result<json> Api::MapHistory(JsonFields& a) {
                        store_.EpochHistory(static_cast<size_t>(limit)));
   json out = json::array();
   for (const auto& e : history) out.push_back(ToJson(e));
+  return out;
+}
+
+Result<json> Api::MapShow(JsonFields& a) {
+  a.Expect({"epoch"});
+  std::optional<uint64_t> epoch = a.OptU64("epoch");
+  CVM_RETURN_IF_ERROR(a.status());
+  if (!epoch) {
+    CVM_ASSIGN_OR_RETURN(epoch, store_.CurrentEpoch());
+    if (*epoch == 0) return NotFound("no map yet: add a host and a device");
+  }
+  CVM_ASSIGN_OR_RETURN(MapEpoch e, store_.GetEpoch(*epoch));
+  json out = ToJson(e);
+  out["servable"] = e.problem.empty();
+  out["pools"] = json::array();
+  if (!e.problem.empty()) return out;
+
+  // Placement as the kernel will compute it, from the stored blob.
+  CVM_ASSIGN_OR_RETURN(std::string blob, store_.GetMap(*epoch));
+  CVM_ASSIGN_OR_RETURN(auto placements, PlacementOf(blob));
+  CVM_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  for (const PoolPlacement& p : placements) {
+    json pool = {{"id", p.pool_id},
+                 {"pg_num", p.pg_num},
+                 {"width", p.width},
+                 {"table_crc", p.table_crc},
+                 {"unplaced", p.unplaced}};
+    for (const Pool& named : pools) {
+      if (named.id == p.pool_id) pool["name"] = named.name;
+    }
+    uint32_t lo = UINT32_MAX, hi = 0, in_use = 0;
+    uint64_t total = 0;
+    json per_device = json::object();
+    for (const auto& [dev, n] : p.pgs) {
+      per_device[std::to_string(dev)] = n;
+      total += n;
+      if (n) {
+        ++in_use;
+        lo = std::min(lo, n);
+        hi = std::max(hi, n);
+      }
+    }
+    pool["pgs_per_device"] = per_device;
+    pool["devices_used"] = in_use;
+    pool["min_pgs"] = in_use ? lo : 0;
+    pool["max_pgs"] = hi;
+    pool["mean_pgs"] = in_use ? static_cast<double>(total) / in_use : 0.0;
+    out["pools"].push_back(std::move(pool));
+  }
   return out;
 }
 

@@ -72,6 +72,7 @@ class Api {
   Result<nlohmann::json> SnapshotList(JsonFields& a);
   Result<nlohmann::json> SnapshotDelete(JsonFields& a);
   Result<nlohmann::json> MapEpochOp(JsonFields& a);
+  Result<nlohmann::json> MapShow(JsonFields& a);
   Result<nlohmann::json> MapHistory(JsonFields& a);
 
   // Record JSON with references resolved to names for readers.

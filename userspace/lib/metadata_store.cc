@@ -14,9 +14,9 @@
 namespace cvm {
 namespace {
 
-constexpr Cf kAllCfs[] = {Cf::kMeta,     Cf::kHosts,   Cf::kDevices,
-                          Cf::kPools,    Cf::kVolumes, Cf::kSnapshots,
-                          Cf::kMapEpochs};
+constexpr Cf kAllCfs[] = {Cf::kMeta,      Cf::kHosts,   Cf::kDevices,
+                          Cf::kPools,     Cf::kVolumes, Cf::kSnapshots,
+                          Cf::kMapEpochs, Cf::kMaps};
 
 constexpr std::string_view kSchemaKey = "schema_version";
 constexpr std::string_view kEpochKey = "map_epoch";
@@ -93,6 +93,8 @@ std::string_view CfName(Cf cf) {
       return "snapshots";
     case Cf::kMapEpochs:
       return "map_epochs";
+    case Cf::kMaps:
+      return "maps";
   }
   return "?";
 }
@@ -308,12 +310,60 @@ Result<uint64_t> MetadataStore::NextId(rocksdb::WriteBatch& batch,
   return id;
 }
 
-Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch,
-                                std::string reason) {
+Result<Topology> MetadataStore::LoadTopology() {
+  Topology t;
+  CVM_ASSIGN_OR_RETURN(t.hosts, ListHosts());
+  CVM_ASSIGN_OR_RETURN(t.devices, ListDevices());
+  CVM_ASSIGN_OR_RETURN(t.pools, ListPools());
+  return t;
+}
+
+Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
+                                const Topology& next) {
   CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
-  MapEpoch e{current + 1, Now(), std::move(reason)};
+  MapEpoch e;
+  e.epoch = current + 1;
+  e.created = Now();
+  e.reason = std::move(reason);
+
+  // Rack and row buckets keep the id they were first given (cluster_map.h).
+  BucketIndexes indexes;
+  std::optional<uint64_t> next_index;
+  for (const Host& h : next.hosts) {
+    for (const std::string& key : {RackKey(h), RowKey(h)}) {
+      if (key.empty() || indexes.count(key)) continue;
+      const std::string meta_key = fmt::format("bucket/{}", key);
+      CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, meta_key));
+      uint64_t index = 0;
+      if (raw) {
+        CVM_ASSIGN_OR_RETURN(index, ParseDecimal(*raw, meta_key));
+      } else {
+        if (!next_index) {
+          CVM_ASSIGN_OR_RETURN(next_index, ReadCounter(CounterKey("bucket")));
+        }
+        index = ++*next_index;
+        batch.Put((*h_)[Cf::kMeta], meta_key, std::to_string(index));
+        batch.Put((*h_)[Cf::kMeta], CounterKey("bucket"),
+                  std::to_string(index));
+      }
+      if (index == 0 || index >= CVM_MAX_BUCKETS / 2) {
+        return InvalidArgument(fmt::format(
+            "too many racks and rows: {} would be number {}", key, index));
+      }
+      indexes[key] = static_cast<uint32_t>(index);
+    }
+  }
+
+  SealedMap sealed = SealMap(e.epoch, next, indexes);
+  e.map_size = sealed.blob.size();
+  e.map_crc = sealed.crc;
+  e.problem = sealed.problem;
+  e.left_out = sealed.left_out;
   batch.Put((*h_)[Cf::kMeta], ToSlice(kEpochKey), std::to_string(e.epoch));
   batch.Put((*h_)[Cf::kMapEpochs], EncodeIdKey(e.epoch), Encode(ToJson(e)));
+  if (!sealed.blob.empty()) {
+    batch.Put((*h_)[Cf::kMaps], EncodeIdKey(e.epoch), sealed.blob);
+  }
   return {};
 }
 
@@ -332,7 +382,10 @@ Result<Host> MetadataStore::AddHost(Host spec) {
   CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "host"));
   spec.created = Now();
   batch.Put((*h_)[Cf::kHosts], EncodeIdKey(spec.id), Encode(ToJson(spec)));
-  CVM_RETURN_IF_ERROR(BumpEpoch(batch, fmt::format("host.add {}", spec.name)));
+  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+  next.hosts.push_back(spec);
+  CVM_RETURN_IF_ERROR(
+      BumpEpoch(batch, fmt::format("host.add {}", spec.name), next));
   CVM_RETURN_IF_ERROR(Commit(batch));
   return spec;
 }
@@ -371,8 +424,10 @@ Status MetadataStore::RemoveHost(std::string_view name) {
   }
   rocksdb::WriteBatch batch;
   batch.Delete((*h_)[Cf::kHosts], EncodeIdKey(host.id));
+  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+  std::erase_if(next.hosts, [&](const Host& h) { return h.id == host.id; });
   CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("host.remove {}", host.name)));
+      BumpEpoch(batch, fmt::format("host.remove {}", host.name), next));
   return Commit(batch);
 }
 
@@ -400,8 +455,11 @@ Result<Device> MetadataStore::AddDevice(const DeviceSpec& spec) {
   CVM_ASSIGN_OR_RETURN(d.id, NextId(batch, "device"));
   d.created = Now();
   batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
+  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+  next.devices.push_back(d);
   CVM_RETURN_IF_ERROR(BumpEpoch(
-      batch, fmt::format("device.add {} {}:{}", d.id, host.name, d.path)));
+      batch, fmt::format("device.add {} {}:{}", d.id, host.name, d.path),
+      next));
   CVM_RETURN_IF_ERROR(Commit(batch));
   return d;
 }
@@ -421,7 +479,10 @@ Status MetadataStore::RemoveDevice(uint64_t id) {
   CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
   rocksdb::WriteBatch batch;
   batch.Delete((*h_)[Cf::kDevices], EncodeIdKey(d.id));
-  CVM_RETURN_IF_ERROR(BumpEpoch(batch, fmt::format("device.remove {}", d.id)));
+  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+  std::erase_if(next.devices, [&](const Device& o) { return o.id == d.id; });
+  CVM_RETURN_IF_ERROR(
+      BumpEpoch(batch, fmt::format("device.remove {}", d.id), next));
   return Commit(batch);
 }
 
@@ -436,9 +497,15 @@ Result<Device> MetadataStore::SetDeviceState(uint64_t id,
   if (d.up == before.up && d.in == before.in) return d;
   rocksdb::WriteBatch batch;
   batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
+  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+  for (Device& o : next.devices) {
+    if (o.id == d.id) o = d;
+  }
   CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("device.state {} {},{}", d.id,
-                                   d.up ? "up" : "down", d.in ? "in" : "out")));
+      BumpEpoch(batch,
+                fmt::format("device.state {} {},{}", d.id, d.up ? "up" : "down",
+                            d.in ? "in" : "out"),
+                next));
   CVM_RETURN_IF_ERROR(Commit(batch));
   return d;
 }
@@ -460,8 +527,10 @@ Result<Pool> MetadataStore::CreatePool(Pool spec) {
   batch.Put((*h_)[Cf::kPools], EncodeIdKey(spec.id), Encode(ToJson(spec)));
   // Pools are part of the map (DESIGN.md "map"): initiators need pg_num and
   // policy to place objects, so a pool change is a new epoch too.
+  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+  next.pools.push_back(spec);
   CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("pool.create {}", spec.name)));
+      BumpEpoch(batch, fmt::format("pool.create {}", spec.name), next));
   CVM_RETURN_IF_ERROR(Commit(batch));
   return spec;
 }
@@ -499,8 +568,10 @@ Status MetadataStore::DeletePool(std::string_view name) {
   }
   rocksdb::WriteBatch batch;
   batch.Delete((*h_)[Cf::kPools], EncodeIdKey(pool.id));
+  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+  std::erase_if(next.pools, [&](const Pool& p) { return p.id == pool.id; });
   CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("pool.delete {}", pool.name)));
+      BumpEpoch(batch, fmt::format("pool.delete {}", pool.name), next));
   return Commit(batch);
 }
 
@@ -614,6 +685,32 @@ Status MetadataStore::DeleteSnapshot(std::string_view volume,
 
 Result<uint64_t> MetadataStore::CurrentEpoch() {
   return ReadCounter(kEpochKey);
+}
+
+Result<MapEpoch> MetadataStore::GetEpoch(uint64_t epoch) {
+  CVM_ASSIGN_OR_RETURN(auto e, GetById(Cf::kMapEpochs, epoch, &DecodeMapEpoch));
+  if (!e) return NotFound(fmt::format("map epoch {} does not exist", epoch));
+  return std::move(*e);
+}
+
+Result<std::string> MetadataStore::GetMap(uint64_t epoch) {
+  CVM_ASSIGN_OR_RETURN(MapEpoch e, GetEpoch(epoch));
+  if (!e.problem.empty()) {
+    return NotFound(
+        fmt::format("map epoch {} cannot be served: {}", epoch, e.problem));
+  }
+  CVM_ASSIGN_OR_RETURN(auto blob, GetRaw(Cf::kMaps, EncodeIdKey(epoch)));
+  if (!blob) {
+    return Corruption(fmt::format("map epoch {}: sealed map missing", epoch));
+  }
+  if (blob->size() != e.map_size ||
+      cvm_map_blob_crc(blob->data(), blob->size()) != e.map_crc) {
+    return Corruption(fmt::format(
+        "map epoch {}: sealed map does not match its record (size {}, "
+        "expected {})",
+        epoch, blob->size(), e.map_size));
+  }
+  return std::move(*blob);
 }
 
 Result<std::vector<MapEpoch>> MetadataStore::EpochHistory(size_t limit) {

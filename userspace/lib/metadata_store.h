@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster_map.h"
 #include "model.h"
 #include "status.h"
 
@@ -40,7 +41,8 @@ enum class Cf {
   kPools,
   kVolumes,
   kSnapshots,
-  kMapEpochs
+  kMapEpochs,
+  kMaps  // epoch -> the sealed binary map (kernel/common map codec)
 };
 std::string_view CfName(Cf cf);
 
@@ -127,6 +129,10 @@ class MetadataStore {
 
   // Map epochs: 0 until the first topology change.
   Result<uint64_t> CurrentEpoch();
+  Result<MapEpoch> GetEpoch(uint64_t epoch);
+  // The sealed map of `epoch`: kNotFound when that epoch's topology could
+  // not be served (its record says why).
+  Result<std::string> GetMap(uint64_t epoch);
   // The newest `limit` epochs, oldest first (limit 0 = all).
   Result<std::vector<MapEpoch>> EpochHistory(size_t limit = 0);
 
@@ -140,8 +146,12 @@ class MetadataStore {
   Status InitSchema();
   Result<uint64_t> ReadCounter(std::string_view key);
   Result<uint64_t> NextId(rocksdb::WriteBatch& batch, std::string_view kind);
-  // Adds the next epoch and its history record to `batch`.
-  Status BumpEpoch(rocksdb::WriteBatch& batch, std::string reason);
+  // Hosts, devices and pools as stored now.
+  Result<Topology> LoadTopology();
+  // Adds the next epoch, its history record and its sealed map, built from
+  // `next` (the topology once `batch` commits), to `batch`.
+  Status BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
+                   const Topology& next);
   Status Commit(rocksdb::WriteBatch& batch);
 
   Result<std::optional<std::string>> GetRaw(Cf cf, std::string_view key);

@@ -351,7 +351,10 @@ json ToJson(const Snapshot& s) {
 }
 
 json ToJson(const MapEpoch& e) {
-  return {{"epoch", e.epoch}, {"created", e.created}, {"reason", e.reason}};
+  return {{"epoch", e.epoch},      {"created", e.created},
+          {"reason", e.reason},    {"map_size", e.map_size},
+          {"map_crc", e.map_crc},  {"problem", e.problem},
+          {"left_out", e.left_out}};
 }
 
 std::string Encode(const json& record) { return DumpJson(record); }
@@ -507,12 +510,21 @@ Result<Snapshot> DecodeSnapshot(std::string_view bytes) {
 Result<MapEpoch> DecodeMapEpoch(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "map epoch"));
   JsonFields f(j, "map epoch record field", Code::kCorruption);
-  f.Expect({"epoch", "created", "reason"});
+  f.Expect({"epoch", "created", "reason", "map_size", "map_crc", "problem",
+            "left_out"});
   MapEpoch e;
   e.epoch = f.U64("epoch");
   e.created = f.I64("created");
   e.reason = f.String("reason");
+  e.map_size = f.U64("map_size");
+  const uint64_t crc = f.U64("map_crc");
+  e.problem = f.String("problem");
+  e.left_out = f.StringList("left_out");
   CVM_RETURN_IF_ERROR(f.status());
+  if (crc > UINT32_MAX) {
+    return Corruption("map epoch record: map_crc is wider than 32 bits");
+  }
+  e.map_crc = static_cast<uint32_t>(crc);
   if (e.epoch == 0) return Corruption("map epoch record: epoch 0 is invalid");
   return e;
 }

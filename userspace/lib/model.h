@@ -31,7 +31,8 @@ inline constexpr uint32_t kMinEcK = 2, kMaxEcK = 8;
 inline constexpr uint32_t kMinEcM = 1, kMaxEcM = 4;
 inline constexpr uint32_t kMaxPgNum = 32768;
 inline constexpr uint32_t kDefaultPgNum = 64;
-inline constexpr double kMaxWeight = 1e6;
+// Weights become 16.16 fixed point in the kernel map.
+inline constexpr double kMaxWeight = 65535.0;
 
 enum class Transport { kTcp, kRdma };
 enum class FailureDomain { kHost, kRack, kRow };
@@ -125,6 +126,13 @@ struct MapEpoch {
   uint64_t epoch = 0;
   int64_t created = 0;
   std::string reason;  // "host.add h1"
+  // The sealed map of this epoch (metadata_store "maps"), or why there is
+  // none: a topology kernel/common refuses to place on (no devices, fewer
+  // failure domains than a pool needs, ...) is recorded, not served.
+  uint64_t map_size = 0;
+  uint32_t map_crc = 0;
+  std::string problem;
+  std::vector<std::string> left_out;  // pools the map could not place
 };
 
 // Field rules, independent of other records (references are the store's job).

@@ -160,8 +160,10 @@ TEST(DecodeTest, RefusesCorruptRecordsWithAReason) {
       Code::kCorruption, "k in 2..8");
   EXPECT_ERROR(DecodeHost(R"({"id":1})"), Code::kCorruption, "required");
   EXPECT_ERROR(DecodeDevice("null"), Code::kCorruption, "not an object");
-  EXPECT_ERROR(DecodeMapEpoch(R"({"epoch":0,"created":1,"reason":""})"),
-               Code::kCorruption, "epoch 0");
+  EXPECT_ERROR(
+      DecodeMapEpoch(
+          R"({"epoch":0,"created":1,"reason":"","map_size":0,"map_crc":0,"problem":"","left_out":[]})"),
+      Code::kCorruption, "epoch 0");
 }
 
 }  // namespace

@@ -1,0 +1,250 @@
+#include "cluster_map.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace cvm {
+namespace {
+
+// kernel/common refuses with a static reason and the offending item.
+Status FromCvmErr(const cvm_err& err, int ret, std::string_view what) {
+  return InvalidArgument(fmt::format("{}: {} (item {}, errno {})", what,
+                                     err.why ? err.why : "refused", err.item,
+                                     -ret));
+}
+
+uint32_t ItemType(FailureDomain f) {
+  switch (f) {
+    case FailureDomain::kHost:
+      return CVM_TYPE_HOST;
+    case FailureDomain::kRack:
+      return CVM_TYPE_RACK;
+    case FailureDomain::kRow:
+      return CVM_TYPE_ROW;
+  }
+  return CVM_TYPE_HOST;
+}
+
+int32_t HostBucketId(uint64_t host_id) {
+  return -1 - static_cast<int32_t>(host_id);
+}
+
+int32_t NamedBucketId(uint32_t index) {
+  return -static_cast<int32_t>(CVM_MAX_BUCKETS + 1 - index);
+}
+
+}  // namespace
+
+Result<CMapPtr> MakeCMap(const MapLayout& layout) {
+  size_t nr_children = 0;
+  for (const auto& b : layout.buckets) nr_children += b.children.size();
+  cvm_err err{};
+  cvm_map* raw = nullptr;
+  int ret = cvm_map_alloc(&raw, layout.devices.size(), layout.buckets.size(),
+                          nr_children, layout.pools.size(), &err);
+  if (ret) return FromCvmErr(err, ret, "map");
+  CMapPtr map(raw);
+  map->epoch = layout.epoch;
+  std::copy(layout.devices.begin(), layout.devices.end(), map->devices);
+  std::copy(layout.pools.begin(), layout.pools.end(), map->pools);
+  uint32_t next = 0;
+  for (size_t i = 0; i < layout.buckets.size(); ++i) {
+    const MapBucket& b = layout.buckets[i];
+    map->buckets[i] = {b.id, b.type, next,
+                       static_cast<uint32_t>(b.children.size())};
+    for (int32_t c : b.children) map->children[next++] = c;
+  }
+  ret = cvm_map_finalize(map.get(), &err);
+  if (ret) return FromCvmErr(err, ret, "map");
+  return map;
+}
+
+std::string RowKey(const Host& h) {
+  return h.row.empty() ? "" : fmt::format("row/{}", h.row);
+}
+
+std::string RackKey(const Host& h) {
+  // A rack sits in one row: the same rack name in two rows is two racks.
+  return h.rack.empty() ? "" : fmt::format("rack/{}/{}", h.row, h.rack);
+}
+
+Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
+                                     const BucketIndexes& indexes) {
+  MapLayout layout;
+  layout.epoch = epoch;
+
+  std::map<uint64_t, std::vector<int32_t>> host_devices;
+  for (const Device& d : topology.devices) {
+    if (d.id >= CVM_MAX_DEVICES) {
+      return InvalidArgument(
+          fmt::format("device id {} is beyond the map's limit of {} devices",
+                      d.id, CVM_MAX_DEVICES));
+    }
+    const double weight = std::round(d.weight * 0x10000);
+    if (weight < 1 || weight > UINT32_MAX) {
+      return InvalidArgument(fmt::format(
+          "device {} weight {} does not fit the map's 16.16 fixed point", d.id,
+          d.weight));
+    }
+    uint32_t state = (d.up ? CVM_DEV_UP : 0) | (d.in ? CVM_DEV_IN : 0);
+    layout.devices.push_back(
+        {static_cast<uint32_t>(d.id), static_cast<uint32_t>(weight), state});
+    host_devices[d.host_id].push_back(static_cast<int32_t>(d.id));
+  }
+
+  MapBucket root{-1, CVM_TYPE_ROOT, {}};
+  std::map<std::string, MapBucket> named;  // racks and rows, by key
+  const auto named_bucket = [&](const std::string& key,
+                                uint32_t type) -> Result<MapBucket*> {
+    auto it = named.find(key);
+    if (it != named.end()) return &it->second;
+    auto idx = indexes.find(key);
+    if (idx == indexes.end()) {
+      return Internal(fmt::format("no bucket id allocated for {}", key));
+    }
+    MapBucket b{NamedBucketId(idx->second), type, {}};
+    return &named.emplace(key, std::move(b)).first->second;
+  };
+
+  std::vector<MapBucket> hosts;
+  for (const Host& h : topology.hosts) {
+    auto devs = host_devices.find(h.id);
+    if (devs == host_devices.end()) continue;  // holds nothing yet
+    if (h.id + 1 >= CVM_MAX_BUCKETS) {
+      return InvalidArgument(
+          fmt::format("host id {} is beyond the map's bucket limit", h.id));
+    }
+    MapBucket host{HostBucketId(h.id), CVM_TYPE_HOST, devs->second};
+    // Hang the host under its rack, the rack under its row, the row under
+    // the root; missing levels are skipped.
+    std::vector<int32_t>* parent = &root.children;
+    if (!h.row.empty()) {
+      CVM_ASSIGN_OR_RETURN(MapBucket * row,
+                           named_bucket(RowKey(h), CVM_TYPE_ROW));
+      if (std::find(root.children.begin(), root.children.end(), row->id) ==
+          root.children.end()) {
+        root.children.push_back(row->id);
+      }
+      parent = &row->children;
+    }
+    if (!h.rack.empty()) {
+      CVM_ASSIGN_OR_RETURN(MapBucket * rack,
+                           named_bucket(RackKey(h), CVM_TYPE_RACK));
+      if (std::find(parent->begin(), parent->end(), rack->id) ==
+          parent->end()) {
+        parent->push_back(rack->id);
+      }
+      parent = &rack->children;
+    }
+    parent->push_back(host.id);
+    hosts.push_back(std::move(host));
+  }
+
+  layout.buckets.push_back(std::move(root));
+  for (auto& [key, b] : named) layout.buckets.push_back(std::move(b));
+  for (auto& h : hosts) layout.buckets.push_back(std::move(h));
+
+  for (const Pool& p : topology.pools) {
+    cvm_pool pool{};
+    pool.id = static_cast<uint32_t>(p.id);
+    pool.pg_num = p.pg_num;
+    if (p.policy.kind == Policy::Kind::kReplicated) {
+      pool.kind = CVM_POOL_REPLICATED;
+      pool.k = static_cast<uint8_t>(p.policy.replicas);
+    } else {
+      pool.kind = CVM_POOL_EC;
+      pool.k = static_cast<uint8_t>(p.policy.k);
+      pool.m = static_cast<uint8_t>(p.policy.m);
+    }
+    pool.failure_domain = static_cast<uint8_t>(ItemType(p.failure_domain));
+    layout.pools.push_back(pool);
+  }
+  return layout;
+}
+
+SealedMap SealMap(uint64_t epoch, const Topology& topology,
+                  const BucketIndexes& indexes) {
+  SealedMap sealed;
+  auto layout = LayoutFromTopology(epoch, topology, indexes);
+  if (!layout.ok()) {
+    sealed.problem = layout.status().message();
+    return sealed;
+  }
+  if (layout->devices.empty()) {
+    sealed.problem = "the cluster has no devices yet";
+    return sealed;
+  }
+  // The tree on its own first: a bad tree is the whole map's problem.
+  MapLayout tree = *layout;
+  tree.pools.clear();
+  if (auto map = MakeCMap(tree); !map.ok()) {
+    sealed.problem = map.status().message();
+    return sealed;
+  }
+  // Then each pool against it: a pool the tree cannot satisfy (ec:4,2 on
+  // three hosts) is left out and named, and the other pools are served.
+  std::vector<cvm_pool> servable;
+  for (size_t i = 0; i < layout->pools.size(); ++i) {
+    tree.pools = {layout->pools[i]};
+    if (auto map = MakeCMap(tree); !map.ok()) {
+      sealed.left_out.push_back(fmt::format(
+          "pool '{}': {}", topology.pools[i].name, map.status().message()));
+    } else {
+      servable.push_back(layout->pools[i]);
+    }
+  }
+  layout->pools = std::move(servable);
+  auto map = MakeCMap(*layout);
+  if (!map.ok()) {
+    sealed.problem = map.status().message();
+    return sealed;
+  }
+  std::string blob(cvm_map_encoded_len(map->get()), '\0');
+  cvm_err err{};
+  int ret = cvm_map_encode(map->get(), blob.data(), blob.size(), &err);
+  if (ret) {
+    sealed.problem = FromCvmErr(err, ret, "map encode").message();
+    return sealed;
+  }
+  sealed.crc = cvm_map_blob_crc(blob.data(), blob.size());
+  sealed.blob = std::move(blob);
+  return sealed;
+}
+
+Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob) {
+  cvm_err err{};
+  cvm_map* raw = nullptr;
+  int ret = cvm_map_decode(blob.data(), blob.size(), &raw, &err);
+  if (ret) return Corruption(FromCvmErr(err, ret, "stored map").message());
+  CMapPtr map(raw);
+  std::vector<PoolPlacement> out;
+  for (uint32_t i = 0; i < map->nr_pools; ++i) {
+    const cvm_pool& pool = map->pools[i];
+    uint32_t* table = nullptr;
+    size_t n = 0;
+    ret = cvm_pg_table_create(map.get(), pool.id, &table, &n, &err);
+    if (ret) return FromCvmErr(err, ret, fmt::format("pool {}", pool.id));
+    std::unique_ptr<uint32_t, decltype(&cvm_pg_table_free)> owner(
+        table, &cvm_pg_table_free);
+    PoolPlacement p;
+    p.pool_id = pool.id;
+    p.pg_num = pool.pg_num;
+    p.width = cvm_pool_width(&pool);
+    p.table_crc = cvm_pg_table_crc(table, n);
+    for (uint32_t d = 0; d < map->nr_devices; ++d) p.pgs[map->devices[d].id];
+    for (size_t e = 0; e < n; ++e) {
+      if (table[e] == CVM_DEV_NONE) {
+        ++p.unplaced;
+      } else {
+        ++p.pgs[table[e]];
+      }
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace cvm

@@ -1,0 +1,86 @@
+#pragma once
+
+// The cluster map as the kernel sees it: cvmd turns its records (hosts,
+// devices, pools) into kernel/common's struct cvm_map, validates it with the
+// same code the kernel runs, and seals it with the map codec. The sealed blob
+// of each epoch is what MAP_SET pushes into cvm.ko.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "map_codec.h"
+#include "model.h"
+#include "placement.h"
+#include "status.h"
+
+namespace cvm {
+
+struct CMapFree {
+  void operator()(cvm_map* map) const { cvm_map_free(map); }
+};
+using CMapPtr = std::unique_ptr<cvm_map, CMapFree>;
+
+// A failure-domain tree with explicit ids, before it becomes a cvm_map.
+struct MapBucket {
+  int32_t id = 0;  // negative
+  uint32_t type = CVM_TYPE_HOST;
+  std::vector<int32_t> children;  // device ids (>= 0) or bucket ids (< 0)
+};
+struct MapLayout {
+  uint64_t epoch = 0;
+  std::vector<cvm_device> devices;
+  std::vector<MapBucket> buckets;
+  std::vector<cvm_pool> pools;
+};
+
+// Allocates and fills a cvm_map from `layout`, then validates it with
+// cvm_map_finalize(); the error carries kernel/common's reason.
+Result<CMapPtr> MakeCMap(const MapLayout& layout);
+
+// What the map is built from: the records after a change.
+struct Topology {
+  std::vector<Host> hosts;
+  std::vector<Device> devices;
+  std::vector<Pool> pools;
+};
+
+// Rack and row buckets keep their ids across epochs (straw2 hashes bucket
+// ids, so renumbering would move data): RackKey/RowKey name them, and the
+// store allocates an index for each new one. Bucket ids: root -1, host
+// -(1 + host id), rack or row -(CVM_MAX_BUCKETS + 1 - index).
+std::string RackKey(const Host& h);  // "" when the host has no rack
+std::string RowKey(const Host& h);   // "" when the host has no row
+using BucketIndexes = std::map<std::string, uint32_t>;
+
+// The tree: root, rows, racks, hosts, devices. Hosts without devices, and
+// racks or rows without hosts, are left out: they hold nothing.
+Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
+                                     const BucketIndexes& indexes);
+
+// One epoch's map: the sealed blob, or why the topology cannot be served yet
+// (no devices, fewer failure domains than a pool needs, ...).
+struct SealedMap {
+  std::string blob;     // empty when `problem` is set
+  std::string problem;  // empty when the map is servable
+  uint32_t crc = 0;     // the blob's CRC32C, 0 without a blob
+  // Pools left out of a servable map, each with why: "pool 'ec': ...".
+  std::vector<std::string> left_out;
+};
+SealedMap SealMap(uint64_t epoch, const Topology& topology,
+                  const BucketIndexes& indexes);
+
+// Per-pool placement of a sealed map, as kernel/common computes it.
+struct PoolPlacement {
+  uint32_t pool_id = 0;
+  uint32_t pg_num = 0;
+  uint32_t width = 0;
+  uint32_t table_crc = 0;            // cvm_pg_table_crc of the PG table
+  std::map<uint32_t, uint32_t> pgs;  // device id -> PG slots it holds
+  uint32_t unplaced = 0;             // slots no device could take
+};
+Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob);
+
+}  // namespace cvm
