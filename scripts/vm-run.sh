@@ -56,8 +56,9 @@ fi
 VMDIR=$TOP/build/vm
 mkdir -p "$VMDIR"
 
-# One VM at a time: two TCG guests on two cores only slow each other down.
-exec 9>"$VMDIR/lock"
+# One VM at a time on this machine, whichever checkout starts it: two TCG
+# guests on two cores only slow each other down.
+exec 9>"${CVM_VM_LOCK:-/tmp/cvm-vm.lock}"
 if ! flock -n 9; then
 	echo "vm-run: waiting for another VM run to finish" >&2
 	flock 9

@@ -28,25 +28,7 @@ fi
 CYCLES=${CVM_MODULE_CYCLES:-3}
 version=$(cat VERSION)
 genl_py=(python3 "$top/tests/vm/module_genl.py")
-passed=0
-failed=0
-
-# check DESCRIPTION COMMAND [ARG...]: run COMMAND, count and report it.
-check() {
-	local what=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		passed=$((passed + 1))
-		echo "ok   $what"
-		[[ -n "${CVM_TEST_VERBOSE:-}" && -n "$out" ]] &&
-			printf '%s\n' "$out" | sed 's/^/     /'
-	else
-		failed=$((failed + 1))
-		echo "FAIL $what"
-		[[ -n "$out" ]] && printf '%s\n' "$out" | sed 's/^/     /'
-	fi
-	return 0
-}
+. "$top/tests/lib/check.sh"
 
 is_loaded() { [[ -d /sys/module/$1 ]]; }
 
@@ -128,5 +110,4 @@ for m in cvm_target cvm; do
 	done
 done
 
-echo "$passed passed, $failed failed"
-((failed == 0))
+check_summary
