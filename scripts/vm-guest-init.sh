@@ -9,7 +9,8 @@ mkdir -p /run/cvm-host
 poweroff_now() { sync; echo o >/proc/sysrq-trigger; sleep 30; }
 echo 1 >/proc/sys/kernel/sysrq
 mount -t 9p -o trans=virtio,version=9p2000.L cvmrun /run/cvm-host || poweroff_now
-mount -t tmpfs tmpfs /tmp
+# No tmpfs over /tmp: the checkout under test may live there, and the
+# overlay's upper layer is tmpfs already, so writes never reach the host.
 mount -t tmpfs tmpfs /run/lock 2>/dev/null
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts

@@ -15,6 +15,7 @@ Exit status 0 when the check passes; otherwise a reason on stderr.
 """
 import errno
 import os
+import re
 import socket
 import struct
 import sys
@@ -44,19 +45,52 @@ CTRL_ATTR_OP_FLAGS = 2
 CTRL_ATTR_MCAST_GRP_NAME = 1
 GENL_ADMIN_PERM = 0x01
 
-# include/uapi/linux/cvm.h
-CVM_GENL_VERSION = 1
-CVM_CMD_STATUS_GET = 1
-CVM_ATTR_STATUS = 1
-CVM_ATTR_MAX = 1
-CVM_STATUS_ATTR_ROLE = 1
-CVM_STATUS_ATTR_MODULE_VERSION = 2
-CVM_STATUS_ATTR_GENL_VERSION = 3
-CVM_STATUS_ATTR_WIRE_VERSION = 4
-CVM_STATUS_ATTR_MAP_EPOCH = 5
-CVM_STATUS_ATTR_OBJECTS = 6
-# include/uapi/linux/cvm_wire.h
-CVM_WIRE_VERSION = 1
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def enums(path):
+    """{NAME: value} of every enum constant and plain #define in a uapi header."""
+    text = open(path).read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    out = {}
+    for name, value in re.findall(r"#define\s+(\w+)\s+(\d+)\s*$", text,
+                                  flags=re.M):
+        out[name] = int(value)
+    for body in re.findall(r"enum\s+\w+\s*\{(.*?)\}", text, flags=re.S):
+        val = -1
+        for item in body.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if "=" in item:
+                name, expr = [x.strip() for x in item.split("=", 1)]
+                val = eval(expr, {}, dict(out))  # header constants only
+            else:
+                name = item
+                val += 1
+            out[name] = val
+    # CVM_X_MAX is defined as (__CVM_X_MAX - 1).
+    for name in list(out):
+        if name.startswith("__") and name.endswith("_MAX"):
+            out[name[2:]] = out[name] - 1
+    return out
+
+
+# The numbers come from the headers, so the checks follow them.
+_UAPI = os.path.join(TOP, "include", "uapi", "linux")
+C = enums(os.path.join(_UAPI, "cvm.h"))
+C.update(enums(os.path.join(_UAPI, "cvm_wire.h")))
+CVM_GENL_VERSION = C["CVM_GENL_VERSION"]
+CVM_CMD_STATUS_GET = C["CVM_CMD_STATUS_GET"]
+CVM_ATTR_STATUS = C["CVM_ATTR_STATUS"]
+CVM_ATTR_MAX = C["CVM_ATTR_MAX"]
+CVM_STATUS_ATTR_ROLE = C["CVM_STATUS_ATTR_ROLE"]
+CVM_STATUS_ATTR_MODULE_VERSION = C["CVM_STATUS_ATTR_MODULE_VERSION"]
+CVM_STATUS_ATTR_GENL_VERSION = C["CVM_STATUS_ATTR_GENL_VERSION"]
+CVM_STATUS_ATTR_WIRE_VERSION = C["CVM_STATUS_ATTR_WIRE_VERSION"]
+CVM_STATUS_ATTR_MAP_EPOCH = C["CVM_STATUS_ATTR_MAP_EPOCH"]
+CVM_STATUS_ATTR_OBJECTS = C["CVM_STATUS_ATTR_OBJECTS"]
+CVM_WIRE_VERSION = C["CVM_WIRE_VERSION"]
 
 
 class Fail(Exception):
