@@ -1,9 +1,30 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * cvm.ko internals shared between its source files.
+ *
+ *   main.c	module init/exit
+ *   netlink.c	the "cvm" generic netlink family
+ *   map.c	the installed cluster state (map, PG tables, device paths),
+ *		published under RCU; map upload; connections and reconnects
+ *   volume.c	attached volumes: one blk-mq disk each
+ *   request.c	the I/O pipeline: split, place, fan out, gather
  */
 #ifndef _CVM_INITIATOR_H
 #define _CVM_INITIATOR_H
+
+#include <linux/blk-mq.h>
+#include <linux/cvm.h>
+#include <linux/cvm_wire.h>
+#include <linux/kref.h>
+#include <linux/mutex.h>
+#include <net/netlink.h>
+#include <linux/rcupdate.h>
+#include <linux/socket.h>
+#include <linux/workqueue.h>
+
+#include "../common/object.h"
+#include "../common/placement.h"
+#include "../transport/transport.h"
 
 /* Name of the block major and prefix of /dev/cvmN. */
 #define CVM_BLKDEV_NAME	"cvm"
@@ -11,6 +32,164 @@
 /* Dynamic block major of /dev/cvmN, set at module load. */
 extern int cvm_major;
 
+/*
+ * Serialises every configuration change: map upload and commit, attach,
+ * detach, path reconnects' bookkeeping.  Never taken by the I/O path.
+ */
+extern struct mutex cvm_config_mutex;
+
+/*
+ * Hand a kernel/common refusal to netlink: cvm_err.why is a static string,
+ * as extack requires (NL_SET_ERR_MSG() only takes literals).
+ */
+static inline void cvm_extack_why(struct netlink_ext_ack *extack,
+				  const struct cvm_err *err)
+{
+	if (extack && err->why)
+		extack->_msg = err->why;
+}
+
+/*
+ * struct cvm_path - how to reach one device of the map
+ * @ref: held by every cluster state that lists the path
+ * @device_id: device id in the map
+ * @addr: target address
+ * @ops: the transport
+ * @conn: live connection, NULL while (re)connecting; RCU-protected so the
+ *	I/O path can use it without a lock
+ * @work: (re)connect work
+ * @backoff: next reconnect delay, in jiffies
+ * @stopping: set once the last state dropped the path: no more reconnects
+ * @entry: in cvm_paths (under cvm_config_mutex)
+ *
+ * Paths outlive map epochs: a path with the same device, address and
+ * transport in the next map is the same object, and keeps its connection.
+ */
+struct cvm_path {
+	struct kref			ref;
+	u32				device_id;
+	struct sockaddr_storage		addr;
+	const struct cvm_transport_ops	*ops;
+	struct cvm_conn __rcu		*conn;
+	struct delayed_work		work;
+	unsigned long			backoff;
+	bool				stopping;
+	struct list_head		entry;
+};
+
+/* One pool's PG table: @pg_num rows of @width device ids. */
+struct cvm_pool_table {
+	u32	pool_id;
+	u32	pg_num;
+	u32	width;
+	u8	kind;
+	u32	*devs;
+};
+
+/* Every device of the map, sorted by device id for bsearch(). */
+struct cvm_dev_path {
+	u32		device_id;
+	u32		state;		/* CVM_DEV_* bits from the map */
+	struct cvm_path	*path;		/* NULL: no path given */
+};
+
+/*
+ * struct cvm_state - one installed map epoch, immutable once published
+ * @map: the decoded, finalized map
+ * @hello: what connections announce in HELLO (device_id left 0)
+ * @pools: PG table of every pool of @map
+ * @paths: sorted device -> path table
+ * @rwork: frees the state after a grace period, in process context
+ *
+ * Readers: rcu_read_lock(); st = rcu_dereference(cvm_state).  A state is
+ * freed only after a grace period, so everything it points to (paths
+ * included) is valid inside the read-side section.
+ */
+struct cvm_state {
+	struct cvm_map		*map;
+	struct cvm_hello_params	hello;
+	u32			nr_pools;
+	struct cvm_pool_table	*pools;
+	u32			nr_paths;
+	struct cvm_dev_path	*paths;
+	struct rcu_work		rwork;
+};
+
+extern struct cvm_state __rcu *cvm_state;
+
+const struct cvm_pool_table *cvm_state_pool(const struct cvm_state *st,
+					    u32 pool_id);
+struct cvm_path *cvm_state_path(const struct cvm_state *st, u32 device_id);
+bool cvm_state_dev_up(const struct cvm_state *st, u32 device_id);
+u64 cvm_map_epoch(void);
+
+/* map.c: MAP_SET, called under cvm_config_mutex */
+struct cvm_map_set_req {
+	u32			portid;
+	const void		*chunk;
+	u32			chunk_len;
+	u32			offset;
+	u32			total_len;
+	const struct nlattr	*paths;
+	struct cvm_hello_params	hello;
+	bool			has_commit_attrs;
+};
+
+int cvm_map_set(const struct cvm_map_set_req *req, bool *committed,
+		struct netlink_ext_ack *extack);
+int cvm_map_init(void);
+void cvm_map_exit(void);
+
+/*
+ * struct cvm_volume - an attached volume, /dev/cvm<minor>
+ * @id, @pool_id, @attach_epoch, @name: as attached
+ * @layout: object math (kernel/common/object.h)
+ * @minor: index of /dev/cvmN
+ * @tag_set, @disk: the blk-mq device
+ * @lock: protects @open_count and @dying
+ * @open_count: opens of the disk
+ * @dying: detach started: opens fail
+ * @entry: in cvm_volumes (under cvm_config_mutex)
+ */
+struct cvm_volume {
+	u64			id;
+	u32			pool_id;
+	u64			attach_epoch;
+	char			name[CVM_VOLUME_NAME_LEN];
+	struct cvm_layout	layout;
+	int			minor;
+	struct blk_mq_tag_set	tag_set;
+	struct gendisk		*disk;
+	struct mutex		lock;
+	unsigned int		open_count;
+	bool			dying;
+	struct list_head	entry;
+};
+
+/* volume.c, called under cvm_config_mutex */
+struct cvm_volume_spec {
+	u64		id;
+	u32		pool_id;
+	u64		size;
+	u32		object_size;
+	u64		attach_epoch;
+	const char	*name;
+};
+
+extern struct list_head cvm_volumes;
+
+int cvm_volume_attach(const struct cvm_volume_spec *spec,
+		      struct cvm_volume **volp, struct netlink_ext_ack *extack);
+int cvm_volume_detach(u64 id, u32 flags, struct netlink_ext_ack *extack);
+unsigned int cvm_volume_count(void);
+void cvm_volume_exit(void);
+
+/* request.c */
+extern const struct blk_mq_ops cvm_mq_ops;
+size_t cvm_io_size(void);
+
+/* netlink.c */
+extern const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1];
 int cvm_genl_register(void);
 void cvm_genl_unregister(void);
 

@@ -27,14 +27,26 @@ static int __init cvm_init(void)
 		return ret;
 	cvm_major = ret;
 
+	ret = cvm_map_init();
+	if (ret)
+		goto out_unregister_blkdev;
+
+	ret = cvm_transports_init();
+	if (ret)
+		goto out_map_exit;
+
 	/* Last: userspace may issue commands as soon as the family exists. */
 	ret = cvm_genl_register();
 	if (ret)
-		goto out_unregister_blkdev;
+		goto out_transports_exit;
 
 	pr_info("version %s, block major %d\n", CVM_VERSION_STRING, cvm_major);
 	return 0;
 
+out_transports_exit:
+	cvm_transports_exit();
+out_map_exit:
+	cvm_map_exit();
 out_unregister_blkdev:
 	unregister_blkdev(cvm_major, CVM_BLKDEV_NAME);
 	return ret;
@@ -42,7 +54,11 @@ out_unregister_blkdev:
 
 static void __exit cvm_exit(void)
 {
+	/* No new commands, then no volumes, then no map or connections. */
 	cvm_genl_unregister();
+	cvm_volume_exit();
+	cvm_map_exit();
+	cvm_transports_exit();
 	unregister_blkdev(cvm_major, CVM_BLKDEV_NAME);
 }
 

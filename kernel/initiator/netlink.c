@@ -33,6 +33,70 @@ static const struct nla_policy cvm_status_get_nl_policy[CVM_ATTR_MAX + 1] = {
 	},
 };
 
+static struct netlink_range_validation cvm_device_id_range = {
+	.max = CVM_MAX_DEVICES - 1,
+};
+
+static struct netlink_range_validation cvm_map_offset_range = {
+	.max = CVM_MAP_MAX_LEN,
+};
+
+static struct netlink_range_validation cvm_map_len_range = {
+	.min = 1,
+	.max = CVM_MAP_MAX_LEN,
+};
+
+/* One entry of CVM_ATTR_MAP_PATHS. */
+const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1] = {
+	[CVM_PATH_ATTR_DEVICE_ID] = NLA_POLICY_FULL_RANGE(NLA_U32,
+							  &cvm_device_id_range),
+	[CVM_PATH_ATTR_ADDR] = { .type = NLA_NUL_STRING,
+				 .len = CVM_PATH_ADDR_LEN - 1 },
+	[CVM_PATH_ATTR_PORT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[CVM_PATH_ATTR_TRANSPORT] = { .type = NLA_NUL_STRING,
+				      .len = CVM_PATH_TRANSPORT_LEN - 1 },
+};
+
+static const struct nla_policy cvm_map_set_nl_policy[CVM_ATTR_MAX + 1] = {
+	[CVM_ATTR_MAP_CHUNK] = { .type = NLA_BINARY,
+				 .len = CVM_MAP_CHUNK_MAX },
+	[CVM_ATTR_MAP_OFFSET] = NLA_POLICY_FULL_RANGE(NLA_U32,
+						      &cvm_map_offset_range),
+	[CVM_ATTR_MAP_TOTAL_LEN] = NLA_POLICY_FULL_RANGE(NLA_U32,
+							 &cvm_map_len_range),
+	[CVM_ATTR_MAP_PATHS] = NLA_POLICY_NESTED_ARRAY(cvm_path_nl_policy),
+	[CVM_ATTR_CLUSTER_ID] = { .type = NLA_U64 },
+	[CVM_ATTR_HOST_ID] = { .type = NLA_U64 },
+	[CVM_ATTR_TOKEN] = NLA_POLICY_EXACT_LEN(CVM_WIRE_TOKEN_LEN),
+};
+
+static const struct nla_policy cvm_volume_nl_policy[CVM_VOLUME_ATTR_MAX + 1] = {
+	[CVM_VOLUME_ATTR_ID] = { .type = NLA_U64 },
+	[CVM_VOLUME_ATTR_POOL_ID] = { .type = NLA_U32 },
+	[CVM_VOLUME_ATTR_SIZE] = { .type = NLA_U64 },
+	[CVM_VOLUME_ATTR_OBJECT_SIZE] = { .type = NLA_U32 },
+	[CVM_VOLUME_ATTR_ATTACH_EPOCH] = { .type = NLA_U64 },
+	[CVM_VOLUME_ATTR_NAME] = { .type = NLA_NUL_STRING,
+				   .len = CVM_VOLUME_NAME_LEN - 1 },
+	[CVM_VOLUME_ATTR_MINOR] = {
+		.type = NLA_REJECT,
+		.reject_message = "CVM_VOLUME_ATTR_MINOR is only sent in replies",
+	},
+	[CVM_VOLUME_ATTR_FLAGS] = NLA_POLICY_MASK(NLA_U32, CVM_VOLUME_F_ALL),
+};
+
+static const struct nla_policy cvm_volume_cmd_nl_policy[CVM_ATTR_MAX + 1] = {
+	[CVM_ATTR_VOLUME] = NLA_POLICY_NESTED(cvm_volume_nl_policy),
+};
+
+/* CVM_CMD_VOLUME_LIST takes no attributes. */
+static const struct nla_policy cvm_volume_list_nl_policy[CVM_ATTR_STATUS + 1] = {
+	[CVM_ATTR_STATUS] = {
+		.type = NLA_REJECT,
+		.reject_message = "CVM_ATTR_STATUS is only sent in replies",
+	},
+};
+
 static struct genl_family cvm_genl_family;
 
 static size_t cvm_status_msg_size(void)
@@ -48,24 +112,26 @@ static size_t cvm_status_msg_size(void)
 
 static int cvm_status_fill(struct sk_buff *msg)
 {
+	unsigned int nr_volumes;
 	struct nlattr *nest;
 
 	nest = nla_nest_start(msg, CVM_ATTR_STATUS);
 	if (!nest)
 		return -EMSGSIZE;
 
-	/*
-	 * No map is installed and no volume attached until the data path
-	 * (MAP_SET, VOLUME_ATTACH) exists: epoch 0 means "no map".
-	 */
+	mutex_lock(&cvm_config_mutex);
+	nr_volumes = cvm_volume_count();
+	mutex_unlock(&cvm_config_mutex);
+
+	/* Epoch 0 means "no map". */
 	if (nla_put_u32(msg, CVM_STATUS_ATTR_ROLE, CVM_ROLE_INITIATOR) ||
 	    nla_put_string(msg, CVM_STATUS_ATTR_MODULE_VERSION,
 			   CVM_VERSION_STRING) ||
 	    nla_put_u32(msg, CVM_STATUS_ATTR_GENL_VERSION, CVM_GENL_VERSION) ||
 	    nla_put_u32(msg, CVM_STATUS_ATTR_WIRE_VERSION, CVM_WIRE_VERSION) ||
-	    nla_put_u64_64bit(msg, CVM_STATUS_ATTR_MAP_EPOCH, 0,
+	    nla_put_u64_64bit(msg, CVM_STATUS_ATTR_MAP_EPOCH, cvm_map_epoch(),
 			      CVM_STATUS_ATTR_PAD) ||
-	    nla_put_u32(msg, CVM_STATUS_ATTR_OBJECTS, 0)) {
+	    nla_put_u32(msg, CVM_STATUS_ATTR_OBJECTS, nr_volumes)) {
 		nla_nest_cancel(msg, nest);
 		return -EMSGSIZE;
 	}
@@ -103,6 +169,201 @@ out_free_msg:
 	return ret;
 }
 
+static int cvm_nl_map_set_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **attrs = info->attrs;
+	struct cvm_map_set_req req = {};
+	bool committed;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, CVM_ATTR_MAP_CHUNK))
+		return -EINVAL;
+	req.portid = info->snd_portid;
+	req.chunk = nla_data(attrs[CVM_ATTR_MAP_CHUNK]);
+	req.chunk_len = nla_len(attrs[CVM_ATTR_MAP_CHUNK]);
+	if (attrs[CVM_ATTR_MAP_OFFSET])
+		req.offset = nla_get_u32(attrs[CVM_ATTR_MAP_OFFSET]);
+	req.total_len = req.chunk_len;
+	if (attrs[CVM_ATTR_MAP_TOTAL_LEN])
+		req.total_len = nla_get_u32(attrs[CVM_ATTR_MAP_TOTAL_LEN]);
+	req.paths = attrs[CVM_ATTR_MAP_PATHS];
+	if (attrs[CVM_ATTR_CLUSTER_ID])
+		req.hello.cluster_id = nla_get_u64(attrs[CVM_ATTR_CLUSTER_ID]);
+	if (attrs[CVM_ATTR_HOST_ID])
+		req.hello.host_id = nla_get_u64(attrs[CVM_ATTR_HOST_ID]);
+	if (attrs[CVM_ATTR_TOKEN])
+		nla_memcpy(req.hello.token, attrs[CVM_ATTR_TOKEN],
+			   sizeof(req.hello.token));
+	req.has_commit_attrs = attrs[CVM_ATTR_MAP_PATHS] ||
+			       attrs[CVM_ATTR_CLUSTER_ID] ||
+			       attrs[CVM_ATTR_HOST_ID] || attrs[CVM_ATTR_TOKEN];
+
+	mutex_lock(&cvm_config_mutex);
+	ret = cvm_map_set(&req, &committed, info->extack);
+	mutex_unlock(&cvm_config_mutex);
+	return ret;
+}
+
+static size_t cvm_volume_msg_size(void)
+{
+	return nla_total_size(0) +				/* VOLUME */
+	       nla_total_size_64bit(sizeof(u64)) +		/* ID */
+	       nla_total_size(sizeof(u32)) +			/* POOL_ID */
+	       nla_total_size_64bit(sizeof(u64)) +		/* SIZE */
+	       nla_total_size(sizeof(u32)) +			/* OBJECT_SIZE */
+	       nla_total_size_64bit(sizeof(u64)) +		/* ATTACH_EPOCH */
+	       nla_total_size(CVM_VOLUME_NAME_LEN) +		/* NAME */
+	       nla_total_size(sizeof(u32));			/* MINOR */
+}
+
+static int cvm_volume_fill(struct sk_buff *msg, const struct cvm_volume *vol)
+{
+	struct nlattr *nest;
+
+	nest = nla_nest_start(msg, CVM_ATTR_VOLUME);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u64_64bit(msg, CVM_VOLUME_ATTR_ID, vol->id,
+			      CVM_VOLUME_ATTR_PAD) ||
+	    nla_put_u32(msg, CVM_VOLUME_ATTR_POOL_ID, vol->pool_id) ||
+	    nla_put_u64_64bit(msg, CVM_VOLUME_ATTR_SIZE, vol->layout.size,
+			      CVM_VOLUME_ATTR_PAD) ||
+	    nla_put_u32(msg, CVM_VOLUME_ATTR_OBJECT_SIZE,
+			(u32)cvm_object_size(&vol->layout)) ||
+	    nla_put_u64_64bit(msg, CVM_VOLUME_ATTR_ATTACH_EPOCH,
+			      vol->attach_epoch, CVM_VOLUME_ATTR_PAD) ||
+	    nla_put_string(msg, CVM_VOLUME_ATTR_NAME, vol->name) ||
+	    nla_put_u32(msg, CVM_VOLUME_ATTR_MINOR, vol->minor)) {
+		nla_nest_cancel(msg, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(msg, nest);
+	return 0;
+}
+
+/* Parse CVM_ATTR_VOLUME into @tb; it is required. */
+static int cvm_nl_parse_volume(struct genl_info *info, struct nlattr **tb)
+{
+	if (GENL_REQ_ATTR_CHECK(info, CVM_ATTR_VOLUME))
+		return -EINVAL;
+	return nla_parse_nested(tb, CVM_VOLUME_ATTR_MAX,
+				info->attrs[CVM_ATTR_VOLUME],
+				cvm_volume_nl_policy, info->extack);
+}
+
+static int cvm_nl_volume_attach_doit(struct sk_buff *skb,
+				     struct genl_info *info)
+{
+	struct nlattr *tb[CVM_VOLUME_ATTR_MAX + 1];
+	const struct nlattr *nest = info->attrs[CVM_ATTR_VOLUME];
+	struct cvm_volume_spec spec = {};
+	struct cvm_volume *vol;
+	struct sk_buff *msg;
+	void *hdr;
+	int ret;
+
+	ret = cvm_nl_parse_volume(info, tb);
+	if (ret)
+		return ret;
+	if (NL_REQ_ATTR_CHECK(info->extack, nest, tb, CVM_VOLUME_ATTR_ID) ||
+	    NL_REQ_ATTR_CHECK(info->extack, nest, tb, CVM_VOLUME_ATTR_POOL_ID) ||
+	    NL_REQ_ATTR_CHECK(info->extack, nest, tb, CVM_VOLUME_ATTR_SIZE) ||
+	    NL_REQ_ATTR_CHECK(info->extack, nest, tb,
+			      CVM_VOLUME_ATTR_OBJECT_SIZE) ||
+	    NL_REQ_ATTR_CHECK(info->extack, nest, tb,
+			      CVM_VOLUME_ATTR_ATTACH_EPOCH))
+		return -EINVAL;
+	if (tb[CVM_VOLUME_ATTR_FLAGS] && nla_get_u32(tb[CVM_VOLUME_ATTR_FLAGS])) {
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[CVM_VOLUME_ATTR_FLAGS],
+				    "no flags are defined for attach");
+		return -EINVAL;
+	}
+	spec.id = nla_get_u64(tb[CVM_VOLUME_ATTR_ID]);
+	spec.pool_id = nla_get_u32(tb[CVM_VOLUME_ATTR_POOL_ID]);
+	spec.size = nla_get_u64(tb[CVM_VOLUME_ATTR_SIZE]);
+	spec.object_size = nla_get_u32(tb[CVM_VOLUME_ATTR_OBJECT_SIZE]);
+	spec.attach_epoch = nla_get_u64(tb[CVM_VOLUME_ATTR_ATTACH_EPOCH]);
+	if (tb[CVM_VOLUME_ATTR_NAME])
+		spec.name = nla_data(tb[CVM_VOLUME_ATTR_NAME]);
+
+	/* Allocated first: an attached volume always gets its reply. */
+	msg = genlmsg_new(cvm_volume_msg_size(), GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &cvm_genl_family, 0,
+				CVM_CMD_VOLUME_ATTACH);
+	if (!hdr) {
+		ret = -EMSGSIZE;
+		goto out_free_msg;
+	}
+
+	mutex_lock(&cvm_config_mutex);
+	ret = cvm_volume_attach(&spec, &vol, info->extack);
+	if (!ret)
+		ret = cvm_volume_fill(msg, vol);
+	mutex_unlock(&cvm_config_mutex);
+	if (ret)
+		goto out_free_msg;
+
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+
+out_free_msg:
+	nlmsg_free(msg);
+	return ret;
+}
+
+static int cvm_nl_volume_detach_doit(struct sk_buff *skb,
+				     struct genl_info *info)
+{
+	struct nlattr *tb[CVM_VOLUME_ATTR_MAX + 1];
+	const struct nlattr *nest = info->attrs[CVM_ATTR_VOLUME];
+	u32 flags = 0;
+	int ret;
+
+	ret = cvm_nl_parse_volume(info, tb);
+	if (ret)
+		return ret;
+	if (NL_REQ_ATTR_CHECK(info->extack, nest, tb, CVM_VOLUME_ATTR_ID))
+		return -EINVAL;
+	if (tb[CVM_VOLUME_ATTR_FLAGS])
+		flags = nla_get_u32(tb[CVM_VOLUME_ATTR_FLAGS]);
+
+	mutex_lock(&cvm_config_mutex);
+	ret = cvm_volume_detach(nla_get_u64(tb[CVM_VOLUME_ATTR_ID]), flags,
+				info->extack);
+	mutex_unlock(&cvm_config_mutex);
+	return ret;
+}
+
+/* cb->args[0]: volumes already dumped. */
+static int cvm_nl_volume_list_dumpit(struct sk_buff *skb,
+				     struct netlink_callback *cb)
+{
+	struct cvm_volume *vol;
+	long idx = 0;
+	void *hdr;
+
+	mutex_lock(&cvm_config_mutex);
+	list_for_each_entry(vol, &cvm_volumes, entry) {
+		if (idx++ < cb->args[0])
+			continue;
+		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
+				  cb->nlh->nlmsg_seq, &cvm_genl_family,
+				  NLM_F_MULTI, CVM_CMD_VOLUME_LIST);
+		if (!hdr)
+			break;
+		if (cvm_volume_fill(skb, vol)) {
+			genlmsg_cancel(skb, hdr);
+			break;
+		}
+		genlmsg_end(skb, hdr);
+		cb->args[0] = idx;
+	}
+	mutex_unlock(&cvm_config_mutex);
+	return skb->len;
+}
+
 static const struct genl_ops cvm_genl_ops[] = {
 	{
 		.cmd		= CVM_CMD_STATUS_GET,
@@ -110,6 +371,34 @@ static const struct genl_ops cvm_genl_ops[] = {
 		.policy		= cvm_status_get_nl_policy,
 		.maxattr	= ARRAY_SIZE(cvm_status_get_nl_policy) - 1,
 		.doit		= cvm_nl_status_get_doit,
+	},
+	{
+		.cmd		= CVM_CMD_MAP_SET,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_map_set_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_map_set_nl_policy) - 1,
+		.doit		= cvm_nl_map_set_doit,
+	},
+	{
+		.cmd		= CVM_CMD_VOLUME_ATTACH,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_volume_cmd_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_volume_cmd_nl_policy) - 1,
+		.doit		= cvm_nl_volume_attach_doit,
+	},
+	{
+		.cmd		= CVM_CMD_VOLUME_DETACH,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_volume_cmd_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_volume_cmd_nl_policy) - 1,
+		.doit		= cvm_nl_volume_detach_doit,
+	},
+	{
+		.cmd		= CVM_CMD_VOLUME_LIST,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_volume_list_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_volume_list_nl_policy) - 1,
+		.dumpit		= cvm_nl_volume_list_dumpit,
 	},
 };
 

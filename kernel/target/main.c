@@ -18,6 +18,7 @@
 #include <linux/stddef.h>
 #include <net/genetlink.h>
 
+#include "../transport/transport.h"
 #include "target.h"
 
 /*
@@ -51,6 +52,7 @@ CVM_WIRE_FIELD(cvm_wire_hdr, hdr_crc, CVM_WIRE_HDR_LEN - 4);
 
 static_assert(sizeof(struct cvm_wire_hello) == 64);
 CVM_WIRE_FIELD(cvm_wire_hello, features, 16);
+CVM_WIRE_FIELD(cvm_wire_hello, device_id, 20);
 CVM_WIRE_FIELD(cvm_wire_hello, token, 32);
 
 static_assert(sizeof(struct cvm_wire_stat) == 32);
@@ -64,18 +66,34 @@ static int __init cvm_target_init(void)
 {
 	int ret;
 
-	/* Last (and for now only) step: it opens the module to userspace. */
-	ret = cvm_target_genl_register();
+	ret = cvm_transports_init();
 	if (ret)
 		return ret;
+	ret = cvm_store_init();
+	if (ret)
+		goto out_transports_exit;
+	/* Last step: it opens the module to userspace. */
+	ret = cvm_target_genl_register();
+	if (ret)
+		goto out_store_exit;
 
 	pr_info("version %s\n", CVM_VERSION_STRING);
 	return 0;
+
+out_store_exit:
+	cvm_store_exit();
+out_transports_exit:
+	cvm_transports_exit();
+	return ret;
 }
 
 static void __exit cvm_target_exit(void)
 {
 	cvm_target_genl_unregister();
+	/* Listeners first: no request reaches a device being removed. */
+	cvm_server_unlisten_all();
+	cvm_store_exit();
+	cvm_transports_exit();
 }
 
 module_init(cvm_target_init);

@@ -33,7 +33,162 @@ static const struct nla_policy cvm_target_status_get_nl_policy[CVM_ATTR_MAX + 1]
 	},
 };
 
+static const struct nla_policy cvm_target_device_nl_policy[CVM_TARGET_DEVICE_ATTR_MAX + 1] = {
+	[CVM_TARGET_DEVICE_ATTR_ID]	= { .type = NLA_U32 },
+	[CVM_TARGET_DEVICE_ATTR_PATH]	= { .type = NLA_NUL_STRING,
+					    .len = CVM_TARGET_PATH_LEN - 1 },
+	[CVM_TARGET_DEVICE_ATTR_FLAGS]	=
+		NLA_POLICY_MASK(NLA_U32, CVM_TARGET_DEVICE_F_ALL),
+};
+
+static const struct nla_policy cvm_target_listener_nl_policy[CVM_TARGET_LISTENER_ATTR_MAX + 1] = {
+	[CVM_TARGET_LISTENER_ATTR_TRANSPORT]	= { .type = NLA_NUL_STRING,
+						    .len = CVM_PATH_TRANSPORT_LEN - 1 },
+	[CVM_TARGET_LISTENER_ATTR_ADDR]		= { .type = NLA_NUL_STRING,
+						    .len = CVM_PATH_ADDR_LEN - 1 },
+	[CVM_TARGET_LISTENER_ATTR_PORT]		= NLA_POLICY_MIN(NLA_U16, 1),
+};
+
+/* DEVICE_ADD and DEVICE_REMOVE take CVM_ATTR_TARGET_DEVICE only. */
+static const struct nla_policy cvm_target_device_cmd_nl_policy[CVM_ATTR_MAX + 1] = {
+	[CVM_ATTR_TARGET_DEVICE] = NLA_POLICY_NESTED(cvm_target_device_nl_policy),
+};
+
+/* LISTEN: the listener and, optionally, the cluster credentials. */
+static const struct nla_policy cvm_target_listen_nl_policy[CVM_ATTR_MAX + 1] = {
+	[CVM_ATTR_TARGET_LISTENER] =
+		NLA_POLICY_NESTED(cvm_target_listener_nl_policy),
+	[CVM_ATTR_CLUSTER_ID]	= { .type = NLA_U64 },
+	[CVM_ATTR_TOKEN]	= NLA_POLICY_EXACT_LEN(CVM_WIRE_TOKEN_LEN),
+};
+
+static const struct nla_policy cvm_target_unlisten_nl_policy[CVM_ATTR_MAX + 1] = {
+	[CVM_ATTR_TARGET_LISTENER] =
+		NLA_POLICY_NESTED(cvm_target_listener_nl_policy),
+};
+
 static struct genl_family cvm_target_genl_family;
+
+/* Parses the nest @attr of @info into @tb; the policy checked it already. */
+static int cvm_target_parse_nest(struct genl_info *info, int attr,
+				 struct nlattr **tb, int max,
+				 const struct nla_policy *policy)
+{
+	if (GENL_REQ_ATTR_CHECK(info, attr))
+		return -EINVAL;
+	return nla_parse_nested(tb, max, info->attrs[attr], policy,
+				info->extack);
+}
+
+static int cvm_target_nl_device_add_doit(struct sk_buff *skb,
+					 struct genl_info *info)
+{
+	struct nlattr *tb[CVM_TARGET_DEVICE_ATTR_MAX + 1];
+	struct nlattr *nest = info->attrs[CVM_ATTR_TARGET_DEVICE];
+	u32 flags = 0;
+	int ret;
+
+	ret = cvm_target_parse_nest(info, CVM_ATTR_TARGET_DEVICE, tb,
+				    CVM_TARGET_DEVICE_ATTR_MAX,
+				    cvm_target_device_nl_policy);
+	if (ret)
+		return ret;
+	nest = info->attrs[CVM_ATTR_TARGET_DEVICE];
+	if (NL_REQ_ATTR_CHECK(info->extack, nest, tb, CVM_TARGET_DEVICE_ATTR_ID) ||
+	    NL_REQ_ATTR_CHECK(info->extack, nest, tb, CVM_TARGET_DEVICE_ATTR_PATH))
+		return -EINVAL;
+	if (tb[CVM_TARGET_DEVICE_ATTR_FLAGS])
+		flags = nla_get_u32(tb[CVM_TARGET_DEVICE_ATTR_FLAGS]);
+	return cvm_store_add(nla_get_u32(tb[CVM_TARGET_DEVICE_ATTR_ID]),
+			     nla_data(tb[CVM_TARGET_DEVICE_ATTR_PATH]), flags,
+			     info->extack);
+}
+
+static int cvm_target_nl_device_remove_doit(struct sk_buff *skb,
+					    struct genl_info *info)
+{
+	struct nlattr *tb[CVM_TARGET_DEVICE_ATTR_MAX + 1];
+	struct nlattr *nest;
+	int ret;
+
+	ret = cvm_target_parse_nest(info, CVM_ATTR_TARGET_DEVICE, tb,
+				    CVM_TARGET_DEVICE_ATTR_MAX,
+				    cvm_target_device_nl_policy);
+	if (ret)
+		return ret;
+	nest = info->attrs[CVM_ATTR_TARGET_DEVICE];
+	if (NL_REQ_ATTR_CHECK(info->extack, nest, tb, CVM_TARGET_DEVICE_ATTR_ID))
+		return -EINVAL;
+	if (tb[CVM_TARGET_DEVICE_ATTR_PATH] || tb[CVM_TARGET_DEVICE_ATTR_FLAGS]) {
+		NL_SET_ERR_MSG(info->extack, "DEVICE_REMOVE takes only the device id");
+		return -EINVAL;
+	}
+	ret = cvm_store_remove(nla_get_u32(tb[CVM_TARGET_DEVICE_ATTR_ID]));
+	if (ret == -ENODEV)
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[CVM_TARGET_DEVICE_ATTR_ID],
+				    "no such device");
+	return ret;
+}
+
+static int cvm_target_parse_listener(struct genl_info *info, struct nlattr **tb)
+{
+	struct nlattr *nest;
+	int ret;
+
+	ret = cvm_target_parse_nest(info, CVM_ATTR_TARGET_LISTENER, tb,
+				    CVM_TARGET_LISTENER_ATTR_MAX,
+				    cvm_target_listener_nl_policy);
+	if (ret)
+		return ret;
+	nest = info->attrs[CVM_ATTR_TARGET_LISTENER];
+	if (NL_REQ_ATTR_CHECK(info->extack, nest, tb,
+			      CVM_TARGET_LISTENER_ATTR_ADDR) ||
+	    NL_REQ_ATTR_CHECK(info->extack, nest, tb,
+			      CVM_TARGET_LISTENER_ATTR_PORT))
+		return -EINVAL;
+	return 0;
+}
+
+static int cvm_target_nl_listen_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr *tb[CVM_TARGET_LISTENER_ATTR_MAX + 1];
+	const char *transport = "tcp";
+	const u8 *token = NULL;
+	u64 cluster_id = 0;
+	int ret;
+
+	ret = cvm_target_parse_listener(info, tb);
+	if (ret)
+		return ret;
+	if (tb[CVM_TARGET_LISTENER_ATTR_TRANSPORT])
+		transport = nla_data(tb[CVM_TARGET_LISTENER_ATTR_TRANSPORT]);
+	if (info->attrs[CVM_ATTR_CLUSTER_ID])
+		cluster_id = nla_get_u64(info->attrs[CVM_ATTR_CLUSTER_ID]);
+	if (info->attrs[CVM_ATTR_TOKEN])
+		token = nla_data(info->attrs[CVM_ATTR_TOKEN]);
+	if (info->attrs[CVM_ATTR_CLUSTER_ID] && !token) {
+		NL_SET_ERR_MSG(info->extack, "CLUSTER_ID needs TOKEN");
+		return -EINVAL;
+	}
+	return cvm_server_listen(transport,
+				 nla_data(tb[CVM_TARGET_LISTENER_ATTR_ADDR]),
+				 nla_get_u16(tb[CVM_TARGET_LISTENER_ATTR_PORT]),
+				 cluster_id, token, info->extack);
+}
+
+static int cvm_target_nl_unlisten_doit(struct sk_buff *skb,
+				       struct genl_info *info)
+{
+	struct nlattr *tb[CVM_TARGET_LISTENER_ATTR_MAX + 1];
+	int ret;
+
+	ret = cvm_target_parse_listener(info, tb);
+	if (ret)
+		return ret;
+	return cvm_server_unlisten(nla_data(tb[CVM_TARGET_LISTENER_ATTR_ADDR]),
+				   nla_get_u16(tb[CVM_TARGET_LISTENER_ATTR_PORT]),
+				   info->extack);
+}
 
 static size_t cvm_target_status_msg_size(void)
 {
@@ -54,10 +209,7 @@ static int cvm_target_status_fill(struct sk_buff *msg)
 	if (!nest)
 		return -EMSGSIZE;
 
-	/*
-	 * No map is installed and no backing device served until the data
-	 * path (TARGET_DEVICE_ADD) exists: epoch 0 means "no map".
-	 */
+	/* The target holds no map yet: epoch 0 means "no map". */
 	if (nla_put_u32(msg, CVM_STATUS_ATTR_ROLE, CVM_ROLE_TARGET) ||
 	    nla_put_string(msg, CVM_STATUS_ATTR_MODULE_VERSION,
 			   CVM_VERSION_STRING) ||
@@ -65,7 +217,7 @@ static int cvm_target_status_fill(struct sk_buff *msg)
 	    nla_put_u32(msg, CVM_STATUS_ATTR_WIRE_VERSION, CVM_WIRE_VERSION) ||
 	    nla_put_u64_64bit(msg, CVM_STATUS_ATTR_MAP_EPOCH, 0,
 			      CVM_STATUS_ATTR_PAD) ||
-	    nla_put_u32(msg, CVM_STATUS_ATTR_OBJECTS, 0)) {
+	    nla_put_u32(msg, CVM_STATUS_ATTR_OBJECTS, cvm_store_count())) {
 		nla_nest_cancel(msg, nest);
 		return -EMSGSIZE;
 	}
@@ -110,6 +262,34 @@ static const struct genl_ops cvm_target_genl_ops[] = {
 		.policy		= cvm_target_status_get_nl_policy,
 		.maxattr	= ARRAY_SIZE(cvm_target_status_get_nl_policy) - 1,
 		.doit		= cvm_target_nl_status_get_doit,
+	},
+	{
+		.cmd		= CVM_CMD_TARGET_DEVICE_ADD,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_target_device_cmd_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_target_device_cmd_nl_policy) - 1,
+		.doit		= cvm_target_nl_device_add_doit,
+	},
+	{
+		.cmd		= CVM_CMD_TARGET_DEVICE_REMOVE,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_target_device_cmd_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_target_device_cmd_nl_policy) - 1,
+		.doit		= cvm_target_nl_device_remove_doit,
+	},
+	{
+		.cmd		= CVM_CMD_TARGET_LISTEN,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_target_listen_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_target_listen_nl_policy) - 1,
+		.doit		= cvm_target_nl_listen_doit,
+	},
+	{
+		.cmd		= CVM_CMD_TARGET_UNLISTEN,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_target_unlisten_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_target_unlisten_nl_policy) - 1,
+		.doit		= cvm_target_nl_unlisten_doit,
 	},
 };
 

@@ -5,7 +5,34 @@
 #ifndef _CVM_TARGET_H
 #define _CVM_TARGET_H
 
+#include <linux/netlink.h>
+#include <linux/types.h>
+
+struct cvm_xprt_req;
+struct cvm_store_dev;
+
 int cvm_target_genl_register(void);
 void cvm_target_genl_unregister(void);
+
+/* store.c: object stores on backing block devices */
+int cvm_store_init(void);
+void cvm_store_exit(void);
+int cvm_store_add(u32 id, const char *path, u32 flags,
+		  struct netlink_ext_ack *extack);
+int cvm_store_remove(u32 id);
+void cvm_store_remove_all(void);
+unsigned int cvm_store_count(void);
+struct cvm_store_dev *cvm_store_get(u32 id);
+void cvm_store_put(struct cvm_store_dev *d);
+/* Carries out a validated data request and answers it (send_reply). */
+void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req);
+
+/* server.c: listeners */
+int cvm_server_listen(const char *transport, const char *addr, u16 port,
+		      u64 cluster_id, const u8 *token,
+		      struct netlink_ext_ack *extack);
+int cvm_server_unlisten(const char *addr, u16 port,
+			struct netlink_ext_ack *extack);
+void cvm_server_unlisten_all(void);
 
 #endif /* _CVM_TARGET_H */

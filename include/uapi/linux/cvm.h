@@ -28,10 +28,72 @@
  * CVM_CMD_STATUS_GET (both families)
  *	Request:  no attributes.
  *	Reply:    CVM_ATTR_STATUS (nested, see below).
+ *
+ * CVM_CMD_MAP_SET ("cvm")
+ *	Install a cluster map.  The map travels as the binary blob of
+ *	kernel/common/map_codec.h (header, CRC32C, counts, records), which
+ *	may be larger than one attribute (at most 64 KiB), so it is uploaded
+ *	in chunks:
+ *	  CVM_ATTR_MAP_CHUNK	binary, required, at most CVM_MAP_CHUNK_MAX
+ *				bytes of the blob
+ *	  CVM_ATTR_MAP_OFFSET	u32, where the chunk goes in the blob;
+ *				default 0
+ *	  CVM_ATTR_MAP_TOTAL_LEN u32, length of the whole blob, at most
+ *				CVM_MAP_MAX_LEN; default: the chunk's length
+ *				(the whole map in one message)
+ *	Chunks come in order (each @offset is the end of the previous chunk)
+ *	on one netlink socket.  @offset 0 starts a new upload and discards an
+ *	unfinished one of the same socket; an unfinished upload of another
+ *	socket makes it fail with EBUSY until that upload has been idle for
+ *	CVM_MAP_UPLOAD_IDLE_SECS.  A chunk that does not complete the blob is
+ *	only stored.  The chunk that completes it commits the map and must
+ *	carry the rest of the map's state (refused on earlier chunks):
+ *	  CVM_ATTR_MAP_PATHS	nested, required: how to reach each device
+ *				(see CVM_ATTR_MAP_PATHS below)
+ *	  CVM_ATTR_CLUSTER_ID	u64, optional (0), announced in HELLO
+ *	  CVM_ATTR_HOST_ID	u64, optional (0), this host's id, in HELLO
+ *	  CVM_ATTR_TOKEN	CVM_WIRE_TOKEN_LEN bytes, optional (zeroes),
+ *				the cluster token sent in HELLO
+ *	The commit decodes and validates the blob (the refusal names the
+ *	first failed check in the extended ack), refuses an epoch not newer
+ *	than the installed one (ESTALE), a map that drops the pool of an
+ *	attached volume (EBUSY) and a path for a device the map lacks,
+ *	computes every pool's PG table and then swaps the whole state in at
+ *	once: I/O in flight finishes with the map it was placed with, new
+ *	I/O uses the new one, nothing waits.
+ *
+ * CVM_CMD_VOLUME_ATTACH ("cvm")
+ *	Request:  CVM_ATTR_VOLUME with ID, POOL_ID, SIZE, OBJECT_SIZE,
+ *		  ATTACH_EPOCH (required), NAME (optional).
+ *	Reply:    CVM_ATTR_VOLUME with every field and MINOR: the volume is
+ *		  /dev/cvm<MINOR>.
+ *	The pool must exist in the installed map and be replicated; SIZE a
+ *	non-zero multiple of 4096; OBJECT_SIZE a power of two from 4 KiB to
+ *	64 MiB; ATTACH_EPOCH non-zero; the volume id not attached already
+ *	(EEXIST).
+ *
+ * CVM_CMD_VOLUME_DETACH ("cvm")
+ *	Request:  CVM_ATTR_VOLUME with ID (required) and FLAGS (optional).
+ *	Removes /dev/cvmN after the I/O in flight has completed.  A device
+ *	that is open is refused (EBUSY) unless FLAGS has CVM_VOLUME_F_FORCE:
+ *	then the device goes away under its openers, whose later I/O fails.
+ *
+ * CVM_CMD_VOLUME_LIST ("cvm", dump)
+ *	Request:  no attributes.
+ *	Reply:    one message per attached volume, CVM_ATTR_VOLUME as in the
+ *		  VOLUME_ATTACH reply.
  */
 enum cvm_cmd {
 	CVM_CMD_UNSPEC,
 	CVM_CMD_STATUS_GET,
+	CVM_CMD_MAP_SET,
+	CVM_CMD_VOLUME_ATTACH,
+	CVM_CMD_VOLUME_DETACH,
+	CVM_CMD_VOLUME_LIST,
+	CVM_CMD_TARGET_DEVICE_ADD,
+	CVM_CMD_TARGET_DEVICE_REMOVE,
+	CVM_CMD_TARGET_LISTEN,
+	CVM_CMD_TARGET_UNLISTEN,
 	__CVM_CMD_MAX,
 };
 #define CVM_CMD_MAX (__CVM_CMD_MAX - 1)
@@ -40,6 +102,16 @@ enum cvm_cmd {
 enum cvm_attr {
 	CVM_ATTR_UNSPEC,
 	CVM_ATTR_STATUS,		/* nested cvm_status_attr */
+	CVM_ATTR_MAP_CHUNK,		/* binary, see CVM_CMD_MAP_SET */
+	CVM_ATTR_MAP_OFFSET,		/* u32 */
+	CVM_ATTR_MAP_TOTAL_LEN,		/* u32 */
+	CVM_ATTR_MAP_PATHS,		/* nested, see below */
+	CVM_ATTR_CLUSTER_ID,		/* u64 */
+	CVM_ATTR_HOST_ID,		/* u64 */
+	CVM_ATTR_TOKEN,			/* CVM_WIRE_TOKEN_LEN bytes */
+	CVM_ATTR_VOLUME,		/* nested cvm_volume_attr */
+	CVM_ATTR_TARGET_DEVICE,		/* nested cvm_target_device_attr */
+	CVM_ATTR_TARGET_LISTENER,	/* nested cvm_target_listener_attr */
 	__CVM_ATTR_MAX,
 };
 #define CVM_ATTR_MAX (__CVM_ATTR_MAX - 1)
@@ -72,5 +144,173 @@ enum cvm_status_attr {
 	__CVM_STATUS_ATTR_MAX,
 };
 #define CVM_STATUS_ATTR_MAX (__CVM_STATUS_ATTR_MAX - 1)
+
+/* CVM_CMD_MAP_SET upload limits. */
+#define CVM_MAP_CHUNK_MAX		65024
+#define CVM_MAP_MAX_LEN			(64U << 20)
+#define CVM_MAP_UPLOAD_IDLE_SECS	10
+
+/*
+ * CVM_ATTR_MAP_PATHS: a list of CVM_MAP_PATHS_ATTR_PATH, one per device of
+ * the map that I/O may be sent to; a device without a path is unreachable.
+ *	CVM_MAP_PATHS_ATTR_PATH		nested cvm_path_attr
+ *
+ *	CVM_PATH_ATTR_DEVICE_ID		u32, device id in the map (required)
+ *	CVM_PATH_ATTR_ADDR		string, numeric IPv4 or IPv6 address of
+ *					the target serving it (required)
+ *	CVM_PATH_ATTR_PORT		u16, its port (required, non-zero)
+ *	CVM_PATH_ATTR_TRANSPORT		string, "tcp" (default) or "rdma"
+ *
+ * One connection is kept per device path (the wire header has no device
+ * field: HELLO names the device); it is made when the map is installed and
+ * remade with backoff when lost.  A path unchanged between two maps keeps
+ * its connection.
+ */
+enum cvm_map_paths_attr {
+	CVM_MAP_PATHS_ATTR_UNSPEC,
+	CVM_MAP_PATHS_ATTR_PATH,
+	__CVM_MAP_PATHS_ATTR_MAX,
+};
+#define CVM_MAP_PATHS_ATTR_MAX (__CVM_MAP_PATHS_ATTR_MAX - 1)
+
+/* Longest CVM_PATH_ATTR_ADDR and CVM_PATH_ATTR_TRANSPORT, with the NUL. */
+#define CVM_PATH_ADDR_LEN		48
+#define CVM_PATH_TRANSPORT_LEN		16
+
+enum cvm_path_attr {
+	CVM_PATH_ATTR_UNSPEC,
+	CVM_PATH_ATTR_DEVICE_ID,
+	CVM_PATH_ATTR_ADDR,
+	CVM_PATH_ATTR_PORT,
+	CVM_PATH_ATTR_TRANSPORT,
+	__CVM_PATH_ATTR_MAX,
+};
+#define CVM_PATH_ATTR_MAX (__CVM_PATH_ATTR_MAX - 1)
+
+/* Longest CVM_VOLUME_ATTR_NAME, with its NUL. */
+#define CVM_VOLUME_NAME_LEN		64
+
+/*
+ * CVM_VOLUME_ATTR_FLAGS bits.
+ *
+ * CVM_VOLUME_F_FORCE	VOLUME_DETACH: detach even while the device is open.
+ *			Refused in VOLUME_ATTACH.
+ */
+#define CVM_VOLUME_F_FORCE		(1U << 0)
+#define CVM_VOLUME_F_ALL		CVM_VOLUME_F_FORCE
+
+/*
+ * CVM_ATTR_VOLUME
+ *	CVM_VOLUME_ATTR_ID		u64, volume id (cvmd's)
+ *	CVM_VOLUME_ATTR_POOL_ID		u32, pool in the map
+ *	CVM_VOLUME_ATTR_SIZE		u64, bytes, multiple of 4096
+ *	CVM_VOLUME_ATTR_OBJECT_SIZE	u32, bytes, power of two, 4 KiB..64 MiB
+ *	CVM_VOLUME_ATTR_ATTACH_EPOCH	u64, non-zero, sent with every request
+ *					(targets fence older epochs)
+ *	CVM_VOLUME_ATTR_NAME		string, at most CVM_VOLUME_NAME_LEN
+ *					bytes with the NUL
+ *	CVM_VOLUME_ATTR_MINOR		u32, replies only: /dev/cvm<MINOR>
+ *	CVM_VOLUME_ATTR_FLAGS		u32, CVM_VOLUME_F_* (requests only)
+ */
+enum cvm_volume_attr {
+	CVM_VOLUME_ATTR_UNSPEC,
+	CVM_VOLUME_ATTR_ID,
+	CVM_VOLUME_ATTR_POOL_ID,
+	CVM_VOLUME_ATTR_SIZE,
+	CVM_VOLUME_ATTR_OBJECT_SIZE,
+	CVM_VOLUME_ATTR_ATTACH_EPOCH,
+	CVM_VOLUME_ATTR_NAME,
+	CVM_VOLUME_ATTR_MINOR,
+	CVM_VOLUME_ATTR_FLAGS,
+	CVM_VOLUME_ATTR_PAD,
+	__CVM_VOLUME_ATTR_MAX,
+};
+#define CVM_VOLUME_ATTR_MAX (__CVM_VOLUME_ATTR_MAX - 1)
+
+/*
+ * Target commands ("cvm_target" family).
+ *
+ * CVM_CMD_TARGET_DEVICE_ADD
+ *	Request:  CVM_ATTR_TARGET_DEVICE with ID, PATH (required), FLAGS
+ *		  (optional).
+ *	Opens PATH exclusively and serves its object store as device ID.  A
+ *	device without a valid CVM superblock is refused (ENOMEDIUM) unless
+ *	FLAGS has CVM_TARGET_DEVICE_F_FORMAT; a device that has one (valid
+ *	or damaged) is never reformatted unless FLAGS has FORMAT and FORCE
+ *	(EEXIST otherwise).  A superblock or object table that fails its
+ *	checks is refused (EUCLEAN) with the reason in the extended ack and
+ *	the kernel log.  An ID or PATH already served: EEXIST.
+ *
+ * CVM_CMD_TARGET_DEVICE_REMOVE
+ *	Request:  CVM_ATTR_TARGET_DEVICE with ID (required).
+ *	New requests for the device fail; waits for those in flight, then
+ *	closes the backing device.  Unknown ID: ENODEV.
+ *
+ * CVM_CMD_TARGET_LISTEN
+ *	Request:  CVM_ATTR_TARGET_LISTENER with ADDR, PORT (required),
+ *		  TRANSPORT (optional, "tcp");
+ *		  CVM_ATTR_CLUSTER_ID, CVM_ATTR_TOKEN (optional): when given,
+ *		  HELLO must carry the same cluster id and token
+ *		  (CVM_WIRE_STATUS_AUTH otherwise); when absent, any is taken.
+ *	The same ADDR and PORT twice: EEXIST.
+ *
+ * CVM_CMD_TARGET_UNLISTEN
+ *	Request:  CVM_ATTR_TARGET_LISTENER with ADDR, PORT (required).
+ *	Stops listening and closes the connections it accepted.  Unknown
+ *	listener: ENOENT.
+ *
+ * CVM_STATUS_ATTR_OBJECTS of the target's STATUS_GET is the number of
+ * backing devices served.
+ */
+
+/* Longest CVM_TARGET_DEVICE_ATTR_PATH, with its NUL. */
+#define CVM_TARGET_PATH_LEN		256
+
+/*
+ * CVM_TARGET_DEVICE_ATTR_FLAGS bits; unknown bits are refused.
+ *
+ * CVM_TARGET_DEVICE_F_FORMAT	DEVICE_ADD: write a new, empty object store.
+ * CVM_TARGET_DEVICE_F_FORCE	DEVICE_ADD with FORMAT: even over an
+ *				existing CVM superblock (destroys its data).
+ */
+#define CVM_TARGET_DEVICE_F_FORMAT	(1U << 0)
+#define CVM_TARGET_DEVICE_F_FORCE	(1U << 1)
+#define CVM_TARGET_DEVICE_F_ALL		(CVM_TARGET_DEVICE_F_FORMAT | \
+					 CVM_TARGET_DEVICE_F_FORCE)
+
+/*
+ * CVM_ATTR_TARGET_DEVICE
+ *	CVM_TARGET_DEVICE_ATTR_ID	u32, the device id (cvmd's), named by
+ *					initiators in HELLO (cvm_wire.h)
+ *	CVM_TARGET_DEVICE_ATTR_PATH	string, block device path, at most
+ *					CVM_TARGET_PATH_LEN bytes with the NUL
+ *	CVM_TARGET_DEVICE_ATTR_FLAGS	u32, CVM_TARGET_DEVICE_F_*
+ */
+enum cvm_target_device_attr {
+	CVM_TARGET_DEVICE_ATTR_UNSPEC,
+	CVM_TARGET_DEVICE_ATTR_ID,
+	CVM_TARGET_DEVICE_ATTR_PATH,
+	CVM_TARGET_DEVICE_ATTR_FLAGS,
+	__CVM_TARGET_DEVICE_ATTR_MAX,
+};
+#define CVM_TARGET_DEVICE_ATTR_MAX (__CVM_TARGET_DEVICE_ATTR_MAX - 1)
+
+/*
+ * CVM_ATTR_TARGET_LISTENER
+ *	CVM_TARGET_LISTENER_ATTR_TRANSPORT	string, "tcp" (default); at
+ *						most CVM_PATH_TRANSPORT_LEN
+ *	CVM_TARGET_LISTENER_ATTR_ADDR		string, numeric IPv4 or IPv6
+ *						address, at most
+ *						CVM_PATH_ADDR_LEN
+ *	CVM_TARGET_LISTENER_ATTR_PORT		u16, non-zero
+ */
+enum cvm_target_listener_attr {
+	CVM_TARGET_LISTENER_ATTR_UNSPEC,
+	CVM_TARGET_LISTENER_ATTR_TRANSPORT,
+	CVM_TARGET_LISTENER_ATTR_ADDR,
+	CVM_TARGET_LISTENER_ATTR_PORT,
+	__CVM_TARGET_LISTENER_ATTR_MAX,
+};
+#define CVM_TARGET_LISTENER_ATTR_MAX (__CVM_TARGET_LISTENER_ATTR_MAX - 1)
 
 #endif /* _UAPI_LINUX_CVM_H */

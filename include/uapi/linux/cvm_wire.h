@@ -268,7 +268,12 @@ struct cvm_wire_hdr {
  * @cluster_id: cluster the sender belongs to; must match the target's.
  * @host_id: sender's host id in the cluster map.
  * @features: feature bits; none are defined in version 1, must be zero.
- * @reserved0: must be zero.
+ * @device_id: request: the target backing device (cvmd's device id, as
+ *	given to the target in CVM_TARGET_ATTR_DEVICE_ID) that every request
+ *	on this connection addresses; the wire header has no device field, so
+ *	an initiator opens one connection per target device.  A target that
+ *	does not serve the device answers CVM_WIRE_STATUS_NOT_FOUND.  Reply:
+ *	the same value.
  * @reserved1: must be zero.
  * @token: request: the cluster's shared token, set by cvmd on every node
  *	and compared by the target in constant time; reply: zero.  The token
@@ -278,7 +283,7 @@ struct cvm_wire_hello {
 	__le64	cluster_id;
 	__le64	host_id;
 	__le32	features;
-	__le32	reserved0;
+	__le32	device_id;
 	__le64	reserved1;
 	__u8	token[CVM_WIRE_TOKEN_LEN];
 };

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Listeners of cvm_target.ko: accept connections through a transport,
+ * answer HELLO (cluster, token, device) and pass data requests to the
+ * object store of the device the connection named.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <crypto/algapi.h>
+#include <linux/cvm.h>
+#include <linux/cvm_wire.h>
+#include <linux/inet.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
+#include <net/ipv6.h>
+
+#include "../transport/transport.h"
+#include "target.h"
+
+struct cvm_server_listener {
+	struct cvm_listener	*l;
+	struct list_head	entry;
+	struct sockaddr_storage	addr;
+	bool			auth;
+	u64			cluster_id;
+	u8			token[CVM_WIRE_TOKEN_LEN];
+};
+
+static DEFINE_MUTEX(cvm_server_lock);
+static LIST_HEAD(cvm_server_listeners);
+
+static u16 cvm_server_hello(struct cvm_xprt_req *req)
+{
+	struct cvm_conn *conn = req->conn;
+	struct cvm_server_listener *sl = conn->listener->core_priv;
+	struct cvm_store_dev *d;
+
+	if (sl->auth &&
+	    (conn->hello.cluster_id != sl->cluster_id ||
+	     crypto_memneq(conn->hello.token, sl->token, sizeof(sl->token)))) {
+		pr_warn_ratelimited("initiator %pISpc: HELLO refused: cluster or token\n",
+				    &conn->peer);
+		return CVM_WIRE_STATUS_AUTH;
+	}
+	d = cvm_store_get(conn->hello.device_id);
+	if (!d) {
+		pr_warn_ratelimited("initiator %pISpc: HELLO for device %u, not served here\n",
+				    &conn->peer, conn->hello.device_id);
+		return CVM_WIRE_STATUS_NOT_FOUND;
+	}
+	cvm_store_put(d);
+	return CVM_WIRE_STATUS_OK;
+}
+
+/* io_work of the connection: process context. */
+static void cvm_server_recv_req(struct cvm_xprt_req *req)
+{
+	struct cvm_store_dev *d;
+
+	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
+		req->rsp_status = cvm_server_hello(req);
+		req->rsp_len = 0;
+		req->conn->ops->send_reply(req);
+		return;
+	}
+	d = cvm_store_get(req->conn->hello.device_id);
+	if (!d) {
+		/* The device was removed under the connection. */
+		req->rsp_status = CVM_WIRE_STATUS_IO_ERROR;
+		req->rsp_len = 0;
+		req->conn->ops->send_reply(req);
+		return;
+	}
+	cvm_store_handle(d, req);
+}
+
+static const struct cvm_conn_cb cvm_server_cb = {
+	.recv_req	= cvm_server_recv_req,
+};
+
+static int cvm_server_parse(const char *addr, u16 port,
+			    struct sockaddr_storage *ss)
+{
+	char portstr[8];
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	memset(ss, 0, sizeof(*ss));
+	return inet_pton_with_scope(&init_net, AF_UNSPEC, addr, portstr, ss);
+}
+
+static bool cvm_server_same_addr(const struct sockaddr_storage *a,
+				 const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       ipv6_addr_equal(&x->sin6_addr, &y->sin6_addr);
+	}
+	return false;
+}
+
+static struct cvm_server_listener *
+cvm_server_find(const struct sockaddr_storage *ss)
+{
+	struct cvm_server_listener *sl;
+
+	list_for_each_entry(sl, &cvm_server_listeners, entry)
+		if (cvm_server_same_addr(&sl->addr, ss))
+			return sl;
+	return NULL;
+}
+
+int cvm_server_listen(const char *transport, const char *addr, u16 port,
+		      u64 cluster_id, const u8 *token,
+		      struct netlink_ext_ack *extack)
+{
+	const struct cvm_transport_ops *ops = cvm_transport_find(transport);
+	struct cvm_server_listener *sl;
+	struct cvm_listener *l;
+	int ret;
+
+	if (!ops) {
+		NL_SET_ERR_MSG(extack, "unknown transport");
+		return -EPROTONOSUPPORT;
+	}
+	sl = kzalloc(sizeof(*sl), GFP_KERNEL);
+	if (!sl)
+		return -ENOMEM;
+	if (cvm_server_parse(addr, port, &sl->addr)) {
+		NL_SET_ERR_MSG(extack, "address is not a numeric IPv4 or IPv6 address");
+		ret = -EINVAL;
+		goto out_free_sl;
+	}
+	if (token) {
+		sl->auth = true;
+		sl->cluster_id = cluster_id;
+		memcpy(sl->token, token, sizeof(sl->token));
+	}
+
+	mutex_lock(&cvm_server_lock);
+	if (cvm_server_find(&sl->addr)) {
+		NL_SET_ERR_MSG(extack, "already listening on that address and port");
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+	l = ops->listen(&sl->addr, &cvm_server_cb, sl);
+	if (IS_ERR(l)) {
+		ret = PTR_ERR(l);
+		NL_SET_ERR_MSG(extack, "cannot listen on that address and port");
+		goto out_unlock;
+	}
+	sl->l = l;
+	list_add_tail(&sl->entry, &cvm_server_listeners);
+	mutex_unlock(&cvm_server_lock);
+	pr_info("listening on %pISpc (%s)\n", &sl->addr, ops->name);
+	return 0;
+
+out_unlock:
+	mutex_unlock(&cvm_server_lock);
+out_free_sl:
+	kfree(sl);
+	return ret;
+}
+
+static void cvm_server_stop(struct cvm_server_listener *sl)
+{
+	list_del(&sl->entry);
+	sl->l->ops->unlisten(sl->l);
+	pr_info("stopped listening on %pISpc\n", &sl->addr);
+	kfree(sl);
+}
+
+int cvm_server_unlisten(const char *addr, u16 port,
+			struct netlink_ext_ack *extack)
+{
+	struct cvm_server_listener *sl;
+	struct sockaddr_storage ss;
+
+	if (cvm_server_parse(addr, port, &ss)) {
+		NL_SET_ERR_MSG(extack, "address is not a numeric IPv4 or IPv6 address");
+		return -EINVAL;
+	}
+	mutex_lock(&cvm_server_lock);
+	sl = cvm_server_find(&ss);
+	if (sl)
+		cvm_server_stop(sl);
+	mutex_unlock(&cvm_server_lock);
+	if (!sl) {
+		NL_SET_ERR_MSG(extack, "not listening on that address and port");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+void cvm_server_unlisten_all(void)
+{
+	struct cvm_server_listener *sl, *tmp;
+
+	mutex_lock(&cvm_server_lock);
+	list_for_each_entry_safe(sl, tmp, &cvm_server_listeners, entry)
+		cvm_server_stop(sl);
+	mutex_unlock(&cvm_server_lock);
+}

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * CVM transports: one ops table, one file per transport.
+ *
+ * The core (cvm.ko's request pipeline, cvm_target.ko's object store) speaks
+ * the CVM wire protocol (include/uapi/linux/cvm_wire.h) through a
+ * struct cvm_transport_ops that a transport fills as a static const table
+ * (tcp.c: cvm_tcp_ops; later rdma.c: cvm_rdma_ops) and registers from its
+ * module's init.  The core looks a transport up by name ("tcp") and never
+ * tests which one it has.
+ *
+ * Every kernel/transport/ source is compiled into both modules (see Kbuild);
+ * each module has its own registry of transports.
+ *
+ * Objects
+ *
+ *   struct cvm_conn	one connection to one peer.  The transport's own
+ *			connection struct embeds it; the transport gets back
+ *			with container_of().  Reference counted (@ref); the
+ *			last cvm_conn_put() calls ops->release_conn().
+ *   struct cvm_xprt_req	one request and its reply.  The transport's own
+ *			per-request struct embeds it (alloc_req()/free_req());
+ *			the core never allocates one itself.  A request holds
+ *			a reference on its connection.
+ *   struct cvm_listener	a listening endpoint (target side).
+ *
+ * Payload.  Every payload travels in @req->bvec[0 .. nr_bvec - 1];
+ * @req->data_len is the sum of the lengths.  Target-side pages are whole
+ * pages at offset 0 (the transport allocates them); initiator-side bvecs
+ * come straight from bios, so they may start at any offset and span
+ * several pages: a transport must accept both (tcp does, through
+ * iov_iter_bvec).  Pages are owned by whoever allocated them:
+ *   - target side: the transport allocates pages for a WRITE request's
+ *     payload (filled before recv_req() is called) and for the reply payload
+ *     of a READ/STAT/LIST request (length hdr.length, or the STAT size; the
+ *     core fills them); the transport frees them in send_reply()/free_req().
+ *   - initiator side: the core owns the pages (the bio's pages for a WRITE,
+ *     the pages to fill for a READ) and keeps them alive until done() has
+ *     been called.  The transport never frees them.
+ * An RDMA transport maps the same bvecs for RDMA READ (target pulls a WRITE
+ * payload) and RDMA WRITE (target pushes a READ payload) and sends headers
+ * with SEND: the callers do not change.
+ *
+ * Headers.  @req->hdr is the request header exactly as on the wire (little
+ * endian).  On submit() the core fills opcode, flags (FUA, NOUNMAP; not
+ * REPLY/DATA_CRC), volume_id, object_no, offset, snap_seq, snap_id,
+ * map_epoch, attach_epoch, length and shard; the transport fills magic,
+ * version, tag, data_crc and hdr_crc.  Before recv_req() the transport has
+ * validated every field of the request header (cvm_wire_check_hdr()) and
+ * the data CRC if flagged.  On the target the core fills @req->rsp_status
+ * and, for a payload reply, @req->rsp_len; the transport builds the reply
+ * header from the request (tag, opcode, ids, offset) and those.
+ *
+ * Contexts and lifetimes
+ *
+ *   Target side:
+ *   - cb->recv_req(req) runs in the connection's io_work (process context,
+ *     workqueue).  It must not block for long: it submits bios and returns.
+ *     The core answers every request exactly once with ops->send_reply(req)
+ *     (any context, including bio end_io in softirq/hardirq); send_reply()
+ *     takes ownership of req and frees it (and its pages) once sent, or at
+ *     once if the connection is already gone.  The first request on a
+ *     connection is always HELLO; the transport delivers nothing else until
+ *     the core has answered HELLO with CVM_WIRE_STATUS_OK, and closes the
+ *     connection after any other HELLO status has been sent.
+ *   - cb->conn_closed(conn) runs once per accepted connection, in process
+ *     context, after the connection stopped receiving; requests already
+ *     handed to the core still hold references and must still be answered
+ *     (send_reply() then just frees them).
+ *   - unlisten() stops accepting and closes every connection it accepted;
+ *     it sleeps, and returns when no callback of that listener runs any
+ *     more (requests still in the core keep their connections alive).
+ *
+ *   Initiator side:
+ *   - connect() sleeps (process context): it connects, sends HELLO and
+ *     waits for the reply.  Returns the connection or an ERR_PTR: -EPROTO
+ *     (bad reply), -EACCES (CVM_WIRE_STATUS_AUTH), -EPROTONOSUPPORT
+ *     (CVM_WIRE_STATUS_VERSION), -ECONNREFUSED, -ETIMEDOUT, ... The
+ *     target's HELLO status is also stored in *hello_status when not NULL.
+ *   - submit(req) may be called from any context that may not sleep
+ *     (blk-mq queue_rq included); it returns 0 (done() will be called
+ *     exactly once) or -ENOTCONN / -EINVAL (done() will not be called).
+ *   - req->done(req) runs in the transport's completion context: for tcp
+ *     the connection's io_work (workqueue, process context); for rdma it
+ *     may be the CQ's softirq.  Callers must assume softirq: do not sleep,
+ *     use blk_mq_complete_request() or queue work.  @req->status holds the
+ *     target's protocol status (enum cvm_wire_status) and @req->error an
+ *     errno of the transport (0 when a reply arrived; -ENOTCONN when the
+ *     connection died first; -EPROTO when the reply was malformed, which
+ *     also kills the connection).  Status and errno are never mixed.
+ *   - cb->state_change(conn, CVM_CONN_DEAD) is called once, from a
+ *     workqueue, after the connection failed (peer closed, malformed
+ *     message, socket error) and after every outstanding request has been
+ *     completed with -ENOTCONN.  The core marks its path degraded and
+ *     reconnects with a new connect(); the dead connection is freed by
+ *     disconnect().
+ *   - disconnect(conn) sleeps: it shuts the connection down, completes
+ *     outstanding requests with -ENOTCONN, waits for io_work and drops the
+ *     core's reference.  It is the only way the core gives up a
+ *     connection it got from connect(), dead or alive.  Once it returns,
+ *     no callback (state_change or done) runs for that connection again;
+ *     the initiator's path teardown relies on this.
+ *   - free_req(req) frees a request that was never submitted, or whose
+ *     done() has run.
+ */
+#ifndef _CVM_TRANSPORT_H
+#define _CVM_TRANSPORT_H
+
+#include <linux/bvec.h>
+#include <linux/cvm_wire.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/module.h>
+#include <linux/socket.h>
+#include <linux/types.h>
+
+struct cvm_conn;
+struct cvm_listener;
+struct cvm_xprt_req;
+
+/* Version of this API; a transport built for another one is refused. */
+#define CVM_TRANSPORT_API_VERSION	1
+
+/* Longest transport name ("tcp", "rdma"), with its NUL. */
+#define CVM_TRANSPORT_NAME_LEN		16
+
+enum cvm_conn_role {
+	CVM_CONN_INITIATOR,	/* we connected: we send requests */
+	CVM_CONN_TARGET,	/* we accepted: we answer requests */
+};
+
+enum cvm_conn_state {
+	CVM_CONN_CONNECTING,	/* initiator: HELLO not yet answered */
+	CVM_CONN_HELLO,		/* target: waiting for HELLO / its answer */
+	CVM_CONN_LIVE,		/* HELLO answered OK: data requests flow */
+	CVM_CONN_DEAD,		/* failed or shut down; no more I/O */
+};
+
+/**
+ * struct cvm_hello_params - what an initiator announces in HELLO
+ * @cluster_id: cvm_wire_hello.cluster_id.
+ * @host_id: cvm_wire_hello.host_id.
+ * @device_id: backing device at the target this connection addresses
+ *	(cvm_wire_hello.device_id; one connection per target device).
+ * @token: the cluster's shared token.
+ *
+ * The volume's attach epoch is not a HELLO field: it travels in every
+ * request header (cvm_wire_hdr.attach_epoch), so one connection serves
+ * every volume placed on the device.
+ */
+struct cvm_hello_params {
+	u64	cluster_id;
+	u64	host_id;
+	u32	device_id;
+	u8	token[CVM_WIRE_TOKEN_LEN];
+};
+
+/**
+ * struct cvm_conn_cb - the core's callbacks for a connection or listener
+ * @recv_req: target: a validated request (see above).
+ * @conn_closed: target: an accepted connection stopped receiving.
+ * @state_change: initiator: the connection changed state (only DEAD is
+ *	reported for now).
+ */
+struct cvm_conn_cb {
+	void	(*recv_req)(struct cvm_xprt_req *req);
+	void	(*conn_closed)(struct cvm_conn *conn);
+	void	(*state_change)(struct cvm_conn *conn,
+				enum cvm_conn_state state);
+};
+
+/**
+ * struct cvm_conn - transport-independent part of a connection
+ * @ops: the transport.
+ * @cb: the core's callbacks.
+ * @ref: references: the core's (connect/accept), one per request.
+ * @role: initiator or target end.
+ * @state: enum cvm_conn_state, READ_ONCE/WRITE_ONCE.
+ * @peer: the peer's address, for logs (%pISpc).
+ * @hello: target: what the peer announced in HELLO (set before recv_req()
+ *	of the HELLO request); initiator: what we announced.
+ * @core_priv: the core's per-connection data (target: the device served).
+ * @listener: target: the listener that accepted it.
+ */
+struct cvm_conn {
+	const struct cvm_transport_ops	*ops;
+	const struct cvm_conn_cb	*cb;
+	struct kref			ref;
+	enum cvm_conn_role		role;
+	int				state;
+	struct sockaddr_storage		peer;
+	struct cvm_hello_params		hello;
+	void				*core_priv;
+	struct cvm_listener		*listener;
+};
+
+/**
+ * struct cvm_xprt_req - one request on a connection
+ * @conn: connection (holds a reference while the request exists).
+ * @hdr: request header, little endian, as on the wire.
+ * @bvec: payload pages (see "Payload" above).
+ * @nr_bvec: entries used in @bvec.
+ * @data_len: payload bytes described by @bvec.
+ * @rsp_status: target: enum cvm_wire_status of the reply.
+ * @rsp_len: target: reply payload length (<= @data_len).
+ * @status: initiator: the reply's enum cvm_wire_status.
+ * @error: initiator: transport errno (0 when @status is valid).
+ * @rsp_map_epoch: initiator: the target's map epoch from the reply.
+ * @done: initiator: completion callback.
+ * @core_priv: the core's per-request data.
+ */
+struct cvm_xprt_req {
+	struct cvm_conn		*conn;
+	struct cvm_wire_hdr	hdr;
+	struct bio_vec		*bvec;
+	unsigned int		nr_bvec;
+	u32			data_len;
+	u16			rsp_status;
+	u32			rsp_len;
+	u16			status;
+	int			error;
+	u64			rsp_map_epoch;
+	void			(*done)(struct cvm_xprt_req *req);
+	void			*core_priv;
+};
+
+/**
+ * struct cvm_listener - transport-independent part of a listening endpoint
+ * @ops: the transport.
+ * @cb: callbacks for every connection it accepts.
+ * @addr: address listened on.
+ * @core_priv: the core's data.
+ * @entry: the core's list of listeners.
+ */
+struct cvm_listener {
+	const struct cvm_transport_ops	*ops;
+	const struct cvm_conn_cb	*cb;
+	struct sockaddr_storage		addr;
+	void				*core_priv;
+	struct list_head		entry;
+};
+
+/**
+ * struct cvm_transport_ops - a transport
+ * @name: "tcp", "rdma".
+ * @api_version: CVM_TRANSPORT_API_VERSION.
+ * @listen: target: allocate a listener (embedding struct cvm_listener),
+ *	bind and listen on @addr, start accepting.  Sleeps.  ERR_PTR on error
+ *	(-EADDRINUSE, -EADDRNOTAVAIL, ...).
+ * @unlisten: target: stop and free a listener (see above).  Sleeps.
+ * @send_reply: target: send the reply to @req and free it (see above).
+ *	Any context.
+ * @connect: initiator: connect to @addr and say HELLO (see above).
+ * @disconnect: initiator: shut down and drop the core's reference.
+ * @submit: initiator: send @req (see above).
+ * @alloc_req: allocate a request on @conn (both sides; the target side is
+ *	used by the transport itself).  GFP as given.  Sets @req->conn and
+ *	takes a reference on it.
+ * @free_req: free a request (and, target side, its pages); drops its
+ *	reference on the connection.
+ * @release_conn: free the connection; called by the last cvm_conn_put().
+ */
+struct cvm_transport_ops {
+	const char	*name;
+	unsigned int	api_version;
+
+	struct cvm_listener *(*listen)(const struct sockaddr_storage *addr,
+				       const struct cvm_conn_cb *cb,
+				       void *core_priv);
+	void	(*unlisten)(struct cvm_listener *l);
+	void	(*send_reply)(struct cvm_xprt_req *req);
+
+	struct cvm_conn *(*connect)(const struct sockaddr_storage *addr,
+				    const struct cvm_hello_params *hello,
+				    const struct cvm_conn_cb *cb,
+				    void *core_priv, u16 *hello_status);
+	void	(*disconnect)(struct cvm_conn *conn);
+	int	(*submit)(struct cvm_xprt_req *req);
+
+	struct cvm_xprt_req *(*alloc_req)(struct cvm_conn *conn, gfp_t gfp);
+	void	(*free_req)(struct cvm_xprt_req *req);
+	void	(*release_conn)(struct cvm_conn *conn);
+};
+
+/* core.c: registry (per module) */
+int cvm_transport_register(const struct cvm_transport_ops *ops);
+void cvm_transport_unregister(const struct cvm_transport_ops *ops);
+const struct cvm_transport_ops *cvm_transport_find(const char *name);
+
+/* Every transport of this module: call from module init / exit. */
+int cvm_transports_init(void);
+void cvm_transports_exit(void);
+
+static inline void cvm_conn_get(struct cvm_conn *conn)
+{
+	kref_get(&conn->ref);
+}
+
+void cvm_conn_put(struct cvm_conn *conn);
+
+/* core.c: wire header helpers shared by every transport */
+
+/*
+ * cvm_wire_check_hdr() - validate a received header, in the order
+ * cvm_wire.h gives.  @is_reply: the message must (not) be a reply.
+ * Returns NULL if the header is well-formed, else a static string naming
+ * the first failed check, for the log.  Never touches anything but @hdr.
+ */
+const char *cvm_wire_check_hdr(const struct cvm_wire_hdr *hdr, bool is_reply);
+u32 cvm_wire_hdr_crc(const struct cvm_wire_hdr *hdr);
+void cvm_wire_hdr_seal(struct cvm_wire_hdr *hdr);
+/* Payload bytes that follow a header (0 for e.g. WRITE_ZEROES requests). */
+u32 cvm_wire_payload_len(const struct cvm_wire_hdr *hdr);
+/* Payload bytes an OK reply to this request may carry at most. */
+u32 cvm_wire_reply_max_len(const struct cvm_wire_hdr *hdr);
+u32 cvm_crc32c_bvec(const struct bio_vec *bv, unsigned int nr, u32 len);
+
+/* tcp.c */
+int cvm_tcp_init(void);
+void cvm_tcp_exit(void);
+
+#endif /* _CVM_TRANSPORT_H */

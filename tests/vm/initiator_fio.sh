@@ -1,0 +1,129 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The replicated data path end to end in one VM: cvm_target.ko serves three
+# brd devices behind three 127.0.0.1 listeners (three "hosts"), cvm.ko gets
+# a map of 3 hosts x 1 device, a replicated(1) and a replicated(3) volume
+# are attached, and fio writes each with crc32c verification, then reads
+# it back in a separate verify pass.  Also: a map update while fio runs,
+# discard / write-zeroes, flush, and that each replica of the
+# replicated(3) volume holds the data (reads with two targets gone).
+# Runs INSIDE the test VM, from the repository root:
+#
+#	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/initiator_fio.sh
+#
+# CVM_FIO_SIZE (default 64M) and CVM_FIO_RUNTIME bound the fio jobs.
+# Prints the IOPS of each job and "N passed, N failed".
+set -u
+
+top=${CVM_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$top" || exit 1
+if [[ -z "${CVM_IN_VM:-}" ]]; then
+	echo "initiator_fio: run me inside the test VM: scripts/vm-run.sh $0" >&2
+	exit 2
+fi
+
+SIZE=${CVM_FIO_SIZE:-64M}
+ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
+tg=(python3 "$top/tests/vm/lib/target_genl.py")
+. "$top/tests/lib/check.sh"
+
+load() {
+	[[ -d /sys/module/$1 ]] && return 0
+	local dep
+	for dep in $(modinfo -F depends "kernel/$1.ko" | tr ',' ' '); do
+		modprobe "$dep" || return
+	done
+	insmod "kernel/$1.ko"
+}
+
+# fio_job NAME DEV RW [ARGS...]: run fio, print its IOPS line.
+fio_job() {
+	local name=$1 dev=$2 rw=$3 out
+	shift 3
+	out=$(fio --name="$name" --filename="$dev" --rw="$rw" --bs=4k \
+		--size="$SIZE" --direct=1 --iodepth=32 --ioengine=libaio \
+		--verify=crc32c --output-format=terse --terse-version=3 \
+		"$@" 2>&1) || { echo "$out"; return 1; }
+	# terse v3: field 8 read IOPS, field 49 write IOPS
+	awk -F';' '{ printf "%-10s read %6s IOPS, write %6s IOPS\n", $3, $8, $49 }' <<<"$out" |
+		tee -a "$fio_log"
+}
+
+# connected N: wait until cvm.ko logged N connections.
+connected() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(($(dmesg | grep -c ': connected$') >= $1)) && return 0
+		sleep 0.2
+	done
+	dmesg | grep cvm | tail -n 20
+	return 1
+}
+
+fio_log=$(mktemp)
+echo "# set up: 3 brd devices, 3 listeners, map, 2 volumes"
+check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
+check "load cvm_target" load cvm_target
+check "load cvm" load cvm
+for i in 0 1 2; do
+	check "target: add device $i on /dev/ram$i" "${tg[@]}" add $i /dev/ram$i format
+	check "target: listen 127.0.0.1:$((7001 + i))" \
+		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
+done
+check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1
+check "3 connections" connected 3
+check "attach replicated(1) -> cvm0" eval \
+	"[[ \$(${ig[*]} attach 1 1 $((256 << 20)) --name r1) == 0 ]]"
+check "attach replicated(3) -> cvm1" eval \
+	"[[ \$(${ig[*]} attach 3 3 $((256 << 20)) --name r3) == 1 ]]"
+
+echo "# data"
+for dev in cvm0 cvm1; do
+	check "$dev: randwrite $SIZE, crc32c" fio_job w-$dev /dev/$dev randwrite
+	check "$dev: verify pass" fio_job v-$dev /dev/$dev randwrite --verify_only
+done
+check "cvm1: 64k mixed randrw with verify" \
+	fio_job rw-cvm1 /dev/cvm1 randrw --bs=64k --size=32M
+check "cvm1: 1 MiB writes not aligned to objects" \
+	fio_job big-cvm1 /dev/cvm1 write --bs=1M --offset=1536k --size=16M
+check "cvm1: map update during fio" eval \
+	"fio_job upd-cvm1 /dev/cvm1 randwrite --size=16M & sleep 1; ${ig[*]} map-set 2; wait \$!"
+check "cvm0: flush (sync)" eval "dd if=/dev/zero of=/dev/cvm0 bs=4k count=16 oflag=direct,sync status=none"
+check "cvm1: discard" blkdiscard -o 0 -l $((2 << 20)) /dev/cvm1
+check "cvm1: discard across an object boundary" \
+	blkdiscard -o $((2 << 20)) -l $((6 << 20)) /dev/cvm1
+check "cvm1: zeroout" blkdiscard -z -o $((8 << 20)) -l $((8 << 20)) /dev/cvm1
+check "cvm1: discarded and zeroed ranges read zeroes" eval \
+	"cmp -n $((16 << 20)) /dev/cvm1 /dev/zero"
+
+echo "# every replica holds the data"
+check "cvm1: write a pattern" fio_job pat-cvm1 /dev/cvm1 write --bs=64k --size=8M --offset=32M
+for i in 0 1; do
+	check "target: unlisten 127.0.0.1:$((7001 + i))" \
+		"${tg[@]}" unlisten 127.0.0.1 $((7001 + i))
+done
+check "cvm1: read back with only device 2 left" \
+	fio_job pat-cvm1 /dev/cvm1 write --bs=64k --size=8M --offset=32M --verify_only
+for i in 0 1; do
+	check "target: listen 127.0.0.1:$((7001 + i)) again" \
+		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
+done
+check "reconnected" connected 5
+
+echo "# tear down"
+check "detach 1" "${ig[@]}" detach 1
+check "detach 3" "${ig[@]}" detach 3
+check "rmmod cvm" rmmod cvm
+for i in 0 1 2; do
+	check "target: unlisten $i" "${tg[@]}" unlisten 127.0.0.1 $((7001 + i))
+	check "target: remove device $i" "${tg[@]}" remove $i
+done
+check "rmmod brd" rmmod brd
+echo "# fio IOPS"
+cat "$fio_log"
+rm -f "$fio_log"
+# Leave the modules loaded, as the VM runner did.
+load cvm >/dev/null 2>&1
+
+check_summary

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Raw generic netlink client of the "cvm_target" family, for the VM tests.
+
+  target_genl.py add ID PATH [format] [force]   TARGET_DEVICE_ADD
+  target_genl.py remove ID                       TARGET_DEVICE_REMOVE
+  target_genl.py listen ADDR PORT [CLUSTER TOKENHEX]
+  target_genl.py unlisten ADDR PORT
+  target_genl.py objects                         print STATUS_GET's OBJECTS
+  target_genl.py malformed                       malformed requests refused
+
+Command and attribute numbers are read from include/uapi/linux/cvm.h, so
+this follows the header.  Exit 0 on success; otherwise the errno name and
+the extack text on stderr, exit 1.
+"""
+import errno
+import os
+import re
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import module_genl as mg  # noqa: E402
+
+TOP = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+
+
+C = mg.C
+FORMAT, FORCE = 1, 2
+
+
+class Refused(Exception):
+    pass
+
+
+def nest(atype, payload):
+    return mg.nla(atype | mg.NLA_F_NESTED, payload)
+
+
+def u32(v):
+    return struct.pack("=I", v)
+
+
+def u16(v):
+    return struct.pack("=H", v)
+
+
+def u64(v):
+    return struct.pack("=Q", v)
+
+
+def strz(s):
+    return s.encode() + b"\0"
+
+
+def device(dev_id=None, path=None, flags=None):
+    p = b""
+    if dev_id is not None:
+        p += mg.nla(C["CVM_TARGET_DEVICE_ATTR_ID"], u32(dev_id))
+    if path is not None:
+        p += mg.nla(C["CVM_TARGET_DEVICE_ATTR_PATH"], strz(path))
+    if flags is not None:
+        p += mg.nla(C["CVM_TARGET_DEVICE_ATTR_FLAGS"], u32(flags))
+    return nest(C["CVM_ATTR_TARGET_DEVICE"], p)
+
+
+def listener(addr=None, port=None, transport=None):
+    p = b""
+    if transport is not None:
+        p += mg.nla(C["CVM_TARGET_LISTENER_ATTR_TRANSPORT"], strz(transport))
+    if addr is not None:
+        p += mg.nla(C["CVM_TARGET_LISTENER_ATTR_ADDR"], strz(addr))
+    if port is not None:
+        p += mg.nla(C["CVM_TARGET_LISTENER_ATTR_PORT"], u16(port))
+    return nest(C["CVM_ATTR_TARGET_LISTENER"], p)
+
+
+class Target:
+    def __init__(self):
+        self.g = mg.Genl()
+        self.fid = self.g.family_id("cvm_target")
+
+    def call(self, cmd, attrs):
+        replies, err, text = self.g.request(self.fid, C[cmd], attrs)
+        if err:
+            raise Refused("%s: %s%s" % (cmd, errno.errorcode.get(err, err),
+                                        " (%s)" % text if text else ""))
+        return replies
+
+    def expect(self, what, cmd, attrs, want_err):
+        replies, err, text = self.g.request(self.fid, C[cmd], attrs)
+        if err != want_err:
+            raise mg.Fail("%s: got %s, want %s" % (
+                what, errno.errorcode.get(err, "success"),
+                errno.errorcode[want_err]))
+        print("ok   %s refused: %s%s" % (what, errno.errorcode[err],
+                                         " (%s)" % text if text else ""))
+
+
+def malformed(t):
+    add, rm = "CVM_CMD_TARGET_DEVICE_ADD", "CVM_CMD_TARGET_DEVICE_REMOVE"
+    lst, ul = "CVM_CMD_TARGET_LISTEN", "CVM_CMD_TARGET_UNLISTEN"
+    cases = [
+        ("DEVICE_ADD without attributes", add, b"", errno.EINVAL),
+        ("DEVICE_ADD without path", add, device(dev_id=9), errno.EINVAL),
+        ("DEVICE_ADD without id", add, device(path="/dev/null"), errno.EINVAL),
+        ("DEVICE_ADD id as u16", add,
+         nest(C["CVM_ATTR_TARGET_DEVICE"],
+              mg.nla(C["CVM_TARGET_DEVICE_ATTR_ID"], u16(9)) +
+              mg.nla(C["CVM_TARGET_DEVICE_ATTR_PATH"], strz("/dev/ram0"))),
+         errno.EINVAL),
+        ("DEVICE_ADD unknown flag bit", add,
+         device(9, "/dev/ram0", 1 << 7), errno.EINVAL),
+        ("DEVICE_ADD FORCE without FORMAT", add,
+         device(9, "/dev/ram0", FORCE), errno.EINVAL),
+        ("DEVICE_ADD path too long", add, device(9, "/" + "x" * 300),
+         errno.EINVAL),
+        ("DEVICE_ADD path not NUL-terminated", add,
+         nest(C["CVM_ATTR_TARGET_DEVICE"],
+              mg.nla(C["CVM_TARGET_DEVICE_ATTR_ID"], u32(9)) +
+              mg.nla(C["CVM_TARGET_DEVICE_ATTR_PATH"], b"/dev/ram0")),
+         errno.EINVAL),
+        ("DEVICE_ADD nonexistent path", add, device(9, "/dev/nonexistent"),
+         errno.ENOENT),
+        ("DEVICE_ADD not nested", add,
+         mg.nla(C["CVM_ATTR_TARGET_DEVICE"], u32(9)), errno.EINVAL),
+        ("DEVICE_ADD unknown nested attribute", add,
+         nest(C["CVM_ATTR_TARGET_DEVICE"], mg.nla(40, u32(1))), errno.EINVAL),
+        ("DEVICE_REMOVE unknown id", rm, device(dev_id=12345), errno.ENODEV),
+        ("DEVICE_REMOVE with a path", rm, device(12345, "/dev/ram0"),
+         errno.EINVAL),
+        ("DEVICE_REMOVE without id", rm, device(), errno.EINVAL),
+        ("LISTEN without port", lst, listener(addr="127.0.0.1"), errno.EINVAL),
+        ("LISTEN port 0", lst, listener("127.0.0.1", 0), errno.ERANGE),
+        ("LISTEN bad address", lst, listener("not-an-ip", 4420),
+         errno.EINVAL),
+        ("LISTEN unknown transport", lst,
+         listener("127.0.0.1", 4420, "carrier-pigeon"), errno.EPROTONOSUPPORT),
+        ("LISTEN short token", lst,
+         listener("127.0.0.1", 4420) + mg.nla(C["CVM_ATTR_TOKEN"], b"abc"),
+         errno.ERANGE),
+        ("UNLISTEN not listening", ul, listener("127.0.0.1", 1), errno.ENOENT),
+        ("DEVICE_ADD with a LISTEN attribute", add,
+         device(9, "/dev/ram0") + listener("127.0.0.1", 4420), errno.EINVAL),
+    ]
+    for what, cmd, attrs, want in cases:
+        t.expect(what, cmd, attrs, want)
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    t = Target()
+    cmd, args = argv[1], argv[2:]
+    try:
+        if cmd == "add":
+            flags = (FORMAT if "format" in args else 0) | \
+                    (FORCE if "force" in args else 0)
+            t.call("CVM_CMD_TARGET_DEVICE_ADD",
+                   device(int(args[0]), args[1], flags if flags else None))
+        elif cmd == "remove":
+            t.call("CVM_CMD_TARGET_DEVICE_REMOVE", device(int(args[0])))
+        elif cmd == "listen":
+            attrs = listener(args[0], int(args[1]))
+            if len(args) >= 4:
+                attrs += mg.nla(C["CVM_ATTR_CLUSTER_ID"], u64(int(args[2])))
+                attrs += mg.nla(C["CVM_ATTR_TOKEN"],
+                                bytes.fromhex(args[3]).ljust(32, b"\0"))
+            t.call("CVM_CMD_TARGET_LISTEN", attrs)
+        elif cmd == "unlisten":
+            t.call("CVM_CMD_TARGET_UNLISTEN", listener(args[0], int(args[1])))
+        elif cmd == "objects":
+            replies = t.call("CVM_CMD_STATUS_GET", b"")
+            attrs = mg.parse_attrs(replies[0][4:])
+            st = mg.parse_attrs(mg.one(attrs, C["CVM_ATTR_STATUS"], "STATUS"))
+            print(mg.u32(mg.one(st, C["CVM_STATUS_ATTR_OBJECTS"], "OBJECTS")))
+        elif cmd == "malformed":
+            malformed(t)
+        else:
+            print("unknown command %s" % cmd, file=sys.stderr)
+            return 2
+    except (Refused, mg.Fail) as e:
+        print(e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,197 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# cvm_target.ko end to end: object store on brd ram disks served over TCP,
+# driven by cvm-wire (userspace wire client) and target_genl.py (netlink).
+# Runs INSIDE the test VM from the repository root:
+#
+#	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/target_store.sh
+#
+# Covers: format/add/remove, refusal of unformatted and formatted devices
+# without the right flags, thin allocation, read-back of patterns, zeroes
+# for never-written ranges, overwrite, STAT, FUA, FLUSH, REMOVE, NO_SPACE,
+# persistence across module unload/reload (brd keeps the data), refusal of a
+# corrupt superblock and object table with the reason in dmesg, malformed
+# wire messages (cvm-wire fuzz) and malformed netlink requests.
+#
+# Prints "N passed, N failed"; exits 0 only if every check passed.
+set -u
+
+top=${CVM_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$top" || exit 1
+if [[ -z "${CVM_IN_VM:-}" ]]; then
+	echo "target_store: run me inside the test VM: scripts/vm-run.sh $0" >&2
+	exit 2
+fi
+
+G=(python3 "$top/tests/vm/lib/target_genl.py")
+W=${CVM_WIRE:-$top/build/userspace/tools/cvm-wire}
+PORT=${CVM_TEST_PORT:-7420}
+EP=127.0.0.1:$PORT
+DEV=/dev/ram0
+ID=1
+tmp=$(mktemp -d)
+. "$top/tests/lib/check.sh"
+
+# refused WHAT COMMAND...: COMMAND must fail.
+not() { ! "$@"; }
+refused() {
+	local what=$1
+	shift
+	check "$what" not "$@"
+}
+wire() { "$W" "$EP" "$1" --device "$ID" "${@:2}"; }
+# wire_status STATUS VERB ARGS: the target answers STATUS (not OK).
+wire_status() {
+	local want=$1 out
+	shift
+	out=$(wire "$@" 2>&1 >/dev/null)
+	[[ $? -eq 1 && "$out" == *"status $want"* ]] || { echo "$out"; return 1; }
+}
+pattern() { head -c "$2" /dev/zero | tr '\0' "\\$(printf '%03o' "$1")"; }
+# read_is VOL OBJ OFF LEN FILE: the range reads back as FILE.
+read_is() {
+	wire read --volume "$1" --object "$2" --offset "$3" --length "$4" \
+		--out "$tmp/r" && cmp "$tmp/r" "$5"
+}
+dmesg_has() { dmesg | grep -q -- "$1"; }
+
+load_target() {
+	[[ -d /sys/module/cvm_target ]] && return 0
+	for dep in $(modinfo -F depends kernel/cvm_target.ko | tr ',' ' '); do
+		modprobe "$dep" || return
+	done
+	insmod kernel/cvm_target.ko
+}
+
+cleanup() {
+	"${G[@]}" unlisten 127.0.0.1 "$PORT" >/dev/null 2>&1
+	"${G[@]}" remove "$ID" >/dev/null 2>&1
+	"${G[@]}" remove 2 >/dev/null 2>&1
+	rmmod brd 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "# setup"
+[[ -x "$W" ]] || { echo "cvm-wire not built: $W"; exit 1; }
+rmmod brd 2>/dev/null
+check "modprobe brd (2 x 64 MiB)" modprobe brd rd_nr=2 rd_size=65536
+check "cvm_target loaded" load_target
+pattern 0 4096 >"$tmp/z4k"
+pattern 0 65536 >"$tmp/z64k"
+pattern 171 65536 >"$tmp/ab64k"
+head -c 1048576 /dev/urandom >"$tmp/rand1m"
+
+echo "# devices"
+refused "unformatted device refused without FORMAT" "${G[@]}" add $ID $DEV
+check "refusal names the reason" dmesg_has "refused: no CVM superblock"
+check "format and add $DEV as device $ID" "${G[@]}" add $ID $DEV format
+check "STATUS_GET OBJECTS = 1" test "$("${G[@]}" objects)" = 1
+refused "same device id again refused" "${G[@]}" add $ID /dev/ram1 format
+refused "device already served refused" "${G[@]}" add 2 $DEV
+check "remove device $ID" "${G[@]}" remove $ID
+check "STATUS_GET OBJECTS = 0" test "$("${G[@]}" objects)" = 0
+refused "FORMAT over a superblock refused without FORCE" \
+	"${G[@]}" add $ID $DEV format
+check "re-add without FORMAT" "${G[@]}" add $ID $DEV
+check "remove device $ID" "${G[@]}" remove $ID
+refused "add with another device id refused" "${G[@]}" add 5 $DEV
+check "re-add after refusal" "${G[@]}" add $ID $DEV
+
+echo "# listen"
+check "listen on $EP" "${G[@]}" listen 127.0.0.1 "$PORT"
+refused "listen twice on $EP refused" "${G[@]}" listen 127.0.0.1 "$PORT"
+refused "HELLO for a device not served refused" \
+	"$W" "$EP" stat --device 99 --volume 1 --object 1
+
+echo "# data"
+check "write 64 KiB 0xab at 0" wire write --volume 7 --object 3 --offset 0 \
+	--length 65536 --pattern 0xab
+check "read it back" read_is 7 3 0 65536 "$tmp/ab64k"
+check "write 1 MiB random at 1 MiB" wire write --volume 7 --object 3 \
+	--offset 1048576 --file "$tmp/rand1m"
+check "read it back" read_is 7 3 1048576 1048576 "$tmp/rand1m"
+check "never-written range of an allocated object reads zeroes" \
+	read_is 7 3 3145728 65536 "$tmp/z64k"
+check "never-written object reads zeroes" read_is 7 4 0 65536 "$tmp/z64k"
+check "overwrite 4 KiB at 4 KiB with 0xcd (FUA)" wire write --volume 7 \
+	--object 3 --offset 4096 --length 4096 --pattern 0xcd --fua
+{ pattern 171 4096; pattern 205 4096; pattern 171 4096; } >"$tmp/mix"
+check "read shows the overwrite" read_is 7 3 0 12288 "$tmp/mix"
+check "stat: 4 MiB allocated" eval \
+	'wire stat --volume 7 --object 3 | grep -q "allocated 4194304"'
+wire_status_nf() { wire_status NOT_FOUND stat --volume 7 --object 4; }
+check "stat of a never-written object: NOT_FOUND" wire_status_nf
+check "flush" wire flush
+check "range beyond the 4 MiB extent: INVALID" wire_status INVALID read \
+	--volume 7 --object 3 --offset 4194304 --length 4096
+check "shard 1 reads zeroes" eval \
+	'wire read --volume 7 --object 3 --shard 1 --length 4096 --out "$tmp/r" && cmp "$tmp/r" "$tmp/z4k"'
+check "remove" wire remove --volume 7 --object 3
+check "removed object reads zeroes" read_is 7 3 0 65536 "$tmp/z64k"
+check "remove again: NOT_FOUND" wire_status NOT_FOUND remove --volume 7 \
+	--object 3
+
+echo "# space"
+n=0
+while wire write --volume 8 --object $n --length 4096 --pattern $n \
+	>/dev/null 2>&1; do
+	n=$((n + 1))
+	((n > 64)) && break
+done
+check "device full after 15 objects (got $n)" test "$n" = 15
+check "next write: NO_SPACE" wire_status NO_SPACE write --volume 8 \
+	--object 99 --length 4096 --pattern 1
+check "remove one frees space" eval \
+	'wire remove --volume 8 --object 0 && wire write --volume 8 --object 99 --length 4096 --pattern 1'
+check "free space for what follows" eval \
+	'for o in 1 2 3 4 99; do wire remove --volume 8 --object $o || exit 1; done'
+
+echo "# persistence across unload/reload"
+check "write 1 MiB random to 9/1 with FUA" wire write --volume 9 --object 1 \
+	--offset 0 --file "$tmp/rand1m" --fua
+check "unload cvm_target" rmmod cvm_target
+check "reload cvm_target" load_target
+check "STATUS_GET OBJECTS = 0 after reload" test "$("${G[@]}" objects)" = 0
+check "re-add $DEV without FORMAT" "${G[@]}" add $ID $DEV
+check "listen again" "${G[@]}" listen 127.0.0.1 "$PORT"
+check "data intact after reload" read_is 9 1 0 1048576 "$tmp/rand1m"
+check "other objects intact" eval \
+	'wire read --volume 8 --object 5 --length 4096 --out "$tmp/r" && cmp "$tmp/r" <(pattern 5 4096)'
+
+echo "# corruption"
+check "remove device for surgery" "${G[@]}" remove $ID
+dd if=$DEV of="$tmp/sb" bs=4096 count=1 status=none
+dd if=$DEV of="$tmp/tbl" bs=4096 count=1 skip=1 status=none
+printf '\x99' | dd of=$DEV bs=1 seek=40 conv=notrunc status=none
+dmesg -C
+refused "corrupt superblock refused" "${G[@]}" add $ID $DEV
+check "dmesg names the superblock CRC" dmesg_has "superblock CRC mismatch"
+dd if="$tmp/sb" of=$DEV bs=4096 count=1 conv=notrunc status=none
+printf '\x42' | dd of=$DEV bs=1 seek=$((4096 + 33)) conv=notrunc status=none
+refused "corrupt object table refused" "${G[@]}" add $ID $DEV
+check "dmesg names the table block CRC" dmesg_has "metadata block CRC mismatch"
+dd if="$tmp/tbl" of=$DEV bs=4096 count=1 seek=1 conv=notrunc status=none
+check "restored metadata loads" "${G[@]}" add $ID $DEV
+check "data intact after restore" read_is 9 1 0 1048576 "$tmp/rand1m"
+check "remove device" "${G[@]}" remove $ID
+check "FORMAT+FORCE over a formatted device" "${G[@]}" add $ID $DEV format force
+check "reformatted device reads zeroes" read_is 9 1 0 65536 "$tmp/z64k"
+head -c 4096 /dev/urandom | dd of=/dev/ram1 bs=4096 conv=notrunc status=none
+refused "garbage device refused without FORMAT" "${G[@]}" add 2 /dev/ram1
+check "garbage device formats with FORMAT" "${G[@]}" add 2 /dev/ram1 format
+
+echo "# malformed wire messages"
+check "cvm-wire fuzz" "$W" "$EP" fuzz --device $ID --volume 7 --object 1
+check "target still serves after fuzz" read_is 7 1 0 4096 "$tmp/z4k"
+
+echo "# malformed netlink"
+check "malformed requests refused" "${G[@]}" malformed
+
+echo "# teardown"
+check "unlisten" "${G[@]}" unlisten 127.0.0.1 "$PORT"
+refused "no connection after unlisten" wire flush
+check "remove devices" eval '"${G[@]}" remove $ID && "${G[@]}" remove 2'
+
+check_summary

@@ -1,0 +1,414 @@
+#include "wire_client.h"
+
+#include <fmt/core.h>
+#include <linux/cvm_wire.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "hash.h"
+
+namespace cvm::wire {
+namespace {
+
+void Put(uint8_t* p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+uint64_t Get(const uint8_t* p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+
+bool Ranged(uint8_t op) {
+  return op == CVM_WIRE_OP_READ || op == CVM_WIRE_OP_WRITE ||
+         op == CVM_WIRE_OP_WRITE_ZEROES || op == CVM_WIRE_OP_DISCARD ||
+         op == CVM_WIRE_OP_PREALLOC;
+}
+
+uint16_t RequestFlags(uint8_t op) {
+  switch (op) {
+    case CVM_WIRE_OP_HELLO:
+      return CVM_WIRE_F_DATA_CRC;
+    case CVM_WIRE_OP_WRITE:
+      return CVM_WIRE_F_DATA_CRC | CVM_WIRE_F_FUA;
+    case CVM_WIRE_OP_WRITE_ZEROES:
+      return CVM_WIRE_F_FUA | CVM_WIRE_F_NOUNMAP;
+    case CVM_WIRE_OP_DISCARD:
+    case CVM_WIRE_OP_REMOVE:
+    case CVM_WIRE_OP_ROLLBACK:
+    case CVM_WIRE_OP_PREALLOC:
+      return CVM_WIRE_F_FUA;
+    default:
+      return 0;
+  }
+}
+
+uint32_t PayloadLen(const Header& h) {
+  if (h.flags & CVM_WIRE_F_REPLY) return h.length;
+  if (h.opcode == CVM_WIRE_OP_HELLO || h.opcode == CVM_WIRE_OP_WRITE)
+    return h.length;
+  return 0;
+}
+
+std::optional<std::string> CheckRequestLength(uint8_t op, uint32_t len) {
+  switch (op) {
+    case CVM_WIRE_OP_HELLO:
+      if (len != kHelloLen) return "HELLO length is not the hello payload size";
+      return std::nullopt;
+    case CVM_WIRE_OP_READ:
+    case CVM_WIRE_OP_WRITE:
+      if (len == 0 || len > CVM_WIRE_MAX_DATA_LEN)
+        return "length is zero or above CVM_WIRE_MAX_DATA_LEN";
+      return std::nullopt;
+    case CVM_WIRE_OP_WRITE_ZEROES:
+    case CVM_WIRE_OP_DISCARD:
+    case CVM_WIRE_OP_PREALLOC:
+      if (len == 0) return "length is zero";
+      return std::nullopt;
+    case CVM_WIRE_OP_LIST:
+      if (len == 0 || len > CVM_WIRE_MAX_DATA_LEN ||
+          len % sizeof(cvm_wire_list_ent))
+        return "LIST length is not a valid entry array size";
+      return std::nullopt;
+    default:
+      if (len) return "length must be zero for this opcode";
+      return std::nullopt;
+  }
+}
+
+Status Errno(std::string_view what) {
+  return IoError(fmt::format("{}: {}", what, std::strerror(errno)));
+}
+
+}  // namespace
+
+uint32_t Crc32c(std::span<const uint8_t> data) {
+  return cvm_crc32c(~0U, data.data(), data.size()) ^ ~0U;
+}
+
+Header MakeRequest(uint8_t opcode) {
+  Header h;
+  h.magic = CVM_WIRE_MAGIC;
+  h.version = CVM_WIRE_VERSION;
+  h.opcode = opcode;
+  return h;
+}
+
+HeaderBytes Encode(const Header& h, bool seal) {
+  HeaderBytes b{};
+  uint8_t* p = b.data();
+  Put(p + 0, h.magic, 4);
+  p[4] = h.version;
+  p[5] = h.opcode;
+  Put(p + 6, h.flags, 2);
+  Put(p + 8, h.tag, 8);
+  Put(p + 16, h.volume_id, 8);
+  Put(p + 24, h.object_no, 8);
+  Put(p + 32, h.offset, 8);
+  Put(p + 40, h.snap_seq, 8);
+  Put(p + 48, h.snap_id, 8);
+  Put(p + 56, h.map_epoch, 8);
+  Put(p + 64, h.attach_epoch, 8);
+  Put(p + 72, h.length, 4);
+  Put(p + 76, h.shard, 2);
+  Put(p + 78, h.status, 2);
+  Put(p + 80, h.data_crc, 4);
+  Put(p + 84, h.reserved0, 4);
+  Put(p + 88, h.reserved1, 4);
+  uint32_t crc = seal ? Crc32c(std::span(b.data(), kHeaderLen - 4)) : h.hdr_crc;
+  Put(p + 92, crc, 4);
+  return b;
+}
+
+Header DecodeRaw(std::span<const uint8_t, kHeaderLen> b) {
+  const uint8_t* p = b.data();
+  Header h;
+  h.magic = Get(p, 4);
+  h.version = p[4];
+  h.opcode = p[5];
+  h.flags = Get(p + 6, 2);
+  h.tag = Get(p + 8, 8);
+  h.volume_id = Get(p + 16, 8);
+  h.object_no = Get(p + 24, 8);
+  h.offset = Get(p + 32, 8);
+  h.snap_seq = Get(p + 40, 8);
+  h.snap_id = Get(p + 48, 8);
+  h.map_epoch = Get(p + 56, 8);
+  h.attach_epoch = Get(p + 64, 8);
+  h.length = Get(p + 72, 4);
+  h.shard = Get(p + 76, 2);
+  h.status = Get(p + 78, 2);
+  h.data_crc = Get(p + 80, 4);
+  h.reserved0 = Get(p + 84, 4);
+  h.reserved1 = Get(p + 88, 4);
+  h.hdr_crc = Get(p + 92, 4);
+  return h;
+}
+
+std::optional<std::string> Check(const Header& h, bool is_reply) {
+  if (h.magic != CVM_WIRE_MAGIC) return "bad magic";
+  if (h.version != CVM_WIRE_VERSION) return "bad version";
+  HeaderBytes b = Encode(h, true);
+  if (DecodeRaw(b).hdr_crc != h.hdr_crc) return "header CRC mismatch";
+  if (h.opcode < 1 || h.opcode > CVM_WIRE_OP_MAX) return "unknown opcode";
+  if (h.flags & ~CVM_WIRE_F_ALL) return "unknown flag bits";
+  if (((h.flags & CVM_WIRE_F_REPLY) != 0) != is_reply)
+    return is_reply ? "request where a reply was expected"
+                    : "reply flag set on a request";
+  uint16_t allowed = is_reply ? (CVM_WIRE_F_REPLY | CVM_WIRE_F_DATA_CRC)
+                              : RequestFlags(h.opcode);
+  if (h.flags & ~allowed) return "flag not allowed for this opcode";
+  if (h.reserved0 || h.reserved1) return "reserved field is not zero";
+  if (!is_reply && h.status) return "status is not zero in a request";
+  if (is_reply && h.status > CVM_WIRE_STATUS_MAX) return "unknown status";
+  if (is_reply) {
+    if (h.length > CVM_WIRE_MAX_DATA_LEN)
+      return "reply length above CVM_WIRE_MAX_DATA_LEN";
+  } else if (auto why = CheckRequestLength(h.opcode, h.length)) {
+    return why;
+  }
+  if (!PayloadLen(h) && (h.flags & CVM_WIRE_F_DATA_CRC))
+    return "data CRC flag on a message without payload";
+  if (!(h.flags & CVM_WIRE_F_DATA_CRC) && h.data_crc)
+    return "data_crc is not zero without the data CRC flag";
+  if (h.shard >= CVM_WIRE_MAX_SHARDS) return "shard out of range";
+  if (Ranged(h.opcode)) {
+    if (h.offset % CVM_WIRE_SECTOR_SIZE ||
+        (!is_reply && h.length % CVM_WIRE_SECTOR_SIZE))
+      return "offset or length not sector aligned";
+    if (h.offset > CVM_WIRE_MAX_OBJECT_SIZE ||
+        (!is_reply && h.offset + h.length > CVM_WIRE_MAX_OBJECT_SIZE))
+      return "range beyond CVM_WIRE_MAX_OBJECT_SIZE";
+  } else if (h.offset) {
+    return "offset must be zero for this opcode";
+  }
+  if (is_reply) return std::nullopt;
+  bool seq = h.opcode == CVM_WIRE_OP_WRITE ||
+             h.opcode == CVM_WIRE_OP_WRITE_ZEROES ||
+             h.opcode == CVM_WIRE_OP_DISCARD ||
+             h.opcode == CVM_WIRE_OP_REMOVE || h.opcode == CVM_WIRE_OP_PREALLOC;
+  if (!seq && h.snap_seq) return "snap_seq must be zero for this opcode";
+  bool id = h.opcode == CVM_WIRE_OP_READ || h.opcode == CVM_WIRE_OP_ROLLBACK;
+  if (!id && h.snap_id) return "snap_id must be zero for this opcode";
+  if (h.opcode == CVM_WIRE_OP_HELLO &&
+      (h.volume_id || h.object_no || h.shard || h.map_epoch || h.attach_epoch))
+    return "HELLO with nonzero object or epoch fields";
+  if (h.opcode == CVM_WIRE_OP_FLUSH && (h.volume_id || h.object_no || h.shard))
+    return "FLUSH with nonzero object fields";
+  return std::nullopt;
+}
+
+Result<Header> Decode(std::span<const uint8_t, kHeaderLen> bytes,
+                      bool is_reply) {
+  Header h = DecodeRaw(bytes);
+  if (auto why = Check(h, is_reply))
+    return Corruption(fmt::format("malformed header: {}", *why));
+  return h;
+}
+
+std::string_view OpName(uint8_t op) {
+  static constexpr std::string_view kNames[] = {
+      "?",     "HELLO",  "READ", "WRITE", "WRITE_ZEROES", "DISCARD",
+      "FLUSH", "REMOVE", "LIST", "STAT",  "ROLLBACK",     "PREALLOC"};
+  return op <= CVM_WIRE_OP_MAX ? kNames[op] : "?";
+}
+
+std::string_view StatusName(uint16_t status) {
+  static constexpr std::string_view kNames[] = {
+      "OK",       "INVALID",      "NOT_FOUND",   "VERSION",
+      "AUTH",     "STALE_ATTACH", "STALE_MAP",   "NO_SPACE",
+      "IO_ERROR", "DATA_CRC",     "UNSUPPORTED", "BUSY"};
+  return status <= CVM_WIRE_STATUS_MAX ? kNames[status] : "?";
+}
+
+std::array<uint8_t, kHelloLen> EncodeHello(const Hello& h) {
+  std::array<uint8_t, kHelloLen> b{};
+  Put(b.data(), h.cluster_id, 8);
+  Put(b.data() + 8, h.host_id, 8);
+  Put(b.data() + 20, h.device_id, 4);
+  std::memcpy(b.data() + 32, h.token.data(), kTokenLen);
+  return b;
+}
+
+Result<Client> Client::ConnectRaw(const std::string& host, uint16_t port,
+                                  int timeout_ms) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (rc)
+    return InvalidArgument(
+        fmt::format("cannot resolve {}: {}", host, gai_strerror(rc)));
+  Status last = Unavailable("no address");
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                         ai->ai_protocol));
+    if (!fd.valid()) {
+      last = Errno("socket");
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0) {
+      freeaddrinfo(res);
+      return Client(std::move(fd));
+    }
+    last = Unavailable(
+        fmt::format("connect to {}:{}: {}", host, port, std::strerror(errno)));
+  }
+  freeaddrinfo(res);
+  return last;
+}
+
+Result<Client> Client::Connect(const std::string& host, uint16_t port,
+                               const Hello& hello, int timeout_ms) {
+  CVM_ASSIGN_OR_RETURN(Client c, ConnectRaw(host, port, timeout_ms));
+  CVM_RETURN_IF_ERROR(c.Hello_(hello));
+  return c;
+}
+
+Status Client::Hello_(const Hello& hello) {
+  Header h = MakeRequest(CVM_WIRE_OP_HELLO);
+  h.length = kHelloLen;
+  auto payload = EncodeHello(hello);
+  HeaderBytes hb = Encode(h);
+  CVM_RETURN_IF_ERROR(SendAll(hb));
+  CVM_RETURN_IF_ERROR(SendAll(payload));
+  CVM_ASSIGN_OR_RETURN(auto rb, RecvExact(kHeaderLen));
+  CVM_ASSIGN_OR_RETURN(Header r, Decode(std::span<const uint8_t, kHeaderLen>(
+                                            rb.data(), kHeaderLen),
+                                        true));
+  if (r.opcode != CVM_WIRE_OP_HELLO)
+    return Corruption("reply to HELLO is not a HELLO");
+  if (r.length) {
+    CVM_ASSIGN_OR_RETURN(auto body, RecvExact(r.length));
+    (void)body;
+  }
+  if (r.status != CVM_WIRE_STATUS_OK)
+    return Status(r.status == CVM_WIRE_STATUS_NOT_FOUND ? Code::kNotFound
+                                                        : Code::kUnavailable,
+                  fmt::format("HELLO refused: {}", StatusName(r.status)));
+  return Status::Ok();
+}
+
+Status Client::SendAll(std::span<const uint8_t> bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n =
+        ::send(fd_.get(), bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("send");
+    }
+    off += n;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<uint8_t>> Client::RecvExact(size_t n) {
+  std::vector<uint8_t> buf(n);
+  size_t off = 0;
+  while (off < n) {
+    ssize_t r = ::recv(fd_.get(), buf.data() + off, n - off, 0);
+    if (r == 0) return Unavailable("connection closed by the target");
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return Status(Code::kTimeout, "no reply in time");
+      return Errno("recv");
+    }
+    off += r;
+  }
+  return buf;
+}
+
+bool Client::WaitClosed(int timeout_ms) {
+  pollfd p{fd_.get(), POLLIN, 0};
+  if (::poll(&p, 1, timeout_ms) <= 0) return false;
+  uint8_t b;
+  ssize_t r = ::recv(fd_.get(), &b, 1, MSG_DONTWAIT);
+  return r == 0 || (r < 0 && errno == ECONNRESET);
+}
+
+Result<Reply> Client::Call(Header req, std::span<const uint8_t> payload) {
+  req.magic = CVM_WIRE_MAGIC;
+  req.version = CVM_WIRE_VERSION;
+  req.tag = next_tag_++;
+  if (!payload.empty()) {
+    req.flags |= CVM_WIRE_F_DATA_CRC;
+    req.data_crc = Crc32c(payload);
+  }
+  HeaderBytes hb = Encode(req);
+  CVM_RETURN_IF_ERROR(SendAll(hb));
+  if (!payload.empty()) CVM_RETURN_IF_ERROR(SendAll(payload));
+  CVM_ASSIGN_OR_RETURN(auto rb, RecvExact(kHeaderLen));
+  Reply reply;
+  CVM_ASSIGN_OR_RETURN(
+      reply.header,
+      Decode(std::span<const uint8_t, kHeaderLen>(rb.data(), kHeaderLen),
+             true));
+  const Header& r = reply.header;
+  if (r.tag != req.tag || r.opcode != req.opcode)
+    return Corruption("reply does not match the request");
+  if (r.length) {
+    CVM_ASSIGN_OR_RETURN(reply.data, RecvExact(r.length));
+    if ((r.flags & CVM_WIRE_F_DATA_CRC) && Crc32c(reply.data) != r.data_crc)
+      return Corruption("reply payload CRC mismatch");
+  }
+  return reply;
+}
+
+Result<Reply> Client::Read(const ObjectKey& k, uint64_t offset,
+                           uint32_t length) {
+  Header h = MakeRequest(CVM_WIRE_OP_READ);
+  h.volume_id = k.volume_id;
+  h.object_no = k.object_no;
+  h.shard = k.shard;
+  h.offset = offset;
+  h.length = length;
+  return Call(h);
+}
+
+Result<Reply> Client::Write(const ObjectKey& k, uint64_t offset,
+                            std::span<const uint8_t> data, bool fua) {
+  Header h = MakeRequest(CVM_WIRE_OP_WRITE);
+  h.volume_id = k.volume_id;
+  h.object_no = k.object_no;
+  h.shard = k.shard;
+  h.offset = offset;
+  h.length = data.size();
+  if (fua) h.flags |= CVM_WIRE_F_FUA;
+  return Call(h, data);
+}
+
+Result<Reply> Client::Remove(const ObjectKey& k) {
+  Header h = MakeRequest(CVM_WIRE_OP_REMOVE);
+  h.volume_id = k.volume_id;
+  h.object_no = k.object_no;
+  h.shard = k.shard;
+  return Call(h);
+}
+
+Result<Reply> Client::Stat(const ObjectKey& k) {
+  Header h = MakeRequest(CVM_WIRE_OP_STAT);
+  h.volume_id = k.volume_id;
+  h.object_no = k.object_no;
+  h.shard = k.shard;
+  return Call(h);
+}
+
+Result<Reply> Client::Flush() { return Call(MakeRequest(CVM_WIRE_OP_FLUSH)); }
+
+}  // namespace cvm::wire

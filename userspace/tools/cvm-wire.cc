@@ -1,0 +1,312 @@
+// cvm-wire: talk the CVM wire protocol to a target from userspace.
+//
+//   cvm-wire HOST:PORT write|read|remove|stat|flush --device ID
+//            [--volume V --object N --shard S --offset O --length L]
+//            [--pattern BYTE | --file F] [--fua] [--out F]
+//            [--cluster ID --token HEX]
+//   cvm-wire HOST:PORT fuzz --device ID
+//
+// read writes the data to --out (default stdout). Exit status: 0 when the
+// target answered OK, 1 when it answered another status (printed), 2 on a
+// usage, connection or protocol error. fuzz sends one malformed message of
+// each class on its own connection, checks that the target closes it
+// without a reply, and that a good connection still works afterwards.
+
+#include <fmt/core.h>
+#include <linux/cvm_wire.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "wire_client.h"
+
+namespace {
+
+using cvm::wire::Client;
+using cvm::wire::Header;
+
+struct Options {
+  std::string host;
+  uint16_t port = 0;
+  std::string verb;
+  cvm::wire::Hello hello;
+  cvm::wire::ObjectKey key;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  int pattern = -1;
+  std::string file;
+  std::string out;
+  bool fua = false;
+};
+
+[[noreturn]] void Usage(const std::string& why) {
+  fmt::print(stderr, "cvm-wire: {}\n", why);
+  fmt::print(stderr,
+             "usage: cvm-wire HOST:PORT write|read|remove|stat|flush|fuzz "
+             "--device ID [--volume V] [--object N] [--shard S] [--offset O] "
+             "[--length L] [--pattern BYTE|--file F] [--fua] [--out F] "
+             "[--cluster ID --token HEX]\n");
+  std::exit(2);
+}
+
+uint64_t Number(const std::string& opt, const char* s) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(s, &end, 0);
+  if (errno || !*s || *end) Usage(fmt::format("{}: not a number: {}", opt, s));
+  return v;
+}
+
+Options Parse(int argc, char** argv) {
+  if (argc < 3) Usage("missing arguments");
+  Options o;
+  std::string hp = argv[1];
+  auto colon = hp.rfind(':');
+  if (colon == std::string::npos) Usage("want HOST:PORT");
+  o.host = hp.substr(0, colon);
+  if (o.host.size() > 2 && o.host.front() == '[')
+    o.host = o.host.substr(1, o.host.size() - 2);
+  o.port = Number("port", hp.c_str() + colon + 1);
+  o.verb = argv[2];
+  bool have_device = false;
+  for (int i = 3; i < argc; i++) {
+    std::string a = argv[i];
+    auto val = [&]() -> const char* {
+      if (i + 1 >= argc) Usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--device") {
+      o.hello.device_id = Number(a, val());
+      have_device = true;
+    } else if (a == "--volume") {
+      o.key.volume_id = Number(a, val());
+    } else if (a == "--object") {
+      o.key.object_no = Number(a, val());
+    } else if (a == "--shard") {
+      o.key.shard = Number(a, val());
+    } else if (a == "--offset") {
+      o.offset = Number(a, val());
+    } else if (a == "--length") {
+      o.length = Number(a, val());
+    } else if (a == "--pattern") {
+      o.pattern = Number(a, val()) & 0xff;
+    } else if (a == "--file") {
+      o.file = val();
+    } else if (a == "--out") {
+      o.out = val();
+    } else if (a == "--fua") {
+      o.fua = true;
+    } else if (a == "--cluster") {
+      o.hello.cluster_id = Number(a, val());
+    } else if (a == "--token") {
+      std::string hex = val();
+      if (hex.size() > 2 * cvm::wire::kTokenLen) Usage("token too long");
+      for (size_t k = 0; k + 1 < hex.size() + 1 && k / 2 < cvm::wire::kTokenLen;
+           k += 2)
+        o.hello.token[k / 2] =
+            std::strtoul(hex.substr(k, 2).c_str(), nullptr, 16);
+    } else {
+      Usage("unknown option " + a);
+    }
+  }
+  if (!have_device) Usage("--device is required");
+  return o;
+}
+
+int Report(const cvm::Result<cvm::wire::Reply>& r, const char* what) {
+  if (!r.ok()) {
+    fmt::print(stderr, "cvm-wire: {} error: {}\n", what, r.status().ToString());
+    return 2;
+  }
+  uint16_t st = r->header.status;
+  if (st != CVM_WIRE_STATUS_OK) {
+    fmt::print(stderr, "cvm-wire: {}: status {}\n", what,
+               cvm::wire::StatusName(st));
+    return 1;
+  }
+  return 0;
+}
+
+// Sends one malformed header on a fresh, HELLOed connection.
+struct FuzzCase {
+  const char* name;
+  bool before_hello;
+  void (*mutate)(Header& h, bool& seal);
+};
+
+const FuzzCase kFuzz[] = {
+    {"bad magic", false, [](Header& h, bool&) { h.magic ^= 1; }},
+    {"bad version", false, [](Header& h, bool&) { h.version = 2; }},
+    {"bad header CRC", false,
+     [](Header& h, bool& seal) {
+       seal = false;
+       h.hdr_crc = 0xdeadbeef;
+     }},
+    {"oversize length", false,
+     [](Header& h, bool&) {
+       h.opcode = CVM_WIRE_OP_READ;
+       h.length = CVM_WIRE_MAX_DATA_LEN + 4096;
+     }},
+    {"unknown opcode", false, [](Header& h, bool&) { h.opcode = 200; }},
+    {"nonzero reserved", false, [](Header& h, bool&) { h.reserved1 = 1; }},
+    {"unknown flag", false, [](Header& h, bool&) { h.flags = 1U << 12; }},
+    {"reply flag on request", false,
+     [](Header& h, bool&) { h.flags = CVM_WIRE_F_REPLY; }},
+    {"misaligned offset", false, [](Header& h, bool&) { h.offset = 100; }},
+    {"range beyond object", false,
+     [](Header& h, bool&) { h.offset = CVM_WIRE_MAX_OBJECT_SIZE; }},
+    {"shard out of range", false,
+     [](Header& h, bool&) { h.shard = CVM_WIRE_MAX_SHARDS; }},
+    {"nonzero status", false, [](Header& h, bool&) { h.status = 1; }},
+    {"request before HELLO", true, [](Header&, bool&) {}},
+    {"second HELLO", false,
+     [](Header& h, bool&) {
+       h = cvm::wire::MakeRequest(CVM_WIRE_OP_HELLO);
+       h.length = cvm::wire::kHelloLen;
+     }},
+};
+
+int Fuzz(const Options& o) {
+  int passed = 0, failed = 0;
+  auto result = [&](const std::string& name, bool ok, const std::string& why) {
+    fmt::print("{} {}{}\n", ok ? "ok  " : "FAIL", name,
+               why.empty() ? "" : ": " + why);
+    (ok ? passed : failed)++;
+  };
+  for (const FuzzCase& c : kFuzz) {
+    auto conn = c.before_hello ? Client::ConnectRaw(o.host, o.port)
+                               : Client::Connect(o.host, o.port, o.hello);
+    if (!conn.ok()) {
+      result(c.name, false, conn.status().ToString());
+      continue;
+    }
+    Header h = cvm::wire::MakeRequest(CVM_WIRE_OP_READ);
+    h.tag = 77;
+    h.volume_id = o.key.volume_id;
+    h.object_no = o.key.object_no;
+    h.length = 4096;
+    bool seal = true;
+    c.mutate(h, seal);
+    auto bytes = cvm::wire::Encode(h, seal);
+    cvm::Status s = conn->SendAll(bytes);
+    if (h.opcode == CVM_WIRE_OP_HELLO && s.ok()) {
+      auto hello = cvm::wire::EncodeHello(o.hello);
+      s = conn->SendAll(hello);
+    }
+    if (!s.ok()) {
+      // The target may close before the whole message is sent.
+      result(std::string(c.name) + " closes the connection", true, "");
+      continue;
+    }
+    bool closed = conn->WaitClosed(5000);
+    result(std::string(c.name) + " closes the connection", closed,
+           closed ? "" : "connection stayed open or a reply came");
+  }
+
+  // A HELLO of an unknown version is answered VERSION, then closed.
+  {
+    auto conn = Client::ConnectRaw(o.host, o.port);
+    bool ok = false;
+    std::string why;
+    if (conn.ok()) {
+      Header h = cvm::wire::MakeRequest(CVM_WIRE_OP_HELLO);
+      h.version = 9;
+      h.length = cvm::wire::kHelloLen;
+      auto hello = cvm::wire::EncodeHello(o.hello);
+      if (conn->SendAll(cvm::wire::Encode(h)).ok() &&
+          conn->SendAll(hello).ok()) {
+        auto rb = conn->RecvExact(cvm::wire::kHeaderLen);
+        if (rb.ok()) {
+          Header r = cvm::wire::DecodeRaw(
+              std::span<const uint8_t, cvm::wire::kHeaderLen>(
+                  rb->data(), cvm::wire::kHeaderLen));
+          ok = r.status == CVM_WIRE_STATUS_VERSION &&
+               r.version == CVM_WIRE_VERSION && conn->WaitClosed(5000);
+          why = fmt::format("status {}", cvm::wire::StatusName(r.status));
+        } else {
+          why = rb.status().ToString();
+        }
+      }
+    } else {
+      why = conn.status().ToString();
+    }
+    result("HELLO version 9 answered VERSION and closed", ok, ok ? "" : why);
+  }
+
+  // The target still serves a good connection.
+  {
+    auto conn = Client::Connect(o.host, o.port, o.hello);
+    bool ok = false;
+    std::string why;
+    if (conn.ok()) {
+      auto r = conn->Read(o.key, 0, 4096);
+      ok = r.ok() && r->header.status == CVM_WIRE_STATUS_OK &&
+           r->data.size() == 4096;
+      why = r.ok() ? std::string(cvm::wire::StatusName(r->header.status))
+                   : r.status().ToString();
+    } else {
+      why = conn.status().ToString();
+    }
+    result("a good connection still works", ok, ok ? "" : why);
+  }
+  fmt::print("{} passed, {} failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = Parse(argc, argv);
+  if (o.verb == "fuzz") return Fuzz(o);
+
+  auto conn = Client::Connect(o.host, o.port, o.hello);
+  if (!conn.ok()) {
+    fmt::print(stderr, "cvm-wire: connect error: {}\n",
+               conn.status().ToString());
+    return 2;
+  }
+  if (o.verb == "write") {
+    std::vector<uint8_t> data;
+    if (!o.file.empty()) {
+      std::ifstream f(o.file, std::ios::binary);
+      if (!f) Usage("cannot open " + o.file);
+      data.assign(std::istreambuf_iterator<char>(f), {});
+    } else {
+      if (o.pattern < 0 || !o.length)
+        Usage("write needs --length and --pattern or --file");
+      data.assign(o.length, static_cast<uint8_t>(o.pattern));
+    }
+    return Report(conn->Write(o.key, o.offset, data, o.fua), "write");
+  }
+  if (o.verb == "read") {
+    if (!o.length) Usage("read needs --length");
+    auto r = conn->Read(o.key, o.offset, o.length);
+    int rc = Report(r, "read");
+    if (rc) return rc;
+    FILE* f = o.out.empty() ? stdout : std::fopen(o.out.c_str(), "wb");
+    if (!f) Usage("cannot open " + o.out);
+    std::fwrite(r->data.data(), 1, r->data.size(), f);
+    if (f != stdout) std::fclose(f);
+    return 0;
+  }
+  if (o.verb == "remove") return Report(conn->Remove(o.key), "remove");
+  if (o.verb == "flush") return Report(conn->Flush(), "flush");
+  if (o.verb == "stat") {
+    auto r = conn->Stat(o.key);
+    int rc = Report(r, "stat");
+    if (rc) return rc;
+    if (r->data.size() < cvm::wire::kStatLen) return 2;
+    uint64_t allocated = 0, seq = 0;
+    for (int i = 7; i >= 0; i--) allocated = allocated << 8 | r->data[i];
+    for (int i = 15; i >= 8; i--) seq = seq << 8 | r->data[i];
+    fmt::print("allocated {} snap_seq {}\n", allocated, seq);
+    return 0;
+  }
+  Usage("unknown verb " + o.verb);
+}
