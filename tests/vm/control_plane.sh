@@ -27,7 +27,8 @@ stop_cvmd() {
 	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
 	return 1
 }
-trap 'stop_cvmd; rm -rf "$work"' EXIT
+# Leave the VM as found: the next test loads brd with its own sizes.
+trap 'stop_cvmd; rm -rf "$work"; rmmod brd 2>/dev/null' EXIT
 
 # Output of a command must contain a pattern (grep -E).
 has() { local pat=$1; shift; "$@" | grep -Eq -- "$pat"; }
@@ -42,6 +43,7 @@ refuses() {
 	grep -Eq -- "$pat" <<<"$err" || { echo "refused, but said: $err"; return 1; }
 }
 
+rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
 modprobe brd rd_nr=3 rd_size=65536
 check "cvmd starts on a new database" start_cvmd
 check "status: cvm module version over netlink" \
@@ -86,4 +88,6 @@ check "state identical after restart" test "$before" == "$after"
 check "a second cvmd is refused" refuses "in use by a running cvmd" \
 	"$cvmd" --db "$work/db" --socket "$CVM_SOCKET"
 
+# cvmd pushed its maps into cvm.ko; the tests after this one start without.
+check "reload cvm.ko" eval "rmmod cvm && insmod kernel/cvm.ko"
 check_summary

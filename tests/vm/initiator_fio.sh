@@ -63,6 +63,7 @@ connected() {
 
 fio_log=$(mktemp)
 echo "# set up: 3 brd devices, 3 listeners, map, 2 volumes"
+rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
 check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
 check "load cvm_target" load cvm_target
 check "load cvm" load cvm
