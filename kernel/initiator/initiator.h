@@ -7,7 +7,8 @@
  *   map.c	the installed cluster state (map, PG tables, device paths),
  *		published under RCU; map upload; connections and reconnects
  *   volume.c	attached volumes: one blk-mq disk each
- *   request.c	the I/O pipeline: split, place, fan out, gather
+ *   request.c	the I/O pipeline: split, place, fan out, gather; stale
+ *		objects of degraded writes and their resync
  */
 #ifndef _CVM_INITIATOR_H
 #define _CVM_INITIATOR_H
@@ -181,6 +182,7 @@ extern struct list_head cvm_volumes;
 int cvm_volume_attach(const struct cvm_volume_spec *spec,
 		      struct cvm_volume **volp, struct netlink_ext_ack *extack);
 int cvm_volume_detach(u64 id, u32 flags, struct netlink_ext_ack *extack);
+struct cvm_volume *cvm_volume_lookup(u64 id);
 unsigned int cvm_volume_count(void);
 void cvm_volume_exit(void);
 
@@ -188,9 +190,23 @@ void cvm_volume_exit(void);
 extern const struct blk_mq_ops cvm_mq_ops;
 size_t cvm_io_size(void);
 
+/*
+ * request.c: stale objects (a degraded write missed them on a device) and
+ * their resync; see the comment above cvm_stale_mark().
+ */
+int cvm_stale_init(void);
+void cvm_stale_exit(void);
+int cvm_stale_add_devices(const struct cvm_map *map);
+void cvm_stale_kick(u32 device_id);
+void cvm_stale_kick_all(void);
+u64 cvm_stale_count(void);
+u64 cvm_stale_dev_count(u32 device_id);
+
 /* netlink.c */
 extern const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1];
 int cvm_genl_register(void);
 void cvm_genl_unregister(void);
+void cvm_genl_path_event(u8 cmd, u32 device_id,
+			 const struct sockaddr_storage *addr);
 
 #endif /* _CVM_INITIATOR_H */

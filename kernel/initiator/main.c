@@ -27,9 +27,13 @@ static int __init cvm_init(void)
 		return ret;
 	cvm_major = ret;
 
-	ret = cvm_map_init();
+	ret = cvm_stale_init();
 	if (ret)
 		goto out_unregister_blkdev;
+
+	ret = cvm_map_init();
+	if (ret)
+		goto out_stale_exit;
 
 	ret = cvm_transports_init();
 	if (ret)
@@ -47,6 +51,8 @@ out_transports_exit:
 	cvm_transports_exit();
 out_map_exit:
 	cvm_map_exit();
+out_stale_exit:
+	cvm_stale_exit();
 out_unregister_blkdev:
 	unregister_blkdev(cvm_major, CVM_BLKDEV_NAME);
 	return ret;
@@ -58,6 +64,7 @@ static void __exit cvm_exit(void)
 	cvm_genl_unregister();
 	cvm_volume_exit();
 	cvm_map_exit();
+	cvm_stale_exit();
 	cvm_transports_exit();
 	unregister_blkdev(cvm_major, CVM_BLKDEV_NAME);
 }

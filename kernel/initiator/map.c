@@ -18,7 +18,10 @@
  * sleeps) and, after the transport reported the connection dead, takes it
  * out of service, disconnects it and connects again with exponential
  * backoff.  While a path has no live connection its device counts as
- * unreachable: reads go to another replica, writes to it fail.
+ * unreachable: reads go to another replica, writes complete on the others
+ * and record what it missed as stale (request.c), which is copied to it
+ * once it is connected again.  Losing a live connection sends
+ * CVM_CMD_EVENT_PATH_DOWN, making one CVM_CMD_EVENT_PATH_UP.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -172,6 +175,8 @@ static void cvm_path_work(struct work_struct *work)
 		if (READ_ONCE(conn->state) != CVM_CONN_DEAD)
 			return;
 		cvm_path_drop_conn(path);
+		cvm_genl_path_event(CVM_CMD_EVENT_PATH_DOWN, path->device_id,
+				    &path->addr);
 	}
 	if (READ_ONCE(path->stopping))
 		return;
@@ -199,6 +204,9 @@ static void cvm_path_work(struct work_struct *work)
 	rcu_assign_pointer(path->conn, conn);
 	pr_info("device %u at %pISpc: connected\n", path->device_id,
 		&path->addr);
+	cvm_genl_path_event(CVM_CMD_EVENT_PATH_UP, path->device_id,
+			    &path->addr);
+	cvm_stale_kick(path->device_id);
 	/* It may have died before it was published. */
 	if (READ_ONCE(conn->state) == CVM_CONN_DEAD)
 		cvm_path_schedule(path, 0);
@@ -496,10 +504,15 @@ static int cvm_map_commit(const struct cvm_map_set_req *req, const void *blob,
 	ret = cvm_state_build_paths(st, req->paths, extack);
 	if (ret)
 		goto out_free_state;
+	/* Stale sets are per device id and outlive this state. */
+	ret = cvm_stale_add_devices(st->map);
+	if (ret)
+		goto out_free_state;
 
 	old = rcu_replace_pointer(cvm_state, st,
 				  lockdep_is_held(&cvm_config_mutex));
 	cvm_state_start_paths(st);
+	cvm_stale_kick_all();
 	if (old)
 		queue_rcu_work(cvm_wq, &old->rwork);
 	pr_info("map epoch %llu installed: %u devices, %u pools\n",

@@ -107,7 +107,8 @@ static size_t cvm_status_msg_size(void)
 	       nla_total_size(sizeof(u32)) +			/* GENL_VERSION */
 	       nla_total_size(sizeof(u32)) +			/* WIRE_VERSION */
 	       nla_total_size_64bit(sizeof(u64)) +		/* MAP_EPOCH */
-	       nla_total_size(sizeof(u32));			/* OBJECTS */
+	       nla_total_size(sizeof(u32)) +			/* OBJECTS */
+	       nla_total_size_64bit(sizeof(u64));		/* STALE_OBJECTS */
 }
 
 static int cvm_status_fill(struct sk_buff *msg)
@@ -131,7 +132,9 @@ static int cvm_status_fill(struct sk_buff *msg)
 	    nla_put_u32(msg, CVM_STATUS_ATTR_WIRE_VERSION, CVM_WIRE_VERSION) ||
 	    nla_put_u64_64bit(msg, CVM_STATUS_ATTR_MAP_EPOCH, cvm_map_epoch(),
 			      CVM_STATUS_ATTR_PAD) ||
-	    nla_put_u32(msg, CVM_STATUS_ATTR_OBJECTS, nr_volumes)) {
+	    nla_put_u32(msg, CVM_STATUS_ATTR_OBJECTS, nr_volumes) ||
+	    nla_put_u64_64bit(msg, CVM_STATUS_ATTR_STALE_OBJECTS,
+			      cvm_stale_count(), CVM_STATUS_ATTR_PAD)) {
 		nla_nest_cancel(msg, nest);
 		return -EMSGSIZE;
 	}
@@ -418,6 +421,47 @@ static struct genl_family cvm_genl_family __ro_after_init = {
 	.mcgrps		= cvm_genl_mcgrps,
 	.n_mcgrps	= ARRAY_SIZE(cvm_genl_mcgrps),
 };
+
+/*
+ * cvm_genl_path_event() - multicast CVM_CMD_EVENT_PATH_DOWN or _UP
+ *
+ * Process context.  Nobody listening is not an error; nor is a lost event
+ * (cvmd also polls).
+ */
+void cvm_genl_path_event(u8 cmd, u32 device_id,
+			 const struct sockaddr_storage *addr)
+{
+	char text[CVM_PATH_ADDR_LEN + 8];
+	struct nlattr *nest;
+	struct sk_buff *msg;
+	void *hdr;
+
+	snprintf(text, sizeof(text), "%pISpc", addr);
+	msg = genlmsg_new(nla_total_size(0) + nla_total_size(sizeof(u32)) +
+			  nla_total_size(sizeof(text)) +
+			  nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
+	if (!msg)
+		return;
+	hdr = genlmsg_put(msg, 0, 0, &cvm_genl_family, 0, cmd);
+	if (!hdr)
+		goto out_free_msg;
+	nest = nla_nest_start(msg, CVM_ATTR_EVENT);
+	if (!nest ||
+	    nla_put_u32(msg, CVM_EVENT_ATTR_DEVICE_ID, device_id) ||
+	    nla_put_string(msg, CVM_EVENT_ATTR_ADDR, text) ||
+	    nla_put_u64_64bit(msg, CVM_EVENT_ATTR_STALE_OBJECTS,
+			      cvm_stale_dev_count(device_id),
+			      CVM_EVENT_ATTR_PAD))
+		goto out_free_msg;
+	nla_nest_end(msg, nest);
+	genlmsg_end(msg, hdr);
+	genlmsg_multicast(&cvm_genl_family, msg, 0, CVM_GENL_MCGRP_EVENTS_IDX,
+			  GFP_KERNEL);
+	return;
+
+out_free_msg:
+	nlmsg_free(msg);
+}
 
 int __init cvm_genl_register(void)
 {

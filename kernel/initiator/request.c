@@ -19,7 +19,12 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/blk-mq.h>
+#include <linux/delay.h>
+#include <linux/hash.h>
+#include <linux/moduleparam.h>
+#include <linux/rhashtable.h>
 #include <linux/slab.h>
+#include <linux/xarray.h>
 
 #include "initiator.h"
 
@@ -47,7 +52,13 @@
  *                   done <--------------------------'
  *
  * Writes, discards, write-zeroes and flushes send every sub-request at
- * once from CVM_OBJ_START and are done when the last one completes; a read
+ * once from CVM_OBJ_START and are done when the last one completes.  A
+ * write (discard, write-zeroes) succeeds when at least
+ * cvm_write_min_replicas() replicas acknowledged it; every replica it
+ * could not reach (no connection, transport error, connection lost) is
+ * then recorded as stale for that object (cvm_obj_write_finish()), and a
+ * refusal of the protocol (NO_SPACE, INVALID, fenced, ...) still fails
+ * it.  A write that no replica took fails and records nothing.  A read
  * sends one and, on failure, moves to the next replica of the PG (placed
  * again with the current map).  cvm_obj_advance() returns true when the
  * object is done; its result is in cvm_obj.status.
@@ -68,6 +79,9 @@ struct cvm_io;
  * @tried: reads: replica slots tried so far, as a bit mask
  * @pending: sub-requests not completed yet, plus one while sending
  * @status: first error of a sub-request, BLK_STS_OK if none
+ * @devs, @nr_devs: writes: the replicas (row of the PG) it was placed on
+ * @missed: writes: slots of @devs that did not take it, as a bit mask
+ * @acked: writes: replicas that acknowledged it
  */
 struct cvm_obj {
 	struct cvm_io		*cmd;
@@ -78,6 +92,10 @@ struct cvm_obj {
 	unsigned long		tried;
 	atomic_t		pending;
 	blk_status_t		status;
+	u32			devs[CVM_MAX_PG_WIDTH];
+	unsigned int		nr_devs;
+	unsigned long		missed;
+	atomic_t		acked;
 };
 
 /*
@@ -143,6 +161,17 @@ static void cvm_obj_fail(struct cvm_obj *obj, blk_status_t sts)
 {
 	WRITE_ONCE(obj->status, sts);
 }
+
+static bool cvm_op_is_write(u8 op)
+{
+	return op == CVM_WIRE_OP_WRITE || op == CVM_WIRE_OP_DISCARD ||
+	       op == CVM_WIRE_OP_WRITE_ZEROES;
+}
+
+static bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no);
+static int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no);
+static bool cvm_fence_enter(const struct cvm_io *cmd);
+static void cvm_fence_exit(const struct cvm_obj *obj);
 
 /* A live connection to @device_id under @st, or NULL.  RCU held. */
 static struct cvm_conn *cvm_dev_conn(const struct cvm_state *st,
@@ -238,6 +267,10 @@ static bool cvm_obj_send_read(struct cvm_obj *obj, const struct cvm_state *st)
 		if (row[i] == CVM_DEV_NONE || test_bit(i, &obj->tried))
 			continue;
 		__set_bit(i, &obj->tried);
+		/* Never read a copy a degraded write left behind. */
+		if (cvm_stale_test(row[i], obj->cmd->vol->id,
+				   obj->ext.object_no))
+			continue;
 		conn = cvm_dev_conn(st, row[i]);
 		if (!conn)
 			continue;
@@ -253,9 +286,9 @@ static bool cvm_obj_send_read(struct cvm_obj *obj, const struct cvm_state *st)
 }
 
 /*
- * Send to every replica (writes, discards, write-zeroes).  A replica the
- * map marks down is skipped (cvmd resyncs it); one marked up that cannot
- * be reached fails the write.
+ * Send to every replica (writes, discards, write-zeroes).  A replica that
+ * cannot be sent to (marked down in the map, no live connection, no
+ * memory) is only noted in @obj->missed: cvm_obj_write_finish() decides.
  */
 static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 {
@@ -268,20 +301,18 @@ static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 	row = cvm_obj_row(obj, st, &width);
 	if (!row)
 		return false;
+	obj->nr_devs = 0;
 	for (i = 0; i < width && i < CVM_MAX_PG_WIDTH; i++) {
-		if (row[i] == CVM_DEV_NONE || !cvm_state_dev_up(st, row[i]))
+		if (row[i] == CVM_DEV_NONE)
 			continue;
+		obj->devs[obj->nr_devs] = row[i];
 		conn = cvm_dev_conn(st, row[i]);
-		if (!conn) {
-			cvm_obj_fail(obj, BLK_STS_TRANSPORT);
-			continue;
-		}
-		reqs[nr] = cvm_sub_alloc(obj, st, conn);
-		if (!reqs[nr]) {
-			cvm_obj_fail(obj, BLK_STS_IOERR);
-			continue;
-		}
-		nr++;
+		reqs[nr] = conn ? cvm_sub_alloc(obj, st, conn) : NULL;
+		if (!reqs[nr])
+			__set_bit(obj->nr_devs, &obj->missed);
+		else
+			nr++;
+		obj->nr_devs++;
 	}
 	if (!nr)
 		return false;
@@ -338,6 +369,52 @@ static bool cvm_obj_send(struct cvm_obj *obj)
 	return sent;
 }
 
+static unsigned int cvm_min_replicas = 1;
+module_param_named(write_min_replicas, cvm_min_replicas, uint, 0644);
+MODULE_PARM_DESC(write_min_replicas,
+		 "replicas that must acknowledge a write for it to succeed (Ceph's min_size); capped at the pool's replica count, 0 counts as 1 (default 1)");
+
+/*
+ * Acknowledgements a write on @nr_devs replicas needs.  The default is 1,
+ * not Ceph's "n - n/2": the initiator records what every replica missed
+ * and resyncs it itself, so one replica that took the write is enough to
+ * never lose it while this host lives; a cluster that wants a write to
+ * survive a second failure before resync raises it.
+ */
+static unsigned int cvm_write_min_replicas(unsigned int nr_devs)
+{
+	return clamp(READ_ONCE(cvm_min_replicas), 1U, max(nr_devs, 1U));
+}
+
+/*
+ * A write's sub-requests are all done: record the replicas it missed as
+ * stale, if some replica took it, and settle its status.
+ */
+static void cvm_obj_write_finish(struct cvm_obj *obj)
+{
+	unsigned int acked = atomic_read(&obj->acked);
+	const struct cvm_volume *vol = obj->cmd->vol;
+	unsigned int i;
+
+	if (!acked) {
+		if (obj->status == BLK_STS_OK)
+			cvm_obj_fail(obj, BLK_STS_TRANSPORT);
+		return;
+	}
+	for_each_set_bit(i, &obj->missed, obj->nr_devs) {
+		if (cvm_stale_mark(obj->devs[i], vol->id, obj->ext.object_no)) {
+			/* Unrecorded, the copy could be read: fail the write. */
+			pr_warn_ratelimited("volume %llu object %llu: cannot record device %u as stale\n",
+					    vol->id, obj->ext.object_no,
+					    obj->devs[i]);
+			cvm_obj_fail(obj, BLK_STS_IOERR);
+		}
+	}
+	if (acked < cvm_write_min_replicas(obj->nr_devs) &&
+	    obj->status == BLK_STS_OK)
+		cvm_obj_fail(obj, BLK_STS_TRANSPORT);
+}
+
 /* Returns true when @obj is done; see the diagram above. */
 static bool cvm_obj_advance(struct cvm_obj *obj)
 {
@@ -345,6 +422,8 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 		switch (obj->state) {
 		case CVM_OBJ_START:
 			if (!cvm_obj_send(obj)) {
+				if (cvm_op_is_write(obj->cmd->op))
+					cvm_obj_write_finish(obj);
 				if (obj->status == BLK_STS_OK)
 					cvm_obj_fail(obj, BLK_STS_TRANSPORT);
 				return true;
@@ -355,6 +434,10 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 				return false;
 			fallthrough;
 		case CVM_OBJ_WAIT:
+			if (cvm_op_is_write(obj->cmd->op)) {
+				cvm_obj_write_finish(obj);
+				return true;
+			}
 			if (obj->cmd->op != CVM_WIRE_OP_READ ||
 			    obj->status == BLK_STS_OK ||
 			    obj->status == BLK_STS_NEXUS)
@@ -390,6 +473,8 @@ static void cvm_obj_done(struct cvm_obj *obj)
 
 	if (obj->status != BLK_STS_OK)
 		WRITE_ONCE(cmd->status, obj->status);
+	if (cvm_op_is_write(cmd->op))
+		cvm_fence_exit(obj);
 	cvm_io_put(cmd);
 }
 
@@ -398,7 +483,19 @@ static void cvm_sub_done(struct cvm_xprt_req *req)
 {
 	struct cvm_obj *obj = req->core_priv;
 	blk_status_t sts = cvm_sub_status(req);
+	unsigned int i;
 
+	if (cvm_op_is_write(obj->cmd->op)) {
+		if (sts == BLK_STS_OK) {
+			atomic_inc(&obj->acked);
+		} else if (sts == BLK_STS_TRANSPORT) {
+			/* Not a refusal: the replica missed it, it is stale. */
+			for (i = 0; i < obj->nr_devs; i++)
+				if (obj->devs[i] == req->conn->hello.device_id)
+					set_bit(i, &obj->missed);
+			sts = BLK_STS_OK;
+		}
+	}
 	if (sts != BLK_STS_OK) {
 		pr_warn_ratelimited("volume %llu object %llu: %s to %pISpc failed: status %u error %d\n",
 				    obj->cmd->vol->id, obj->ext.object_no,
@@ -549,6 +646,9 @@ static blk_status_t cvm_io_prepare(struct cvm_io *cmd)
 		obj->tried = 0;
 		obj->status = BLK_STS_OK;
 		atomic_set(&obj->pending, 0);
+		obj->nr_devs = 0;
+		obj->missed = 0;
+		atomic_set(&obj->acked, 0);
 	}
 	if (cmd->op == CVM_WIRE_OP_READ || cmd->op == CVM_WIRE_OP_WRITE)
 		return cvm_io_map_data(cmd);
@@ -572,6 +672,8 @@ static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 	cmd->vol = hctx->queue->queuedata;
 	cmd->rq = bd->rq;
 	sts = cvm_io_prepare(cmd);
+	if (!sts && cvm_op_is_write(cmd->op) && !cvm_fence_enter(cmd))
+		sts = BLK_STS_RESOURCE;		/* an object is being resynced */
 	if (sts) {
 		cvm_io_free_bvec(cmd);
 		return sts;
@@ -598,3 +700,621 @@ const struct blk_mq_ops cvm_mq_ops = {
 	.queue_rq	= cvm_queue_rq,
 	.complete	= cvm_complete_rq,
 };
+
+/*
+ * ---- stale objects and resync ----
+ *
+ * What is recorded.  When a write (discard, write-zeroes) of object O of
+ * volume V succeeded on some replica but could not reach device D (no
+ * connection, transport error, connection lost, map marks D down), the
+ * key (V, O) is recorded in D's stale set.  A read never goes to a device
+ * whose set holds the object; a write still does (it updates part of the
+ * copy; the copy stays stale until resynced whole).
+ *
+ * Where.  One struct cvm_stale_dev per device id ever named by an
+ * installed map, in the xarray cvm_stale_devs, made at map commit
+ * (cvm_stale_add_devices()) and freed only at module exit: the sets are
+ * keyed by device id, not by path or state, so they survive map swaps and
+ * reconnects.  Each holds an rhashtable of (volume, object) keys (RCU
+ * lookups from the I/O path) and a list of the same entries for the resync
+ * walk, both changed under @lock; at most CVM_STALE_MAX_PER_DEV entries
+ * (about 64 bytes each): a write that cannot be recorded fails instead.
+ *
+ * Lifetime of an entry.  Added by the write path; removed only by the
+ * device's resync work: once the whole object was copied from a fresh
+ * replica, or when the volume is no longer attached (its stale copies are
+ * then cvmd's to repair: it saw PATH_DOWN) or the device no longer holds
+ * the object's PG under the current map.  Freed after a grace period.
+ *
+ * Resync.  The resync work of a device runs when a connection to it is
+ * made (PATH_UP), when a map is installed, and a second after an entry was
+ * added; it copies one object at a time, in chunks of at most
+ * CVM_WIRE_MAX_DATA_LEN: READ from a replica that is connected and not
+ * stale for the object, WRITE (FUA) to the device, then clears the entry.
+ * It stops when the device is unreachable again (the next PATH_UP restarts
+ * it) and retries objects it could not copy a second later.
+ *
+ * Races with writes: object fences.  A write racing with the copy could
+ * land on the device before the copy's older bytes and be overwritten by
+ * them.  So the copy excludes writes to its object: writers count
+ * themselves in a fence bucket (hash of volume and object) for the life
+ * of the write, from queue_rq to the object's completion; the resync
+ * raises the bucket's fence, waits for the bucket's writes in flight to
+ * drain, copies, clears the entry and drops the fence.  queue_rq that
+ * finds its object fenced backs out and returns BLK_STS_RESOURCE: blk-mq
+ * retries it a few milliseconds later.  The writer increments then checks
+ * the fence, the resync raises the fence then checks the count, both with
+ * a full barrier between: one of them always sees the other.  A write is
+ * held back for at most one object's copy; unrelated objects sharing the
+ * bucket wait too, which is harmless.
+ */
+#define CVM_STALE_MAX_PER_DEV	(1U << 20)
+#define CVM_RESYNC_RETRY	HZ
+#define CVM_FENCE_BITS		10
+#define CVM_FENCE_DRAIN		(10 * HZ)
+
+struct cvm_stale_key {
+	u64	volume_id;
+	u64	object_no;
+};
+
+/*
+ * struct cvm_stale_obj - one stale object of a device
+ * @node: in cvm_stale_dev.ht
+ * @key: volume and object
+ * @entry: in cvm_stale_dev.objs
+ * @pass: resync pass that last visited it
+ * @rcu: freed after a grace period (RCU lookups)
+ */
+struct cvm_stale_obj {
+	struct rhash_head	node;
+	struct cvm_stale_key	key;
+	struct list_head	entry;
+	unsigned long		pass;
+	struct rcu_head		rcu;
+};
+
+/*
+ * struct cvm_stale_dev - the stale set of one device
+ * @device_id: the device
+ * @ht: its stale objects, by key
+ * @lock: protects changes of @ht and @objs
+ * @objs: the same objects, in resync order
+ * @count: entries in @ht
+ * @pass: resync passes so far (only the resync work uses it)
+ * @resync: the resync work
+ */
+struct cvm_stale_dev {
+	u32			device_id;
+	struct rhashtable	ht;
+	spinlock_t		lock;
+	struct list_head	objs;
+	atomic_long_t		count;
+	unsigned long		pass;
+	struct delayed_work	resync;
+};
+
+struct cvm_fence {
+	atomic_t	inflight;	/* writes in flight */
+	atomic_t	fenced;		/* resyncs copying an object */
+};
+
+static const struct rhashtable_params cvm_stale_params = {
+	.key_len		= sizeof(struct cvm_stale_key),
+	.key_offset		= offsetof(struct cvm_stale_obj, key),
+	.head_offset		= offsetof(struct cvm_stale_obj, node),
+	.automatic_shrinking	= true,
+};
+
+static DEFINE_XARRAY(cvm_stale_devs);
+static atomic_long_t cvm_stale_total = ATOMIC_LONG_INIT(0);
+static struct workqueue_struct *cvm_resync_wq;
+static struct cvm_fence cvm_fences[1 << CVM_FENCE_BITS];
+
+static struct cvm_fence *cvm_fence_of(u64 volume_id, u64 object_no)
+{
+	return &cvm_fences[hash_64(object_no ^ (volume_id * GOLDEN_RATIO_64),
+				   CVM_FENCE_BITS)];
+}
+
+/* queue_rq of a write: false if one of its objects is being resynced. */
+static bool cvm_fence_enter(const struct cvm_io *cmd)
+{
+	unsigned int i;
+
+	for (i = 0; i < cmd->nr_objs; i++)
+		atomic_inc(&cvm_fence_of(cmd->vol->id,
+					 cmd->objs[i].ext.object_no)->inflight);
+	/* Count ourselves before looking: pairs with cvm_fence_drain(). */
+	smp_mb__after_atomic();
+	for (i = 0; i < cmd->nr_objs; i++)
+		if (atomic_read(&cvm_fence_of(cmd->vol->id,
+					      cmd->objs[i].ext.object_no)->fenced))
+			goto out_backout;
+	return true;
+
+out_backout:
+	for (i = 0; i < cmd->nr_objs; i++)
+		atomic_dec(&cvm_fence_of(cmd->vol->id,
+					 cmd->objs[i].ext.object_no)->inflight);
+	return false;
+}
+
+/* A write's object is done (stale entries recorded). */
+static void cvm_fence_exit(const struct cvm_obj *obj)
+{
+	/* Stale entries recorded before the resync may see us gone. */
+	smp_mb__before_atomic();
+	atomic_dec(&cvm_fence_of(obj->cmd->vol->id,
+				 obj->ext.object_no)->inflight);
+}
+
+/* Any context; the device's set exists once a map named the device. */
+static bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no)
+{
+	struct cvm_stale_key key = { volume_id, object_no };
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+
+	if (!sd || !atomic_long_read(&sd->count))
+		return false;
+	return rhashtable_lookup_fast(&sd->ht, &key, cvm_stale_params);
+}
+
+/*
+ * cvm_stale_mark() - record that @device_id missed a write of the object
+ *
+ * Softirq or process context.  0 when recorded (or already), else an errno
+ * and nothing recorded.
+ */
+static int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no)
+{
+	struct cvm_stale_key key = { volume_id, object_no };
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+	struct cvm_stale_obj *so, *old;
+
+	if (!sd)
+		return -ENODEV;
+	if (rhashtable_lookup_fast(&sd->ht, &key, cvm_stale_params))
+		return 0;
+	if (atomic_long_read(&sd->count) >= CVM_STALE_MAX_PER_DEV)
+		return -ENOSPC;
+	so = kzalloc(sizeof(*so), GFP_ATOMIC);
+	if (!so)
+		return -ENOMEM;
+	so->key = key;
+
+	spin_lock_bh(&sd->lock);
+	old = rhashtable_lookup_get_insert_fast(&sd->ht, &so->node,
+						cvm_stale_params);
+	if (!old) {
+		list_add_tail(&so->entry, &sd->objs);
+		atomic_long_inc(&sd->count);
+		atomic_long_inc(&cvm_stale_total);
+	}
+	spin_unlock_bh(&sd->lock);
+	if (old) {
+		kfree(so);
+		return IS_ERR(old) ? PTR_ERR(old) : 0;
+	}
+	/* Reconnected already, or a transient error: the work finds out. */
+	queue_delayed_work(cvm_resync_wq, &sd->resync, CVM_RESYNC_RETRY);
+	return 0;
+}
+
+/* Only the device's resync work (and module exit) removes entries. */
+static void cvm_stale_remove(struct cvm_stale_dev *sd,
+			     struct cvm_stale_obj *so)
+{
+	spin_lock_bh(&sd->lock);
+	rhashtable_remove_fast(&sd->ht, &so->node, cvm_stale_params);
+	list_del(&so->entry);
+	atomic_long_dec(&sd->count);
+	atomic_long_dec(&cvm_stale_total);
+	spin_unlock_bh(&sd->lock);
+	kfree_rcu(so, rcu);
+}
+
+u64 cvm_stale_count(void)
+{
+	return atomic_long_read(&cvm_stale_total);
+}
+
+u64 cvm_stale_dev_count(u32 device_id)
+{
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+
+	return sd ? atomic_long_read(&sd->count) : 0;
+}
+
+/* What a resync needs of a volume, copied under cvm_config_mutex. */
+struct cvm_resync_vol {
+	u64	id;
+	u32	pool_id;
+	u64	attach_epoch;
+	u64	object_size;
+};
+
+/*
+ * struct cvm_resync_buf - one chunk of an object
+ * @pages, @bvec: CVM_RESYNC_PAGES pages and the bio_vecs over them
+ */
+#define CVM_RESYNC_PAGES	(CVM_WIRE_MAX_DATA_LEN >> PAGE_SHIFT)
+struct cvm_resync_buf {
+	struct page	*pages[CVM_RESYNC_PAGES];
+	struct bio_vec	bvec[CVM_RESYNC_PAGES];
+};
+
+struct cvm_resync_wait {
+	struct completion	done;
+	u16			status;
+	int			error;
+};
+
+static void cvm_resync_done(struct cvm_xprt_req *req)
+{
+	struct cvm_resync_wait *w = req->core_priv;
+
+	w->status = req->status;
+	w->error = req->error;
+	req->conn->ops->free_req(req);
+	complete(&w->done);
+}
+
+/*
+ * One READ or WRITE of @len bytes at @offset of an object, on the current
+ * connection of @device_id; sleeps until it is answered.  -ENOTCONN when
+ * the device is unreachable or the connection failed, -EIO when the
+ * target refused it.
+ */
+static int cvm_resync_io(u32 device_id, u8 op, const struct cvm_resync_vol *v,
+			 u64 object_no, u64 offset, struct cvm_resync_buf *buf,
+			 u32 len)
+{
+	const struct cvm_transport_ops *ops;
+	struct cvm_resync_wait w;
+	const struct cvm_state *st;
+	struct cvm_xprt_req *req;
+	struct cvm_conn *conn;
+	int ret;
+
+	init_completion(&w.done);
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	conn = st ? cvm_dev_conn(st, device_id) : NULL;
+	if (!conn) {
+		rcu_read_unlock();
+		return -ENOTCONN;
+	}
+	ops = conn->ops;
+	req = ops->alloc_req(conn, GFP_ATOMIC);
+	if (!req) {
+		rcu_read_unlock();
+		return -ENOMEM;
+	}
+	req->hdr.opcode = op;
+	if (op == CVM_WIRE_OP_WRITE)
+		req->hdr.flags = cpu_to_le16(CVM_WIRE_F_FUA);
+	req->hdr.map_epoch = cpu_to_le64(st->map->epoch);
+	req->hdr.volume_id = cpu_to_le64(v->id);
+	req->hdr.object_no = cpu_to_le64(object_no);
+	req->hdr.offset = cpu_to_le64(offset);
+	req->hdr.attach_epoch = cpu_to_le64(v->attach_epoch);
+	req->hdr.length = cpu_to_le32(len);
+	req->bvec = buf->bvec;
+	req->nr_bvec = DIV_ROUND_UP(len, PAGE_SIZE);
+	req->data_len = len;
+	req->done = cvm_resync_done;
+	req->core_priv = &w;
+	ret = ops->submit(req);
+	rcu_read_unlock();
+	if (ret) {
+		ops->free_req(req);
+		return -ENOTCONN;
+	}
+	wait_for_completion(&w.done);
+	if (w.error)
+		return -ENOTCONN;
+	return w.status == CVM_WIRE_STATUS_OK ? 0 : -EIO;
+}
+
+/*
+ * A replica to copy the object from: connected, not stale for it.
+ * -ENOENT when @device_id no longer holds the object's PG, -EAGAIN when
+ * no replica is fit now.
+ */
+static int cvm_resync_source(u32 device_id, const struct cvm_resync_vol *v,
+			     u64 object_no, u32 *src)
+{
+	const struct cvm_pool_table *pt;
+	const struct cvm_state *st;
+	bool member = false;
+	int ret = -EAGAIN;
+	const u32 *row;
+	u32 i, pg;
+
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	pt = st ? cvm_state_pool(st, v->pool_id) : NULL;
+	if (!pt)
+		goto out_unlock;
+	pg = cvm_object_pg(v->id, object_no, pt->pg_num);
+	row = &pt->devs[(size_t)pg * pt->width];
+	for (i = 0; i < pt->width; i++) {
+		if (row[i] == device_id) {
+			member = true;
+			continue;
+		}
+		if (row[i] == CVM_DEV_NONE || ret == 0 ||
+		    cvm_stale_test(row[i], v->id, object_no) ||
+		    !cvm_dev_conn(st, row[i]))
+			continue;
+		*src = row[i];
+		ret = 0;
+	}
+	if (!member)
+		ret = -ENOENT;
+out_unlock:
+	rcu_read_unlock();
+	return ret;
+}
+
+/* Wait for the writes in flight in @f to drain; the fence is up. */
+static bool cvm_fence_drain(struct cvm_fence *f)
+{
+	unsigned long deadline = jiffies + CVM_FENCE_DRAIN;
+
+	/* Fence up before counting: pairs with cvm_fence_enter(). */
+	smp_mb__after_atomic();
+	while (atomic_read(&f->inflight)) {
+		if (time_after(jiffies, deadline))
+			return false;
+		usleep_range(500, 1000);
+	}
+	/* What the drained writes recorded is seen by the copy. */
+	smp_mb();
+	return true;
+}
+
+/*
+ * Copy one stale object to its device and clear it.  0 when done (or the
+ * entry dropped), -ENOTCONN when the device is unreachable, another errno
+ * to retry later.
+ */
+static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
+			  struct cvm_resync_buf *buf)
+{
+	u64 object_no = so->key.object_no;
+	struct cvm_resync_vol v = {};
+	struct cvm_volume *vol;
+	struct cvm_fence *f;
+	u32 src, len;
+	u64 off;
+	int ret;
+
+	mutex_lock(&cvm_config_mutex);
+	vol = cvm_volume_lookup(so->key.volume_id);
+	if (vol) {
+		v.id = vol->id;
+		v.pool_id = vol->pool_id;
+		v.attach_epoch = vol->attach_epoch;
+		v.object_size = cvm_object_size(&vol->layout);
+	}
+	mutex_unlock(&cvm_config_mutex);
+	if (!vol) {
+		pr_warn("device %u: volume %llu object %llu left stale: volume detached\n",
+			sd->device_id, so->key.volume_id, object_no);
+		cvm_stale_remove(sd, so);
+		return 0;
+	}
+
+	f = cvm_fence_of(v.id, object_no);
+	atomic_inc(&f->fenced);
+	if (!cvm_fence_drain(f)) {
+		ret = -EBUSY;
+		goto out_unfence;
+	}
+	ret = cvm_resync_source(sd->device_id, &v, object_no, &src);
+	if (ret == -ENOENT) {
+		/* The map moved the PG away: nobody reads this copy. */
+		cvm_stale_remove(sd, so);
+		ret = 0;
+		goto out_unfence;
+	}
+	if (ret)
+		goto out_unfence;
+	len = min_t(u64, v.object_size, CVM_WIRE_MAX_DATA_LEN);
+	for (off = 0; off < v.object_size; off += len) {
+		ret = cvm_resync_io(src, CVM_WIRE_OP_READ, &v, object_no, off,
+				    buf, len);
+		if (ret) {
+			ret = -EAGAIN;		/* the source, not the device */
+			goto out_unfence;
+		}
+		ret = cvm_resync_io(sd->device_id, CVM_WIRE_OP_WRITE, &v,
+				    object_no, off, buf, len);
+		if (ret)
+			goto out_unfence;
+	}
+	cvm_stale_remove(sd, so);
+
+out_unfence:
+	/* The entry is gone before writers may pass the fence again. */
+	smp_mb__before_atomic();
+	atomic_dec(&f->fenced);
+	return ret;
+}
+
+static struct cvm_resync_buf *cvm_resync_buf_alloc(void)
+{
+	struct cvm_resync_buf *buf = kvzalloc(sizeof(*buf), GFP_KERNEL);
+	unsigned int i;
+
+	if (!buf)
+		return NULL;
+	for (i = 0; i < CVM_RESYNC_PAGES; i++) {
+		buf->pages[i] = alloc_page(GFP_KERNEL);
+		if (!buf->pages[i])
+			goto out_free;
+		bvec_set_page(&buf->bvec[i], buf->pages[i], PAGE_SIZE, 0);
+	}
+	return buf;
+
+out_free:
+	while (i--)
+		__free_page(buf->pages[i]);
+	kvfree(buf);
+	return NULL;
+}
+
+static void cvm_resync_buf_free(struct cvm_resync_buf *buf)
+{
+	unsigned int i;
+
+	for (i = 0; i < CVM_RESYNC_PAGES; i++)
+		__free_page(buf->pages[i]);
+	kvfree(buf);
+}
+
+/*
+ * One pass over the device's stale objects, oldest first; each visited
+ * object moves to the tail, so objects added meanwhile are visited too.
+ */
+static void cvm_resync_work(struct work_struct *work)
+{
+	struct cvm_stale_dev *sd = container_of(to_delayed_work(work),
+						struct cvm_stale_dev, resync);
+	unsigned long pass = ++sd->pass;
+	struct cvm_resync_buf *buf;
+	struct cvm_stale_obj *so;
+	unsigned long done = 0;
+	int ret = 0;
+
+	if (!atomic_long_read(&sd->count))
+		return;
+	buf = cvm_resync_buf_alloc();
+	if (!buf)
+		goto out_retry;
+	for (;;) {
+		spin_lock_bh(&sd->lock);
+		so = list_first_entry_or_null(&sd->objs, struct cvm_stale_obj,
+					      entry);
+		if (so && so->pass != pass) {
+			so->pass = pass;
+			list_move_tail(&so->entry, &sd->objs);
+		} else {
+			so = NULL;
+		}
+		spin_unlock_bh(&sd->lock);
+		if (!so)
+			break;
+		ret = cvm_resync_obj(sd, so, buf);
+		if (ret == -ENOTCONN)
+			break;
+		if (!ret)
+			done++;
+		else
+			pr_warn_ratelimited("device %u: volume %llu object %llu not resynced (%pe), retrying\n",
+					    sd->device_id, so->key.volume_id,
+					    so->key.object_no, ERR_PTR(ret));
+		cond_resched();
+	}
+	cvm_resync_buf_free(buf);
+	if (done)
+		pr_info("device %u: %lu stale objects resynced, %ld left\n",
+			sd->device_id, done, atomic_long_read(&sd->count));
+	/* Unreachable: the next connection restarts it. */
+	if (ret == -ENOTCONN)
+		return;
+out_retry:
+	if (atomic_long_read(&sd->count))
+		queue_delayed_work(cvm_resync_wq, &sd->resync,
+				   CVM_RESYNC_RETRY);
+}
+
+/* Resync @device_id now (a connection to it was made). */
+void cvm_stale_kick(u32 device_id)
+{
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+
+	if (sd && atomic_long_read(&sd->count))
+		mod_delayed_work(cvm_resync_wq, &sd->resync, 0);
+}
+
+/* A new map: every device with stale objects may have a source now. */
+void cvm_stale_kick_all(void)
+{
+	struct cvm_stale_dev *sd;
+	unsigned long id;
+
+	xa_for_each(&cvm_stale_devs, id, sd)
+		if (atomic_long_read(&sd->count))
+			mod_delayed_work(cvm_resync_wq, &sd->resync, 0);
+}
+
+/* Map commit (cvm_config_mutex): a stale set for every device of @map. */
+int cvm_stale_add_devices(const struct cvm_map *map)
+{
+	struct cvm_stale_dev *sd;
+	u32 i;
+	int ret;
+
+	for (i = 0; i < map->nr_devices; i++) {
+		u32 id = map->devices[i].id;
+
+		if (xa_load(&cvm_stale_devs, id))
+			continue;
+		sd = kzalloc(sizeof(*sd), GFP_KERNEL);
+		if (!sd)
+			return -ENOMEM;
+		sd->device_id = id;
+		spin_lock_init(&sd->lock);
+		INIT_LIST_HEAD(&sd->objs);
+		INIT_DELAYED_WORK(&sd->resync, cvm_resync_work);
+		ret = rhashtable_init(&sd->ht, &cvm_stale_params);
+		if (ret)
+			goto out_free;
+		ret = xa_insert(&cvm_stale_devs, id, sd, GFP_KERNEL);
+		if (ret)
+			goto out_destroy;
+	}
+	return 0;
+
+out_destroy:
+	rhashtable_destroy(&sd->ht);
+out_free:
+	kfree(sd);
+	return ret;
+}
+
+int cvm_stale_init(void)
+{
+	cvm_resync_wq = alloc_workqueue("cvm_resync", WQ_MEM_RECLAIM, 0);
+	return cvm_resync_wq ? 0 : -ENOMEM;
+}
+
+static void cvm_stale_free_obj(void *ptr, void *arg)
+{
+	kfree(ptr);
+}
+
+/* Module exit: no volume, no map, no connection any more. */
+void cvm_stale_exit(void)
+{
+	struct cvm_stale_dev *sd;
+	unsigned long id;
+
+	xa_for_each(&cvm_stale_devs, id, sd)
+		cancel_delayed_work_sync(&sd->resync);
+	xa_for_each(&cvm_stale_devs, id, sd) {
+		if (atomic_long_read(&sd->count))
+			pr_warn("device %u: %ld stale objects forgotten\n",
+				sd->device_id, atomic_long_read(&sd->count));
+		xa_erase(&cvm_stale_devs, id);
+		rhashtable_free_and_destroy(&sd->ht, cvm_stale_free_obj, NULL);
+		kfree(sd);
+	}
+	xa_destroy(&cvm_stale_devs);
+	/* kfree_rcu() of removed entries. */
+	rcu_barrier();
+	destroy_workqueue(cvm_resync_wq);
+}

@@ -75,6 +75,13 @@ static struct cvm_volume *cvm_volume_find(u64 id)
 	return NULL;
 }
 
+/* The attached volume @id, or NULL; under cvm_config_mutex. */
+struct cvm_volume *cvm_volume_lookup(u64 id)
+{
+	lockdep_assert_held(&cvm_config_mutex);
+	return cvm_volume_find(id);
+}
+
 unsigned int cvm_volume_count(void)
 {
 	struct cvm_volume *vol;

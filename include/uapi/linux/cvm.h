@@ -82,6 +82,18 @@
  *	Request:  no attributes.
  *	Reply:    one message per attached volume, CVM_ATTR_VOLUME as in the
  *		  VOLUME_ATTACH reply.
+ *
+ * CVM_CMD_EVENT_PATH_DOWN, CVM_CMD_EVENT_PATH_UP ("cvm", events only)
+ *	Multicast on the CVM_GENL_MCGRP_EVENTS group, never requests (a
+ *	request with these commands is refused: EOPNOTSUPP).
+ *	PATH_DOWN: the live connection to a device was lost (the target
+ *	closed it, or it failed); the initiator reconnects with backoff.
+ *	Writes meanwhile complete on the reachable replicas and the objects
+ *	the device missed are recorded as stale for it.  PATH_UP: a
+ *	connection to a device was made (also the first one after a map
+ *	install); stale objects of that device are then resynchronised from
+ *	a fresh replica by the initiator.
+ *	  CVM_ATTR_EVENT	nested cvm_event_attr (see below)
  */
 enum cvm_cmd {
 	CVM_CMD_UNSPEC,
@@ -94,6 +106,8 @@ enum cvm_cmd {
 	CVM_CMD_TARGET_DEVICE_REMOVE,
 	CVM_CMD_TARGET_LISTEN,
 	CVM_CMD_TARGET_UNLISTEN,
+	CVM_CMD_EVENT_PATH_DOWN,
+	CVM_CMD_EVENT_PATH_UP,
 	__CVM_CMD_MAX,
 };
 #define CVM_CMD_MAX (__CVM_CMD_MAX - 1)
@@ -112,6 +126,7 @@ enum cvm_attr {
 	CVM_ATTR_VOLUME,		/* nested cvm_volume_attr */
 	CVM_ATTR_TARGET_DEVICE,		/* nested cvm_target_device_attr */
 	CVM_ATTR_TARGET_LISTENER,	/* nested cvm_target_listener_attr */
+	CVM_ATTR_EVENT,			/* nested cvm_event_attr, events only */
 	__CVM_ATTR_MAX,
 };
 #define CVM_ATTR_MAX (__CVM_ATTR_MAX - 1)
@@ -131,6 +146,11 @@ enum cvm_role {
  *	CVM_STATUS_ATTR_MAP_EPOCH	u64, epoch of the installed map, 0 = none
  *	CVM_STATUS_ATTR_OBJECTS		u32, volumes attached (initiator) or
  *					backing devices served (target)
+ *	CVM_STATUS_ATTR_STALE_OBJECTS	u64, initiator only: (device, volume,
+ *					object) copies recorded as stale
+ *					(a write missed them) and not yet
+ *					resynchronised; 0 when every replica
+ *					the initiator wrote is up to date
  */
 enum cvm_status_attr {
 	CVM_STATUS_ATTR_UNSPEC,
@@ -141,6 +161,7 @@ enum cvm_status_attr {
 	CVM_STATUS_ATTR_MAP_EPOCH,
 	CVM_STATUS_ATTR_OBJECTS,
 	CVM_STATUS_ATTR_PAD,
+	CVM_STATUS_ATTR_STALE_OBJECTS,
 	__CVM_STATUS_ATTR_MAX,
 };
 #define CVM_STATUS_ATTR_MAX (__CVM_STATUS_ATTR_MAX - 1)
@@ -312,5 +333,24 @@ enum cvm_target_listener_attr {
 	__CVM_TARGET_LISTENER_ATTR_MAX,
 };
 #define CVM_TARGET_LISTENER_ATTR_MAX (__CVM_TARGET_LISTENER_ATTR_MAX - 1)
+
+/*
+ * CVM_ATTR_EVENT (CVM_CMD_EVENT_PATH_DOWN / _UP)
+ *	CVM_EVENT_ATTR_DEVICE_ID	u32, the device of the path
+ *	CVM_EVENT_ATTR_ADDR		string, the target's address and port
+ *					as the kernel prints them
+ *					("127.0.0.1:7001", "[::1]:7001")
+ *	CVM_EVENT_ATTR_STALE_OBJECTS	u64, objects recorded as stale for
+ *					the device when the event was sent
+ */
+enum cvm_event_attr {
+	CVM_EVENT_ATTR_UNSPEC,
+	CVM_EVENT_ATTR_DEVICE_ID,
+	CVM_EVENT_ATTR_ADDR,
+	CVM_EVENT_ATTR_STALE_OBJECTS,
+	CVM_EVENT_ATTR_PAD,
+	__CVM_EVENT_ATTR_MAX,
+};
+#define CVM_EVENT_ATTR_MAX (__CVM_EVENT_ATTR_MAX - 1)
 
 #endif /* _UAPI_LINUX_CVM_H */

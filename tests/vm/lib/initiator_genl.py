@@ -14,6 +14,9 @@ tests/vm/initiator_*.sh through its command line:
   initiator_genl.py detach ID [--force]
   initiator_genl.py list                prints "id pool size minor name"
   initiator_genl.py status              prints "epoch N volumes N"
+  initiator_genl.py stale               prints the stale object count
+  initiator_genl.py events SECONDS      prints "path-down|path-up DEV ADDR
+                                        STALE" per event for SECONDS
   initiator_genl.py refusals            malformed requests are refused
 
 Errors print "ERRNO-NAME: extack text" on stderr and exit 1.
@@ -21,8 +24,10 @@ Errors print "ERRNO-NAME: extack text" on stderr and exit 1.
 import argparse
 import errno
 import os
+import socket
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -60,6 +65,15 @@ VOL_FLAGS = C["CVM_VOLUME_ATTR_FLAGS"]
 VOLUME_F_FORCE = 1 << 0  # CVM_VOLUME_F_FORCE
 STATUS_ATTR_MAP_EPOCH = C["CVM_STATUS_ATTR_MAP_EPOCH"]
 STATUS_ATTR_OBJECTS = C["CVM_STATUS_ATTR_OBJECTS"]
+STATUS_ATTR_STALE_OBJECTS = C["CVM_STATUS_ATTR_STALE_OBJECTS"]
+CMD_EVENT_PATH_DOWN = C["CVM_CMD_EVENT_PATH_DOWN"]
+CMD_EVENT_PATH_UP = C["CVM_CMD_EVENT_PATH_UP"]
+ATTR_EVENT = C["CVM_ATTR_EVENT"]
+EVENT_ATTR_DEVICE_ID = C["CVM_EVENT_ATTR_DEVICE_ID"]
+EVENT_ATTR_ADDR = C["CVM_EVENT_ATTR_ADDR"]
+EVENT_ATTR_STALE_OBJECTS = C["CVM_EVENT_ATTR_STALE_OBJECTS"]
+CTRL_ATTR_MCAST_GRP_ID = 2
+NETLINK_ADD_MEMBERSHIP = 1
 CHUNK_MAX = C["CVM_MAP_CHUNK_MAX"]
 NLM_F_DUMP = 0x300
 
@@ -207,6 +221,58 @@ class Cvm:
         epoch = struct.unpack("=Q", st[STATUS_ATTR_MAP_EPOCH][0][1])[0]
         vols = struct.unpack("=I", st[STATUS_ATTR_OBJECTS][0][1])[0]
         return epoch, vols
+
+    def stale(self):
+        replies, err, text = self.req(CMD_STATUS_GET)
+        if err:
+            raise mg.Fail("STATUS_GET: %s %s" % (os.strerror(err), text))
+        st = mg.parse_attrs(mg.parse_attrs(replies[0][4:])[ATTR_STATUS][0][1])
+        if STATUS_ATTR_STALE_OBJECTS not in st:
+            raise mg.Fail("STATUS_GET without STALE_OBJECTS")
+        return struct.unpack("=Q", st[STATUS_ATTR_STALE_OBJECTS][0][1])[0]
+
+    def events(self, seconds):
+        """Join the "events" group; print each event for seconds."""
+        fam = self.g.family("cvm")
+        group = None
+        for entries in mg.parse_attrs(
+                fam[mg.CTRL_ATTR_MCAST_GROUPS][0][1]).values():
+            for _, body in entries:
+                grp = mg.parse_attrs(body)
+                name = grp[mg.CTRL_ATTR_MCAST_GRP_NAME][0][1]
+                if name.rstrip(b"\0") == b"events":
+                    group = struct.unpack(
+                        "=I", grp[CTRL_ATTR_MCAST_GRP_ID][0][1])[0]
+        if group is None:
+            raise mg.Fail("no events group")
+        sock = self.g.sock
+        sock.setsockopt(mg.SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+        print("listening", flush=True)
+        deadline = time.monotonic() + seconds
+        names = {CMD_EVENT_PATH_DOWN: "path-down",
+                 CMD_EVENT_PATH_UP: "path-up"}
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                return
+            off = 0
+            while off + 16 <= len(data):
+                mlen, mtype = struct.unpack_from("=IH", data, off)
+                payload = data[off + 16:off + mlen]
+                off += (mlen + 3) & ~3
+                if mtype != self.fid or payload[0] not in names:
+                    continue
+                ev = mg.parse_attrs(mg.parse_attrs(payload[4:])[ATTR_EVENT][0][1])
+                dev = struct.unpack("=I", ev[EVENT_ATTR_DEVICE_ID][0][1])[0]
+                addr = ev[EVENT_ATTR_ADDR][0][1].rstrip(b"\0").decode()
+                nst = struct.unpack("=Q", ev[EVENT_ATTR_STALE_OBJECTS][0][1])[0]
+                print("%s %d %s %d" % (names[payload[0]], dev, addr, nst),
+                      flush=True)
 
 
 def volume_attrs(vid=None, pool=None, size=None, object_size=None,
@@ -390,6 +456,9 @@ def main(argv):
     p.add_argument("--force", action="store_true")
     sub.add_parser("list")
     sub.add_parser("status")
+    sub.add_parser("stale")
+    p = sub.add_parser("events")
+    p.add_argument("seconds", type=float)
     sub.add_parser("refusals")
     a = ap.parse_args(argv[1:])
 
@@ -422,6 +491,10 @@ def main(argv):
             print("%(id)d %(pool)d %(size)d %(minor)d %(name)s" % v)
     elif a.cmd == "status":
         print("epoch %d volumes %d" % c.status())
+    elif a.cmd == "stale":
+        print(c.stale())
+    elif a.cmd == "events":
+        c.events(a.seconds)
     elif a.cmd == "refusals":
         refusals(c)
     return 0

@@ -1,0 +1,172 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Degraded replicated writes, stale tracking and resync, in one VM:
+# cvm_target.ko serves three brd devices behind three 127.0.0.1
+# listeners, cvm.ko attaches a replicated(3) volume, and fio writes it
+# with crc32c verification while device 0's target is cut off abruptly
+# (TARGET_UNLISTEN drops the listener and every connection it accepted)
+# and later brought back.  fio must not notice; the initiator must record
+# what device 0 missed (STATUS stale count > 0), send PATH_DOWN and
+# PATH_UP events, copy the stale objects back once device 0 is reachable
+# (stale count 0) and then every object must read the same bytes from all
+# three targets over the wire (cvm-wire).  Runs INSIDE the test VM:
+#
+#	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/initiator_degraded.sh
+#
+# CVM_DEGRADED_IOPS (default 400) paces fio so the cut lands mid-run.
+set -u
+
+top=${CVM_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$top" || exit 1
+if [[ -z "${CVM_IN_VM:-}" ]]; then
+	echo "initiator_degraded: run me inside the test VM: scripts/vm-run.sh $0" >&2
+	exit 2
+fi
+
+IOPS=${CVM_DEGRADED_IOPS:-400}
+OBJ=$((1 << 20))		# object size
+VOL_SIZE=$((64 << 20))		# 64 objects
+FIO_SIZE=32M
+ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
+tg=(python3 "$top/tests/vm/lib/target_genl.py")
+wire=$top/build/userspace/tools/cvm-wire
+. "$top/tests/lib/check.sh"
+
+load() {
+	[[ -d /sys/module/$1 ]] && return 0
+	local dep
+	for dep in $(modinfo -F depends "kernel/$1.ko" | tr ',' ' '); do
+		modprobe "$dep" || return
+	done
+	insmod "kernel/$1.ko"
+}
+
+# connected N: wait until cvm.ko logged N connections.
+connected() {
+	local i
+	for ((i = 0; i < 150; i++)); do
+		(($(dmesg | grep -c ': connected$') >= $1)) && return 0
+		sleep 0.2
+	done
+	dmesg | grep cvm | tail -n 20
+	return 1
+}
+
+stale() { "${ig[@]}" stale; }
+
+# wait_stale_zero SECS: until the stale count is 0; prints the seconds taken.
+wait_stale_zero() {
+	local start=$SECONDS n
+	while ((SECONDS - start < $1)); do
+		n=$(stale) || return 1
+		if ((n == 0)); then
+			echo "stale count 0 after $((SECONDS - start)) s"
+			return 0
+		fi
+		sleep 0.5
+	done
+	echo "stale count still $(stale) after $1 s"
+	dmesg | grep cvm | tail -n 20
+	return 1
+}
+
+fio_args=(--name=degraded --filename=/dev/cvm0 --rw=randwrite --bs=4k
+	  --size=$FIO_SIZE --direct=1 --iodepth=16 --ioengine=libaio
+	  --verify=crc32c --verify_fatal=1)
+
+# object_sum DEV OBJ: checksum of one object of volume 3 on device DEV.
+object_sum() {
+	local off
+	for ((off = 0; off < OBJ; off += 1 << 20)); do
+		"$wire" "127.0.0.1:$((7001 + $1))" read --device "$1" \
+			--volume 3 --object "$2" --offset "$off" \
+			--length $((1 << 20)) || return 1
+	done | sha256sum | cut -d' ' -f1
+}
+
+# replicas_identical: every object of the volume, on all three devices.
+replicas_identical() {
+	local o d s0 s bad=0
+	for ((o = 0; o < VOL_SIZE / OBJ; o++)); do
+		s0=$(object_sum 0 $o) || return 1
+		for d in 1 2; do
+			s=$(object_sum $d $o) || return 1
+			if [[ "$s" != "$s0" ]]; then
+				echo "object $o: device $d $s, device 0 $s0"
+				bad=$((bad + 1))
+			fi
+		done
+	done
+	echo "$((VOL_SIZE / OBJ)) objects x 3 replicas compared, $bad differ"
+	((bad == 0))
+}
+
+tmp=$(mktemp -d)
+echo "# set up: 3 brd devices, 3 listeners, map, replicated(3) volume"
+rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
+check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
+check "load cvm_target" load cvm_target
+check "load cvm" load cvm
+for i in 0 1 2; do
+	check "target: add device $i on /dev/ram$i" "${tg[@]}" add $i /dev/ram$i format
+	check "target: listen 127.0.0.1:$((7001 + i))" \
+		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
+done
+"${ig[@]}" events 600 >"$tmp/events" 2>&1 &
+events_pid=$!
+check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1
+check "3 connections" connected 3
+check "attach replicated(3), 1 MiB objects -> cvm0" eval \
+	"[[ \$(${ig[*]} attach 3 3 $VOL_SIZE --object-size $OBJ --name r3) == 0 ]]"
+check "stale count 0" eval "[[ \$(${ig[*]} stale) == 0 ]]"
+
+echo "# fio randwrite + verify while device 0 is cut off and comes back"
+start=$SECONDS
+fio "${fio_args[@]}" --rate_iops="$IOPS" --verify_backlog=512 \
+	--output="$tmp/fio.out" &
+fio_pid=$!
+sleep 4
+check "target: cut device 0 off (unlisten 127.0.0.1:7001)" \
+	"${tg[@]}" unlisten 127.0.0.1 7001
+cut_at=$((SECONDS - start))
+sleep 6
+check "fio still running while device 0 is away" kill -0 $fio_pid
+n=$(stale)
+echo "stale objects while device 0 is away: $n"
+check "stale objects recorded" eval "((${n:-0} > 0))"
+check "target: device 0 back (listen 127.0.0.1:7001)" \
+	"${tg[@]}" listen 127.0.0.1 7001
+back_at=$((SECONDS - start))
+check "reconnected" connected 4
+wait $fio_pid
+fio_rc=$?
+echo "fio: cut at ${cut_at}s, back at ${back_at}s, ended at $((SECONDS - start))s, rc $fio_rc"
+check "fio exits 0 (writes and verify_backlog reads)" eval "((fio_rc == 0))"
+((fio_rc == 0)) || cat "$tmp/fio.out"
+grep -E "WRITE:|READ:|err=" "$tmp/fio.out"
+check "stale objects resynced (stale count 0 within 120 s)" wait_stale_zero 120
+check "separate verify pass" fio "${fio_args[@]}" --verify_only \
+	--output="$tmp/verify.out"
+grep -E "READ:|err=" "$tmp/verify.out"
+check "events: PATH_DOWN for device 0" grep -q "^path-down 0 " "$tmp/events"
+check "events: PATH_UP for device 0" grep -q "^path-up 0 " "$tmp/events"
+cat "$tmp/events"
+check "all replicas identical (cvm-wire)" replicas_identical
+dmesg | grep -E "resynced|stale" | tail -n 5
+
+echo "# tear down"
+kill $events_pid 2>/dev/null
+wait $events_pid 2>/dev/null
+check "detach 3" "${ig[@]}" detach 3
+check "rmmod cvm" rmmod cvm
+for i in 0 1 2; do
+	check "target: unlisten $i" "${tg[@]}" unlisten 127.0.0.1 $((7001 + i))
+	check "target: remove device $i" "${tg[@]}" remove $i
+done
+check "rmmod brd" rmmod brd
+rm -rf "$tmp"
+# Leave the modules loaded, as the VM runner did.
+load cvm >/dev/null 2>&1
+
+check_summary
