@@ -93,7 +93,7 @@ int Shell::Run(int argc, const char* const* argv) {
       [](const std::string& a) { return a == "--help" || a == "-h"; });
   const bool version =
       std::find(args.begin(), args.end(), "--version") != args.end();
-  for (size_t i = 0; i < args.size() && words.size() < 2; ++i) {
+  for (size_t i = 0; i < args.size() && words.size() < 3; ++i) {
     const std::string& a = args[i];
     if (a == "--socket") {
       ++i;

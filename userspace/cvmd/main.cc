@@ -17,8 +17,10 @@
 
 #include "api.h"
 #include "api_server.h"
+#include "kernel_sync.h"
 #include "log.h"
 #include "metadata_store.h"
+#include "netlink_client.h"
 #include "unix_socket.h"
 #include "version.h"
 
@@ -31,6 +33,7 @@ struct Config {
   std::string db = "/var/lib/cvm/db";
   std::string socket = kDefaultSocketPath;
   std::string pid_file;
+  std::string host;  // "this host": where volume attach attaches
   bool foreground = false;
   bool debug = false;
 };
@@ -134,6 +137,13 @@ int Serve(const Config& config) {
     return nlohmann::json{
         {"pid", ::getpid()}, {"socket", config.socket}, {"started", started}};
   });
+  // Bring the kernel to what the store records before serving, so a
+  // restarted cvmd and the kernel agree once `cvmd` returns.
+  NetlinkKernel kernel;
+  KernelSync sync(**store, kernel, config.host);
+  const nlohmann::json reconciled = sync.Reconcile();
+  LogInfo("kernel reconciled as host '{}': {}", config.host, reconciled.dump());
+  api.SetKernelSync(&sync);
   ServerOptions server_options;
   server_options.socket_path = config.socket;
   ApiServer server(api, server_options);
@@ -185,8 +195,11 @@ int main(int argc, char** argv) {
       "foreground,f", po::bool_switch(&config.foreground),
       "stay in the foreground (default: detach once serving)")(
       "pid-file", po::value(&config.pid_file)->value_name("PATH"),
-      "write the daemon's pid here")("debug", po::bool_switch(&config.debug),
-                                     "log debug messages");
+      "write the daemon's pid here")(
+      "host", po::value(&config.host)->value_name("NAME"),
+      "this host's name in the cluster: volumes attach here and are "
+      "recorded as attached to it (default: the machine's hostname)")(
+      "debug", po::bool_switch(&config.debug), "log debug messages");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
@@ -204,6 +217,20 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (config.debug) cvm::SetLogLevel(cvm::LogLevel::kDebug);
+  if (config.host.empty()) {
+    char name[256] = {};
+    if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') {
+      std::cerr << "cvmd: cannot read the hostname; give --host NAME\n";
+      return 2;
+    }
+    config.host = name;
+    // A dotted FQDN: its first label, as host names are short identifiers.
+    config.host = config.host.substr(0, config.host.find('.'));
+  }
+  if (auto s = cvm::ValidateName("host", config.host); !s.ok()) {
+    std::cerr << "cvmd: --host: " << s.message() << "\n";
+    return 2;
+  }
   // Detaching changes to "/": relative paths must mean what the user meant.
   for (std::string* path : {&config.db, &config.socket, &config.pid_file}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();

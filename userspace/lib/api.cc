@@ -44,6 +44,13 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"map.epoch", &Api::MapEpochOp},
       {"map.history", &Api::MapHistory},
       {"map.show", &Api::MapShow},
+      {"volume.attach", &Api::VolumeAttach},
+      {"volume.detach", &Api::VolumeDetach},
+      {"target.listen", &Api::TargetListen},
+      {"target.unlisten", &Api::TargetUnlisten},
+      {"target.device.add", &Api::TargetDeviceAdd},
+      {"target.device.remove", &Api::TargetDeviceRemove},
+      {"kernel.reconcile", &Api::KernelReconcile},
   };
   return table;
 }
@@ -63,11 +70,22 @@ Result<json> Api::Call(std::string_view op, const json& args) {
     JsonFields fields(args, "argument", Code::kInvalidArgument);
     CVM_RETURN_IF_ERROR(fields.status().WithContext("args"));
     // The boundary: a handler bug must cost one request, not the daemon.
+    Result<json> result = Internal("unreached");
     try {
-      return (this->*entry.handler)(fields);
+      result = (this->*entry.handler)(fields);
     } catch (const std::exception& e) {
       return Internal(fmt::format("{} failed: {}", op, e.what()));
     }
+    // A topology change cut a new epoch: the kernel gets it now.
+    static constexpr std::string_view kTopologyOps[] = {
+        "host.add",         "host.remove", "device.add", "device.remove",
+        "device.set_state", "pool.create", "pool.delete"};
+    if (result.ok() && sync_ != nullptr &&
+        std::find(std::begin(kTopologyOps), std::end(kTopologyOps), op) !=
+            std::end(kTopologyOps)) {
+      sync_->PushMapBestEffort(op);
+    }
+    return result;
   }
   return Status(
       Code::kUnknownOp,
@@ -540,6 +558,77 @@ Result<json> Api::MapShow(JsonFields& a) {
     out["pools"].push_back(std::move(pool));
   }
   return out;
+}
+
+// ---- kernel ----
+
+Result<KernelSync*> Api::Sync() {
+  if (sync_ == nullptr) {
+    return Unavailable("this cvmd runs without kernel access");
+  }
+  return sync_;
+}
+
+Result<json> Api::VolumeAttach(JsonFields& a) {
+  a.Expect({"name"});
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->Attach(name);
+}
+
+Result<json> Api::VolumeDetach(JsonFields& a) {
+  a.Expect({"name", "force"});
+  const std::string name = a.String("name");
+  const bool force = a.OptBool("force").value_or(false);
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->Detach(name, force);
+}
+
+Result<json> Api::TargetListen(JsonFields& a) {
+  a.Expect({"address"});
+  const std::string address = a.String("address");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(ParseHostPort(address).status());
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->Listen(address);
+}
+
+Result<json> Api::TargetUnlisten(JsonFields& a) {
+  a.Expect({"address"});
+  const std::string address = a.String("address");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(ParseHostPort(address).status());
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->Unlisten(address);
+}
+
+Result<json> Api::TargetDeviceAdd(JsonFields& a) {
+  a.Expect({"id", "format", "force"});
+  const uint64_t id = a.U64("id");
+  const bool format = a.OptBool("format").value_or(false);
+  const bool force = a.OptBool("force").value_or(false);
+  CVM_RETURN_IF_ERROR(a.status());
+  if (force && !format) {
+    return InvalidArgument("'force' only goes with 'format'");
+  }
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->DeviceAdd(id, format, force);
+}
+
+Result<json> Api::TargetDeviceRemove(JsonFields& a) {
+  a.Expect({"id"});
+  const uint64_t id = a.U64("id");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->DeviceRemove(id);
+}
+
+Result<json> Api::KernelReconcile(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->Reconcile();
 }
 
 }  // namespace cvm

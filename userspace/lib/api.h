@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "json_fields.h"
+#include "kernel_sync.h"
 #include "metadata_store.h"
 #include "status.h"
 
@@ -34,6 +35,11 @@ class Api {
   void SetStatusInfo(std::function<nlohmann::json()> info) {
     status_info_ = std::move(info);
   }
+
+  // The kernel side: volume.attach/detach and target.* ops need it, and
+  // every topology change pushes the new map through it (best effort).
+  // Without it those ops are kUnavailable.
+  void SetKernelSync(KernelSync* sync) { sync_ = sync; }
 
   // Runs one op. Never throws; bad args are kInvalidArgument, unknown ops
   // kUnknownOp.
@@ -74,6 +80,14 @@ class Api {
   Result<nlohmann::json> MapEpochOp(JsonFields& a);
   Result<nlohmann::json> MapShow(JsonFields& a);
   Result<nlohmann::json> MapHistory(JsonFields& a);
+  Result<nlohmann::json> VolumeAttach(JsonFields& a);
+  Result<nlohmann::json> VolumeDetach(JsonFields& a);
+  Result<nlohmann::json> TargetListen(JsonFields& a);
+  Result<nlohmann::json> TargetUnlisten(JsonFields& a);
+  Result<nlohmann::json> TargetDeviceAdd(JsonFields& a);
+  Result<nlohmann::json> TargetDeviceRemove(JsonFields& a);
+  Result<nlohmann::json> KernelReconcile(JsonFields& a);
+  Result<KernelSync*> Sync();
 
   // Record JSON with references resolved to names for readers.
   Result<nlohmann::json> DeviceJson(const Device& d);
@@ -81,6 +95,7 @@ class Api {
 
   MetadataStore& store_;
   std::function<nlohmann::json()> status_info_;
+  KernelSync* sync_ = nullptr;
 };
 
 nlohmann::json OkResponse(nlohmann::json data);

@@ -422,6 +422,11 @@ Status MetadataStore::RemoveHost(std::string_view name) {
         fmt::format("host '{}' still has devices {}; remove them first",
                     host.name, ListNames(users)));
   }
+  if (!host.listeners.empty()) {
+    return InUse(fmt::format(
+        "host '{}' still listens on {}; run 'target unlisten' first", host.name,
+        ListNames(host.listeners)));
+  }
   rocksdb::WriteBatch batch;
   batch.Delete((*h_)[Cf::kHosts], EncodeIdKey(host.id));
   CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
@@ -429,6 +434,35 @@ Status MetadataStore::RemoveHost(std::string_view name) {
   CVM_RETURN_IF_ERROR(
       BumpEpoch(batch, fmt::format("host.remove {}", host.name), next));
   return Commit(batch);
+}
+
+Result<Host> MetadataStore::SetListener(std::string_view address,
+                                        bool listening) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(auto hosts, ListHosts());
+  for (Host& h : hosts) {
+    if (std::find(h.addresses.begin(), h.addresses.end(), address) ==
+        h.addresses.end()) {
+      continue;
+    }
+    const bool was = std::find(h.listeners.begin(), h.listeners.end(),
+                               address) != h.listeners.end();
+    if (was == listening) return std::move(h);
+    if (listening) {
+      h.listeners.emplace_back(address);
+    } else {
+      std::erase(h.listeners, std::string(address));
+    }
+    CVM_RETURN_IF_ERROR(ValidateHost(h));
+    rocksdb::WriteBatch batch;
+    batch.Put((*h_)[Cf::kHosts], EncodeIdKey(h.id), Encode(ToJson(h)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return std::move(h);
+  }
+  return NotFound(fmt::format(
+      "no host has address '{}' (listeners serve a host's addresses: see "
+      "'host list')",
+      Printable(address)));
 }
 
 // ---- devices ----
@@ -477,6 +511,12 @@ Result<std::vector<Device>> MetadataStore::ListDevices() {
 Status MetadataStore::RemoveDevice(uint64_t id) {
   std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
+  if (d.served) {
+    return InUse(fmt::format(
+        "device {} is served by its target; run 'target device remove {}' "
+        "first",
+        d.id, d.id));
+  }
   rocksdb::WriteBatch batch;
   batch.Delete((*h_)[Cf::kDevices], EncodeIdKey(d.id));
   CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
@@ -506,6 +546,17 @@ Result<Device> MetadataStore::SetDeviceState(uint64_t id,
                 fmt::format("device.state {} {},{}", d.id, d.up ? "up" : "down",
                             d.in ? "in" : "out"),
                 next));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return d;
+}
+
+Result<Device> MetadataStore::SetDeviceServed(uint64_t id, bool served) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
+  if (d.served == served) return d;
+  d.served = served;
+  rocksdb::WriteBatch batch;
+  batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
   CVM_RETURN_IF_ERROR(Commit(batch));
   return d;
 }
@@ -627,9 +678,46 @@ Status MetadataStore::DeleteVolume(std::string_view name) {
         fmt::format("volume '{}' still has snapshots {}; delete them first",
                     v.name, ListNames(users)));
   }
+  if (!v.attached_host.empty()) {
+    return InUse(
+        fmt::format("volume '{}' is attached to host '{}'; detach it first",
+                    v.name, v.attached_host));
+  }
   rocksdb::WriteBatch batch;
   batch.Delete((*h_)[Cf::kVolumes], EncodeIdKey(v.id));
   return Commit(batch);
+}
+
+Result<Volume> MetadataStore::AttachVolume(std::string_view name,
+                                           std::string_view host) {
+  CVM_RETURN_IF_ERROR(ValidateName("host", host));
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+  if (!v.attached_host.empty() && v.attached_host != host) {
+    return InUse(
+        fmt::format("volume '{}' is attached to host '{}'; detach it there "
+                    "first",
+                    v.name, v.attached_host));
+  }
+  v.attached_host = std::string(host);
+  ++v.attach_epoch;
+  rocksdb::WriteBatch batch;
+  batch.Put((*h_)[Cf::kVolumes], EncodeIdKey(v.id), Encode(ToJson(v)));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return v;
+}
+
+Result<Volume> MetadataStore::DetachVolume(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+  if (v.attached_host.empty()) {
+    return InvalidArgument(fmt::format("volume '{}' is not attached", v.name));
+  }
+  v.attached_host.clear();
+  rocksdb::WriteBatch batch;
+  batch.Put((*h_)[Cf::kVolumes], EncodeIdKey(v.id), Encode(ToJson(v)));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return v;
 }
 
 // ---- snapshots ----

@@ -98,6 +98,9 @@ class MetadataStore {
   Result<Host> GetHostById(uint64_t id);
   Result<std::vector<Host>> ListHosts();
   Status RemoveHost(std::string_view name);
+  // Records (or forgets) that the target listens on `address`, which must
+  // be one of a host's addresses; returns that host. No new epoch.
+  Result<Host> SetListener(std::string_view address, bool listening);
 
   // Devices, identified by id; (host, path) is unique.
   Result<Device> AddDevice(const DeviceSpec& spec);
@@ -107,6 +110,8 @@ class MetadataStore {
   // Changes up/down and in/out; bumps the epoch only if something changed.
   Result<Device> SetDeviceState(uint64_t id, std::optional<bool> up,
                                 std::optional<bool> in);
+  // Records whether cvm_target serves the device. No new epoch.
+  Result<Device> SetDeviceServed(uint64_t id, bool served);
 
   // Pools.
   Result<Pool> CreatePool(Pool spec);
@@ -120,6 +125,12 @@ class MetadataStore {
   Result<Volume> GetVolume(std::string_view name);
   Result<std::vector<Volume>> ListVolumes();
   Status DeleteVolume(std::string_view name);
+  // Records the volume as attached to `host` with the next attach epoch.
+  // Refused (kInUse) when it is attached to another host; attaching again
+  // to the same host (the kernel lost it) bumps the epoch once more.
+  Result<Volume> AttachVolume(std::string_view name, std::string_view host);
+  // Records the volume as detached; kInvalidArgument when it is not attached.
+  Result<Volume> DetachVolume(std::string_view name);
 
   // Snapshots (model only for now: no data path behind them yet).
   Result<Snapshot> CreateSnapshot(std::string_view volume,

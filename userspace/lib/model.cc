@@ -1,8 +1,11 @@
 #include "model.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <string>
 
@@ -120,6 +123,37 @@ Result<Provisioning> ParseProvisioning(std::string_view s) {
   return ParseEnum("provisioning", s, kProvisionings);
 }
 
+Result<HostPort> ParseHostPort(std::string_view a) {
+  const auto bad = [&](std::string_view why) {
+    return InvalidArgument(
+        fmt::format("address '{}' {}: expected IPv4:PORT or [IPv6]:PORT",
+                    Printable(a), why));
+  };
+  const size_t colon = a.rfind(':');
+  if (colon == std::string_view::npos) return bad("has no port");
+  std::string_view host = a.substr(0, colon);
+  const std::string_view port = a.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return bad("needs brackets around an IPv6 address");
+  }
+  unsigned value = 0;
+  auto [ptr, ec] =
+      std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() ||
+      value == 0 || value > 65535) {
+    return bad("has no port from 1 to 65535");
+  }
+  HostPort hp{std::string(host), static_cast<uint16_t>(value)};
+  in6_addr buf;
+  if (inet_pton(AF_INET, hp.addr.c_str(), &buf) != 1 &&
+      inet_pton(AF_INET6, hp.addr.c_str(), &buf) != 1) {
+    return bad("is not a numeric IP address");
+  }
+  return hp;
+}
+
 Result<Policy> ParsePolicy(std::string_view text) {
   const auto bad = [&] {
     return InvalidArgument(
@@ -203,6 +237,14 @@ Status ValidateHost(const Host& h) {
                                        kMaxAddresses));
   }
   for (const auto& a : h.addresses) CVM_RETURN_IF_ERROR(ValidateAddress(a));
+  for (const auto& l : h.listeners) {
+    if (std::find(h.addresses.begin(), h.addresses.end(), l) ==
+        h.addresses.end()) {
+      return InvalidArgument(fmt::format(
+          "host '{}' listens on '{}', which is not one of its addresses",
+          h.name, Printable(l)));
+    }
+  }
   if (!h.rack.empty()) CVM_RETURN_IF_ERROR(ValidateName("rack", h.rack));
   if (!h.row.empty()) CVM_RETURN_IF_ERROR(ValidateName("row", h.row));
   return {};
@@ -288,6 +330,13 @@ Status ValidateVolume(const Volume& v) {
         "stripe unit {} must be a power of two from {} to the object size ({})",
         v.stripe_unit, FormatSize(kMinStripeUnit), FormatSize(v.object_size)));
   }
+  if (!v.attached_host.empty()) {
+    CVM_RETURN_IF_ERROR(ValidateName("attached host", v.attached_host));
+    if (v.attach_epoch == 0) {
+      return InvalidArgument(
+          fmt::format("volume '{}' is attached with attach epoch 0", v.name));
+    }
+  }
   return {};
 }
 
@@ -305,15 +354,16 @@ json ToJson(const Host& h) {
           {"transport", ToString(h.transport)},
           {"rack", h.rack},
           {"row", h.row},
+          {"listeners", h.listeners},
           {"created", h.created}};
 }
 
 json ToJson(const Device& d) {
-  return {{"id", d.id},          {"host_id", d.host_id},
-          {"path", d.path},      {"capacity", d.capacity},
-          {"weight", d.weight},  {"class", d.device_class},
-          {"up", d.up},          {"in", d.in},
-          {"created", d.created}};
+  return {{"id", d.id},         {"host_id", d.host_id},
+          {"path", d.path},     {"capacity", d.capacity},
+          {"weight", d.weight}, {"class", d.device_class},
+          {"up", d.up},         {"in", d.in},
+          {"served", d.served}, {"created", d.created}};
 }
 
 json ToJson(const Policy& p) {
@@ -342,6 +392,8 @@ json ToJson(const Volume& v) {
           {"stripe_unit", v.stripe_unit},
           {"provisioning", ToString(v.provisioning)},
           {"snap_seq", v.snap_seq},
+          {"attached_host", v.attached_host},
+          {"attach_epoch", v.attach_epoch},
           {"created", v.created}};
 }
 
@@ -392,7 +444,8 @@ Result<Policy> PolicyFromJson(const json& j, Code code) {
 Result<Host> DecodeHost(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "host"));
   JsonFields f(j, "host record field", Code::kCorruption);
-  f.Expect({"id", "name", "addresses", "transport", "rack", "row", "created"});
+  f.Expect({"id", "name", "addresses", "transport", "rack", "row", "listeners",
+            "created"});
   Host h;
   h.id = f.U64("id");
   h.name = f.String("name");
@@ -400,6 +453,8 @@ Result<Host> DecodeHost(std::string_view bytes) {
   const std::string transport = f.String("transport");
   h.rack = f.String("rack");
   h.row = f.String("row");
+  // Absent in records written before listeners were recorded.
+  if (f.Raw("listeners") != nullptr) h.listeners = f.StringList("listeners");
   h.created = f.I64("created");
   CVM_RETURN_IF_ERROR(f.status());
   CVM_RETURN_IF_ERROR(
@@ -413,7 +468,7 @@ Result<Device> DecodeDevice(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "device"));
   JsonFields f(j, "device record field", Code::kCorruption);
   f.Expect({"id", "host_id", "path", "capacity", "weight", "class", "up", "in",
-            "created"});
+            "served", "created"});
   Device d;
   d.id = f.U64("id");
   d.host_id = f.U64("host_id");
@@ -423,6 +478,7 @@ Result<Device> DecodeDevice(std::string_view bytes) {
   d.device_class = f.String("class");
   d.up = f.Bool("up");
   d.in = f.Bool("in");
+  d.served = f.OptBool("served").value_or(false);  // older records lack it
   d.created = f.I64("created");
   CVM_RETURN_IF_ERROR(f.status());
   if (d.id == 0 || d.host_id == 0) {
@@ -467,7 +523,8 @@ Result<Volume> DecodeVolume(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "volume"));
   JsonFields f(j, "volume record field", Code::kCorruption);
   f.Expect({"id", "name", "pool_id", "size", "object_size", "stripe_unit",
-            "provisioning", "snap_seq", "created"});
+            "provisioning", "snap_seq", "attached_host", "attach_epoch",
+            "created"});
   Volume v;
   v.id = f.U64("id");
   v.name = f.String("name");
@@ -477,6 +534,9 @@ Result<Volume> DecodeVolume(std::string_view bytes) {
   v.stripe_unit = f.U64("stripe_unit");
   const std::string provisioning = f.String("provisioning");
   v.snap_seq = f.U64("snap_seq");
+  // Older records lack the attachment fields: detached.
+  v.attached_host = f.OptString("attached_host").value_or("");
+  v.attach_epoch = f.OptU64("attach_epoch").value_or(0);
   v.created = f.I64("created");
   CVM_RETURN_IF_ERROR(f.status());
   if (v.id == 0 || v.pool_id == 0) {

@@ -54,6 +54,9 @@ struct Host {
   // means "not placed": such a host is its own rack and row.
   std::string rack;
   std::string row;
+  // Addresses (a subset of `addresses`) the host's cvm_target listens on,
+  // as set by "target listen": cvmd re-listens on them when it starts.
+  std::vector<std::string> listeners;
   int64_t created = 0;  // unix seconds
 };
 
@@ -66,6 +69,9 @@ struct Device {
   std::string device_class = "nvme";
   bool up = true;  // reachable
   bool in = true;  // eligible for placement
+  // cvm_target serves it ("target device add"); cvmd re-adds it on start.
+  // Not part of the map: changing it cuts no epoch.
+  bool served = false;
   int64_t created = 0;
 };
 
@@ -85,6 +91,15 @@ struct Policy {
   }
   bool operator==(const Policy&) const = default;
 };
+
+// "10.0.0.1:7800" or "[fe80::1]:7800" split into a numeric address (no
+// brackets) and a port; kInvalidArgument when either part is missing or not
+// numeric.
+struct HostPort {
+  std::string addr;
+  uint16_t port = 0;
+};
+Result<HostPort> ParseHostPort(std::string_view address);
 
 // "replicated:3" or "ec:4,2" (also "ec:4+2").
 Result<Policy> ParsePolicy(std::string_view text);
@@ -109,6 +124,11 @@ struct Volume {
   uint64_t stripe_unit = kDefaultObjectSize;
   Provisioning provisioning = Provisioning::kThin;
   uint64_t snap_seq = 0;  // newest snapshot's seq; 0 = no snapshot yet
+  // Where the volume is attached: a host name, "" when detached.
+  std::string attached_host;
+  // Bumped on every attach and sent with every request: targets fence
+  // writers with an older epoch. Never goes down, also across detaches.
+  uint64_t attach_epoch = 0;
   int64_t created = 0;
 };
 

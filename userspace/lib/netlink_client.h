@@ -1,15 +1,19 @@
 #pragma once
 
 // Generic-netlink client for the kernel modules' families "cvm" (initiator)
-// and "cvm_target" (storage node), per include/uapi/linux/cvm.h. Today it
-// asks CVM_CMD_STATUS_GET; map and volume pushes come later on the same
-// socket plumbing.
+// and "cvm_target" (storage node), per include/uapi/linux/cvm.h: status,
+// chunked map upload, volume attach/detach/list and the target's devices and
+// listeners. Every request asks for an ack with NETLINK_EXT_ACK on, so a
+// refusal comes back as a Status carrying the errno's text and the kernel's
+// extended-ack message. A family that is not registered is kUnavailable
+// "cvm module not loaded" (or "cvm_target module not loaded").
 
 #include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "status.h"
 
@@ -43,5 +47,99 @@ Result<ModuleStatus> QueryModuleStatus(
 // from the query so tests can feed it hand-built messages.
 Result<ModuleStatus> ParseStatusReply(const nlmsghdr* nlh,
                                       std::string_view family);
+
+// ---- requests beyond STATUS_GET ----
+
+// One CVM_MAP_PATHS_ATTR_PATH: how to reach a device of the map.
+struct MapPath {
+  uint32_t device_id = 0;
+  std::string addr;  // numeric IPv4 or IPv6, no brackets
+  uint16_t port = 0;
+  std::string transport = "tcp";
+  bool operator==(const MapPath&) const = default;
+};
+
+struct MapSetRequest {
+  std::string_view blob;  // the sealed map (kernel/common map codec)
+  std::vector<MapPath> paths;
+  uint64_t cluster_id = 0;
+  uint64_t host_id = 0;
+  std::string token;  // empty, or exactly CVM_WIRE_TOKEN_LEN bytes
+};
+
+// Where each MAP_SET message's chunk goes: in order, each at most
+// `chunk_max` bytes; only the last one carries paths and ids.
+struct MapChunk {
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  bool last = false;
+  bool operator==(const MapChunk&) const = default;
+};
+std::vector<MapChunk> SplitMapChunks(size_t blob_len, size_t chunk_max);
+
+// A volume as VOLUME_ATTACH takes it and VOLUME_LIST returns it.
+struct KernelVolume {
+  uint64_t id = 0;
+  uint32_t pool_id = 0;
+  uint64_t size = 0;
+  uint32_t object_size = 0;
+  uint64_t attach_epoch = 0;
+  std::string name;
+  uint32_t minor = 0;  // replies only
+};
+
+struct Listener {
+  std::string addr;  // numeric IPv4 or IPv6, no brackets
+  uint16_t port = 0;
+  std::string transport = "tcp";
+  // Both set or both unset: when set, HELLO must match them.
+  uint64_t cluster_id = 0;
+  std::string token;
+};
+
+// The kernel side as cvmd uses it. NetlinkKernel is the real one; tests
+// substitute a fake.
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual Result<ModuleStatus> Query(std::string_view family) = 0;
+  virtual Status MapSet(const MapSetRequest& request) = 0;
+  virtual Result<KernelVolume> VolumeAttach(const KernelVolume& volume) = 0;
+  virtual Status VolumeDetach(uint64_t id, bool force) = 0;
+  virtual Result<std::vector<KernelVolume>> VolumeList() = 0;
+  virtual Status TargetDeviceAdd(uint32_t id, const std::string& path,
+                                 bool format, bool force) = 0;
+  virtual Status TargetDeviceRemove(uint32_t id) = 0;
+  virtual Status TargetListen(const Listener& listener) = 0;
+  virtual Status TargetUnlisten(const std::string& addr, uint16_t port) = 0;
+};
+
+class NetlinkKernel : public Kernel {
+ public:
+  explicit NetlinkKernel(
+      std::chrono::milliseconds timeout = std::chrono::seconds(30))
+      : timeout_(timeout) {}
+  Result<ModuleStatus> Query(std::string_view family) override;
+  Status MapSet(const MapSetRequest& request) override;
+  Result<KernelVolume> VolumeAttach(const KernelVolume& volume) override;
+  Status VolumeDetach(uint64_t id, bool force) override;
+  Result<std::vector<KernelVolume>> VolumeList() override;
+  Status TargetDeviceAdd(uint32_t id, const std::string& path, bool format,
+                         bool force) override;
+  Status TargetDeviceRemove(uint32_t id) override;
+  Status TargetListen(const Listener& listener) override;
+  Status TargetUnlisten(const std::string& addr, uint16_t port) override;
+
+ private:
+  std::chrono::milliseconds timeout_;
+};
+
+// Maps a kernel errno to a Code: EEXIST kAlreadyExists, ENOENT and ENODEV
+// kNotFound, EBUSY kInUse, EPERM kUnavailable, the rest kInvalidArgument.
+Code CodeFromErrno(int err);
+
+// Decodes the extended-ack message (NLMSGERR_ATTR_MSG) of an NLMSG_ERROR
+// message; "" when it has none.
+std::string ExtackMessage(const nlmsghdr* error_message);
 
 }  // namespace cvm

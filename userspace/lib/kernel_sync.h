@@ -1,0 +1,68 @@
+#pragma once
+
+// Keeps the kernel modules in step with the metadata store: pushes the
+// current map into cvm.ko, attaches and detaches volumes (fencing with a new
+// attach epoch each time), adds target devices and listeners to cvm_target,
+// and on cvmd start re-creates whatever the store records but the kernel
+// lacks. The store is the truth; the kernel is brought to it.
+//
+// "This host" is cvmd's --host name: volumes attach here and are recorded
+// as attached to it. With the single-node RocksDB store one cvmd drives the
+// local kernel, so target devices and listeners recorded as served are
+// re-added here whichever host record they belong to.
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "metadata_store.h"
+#include "netlink_client.h"
+#include "status.h"
+
+namespace cvm {
+
+// CVM_ATTR_MAP_PATHS for the devices of a sealed map: each device is reached
+// at the first address of its host, with the host's transport. A device the
+// map has but the records lack, or a host address that is not a numeric
+// IP:PORT, is an error naming it.
+Result<std::vector<MapPath>> BuildMapPaths(const std::string& blob,
+                                           const std::vector<Host>& hosts,
+                                           const std::vector<Device>& devices);
+
+class KernelSync {
+ public:
+  KernelSync(MetadataStore& store, Kernel& kernel, std::string host)
+      : store_(store), kernel_(kernel), host_(std::move(host)) {}
+
+  const std::string& host() const { return host_; }
+
+  // Installs the store's current map in cvm.ko unless the kernel's is as
+  // new. Returns the epoch the kernel holds afterwards.
+  Result<uint64_t> PushMap();
+  // PushMap when cvm.ko is loaded; failures are logged, never returned (the
+  // store change that prompted it stands).
+  void PushMapBestEffort(std::string_view why);
+
+  Result<nlohmann::json> Attach(std::string_view volume);
+  Result<nlohmann::json> Detach(std::string_view volume, bool force);
+  Result<nlohmann::json> Listen(std::string_view address);
+  Result<nlohmann::json> Unlisten(std::string_view address);
+  Result<nlohmann::json> DeviceAdd(uint64_t id, bool format, bool force);
+  Result<nlohmann::json> DeviceRemove(uint64_t id);
+
+  // cvmd start: re-add served target devices and listeners, push the map,
+  // re-attach this host's volumes the kernel lacks. Never fails as a whole:
+  // the answer lists what was done and what failed ("errors").
+  nlohmann::json Reconcile();
+
+ private:
+  Result<Host> HostWithAddress(std::string_view address);
+  Result<KernelVolume> KernelAttach(const Volume& v);
+
+  MetadataStore& store_;
+  Kernel& kernel_;
+  std::string host_;
+};
+
+}  // namespace cvm

@@ -1,0 +1,347 @@
+#include "kernel_sync.h"
+
+#include <gtest/gtest.h>
+#include <linux/cvm.h>
+
+#include <map>
+
+#include "api.h"
+#include "test_util.h"
+
+namespace cvm {
+namespace {
+
+using nlohmann::json;
+using testing::TempDir;
+
+// cvm.ko and cvm_target.ko as plain data: what was pushed, attached, served.
+class FakeKernel : public Kernel {
+ public:
+  bool initiator_loaded = true;
+  bool target_loaded = true;
+  uint64_t map_epoch = 0;
+  MapSetRequest last_map;
+  std::string last_blob;
+  int map_sets = 0;
+  std::map<uint64_t, KernelVolume> volumes;
+  std::map<uint32_t, std::string> devices;
+  std::vector<std::string> listeners;  // "addr:port"
+  Status next_attach_error;
+  bool open = false;  // VOLUME_DETACH without force: EBUSY
+
+  Result<ModuleStatus> Query(std::string_view family) override {
+    ModuleStatus s;
+    s.family = std::string(family);
+    s.loaded = family == CVM_GENL_NAME ? initiator_loaded : target_loaded;
+    s.map_epoch = family == CVM_GENL_NAME ? map_epoch : 0;
+    return s;
+  }
+  Status MapSet(const MapSetRequest& r) override {
+    if (!initiator_loaded) return Unavailable("cvm module not loaded");
+    ++map_sets;
+    last_map = r;
+    last_blob = std::string(r.blob);
+    last_map.blob = last_blob;
+    cvm_map* raw = nullptr;
+    cvm_err err{};
+    if (cvm_map_decode(r.blob.data(), r.blob.size(), &raw, &err) < 0) {
+      return InvalidArgument("bad blob");
+    }
+    map_epoch = raw->epoch;
+    cvm_map_free(raw);
+    return {};
+  }
+  Result<KernelVolume> VolumeAttach(const KernelVolume& v) override {
+    if (!initiator_loaded) return Unavailable("cvm module not loaded");
+    if (!next_attach_error.ok()) return std::exchange(next_attach_error, {});
+    if (volumes.count(v.id)) return AlreadyExists("attached");
+    KernelVolume k = v;
+    k.minor = static_cast<uint32_t>(volumes.size());
+    volumes[v.id] = k;
+    return k;
+  }
+  Status VolumeDetach(uint64_t id, bool force) override {
+    if (!volumes.count(id)) return NotFound("no such volume");
+    if (open && !force) return InUse("volume detach refused by cvm: busy");
+    volumes.erase(id);
+    return {};
+  }
+  Result<std::vector<KernelVolume>> VolumeList() override {
+    if (!initiator_loaded) return Unavailable("cvm module not loaded");
+    std::vector<KernelVolume> out;
+    for (auto& [id, v] : volumes) out.push_back(v);
+    return out;
+  }
+  Status TargetDeviceAdd(uint32_t id, const std::string& path, bool,
+                         bool) override {
+    if (!target_loaded) return Unavailable("cvm_target module not loaded");
+    if (devices.count(id)) return AlreadyExists("served");
+    devices[id] = path;
+    return {};
+  }
+  Status TargetDeviceRemove(uint32_t id) override {
+    if (!devices.erase(id)) return NotFound("no device");
+    return {};
+  }
+  Status TargetListen(const Listener& l) override {
+    const std::string a = l.addr + ":" + std::to_string(l.port);
+    if (std::find(listeners.begin(), listeners.end(), a) != listeners.end())
+      return AlreadyExists("listening");
+    listeners.push_back(a);
+    return {};
+  }
+  Status TargetUnlisten(const std::string& addr, uint16_t port) override {
+    const auto n = std::erase(listeners, addr + ":" + std::to_string(port));
+    return n ? Status() : NotFound("no listener");
+  }
+};
+
+// Three hosts of one device each, a replicated(3) pool and a volume;
+// cvmd runs as "h1".
+class KernelSyncTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StoreOptions options;
+    options.sync = false;
+    auto store = MetadataStore::Open(dir_.Sub("db"), options);
+    ASSERT_OK(store);
+    store_ = std::move(store).value();
+    sync_ = std::make_unique<KernelSync>(*store_, kernel_, "h1");
+    api_ = std::make_unique<Api>(*store_);
+    api_->SetKernelSync(sync_.get());
+    for (int i = 1; i <= 3; ++i) {
+      ASSERT_OK(Call("host.add",
+                     {{"name", "h" + std::to_string(i)},
+                      {"addresses", {"127.0.0.1:700" + std::to_string(i)}}}));
+      ASSERT_OK(Call("device.add", {{"host", "h" + std::to_string(i)},
+                                    {"path", "/dev/ram" + std::to_string(i)},
+                                    {"capacity", 1 << 28}}));
+    }
+    ASSERT_OK(
+        Call("pool.create",
+             {{"name", "rep3"}, {"policy", "replicated:3"}, {"pg_num", 64}}));
+    ASSERT_OK(Call("volume.create",
+                   {{"name", "vol0"}, {"pool", "rep3"}, {"size", 1 << 27}}));
+  }
+
+  Result<json> Call(std::string_view op, const json& args) {
+    return api_->Call(op, args);
+  }
+  Volume Vol(std::string_view name) {
+    auto v = store_->GetVolume(name);
+    EXPECT_TRUE(v.ok());
+    return v.ok() ? *v : Volume{};
+  }
+
+  TempDir dir_;
+  FakeKernel kernel_;
+  std::unique_ptr<MetadataStore> store_;
+  std::unique_ptr<KernelSync> sync_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(KernelSyncTest, TopologyChangesPushTheServableMap) {
+  auto epoch = store_->CurrentEpoch();
+  ASSERT_OK(epoch);
+  EXPECT_EQ(kernel_.map_epoch, *epoch);
+  // Paths: every map device at its host's first address, tcp.
+  ASSERT_EQ(kernel_.last_map.paths.size(), 3u);
+  EXPECT_EQ(kernel_.last_map.paths[1], (MapPath{2, "127.0.0.1", 7002, "tcp"}));
+  auto h1 = store_->GetHost("h1");
+  ASSERT_OK(h1);
+  EXPECT_EQ(kernel_.last_map.host_id, h1->id);
+}
+
+TEST_F(KernelSyncTest, NothingIsPushedWhenTheModuleIsAbsent) {
+  kernel_.initiator_loaded = false;
+  const int before = kernel_.map_sets;
+  ASSERT_OK(
+      Call("host.add", {{"name", "h4"}, {"addresses", {"127.0.0.1:7004"}}}));
+  EXPECT_EQ(kernel_.map_sets, before);  // the store change still stands
+  ASSERT_OK(store_->GetHost("h4"));
+}
+
+TEST_F(KernelSyncTest, AttachRecordsHostAndBumpsTheEpoch) {
+  auto r = Call("volume.attach", {{"name", "vol0"}});
+  ASSERT_OK(r);
+  EXPECT_EQ((*r)["device"], "/dev/cvm0");
+  EXPECT_EQ(Vol("vol0").attached_host, "h1");
+  EXPECT_EQ(Vol("vol0").attach_epoch, 1u);
+  EXPECT_EQ(kernel_.volumes.begin()->second.attach_epoch, 1u);
+
+  auto again = Call("volume.attach", {{"name", "vol0"}});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(),
+            "volume 'vol0' is attached to /dev/cvm0 already");
+
+  ASSERT_OK(Call("volume.detach", {{"name", "vol0"}}));
+  EXPECT_EQ(Vol("vol0").attached_host, "");
+  ASSERT_OK(Call("volume.attach", {{"name", "vol0"}}));
+  EXPECT_EQ(Vol("vol0").attach_epoch, 2u);
+}
+
+TEST_F(KernelSyncTest, DetachOfAnUnattachedVolumeIsRefused) {
+  auto r = Call("volume.detach", {{"name", "vol0"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "volume 'vol0' is not attached");
+}
+
+TEST_F(KernelSyncTest, BusyDetachKeepsTheRecordAndNamesForce) {
+  ASSERT_OK(Call("volume.attach", {{"name", "vol0"}}));
+  kernel_.open = true;
+  auto r = Call("volume.detach", {{"name", "vol0"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--force"), std::string::npos);
+  EXPECT_EQ(Vol("vol0").attached_host, "h1");
+  ASSERT_OK(Call("volume.detach", {{"name", "vol0"}, {"force", true}}));
+  EXPECT_TRUE(kernel_.volumes.empty());
+}
+
+TEST_F(KernelSyncTest, FailedKernelAttachRollsTheRecordBack) {
+  kernel_.next_attach_error =
+      InvalidArgument("volume attach refused by cvm: Invalid argument: no");
+  auto r = Call("volume.attach", {{"name", "vol0"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("refused by cvm"), std::string::npos);
+  EXPECT_EQ(Vol("vol0").attached_host, "");
+  EXPECT_EQ(Vol("vol0").attach_epoch, 1u);  // spent, never reused
+}
+
+TEST_F(KernelSyncTest, AttachWithoutTheModuleSaysSo) {
+  kernel_.initiator_loaded = false;
+  auto r = Call("volume.attach", {{"name", "vol0"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "cvm module not loaded");
+  EXPECT_EQ(Vol("vol0").attached_host, "");
+}
+
+TEST_F(KernelSyncTest, UnservableMapIsNamed) {
+  // A store whose cluster has no devices yet: its epochs cannot be served.
+  kernel_.map_epoch = 0;
+  StoreOptions options;
+  options.sync = false;
+  auto empty = MetadataStore::Open(dir_.Sub("db2"), options);
+  ASSERT_OK(empty);
+  ASSERT_OK((*empty)->AddHost({0, "h1", {"127.0.0.1:7001"}}));
+  ASSERT_OK((*empty)->CreatePool({0, "p", Policy::Replicated(1)}));
+  ASSERT_OK((*empty)->CreateVolume({"v", "p", 1 << 20}));
+  KernelSync sync(**empty, kernel_, "h1");
+  auto r = sync.Attach("v");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("cannot be served"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(KernelSyncTest, TargetOpsRecordWhatIsServed) {
+  ASSERT_OK(Call("target.listen", {{"address", "127.0.0.1:7002"}}));
+  EXPECT_EQ(kernel_.listeners, std::vector<std::string>{"127.0.0.1:7002"});
+  auto h2 = store_->GetHost("h2");
+  ASSERT_OK(h2);
+  EXPECT_EQ(h2->listeners, std::vector<std::string>{"127.0.0.1:7002"});
+  auto unknown = Call("target.listen", {{"address", "127.0.0.1:7999"}});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("no host has address"),
+            std::string::npos);
+
+  ASSERT_OK(Call("target.device.add", {{"id", 2}, {"format", true}}));
+  EXPECT_EQ(kernel_.devices[2], "/dev/ram2");
+  auto d = store_->GetDevice(2);
+  ASSERT_OK(d);
+  EXPECT_TRUE(d->served);
+  // A served device cannot leave the store.
+  EXPECT_EQ(Call("device.remove", {{"id", 2}}).status().code(), Code::kInUse);
+  ASSERT_OK(Call("target.device.remove", {{"id", 2}}));
+  EXPECT_FALSE(store_->GetDevice(2)->served);
+  ASSERT_OK(Call("target.unlisten", {{"address", "127.0.0.1:7002"}}));
+  EXPECT_TRUE(kernel_.listeners.empty());
+}
+
+TEST_F(KernelSyncTest, ReconcileRestoresWhatTheKernelLost) {
+  ASSERT_OK(Call("target.listen", {{"address", "127.0.0.1:7001"}}));
+  ASSERT_OK(Call("target.device.add", {{"id", 1}, {"format", true}}));
+  ASSERT_OK(Call("volume.attach", {{"name", "vol0"}}));
+  // The modules reload: the kernel forgets everything.
+  kernel_.volumes.clear();
+  kernel_.devices.clear();
+  kernel_.listeners.clear();
+  kernel_.map_epoch = 0;
+  json report = sync_->Reconcile();
+  EXPECT_TRUE(report["errors"].empty()) << report.dump();
+  EXPECT_EQ(kernel_.map_epoch, *store_->CurrentEpoch());
+  EXPECT_EQ(kernel_.devices.count(1), 1u);
+  EXPECT_EQ(kernel_.listeners, std::vector<std::string>{"127.0.0.1:7001"});
+  ASSERT_EQ(kernel_.volumes.size(), 1u);
+  EXPECT_EQ(kernel_.volumes.begin()->second.attach_epoch, 2u);  // fenced
+  // Run again: nothing to do, nothing changes.
+  const int sets = kernel_.map_sets;
+  report = sync_->Reconcile();
+  EXPECT_TRUE(report["errors"].empty()) << report.dump();
+  EXPECT_EQ(kernel_.map_sets, sets);
+  EXPECT_EQ(Vol("vol0").attach_epoch, 2u);
+}
+
+TEST_F(KernelSyncTest, VolumesOfOtherHostsAreNotReattachedHere) {
+  ASSERT_OK(store_->AttachVolume("vol0", "h2"));
+  json report = sync_->Reconcile();
+  EXPECT_TRUE(kernel_.volumes.empty());
+  auto r = Call("volume.attach", {{"name", "vol0"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("attached to host 'h2'"),
+            std::string::npos);
+  EXPECT_EQ(Call("volume.delete", {{"name", "vol0"}}).status().code(),
+            Code::kInUse);
+}
+
+TEST_F(KernelSyncTest, ArgumentErrors) {
+  EXPECT_EQ(Call("volume.attach", json::object()).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Call("volume.attach", {{"name", "nope"}}).status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(
+      Call("target.device.add", {{"id", 1}, {"force", true}}).status().code(),
+      Code::kInvalidArgument);
+  for (const char* bad : {"127.0.0.1", "host:7001", "127.0.0.1:0",
+                          "127.0.0.1:70000", "::1:7001"}) {
+    EXPECT_EQ(Call("target.listen", {{"address", bad}}).status().code(),
+              Code::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(KernelSyncWithoutKernelTest, OpsSayThereIsNoKernelAccess) {
+  TempDir dir;
+  StoreOptions options;
+  options.sync = false;
+  auto store = MetadataStore::Open(dir.Sub("db"), options);
+  ASSERT_OK(store);
+  Api api(**store);
+  auto r = api.Call("volume.attach", {{"name", "v"}});
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+}
+
+TEST(MapPathsTest, FirstAddressOfTheDevicesHost) {
+  Topology t;
+  t.hosts = {{1, "a", {"10.0.0.1:7800", "10.0.0.9:7800"}},
+             {2, "b", {"[fe80::1]:7801"}, Transport::kRdma}};
+  Device d1, d2;
+  d1.id = 1, d1.host_id = 1, d1.path = "/dev/x", d1.capacity = 1 << 30;
+  d2.id = 2, d2.host_id = 2, d2.path = "/dev/y", d2.capacity = 1 << 30;
+  t.devices = {d1, d2};
+  t.pools = {{1, "p", Policy::Replicated(1)}};
+  SealedMap sealed = SealMap(1, t, {});
+  ASSERT_TRUE(sealed.problem.empty()) << sealed.problem;
+  auto paths = BuildMapPaths(sealed.blob, t.hosts, t.devices);
+  ASSERT_OK(paths);
+  ASSERT_EQ(paths->size(), 2u);
+  EXPECT_EQ((*paths)[0], (MapPath{1, "10.0.0.1", 7800, "tcp"}));
+  EXPECT_EQ((*paths)[1], (MapPath{2, "fe80::1", 7801, "rdma"}));
+
+  t.hosts[0].addresses = {"storage-a:7800"};
+  auto bad = BuildMapPaths(sealed.blob, t.hosts, t.devices);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("not a numeric IP"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cvm
