@@ -32,16 +32,6 @@ trap 'stop_cvmd; rm -rf "$work"; rmmod brd 2>/dev/null' EXIT
 
 # Output of a command must contain a pattern (grep -E).
 has() { local pat=$1; shift; "$@" | grep -Eq -- "$pat"; }
-# A command must fail and say something matching a pattern on stderr.
-refuses() {
-	local pat=$1 err
-	shift
-	if err=$("$@" 2>&1 >/dev/null); then
-		echo "succeeded; expected a refusal matching '$pat'"
-		return 1
-	fi
-	grep -Eq -- "$pat" <<<"$err" || { echo "refused, but said: $err"; return 1; }
-}
 
 rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
 modprobe brd rd_nr=3 rd_size=65536

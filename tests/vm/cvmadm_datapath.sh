@@ -40,16 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A command must fail and say something matching a pattern on stderr.
-refuses() {
-	local pat=$1 err
-	shift
-	if err=$("$@" 2>&1 >/dev/null); then
-		echo "succeeded; expected a refusal matching '$pat'"
-		return 1
-	fi
-	grep -Eq -- "$pat" <<<"$err" || { echo "refused, but said: $err"; return 1; }
-}
 # Kernel view: "epoch N" and the attached volume ids, from cvmadm's --json.
 kernel_epoch() {
 	"$cvmadm" --json status | python3 -c \
