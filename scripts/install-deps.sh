@@ -15,6 +15,8 @@ PKGS=(
 	nlohmann-json3-dev clang-format
 	# test VM and what runs inside it
 	qemu-system-x86 busybox-static fio e2fsprogs iproute2 util-linux
+	# bench: NVMe-oF anchors, and perf to see where time goes in the guest
+	nvme-cli linux-perf
 )
 
 missing=()
