@@ -14,7 +14,7 @@ PKGS=(
 	libboost-program-options-dev libfmt-dev libgtest-dev
 	nlohmann-json3-dev clang-format
 	# test VM and what runs inside it
-	qemu-system-x86 busybox-static fio e2fsprogs iproute2 util-linux
+	qemu-system-x86 busybox-static fio e2fsprogs iproute2 util-linux nftables
 	# bench: NVMe-oF anchors, and perf to see where time goes in the guest
 	nvme-cli linux-perf
 )

@@ -75,6 +75,7 @@ struct cvm_path {
 	struct delayed_work		work;
 	unsigned long			backoff;
 	bool				stopping;
+	bool				timed_out;
 	struct list_head		entry;
 };
 

@@ -121,6 +121,20 @@ u64 cvm_map_epoch(void)
 
 /* ---- paths and connections ---- */
 
+/*
+ * A target that stops answering without closing (hung, or its traffic
+ * blocked) would hold requests until TCP gives up, many minutes later.
+ * The watchdog aborts a connection whose oldest request is older than
+ * this; its requests then fail over like those of a lost connection.
+ */
+static unsigned int cvm_request_timeout = 30;
+module_param_named(request_timeout, cvm_request_timeout, uint, 0644);
+MODULE_PARM_DESC(request_timeout,
+		 "seconds a request may wait for a target's reply before the connection is dropped and reconnected; 0 never (default 30)");
+
+static void cvm_watchdog_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(cvm_watchdog, cvm_watchdog_fn);
+
 static void cvm_path_schedule(struct cvm_path *path, unsigned long delay)
 {
 	unsigned long flags;
@@ -171,6 +185,14 @@ static void cvm_path_work(struct work_struct *work)
 	u16 hello_status = 0;
 
 	conn = rcu_dereference_protected(path->conn, true);
+	if (conn && READ_ONCE(path->timed_out) &&
+	    READ_ONCE(conn->state) == CVM_CONN_LIVE) {
+		pr_warn("device %u at %pISpc: a request got no reply in %u s, dropping the connection\n",
+			path->device_id, &path->addr,
+			READ_ONCE(cvm_request_timeout));
+		path->ops->abort(conn, "request timed out");
+	}
+	WRITE_ONCE(path->timed_out, false);
 	if (conn) {
 		if (READ_ONCE(conn->state) != CVM_CONN_DEAD)
 			return;
@@ -210,6 +232,33 @@ static void cvm_path_work(struct work_struct *work)
 	/* It may have died before it was published. */
 	if (READ_ONCE(conn->state) == CVM_CONN_DEAD)
 		cvm_path_schedule(path, 0);
+}
+
+/* Once a second: flag paths whose connection has a request too old. */
+static void cvm_watchdog_fn(struct work_struct *work)
+{
+	unsigned long timeout = READ_ONCE(cvm_request_timeout) * HZ;
+	struct cvm_path *path;
+	struct cvm_conn *conn;
+	unsigned long oldest;
+
+	mutex_lock(&cvm_paths_lock);
+	list_for_each_entry(path, &cvm_paths, entry) {
+		if (!timeout)
+			break;
+		rcu_read_lock();
+		conn = rcu_dereference(path->conn);
+		oldest = 0;
+		if (conn && READ_ONCE(conn->state) == CVM_CONN_LIVE)
+			oldest = path->ops->oldest_request(conn);
+		rcu_read_unlock();
+		if (oldest && time_after(jiffies, oldest + timeout)) {
+			WRITE_ONCE(path->timed_out, true);
+			cvm_path_schedule(path, 0);
+		}
+	}
+	mutex_unlock(&cvm_paths_lock);
+	queue_delayed_work(cvm_wq, &cvm_watchdog, HZ);
 }
 
 /* Last reference gone; called under cvm_paths_lock. */
@@ -614,7 +663,10 @@ int cvm_map_set(const struct cvm_map_set_req *req, bool *committed,
 int cvm_map_init(void)
 {
 	cvm_wq = alloc_workqueue("cvm", WQ_MEM_RECLAIM, 0);
-	return cvm_wq ? 0 : -ENOMEM;
+	if (!cvm_wq)
+		return -ENOMEM;
+	queue_delayed_work(cvm_wq, &cvm_watchdog, HZ);
+	return 0;
 }
 
 /* Module exit: no volume is attached and netlink is gone. */
@@ -622,6 +674,7 @@ void cvm_map_exit(void)
 {
 	struct cvm_state *st;
 
+	cancel_delayed_work_sync(&cvm_watchdog);
 	mutex_lock(&cvm_config_mutex);
 	cvm_upload_reset();
 	st = rcu_replace_pointer(cvm_state, NULL,

@@ -62,6 +62,7 @@ enum cvm_tcp_send_state {
  * @hello: HELLO payload (received on the target, sent back as the reply).
  * @own_pages: target: @req.bvec pages were allocated here.
  * @close_after_send: target: the reply refuses HELLO; close once sent.
+ * @submitted: initiator: jiffies when submitted (never 0).
  */
 struct cvm_tcp_req {
 	struct cvm_xprt_req	req;
@@ -70,6 +71,7 @@ struct cvm_tcp_req {
 	struct cvm_wire_hello	hello;
 	bool			own_pages;
 	bool			close_after_send;
+	unsigned long		submitted;
 };
 
 struct cvm_tcp_conn {
@@ -1025,6 +1027,7 @@ static int cvm_tcp_submit(struct cvm_xprt_req *req)
 	tag = q->next_tag++;
 	hdr->tag = cpu_to_le64(tag);
 	cvm_wire_hdr_seal(hdr);
+	to_tcp_req(req)->submitted = jiffies ?: 1;
 	ret = xa_insert(&q->inflight, tag, req, GFP_ATOMIC);
 	if (!ret)
 		list_add_tail(&to_tcp_req(req)->entry, &q->send_list);
@@ -1033,6 +1036,27 @@ static int cvm_tcp_submit(struct cvm_xprt_req *req)
 		return ret == -EBUSY ? -EINVAL : ret;
 	queue_work(cvm_tcp_wq, &q->io_work);
 	return 0;
+}
+
+/* Tags only grow, so the lowest tag in flight is the oldest request. */
+static unsigned long cvm_tcp_oldest_request(struct cvm_conn *conn)
+{
+	struct cvm_tcp_conn *q = to_tcp_conn(conn);
+	struct cvm_xprt_req *req;
+	unsigned long tag = 0, at = 0;
+
+	/* The lock keeps the request from being completed and freed. */
+	xa_lock(&q->inflight);
+	req = xa_find(&q->inflight, &tag, ULONG_MAX, XA_PRESENT);
+	if (req)
+		at = to_tcp_req(req)->submitted;
+	xa_unlock(&q->inflight);
+	return at;
+}
+
+static void cvm_tcp_abort(struct cvm_conn *conn, const char *why)
+{
+	cvm_tcp_fatal(to_tcp_conn(conn), why, -ETIMEDOUT);
 }
 
 static int cvm_tcp_hello_status_errno(u16 status)
@@ -1183,6 +1207,8 @@ static const struct cvm_transport_ops cvm_tcp_ops = {
 	.connect	= cvm_tcp_connect,
 	.disconnect	= cvm_tcp_disconnect,
 	.submit		= cvm_tcp_submit,
+	.oldest_request	= cvm_tcp_oldest_request,
+	.abort		= cvm_tcp_abort,
 	.alloc_req	= cvm_tcp_alloc_req,
 	.free_req	= cvm_tcp_free_req,
 	.release_conn	= cvm_tcp_release_conn,

@@ -253,6 +253,12 @@ struct cvm_listener {
  * @connect: initiator: connect to @addr and say HELLO (see above).
  * @disconnect: initiator: shut down and drop the core's reference.
  * @submit: initiator: send @req (see above).
+ * @oldest_request: initiator: jiffies at which the oldest request still
+ *	waiting for its reply was submitted, 0 if none.  Process context.
+ * @abort: initiator: declare a live connection dead (@why is logged):
+ *	every request on it completes with an error and the core's
+ *	state_change sees CVM_CONN_DEAD, as if the peer had gone.  For a
+ *	peer that stopped answering without closing.  Process context.
  * @alloc_req: allocate a request on @conn (both sides; the target side is
  *	used by the transport itself).  GFP as given.  Sets @req->conn and
  *	takes a reference on it.
@@ -276,6 +282,8 @@ struct cvm_transport_ops {
 				    void *core_priv, u16 *hello_status);
 	void	(*disconnect)(struct cvm_conn *conn);
 	int	(*submit)(struct cvm_xprt_req *req);
+	unsigned long	(*oldest_request)(struct cvm_conn *conn);
+	void	(*abort)(struct cvm_conn *conn, const char *why);
 
 	struct cvm_xprt_req *(*alloc_req)(struct cvm_conn *conn, gfp_t gfp);
 	void	(*free_req)(struct cvm_xprt_req *req);

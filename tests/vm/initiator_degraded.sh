@@ -10,7 +10,9 @@
 # what device 0 missed (STATUS stale count > 0), send PATH_DOWN and
 # PATH_UP events, copy the stale objects back once device 0 is reachable
 # (stale count 0) and then every object must read the same bytes from all
-# three targets over the wire (cvm-wire).  Runs INSIDE the test VM:
+# three targets over the wire (cvm-wire).  Then the same with device 1
+# silent instead of gone (nft drops its packets, nothing is closed): the
+# request watchdog must drop the connection.  Runs INSIDE the test VM:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/initiator_degraded.sh
 #
@@ -154,6 +156,48 @@ check "events: PATH_UP for device 0" grep -q "^path-up 0 " "$tmp/events"
 cat "$tmp/events"
 check "all replicas identical (cvm-wire)" replicas_identical
 dmesg | grep -E "resynced|stale" | tail -n 5
+
+echo "# device 1 stops answering without closing (its traffic dropped)"
+# Nothing closes the connection, so only cvm.ko's request watchdog
+# (cvm.request_timeout) can notice; writes must then go on without it.
+block() {
+	nft add table inet cvmtest &&
+		nft add chain inet cvmtest input \
+			'{ type filter hook input priority 0; policy accept; }' &&
+		nft add rule inet cvmtest input tcp dport "$1" drop &&
+		nft add rule inet cvmtest input tcp sport "$1" drop
+}
+unblock() { nft delete table inet cvmtest; }
+timeout_param=/sys/module/cvm/parameters/request_timeout
+check "nf_tables" modprobe nf_tables
+check "cvm.request_timeout = 3 s" eval "echo 3 >$timeout_param"
+dmesg -C
+start=$SECONDS
+fio "${fio_args[@]}" --rate_iops="$IOPS" --verify_backlog=512 \
+	--output="$tmp/fio2.out" &
+fio_pid=$!
+sleep 3
+check "nft: drop every packet to and from 127.0.0.1:7002" block 7002
+sleep 10
+check "fio still running while device 1 is silent" kill -0 $fio_pid
+check "the watchdog dropped device 1's connection" \
+	eval "dmesg | grep -q 'device 1 at .*got no reply in 3 s'"
+n=$(stale)
+echo "stale objects while device 1 is silent: $n"
+check "stale objects recorded" eval "((${n:-0} > 0))"
+check "nft: traffic to 127.0.0.1:7002 flows again" unblock
+check "reconnected" connected 1
+wait $fio_pid
+fio_rc=$?
+echo "fio: ended at $((SECONDS - start))s, rc $fio_rc"
+check "fio exits 0" eval "((fio_rc == 0))"
+((fio_rc == 0)) || cat "$tmp/fio2.out"
+grep -E "WRITE:|READ:|err=" "$tmp/fio2.out"
+check "stale objects resynced (stale count 0 within 120 s)" wait_stale_zero 120
+check "separate verify pass" fio "${fio_args[@]}" --verify_only \
+	--output="$tmp/verify2.out"
+check "all replicas identical (cvm-wire)" replicas_identical
+check "cvm.request_timeout back to 30 s" eval "echo 30 >$timeout_param"
 
 echo "# tear down"
 kill $events_pid 2>/dev/null
