@@ -316,6 +316,16 @@ static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 	}
 	if (!nr)
 		return false;
+	/* One payload CRC for all replicas, not one per replica. */
+	if (obj->cmd->op == CVM_WIRE_OP_WRITE && nr > 1) {
+		u32 crc = cvm_crc32c_bvec(obj->bvec, obj->nr_bvec,
+					  obj->ext.len);
+
+		for (i = 0; i < nr; i++) {
+			reqs[i]->data_crc = crc;
+			reqs[i]->data_crc_set = true;
+		}
+	}
 	/* The bias keeps the object from completing while we send. */
 	atomic_set(&obj->pending, nr + 1);
 	for (i = 0; i < nr; i++)

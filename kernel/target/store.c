@@ -780,6 +780,19 @@ void cvm_store_remove_all(void)
 
 /* The data path */
 
+/* Reply pages come unzeroed from the transport. */
+static void cvm_store_zero_payload(struct cvm_xprt_req *req, u32 len)
+{
+	unsigned int i;
+
+	for (i = 0; i < req->nr_bvec && len; i++) {
+		u32 n = min(len, req->bvec[i].bv_len);
+
+		memzero_page(req->bvec[i].bv_page, req->bvec[i].bv_offset, n);
+		len -= n;
+	}
+}
+
 static void cvm_store_reply(struct cvm_store_io *io, u16 status, u32 len)
 {
 	struct cvm_xprt_req *req = io->req;
@@ -1089,11 +1102,13 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	switch (h->opcode) {
 	case CVM_WIRE_OP_READ:
 		io->obj = cvm_store_lookup_get(d, h);
-		if (!io->obj)	/* never written: the reply pages are zeroed */
+		if (!io->obj) {		/* never written: reads as zeroes */
+			cvm_store_zero_payload(io->req, le32_to_cpu(h->length));
 			cvm_store_reply(io, CVM_WIRE_STATUS_OK,
 					le32_to_cpu(h->length));
-		else
+		} else {
 			cvm_store_submit_data(io);
+		}
 		return;
 	case CVM_WIRE_OP_WRITE:
 		io->obj = cvm_store_lookup_get(d, h);

@@ -34,6 +34,7 @@
  *     payload (filled before recv_req() is called) and for the reply payload
  *     of a READ/STAT/LIST request (length hdr.length, or the STAT size; the
  *     core fills them); the transport frees them in send_reply()/free_req().
+ *     They are not zeroed: the core must write every byte it replies with.
  *   - initiator side: the core owns the pages (the bio's pages for a WRITE,
  *     the pages to fill for a READ) and keeps them alive until done() has
  *     been called.  The transport never frees them.
@@ -208,6 +209,9 @@ struct cvm_conn {
  * @rsp_map_epoch: initiator: the target's map epoch from the reply.
  * @done: initiator: completion callback.
  * @core_priv: the core's per-request data.
+ * @data_crc, @data_crc_set: initiator: the payload's CRC32C, when the core
+ *	computed it once for every replica of a write; else the transport
+ *	computes it.
  */
 struct cvm_xprt_req {
 	struct cvm_conn		*conn;
@@ -222,6 +226,8 @@ struct cvm_xprt_req {
 	u64			rsp_map_epoch;
 	void			(*done)(struct cvm_xprt_req *req);
 	void			*core_priv;
+	u32			data_crc;
+	bool			data_crc_set;
 };
 
 /**
