@@ -7,8 +7,8 @@ KDIR ?= /lib/modules/$(KRELEASE)/build
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps modules userspace check kunit vm-test unit-test demo install \
-	dkms-install dkms-remove format clean
+.PHONY: all deps modules userspace check kunit vm-test unit-test demo bench \
+	install dkms-install dkms-remove format clean
 
 all: modules userspace
 
@@ -39,6 +39,10 @@ vm-test: all
 demo: deps
 	$(MAKE) all
 	scripts/vm-run.sh --timeout 900 scripts/demo.sh
+
+# fio on raw brd, NVMe-oF/TCP and cvm in one VM: bench/README.md.
+bench: all
+	bench/run.sh
 
 install: all
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel modules_install
