@@ -5,8 +5,10 @@
 # -> cvm_target.ko and cvm.ko.  Three brd devices stand in for three hosts'
 # NVMe devices at 127.0.0.1:7001-7003; cvmadm describes them, starts the
 # targets, attaches a replicated(3) volume and fio verifies data on it;
-# ext4 survives detach and re-attach; a restarted cvmd finds the kernel in
-# step with its database.  Runs INSIDE the VM:
+# one target is cut off while the volume is written, and cvmd records the
+# path events cvm.ko sends (down with its stale objects, then up) where
+# cvmadm shows them; ext4 survives detach and re-attach; a restarted cvmd
+# finds the kernel in step with its database.  Runs INSIDE the VM:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/cvmadm_datapath.sh
 set -u
@@ -65,6 +67,67 @@ fio_verify() {
 		--output-format=terse --terse-version=3 >"$work/fio.out" 2>&1 ||
 		{ cat "$work/fio.out"; return 1; }
 }
+# path_field DEV FIELD: a field of cvmd's record of device DEV's path
+# (device list --json), "-" when cvm.ko never reported that path.
+path_field() {
+	"$cvmadm" --json device list | python3 -c '
+import json, sys
+dev = [d for d in json.load(sys.stdin) if d["id"] == int(sys.argv[1])][0]
+p = dev["path_state"]
+print("-" if p is None else p[sys.argv[2]])' "$1" "$2"
+}
+# Every device's path record, as one line of JSON.
+path_states() {
+	"$cvmadm" --json device list | python3 -c \
+		'import json,sys; print(json.dumps([d["path_state"] for d in json.load(sys.stdin)]))'
+}
+# wait_path DEV STATE SECS [SINCE]: until cvmd records device DEV's path as
+# STATE (from an event received at unix time SINCE or later).
+wait_path() {
+	local i
+	for ((i = 0; i < $3 * 2; i++)); do
+		[[ $(path_field "$1" state) == "$2" ]] &&
+			(($(path_field "$1" since) >= ${4:-0})) && return 0
+		sleep 0.5
+	done
+	echo "device $1 path '$(path_field "$1" state)' since $(path_field "$1" since) after $3 s; expected $2 since ${4:-0}"
+	"$cvmadm" device list
+	return 1
+}
+# The initiator's stale objects (all devices), from cvmadm status --json.
+kernel_stale() {
+	"$cvmadm" --json status | python3 -c \
+		'import json,sys; print(json.load(sys.stdin)["modules"]["cvm"]["stale_objects"])'
+}
+wait_stale_zero() {
+	local start=$SECONDS
+	while ((SECONDS - start < $1)); do
+		[[ $(kernel_stale) == 0 ]] && return 0
+		sleep 0.5
+	done
+	echo "stale objects still $(kernel_stale) after $1 s"
+	return 1
+}
+# While device 1 is cut off: fio writes and verifies 0-32M (paced, so it
+# spans the cut), and dd keeps rewriting a known 32M pattern at 64M with
+# one write always in flight, so the cut fails writes and leaves stale
+# objects behind.
+degraded_fio() {
+	fio --name=degraded --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=32M \
+		--iodepth=16 --ioengine=libaio --direct=1 --verify=crc32c \
+		--verify_fatal=1 --verify_backlog=512 --rate_iops=400 \
+		--output="$work/degraded.out" >/dev/null 2>&1
+}
+dd_loop() {
+	while [[ ! -e $work/dd.stop ]]; do
+		dd if="$work/pattern" of=/dev/cvm0 bs=1M seek=64 oflag=direct \
+			status=none || return 1
+	done
+}
+pattern_intact() {
+	cmp <(dd if=/dev/cvm0 bs=1M skip=64 count=32 iflag=direct status=none) \
+		"$work/pattern"
+}
 write_files() {
 	mkdir -p "$mnt/d" &&
 	for i in $(seq 8); do head -c $((i * 300000)) /dev/urandom >"$mnt/d/f$i" || return; done &&
@@ -109,6 +172,60 @@ check "attach epoch 1 recorded" eval "[[ \$(attach_epoch) == 1 ]]"
 check "volume attach --json names the device" \
 	refuses "attached to /dev/cvm0" "$cvmadm" --json volume attach vol0
 
+echo "# device 1 cut off while /dev/cvm0 is written; cvmd records the path events"
+for i in 1 2 3; do
+	check "device $i path up (cvm.ko connected, cvmd recorded it)" wait_path "$i" up 30
+done
+check "status: 'path events: listening'" \
+	eval "'$cvmadm' status | grep -Eq '^path events: +listening$'"
+head -c $((32 << 20)) /dev/urandom >"$work/pattern"
+rm -f "$work/dd.stop"
+degraded_fio &
+fio_pid=$!
+dd_loop &
+dd_pid=$!
+sleep 4
+epoch_before=$(store_epoch)
+check "target unlisten 127.0.0.1:7001 (device 1 cut off)" \
+	"$cvmadm" target unlisten --address 127.0.0.1:7001
+check "device list: device 1 path down" wait_path 1 down 20
+stale1=$(path_field 1 stale_objects)
+echo "device 1: $(path_field 1 stale_objects) stale objects when its path went down"
+check "device list --json: device 1 down with stale objects > 0" \
+	eval "((${stale1:-0} > 0))"
+check "device list: device 1 'down <age>, <n> stale'" eval "'$cvmadm' device list |
+	grep -Eq '^1 .*  down [0-9][0-9a-z]*, [1-9][0-9]* stale$'"
+check "device list: devices 2 and 3 still up" \
+	eval "[[ \$(path_field 2 state) == up && \$(path_field 3 state) == up ]]"
+check "status: device 1 path down, target 127.0.0.1:7001" eval "'$cvmadm' status |
+	grep -Eq '^device 1 path: +down [0-9][0-9a-z]*, [1-9][0-9]* stale, target 127.0.0.1:7001$'"
+check "a path event cuts no map epoch" eval "[[ \$(store_epoch) == $epoch_before ]]"
+check "cvmd logged the lost path" grep -q "device 1: path down at 127.0.0.1:7001" "$work/cvmd.log"
+sleep 3
+check "fio still running while device 1 is away" kill -0 $fio_pid
+n=$(kernel_stale)
+echo "initiator stale objects while device 1 is away: $n"
+check "status --json: the initiator's stale objects > 0" eval "((${n:-0} > 0))"
+check "target listen 127.0.0.1:7001 (device 1 back)" \
+	"$cvmadm" target listen --address 127.0.0.1:7001
+check "device list: device 1 path up again within 30 s" wait_path 1 up 30
+check "status: device 1 path up" \
+	eval "'$cvmadm' status | grep -Eq '^device 1 path: +up, target 127.0.0.1:7001$'"
+check "cvmd logged the path coming back" grep -q "device 1: path up at 127.0.0.1:7001" "$work/cvmd.log"
+wait $fio_pid
+fio_rc=$?
+touch "$work/dd.stop"
+wait $dd_pid
+dd_rc=$?
+check "fio across the cut exits 0 (writes and verify_backlog reads)" eval "((fio_rc == 0))"
+((fio_rc == 0)) || cat "$work/degraded.out"
+check "dd rewrites across the cut succeeded" eval "((dd_rc == 0))"
+check "stale objects resynced (initiator stale count 0 within 120 s)" wait_stale_zero 120
+check "fio verify pass after the resync" fio --name=degraded --filename=/dev/cvm0 \
+	--rw=randwrite --bs=4k --size=32M --iodepth=16 --ioengine=libaio --direct=1 \
+	--verify=crc32c --verify_fatal=1 --verify_only --output="$work/verify.out"
+check "the dd pattern reads back intact" pattern_intact
+
 check "fio: 4k randwrite 32M iodepth 16, crc32c verify" fio_verify
 check "mkfs.ext4 /dev/cvm0" mkfs.ext4 -q -F /dev/cvm0
 check "mount" mount /dev/cvm0 "$mnt"
@@ -124,8 +241,10 @@ check "md5sums identical after detach + attach" same_files
 check "umount" umount "$mnt"
 
 before=$(kernel_volumes)
+paths_before=$(path_states)
 check "cvmd stops" stop_cvmd
 check "cvmd restarts: re-pushes its state" start_cvmd
+check "path records survive the restart" eval '[[ $(path_states) == "$paths_before" ]]'
 check "kernel volumes unchanged after restart" eval "[[ \"\$(kernel_volumes)\" == \"$before\" ]]"
 check "map epoch: kernel = store after restart" epochs_agree
 check "a topology change is pushed to the kernel" "$cvmadm" host add spare --address 127.0.0.1:7010
@@ -136,7 +255,12 @@ check "cvmd stops" stop_cvmd
 check "detach in the kernel behind cvmd's back" python3 tests/vm/lib/initiator_genl.py detach 1
 check "rmmod cvm + insmod (kernel forgets the map)" \
 	eval "rmmod cvm && insmod kernel/cvm.ko"
+reload_at=$(date +%s)
 check "cvmd restarts: re-pushes map, re-attaches vol0" start_cvmd
+for i in 1 2 3; do
+	check "device $i path up again: recorded after the reload" \
+		wait_path "$i" up 30 "$reload_at"
+done
 check "map epoch: kernel = store after reload" epochs_agree
 check "vol0 re-attached as /dev/cvm0" eval "[[ \$(kernel_volumes | awk '{print \$3}') == vol0 ]]"
 check "attach epoch bumped to 3 by the re-attach" eval "[[ \$(attach_epoch) == 3 ]]"

@@ -62,4 +62,16 @@ std::string TimeText(const json& record, const char* key) {
   return FormatTime(record[key].get<int64_t>());
 }
 
+std::string PathText(const json& path, int64_t now) {
+  if (!path.is_object()) return "-";
+  const std::string state = path.value("state", "");
+  if (state == "up") return "up";
+  if (state != "down") return "-";
+  const json* since = path.contains("since") ? &path["since"] : nullptr;
+  const std::string age = since && since->is_number_integer()
+                              ? FormatDuration(now - since->get<int64_t>())
+                              : "?";
+  return fmt::format("down {}, {} stale", age, Str(path, "stale_objects"));
+}
+
 }  // namespace cvm::adm

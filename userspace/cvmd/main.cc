@@ -131,11 +131,25 @@ int Serve(const Config& config) {
   auto store = MetadataStore::Open(config.db);
   if (!store.ok()) return Fail(readiness, store.status().message());
 
+  // cvm.ko's path events are recorded as they come (no map epoch). Joined
+  // before the reconcile below pushes a map, so the connections it makes
+  // are seen; without cvm.ko the subscriber waits for it.
+  PathEventSubscriber path_events([&db = **store](const PathEvent& event) {
+    static_cast<void>(RecordPathEvent(db, event));
+  });
+  if (Status s = path_events.Start(); !s.ok()) {
+    return Fail(readiness, s.message());
+  }
+
   const int64_t started = std::time(nullptr);
   Api api(**store);
-  api.SetStatusInfo([&config, started] {
+  api.SetStatusInfo([&config, &path_events, started] {
     return nlohmann::json{
-        {"pid", ::getpid()}, {"socket", config.socket}, {"started", started}};
+        {"pid", ::getpid()},
+        {"socket", config.socket},
+        {"started", started},
+        {"path_events",
+         path_events.listening() ? "listening" : "waiting for cvm.ko"}};
   });
   // Bring the kernel to what the store records before serving, so a
   // restarted cvmd and the kernel agree once `cvmd` returns.
@@ -162,6 +176,7 @@ int Serve(const Config& config) {
   readiness.Ready();
 
   Status run = server.Run(signal_fd.get());
+  path_events.Stop();
   signalfd_siginfo info{};
   if (::read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
     LogInfo("received {}, shutting down",

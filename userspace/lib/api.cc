@@ -196,6 +196,9 @@ Result<json> Api::DaemonStatus(JsonFields& a) {
   CVM_RETURN_IF_ERROR(a.Expect({}).status());
   CVM_ASSIGN_OR_RETURN(uint64_t epoch, store_.CurrentEpoch());
   CVM_ASSIGN_OR_RETURN(Counts c, store_.Count());
+  CVM_ASSIGN_OR_RETURN(auto paths, store_.ListPathStates());
+  json path_list = json::array();
+  for (const PathState& p : paths) path_list.push_back(ToJson(p));
   json out = {{"version", Version()},
               {"map_epoch", epoch},
               {"db", store_.dir()},
@@ -204,7 +207,8 @@ Result<json> Api::DaemonStatus(JsonFields& a) {
                 {"devices", c.devices},
                 {"pools", c.pools},
                 {"volumes", c.volumes},
-                {"snapshots", c.snapshots}}}};
+                {"snapshots", c.snapshots}}},
+              {"path_states", std::move(path_list)}};
   if (status_info_) out.update(status_info_());
   return out;
 }
@@ -256,10 +260,21 @@ Result<json> Api::HostRemove(JsonFields& a) {
 
 // ---- devices ----
 
+namespace {
+
+// A device's "path_state": what cvm.ko last said of it, null when it never did.
+json PathJson(const std::optional<PathState>& p) {
+  return p ? ToJson(*p) : json(nullptr);
+}
+
+}  // namespace
+
 Result<json> Api::DeviceJson(const Device& d) {
   json out = ToJson(d);
   CVM_ASSIGN_OR_RETURN(Host h, store_.GetHostById(d.host_id));
   out["host"] = h.name;
+  CVM_ASSIGN_OR_RETURN(auto path, store_.GetPathState(d.id));
+  out["path_state"] = PathJson(path);
   return out;
 }
 
@@ -289,11 +304,17 @@ Result<json> Api::DeviceList(JsonFields& a) {
   std::map<uint64_t, std::string> names;
   for (const auto& h : hosts) names[h.id] = h.name;
   CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
+  CVM_ASSIGN_OR_RETURN(auto path_list, store_.ListPathStates());
+  std::map<uint64_t, PathState> paths;
+  for (auto& p : path_list) paths[p.device_id] = std::move(p);
   json out = json::array();
   for (const auto& d : devices) {
     if (host_id != 0 && d.host_id != host_id) continue;
     json j = ToJson(d);
     j["host"] = names.count(d.host_id) ? names[d.host_id] : "?";
+    auto p = paths.find(d.id);
+    j["path_state"] = PathJson(
+        p == paths.end() ? std::nullopt : std::optional<PathState>(p->second));
     out.push_back(std::move(j));
   }
   return out;

@@ -66,6 +66,28 @@ Result<std::vector<MapPath>> BuildMapPaths(const std::string& blob,
   return paths;
 }
 
+Status RecordPathEvent(MetadataStore& store, const PathEvent& event) {
+  PathState state;
+  state.device_id = event.device_id;
+  state.up = event.kind == PathEventKind::kUp;
+  state.stale_objects = event.stale_objects;
+  state.address = event.address;
+  auto recorded = store.RecordPathState(state);
+  if (!recorded.ok()) {
+    LogWarn("path {} of device {} at {} not recorded: {}", ToString(event.kind),
+            event.device_id, event.address, recorded.status().message());
+    return recorded.status();
+  }
+  if (state.up) {
+    LogInfo("device {}: path up at {} ({} stale objects to resync)",
+            event.device_id, event.address, event.stale_objects);
+  } else {
+    LogWarn("device {}: path down at {} ({} stale objects so far)",
+            event.device_id, event.address, event.stale_objects);
+  }
+  return {};
+}
+
 Result<uint64_t> KernelSync::PushMap() {
   CVM_ASSIGN_OR_RETURN(uint64_t epoch, store_.CurrentEpoch());
   if (epoch == 0) return NotFound("no map yet: add a host and a device");

@@ -30,6 +30,11 @@ Result<std::vector<MapPath>> BuildMapPaths(const std::string& blob,
                                            const std::vector<Host>& hosts,
                                            const std::vector<Device>& devices);
 
+// Records one of cvm.ko's path events as the device's path state (no new
+// map epoch) and logs it: a lost path as a warning, a made one as info. An
+// event for a device the store lacks is logged and not recorded.
+Status RecordPathEvent(MetadataStore& store, const PathEvent& event);
+
 class KernelSync {
  public:
   KernelSync(MetadataStore& store, Kernel& kernel, std::string host)

@@ -16,7 +16,7 @@ namespace {
 
 constexpr Cf kAllCfs[] = {Cf::kMeta,      Cf::kHosts,   Cf::kDevices,
                           Cf::kPools,     Cf::kVolumes, Cf::kSnapshots,
-                          Cf::kMapEpochs, Cf::kMaps};
+                          Cf::kMapEpochs, Cf::kMaps,    Cf::kPaths};
 
 constexpr std::string_view kSchemaKey = "schema_version";
 constexpr std::string_view kEpochKey = "map_epoch";
@@ -61,6 +61,7 @@ uint64_t RecordId(const Pool& r) { return r.id; }
 uint64_t RecordId(const Volume& r) { return r.id; }
 uint64_t RecordId(const Snapshot& r) { return r.id; }
 uint64_t RecordId(const MapEpoch& r) { return r.epoch; }
+uint64_t RecordId(const PathState& r) { return r.device_id; }
 
 // "'a', 'b', 'c' and 4 more": names what blocks a delete, bounded.
 std::string ListNames(const std::vector<std::string>& names) {
@@ -95,6 +96,8 @@ std::string_view CfName(Cf cf) {
       return "map_epochs";
     case Cf::kMaps:
       return "maps";
+    case Cf::kPaths:
+      return "paths";
   }
   return "?";
 }
@@ -519,6 +522,7 @@ Status MetadataStore::RemoveDevice(uint64_t id) {
   }
   rocksdb::WriteBatch batch;
   batch.Delete((*h_)[Cf::kDevices], EncodeIdKey(d.id));
+  batch.Delete((*h_)[Cf::kPaths], EncodeIdKey(d.id));
   CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
   std::erase_if(next.devices, [&](const Device& o) { return o.id == d.id; });
   CVM_RETURN_IF_ERROR(
@@ -559,6 +563,29 @@ Result<Device> MetadataStore::SetDeviceServed(uint64_t id, bool served) {
   batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
   CVM_RETURN_IF_ERROR(Commit(batch));
   return d;
+}
+
+// ---- paths ----
+
+Result<PathState> MetadataStore::RecordPathState(PathState state) {
+  CVM_RETURN_IF_ERROR(ValidatePathState(state));
+  // Under the mutex, so a record cannot outlive its device's removal.
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Device d, GetDevice(state.device_id));
+  state.since = Now();
+  rocksdb::WriteBatch batch;
+  batch.Put((*h_)[Cf::kPaths], EncodeIdKey(d.id), Encode(ToJson(state)));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return state;
+}
+
+Result<std::optional<PathState>> MetadataStore::GetPathState(
+    uint64_t device_id) {
+  return GetById(Cf::kPaths, device_id, &DecodePathState);
+}
+
+Result<std::vector<PathState>> MetadataStore::ListPathStates() {
+  return ScanAll(Cf::kPaths, &DecodePathState);
 }
 
 // ---- pools ----

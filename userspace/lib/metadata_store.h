@@ -1,8 +1,8 @@
 #pragma once
 
 // The cluster metadata store: RocksDB with one column family per record kind
-// (hosts, devices, pools, volumes, snapshots, map_epochs) plus "meta" for the
-// schema version, id counters and the current map epoch.
+// (hosts, devices, pools, volumes, snapshots, map_epochs, paths) plus "meta"
+// for the schema version, id counters and the current map epoch.
 //
 // Every change is one atomic WriteBatch: the record, the id counter it used
 // and, for topology changes (hosts, devices, pools), the map-epoch bump and its
@@ -42,7 +42,8 @@ enum class Cf {
   kVolumes,
   kSnapshots,
   kMapEpochs,
-  kMaps  // epoch -> the sealed binary map (kernel/common map codec)
+  kMaps,   // epoch -> the sealed binary map (kernel/common map codec)
+  kPaths,  // device id -> PathState: what cvm.ko last said of its path
 };
 std::string_view CfName(Cf cf);
 
@@ -112,6 +113,14 @@ class MetadataStore {
                                 std::optional<bool> in);
   // Records whether cvm_target serves the device. No new epoch.
   Result<Device> SetDeviceServed(uint64_t id, bool served);
+
+  // Path state per device, from cvm.ko's path events: one record per device,
+  // replaced by each event; `state.since` is assigned. Not topology: no new
+  // epoch. Refused (kNotFound) for a device the store lacks; removing a
+  // device removes its record.
+  Result<PathState> RecordPathState(PathState state);
+  Result<std::optional<PathState>> GetPathState(uint64_t device_id);
+  Result<std::vector<PathState>> ListPathStates();
 
   // Pools.
   Result<Pool> CreatePool(Pool spec);

@@ -347,6 +347,22 @@ Status ValidateSnapshot(const Snapshot& s) {
   return {};
 }
 
+Status ValidatePathState(const PathState& p) {
+  if (p.address.empty() || p.address.size() > kMaxPathAddressLength) {
+    return InvalidArgument(fmt::format(
+        "path address must be 1 to {} characters", kMaxPathAddressLength));
+  }
+  for (char c : p.address) {
+    if (static_cast<unsigned char>(c) <= 0x20 ||
+        static_cast<unsigned char>(c) >= 0x7f) {
+      return InvalidArgument(fmt::format(
+          "path address '{}' contains a space or a non-printable character",
+          Printable(p.address)));
+    }
+  }
+  return {};
+}
+
 json ToJson(const Host& h) {
   return {{"id", h.id},
           {"name", h.name},
@@ -407,6 +423,14 @@ json ToJson(const MapEpoch& e) {
           {"reason", e.reason},    {"map_size", e.map_size},
           {"map_crc", e.map_crc},  {"problem", e.problem},
           {"left_out", e.left_out}};
+}
+
+json ToJson(const PathState& p) {
+  return {{"device_id", p.device_id},
+          {"state", p.up ? "up" : "down"},
+          {"since", p.since},
+          {"stale_objects", p.stale_objects},
+          {"address", p.address}};
 }
 
 std::string Encode(const json& record) { return DumpJson(record); }
@@ -587,6 +611,27 @@ Result<MapEpoch> DecodeMapEpoch(std::string_view bytes) {
   e.map_crc = static_cast<uint32_t>(crc);
   if (e.epoch == 0) return Corruption("map epoch record: epoch 0 is invalid");
   return e;
+}
+
+Result<PathState> DecodePathState(std::string_view bytes) {
+  CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "path"));
+  JsonFields f(j, "path record field", Code::kCorruption);
+  f.Expect({"device_id", "state", "since", "stale_objects", "address"});
+  PathState p;
+  p.device_id = f.U64("device_id");
+  const std::string state = f.String("state");
+  p.since = f.I64("since");
+  p.stale_objects = f.U64("stale_objects");
+  p.address = f.String("address");
+  CVM_RETURN_IF_ERROR(f.status());
+  if (p.device_id == 0) return Corruption("path record: device_id 0");
+  if (state != "up" && state != "down") {
+    return Corruption(fmt::format("path record: state '{}' is not up or down",
+                                  Printable(state)));
+  }
+  p.up = state == "up";
+  CVM_RETURN_IF_ERROR(AsCorruption(ValidatePathState(p), "path"));
+  return p;
 }
 
 }  // namespace cvm

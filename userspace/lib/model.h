@@ -155,6 +155,21 @@ struct MapEpoch {
   std::vector<std::string> left_out;  // pools the map could not place
 };
 
+// What cvm.ko last said about the path to a device: its PATH_DOWN and
+// PATH_UP events (include/uapi/linux/cvm.h), as cvmd recorded them. Not
+// topology: recording one cuts no map epoch.
+inline constexpr size_t kMaxPathAddressLength = 63;
+struct PathState {
+  uint64_t device_id = 0;
+  bool up = false;
+  int64_t since = 0;  // unix seconds: when cvmd received the event
+  // Objects recorded as stale for the device when the event was sent: on
+  // "down" what it had missed by then, on "up" what is left to resync.
+  uint64_t stale_objects = 0;
+  std::string address;  // the target's, as the kernel printed it
+  bool operator==(const PathState&) const = default;
+};
+
 // Field rules, independent of other records (references are the store's job).
 // `kind` is used in messages: "volume name 'a b' ...".
 Status ValidateName(std::string_view kind, std::string_view name);
@@ -164,6 +179,7 @@ Status ValidatePolicy(const Policy& p);
 Status ValidatePool(const Pool& p);
 Status ValidateVolume(const Volume& v);
 Status ValidateSnapshot(const Snapshot& s);
+Status ValidatePathState(const PathState& p);
 
 nlohmann::json ToJson(const Host& h);
 nlohmann::json ToJson(const Device& d);
@@ -172,6 +188,8 @@ nlohmann::json ToJson(const Pool& p);
 nlohmann::json ToJson(const Volume& v);
 nlohmann::json ToJson(const Snapshot& s);
 nlohmann::json ToJson(const MapEpoch& e);
+// {"device_id", "state": "up"|"down", "since", "stale_objects", "address"}
+nlohmann::json ToJson(const PathState& p);
 
 // Decoding: parse, check every field's presence and type, then the Validate*
 // rules. Failures are kCorruption with a reason naming the field.
@@ -181,6 +199,7 @@ Result<Pool> DecodePool(std::string_view bytes);
 Result<Volume> DecodeVolume(std::string_view bytes);
 Result<Snapshot> DecodeSnapshot(std::string_view bytes);
 Result<MapEpoch> DecodeMapEpoch(std::string_view bytes);
+Result<PathState> DecodePathState(std::string_view bytes);
 
 // Policy from its JSON object form ({"type":"ec","k":4,"m":2}) or its text
 // form ("ec:4,2"); `code` is the failure code.

@@ -8,7 +8,10 @@
 #include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <netlink/netlink.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -16,8 +19,10 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "json_fields.h"
+#include "log.h"
 
 namespace cvm {
 namespace {
@@ -42,6 +47,7 @@ std::array<nla_policy, CVM_STATUS_ATTR_MAX + 1> StatusPolicy() {
   p[CVM_STATUS_ATTR_WIRE_VERSION].type = NLA_U32;
   p[CVM_STATUS_ATTR_MAP_EPOCH].type = NLA_U64;
   p[CVM_STATUS_ATTR_OBJECTS].type = NLA_U32;
+  p[CVM_STATUS_ATTR_STALE_OBJECTS].type = NLA_U64;
   return p;
 }
 
@@ -99,7 +105,9 @@ nlohmann::json ToJson(const ModuleStatus& s) {
           {"genl_version", s.genl_version},
           {"wire_version", s.wire_version},
           {"map_epoch", s.map_epoch},
-          {"objects", s.objects}};
+          {"objects", s.objects},
+          {"stale_objects", s.stale_objects ? nlohmann::json(*s.stale_objects)
+                                            : nlohmann::json(nullptr)}};
 }
 
 Result<ModuleStatus> ParseStatusReply(const nlmsghdr* nlh,
@@ -150,6 +158,16 @@ Result<ModuleStatus> ParseStatusReply(const nlmsghdr* nlh,
   s.wire_version = nla_get_u32(attrs[CVM_STATUS_ATTR_WIRE_VERSION]);
   s.map_epoch = nla_get_u64(attrs[CVM_STATUS_ATTR_MAP_EPOCH]);
   s.objects = nla_get_u32(attrs[CVM_STATUS_ATTR_OBJECTS]);
+  // Optional: older modules and the target do not send it.
+  if (const nlattr* stale = attrs[CVM_STATUS_ATTR_STALE_OBJECTS]) {
+    if (nla_len(stale) != 8) {
+      return BadReply(family,
+                      fmt::format("CVM_STATUS_ATTR_STALE_OBJECTS has {} bytes, "
+                                  "expected 8",
+                                  nla_len(stale)));
+    }
+    s.stale_objects = nla_get_u64(const_cast<nlattr*>(stale));
+  }
   const uint32_t expected_role =
       family == CVM_TARGET_GENL_NAME ? CVM_ROLE_TARGET : CVM_ROLE_INITIATOR;
   if (s.role != expected_role) {
@@ -675,6 +693,403 @@ Status NetlinkKernel::TargetUnlisten(const std::string& addr, uint16_t port) {
   }
   nla_nest_end(m, lis);
   return conn.Transact(m, kWhat);
+}
+
+}  // namespace cvm
+
+// ---- path events ----
+
+namespace cvm {
+namespace {
+
+// The kernel prints the address into a buffer of this size, with its NUL
+// (cvm_genl_path_event()).
+constexpr int kEventAddrMax = CVM_PATH_ADDR_LEN + 8;
+constexpr auto kResolveTimeout = std::chrono::seconds(2);
+
+Status BadEvent(std::string message) {
+  return Status(Code::kBadRequest, "path event: " + std::move(message));
+}
+
+struct GroupId {
+  int family_id = -1;
+  int group_id = -1;
+  bool operator==(const GroupId&) const = default;
+};
+
+// Resolves `family` and its multicast `group` on a short-lived socket of its
+// own, so the controller's replies never mix with the events. Empty when
+// the family is not registered (its module is not loaded).
+Result<std::optional<GroupId>> ResolveGroup(const char* family,
+                                            const char* group) {
+  NlSock sock(nl_socket_alloc(), &nl_socket_free);
+  if (!sock) return Internal("nl_socket_alloc failed");
+  int err = genl_connect(sock.get());
+  if (err < 0) {
+    return Unavailable(fmt::format("cannot open a generic netlink socket: {}",
+                                   nl_geterror(err)));
+  }
+  timeval tv{kResolveTimeout.count(), 0};
+  setsockopt(nl_socket_get_fd(sock.get()), SOL_SOCKET, SO_RCVTIMEO, &tv,
+             sizeof(tv));
+  GroupId id;
+  id.family_id = genl_ctrl_resolve(sock.get(), family);
+  if (id.family_id == -NLE_OBJ_NOTFOUND) return std::optional<GroupId>();
+  if (id.family_id < 0) {
+    return Unavailable(
+        fmt::format("cannot resolve generic netlink family '{}': {}", family,
+                    nl_geterror(id.family_id)));
+  }
+  id.group_id = genl_ctrl_resolve_grp(sock.get(), family, group);
+  if (id.group_id < 0) {
+    return Unavailable(
+        fmt::format("generic netlink family '{}' has no multicast group "
+                    "'{}': {}",
+                    family, group, nl_geterror(id.group_id)));
+  }
+  return std::optional<GroupId>(id);
+}
+
+}  // namespace
+
+std::string_view ToString(PathEventKind kind) {
+  return kind == PathEventKind::kUp ? "up" : "down";
+}
+
+Result<PathEvent> ParsePathEvent(const nlmsghdr* nlh) {
+  if (nlh == nullptr) return BadEvent("empty message");
+  // libnl's prototypes are not const-correct.
+  auto* hdr = const_cast<nlmsghdr*>(nlh);
+  if (!genlmsg_valid_hdr(hdr, 0)) {
+    return BadEvent("truncated genetlink header");
+  }
+  const auto* g = static_cast<const genlmsghdr*>(nlmsg_data(hdr));
+  PathEvent ev;
+  switch (g->cmd) {
+    case CVM_CMD_EVENT_PATH_DOWN:
+      ev.kind = PathEventKind::kDown;
+      break;
+    case CVM_CMD_EVENT_PATH_UP:
+      ev.kind = PathEventKind::kUp;
+      break;
+    default:
+      return BadEvent(fmt::format("unexpected command {}", g->cmd));
+  }
+  // Types and lengths are checked below, exactly; libnl's policies only
+  // check minimum lengths.
+  nlattr* top[CVM_ATTR_MAX + 1] = {};
+  int err = genlmsg_parse(hdr, 0, top, CVM_ATTR_MAX, nullptr);
+  if (err < 0) {
+    return BadEvent(fmt::format("bad attributes: {}", nl_geterror(err)));
+  }
+  if (top[CVM_ATTR_EVENT] == nullptr) return BadEvent("no CVM_ATTR_EVENT");
+  nlattr* a[CVM_EVENT_ATTR_MAX + 1] = {};
+  err = nla_parse_nested(a, CVM_EVENT_ATTR_MAX, top[CVM_ATTR_EVENT], nullptr);
+  if (err < 0) {
+    return BadEvent(fmt::format("bad CVM_ATTR_EVENT: {}", nl_geterror(err)));
+  }
+  constexpr std::pair<int, const char*> kFixed[] = {
+      {CVM_EVENT_ATTR_DEVICE_ID, "DEVICE_ID"},
+      {CVM_EVENT_ATTR_ADDR, "ADDR"},
+      {CVM_EVENT_ATTR_STALE_OBJECTS, "STALE_OBJECTS"}};
+  for (auto [type, name] : kFixed) {
+    if (a[type] == nullptr) {
+      return BadEvent(fmt::format("missing CVM_EVENT_ATTR_{}", name));
+    }
+  }
+  if (nla_len(a[CVM_EVENT_ATTR_DEVICE_ID]) != 4) {
+    return BadEvent(
+        fmt::format("CVM_EVENT_ATTR_DEVICE_ID has {} bytes, "
+                    "expected 4",
+                    nla_len(a[CVM_EVENT_ATTR_DEVICE_ID])));
+  }
+  if (nla_len(a[CVM_EVENT_ATTR_STALE_OBJECTS]) != 8) {
+    return BadEvent(
+        fmt::format("CVM_EVENT_ATTR_STALE_OBJECTS has {} bytes, "
+                    "expected 8",
+                    nla_len(a[CVM_EVENT_ATTR_STALE_OBJECTS])));
+  }
+  const nlattr* addr = a[CVM_EVENT_ATTR_ADDR];
+  const int addr_len = nla_len(addr);
+  const char* text = static_cast<const char*>(nla_data(addr));
+  if (addr_len < 2 || addr_len > kEventAddrMax ||
+      strnlen(text, addr_len) != static_cast<size_t>(addr_len) - 1) {
+    return BadEvent(fmt::format(
+        "CVM_EVENT_ATTR_ADDR must be a string of 1 to {} characters ending "
+        "in its NUL ({} bytes)",
+        kEventAddrMax - 1, addr_len));
+  }
+  ev.device_id = nla_get_u32(a[CVM_EVENT_ATTR_DEVICE_ID]);
+  ev.stale_objects = nla_get_u64(a[CVM_EVENT_ATTR_STALE_OBJECTS]);
+  ev.address = Printable(std::string_view(text, addr_len - 1), kEventAddrMax);
+  return ev;
+}
+
+// The event socket and what it has joined. Only the subscriber's thread
+// touches it once Start() has returned.
+struct PathEventSubscriber::Socket {
+  explicit Socket(PathEventSubscriber& owner) : owner(owner) {}
+
+  PathEventSubscriber& owner;
+  NlSock sock{nullptr, &nl_socket_free};
+  int ctrl_family_id = -1;        // nlctrl, when its "notify" group is joined
+  std::optional<GroupId> events;  // cvm's "events" group, when joined
+  std::string problem;            // the last one logged, to log changes only
+  bool recheck_now = false;       // the controller announced a change
+
+  bool open() const { return sock != nullptr; }
+
+  void Report(const std::string& what, bool warn) {
+    if (what == problem) return;
+    problem = what;
+    if (warn) {
+      LogWarn("path events: {}", what);
+    } else {
+      LogInfo("path events: {}", what);
+    }
+  }
+
+  void SetListening(std::optional<GroupId> joined) {
+    events = joined;
+    owner.listening_.store(joined.has_value());
+  }
+
+  void Close() {
+    sock.reset();
+    ctrl_family_id = -1;
+    SetListening(std::nullopt);
+  }
+
+  // A non-blocking socket with sequence checks off (multicast messages carry
+  // none), joined to the controller's notifications.
+  Status Open() {
+    NlSock s(nl_socket_alloc(), &nl_socket_free);
+    if (!s) return Internal("nl_socket_alloc failed");
+    int err = genl_connect(s.get());
+    if (err < 0) {
+      return Unavailable(fmt::format("cannot open a generic netlink socket: {}",
+                                     nl_geterror(err)));
+    }
+    nl_socket_disable_seq_check(s.get());
+    nl_socket_enable_msg_peek(s.get());  // never truncate a long message
+    nl_socket_set_buffer_size(s.get(), 1 << 20, 0);
+    err = nl_socket_set_nonblocking(s.get());
+    if (err < 0) {
+      return Unavailable(
+          fmt::format("cannot make the event socket "
+                      "non-blocking: {}",
+                      nl_geterror(err)));
+    }
+    nl_socket_modify_cb(s.get(), NL_CB_VALID, NL_CB_CUSTOM, &Socket::OnValid,
+                        this);
+    sock = std::move(s);
+    // Without the notifications a reload is noticed by the periodic
+    // re-check only.
+    auto ctrl = ResolveGroup("nlctrl", "notify");
+    if (ctrl.ok() && ctrl->has_value()) {
+      err = nl_socket_add_membership(sock.get(), (*ctrl)->group_id);
+      if (err == 0) ctrl_family_id = (*ctrl)->family_id;
+    }
+    if (ctrl_family_id < 0) {
+      LogWarn(
+          "path events: not following the generic netlink controller; a "
+          "reloaded cvm.ko is re-joined within {} s",
+          std::chrono::duration_cast<std::chrono::seconds>(
+              owner.options_.recheck)
+              .count());
+    }
+    return {};
+  }
+
+  // Joins (or re-joins) cvm's "events" group when it resolves; leaves it
+  // when cvm is gone.
+  void Check() {
+    recheck_now = false;
+    if (!open()) {
+      if (Status s = Open(); !s.ok()) {
+        Close();
+        Report(s.message(), true);
+        return;
+      }
+    }
+    auto resolved = ResolveGroup(CVM_GENL_NAME, CVM_GENL_MCGRP_EVENTS);
+    if (!resolved.ok()) {
+      Report(resolved.status().message(), true);
+      return;
+    }
+    if (!resolved->has_value()) {
+      if (events) LogWarn("path events: cvm.ko went away; waiting for it");
+      SetListening(std::nullopt);
+      Report("cvm.ko not loaded; joining its events group once it is", false);
+      return;
+    }
+    const GroupId id = **resolved;
+    // A different group: the module was reloaded. Leaving the old one is
+    // tidiness only, the kernel dropped it with the family.
+    if (events && events != id) {
+      nl_socket_drop_membership(sock.get(), events->group_id);
+    }
+    // Joined again even when the ids are unchanged: a module reloaded
+    // while the controller's notifications were lost may have been given
+    // the same ids, and the kernel dropped the membership. Joining twice
+    // is harmless.
+    const int err = nl_socket_add_membership(sock.get(), id.group_id);
+    if (err < 0) {
+      SetListening(std::nullopt);
+      Report(fmt::format("cannot join cvm's '{}' group {}: {}",
+                         CVM_GENL_MCGRP_EVENTS, id.group_id, nl_geterror(err)),
+             true);
+      return;
+    }
+    if (events == id) return;
+    SetListening(id);
+    problem.clear();
+    LogInfo("path events: listening to cvm.ko (family {}, group {})",
+            id.family_id, id.group_id);
+  }
+
+  // Reads whatever is queued. False when the socket failed and must be
+  // reopened.
+  bool Drain() {
+    // Bounded: a flood of events cannot keep Stop() waiting.
+    for (int i = 0; i < 256; ++i) {
+      const int err = nl_recvmsgs_default(sock.get());
+      if (err == -NLE_AGAIN) return true;
+      if (err == -NLE_NOMEM) {
+        // ENOBUFS: the receive queue overflowed and events were dropped.
+        LogWarn("path events: the kernel dropped events (socket overflow)");
+        recheck_now = true;
+        continue;
+      }
+      if (err < 0) {
+        LogWarn("path events: receiving failed: {}; reopening",
+                nl_geterror(err));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  static int OnValid(nl_msg* msg, void* arg) {
+    static_cast<Socket*>(arg)->Handle(nlmsg_hdr(msg));
+    return NL_OK;
+  }
+
+  void Handle(nlmsghdr* nlh) {
+    if (ctrl_family_id >= 0 && nlh->nlmsg_type == ctrl_family_id) {
+      HandleController(nlh);
+      return;
+    }
+    if (!events || nlh->nlmsg_type != events->family_id) return;
+    auto ev = ParsePathEvent(nlh);
+    if (!ev.ok()) {
+      owner.skipped_.fetch_add(1);
+      LogWarn("{}; skipped", ev.status().message());
+      return;
+    }
+    owner.delivered_.fetch_add(1);
+    // The boundary: a failing callback costs one event, not the thread.
+    try {
+      owner.callback_(*ev);
+    } catch (const std::exception& e) {
+      LogError("path event for device {}: handler failed: {}", ev->device_id,
+               e.what());
+    }
+  }
+
+  // CTRL_CMD_NEWFAMILY / DELFAMILY / *MCAST_GRP naming "cvm".
+  void HandleController(nlmsghdr* nlh) {
+    nlattr* a[CTRL_ATTR_MAX + 1] = {};
+    if (!genlmsg_valid_hdr(nlh, 0) ||
+        genlmsg_parse(nlh, 0, a, CTRL_ATTR_MAX, nullptr) < 0 ||
+        a[CTRL_ATTR_FAMILY_NAME] == nullptr) {
+      return;
+    }
+    const nlattr* name = a[CTRL_ATTR_FAMILY_NAME];
+    const char* text = static_cast<const char*>(nla_data(name));
+    if (std::string_view(text, strnlen(text, nla_len(name))) != CVM_GENL_NAME) {
+      return;
+    }
+    const auto* g = static_cast<const genlmsghdr*>(nlmsg_data(nlh));
+    if (g->cmd == CTRL_CMD_DELFAMILY) {
+      if (events) {
+        LogWarn(
+            "path events: cvm.ko unregistered its family; waiting for "
+            "it to come back");
+      }
+      SetListening(std::nullopt);
+      problem.clear();
+    } else if (g->cmd == CTRL_CMD_NEWFAMILY ||
+               g->cmd == CTRL_CMD_NEWMCAST_GRP) {
+      recheck_now = true;
+    }
+  }
+};
+
+PathEventSubscriber::PathEventSubscriber(Callback callback, Options options)
+    : callback_(std::move(callback)),
+      options_(options),
+      socket_(std::make_unique<Socket>(*this)) {}
+
+PathEventSubscriber::~PathEventSubscriber() { Stop(); }
+
+Status PathEventSubscriber::Start() {
+  std::lock_guard lock(start_stop_mutex_);
+  if (thread_.joinable() || wake_fd_.valid()) {
+    return Internal("path event subscriber started twice");
+  }
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake.valid()) {
+    return Internal(fmt::format("eventfd: {}", std::strerror(errno)));
+  }
+  wake_fd_ = std::move(wake);
+  socket_->Check();
+  thread_ = std::thread(&PathEventSubscriber::Run, this);
+  return {};
+}
+
+void PathEventSubscriber::Stop() {
+  std::lock_guard lock(start_stop_mutex_);
+  if (!thread_.joinable()) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));
+  thread_.join();
+}
+
+void PathEventSubscriber::Run() {
+  using Clock = std::chrono::steady_clock;
+  Socket& s = *socket_;
+  const auto interval = [&] {
+    return s.events ? options_.recheck : options_.retry;
+  };
+  auto next_check = Clock::now() + interval();
+  while (true) {
+    pollfd fds[2] = {
+        {wake_fd_.get(), POLLIN, 0},
+        {s.open() ? nl_socket_get_fd(s.sock.get()) : -1, POLLIN, 0}};
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+        next_check - Clock::now());
+    const int timeout = s.recheck_now
+                            ? 0
+                            : static_cast<int>(std::max<int64_t>(
+                                  0, std::min<int64_t>(wait.count(), 60000)));
+    const int ready = ::poll(fds, 2, timeout);
+    if (ready < 0 && errno != EINTR) {
+      LogError("path events: poll failed: {}; stopping", std::strerror(errno));
+      break;
+    }
+    if (ready > 0 && (fds[0].revents & POLLIN)) break;
+    if (ready > 0 && fds[1].revents != 0 && !s.Drain()) {
+      s.Close();
+      next_check = Clock::now() + options_.retry;
+      continue;
+    }
+    if (s.recheck_now || Clock::now() >= next_check) {
+      s.Check();
+      next_check = Clock::now() + interval();
+    }
+  }
+  s.Close();
 }
 
 }  // namespace cvm

@@ -7,15 +7,25 @@
 // refusal comes back as a Status carrying the errno's text and the kernel's
 // extended-ack message. A family that is not registered is kUnavailable
 // "cvm module not loaded" (or "cvm_target module not loaded").
+//
+// PathEventSubscriber listens for cvm.ko's path events (the "events"
+// multicast group) on a socket of its own.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "status.h"
+#include "unique_fd.h"
 
 struct nlmsghdr;
 
@@ -30,6 +40,9 @@ struct ModuleStatus {
   uint32_t wire_version = 0;
   uint64_t map_epoch = 0;  // 0 = no map installed
   uint32_t objects = 0;    // volumes attached / devices served
+  // Initiator only: (device, volume, object) copies a write missed and that
+  // are not resynchronised yet, over all devices.
+  std::optional<uint64_t> stale_objects;
 };
 
 nlohmann::json ToJson(const ModuleStatus& s);
@@ -132,6 +145,89 @@ class NetlinkKernel : public Kernel {
 
  private:
   std::chrono::milliseconds timeout_;
+};
+
+// ---- path events (CVM_CMD_EVENT_PATH_DOWN / _UP) ----
+
+enum class PathEventKind { kDown, kUp };
+std::string_view ToString(PathEventKind kind);  // "down", "up"
+
+// One event of cvm.ko's "events" group: the connection to a device's target
+// was lost (down) or made (up).
+struct PathEvent {
+  PathEventKind kind = PathEventKind::kDown;
+  uint32_t device_id = 0;
+  std::string address;  // "127.0.0.1:7001", "[::1]:7001", as the kernel
+                        // prints it
+  // Objects recorded as stale for the device when the event was sent.
+  uint64_t stale_objects = 0;
+  bool operator==(const PathEvent&) const = default;
+};
+
+// Validates and decodes one multicast message of the "cvm" family: the
+// command must be PATH_DOWN or PATH_UP and CVM_ATTR_EVENT must hold a u32
+// device id, a NUL-terminated address of at most CVM_PATH_ADDR_LEN + 8
+// bytes and a u64 stale count. Anything else is kBadRequest naming the
+// problem. Separate from the subscriber so tests can feed it hand-built
+// messages.
+Result<PathEvent> ParsePathEvent(const nlmsghdr* nlh);
+
+// Listens for path events on its own libnl-genl socket and hands each one,
+// parsed, to a callback on the subscriber's thread. Malformed events are
+// logged and skipped.
+//
+// cvm.ko need not be loaded: until the "cvm" family and its "events" group
+// resolve, the subscriber retries every `retry`. It also follows the
+// generic netlink controller's notifications, so a module that is unloaded
+// and loaded again is re-joined at once (the kernel drops memberships of an
+// unregistered family), and re-resolves and re-joins every `recheck` while
+// joined in case a notification was lost. Events sent while nobody was
+// joined are lost; the kernel's STATUS_GET stale count is the backstop.
+//
+// Start() makes the first attempt on the caller's thread, so events caused
+// by what the caller does next (a map push connects paths) are not missed
+// when the module is loaded. Stop(), and the destructor, wake the thread
+// through an eventfd and join it.
+class PathEventSubscriber {
+ public:
+  using Callback = std::function<void(const PathEvent&)>;
+  struct Options {
+    std::chrono::milliseconds retry{2000};
+    std::chrono::milliseconds recheck{30000};
+  };
+
+  explicit PathEventSubscriber(Callback callback)
+      : PathEventSubscriber(std::move(callback), Options{}) {}
+  PathEventSubscriber(Callback callback, Options options);
+  ~PathEventSubscriber();
+  PathEventSubscriber(const PathEventSubscriber&) = delete;
+  PathEventSubscriber& operator=(const PathEventSubscriber&) = delete;
+
+  // Opens the wake-up eventfd, tries to join once and starts the thread.
+  // Fails only when the eventfd cannot be made or it runs already.
+  Status Start();
+  // Thread-safe, idempotent: makes the thread return and joins it.
+  void Stop();
+
+  // True while the socket is a member of cvm.ko's "events" group.
+  bool listening() const { return listening_.load(); }
+  // Events delivered to the callback and malformed events skipped.
+  uint64_t delivered() const { return delivered_.load(); }
+  uint64_t skipped() const { return skipped_.load(); }
+
+ private:
+  struct Socket;
+  void Run();
+
+  Callback callback_;
+  Options options_;
+  std::unique_ptr<Socket> socket_;  // used by the thread only, once started
+  UniqueFd wake_fd_;
+  std::thread thread_;
+  std::mutex start_stop_mutex_;
+  std::atomic<bool> listening_{false};
+  std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> skipped_{0};
 };
 
 // Maps a kernel errno to a Code: EEXIST kAlreadyExists, ENOENT and ENODEV

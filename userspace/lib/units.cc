@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 
@@ -104,6 +105,14 @@ std::string FormatTime(int64_t unix_seconds) {
   const size_t n =
       std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
   return std::string(buf, n);
+}
+
+std::string FormatDuration(int64_t seconds) {
+  const int64_t s = std::max<int64_t>(seconds, 0);
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h{}m", s / 3600, s % 3600 / 60);
+  return fmt::format("{}d{}h", s / 86400, s % 86400 / 3600);
 }
 
 }  // namespace cvm

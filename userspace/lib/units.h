@@ -24,6 +24,10 @@ std::string FormatSize(uint64_t bytes);
 // Unix seconds -> "2024-05-01 12:00:00 UTC".
 std::string FormatTime(int64_t unix_seconds);
 
+// An age in seconds, two units at most: "12s", "5m3s", "2h7m", "3d4h".
+// Negative (clock skew) counts as 0.
+std::string FormatDuration(int64_t seconds);
+
 constexpr bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace cvm

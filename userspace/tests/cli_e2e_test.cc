@@ -192,6 +192,18 @@ TEST_F(CliWithDaemonTest, BuildsAClusterAndListsIt) {
   EXPECT_EQ(o.exit_code, 0);
   EXPECT_NE(o.out.find("map epoch:         5"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("cvm module:"), std::string::npos) << o.out;
+  // No cvm.ko here: cvmd runs anyway, waiting for it; no path reported yet.
+  EXPECT_EQ(status["daemon"]["path_events"], "waiting for cvm.ko");
+  EXPECT_EQ(status["daemon"]["path_states"], json::array());
+  EXPECT_NE(o.out.find("path events:       waiting for cvm.ko\n"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("device paths:      none reported\n"), std::string::npos)
+      << o.out;
+  EXPECT_TRUE(AdmJson({"device", "list"})[0]["path_state"].is_null());
+  o = Adm({"device", "list"});
+  EXPECT_NE(o.out.find("STATE  PATH STATE\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("up,in  -\n"), std::string::npos) << o.out;
 
   // Teardown in dependency order.
   EXPECT_EQ(Adm({"volume", "delete", "vol1"}).exit_code, 0);

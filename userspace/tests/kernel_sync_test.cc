@@ -309,6 +309,48 @@ TEST_F(KernelSyncTest, ArgumentErrors) {
   }
 }
 
+TEST_F(KernelSyncTest, PathEventsAreRecordedAndShownPerDevice) {
+  const uint64_t epoch = *store_->CurrentEpoch();
+  const int map_sets = kernel_.map_sets;
+  auto listed = Call("device.list", json::object());
+  ASSERT_OK(listed);
+  for (const json& d : *listed) {
+    EXPECT_TRUE(d["path_state"].is_null()) << d.dump();  // never reported
+    EXPECT_EQ(d["path"], "/dev/ram" + std::to_string(d["id"].get<int>()));
+  }
+
+  ASSERT_OK(
+      RecordPathEvent(*store_, {PathEventKind::kDown, 2, "127.0.0.1:7002", 7}));
+  listed = Call("device.list", json::object());
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 3u);
+  const json& d2 = (*listed)[1];
+  EXPECT_EQ(d2["id"], 2);
+  EXPECT_EQ(d2["path"], "/dev/ram2");  // the block device path is untouched
+  EXPECT_EQ(d2["path_state"]["state"], "down");
+  EXPECT_EQ(d2["path_state"]["stale_objects"], 7);
+  EXPECT_EQ(d2["path_state"]["address"], "127.0.0.1:7002");
+  EXPECT_TRUE((*listed)[0]["path_state"].is_null());
+  auto got = Call("device.get", {{"id", 2}});
+  ASSERT_OK(got);
+  EXPECT_EQ((*got)["path_state"], d2["path_state"]);
+
+  ASSERT_OK(
+      RecordPathEvent(*store_, {PathEventKind::kUp, 2, "127.0.0.1:7002", 7}));
+  auto status = Call("status", json::object());
+  ASSERT_OK(status);
+  ASSERT_EQ((*status)["path_states"].size(), 1u);
+  EXPECT_EQ((*status)["path_states"][0]["device_id"], 2);
+  EXPECT_EQ((*status)["path_states"][0]["state"], "up");
+  EXPECT_EQ(*store_->CurrentEpoch(), epoch) << "path events cut no epoch";
+  EXPECT_EQ(kernel_.map_sets, map_sets);  // and push nothing
+
+  // An event for a device the store does not know is not recorded.
+  EXPECT_EQ(RecordPathEvent(*store_, {PathEventKind::kUp, 99, "a:1", 0}).code(),
+            Code::kNotFound);
+  EXPECT_EQ(store_->ListPathStates()->size(), 1u);
+}
+
 TEST(KernelSyncWithoutKernelTest, OpsSayThereIsNoKernelAccess) {
   TempDir dir;
   StoreOptions options;

@@ -280,6 +280,72 @@ TEST_F(PopulatedStoreTest, SecondOpenIsRefusedWhileLocked) {
   EXPECT_ERROR(second, Code::kUnavailable, "is locked by another process");
 }
 
+PathState Path(uint64_t device, bool up, uint64_t stale,
+               std::string address = "127.0.0.1:7001") {
+  PathState p;
+  p.device_id = device;
+  p.up = up;
+  p.stale_objects = stale;
+  p.address = std::move(address);
+  return p;
+}
+
+TEST_F(PopulatedStoreTest, PathStateRoundTripsWithoutANewEpoch) {
+  const uint64_t epoch = Epoch();
+  auto none = store_->GetPathState(1);
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->has_value());
+  EXPECT_TRUE(store_->ListPathStates()->empty());
+
+  auto down = store_->RecordPathState(Path(1, false, 7));
+  ASSERT_OK(down);
+  EXPECT_EQ(down->since, 1700000000);  // assigned from the store's clock
+  auto got = store_->GetPathState(1);
+  ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, *down);
+  EXPECT_EQ(ToJson(**got)["state"], "down");
+
+  // The next event replaces the record.
+  ASSERT_OK(store_->RecordPathState(Path(1, true, 3, "[::1]:7001")));
+  auto list = store_->ListPathStates();
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_TRUE((*list)[0].up);
+  EXPECT_EQ((*list)[0].stale_objects, 3u);
+  EXPECT_EQ((*list)[0].address, "[::1]:7001");
+  EXPECT_EQ(Epoch(), epoch) << "a path event must not cut a map epoch";
+  EXPECT_EQ(store_->EpochHistory()->size(), epoch);
+}
+
+TEST_F(PopulatedStoreTest, PathStateSurvivesRestart) {
+  ASSERT_OK(store_->RecordPathState(Path(1, false, 12)));
+  Reopen();
+  auto got = store_->GetPathState(1);
+  ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, (PathState{1, false, 1700000000, 12, "127.0.0.1:7001"}));
+}
+
+TEST_F(PopulatedStoreTest, PathStateBelongsToAKnownDevice) {
+  EXPECT_ERROR(store_->RecordPathState(Path(9, true, 0)), Code::kNotFound,
+               "device 9 does not exist");
+  EXPECT_ERROR(store_->RecordPathState(Path(1, true, 0, "")),
+               Code::kInvalidArgument, "path address");
+  EXPECT_ERROR(store_->RecordPathState(Path(1, true, 0, "a b")),
+               Code::kInvalidArgument, "space");
+  fail_commit_ = true;
+  EXPECT_ERROR(store_->RecordPathState(Path(1, true, 0)), Code::kIoError,
+               "injected");
+  fail_commit_ = false;
+  EXPECT_FALSE(store_->GetPathState(1)->has_value());
+
+  // Removing the device removes its path record in the same commit.
+  ASSERT_OK(store_->RecordPathState(Path(1, false, 5)));
+  ASSERT_OK(store_->RemoveDevice(1));
+  EXPECT_TRUE(store_->ListPathStates()->empty());
+}
+
 // Writes `value` under `key` of column family `cf` with RocksDB directly,
 // behind the store's back, as disk corruption or a buggy writer would.
 void WriteRaw(const std::string& dir, Cf cf, const std::string& key,
@@ -329,6 +395,18 @@ TEST_F(PopulatedStoreTest, RecordUnderTheWrongKeyIsCorrupt) {
   EXPECT_ERROR(store_->ListHosts(), Code::kCorruption,
                "hosts/2: record says id 7");
   EXPECT_ERROR(store_->ListDevices(), Code::kCorruption, "key of 5 bytes");
+}
+
+TEST_F(PopulatedStoreTest, CorruptPathRecordIsRefusedWithAReason) {
+  store_.reset();
+  WriteRaw(dir_.Sub("db"), Cf::kPaths, EncodeIdKey(1),
+           R"({"device_id":1,"state":"sideways","since":0,)"
+           R"("stale_objects":0,"address":"a:1"})");
+  Reopen();
+  EXPECT_ERROR(store_->GetPathState(1), Code::kCorruption,
+               "paths/1: path record: state 'sideways'");
+  EXPECT_ERROR(store_->ListPathStates(), Code::kCorruption, "paths/1");
+  EXPECT_OK(store_->GetDevice(1));  // the device itself is fine
 }
 
 TEST_F(EmptyStoreTest, RefusesAnUnknownSchemaVersion) {

@@ -128,6 +128,31 @@ TEST(DecodeTest, RoundTripsEveryKind) {
   EXPECT_EQ(pool->failure_domain, FailureDomain::kRack);
 }
 
+TEST(DecodeTest, PathStateRoundTripsAndRefusesBadFields) {
+  PathState p{3, false, 1700000000, 7, "[::1]:7001"};
+  auto decoded = DecodePathState(Encode(ToJson(p)));
+  ASSERT_OK(decoded);
+  EXPECT_EQ(*decoded, p);
+  p.up = true;
+  EXPECT_EQ(*DecodePathState(Encode(ToJson(p))), p);
+
+  json j = ToJson(p);
+  j["state"] = true;
+  EXPECT_ERROR(DecodePathState(j.dump()), Code::kCorruption, "'state' must be");
+  j = ToJson(p);
+  j["device_id"] = 0;
+  EXPECT_ERROR(DecodePathState(j.dump()), Code::kCorruption, "device_id 0");
+  j = ToJson(p);
+  j.erase("stale_objects");
+  EXPECT_ERROR(DecodePathState(j.dump()), Code::kCorruption, "required");
+  j = ToJson(p);
+  j["address"] = std::string(64, 'a');
+  EXPECT_ERROR(DecodePathState(j.dump()), Code::kCorruption, "1 to 63");
+  j = ToJson(p);
+  j["address"] = "a\x1b[31m";
+  EXPECT_ERROR(DecodePathState(j.dump()), Code::kCorruption, "non-printable");
+}
+
 TEST(DecodeTest, RefusesCorruptRecordsWithAReason) {
   EXPECT_ERROR(DecodeVolume("{not json"), Code::kCorruption, "not valid JSON");
   EXPECT_ERROR(DecodeVolume(""), Code::kCorruption, "not valid JSON");

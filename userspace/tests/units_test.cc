@@ -44,5 +44,14 @@ TEST(FormatTimeTest, PrintsUtc) {
   EXPECT_EQ(FormatTime(0), "1970-01-01 00:00:00 UTC");
 }
 
+TEST(FormatDurationTest, TwoUnitsAtMost) {
+  EXPECT_EQ(FormatDuration(0), "0s");
+  EXPECT_EQ(FormatDuration(-5), "0s");  // clock skew
+  EXPECT_EQ(FormatDuration(59), "59s");
+  EXPECT_EQ(FormatDuration(303), "5m3s");
+  EXPECT_EQ(FormatDuration(2 * 3600 + 7 * 60 + 9), "2h7m");
+  EXPECT_EQ(FormatDuration(3 * 86400 + 4 * 3600 + 1), "3d4h");
+}
+
 }  // namespace
 }  // namespace cvm
