@@ -15,6 +15,8 @@
 set -euo pipefail
 top=${CVM_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top"
+# cvm_connected, shared with the VM tests.
+. "$top/tests/lib/cvm_vm.sh"
 if [[ -z "${CVM_IN_VM:-}" ]]; then
 	echo "bench/run-in-vm.sh runs inside the test VM: use 'make bench'" >&2
 	exit 2
@@ -128,18 +130,6 @@ teardown_nvmf_tcp() {
 # Set up as tests/vm/initiator_fio.sh does: three "hosts" of one device,
 # map epoch 1 with pool 1 replicated(1) and pool 3 replicated(3).
 cvm_cluster=0
-
-# connected N: wait until cvm.ko has logged N connections in all.
-cvm_connected() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		(($(dmesg | grep -c ': connected$') >= $1)) && return 0
-		sleep 0.2
-	done
-	echo "bench: cvm.ko did not connect to the targets" >&2
-	dmesg | grep cvm | tail -n 20 >&2
-	return 1
-}
 
 cvm_cluster_up() {
 	((cvm_cluster)) && return 0

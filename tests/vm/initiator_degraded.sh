@@ -34,26 +34,9 @@ ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
 tg=(python3 "$top/tests/vm/lib/target_genl.py")
 wire=$top/build/userspace/tools/cvm-wire
 . "$top/tests/lib/check.sh"
+. "$top/tests/lib/cvm_vm.sh"
 
-load() {
-	[[ -d /sys/module/$1 ]] && return 0
-	local dep
-	for dep in $(modinfo -F depends "kernel/$1.ko" | tr ',' ' '); do
-		modprobe "$dep" || return
-	done
-	insmod "kernel/$1.ko"
-}
 
-# connected N: wait until cvm.ko logged N connections.
-connected() {
-	local i
-	for ((i = 0; i < 150; i++)); do
-		(($(dmesg | grep -c ': connected$') >= $1)) && return 0
-		sleep 0.2
-	done
-	dmesg | grep cvm | tail -n 20
-	return 1
-}
 
 stale() { "${ig[@]}" stale; }
 
@@ -104,12 +87,41 @@ replicas_identical() {
 	((bad == 0))
 }
 
+# fio_start NAME: randwrite + verify in the background, paced so that a
+# fault injected a few seconds in lands mid-run.
+fio_start() {
+	fio_name=$1
+	fio_t0=$SECONDS
+	fio "${fio_args[@]}" --rate_iops="$IOPS" --verify_backlog=512 \
+		--output="$tmp/$fio_name.out" &
+	fio_pid=$!
+}
+
+# fio_settle: after the fault is undone, fio must pass, the stale objects
+# must be resynced, a separate verify pass must pass and every replica
+# must hold the same bytes.
+fio_settle() {
+	local rc
+	wait $fio_pid
+	rc=$?
+	echo "fio: ended at $((SECONDS - fio_t0))s, rc $rc"
+	check "fio exits 0 (writes and verify_backlog reads)" eval "((rc == 0))"
+	((rc == 0)) || cat "$tmp/$fio_name.out"
+	grep -E "WRITE:|READ:|err=" "$tmp/$fio_name.out"
+	check "stale objects resynced (stale count 0 within 120 s)" \
+		wait_stale_zero 120
+	check "separate verify pass" fio "${fio_args[@]}" --verify_only \
+		--output="$tmp/$fio_name-verify.out"
+	grep -E "READ:|err=" "$tmp/$fio_name-verify.out"
+	check "all replicas identical (cvm-wire)" replicas_identical
+}
+
 tmp=$(mktemp -d)
 echo "# set up: 3 brd devices, 3 listeners, map, replicated(3) volume"
 rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
 check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
-check "load cvm_target" load cvm_target
-check "load cvm" load cvm
+check "load cvm_target" cvm_load cvm_target
+check "load cvm" cvm_load cvm
 for i in 0 1 2; do
 	check "target: add device $i on /dev/ram$i" "${tg[@]}" add $i /dev/ram$i format
 	check "target: listen 127.0.0.1:$((7001 + i))" \
@@ -118,20 +130,16 @@ done
 "${ig[@]}" events 600 >"$tmp/events" 2>&1 &
 events_pid=$!
 check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1
-check "3 connections" connected 3
+check "3 connections" cvm_connected 3
 check "attach replicated(3), 1 MiB objects -> cvm0" eval \
 	"[[ \$(${ig[*]} attach 3 3 $VOL_SIZE --object-size $OBJ --name r3) == 0 ]]"
 check "stale count 0" eval "[[ \$(${ig[*]} stale) == 0 ]]"
 
 echo "# fio randwrite + verify while device 0 is cut off and comes back"
-start=$SECONDS
-fio "${fio_args[@]}" --rate_iops="$IOPS" --verify_backlog=512 \
-	--output="$tmp/fio.out" &
-fio_pid=$!
+fio_start cut
 sleep 4
 check "target: cut device 0 off (unlisten 127.0.0.1:7001)" \
 	"${tg[@]}" unlisten 127.0.0.1 7001
-cut_at=$((SECONDS - start))
 sleep 6
 check "fio still running while device 0 is away" kill -0 $fio_pid
 n=$(stale)
@@ -139,22 +147,11 @@ echo "stale objects while device 0 is away: $n"
 check "stale objects recorded" eval "((${n:-0} > 0))"
 check "target: device 0 back (listen 127.0.0.1:7001)" \
 	"${tg[@]}" listen 127.0.0.1 7001
-back_at=$((SECONDS - start))
-check "reconnected" connected 4
-wait $fio_pid
-fio_rc=$?
-echo "fio: cut at ${cut_at}s, back at ${back_at}s, ended at $((SECONDS - start))s, rc $fio_rc"
-check "fio exits 0 (writes and verify_backlog reads)" eval "((fio_rc == 0))"
-((fio_rc == 0)) || cat "$tmp/fio.out"
-grep -E "WRITE:|READ:|err=" "$tmp/fio.out"
-check "stale objects resynced (stale count 0 within 120 s)" wait_stale_zero 120
-check "separate verify pass" fio "${fio_args[@]}" --verify_only \
-	--output="$tmp/verify.out"
-grep -E "READ:|err=" "$tmp/verify.out"
+check "reconnected" cvm_connected 4
+fio_settle
 check "events: PATH_DOWN for device 0" grep -q "^path-down 0 " "$tmp/events"
 check "events: PATH_UP for device 0" grep -q "^path-up 0 " "$tmp/events"
 cat "$tmp/events"
-check "all replicas identical (cvm-wire)" replicas_identical
 dmesg | grep -E "resynced|stale" | tail -n 5
 
 echo "# device 1 stops answering without closing (its traffic dropped)"
@@ -172,10 +169,7 @@ timeout_param=/sys/module/cvm/parameters/request_timeout
 check "nf_tables" modprobe nf_tables
 check "cvm.request_timeout = 3 s" eval "echo 3 >$timeout_param"
 dmesg -C
-start=$SECONDS
-fio "${fio_args[@]}" --rate_iops="$IOPS" --verify_backlog=512 \
-	--output="$tmp/fio2.out" &
-fio_pid=$!
+fio_start silent
 sleep 3
 check "nft: drop every packet to and from 127.0.0.1:7002" block 7002
 sleep 10
@@ -186,17 +180,8 @@ n=$(stale)
 echo "stale objects while device 1 is silent: $n"
 check "stale objects recorded" eval "((${n:-0} > 0))"
 check "nft: traffic to 127.0.0.1:7002 flows again" unblock
-check "reconnected" connected 1
-wait $fio_pid
-fio_rc=$?
-echo "fio: ended at $((SECONDS - start))s, rc $fio_rc"
-check "fio exits 0" eval "((fio_rc == 0))"
-((fio_rc == 0)) || cat "$tmp/fio2.out"
-grep -E "WRITE:|READ:|err=" "$tmp/fio2.out"
-check "stale objects resynced (stale count 0 within 120 s)" wait_stale_zero 120
-check "separate verify pass" fio "${fio_args[@]}" --verify_only \
-	--output="$tmp/verify2.out"
-check "all replicas identical (cvm-wire)" replicas_identical
+check "reconnected" cvm_connected 1
+fio_settle
 check "cvm.request_timeout back to 30 s" eval "echo 30 >$timeout_param"
 
 echo "# tear down"
@@ -211,6 +196,6 @@ done
 check "rmmod brd" rmmod brd
 rm -rf "$tmp"
 # Leave the modules loaded, as the VM runner did.
-load cvm >/dev/null 2>&1
+cvm_load cvm >/dev/null 2>&1
 
 check_summary

@@ -27,15 +27,8 @@ SIZE=${CVM_FIO_SIZE:-64M}
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
 tg=(python3 "$top/tests/vm/lib/target_genl.py")
 . "$top/tests/lib/check.sh"
+. "$top/tests/lib/cvm_vm.sh"
 
-load() {
-	[[ -d /sys/module/$1 ]] && return 0
-	local dep
-	for dep in $(modinfo -F depends "kernel/$1.ko" | tr ',' ' '); do
-		modprobe "$dep" || return
-	done
-	insmod "kernel/$1.ko"
-}
 
 # fio_job NAME DEV RW [ARGS...]: run fio, print its IOPS line.
 fio_job() {
@@ -50,30 +43,20 @@ fio_job() {
 		tee -a "$fio_log"
 }
 
-# connected N: wait until cvm.ko logged N connections.
-connected() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		(($(dmesg | grep -c ': connected$') >= $1)) && return 0
-		sleep 0.2
-	done
-	dmesg | grep cvm | tail -n 20
-	return 1
-}
 
 fio_log=$(mktemp)
 echo "# set up: 3 brd devices, 3 listeners, map, 2 volumes"
 rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
 check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
-check "load cvm_target" load cvm_target
-check "load cvm" load cvm
+check "load cvm_target" cvm_load cvm_target
+check "load cvm" cvm_load cvm
 for i in 0 1 2; do
 	check "target: add device $i on /dev/ram$i" "${tg[@]}" add $i /dev/ram$i format
 	check "target: listen 127.0.0.1:$((7001 + i))" \
 		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
 done
 check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1
-check "3 connections" connected 3
+check "3 connections" cvm_connected 3
 check "attach replicated(1) -> cvm0" eval \
 	"[[ \$(${ig[*]} attach 1 1 $((256 << 20)) --name r1) == 0 ]]"
 check "attach replicated(3) -> cvm1" eval \
@@ -141,7 +124,7 @@ for i in 0 1; do
 	check "target: listen 127.0.0.1:$((7001 + i)) again" \
 		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
 done
-check "reconnected" connected 5
+check "reconnected" cvm_connected 5
 
 echo "# tear down"
 check "detach 1" "${ig[@]}" detach 1
@@ -156,6 +139,6 @@ echo "# fio IOPS"
 cat "$fio_log"
 rm -f "$fio_log"
 # Leave the modules loaded, as the VM runner did.
-load cvm >/dev/null 2>&1
+cvm_load cvm >/dev/null 2>&1
 
 check_summary
