@@ -153,6 +153,22 @@ void cvm_map_exit(void);
  * @dying: detach started: opens fail
  * @entry: in cvm_volumes (under cvm_config_mutex)
  */
+/* flush.c: objects written since the last FLUSH, per volume. */
+#define CVM_UNFLUSHED_HASH_BITS	8
+struct cvm_unflushed {
+	spinlock_t		lock;
+	struct hlist_head	buckets[1 << CVM_UNFLUSHED_HASH_BITS];
+	unsigned long		count;
+};
+
+void cvm_unflushed_init(struct cvm_unflushed *uf);
+void cvm_unflushed_destroy(struct cvm_unflushed *uf);
+int cvm_unflushed_record(struct cvm_unflushed *uf, u64 object_no,
+			 const u32 *devs, unsigned int nr_devs);
+void cvm_unflushed_forget(struct cvm_unflushed *uf, u64 object_no);
+u64 cvm_flush_begin(void);
+int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen);
+
 struct cvm_volume {
 	u64			id;
 	u32			pool_id;
@@ -166,6 +182,7 @@ struct cvm_volume {
 	unsigned int		open_count;
 	bool			dying;
 	struct list_head	entry;
+	struct cvm_unflushed	unflushed;
 };
 
 /* volume.c, called under cvm_config_mutex */
@@ -202,6 +219,9 @@ void cvm_stale_kick(u32 device_id);
 void cvm_stale_kick_all(void);
 u64 cvm_stale_count(void);
 u64 cvm_stale_dev_count(u32 device_id);
+int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no);
+void cvm_dev_flush_ok(u32 device_id, u64 gen);
+bool cvm_dev_flushed(u32 device_id, u64 gen);
 
 /* netlink.c */
 extern const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1];

@@ -82,6 +82,7 @@ struct cvm_io;
  * @devs, @nr_devs: writes: the replicas (row of the PG) it was placed on
  * @missed: writes: slots of @devs that did not take it, as a bit mask
  * @acked: writes: replicas that acknowledged it
+ * @acked_mask: writes: slots of @devs that acknowledged it, as a bit mask
  */
 struct cvm_obj {
 	struct cvm_io		*cmd;
@@ -96,6 +97,7 @@ struct cvm_obj {
 	unsigned int		nr_devs;
 	unsigned long		missed;
 	atomic_t		acked;
+	unsigned long		acked_mask;
 };
 
 /*
@@ -107,6 +109,7 @@ struct cvm_obj {
  * @nr_objs: pieces in @objs
  * @pending: pieces not done yet, plus one while starting
  * @status: first error of any piece
+ * @flush_gen: FLUSH: its generation (flush.c)
  * @bvec: payload bio_vecs, split at object boundaries: @inline_bvec or
  *	allocated
  */
@@ -118,6 +121,7 @@ struct cvm_io {
 	unsigned int		nr_objs;
 	atomic_t		pending;
 	blk_status_t		status;
+	u64			flush_gen;
 	struct bio_vec		*bvec;
 	struct cvm_obj		objs[CVM_RQ_MAX_OBJS];
 	struct bio_vec		inline_bvec[CVM_INLINE_BVECS];
@@ -169,7 +173,6 @@ static bool cvm_op_is_write(u8 op)
 }
 
 static bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no);
-static int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no);
 static bool cvm_fence_enter(const struct cvm_io *cmd);
 static void cvm_fence_exit(const struct cvm_obj *obj);
 
@@ -397,6 +400,31 @@ static unsigned int cvm_write_min_replicas(unsigned int nr_devs)
 }
 
 /*
+ * A write succeeded: tell flush.c which replicas hold it in their caches,
+ * or that FUA made it durable there.
+ */
+static void cvm_obj_write_unflushed(struct cvm_obj *obj)
+{
+	struct cvm_volume *vol = obj->cmd->vol;
+	u32 devs[CVM_MAX_PG_WIDTH];
+	unsigned int i, nr = 0;
+
+	if (obj->cmd->wire_flags & CVM_WIRE_F_FUA) {
+		cvm_unflushed_forget(&vol->unflushed, obj->ext.object_no);
+		return;
+	}
+	for_each_set_bit(i, &obj->acked_mask, obj->nr_devs)
+		devs[nr++] = obj->devs[i];
+	if (cvm_unflushed_record(&vol->unflushed, obj->ext.object_no, devs,
+				 nr)) {
+		/* A FLUSH could not account for it: fail it now. */
+		pr_warn_ratelimited("volume %llu object %llu: cannot record the write for FLUSH\n",
+				    vol->id, obj->ext.object_no);
+		cvm_obj_fail(obj, BLK_STS_RESOURCE);
+	}
+}
+
+/*
  * A write's sub-requests are all done: record the replicas it missed as
  * stale, if some replica took it, and settle its status.
  */
@@ -423,6 +451,19 @@ static void cvm_obj_write_finish(struct cvm_obj *obj)
 	if (acked < cvm_write_min_replicas(obj->nr_devs) &&
 	    obj->status == BLK_STS_OK)
 		cvm_obj_fail(obj, BLK_STS_TRANSPORT);
+	if (obj->status == BLK_STS_OK)
+		cvm_obj_write_unflushed(obj);
+}
+
+/* Every device answered a FLUSH: was everything made durable somewhere? */
+static void cvm_obj_flush_finish(struct cvm_obj *obj)
+{
+	struct cvm_io *cmd = obj->cmd;
+
+	if (obj->status == BLK_STS_OK &&
+	    cvm_flush_finish(&cmd->vol->unflushed, cmd->vol->id,
+			     cmd->flush_gen))
+		cvm_obj_fail(obj, BLK_STS_IOERR);
 }
 
 /* Returns true when @obj is done; see the diagram above. */
@@ -446,6 +487,10 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 		case CVM_OBJ_WAIT:
 			if (cvm_op_is_write(obj->cmd->op)) {
 				cvm_obj_write_finish(obj);
+				return true;
+			}
+			if (obj->cmd->op == CVM_WIRE_OP_FLUSH) {
+				cvm_obj_flush_finish(obj);
 				return true;
 			}
 			if (obj->cmd->op != CVM_WIRE_OP_READ ||
@@ -496,15 +541,24 @@ static void cvm_sub_done(struct cvm_xprt_req *req)
 	unsigned int i;
 
 	if (cvm_op_is_write(obj->cmd->op)) {
-		if (sts == BLK_STS_OK) {
-			atomic_inc(&obj->acked);
-		} else if (sts == BLK_STS_TRANSPORT) {
-			/* Not a refusal: the replica missed it, it is stale. */
-			for (i = 0; i < obj->nr_devs; i++)
-				if (obj->devs[i] == req->conn->hello.device_id)
-					set_bit(i, &obj->missed);
-			sts = BLK_STS_OK;
+		for (i = 0; i < obj->nr_devs; i++) {
+			if (obj->devs[i] != req->conn->hello.device_id)
+				continue;
+			if (sts == BLK_STS_OK)
+				set_bit(i, &obj->acked_mask);
+			else if (sts == BLK_STS_TRANSPORT)
+				set_bit(i, &obj->missed);
 		}
+		if (sts == BLK_STS_OK)
+			atomic_inc(&obj->acked);
+		else if (sts == BLK_STS_TRANSPORT)
+			sts = BLK_STS_OK;  /* not a refusal: missed, stale */
+	} else if (obj->cmd->op == CVM_WIRE_OP_FLUSH) {
+		if (sts == BLK_STS_OK)
+			cvm_dev_flush_ok(req->conn->hello.device_id,
+					 obj->cmd->flush_gen);
+		else if (sts == BLK_STS_TRANSPORT)
+			sts = BLK_STS_OK;  /* cvm_flush_finish() decides */
 	}
 	if (sts != BLK_STS_OK) {
 		pr_warn_ratelimited("volume %llu object %llu: %s to %pISpc failed: status %u error %d\n",
@@ -639,6 +693,7 @@ static blk_status_t cvm_io_prepare(struct cvm_io *cmd)
 		cmd->wire_flags |= CVM_WIRE_F_FUA;
 
 	if (cmd->op == CVM_WIRE_OP_FLUSH) {
+		cmd->flush_gen = cvm_flush_begin();
 		cmd->nr_objs = 1;
 		memset(&cmd->objs[0].ext, 0, sizeof(cmd->objs[0].ext));
 	} else {
@@ -658,6 +713,7 @@ static blk_status_t cvm_io_prepare(struct cvm_io *cmd)
 		atomic_set(&obj->pending, 0);
 		obj->nr_devs = 0;
 		obj->missed = 0;
+		obj->acked_mask = 0;
 		atomic_set(&obj->acked, 0);
 	}
 	if (cmd->op == CVM_WIRE_OP_READ || cmd->op == CVM_WIRE_OP_WRITE)
@@ -802,6 +858,7 @@ struct cvm_stale_dev {
 	atomic_long_t		count;
 	unsigned long		pass;
 	struct delayed_work	resync;
+	atomic64_t		flushed_gen;	/* newest FLUSH it completed */
 };
 
 struct cvm_fence {
@@ -876,7 +933,7 @@ static bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no)
  * Softirq or process context.  0 when recorded (or already), else an errno
  * and nothing recorded.
  */
-static int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no)
+int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no)
 {
 	struct cvm_stale_key key = { volume_id, object_no };
 	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
@@ -934,6 +991,28 @@ u64 cvm_stale_dev_count(u32 device_id)
 	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
 
 	return sd ? atomic_long_read(&sd->count) : 0;
+}
+
+/* @device_id completed a FLUSH of generation @gen (flush.c). */
+void cvm_dev_flush_ok(u32 device_id, u64 gen)
+{
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+	s64 old;
+
+	if (!sd)
+		return;
+	old = atomic64_read(&sd->flushed_gen);
+	while (old < (s64)gen &&
+	       !atomic64_try_cmpxchg(&sd->flushed_gen, &old, gen))
+		;
+}
+
+/* Has @device_id completed a FLUSH of generation @gen or newer? */
+bool cvm_dev_flushed(u32 device_id, u64 gen)
+{
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+
+	return sd && atomic64_read(&sd->flushed_gen) >= (s64)gen;
 }
 
 /* What a resync needs of a volume, copied under cvm_config_mutex. */

@@ -54,6 +54,7 @@ static void cvm_blk_free_disk(struct gendisk *disk)
 	struct cvm_volume *vol = disk->private_data;
 
 	ida_free(&cvm_minor_ida, vol->minor);
+	cvm_unflushed_destroy(&vol->unflushed);
 	mutex_destroy(&vol->lock);
 	kfree(vol);
 }
@@ -195,6 +196,7 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 	if (spec->name)
 		strscpy(vol->name, spec->name, sizeof(vol->name));
 	mutex_init(&vol->lock);
+	cvm_unflushed_init(&vol->unflushed);
 
 	ret = ida_alloc_max(&cvm_minor_ida, MINORMASK, GFP_KERNEL);
 	if (ret < 0)

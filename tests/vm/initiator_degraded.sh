@@ -12,7 +12,10 @@
 # (stale count 0) and then every object must read the same bytes from all
 # three targets over the wire (cvm-wire).  Then the same with device 1
 # silent instead of gone (nft drops its packets, nothing is closed): the
-# request watchdog must drop the connection.  Runs INSIDE the test VM:
+# request watchdog must drop the connection.  Last, FLUSH: a replica that
+# cannot be flushed is recorded stale for what it holds unflushed, and
+# fsync fails when no replica of a write could be flushed.  Runs INSIDE
+# the test VM:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/initiator_degraded.sh
 #
@@ -182,6 +185,43 @@ check "stale objects recorded" eval "((${n:-0} > 0))"
 check "nft: traffic to 127.0.0.1:7002 flows again" unblock
 check "reconnected" cvm_connected 1
 fio_settle
+
+echo "# FLUSH with a silent replica: fsync must not fail for it, nor lie"
+# Writes without FUA sit in the replicas' volatile caches until a FLUSH.
+# A replica that cannot be flushed gets those objects recorded as stale
+# (flush.c); if no replica that took a write can be flushed, fsync fails.
+fsync_dev() {
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.fsync(fd)' /dev/cvm0
+}
+head -c $((4 << 20)) /dev/urandom >"$tmp/pattern"
+check "write 4 MiB without FUA" \
+	dd if="$tmp/pattern" of=/dev/cvm0 bs=1M oflag=direct status=none
+dmesg -C
+check "nft: drop every packet to and from 127.0.0.1:7003" block 7003
+t0=$SECONDS
+check "fsync succeeds with device 2 silent" fsync_dev
+echo "fsync took $((SECONDS - t0)) s (the watchdog's 3 s)"
+check "device 2 recorded stale for what it could not flush" \
+	eval "dmesg | grep -q 'flush missed a replica, [1-9][0-9]* objects recorded as stale'"
+check "stale objects recorded" eval "(($(stale) > 0))"
+check "nft: traffic to 127.0.0.1:7003 flows again" unblock
+check "reconnected" cvm_connected 1
+check "stale objects resynced (stale count 0 within 120 s)" wait_stale_zero 120
+check "data reads back" cmp -n $((4 << 20)) "$tmp/pattern" /dev/cvm0
+check "all replicas identical (cvm-wire)" replicas_identical
+
+check "write 4 MiB without FUA again" \
+	dd if="$tmp/pattern" of=/dev/cvm0 bs=1M seek=8 oflag=direct status=none
+check "nft: every target silent" eval "block 7001 && nft add rule inet cvmtest input tcp dport 7002 drop && nft add rule inet cvmtest input tcp sport 7002 drop && nft add rule inet cvmtest input tcp dport 7003 drop && nft add rule inet cvmtest input tcp sport 7003 drop"
+refuses_fsync() { ! fsync_dev; }
+check "fsync fails: the writes are durable on no replica" refuses_fsync
+check "dmesg names it" eval "dmesg | grep -q 'flush failed, [1-9][0-9]* objects are durable on no replica'"
+check "nft: traffic flows again" unblock
+check "reconnected to all three" cvm_connected 4
+check "fsync succeeds once they are back" fsync_dev
+check "data reads back" eval "cmp -n $((4 << 20)) '$tmp/pattern' <(dd if=/dev/cvm0 bs=1M skip=8 count=4 iflag=direct status=none)"
 check "cvm.request_timeout back to 30 s" eval "echo 30 >$timeout_param"
 
 echo "# tear down"

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * What a FLUSH must make durable, per volume.
+ *
+ * A replica's acknowledgement of a write without FUA only says the data
+ * reached its device's volatile cache.  A FLUSH then makes it durable,
+ * unless that device cannot be flushed: its target was lost or stopped
+ * answering.  Failing the FLUSH would fail fsync() for one lost replica;
+ * ignoring it would keep a copy that a power loss on that node may roll
+ * back without anyone knowing.  So every volume remembers, per object
+ * written since it was last covered by a FLUSH, which replicas acknowledged
+ * the newest write (an "unflushed" entry), and when a FLUSH completes:
+ *
+ *   - a replica that acknowledged it and was flushed holds it durably;
+ *   - the other replicas that acknowledged it are recorded as stale for
+ *     the object (resync copies it back to them later, with FUA);
+ *   - if no replica that acknowledged it was flushed, the data is durable
+ *     nowhere and the FLUSH fails.
+ *
+ * Generations order writes and flushes: cvm_flush_begin() takes the next
+ * one when a FLUSH starts, an entry keeps the generation current when its
+ * write completed, and a FLUSH covers exactly the entries older than it (a
+ * write completed before the FLUSH was sent was already in the device's
+ * cache).  A device's newest successfully flushed generation lives with its
+ * stale set (cvm_dev_flush_ok()); a later FLUSH covers an earlier one.
+ *
+ * A write with FUA is durable where acknowledged: it drops the entry.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/hash.h>
+#include <linux/slab.h>
+
+#include "initiator.h"
+
+struct cvm_unflushed_obj {
+	struct hlist_node	node;
+	u64			object_no;
+	u64			gen;
+	u32			devs[CVM_MAX_PG_WIDTH];
+	unsigned int		nr_devs;
+};
+
+static atomic64_t cvm_flush_gen = ATOMIC64_INIT(1);
+
+void cvm_unflushed_init(struct cvm_unflushed *uf)
+{
+	unsigned int i;
+
+	spin_lock_init(&uf->lock);
+	for (i = 0; i < ARRAY_SIZE(uf->buckets); i++)
+		INIT_HLIST_HEAD(&uf->buckets[i]);
+	uf->count = 0;
+}
+
+void cvm_unflushed_destroy(struct cvm_unflushed *uf)
+{
+	struct cvm_unflushed_obj *e;
+	struct hlist_node *tmp;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(uf->buckets); i++)
+		hlist_for_each_entry_safe(e, tmp, &uf->buckets[i], node)
+			kfree(e);
+}
+
+static struct hlist_head *cvm_unflushed_bucket(struct cvm_unflushed *uf,
+					       u64 object_no)
+{
+	return &uf->buckets[hash_64(object_no, CVM_UNFLUSHED_HASH_BITS)];
+}
+
+static struct cvm_unflushed_obj *cvm_unflushed_find(struct cvm_unflushed *uf,
+						    u64 object_no)
+{
+	struct cvm_unflushed_obj *e;
+
+	hlist_for_each_entry(e, cvm_unflushed_bucket(uf, object_no), node)
+		if (e->object_no == object_no)
+			return e;
+	return NULL;
+}
+
+/*
+ * cvm_unflushed_record() - a write without FUA completed on @devs
+ *
+ * Process or softirq context.  0, or -ENOMEM and nothing recorded: the
+ * caller must then fail the write, since a FLUSH could not account for it.
+ */
+int cvm_unflushed_record(struct cvm_unflushed *uf, u64 object_no,
+			 const u32 *devs, unsigned int nr_devs)
+{
+	struct cvm_unflushed_obj *e, *fresh = NULL;
+
+	if (nr_devs > CVM_MAX_PG_WIDTH)
+		return -EINVAL;
+	spin_lock_bh(&uf->lock);
+	e = cvm_unflushed_find(uf, object_no);
+	if (e)
+		goto out_update;
+	spin_unlock_bh(&uf->lock);
+
+	fresh = kmalloc(sizeof(*fresh), GFP_ATOMIC);
+	spin_lock_bh(&uf->lock);
+	e = cvm_unflushed_find(uf, object_no);
+	if (!e && fresh) {
+		e = fresh;
+		fresh = NULL;
+		e->object_no = object_no;
+		hlist_add_head(&e->node, cvm_unflushed_bucket(uf, object_no));
+		uf->count++;
+	}
+	if (!e) {
+		spin_unlock_bh(&uf->lock);
+		return -ENOMEM;
+	}
+out_update:
+	/* The newest write's replicas are the ones that count. */
+	e->gen = atomic64_read(&cvm_flush_gen);
+	memcpy(e->devs, devs, nr_devs * sizeof(*devs));
+	e->nr_devs = nr_devs;
+	spin_unlock_bh(&uf->lock);
+	kfree(fresh);
+	return 0;
+}
+
+/* A write with FUA completed: durable wherever it was acknowledged. */
+void cvm_unflushed_forget(struct cvm_unflushed *uf, u64 object_no)
+{
+	struct cvm_unflushed_obj *e;
+
+	spin_lock_bh(&uf->lock);
+	e = cvm_unflushed_find(uf, object_no);
+	if (e) {
+		hlist_del(&e->node);
+		uf->count--;
+	}
+	spin_unlock_bh(&uf->lock);
+	kfree(e);
+}
+
+/* A FLUSH starts: its generation. */
+u64 cvm_flush_begin(void)
+{
+	return atomic64_inc_return(&cvm_flush_gen);
+}
+
+/*
+ * cvm_flush_finish() - every device of a FLUSH of generation @gen answered
+ *
+ * Settles the entries the FLUSH covers (see the top of this file).  Process
+ * or softirq context, as transport completions are.  0, or -EIO when some
+ * object's newest write is durable nowhere (its entry stays for a later
+ * FLUSH).
+ */
+int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen)
+{
+	struct cvm_unflushed_obj *e;
+	struct hlist_node *tmp;
+	unsigned int i, j;
+	u64 lost = 0, marked = 0;
+	int ret = 0;
+
+	spin_lock_bh(&uf->lock);
+	for (i = 0; i < ARRAY_SIZE(uf->buckets); i++) {
+		hlist_for_each_entry_safe(e, tmp, &uf->buckets[i], node) {
+			bool durable = false;
+
+			if (e->gen >= gen)
+				continue;	/* completed after we started */
+			for (j = 0; j < e->nr_devs; j++)
+				durable |= cvm_dev_flushed(e->devs[j], gen);
+			if (!durable) {
+				lost++;
+				continue;
+			}
+			for (j = 0; j < e->nr_devs; j++) {
+				if (cvm_dev_flushed(e->devs[j], gen))
+					continue;
+				if (cvm_stale_mark(e->devs[j], volume_id,
+						   e->object_no))
+					durable = false;
+				else
+					marked++;
+			}
+			if (!durable) {
+				lost++;		/* could not record: keep it */
+				continue;
+			}
+			hlist_del(&e->node);
+			uf->count--;
+			kfree(e);
+		}
+	}
+	spin_unlock_bh(&uf->lock);
+	if (marked)
+		pr_warn_ratelimited("volume %llu: flush missed a replica, %llu objects recorded as stale\n",
+				    volume_id, marked);
+	if (lost) {
+		pr_err_ratelimited("volume %llu: flush failed, %llu objects are durable on no replica\n",
+				   volume_id, lost);
+		ret = -EIO;
+	}
+	return ret;
+}
