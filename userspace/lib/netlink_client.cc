@@ -30,6 +30,25 @@ namespace {
 using NlSock = std::unique_ptr<nl_sock, decltype(&nl_socket_free)>;
 using NlMsg = std::unique_ptr<nl_msg, decltype(&nlmsg_free)>;
 
+// A connected generic netlink socket; reads on it give up after
+// `rcv_timeout` unless that is zero (never wait on the kernel forever).
+Result<NlSock> ConnectGenl(std::chrono::milliseconds rcv_timeout) {
+  NlSock sock(nl_socket_alloc(), &nl_socket_free);
+  if (!sock) return Internal("nl_socket_alloc failed");
+  int err = genl_connect(sock.get());
+  if (err < 0) {
+    return Unavailable(fmt::format("cannot open a generic netlink socket: {}",
+                                   nl_geterror(err)));
+  }
+  if (rcv_timeout.count() > 0) {
+    timeval tv{static_cast<time_t>(rcv_timeout.count() / 1000),
+               static_cast<suseconds_t>((rcv_timeout.count() % 1000) * 1000)};
+    setsockopt(nl_socket_get_fd(sock.get()), SOL_SOCKET, SO_RCVTIMEO, &tv,
+               sizeof(tv));
+  }
+  return sock;
+}
+
 // libnl checks types and minimum lengths against these; exact lengths of the
 // fixed-size attributes are checked in ParseStatusReply.
 std::array<nla_policy, CVM_ATTR_MAX + 1> TopPolicy() {
@@ -184,18 +203,7 @@ Result<ModuleStatus> ParseStatusReply(const nlmsghdr* nlh,
 Result<ModuleStatus> QueryModuleStatus(std::string_view family,
                                        std::chrono::milliseconds timeout) {
   const std::string name(family);
-  NlSock sock(nl_socket_alloc(), &nl_socket_free);
-  if (!sock) return Internal("nl_socket_alloc failed");
-  int err = genl_connect(sock.get());
-  if (err < 0) {
-    return Unavailable(fmt::format("cannot open a generic netlink socket: {}",
-                                   nl_geterror(err)));
-  }
-  // Never wait on the kernel forever.
-  timeval tv{static_cast<time_t>(timeout.count() / 1000),
-             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-  setsockopt(nl_socket_get_fd(sock.get()), SOL_SOCKET, SO_RCVTIMEO, &tv,
-             sizeof(tv));
+  CVM_ASSIGN_OR_RETURN(NlSock sock, ConnectGenl(timeout));
 
   const int family_id = genl_ctrl_resolve(sock.get(), name.c_str());
   if (family_id == -NLE_OBJ_NOTFOUND) {
@@ -219,7 +227,7 @@ Result<ModuleStatus> QueryModuleStatus(std::string_view family,
   ReplyContext ctx;
   ctx.family = name;
   nl_socket_modify_cb(sock.get(), NL_CB_VALID, NL_CB_CUSTOM, &OnValid, &ctx);
-  err = nl_send_auto(sock.get(), msg.get());
+  int err = nl_send_auto(sock.get(), msg.get());
   if (err < 0) {
     return Unavailable(
         fmt::format("sending to '{}' failed: {}", name, nl_geterror(err)));
@@ -260,17 +268,8 @@ class GenlConn {
                                std::chrono::milliseconds timeout) {
     GenlConn c;
     c.family_ = std::string(family);
-    c.sock_.reset(nl_socket_alloc());
-    if (!c.sock_) return Internal("nl_socket_alloc failed");
-    int err = genl_connect(c.sock_.get());
-    if (err < 0) {
-      return Unavailable(fmt::format("cannot open a generic netlink socket: {}",
-                                     nl_geterror(err)));
-    }
+    CVM_ASSIGN_OR_RETURN(c.sock_, ConnectGenl(timeout));
     const int fd = nl_socket_get_fd(c.sock_.get());
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     const int one = 1;
     // Refusals carry the kernel's reason; errors do not echo the request
     // (a map chunk is 64 KiB).
@@ -722,16 +721,7 @@ struct GroupId {
 // the family is not registered (its module is not loaded).
 Result<std::optional<GroupId>> ResolveGroup(const char* family,
                                             const char* group) {
-  NlSock sock(nl_socket_alloc(), &nl_socket_free);
-  if (!sock) return Internal("nl_socket_alloc failed");
-  int err = genl_connect(sock.get());
-  if (err < 0) {
-    return Unavailable(fmt::format("cannot open a generic netlink socket: {}",
-                                   nl_geterror(err)));
-  }
-  timeval tv{kResolveTimeout.count(), 0};
-  setsockopt(nl_socket_get_fd(sock.get()), SOL_SOCKET, SO_RCVTIMEO, &tv,
-             sizeof(tv));
+  CVM_ASSIGN_OR_RETURN(NlSock sock, ConnectGenl(kResolveTimeout));
   GroupId id;
   id.family_id = genl_ctrl_resolve(sock.get(), family);
   if (id.family_id == -NLE_OBJ_NOTFOUND) return std::optional<GroupId>();
@@ -863,17 +853,11 @@ struct PathEventSubscriber::Socket {
   // A non-blocking socket with sequence checks off (multicast messages carry
   // none), joined to the controller's notifications.
   Status Open() {
-    NlSock s(nl_socket_alloc(), &nl_socket_free);
-    if (!s) return Internal("nl_socket_alloc failed");
-    int err = genl_connect(s.get());
-    if (err < 0) {
-      return Unavailable(fmt::format("cannot open a generic netlink socket: {}",
-                                     nl_geterror(err)));
-    }
+    CVM_ASSIGN_OR_RETURN(NlSock s, ConnectGenl(std::chrono::milliseconds(0)));
     nl_socket_disable_seq_check(s.get());
     nl_socket_enable_msg_peek(s.get());  // never truncate a long message
     nl_socket_set_buffer_size(s.get(), 1 << 20, 0);
-    err = nl_socket_set_nonblocking(s.get());
+    int err = nl_socket_set_nonblocking(s.get());
     if (err < 0) {
       return Unavailable(
           fmt::format("cannot make the event socket "
