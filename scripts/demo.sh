@@ -68,6 +68,20 @@ for i in 1 2 3; do
 	run cvmadm target device add "$i" --format
 done
 run cvmadm volume attach vol0
+
+# cvm.ko retries a target that was not listening yet with backoff (up to
+# 10 s): wait until cvmd has heard that all three paths are up, so fio
+# measures the healthy volume rather than writes degraded to two replicas.
+paths_up() {
+	cvmadm --json device list | python3 -c '
+import json, sys
+devs = json.load(sys.stdin)
+sys.exit(0 if all((d["path_state"] or {}).get("state") == "up" for d in devs) else 1)'
+}
+for ((i = 0; i < 60; i++)); do
+	paths_up && break
+	sleep 0.5
+done
 run cvmadm status
 
 step "fio on /dev/cvm0 (replicated x3 over loopback TCP)"
