@@ -121,15 +121,7 @@ fio_settle() {
 
 tmp=$(mktemp -d)
 echo "# set up: 3 brd devices, 3 listeners, map, replicated(3) volume"
-rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
-check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
-check "load cvm_target" cvm_load cvm_target
-check "load cvm" cvm_load cvm
-for i in 0 1 2; do
-	check "target: add device $i on /dev/ram$i" "${tg[@]}" add $i /dev/ram$i format
-	check "target: listen 127.0.0.1:$((7001 + i))" \
-		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
-done
+cvm_three_targets
 "${ig[@]}" events 600 >"$tmp/events" 2>&1 &
 events_pid=$!
 check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1

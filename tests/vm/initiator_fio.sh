@@ -46,15 +46,7 @@ fio_job() {
 
 fio_log=$(mktemp)
 echo "# set up: 3 brd devices, 3 listeners, map, 2 volumes"
-rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
-check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
-check "load cvm_target" cvm_load cvm_target
-check "load cvm" cvm_load cvm
-for i in 0 1 2; do
-	check "target: add device $i on /dev/ram$i" "${tg[@]}" add $i /dev/ram$i format
-	check "target: listen 127.0.0.1:$((7001 + i))" \
-		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
-done
+cvm_three_targets
 check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1
 check "3 connections" cvm_connected 3
 check "attach replicated(1) -> cvm0" eval \
