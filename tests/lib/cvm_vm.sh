@@ -9,6 +9,12 @@
 #   cvm_three_targets     (tests only: uses check from check.sh) fresh brd
 #                         ram0..2, both modules loaded, cvm_target serving
 #                         device i on /dev/rami at 127.0.0.1:700(i+1)
+#   cvm_rdma_up           Soft-RoCE for the rdma transport: eth0 up with
+#                         10.99.0.1-3/24 (one address per target "host"),
+#                         rdma_rxe bound to it as rxe0, port ACTIVE
+#   cvm_transport         \$CVM_TRANSPORT (tcp or rdma), default tcp
+#   cvm_addr I            the address target I (0-based) serves its data
+#                         path on: 127.0.0.1 over tcp, 10.99.0.(I+1) over rdma
 
 cvm_load() {
 	[[ -d /sys/module/$1 ]] && return 0
@@ -42,4 +48,40 @@ cvm_three_targets() {
 		check "target: listen 127.0.0.1:$((7001 + i))" \
 			"${tg[@]}" listen 127.0.0.1 $((7001 + i))
 	done
+}
+
+cvm_transport() {
+	echo "${CVM_TRANSPORT:-tcp}"
+}
+
+cvm_addr() {
+	if [[ $(cvm_transport) == rdma ]]; then
+		echo "10.99.0.$(($1 + 1))"
+	else
+		echo 127.0.0.1
+	fi
+}
+
+cvm_rdma_up() {
+	local i
+	rdma link show rxe0 2>/dev/null | grep -q ACTIVE && return 0
+	modprobe virtio_net || return
+	for ((i = 0; i < 50; i++)); do
+		ip link show eth0 >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	ip link set lo up
+	ip link set eth0 up || return
+	for i in 1 2 3; do
+		ip addr replace "10.99.0.$i/24" dev eth0 || return
+	done
+	modprobe rdma_rxe || return
+	rdma link add rxe0 type rxe netdev eth0 || return
+	for ((i = 0; i < 50; i++)); do
+		rdma link show rxe0 | grep -q ACTIVE && return 0
+		sleep 0.1
+	done
+	echo "rxe0 did not become ACTIVE:" >&2
+	rdma link show >&2
+	return 1
 }
