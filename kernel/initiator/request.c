@@ -296,7 +296,7 @@ static bool cvm_obj_send_read(struct cvm_obj *obj, const struct cvm_state *st)
 static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 {
 	struct cvm_xprt_req *reqs[CVM_MAX_PG_WIDTH];
-	unsigned int nr = 0, i;
+	unsigned int nr = 0, i, crcs;
 	struct cvm_conn *conn;
 	const u32 *row;
 	u32 width;
@@ -319,8 +319,11 @@ static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 	}
 	if (!nr)
 		return false;
-	/* One payload CRC for all replicas, not one per replica. */
-	if (obj->cmd->op == CVM_WIRE_OP_WRITE && nr > 1) {
+	/* One payload CRC for all replicas that send one, not one each. */
+	crcs = 0;
+	for (i = 0; i < nr; i++)
+		crcs += reqs[i]->conn->ops->payload_crc;
+	if (obj->cmd->op == CVM_WIRE_OP_WRITE && crcs > 1) {
 		u32 crc = cvm_crc32c_bvec(obj->bvec, obj->nr_bvec,
 					  obj->ext.len);
 

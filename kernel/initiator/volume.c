@@ -160,6 +160,11 @@ static void cvm_volume_set_limits(struct cvm_volume *vol)
 	blk_queue_max_hw_sectors(q, max_sectors);
 	blk_queue_chunk_sectors(q, obj_sectors);
 	blk_queue_max_segments(q, CVM_MAX_SEGMENTS);
+	/*
+	 * No gaps between segments, as nvme does: the rdma transport
+	 * registers a payload as one page list (fast registration).
+	 */
+	blk_queue_virt_boundary(q, PAGE_SIZE - 1);
 	/* Discards may cross one object boundary: split in queue_rq. */
 	q->limits.discard_granularity = SZ_4K;
 	blk_queue_max_discard_sectors(q, obj_sectors);

@@ -74,11 +74,24 @@ const struct cvm_transport_ops *cvm_transport_find(const char *name)
 
 int cvm_transports_init(void)
 {
-	return cvm_tcp_init();
+	int ret;
+
+	ret = cvm_tcp_init();
+	if (ret)
+		return ret;
+	ret = cvm_rdma_init();
+	if (ret)
+		goto out_tcp_exit;
+	return 0;
+
+out_tcp_exit:
+	cvm_tcp_exit();
+	return ret;
 }
 
 void cvm_transports_exit(void)
 {
+	cvm_rdma_exit();
 	cvm_tcp_exit();
 }
 

@@ -1207,6 +1207,7 @@ static void cvm_tcp_disconnect(struct cvm_conn *conn)
 static const struct cvm_transport_ops cvm_tcp_ops = {
 	.name		= "tcp",
 	.api_version	= CVM_TRANSPORT_API_VERSION,
+	.payload_crc	= true,
 	.listen		= cvm_tcp_listen,
 	.unlisten	= cvm_tcp_unlisten,
 	.send_reply	= cvm_tcp_send_reply,

@@ -250,6 +250,9 @@ struct cvm_listener {
  * struct cvm_transport_ops - a transport
  * @name: "tcp", "rdma".
  * @api_version: CVM_TRANSPORT_API_VERSION.
+ * @payload_crc: the transport sends a CRC32C of every payload (tcp: the
+ *	link has none end to end); the core then computes a write's CRC once
+ *	for all its replicas (@data_crc).  rdma leaves it to the link.
  * @listen: target: allocate a listener (embedding struct cvm_listener),
  *	bind and listen on @addr, start accepting.  Sleeps.  ERR_PTR on error
  *	(-EADDRINUSE, -EADDRNOTAVAIL, ...).
@@ -275,6 +278,7 @@ struct cvm_listener {
 struct cvm_transport_ops {
 	const char	*name;
 	unsigned int	api_version;
+	bool		payload_crc;
 
 	struct cvm_listener *(*listen)(const struct sockaddr_storage *addr,
 				       const struct cvm_conn_cb *cb,
@@ -332,5 +336,9 @@ u32 cvm_crc32c_bvec(const struct bio_vec *bv, unsigned int nr, u32 len);
 /* tcp.c */
 int cvm_tcp_init(void);
 void cvm_tcp_exit(void);
+
+/* rdma.c */
+int cvm_rdma_init(void);
+void cvm_rdma_exit(void);
 
 #endif /* _CVM_TRANSPORT_H */

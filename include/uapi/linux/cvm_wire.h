@@ -323,4 +323,77 @@ struct cvm_wire_list_ent {
 	__le64	snap_seq;
 };
 
+/*
+ * RDMA framing (kernel/transport/rdma.c).  Over RDMA (rdma_cm, RC queue
+ * pairs) the same headers travel in SEND messages and payloads move by
+ * RDMA READ and WRITE, as NVMe-oF/RDMA does:
+ *
+ *   request	SEND of struct cvm_wire_rdma_cmd, followed in the same SEND
+ *		by the payload when it is at most the inline size agreed at
+ *		connect (HELLO always, small WRITEs) and @sgl.length is 0.
+ *		Otherwise @sgl names a buffer the initiator registered:
+ *		the target RDMA READs a WRITE payload from it, or RDMA
+ *		WRITEs a reply payload (READ, STAT, LIST) of at most
+ *		@sgl.length bytes into it.
+ *   reply	SEND of struct cvm_wire_hdr (HELLO: followed by its payload);
+ *		a reply payload has been RDMA WRITten before it.  When the
+ *		request named a buffer the reply is a SEND with Invalidate of
+ *		@sgl.key, so the initiator's registration ends with it.
+ *
+ * Payload CRCs are not used: the RDMA link's own CRC covers every packet
+ * (CVM_WIRE_F_DATA_CRC is still checked if a sender sets it).  Each queue
+ * pair is its own connection with its own HELLO.
+ */
+
+/**
+ * struct cvm_wire_rdma_sgl - a registered initiator buffer
+ * @addr: remote address (the registration's iova).
+ * @length: bytes; 0 when the payload is inline or there is none.
+ * @key: remote key.
+ */
+struct cvm_wire_rdma_sgl {
+	__le64	addr;
+	__le32	length;
+	__le32	key;
+};
+
+/* A request as SENT over RDMA. */
+struct cvm_wire_rdma_cmd {
+	struct cvm_wire_hdr		hdr;
+	struct cvm_wire_rdma_sgl	sgl;
+};
+
+#define CVM_WIRE_RDMA_RECFMT	0
+
+/**
+ * struct cvm_wire_rdma_cm_req - rdma_cm private data of a connect request
+ * @recfmt: CVM_WIRE_RDMA_RECFMT.
+ * @queue_depth: requests the initiator keeps in flight on this queue pair
+ *	at most (the target posts as many receives).
+ * @inline_size: largest inline payload the initiator would like to send.
+ * @qid: queue index on the initiator (for logs).
+ * @reserved: must be zero.
+ */
+struct cvm_wire_rdma_cm_req {
+	__le16	recfmt;
+	__le16	queue_depth;
+	__le32	inline_size;
+	__le16	qid;
+	__le16	reserved[3];
+};
+
+/**
+ * struct cvm_wire_rdma_cm_rep - private data of the target's accept
+ * @recfmt: CVM_WIRE_RDMA_RECFMT.
+ * @queue_depth: accepted depth, at most the requested one.
+ * @inline_size: accepted inline size, at most the requested one.
+ * @reserved: must be zero.
+ */
+struct cvm_wire_rdma_cm_rep {
+	__le16	recfmt;
+	__le16	queue_depth;
+	__le32	inline_size;
+	__le64	reserved;
+};
+
 #endif /* _UAPI_LINUX_CVM_WIRE_H */
