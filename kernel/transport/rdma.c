@@ -64,8 +64,10 @@
 #define CVM_RDMA_RESOLVE_MS	3000
 #define CVM_RDMA_CONNECT_TIMEOUT (10 * HZ)
 #define CVM_RDMA_RELISTEN_DELAY	HZ
-/* Initiator receives carry a reply header, or a HELLO reply. */
-#define CVM_RDMA_RSP_SIZE	(CVM_WIRE_HDR_LEN + sizeof(struct cvm_wire_hello))
+/* Initiator receives carry a reply header and an inline payload. */
+#define CVM_RDMA_RSP_SIZE	(CVM_WIRE_HDR_LEN + CVM_RDMA_INLINE_SIZE)
+/* Pages of an inline payload. */
+#define CVM_RDMA_INLINE_PAGES	DIV_ROUND_UP(CVM_RDMA_INLINE_SIZE, PAGE_SIZE)
 /* Slot index in the low bits of a tag, a per-queue sequence above. */
 #define CVM_RDMA_TAG_SLOT_BITS	16
 
@@ -93,6 +95,9 @@ struct cvm_rdma_rbuf {
  * @sg_cnt: target: mapped entries of @sgt.
  * @rw: target: RDMA READ of a WRITE payload, or RDMA WRITE of a reply.
  * @rw_valid: @rw is initialised.
+ * @inline_reply: target: the request named no buffer; its reply payload
+ *	(at most the inline size) travels in the reply's SEND, from @psge.
+ * @nr_psge: target: @psge entries mapped.
  * @remote: target: the initiator's buffer (@sgl of the command).
  * @own_pages: target: @req.bvec pages were allocated here.
  * @close_after_send: target: the reply refuses HELLO; close once sent.
@@ -116,13 +121,15 @@ struct cvm_rdma_req {
 	int			sg_cnt;
 	struct rdma_rw_ctx	rw;
 	bool			rw_valid;
+	bool			inline_reply;
+	unsigned int		nr_psge;
 	struct cvm_wire_rdma_sgl remote;
 	bool			own_pages;
 	bool			close_after_send;
 	struct ib_cqe		send_cqe;
 	struct ib_cqe		rw_cqe;
 	struct ib_send_wr	send_wr;
-	struct ib_sge		sge;
+	struct ib_sge		sge[1 + CVM_RDMA_INLINE_PAGES];
 };
 
 /**
@@ -743,6 +750,12 @@ static void cvm_rdma_free_req(struct cvm_xprt_req *req)
 	if (rreq->rsp_dma)
 		ib_dma_unmap_single(q->dev, rreq->rsp_dma, sizeof(rreq->rsp),
 				    DMA_TO_DEVICE);
+	while (rreq->nr_psge) {
+		struct ib_sge *sge = &rreq->sge[rreq->nr_psge--];
+
+		ib_dma_unmap_page(q->dev, sge->addr, sge->length,
+				  DMA_TO_DEVICE);
+	}
 	if (rreq->own_pages)
 		cvm_rdma_free_pages(req);
 	kfree(rreq);
@@ -960,9 +973,16 @@ static const char *cvm_rdma_handle_cmd(struct cvm_rdma_queue *q,
 		}
 		return NULL;
 	}
-	if (rmax) {
+	if (rmax && !slen) {
+		/* No buffer named: the reply payload goes inline. */
+		if (rmax > q->inline_size)
+			goto out_free_req;
+		if (cvm_rdma_alloc_pages(rreq, rmax, true))
+			goto out_no_memory;
+		rreq->inline_reply = true;
+	} else if (rmax) {
 		/* A reply payload goes back by RDMA WRITE: set it up now. */
-		if (!slen || slen > rmax)
+		if (slen > rmax)
 			goto out_free_req;
 		if (cvm_rdma_alloc_pages(rreq, slen,
 					 hdr->opcode == CVM_WIRE_OP_READ))
@@ -1002,6 +1022,32 @@ static void cvm_rdma_reply_sent(struct ib_cq *cq, struct ib_wc *wc)
 		cvm_rdma_fatal(rc, NULL, 0);
 }
 
+/* Target: SGEs for the first @len bytes of the reply pages. */
+static int cvm_rdma_map_inline_reply(struct cvm_rdma_req *rreq, u32 len)
+{
+	struct cvm_xprt_req *req = &rreq->req;
+	struct cvm_rdma_queue *q = rreq->queue;
+	unsigned int i;
+
+	for (i = 0; i < req->nr_bvec && len; i++) {
+		u32 l = min(req->bvec[i].bv_len, len);
+		u64 dma;
+
+		if (i == CVM_RDMA_INLINE_PAGES)
+			return -EINVAL;
+		dma = ib_dma_map_page(q->dev, req->bvec[i].bv_page,
+				      req->bvec[i].bv_offset, l, DMA_TO_DEVICE);
+		if (ib_dma_mapping_error(q->dev, dma))
+			return -ENOMEM;
+		rreq->sge[1 + i].addr = dma;
+		rreq->sge[1 + i].length = l;
+		rreq->sge[1 + i].lkey = q->pd->local_dma_lkey;
+		rreq->nr_psge = i + 1;
+		len -= l;
+	}
+	return len ? -EINVAL : 0;
+}
+
 static void cvm_rdma_send_reply(struct cvm_xprt_req *req)
 {
 	struct cvm_rdma_conn *rc = to_rdma_conn(req->conn);
@@ -1024,6 +1070,8 @@ static void cvm_rdma_send_reply(struct cvm_xprt_req *req)
 		} else {
 			rreq->close_after_send = true;
 		}
+	} else if (status == CVM_WIRE_STATUS_OK && rreq->inline_reply) {
+		len = min(req->rsp_len, req->data_len);
 	} else if (status == CVM_WIRE_STATUS_OK) {
 		len = min3(req->rsp_len, req->data_len,
 			   le32_to_cpu(rreq->remote.length));
@@ -1055,13 +1103,20 @@ static void cvm_rdma_send_reply(struct cvm_xprt_req *req)
 		cvm_rdma_fatal(rc, "cannot map a reply", -ENOMEM);
 		goto out_free_req;
 	}
-	rreq->sge.addr = rreq->rsp_dma;
-	rreq->sge.length = size;
-	rreq->sge.lkey = q->pd->local_dma_lkey;
+	rreq->sge[0].addr = rreq->rsp_dma;
+	rreq->sge[0].length = size;
+	rreq->sge[0].lkey = q->pd->local_dma_lkey;
 	rreq->send_cqe.done = cvm_rdma_reply_sent;
 	rreq->send_wr.wr_cqe = &rreq->send_cqe;
-	rreq->send_wr.sg_list = &rreq->sge;
+	rreq->send_wr.sg_list = rreq->sge;
 	rreq->send_wr.num_sge = 1;
+	if (len && rreq->inline_reply) {
+		if (cvm_rdma_map_inline_reply(rreq, len)) {
+			cvm_rdma_fatal(rc, "cannot map a reply", -ENOMEM);
+			goto out_free_req;
+		}
+		rreq->send_wr.num_sge += rreq->nr_psge;
+	}
 	rreq->send_wr.send_flags = IB_SEND_SIGNALED;
 	if (rreq->remote.length) {
 		/* End the initiator's registration with the reply. */
@@ -1189,6 +1244,22 @@ static void cvm_rdma_inv_done(struct ib_cq *cq, struct ib_wc *wc)
 	cvm_rdma_slot_put(s);
 }
 
+/* Copies an inline reply payload into the request's (bio) pages. */
+static void cvm_rdma_copy_to_bvecs(struct cvm_xprt_req *req, const u8 *src,
+				u32 len)
+{
+	unsigned int i;
+
+	for (i = 0; i < req->nr_bvec && len; i++) {
+		struct bio_vec bv = req->bvec[i];
+
+		bv.bv_len = min(bv.bv_len, len);
+		memcpy_to_bvec(&bv, src);
+		src += bv.bv_len;
+		len -= bv.bv_len;
+	}
+}
+
 /* Initiator: a reply.  NULL if handled, else why the connection closes. */
 static const char *cvm_rdma_handle_rsp(struct cvm_rdma_queue *q,
 				       const u8 *buf, struct ib_wc *wc)
@@ -1229,8 +1300,15 @@ static const char *cvm_rdma_handle_rsp(struct cvm_rdma_queue *q,
 			return "HELLO reply length";
 		if (len)
 			memcpy(&s->rreq->hello, buf + sizeof(*hdr), len);
-	} else if (byte_len != sizeof(*hdr)) {
-		return "reply with inline payload";
+	} else if (s->mr) {
+		if (byte_len != sizeof(*hdr))
+			return "reply with inline payload";
+	} else {
+		/* We named no buffer: the payload is inline. */
+		if (byte_len != sizeof(*hdr) + len || len > q->inline_size)
+			return "inline reply length";
+		if (len)
+			cvm_rdma_copy_to_bvecs(req, buf + sizeof(*hdr), len);
 	}
 
 	if (s->mr) {
@@ -1417,10 +1495,12 @@ static void cvm_rdma_post_slot(struct cvm_rdma_slot *s)
 			ret = cvm_rdma_register(s, req, plen, true);
 			first = &s->reg_wr.wr;
 		}
-	} else if (rlen) {
+	} else if (rlen && (rlen > q->inline_size ||
+			    rlen != cvm_wire_reply_max_len(&req->hdr))) {
 		ret = cvm_rdma_register(s, req, rlen, false);
 		first = &s->reg_wr.wr;
 	}
+	/* Else a reply payload, if any, comes inline in the reply. */
 	if (ret) {
 		cvm_rdma_fatal(rc, "cannot map a request's payload", ret);
 		return;		/* release_work fails it */

@@ -5,7 +5,7 @@
  * The core (cvm.ko's request pipeline, cvm_target.ko's object store) speaks
  * the CVM wire protocol (include/uapi/linux/cvm_wire.h) through a
  * struct cvm_transport_ops that a transport fills as a static const table
- * (tcp.c: cvm_tcp_ops; later rdma.c: cvm_rdma_ops) and registers from its
+ * (tcp.c: cvm_tcp_ops; rdma.c: cvm_rdma_ops) and registers from its
  * module's init.  The core looks a transport up by name ("tcp") and never
  * tests which one it has.
  *

@@ -334,11 +334,14 @@ struct cvm_wire_list_ent {
  *		Otherwise @sgl names a buffer the initiator registered:
  *		the target RDMA READs a WRITE payload from it, or RDMA
  *		WRITEs a reply payload (READ, STAT, LIST) of at most
- *		@sgl.length bytes into it.
- *   reply	SEND of struct cvm_wire_hdr (HELLO: followed by its payload);
- *		a reply payload has been RDMA WRITten before it.  When the
- *		request named a buffer the reply is a SEND with Invalidate of
- *		@sgl.key, so the initiator's registration ends with it.
+ *		@sgl.length bytes into it.  A request whose reply payload
+ *		is at most the inline size may name no buffer.
+ *   reply	SEND of struct cvm_wire_hdr, followed in the same SEND by
+ *		the reply payload when the request named no buffer (HELLO,
+ *		small READs and STAT); otherwise the payload has been RDMA
+ *		WRITten before it.  When the request named a buffer the
+ *		reply is a SEND with Invalidate of @sgl.key, so the
+ *		initiator's registration ends with it.
  *
  * Payload CRCs are not used: the RDMA link's own CRC covers every packet
  * (CVM_WIRE_F_DATA_CRC is still checked if a sender sets it).  Each queue
