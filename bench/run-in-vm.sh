@@ -5,39 +5,42 @@
 # Runs the same fio jobs against several block devices in this one VM, so
 # their figures can be compared, and prints the results as JSON between two
 # marker lines on stdout: the guest's root is a tmpfs overlay, so stdout is
-# the only way out; bench/run.sh saves it under bench/results/.
+# the only way out; bench/run.sh saves it under bench/results/.  The JSON
+# is printed again after every device (the last block is the complete
+# one), so what was measured survives a guest that dies later on.
 #
-#   BENCH_RUNTIME  seconds per fio job (default 10)
-#   BENCH_REPEAT   runs per (device, job); the median is reported (default 1)
+# A device whose setup fails (or whose fio job fails) is reported with the
+# reason and no figures; the other devices still run.
+#
+#   BENCH_RUNTIME  seconds per fio job (default 5)
+#   BENCH_REPEAT   runs per (device, job); the median is reported (default 3)
 #   BENCH_DEVICES  which devices, in order (default: all of DEVICES below)
 #   BENCH_TABLE    0: do not print the tables here (bench/run.sh does)
 #   BENCH_COMMIT   recorded in the JSON (bench/run.sh passes the checkout's)
+#
+# bench/run-in-vm.sh --list (anywhere) prints the default device list.
 set -euo pipefail
 top=${CVM_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top"
-# cvm_connected, shared with the VM tests.
+# cvm_load, cvm_connected, cvm_rdma_up, cvm_addr: shared with the VM tests.
+# shellcheck source=tests/lib/cvm_vm.sh
 . "$top/tests/lib/cvm_vm.sh"
-if [[ -z "${CVM_IN_VM:-}" ]]; then
-	echo "bench/run-in-vm.sh runs inside the test VM: use 'make bench'" >&2
-	exit 2
-fi
-
-RUNTIME=${BENCH_RUNTIME:-10}
-REPEAT=${BENCH_REPEAT:-1}
-[[ "$RUNTIME" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_RUNTIME wants seconds" >&2; exit 2; }
-[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_REPEAT wants a count" >&2; exit 2; }
-SIZE_MIB=128	# the region every job works in, on every device
-VOL_BYTES=$((256 << 20))	# cvm volumes: as big as one backing RAM disk
 
 # --- what is measured -------------------------------------------------------
-# The hook for new devices (nvmf-rdma, cvm over RDMA, md raid1 over nvmf...):
-# add a name here, and functions setup_NAME / teardown_NAME (dashes become
-# underscores).  setup_NAME sets DEV_PATH (the block device to measure) and
-# DEV_DESC (one line for the table); teardown_NAME undoes it.  Every device
-# should sit on a brd RAM disk, the same kind the raw baseline measures.
-DEVICES=(raw nvmf-tcp cvm-rep1-tcp cvm-rep3-tcp)
-# NUM/DEN pairs of device names; a ratio whose devices did not run is skipped.
-RATIOS=(cvm-rep1-tcp/nvmf-tcp cvm-rep1-tcp/raw cvm-rep3-tcp/raw)
+# A device is a name here plus functions setup_NAME / teardown_NAME (dashes
+# become underscores).  setup_NAME runs in a subshell under `set -e`: it
+# sets DEV_PATH (the block device to measure) and DEV_DESC (one line for
+# the table), and any failing command fails the device.  teardown_NAME
+# undoes it; it must be idempotent and cope with a half-done setup (it runs
+# after a failed setup and again from the exit trap).  Every device sits
+# on brd RAM disks, the same kind the raw baseline measures.
+DEVICES=(raw nvmf-rdma nvmf-tcp md-raid1-rdma
+	cvm-rep1-rdma cvm-rep1-tcp cvm-rep3-rdma cvm-rep3-tcp)
+# NUM/DEN pairs of device names; a ratio whose devices were not both asked
+# for is left out, one whose devices failed shows "-".
+RATIOS=(cvm-rep1-rdma/nvmf-rdma cvm-rep1-tcp/nvmf-tcp
+	cvm-rep3-rdma/md-raid1-rdma cvm-rep1-tcp/raw cvm-rep3-tcp/raw
+	nvmf-rdma/nvmf-tcp)
 # name rw bs iodepth
 JOBS=(
 	"4k-randread-qd1 randread 4k 1"
@@ -47,9 +50,26 @@ JOBS=(
 	"128k-read-qd16 read 128k 16"
 	"128k-write-qd16 write 128k 16"
 )
-# RAM disks: ram0..2 cvm targets, ram3 raw, ram4 nvmf-tcp.  Raise this when
-# a new device needs its own backing disk (256 MiB each, allocated on write).
-BRD_COUNT=5
+# RAM disks, 256 MiB each (allocated on write): ram0..2 the cvm targets,
+# ram3 raw, ram4 nvmf-tcp, ram5 nvmf-rdma, ram6..8 the md-raid1-rdma legs.
+BRD_COUNT=9
+ALL_DEVICES=("${DEVICES[@]}")
+
+if [[ "${1:-}" == --list ]]; then
+	echo "${DEVICES[*]}"
+	exit 0
+fi
+if [[ -z "${CVM_IN_VM:-}" ]]; then
+	echo "bench/run-in-vm.sh runs inside the test VM: use 'make bench'" >&2
+	exit 2
+fi
+
+RUNTIME=${BENCH_RUNTIME:-5}
+REPEAT=${BENCH_REPEAT:-3}
+[[ "$RUNTIME" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_RUNTIME wants seconds" >&2; exit 2; }
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_REPEAT wants a count" >&2; exit 2; }
+SIZE_MIB=128	# the region every job works in, on every device
+VOL_BYTES=$((256 << 20))	# cvm volumes: as big as one backing RAM disk
 
 if [[ -n "${BENCH_DEVICES:-}" ]]; then
 	read -r -a DEVICES <<<"$BENCH_DEVICES"
@@ -57,6 +77,7 @@ fi
 
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
 tg=(python3 "$top/tests/vm/lib/target_genl.py")
+bg=(python3 "$top/bench/cvm_genl.py")
 report=(python3 "$top/bench/report.py")
 log() { printf '%s\n' "$*"; }
 
@@ -69,54 +90,61 @@ setup_raw() {
 }
 teardown_raw() { :; }
 
-# --- nvmf-tcp: the kernel's NVMe-oF/TCP over loopback ----------------------
-NQN=nqn.2024-01.io.cvm:bench-ram4
+# --- NVMe-oF: the kernel's nvmet, each export on its own port ----------------
+NQN_BASE=nqn.2024-01.io.cvm:bench
 NVMET=/sys/kernel/config/nvmet
-NVMF_PORT=1
 
-setup_nvmf_tcp() {
-	local sub=$NVMET/subsystems/$NQN port=$NVMET/ports/$NVMF_PORT b i
+# nvmet_export TRTYPE PORT_ID ADDR SVCID NQN DISK: DISK as namespace 1 of
+# subsystem NQN, served on a new nvmet port PORT_ID.
+nvmet_export() {
+	local trtype=$1 addr=$3 svcid=$4 nqn=$5 disk=$6
+	local sub=$NVMET/subsystems/$5 port=$NVMET/ports/$2
 	# nvmet creates its configfs tree when loaded: load it before mounting.
 	modprobe nvmet
-	modprobe nvmet-tcp
-	modprobe nvme-tcp
+	modprobe "nvmet-$trtype"
+	modprobe "nvme-$trtype"
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 	mkdir "$sub"
 	echo 1 >"$sub/attr_allow_any_host"
 	mkdir "$sub/namespaces/1"
-	echo -n /dev/ram4 >"$sub/namespaces/1/device_path"
+	echo -n "$disk" >"$sub/namespaces/1/device_path"
 	echo 1 >"$sub/namespaces/1/enable"
 	mkdir "$port"
-	echo tcp >"$port/addr_trtype"
+	echo "$trtype" >"$port/addr_trtype"
 	echo ipv4 >"$port/addr_adrfam"
-	echo 127.0.0.1 >"$port/addr_traddr"
-	echo 4420 >"$port/addr_trsvcid"
-	ln -s "$sub" "$port/subsystems/$NQN"
-	ip link set lo up
-	nvme connect -t tcp -a 127.0.0.1 -s 4420 -n "$NQN" >/dev/null
+	echo "$addr" >"$port/addr_traddr"
+	echo "$svcid" >"$port/addr_trsvcid"
+	# The link enables the port: nvmet-tcp or nvmet-rdma starts listening.
+	ln -s "$sub" "$port/subsystems/$nqn"
+}
+
+# nvmf_connect TRTYPE ADDR SVCID NQN: connect, print the namespace's disk.
+nvmf_connect() {
+	local b i dev=
+	nvme connect -t "$1" -a "$2" -s "$3" -n "$4" >/dev/null || return
 	# The namespace's disk (the multipath head when native multipath is on)
 	# names the subsystem it belongs to; the per-path nvmeXcYnZ are hidden.
-	DEV_PATH=
 	for ((i = 0; i < 50; i++)); do
 		for b in /sys/block/nvme*; do
 			[[ "${b##*/}" =~ ^nvme[0-9]+n[0-9]+$ ]] || continue
-			[[ "$(cat "$b/device/subsysnqn" 2>/dev/null)" == "$NQN" ]] || continue
-			[[ -b /dev/${b##*/} ]] && DEV_PATH=/dev/${b##*/}
+			[[ "$(cat "$b/device/subsysnqn" 2>/dev/null)" == "$4" ]] || continue
+			[[ -b /dev/${b##*/} ]] && dev=/dev/${b##*/}
 		done
-		[[ -n "$DEV_PATH" ]] && break
+		[[ -n "$dev" ]] && break
 		sleep 0.2
 	done
-	[[ -n "$DEV_PATH" ]] || { echo "bench: no block device for $NQN" >&2; return 1; }
-	DEV_DESC="NVMe-oF/TCP over loopback to /dev/ram4 (nvmet, $DEV_PATH)"
+	[[ -n "$dev" ]] || { echo "bench: no block device for $4" >&2; return 1; }
+	echo "$dev"
 }
 
-# Idempotent, so the exit trap can call it after a half-done setup.
-teardown_nvmf_tcp() {
-	local sub=$NVMET/subsystems/$NQN port=$NVMET/ports/$NVMF_PORT
-	if grep -qsx "$NQN" /sys/class/nvme/*/subsysnqn; then
-		nvme disconnect -n "$NQN" >/dev/null
+# nvmet_unexport PORT_ID NQN: disconnect and undo nvmet_export, as far as
+# it got.  Idempotent.
+nvmet_unexport() {
+	local sub=$NVMET/subsystems/$2 port=$NVMET/ports/$1
+	if grep -qsx "$2" /sys/class/nvme/*/subsysnqn; then
+		nvme disconnect -n "$2" >/dev/null
 	fi
-	[[ -L "$port/subsystems/$NQN" ]] && rm "$port/subsystems/$NQN"
+	[[ -L "$port/subsystems/$2" ]] && rm "$port/subsystems/$2"
 	[[ -d "$port" ]] && rmdir "$port"
 	if [[ -d "$sub/namespaces/1" ]]; then
 		echo 0 >"$sub/namespaces/1/enable"
@@ -126,41 +154,124 @@ teardown_nvmf_tcp() {
 	return 0
 }
 
-# --- cvm: three targets on ram0..2 behind 127.0.0.1:7001-7003 --------------
+# --- nvmf-tcp: NVMe-oF/TCP over loopback -------------------------------------
+setup_nvmf_tcp() {
+	ip link set lo up
+	nvmet_export tcp 1 127.0.0.1 4420 "$NQN_BASE-ram4" /dev/ram4
+	DEV_PATH=$(nvmf_connect tcp 127.0.0.1 4420 "$NQN_BASE-ram4")
+	DEV_DESC="NVMe-oF/TCP over loopback to /dev/ram4 (nvmet, $DEV_PATH)"
+}
+teardown_nvmf_tcp() { nvmet_unexport 1 "$NQN_BASE-ram4"; }
+
+# --- nvmf-rdma: NVMe-oF/RDMA over Soft-RoCE ----------------------------------
+# The guest's own address on rxe0 (cvm_rdma_up), as cvm-rep1-rdma's target.
+setup_nvmf_rdma() {
+	cvm_rdma_up
+	nvmet_export rdma 2 10.99.0.1 4420 "$NQN_BASE-ram5" /dev/ram5
+	DEV_PATH=$(nvmf_connect rdma 10.99.0.1 4420 "$NQN_BASE-ram5")
+	DEV_DESC="NVMe-oF/RDMA over Soft-RoCE (rxe0) to /dev/ram5 (nvmet, $DEV_PATH)"
+}
+teardown_nvmf_rdma() { nvmet_unexport 2 "$NQN_BASE-ram5"; }
+
+# --- md-raid1-rdma: md raid1 over three NVMe-oF/RDMA namespaces --------------
+# Three subsystems on three addresses, 10.99.0.1-3:4421 (ports 3-5), like
+# cvm-rep3-rdma's three targets: the replication cvm does in the kernel
+# initiator, done by md over three ordinary remote disks.
+MD=/dev/md100
+
+setup_md_raid1_rdma() {
+	local i legs=()
+	cvm_rdma_up
+	modprobe raid1
+	for i in 0 1 2; do
+		nvmet_export rdma $((3 + i)) "10.99.0.$((i + 1))" 4421 \
+			"$NQN_BASE-ram$((6 + i))" "/dev/ram$((6 + i))"
+		legs+=("$(nvmf_connect rdma "10.99.0.$((i + 1))" 4421 \
+			"$NQN_BASE-ram$((6 + i))")")
+	done
+	# The legs are fresh RAM disks: no resync (--assume-clean) and no
+	# write-intent bitmap, so md does no I/O of its own during the jobs.
+	mdadm --create "$MD" --level=1 --raid-devices=3 --assume-clean \
+		--bitmap=none --metadata=1.2 --run "${legs[@]}" 2>&1 |
+		grep -v '^mdadm: array .* started\.$' >&2 || true
+	if [[ ! -b "$MD" ]] || ! grep -q "^${MD##*/} : active raid1" /proc/mdstat; then
+		echo "bench: $MD did not start" >&2
+		return 1
+	fi
+	DEV_PATH=$MD
+	DEV_DESC="md raid1 over 3 NVMe-oF/RDMA namespaces (10.99.0.1-3, /dev/ram6..8; ${legs[*]})"
+}
+
+teardown_md_raid1_rdma() {
+	local i
+	if [[ -e /sys/block/${MD##*/}/md ]]; then
+		mdadm --stop "$MD" 2>&1 | grep -v '^mdadm: stopped ' >&2
+	fi
+	for i in 0 1 2; do
+		nvmet_unexport $((3 + i)) "$NQN_BASE-ram$((6 + i))"
+	done
+}
+
+# --- cvm: three targets on ram0..2, over tcp or rdma --------------------------
 # Set up as tests/vm/initiator_fio.sh does: three "hosts" of one device,
-# map epoch 1 with pool 1 replicated(1) and pool 3 replicated(3).
-cvm_cluster=0
+# map epoch 1 with pool 1 replicated(1) and pool 3 replicated(3).  Over tcp
+# the targets listen on 127.0.0.1:7001-7003, over rdma on
+# 10.99.0.1-3:7001-7003 (cvm_addr).  cvm.ko's map names one transport, so
+# going from one to the other takes the cluster down and brings it up
+# afresh: reloaded cvm.ko, reformatted targets.  Setups run in subshells:
+# the cluster's state is kept in a file, "TRANSPORT up" once it works.
+cvm_state() { cat "$work/cvm-cluster" 2>/dev/null || true; }
 
 cvm_cluster_up() {
-	((cvm_cluster)) && return 0
-	local before i
+	local transport=$1 before i addr ends=()
+	[[ "$(cvm_state)" == "$transport up" ]] && return 0
+	cvm_cluster_down
+	echo "$transport starting" >"$work/cvm-cluster"
+	if [[ "$transport" == rdma ]]; then
+		cvm_rdma_up
+	fi
+	cvm_load cvm
 	before=$(dmesg | grep -c ': connected$' || true)
-	cvm_cluster=1	# from here on the exit trap tears down what exists
 	for i in 0 1 2; do
-		"${tg[@]}" add "$i" "/dev/ram$i" format
-		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
+		# force: the disk holds the store of the other transport's cluster.
+		"${tg[@]}" add "$i" "/dev/ram$i" format force
+		addr=$(CVM_TRANSPORT=$transport cvm_addr "$i")
+		"${bg[@]}" listen "$transport" "$addr" $((7001 + i))
+		ends+=("$addr:$((7001 + i))")
 	done
-	"${ig[@]}" map-set 1 >/dev/null
+	"${bg[@]}" map-set 1 "$transport" "${ends[@]}"
 	cvm_connected $((before + 3))
+	echo "$transport up" >"$work/cvm-cluster"
 }
 
+# Idempotent, and copes with a half-done cvm_cluster_up.  Also runs under
+# set -e (from cvm_cluster_up): what may fail is guarded.
 cvm_cluster_down() {
-	((cvm_cluster)) || return 0
-	local i
-	# As the tests do: cvm.ko goes before the targets it is connected to.
-	rmmod cvm
+	local i t
+	[[ -n "$(cvm_state)" ]] || return 0
+	if [[ -d /sys/module/cvm ]]; then
+		# As the tests do: cvm.ko goes before the targets it is connected to.
+		for i in 1 3; do
+			"${ig[@]}" detach "$i" --force >/dev/null 2>&1 || true
+		done
+		rmmod cvm || return
+	fi
 	for i in 0 1 2; do
-		"${tg[@]}" unlisten 127.0.0.1 $((7001 + i)) || true
-		"${tg[@]}" remove "$i" || true
+		for t in tcp rdma; do
+			"${tg[@]}" unlisten "$(CVM_TRANSPORT=$t cvm_addr "$i")" \
+				$((7001 + i)) 2>/dev/null || true
+		done
+		"${tg[@]}" remove "$i" 2>/dev/null || true
 	done
-	cvm_cluster=0
+	rm -f "$work/cvm-cluster"
+	return 0
 }
 
-# cvm_attach ID POOL NAME: attach volume ID of POOL, set DEV_PATH.
+# cvm_attach TRANSPORT ID POOL NAME: attach volume ID of POOL, set DEV_PATH.
 cvm_attach() {
 	local minor i
-	cvm_cluster_up
-	minor=$("${ig[@]}" attach "$1" "$2" "$VOL_BYTES" --name "$3")
+	cvm_cluster_up "$1"
+	minor=$("${ig[@]}" attach "$2" "$3" "$VOL_BYTES" --name "$4")
 	DEV_PATH=/dev/cvm$minor
 	# devtmpfs makes the node; give it a moment.
 	for ((i = 0; i < 50; i++)); do
@@ -171,33 +282,51 @@ cvm_attach() {
 	return 1
 }
 
-setup_cvm_rep1_tcp() {
-	cvm_attach 1 1 r1
-	DEV_DESC="cvm replicated(1) over loopback TCP, 3 targets on ram0..2 ($DEV_PATH)"
-}
-teardown_cvm_rep1_tcp() {
-	"${ig[@]}" detach 1
+# cvm_detach ID: detach when attached.
+cvm_detach() {
+	[[ -d /sys/module/cvm ]] || return 0
+	"${ig[@]}" list 2>/dev/null | awk -v id="$1" '$1 == id { f = 1 } END { exit !f }' ||
+		return 0
+	"${ig[@]}" detach "$1"
 }
 
+setup_cvm_rep1_tcp() {
+	cvm_attach tcp 1 1 r1
+	DEV_DESC="cvm replicated(1) over loopback TCP, 3 targets on ram0..2 ($DEV_PATH)"
+}
+teardown_cvm_rep1_tcp() { cvm_detach 1; }
+
 setup_cvm_rep3_tcp() {
-	cvm_attach 3 3 r3
+	cvm_attach tcp 3 3 r3
 	DEV_DESC="cvm replicated(3) over loopback TCP, 3 targets on ram0..2 ($DEV_PATH)"
 }
-teardown_cvm_rep3_tcp() {
-	"${ig[@]}" detach 3
+teardown_cvm_rep3_tcp() { cvm_detach 3; }
+
+setup_cvm_rep1_rdma() {
+	cvm_attach rdma 1 1 r1
+	DEV_DESC="cvm replicated(1) over RDMA (rxe0), 3 targets on ram0..2 at 10.99.0.1-3 ($DEV_PATH)"
 }
+teardown_cvm_rep1_rdma() { cvm_detach 1; }
+
+setup_cvm_rep3_rdma() {
+	cvm_attach rdma 3 3 r3
+	DEV_DESC="cvm replicated(3) over RDMA (rxe0), 3 targets on ram0..2 at 10.99.0.1-3 ($DEV_PATH)"
+}
+teardown_cvm_rep3_rdma() { cvm_detach 3; }
 
 # --- the run ----------------------------------------------------------------
 work=$(mktemp -d /tmp/cvm-bench.XXXXXX)
 current=
 
 cleanup() {
-	local rc=$?
+	local rc=$? d
 	set +e
 	if [[ -n "$current" ]]; then
 		"teardown_${current//-/_}"
 	fi
-	teardown_nvmf_tcp 2>/dev/null
+	for d in "${DEVICES[@]}"; do
+		"teardown_${d//-/_}" >/dev/null 2>&1
+	done
 	cvm_cluster_down
 	rm -rf "$work"
 	exit "$rc"
@@ -206,74 +335,155 @@ trap cleanup EXIT
 
 for d in "${DEVICES[@]}"; do
 	declare -F "setup_${d//-/_}" >/dev/null ||
-		{ echo "bench: unknown device '$d' (known: ${DEVICES[*]})" >&2; exit 2; }
+		{ echo "bench: unknown device '$d' (known: ${ALL_DEVICES[*]})" >&2; exit 2; }
 done
+
+ratio_args=()
+for r in "${RATIOS[@]}"; do ratio_args+=(--ratio "$r"); done
+
+# assemble_results COMPLETE: the results so far into results.json.
+assemble_results() {
+	"${report[@]}" assemble "$work" "${ratio_args[@]}" \
+		--requested "${DEVICES[*]}" --complete "$1" \
+		--meta kernel="$(uname -r)" \
+		--meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		--meta runtime_s="$RUNTIME" --meta repeat="$REPEAT" \
+		--meta size_mib="$SIZE_MIB" \
+		--meta commit="${BENCH_COMMIT:-unknown}" \
+		--meta fio="$(fio --version)" \
+		--meta cpus="$(nproc)" \
+		--meta mem_kib="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" \
+		--meta cvm_version="$(cat /sys/module/cvm_target/version)" \
+		>"$work/results.json"
+}
+
+# emit_results: results.json between the markers bench/run.sh looks for.
+emit_results() {
+	echo "@@CVM-BENCH-JSON-BEGIN@@"
+	cat "$work/results.json"
+	echo "@@CVM-BENCH-JSON-END@@"
+}
 
 # Module parameters only apply to a fresh load.
 rmmod brd 2>/dev/null || true
 modprobe brd rd_nr=$BRD_COUNT rd_size=$((256 << 10))
 : >"$work/devices.tsv"
+: >"$work/jobs.tsv"
 for j in "${JOBS[@]}"; do
 	read -r name rw bs qd <<<"$j"
 	printf '%s\t%s\t%s\t%s\n' "$name" "$rw" "$bs" "$qd" >>"$work/jobs.tsv"
 done
 
 log "bench: kernel $(uname -r), ${RUNTIME}s per job, repeat $REPEAT, ${SIZE_MIB} MiB region"
+log "bench: devices ${DEVICES[*]}"
+start=$SECONDS
 for d in "${DEVICES[@]}"; do
 	log "== $d"
-	DEV_PATH='' DEV_DESC=''
+	dev_start=$SECONDS
+	f=${d//-/_}
 	current=$d
-	"setup_${d//-/_}"
-	log "   $DEV_DESC"
-	# Write the whole region once, so thin allocation (cvm) and first-touch
-	# page allocation (brd) are not part of any measured write.
-	t0=$(date +%s%N)
-	dd if=/dev/zero of="$DEV_PATH" bs=1M count=$SIZE_MIB oflag=direct status=none
-	ms=$((($(date +%s%N) - t0) / 1000000))
-	pre=$((ms / 1000)).$(printf '%03d' $((ms % 1000)))
-	log "   precondition: ${SIZE_MIB} MiB written in ${pre}s"
-	printf '%s\t%s\t%s\t%s\n' "$d" "$DEV_PATH" "$DEV_DESC" "$pre" >>"$work/devices.tsv"
+	status=ok pre=
+	DEV_PATH='' DEV_DESC=''
+	rm -f "$work/setup.env"
+	# A subshell under set -e: any failing step fails the setup (in an
+	# `if` or `||`, bash would ignore set -e inside the function).
+	set +e
+	(
+		set -eE
+		shopt -s inherit_errexit
+		# Name the failing step; not from inside command substitutions,
+		# where a test that is allowed to fail (grep -c of 0) trips it too.
+		# shellcheck disable=SC2034 # read by the trap
+		level=$BASH_SUBSHELL
+		trap '((BASH_SUBSHELL > level)) ||
+			echo "bench: setup step failed: $BASH_COMMAND" >&2' ERR
+		"setup_$f"
+		printf 'DEV_PATH=%q\nDEV_DESC=%q\n' "$DEV_PATH" "$DEV_DESC" >"$work/setup.env"
+	) 2>"$work/setup.err"
+	rc=$?
+	set -e
+	sed 's/^/   /' "$work/setup.err" >&2
+	if ((rc == 0)) && [[ -s "$work/setup.env" ]]; then
+		# shellcheck source=/dev/null
+		. "$work/setup.env"
+		log "   $DEV_DESC"
+	else
+		# The last thing the setup said, else the step that failed.
+		why=$(grep -v -e '^[[:space:]]*$' -e '^bench: setup step failed: ' \
+			"$work/setup.err" | tail -n 1 || true)
+		[[ -n "$why" ]] || why=$(sed -n '1s/^bench: setup step failed: /at: /p' "$work/setup.err")
+		status="setup failed: ${why:-exit status $rc}"
+		log "   $status"
+	fi
+
+	if [[ "$status" == ok ]]; then
+		# Write the whole region once, so thin allocation (cvm) and
+		# first-touch page allocation (brd) are not part of any measured
+		# write.
+		t0=$(date +%s%N)
+		if dd if=/dev/zero of="$DEV_PATH" bs=1M count=$SIZE_MIB oflag=direct status=none; then
+			ms=$((($(date +%s%N) - t0) / 1000000))
+			pre=$((ms / 1000)).$(printf '%03d' $((ms % 1000)))
+			log "   precondition: ${SIZE_MIB} MiB written in ${pre}s"
+		else
+			status="precondition write failed"
+			log "   $status"
+		fi
+	fi
+
+	# Round-robin: all jobs once, then all again, so that a burst of load
+	# on the host spoils one run of several jobs rather than every run of
+	# one job (the median drops it).
 	mkdir -p "$work/$d"
-	for j in "${JOBS[@]}"; do
-		read -r name rw bs qd <<<"$j"
-		for ((rep = 1; rep <= REPEAT; rep++)); do
+	for ((rep = 1; rep <= REPEAT; rep++)); do
+		[[ "$status" == ok ]] || break
+		((REPEAT == 1)) || log "   run $rep of $REPEAT"
+		outs=()
+		for j in "${JOBS[@]}"; do
+			read -r name rw bs qd <<<"$j"
 			out=$work/$d/$name.$rep.json
-			fio --name="$name" --filename="$DEV_PATH" --rw="$rw" --bs="$bs" \
+			# A stuck device would hang fio; the guest's hung-task panic
+			# (60 s) usually ends the run first, this is the fallback.
+			if ! timeout -k 10 $((RUNTIME + 120)) \
+				fio --name="$name" --filename="$DEV_PATH" --rw="$rw" --bs="$bs" \
 				--iodepth="$qd" --ioengine=libaio --direct=1 \
 				--offset=0 --size=${SIZE_MIB}M --time_based \
 				--runtime="$RUNTIME" --lat_percentiles=1 \
-				--output-format=json --output="$out"
-			printf '   %-18s %s\n' "$name" "$("${report[@]}" summary "$out" "$rw")"
+				--output-format=json --output="$out"; then
+				status="fio failed: $name, run $rep"
+				[[ -f "$out" ]] && sed 's/^/   fio: /' "$out" | tail -n 20 >&2
+				rm -f "$out"
+				break
+			fi
+			outs+=("$out" "$rw")
 		done
+		# One python start per round, not per run: slow under TCG.
+		if ((${#outs[@]})) && ! "${report[@]}" summary "${outs[@]}"; then
+			[[ "$status" == ok ]] && status="fio job error in run $rep"
+		fi
+		[[ "$status" == ok ]] || log "   $status"
 	done
-	"teardown_${d//-/_}"
+
+	# After a failed setup too: it undoes what the setup got done.
+	"teardown_$f" || log "   teardown failed (exit status $?)"
 	current=
+	log "   $((SECONDS - dev_start)) s; memory available: $(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo) MiB"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$d" "${DEV_PATH:--}" "$DEV_DESC" "$pre" "$status" \
+		>>"$work/devices.tsv"
+	assemble_results 0
+	emit_results
 done
 
-ratio_args=()
-for r in "${RATIOS[@]}"; do ratio_args+=(--ratio "$r"); done
-"${report[@]}" assemble "$work" "${ratio_args[@]}" \
-	--meta kernel="$(uname -r)" \
-	--meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-	--meta runtime_s="$RUNTIME" --meta repeat="$REPEAT" \
-	--meta size_mib="$SIZE_MIB" \
-	--meta commit="${BENCH_COMMIT:-unknown}" \
-	--meta fio="$(fio --version)" \
-	--meta cpus="$(nproc)" \
-	--meta mem_kib="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" \
-	--meta cvm_version="$(cat /sys/module/cvm_target/version)" \
-	>"$work/results.json"
+# Tear down before the final results (not only in the exit trap), so a
+# failure shows.
+cvm_cluster_down || log "bench: cvm cluster teardown failed"
+log "bench: $((SECONDS - start)) s for ${#DEVICES[@]} devices"
 
+assemble_results 1
 if [[ "${BENCH_TABLE:-1}" != 0 ]]; then
 	echo
 	"${report[@]}" table "$work/results.json"
 fi
-echo "@@CVM-BENCH-JSON-BEGIN@@"
-cat "$work/results.json"
-echo "@@CVM-BENCH-JSON-END@@"
-
-# Tear down for real (not only in the exit trap), so a failure shows: the
-# results are out already.
-cvm_cluster_down
+emit_results
 # vm-run.sh streams our output with tail -F: give it time to catch the end.
 sleep 1

@@ -4,22 +4,36 @@
 # out of the guest: its root is a tmpfs overlay), saves it as
 # bench/results/<UTC timestamp>.json and prints the tables.
 #
-#   BENCH_RUNTIME, BENCH_REPEAT, BENCH_DEVICES   passed into the VM
-#                                                (see bench/run-in-vm.sh)
+#   BENCH_RUNTIME, BENCH_REPEAT   passed into the VM (see bench/run-in-vm.sh)
+#   BENCH_DEVICES (or DEVICES)    which devices, in order; checked here
+#                                 before the VM boots
 #   BENCH_VM_TIMEOUT   seconds before the VM is killed (default: from the
-#                      runtime and repeat count, at least 1200)
+#                      device count, runtime and repeat count)
+#   BENCH_VM_MEM       guest memory in MB (default 3072: nine RAM disks)
+#
+# The VM prints the results after every device; when it dies half-way, the
+# devices measured until then are still saved (marked incomplete).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 
-runtime=${BENCH_RUNTIME:-10}
-repeat=${BENCH_REPEAT:-1}
+runtime=${BENCH_RUNTIME:-5}
+repeat=${BENCH_REPEAT:-3}
+devices=${BENCH_DEVICES:-${DEVICES:-}}
 [[ "$runtime" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_RUNTIME wants seconds" >&2; exit 2; }
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_REPEAT wants a count" >&2; exit 2; }
-# 4 devices x 6 jobs, each job plus ~5 s of fio start-up under TCG, plus
-# boot and set-up; generous, since a hung guest is killed anyway.
-timeout=${BENCH_VM_TIMEOUT:-$((300 + 4 * 6 * (runtime + 5) * repeat * 2))}
-((timeout >= 1200)) || timeout=1200
+known=$(bench/run-in-vm.sh --list)
+[[ -n "$devices" ]] || devices=$known
+read -r -a dev_list <<<"$devices"
+for d in "${dev_list[@]}"; do
+	[[ " $known " == *" $d "* ]] ||
+		{ echo "bench: unknown device '$d' (known: $known)" >&2; exit 2; }
+done
+# Per device: up to ~90 s of set-up (a cvm cluster that does not connect
+# gives up after 30 s) and preconditioning, then 6 jobs of the runtime plus
+# fio's start-up under TCG; generous, since a hung guest is killed anyway
+# (and usually panics first: hung tasks do after 60 s).
+timeout=${BENCH_VM_TIMEOUT:-$((300 + ${#dev_list[@]} * (90 + 6 * (runtime + 10) * repeat)))}
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ "$commit" != unknown ]] && ! git diff --quiet HEAD 2>/dev/null; then
@@ -27,8 +41,7 @@ if [[ "$commit" != unknown ]] && ! git diff --quiet HEAD 2>/dev/null; then
 fi
 
 vm_env=(BENCH_RUNTIME="$runtime" BENCH_REPEAT="$repeat" BENCH_TABLE=0
-	BENCH_COMMIT="$commit")
-[[ -n "${BENCH_DEVICES:-}" ]] && vm_env+=(BENCH_DEVICES="$BENCH_DEVICES")
+	BENCH_COMMIT="$commit" BENCH_DEVICES="${dev_list[*]}")
 
 mkdir -p bench/results
 log=$(mktemp)
@@ -36,20 +49,34 @@ trap 'rm -f "$log"' EXIT
 
 begin=@@CVM-BENCH-JSON-BEGIN@@
 end=@@CVM-BENCH-JSON-END@@
-# Show the VM's progress live, but not the JSON block: it is saved instead.
+# Show the VM's progress live, but not the JSON blocks: the last one is
+# saved instead.  A read loop, not awk: mawk reads a pipe in blocks.
+show_progress() {
+	local line skip=0
+	while IFS= read -r line; do
+		case "$line" in
+		"$begin") skip=1 ;;
+		"$end") skip=0; echo "   (results received)" ;;
+		*) ((skip)) || printf '%s\n' "$line" ;;
+		esac
+	done
+}
 set +e
-scripts/vm-run.sh --timeout "$timeout" -- env "${vm_env[@]}" bench/run-in-vm.sh 2>&1 |
+scripts/vm-run.sh --timeout "$timeout" --mem "${BENCH_VM_MEM:-3072}" -- \
+	env "${vm_env[@]}" bench/run-in-vm.sh 2>&1 |
 	tee "$log" |
-	awk -v b="$begin" -v e="$end" '
-		$0 == b { skip = 1; print "(results JSON received)"; fflush(); next }
-		$0 == e { skip = 0; next }
-		!skip { print; fflush() }'
+	show_progress
 rc=${PIPESTATUS[0]}
 set -e
 
-json=$(awk -v b="$begin" -v e="$end" '$0 == e { f = 0 } f { print } $0 == b { f = 1 }' "$log")
-if [[ -z "$json" ]] || ! grep -qx "$end" "$log"; then
-	echo "bench: no complete results in the VM's output (vm-run.sh exit $rc)" >&2
+# The last block that got its end marker.
+json=$(awk -v b="$begin" -v e="$end" '
+	$0 == b { f = 1; buf = ""; next }
+	$0 == e && f { last = buf; f = 0; next }
+	f { buf = buf $0 "\n" }
+	END { printf "%s", last }' "$log")
+if [[ -z "$json" ]]; then
+	echo "bench: no results in the VM's output (vm-run.sh exit $rc)" >&2
 	((rc)) && exit "$rc"
 	exit 1
 fi

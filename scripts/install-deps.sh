@@ -13,10 +13,12 @@ PKGS=(
 	librocksdb-dev libnl-3-dev libnl-genl-3-dev
 	libboost-program-options-dev libfmt-dev libgtest-dev
 	nlohmann-json3-dev clang-format
+	# userspace rdma client (cvm-rdma-wire)
+	librdmacm-dev libibverbs-dev
 	# test VM and what runs inside it
 	qemu-system-x86 busybox-static fio e2fsprogs iproute2 util-linux nftables
-	# bench: NVMe-oF anchors, and perf to see where time goes in the guest
-	nvme-cli linux-perf
+	# bench: NVMe-oF anchors, perf to see where time goes in the guest, md raid1
+	nvme-cli linux-perf mdadm
 )
 
 missing=()

@@ -7,6 +7,19 @@
 # script that exits 0 on success.  The kernel log is cleared before each test
 # and checked after it, so an oops, BUG, WARNING or sanitizer report fails the
 # test that caused it even when the script itself passed.
+#
+# Transports: a test that says, in its leading comment block,
+#
+#	# transports: tcp rdma
+#
+# runs once per transport named, with CVM_TRANSPORT exported (tests/lib/
+# cvm_vm.sh: cvm_transport, cvm_addr); its runs are NAME[tcp], NAME[rdma],
+# each passes or fails and is counted on its own.  A test without that
+# line runs once, as NAME, over tcp.  CVM_TRANSPORTS="rdma" (a list) runs
+# only those transports, and skips the tests that declare none of them.
+# vm-run.sh does not pass the host's environment on; set it in the guest:
+#
+#	scripts/vm-run.sh env CVM_TRANSPORTS=rdma tests/run-in-vm.sh tests/vm/initiator_fio.sh
 set -u
 top=${CVM_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top" || exit 1
@@ -17,15 +30,26 @@ fi
 per_test_timeout=${CVM_TEST_TIMEOUT:-900}
 bad='Oops|BUG:|WARNING:|KASAN|UBSAN|general protection fault|kernel BUG|list_(add|del) corruption|refcount_t:|INFO: task .* blocked'
 
-tests=("$@")
-((${#tests[@]})) || tests=(tests/vm/*.sh)
-passed=0 failed=0 failures=()
-for t in "${tests[@]}"; do
-	name=$(basename "$t" .sh)
+# transports_of TEST: the transports TEST declares ("# transports:" in its
+# leading comment block), "-" when it declares none.
+transports_of() {
+	local t
+	t=$(sed -n '/^[^#]/q; s/^# transports:[[:space:]]*//p' "$1")
+	echo "${t:--}"
+}
+
+# wanted TRANSPORT: not ruled out by CVM_TRANSPORTS.
+wanted() {
+	[[ -z "${CVM_TRANSPORTS:-}" || " ${CVM_TRANSPORTS//,/ } " == *" $1 "* ]]
+}
+
+# run_test TEST NAME TRANSPORT: one run, counted.
+run_test() {
+	local t=$1 name=$2 rc start secs
 	echo "=== $name"
 	dmesg -C
 	start=$(date +%s)
-	timeout -s KILL "$per_test_timeout" bash "$t"
+	CVM_TRANSPORT=$3 timeout -s KILL "$per_test_timeout" bash "$t"
 	rc=$?
 	secs=$(($(date +%s) - start))
 	if dmesg | grep -Eq "$bad"; then
@@ -42,6 +66,30 @@ for t in "${tests[@]}"; do
 		failed=$((failed + 1))
 		failures+=("$name")
 	fi
+}
+
+tests=("$@")
+((${#tests[@]})) || tests=(tests/vm/*.sh)
+passed=0 failed=0 failures=()
+for t in "${tests[@]}"; do
+	name=$(basename "$t" .sh)
+	declared=$(transports_of "$t")
+	if [[ "$declared" == - ]]; then
+		if wanted tcp; then
+			run_test "$t" "$name" tcp
+		else
+			echo "=== $name: skipped (tcp only; CVM_TRANSPORTS=$CVM_TRANSPORTS)"
+		fi
+		continue
+	fi
+	ran=0
+	for tr in $declared; do
+		wanted "$tr" || continue
+		run_test "$t" "${name}[$tr]" "$tr"
+		ran=1
+	done
+	((ran)) ||
+		echo "=== $name: skipped (transports $declared; CVM_TRANSPORTS=$CVM_TRANSPORTS)"
 done
 ((failed)) && echo "failed: ${failures[*]}"
 echo "$passed passed, $failed failed"

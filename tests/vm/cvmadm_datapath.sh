@@ -1,9 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# transports: tcp rdma
+#
 # The product's control path end to end: cvmadm -> cvmd -> generic netlink
 # -> cvm_target.ko and cvm.ko.  Three brd devices stand in for three hosts'
-# NVMe devices at 127.0.0.1:7001-7003; cvmadm describes them, starts the
+# NVMe devices at 127.0.0.1:7001-7003 over tcp, 10.99.0.1-3:7001-7003 over
+# rdma (host add --transport); cvmadm describes them, starts the
 # targets, attaches a replicated(3) volume and fio verifies data on it;
 # one target is cut off while the volume is written, and cvmd records the
 # path events cvm.ko sends (down with its stale objects, then up) where
@@ -11,10 +14,13 @@
 # finds the kernel in step with its database.  Runs INSIDE the VM:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/cvmadm_datapath.sh
+#
+# run-in-vm.sh runs it once per transport above, with CVM_TRANSPORT set.
 set -u
 top=${CVM_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$top" || exit 1
 . tests/lib/check.sh
+. tests/lib/cvm_vm.sh
 require_vm
 
 bin=$top/build/userspace
@@ -135,12 +141,20 @@ write_files() {
 }
 same_files() { (cd "$mnt/d" && md5sum -c --quiet "$work/md5"); }
 
+# ep I: the data-path address of host storageI (device I, /dev/ram(I-1)).
+ep() { echo "$(cvm_addr $(($1 - 1))):$(cvm_port $(($1 - 1)))"; }
+ep1=$(ep 1)
+
 mkdir -p "$mnt"
+if [[ $(cvm_transport) == rdma ]]; then
+	check "rdma: Soft-RoCE rxe0 on eth0, 10.99.0.1-3" cvm_rdma_up
+fi
 check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
 check "cvmd starts as host storage1" start_cvmd
 for i in 1 2 3; do
-	check "host add storage$i at 127.0.0.1:700$i" \
-		"$cvmadm" host add "storage$i" --address "127.0.0.1:700$i"
+	check "host add storage$i at $(ep $i) ($(cvm_transport))" \
+		"$cvmadm" host add "storage$i" --address "$(ep $i)" \
+		--transport "$(cvm_transport)"
 	check "device add storage$i /dev/ram$((i - 1))" "$cvmadm" device add \
 		"storage$i" "/dev/ram$((i - 1))" --capacity 256M
 done
@@ -151,7 +165,7 @@ check "map pushed on topology change: kernel epoch = store epoch" epochs_agree
 check "detach of an unattached volume refused" refuses "volume 'vol0' is not attached" \
 	"$cvmadm" volume detach vol0
 for i in 1 2 3; do
-	check "target listen 127.0.0.1:700$i" "$cvmadm" target listen --address "127.0.0.1:700$i"
+	check "target listen $(ep $i)" "$cvmadm" target listen --address "$(ep $i)"
 done
 check "target listen on an unknown address refused" refuses "no host has address" \
 	"$cvmadm" target listen --address 127.0.0.1:7999
@@ -186,8 +200,8 @@ dd_loop &
 dd_pid=$!
 sleep 4
 epoch_before=$(store_epoch)
-check "target unlisten 127.0.0.1:7001 (device 1 cut off)" \
-	"$cvmadm" target unlisten --address 127.0.0.1:7001
+check "target unlisten $ep1 (device 1 cut off)" \
+	"$cvmadm" target unlisten --address "$ep1"
 check "device list: device 1 path down" wait_path 1 down 20
 stale1=$(path_field 1 stale_objects)
 echo "device 1: $(path_field 1 stale_objects) stale objects when its path went down"
@@ -197,21 +211,21 @@ check "device list: device 1 'down <age>, <n> stale'" eval "'$cvmadm' device lis
 	grep -Eq '^1 .*  down [0-9][0-9a-z]*, [1-9][0-9]* stale$'"
 check "device list: devices 2 and 3 still up" \
 	eval "[[ \$(path_field 2 state) == up && \$(path_field 3 state) == up ]]"
-check "status: device 1 path down, target 127.0.0.1:7001" eval "'$cvmadm' status |
-	grep -Eq '^device 1 path: +down [0-9][0-9a-z]*, [1-9][0-9]* stale, target 127.0.0.1:7001$'"
+check "status: device 1 path down, target $ep1" eval "'$cvmadm' status |
+	grep -Eq '^device 1 path: +down [0-9][0-9a-z]*, [1-9][0-9]* stale, target $ep1$'"
 check "a path event cuts no map epoch" eval "[[ \$(store_epoch) == $epoch_before ]]"
-check "cvmd logged the lost path" grep -q "device 1: path down at 127.0.0.1:7001" "$work/cvmd.log"
+check "cvmd logged the lost path" grep -q "device 1: path down at $ep1" "$work/cvmd.log"
 sleep 3
 check "fio still running while device 1 is away" kill -0 $fio_pid
 n=$(kernel_stale)
 echo "initiator stale objects while device 1 is away: $n"
 check "status --json: the initiator's stale objects > 0" eval "((${n:-0} > 0))"
-check "target listen 127.0.0.1:7001 (device 1 back)" \
-	"$cvmadm" target listen --address 127.0.0.1:7001
+check "target listen $ep1 (device 1 back)" \
+	"$cvmadm" target listen --address "$ep1"
 check "device list: device 1 path up again within 30 s" wait_path 1 up 30
 check "status: device 1 path up" \
-	eval "'$cvmadm' status | grep -Eq '^device 1 path: +up, target 127.0.0.1:7001$'"
-check "cvmd logged the path coming back" grep -q "device 1: path up at 127.0.0.1:7001" "$work/cvmd.log"
+	eval "'$cvmadm' status | grep -Eq '^device 1 path: +up, target $ep1$'"
+check "cvmd logged the path coming back" grep -q "device 1: path up at $ep1" "$work/cvmd.log"
 wait $fio_pid
 fio_rc=$?
 touch "$work/dd.stop"
@@ -271,7 +285,7 @@ check "detach again refused: not attached" refuses "volume 'vol0' is not attache
 	"$cvmadm" volume detach vol0
 for i in 1 2 3; do
 	check "target device remove $i" "$cvmadm" target device remove "$i"
-	check "target unlisten 127.0.0.1:700$i" "$cvmadm" target unlisten --address "127.0.0.1:700$i"
+	check "target unlisten $(ep $i)" "$cvmadm" target unlisten --address "$(ep $i)"
 done
 check "cvmd stops" stop_cvmd
 # The tests after this one start from a cvm.ko without a map.

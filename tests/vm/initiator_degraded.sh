@@ -1,23 +1,29 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# transports: tcp rdma
+#
 # Degraded replicated writes, stale tracking and resync, in one VM:
-# cvm_target.ko serves three brd devices behind three 127.0.0.1
-# listeners, cvm.ko attaches a replicated(3) volume, and fio writes it
+# cvm_target.ko serves three brd devices behind three listeners (see
+# cvm_three_targets), cvm.ko attaches a replicated(3) volume, and fio writes it
 # with crc32c verification while device 0's target is cut off abruptly
 # (TARGET_UNLISTEN drops the listener and every connection it accepted)
 # and later brought back.  fio must not notice; the initiator must record
 # what device 0 missed (STATUS stale count > 0), send PATH_DOWN and
 # PATH_UP events, copy the stale objects back once device 0 is reachable
 # (stale count 0) and then every object must read the same bytes from all
-# three targets over the wire (cvm-wire).  Then the same with device 1
-# silent instead of gone (nft drops its packets, nothing is closed): the
-# request watchdog must drop the connection.  Last, FLUSH: a replica that
-# cannot be flushed is recorded stale for what it holds unflushed, and
-# fsync fails when no replica of a write could be flushed.  Runs INSIDE
-# the test VM:
+# three targets over the wire (cvm-wire, TCP to 127.0.0.1 whatever the
+# data path's transport).  Then the same with device 1 silent instead of
+# gone (nft drops its packets, nothing is closed): the request watchdog
+# must drop the connection.  Last, FLUSH: a replica that cannot be flushed
+# is recorded stale for what it holds unflushed, and fsync fails when no
+# replica of a write could be flushed.  Runs INSIDE the test VM:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/initiator_degraded.sh
+#
+# run-in-vm.sh runs it once per transport above, with CVM_TRANSPORT set.
+# Over rdma the silent-target parts are skipped: nft cannot silence rxe
+# traffic between the VM's own addresses (cvm_silenceable in cvm_vm.sh).
 #
 # CVM_DEGRADED_IOPS (default 400) paces fio so the cut lands mid-run.
 set -u
@@ -34,7 +40,6 @@ OBJ=$((1 << 20))		# object size
 VOL_SIZE=$((64 << 20))		# 64 objects
 FIO_SIZE=32M
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
-tg=(python3 "$top/tests/vm/lib/target_genl.py")
 wire=$top/build/userspace/tools/cvm-wire
 . "$top/tests/lib/check.sh"
 . "$top/tests/lib/cvm_vm.sh"
@@ -67,7 +72,7 @@ fio_args=(--name=degraded --filename=/dev/cvm0 --rw=randwrite --bs=4k
 object_sum() {
 	local off
 	for ((off = 0; off < OBJ; off += 1 << 20)); do
-		"$wire" "127.0.0.1:$((7001 + $1))" read --device "$1" \
+		"$wire" "127.0.0.1:$(cvm_port "$1")" read --device "$1" \
 			--volume 3 --object "$2" --offset "$off" \
 			--length $((1 << 20)) || return 1
 	done | sha256sum | cut -d' ' -f1
@@ -124,7 +129,8 @@ echo "# set up: 3 brd devices, 3 listeners, map, replicated(3) volume"
 cvm_three_targets
 "${ig[@]}" events 600 >"$tmp/events" 2>&1 &
 events_pid=$!
-check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1
+# shellcheck disable=SC2046 # cvm_map_paths: several arguments
+check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1 $(cvm_map_paths)
 check "3 connections" cvm_connected 3
 check "attach replicated(3), 1 MiB objects -> cvm0" eval \
 	"[[ \$(${ig[*]} attach 3 3 $VOL_SIZE --object-size $OBJ --name r3) == 0 ]]"
@@ -133,15 +139,15 @@ check "stale count 0" eval "[[ \$(${ig[*]} stale) == 0 ]]"
 echo "# fio randwrite + verify while device 0 is cut off and comes back"
 fio_start cut
 sleep 4
-check "target: cut device 0 off (unlisten 127.0.0.1:7001)" \
-	"${tg[@]}" unlisten 127.0.0.1 7001
+check "target: cut device 0 off (unlisten $(cvm_addr 0):$(cvm_port 0))" \
+	cvm_unlisten 0
 sleep 6
 check "fio still running while device 0 is away" kill -0 $fio_pid
 n=$(stale)
 echo "stale objects while device 0 is away: $n"
 check "stale objects recorded" eval "((${n:-0} > 0))"
-check "target: device 0 back (listen 127.0.0.1:7001)" \
-	"${tg[@]}" listen 127.0.0.1 7001
+check "target: device 0 back (listen $(cvm_addr 0):$(cvm_port 0))" \
+	cvm_listen 0
 check "reconnected" cvm_connected 4
 fio_settle
 check "events: PATH_DOWN for device 0" grep -q "^path-down 0 " "$tmp/events"
@@ -149,83 +155,85 @@ check "events: PATH_UP for device 0" grep -q "^path-up 0 " "$tmp/events"
 cat "$tmp/events"
 dmesg | grep -E "resynced|stale" | tail -n 5
 
-echo "# device 1 stops answering without closing (its traffic dropped)"
-# Nothing closes the connection, so only cvm.ko's request watchdog
-# (cvm.request_timeout) can notice; writes must then go on without it.
-block() {
-	nft add table inet cvmtest &&
-		nft add chain inet cvmtest input \
-			'{ type filter hook input priority 0; policy accept; }' &&
-		nft add rule inet cvmtest input tcp dport "$1" drop &&
-		nft add rule inet cvmtest input tcp sport "$1" drop
-}
-unblock() { nft delete table inet cvmtest; }
 timeout_param=/sys/module/cvm/parameters/request_timeout
-check "nf_tables" modprobe nf_tables
-check "cvm.request_timeout = 3 s" eval "echo 3 >$timeout_param"
-dmesg -C
-fio_start silent
-sleep 3
-check "nft: drop every packet to and from 127.0.0.1:7002" block 7002
-sleep 10
-check "fio still running while device 1 is silent" kill -0 $fio_pid
-check "the watchdog dropped device 1's connection" \
-	eval "dmesg | grep -q 'device 1 at .*got no reply in 3 s'"
-n=$(stale)
-echo "stale objects while device 1 is silent: $n"
-check "stale objects recorded" eval "((${n:-0} > 0))"
-check "nft: traffic to 127.0.0.1:7002 flows again" unblock
-check "reconnected" cvm_connected 1
-fio_settle
+# Device 1 stops answering without closing (its traffic dropped).
+silent_device() {
+	echo "# device 1 stops answering without closing (its traffic dropped)"
+	# Nothing closes the connection, so only cvm.ko's request watchdog
+	# (cvm.request_timeout) can notice; writes must then go on without it.
+	check "nf_tables" modprobe nf_tables
+	check "cvm.request_timeout = 3 s" eval "echo 3 >$timeout_param"
+	dmesg -C
+	fio_start silent
+	sleep 3
+	check "nft: drop every packet to and from $(cvm_addr 1):$(cvm_port 1)" cvm_block 1
+	sleep 10
+	check "fio still running while device 1 is silent" kill -0 $fio_pid
+	check "the watchdog dropped device 1's connection" \
+		eval "dmesg | grep -q 'device 1 at .*got no reply in 3 s'"
+	n=$(stale)
+	echo "stale objects while device 1 is silent: $n"
+	check "stale objects recorded" eval "((${n:-0} > 0))"
+	check "nft: traffic to $(cvm_addr 1):$(cvm_port 1) flows again" cvm_unblock
+	check "reconnected" cvm_connected 1
+	fio_settle
+}
 
-echo "# FLUSH with a silent replica: fsync must not fail for it, nor lie"
-# Writes without FUA sit in the replicas' volatile caches until a FLUSH.
-# A replica that cannot be flushed gets those objects recorded as stale
-# (flush.c); if no replica that took a write can be flushed, fsync fails.
+# FLUSH with a silent replica: fsync must not fail for it, nor lie.
 fsync_dev() {
 	python3 -c 'import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY)
 os.fsync(fd)' /dev/cvm0
 }
-head -c $((4 << 20)) /dev/urandom >"$tmp/pattern"
-check "write 4 MiB without FUA" \
-	dd if="$tmp/pattern" of=/dev/cvm0 bs=1M oflag=direct status=none
-dmesg -C
-check "nft: drop every packet to and from 127.0.0.1:7003" block 7003
-t0=$SECONDS
-check "fsync succeeds with device 2 silent" fsync_dev
-echo "fsync took $((SECONDS - t0)) s (the watchdog's 3 s)"
-check "device 2 recorded stale for what it could not flush" \
-	eval "dmesg | grep -q 'flush missed a replica, [1-9][0-9]* objects recorded as stale'"
-check "stale objects recorded" eval "(($(stale) > 0))"
-check "nft: traffic to 127.0.0.1:7003 flows again" unblock
-check "reconnected" cvm_connected 1
-check "stale objects resynced (stale count 0 within 120 s)" wait_stale_zero 120
-check "data reads back" cmp -n $((4 << 20)) "$tmp/pattern" /dev/cvm0
-check "all replicas identical (cvm-wire)" replicas_identical
-
-check "write 4 MiB without FUA again" \
-	dd if="$tmp/pattern" of=/dev/cvm0 bs=1M seek=8 oflag=direct status=none
-check "nft: every target silent" eval "block 7001 && nft add rule inet cvmtest input tcp dport 7002 drop && nft add rule inet cvmtest input tcp sport 7002 drop && nft add rule inet cvmtest input tcp dport 7003 drop && nft add rule inet cvmtest input tcp sport 7003 drop"
 refuses_fsync() { ! fsync_dev; }
-check "fsync fails: the writes are durable on no replica" refuses_fsync
-check "dmesg names it" eval "dmesg | grep -q 'flush failed, [1-9][0-9]* objects are durable on no replica'"
-check "nft: traffic flows again" unblock
-check "reconnected to all three" cvm_connected 4
-check "fsync succeeds once they are back" fsync_dev
-check "data reads back" eval "cmp -n $((4 << 20)) '$tmp/pattern' <(dd if=/dev/cvm0 bs=1M skip=8 count=4 iflag=direct status=none)"
-check "cvm.request_timeout back to 30 s" eval "echo 30 >$timeout_param"
+flush_silent_replicas() {
+	echo "# FLUSH with a silent replica: fsync must not fail for it, nor lie"
+	# Writes without FUA sit in the replicas' volatile caches until a FLUSH.
+	# A replica that cannot be flushed gets those objects recorded as stale
+	# (flush.c); if no replica that took a write can be flushed, fsync fails.
+	head -c $((4 << 20)) /dev/urandom >"$tmp/pattern"
+	check "write 4 MiB without FUA" \
+		dd if="$tmp/pattern" of=/dev/cvm0 bs=1M oflag=direct status=none
+	dmesg -C
+	check "nft: drop every packet to and from $(cvm_addr 2):$(cvm_port 2)" cvm_block 2
+	t0=$SECONDS
+	check "fsync succeeds with device 2 silent" fsync_dev
+	echo "fsync took $((SECONDS - t0)) s (the watchdog's 3 s)"
+	check "device 2 recorded stale for what it could not flush" \
+		eval "dmesg | grep -q 'flush missed a replica, [1-9][0-9]* objects recorded as stale'"
+	check "stale objects recorded" eval "(($(stale) > 0))"
+	check "nft: traffic to $(cvm_addr 2):$(cvm_port 2) flows again" cvm_unblock
+	check "reconnected" cvm_connected 1
+	check "stale objects resynced (stale count 0 within 120 s)" wait_stale_zero 120
+	check "data reads back" cmp -n $((4 << 20)) "$tmp/pattern" /dev/cvm0
+	check "all replicas identical (cvm-wire)" replicas_identical
+
+	check "write 4 MiB without FUA again" \
+		dd if="$tmp/pattern" of=/dev/cvm0 bs=1M seek=8 oflag=direct status=none
+	check "nft: every target silent" eval "cvm_block 0 && cvm_block 1 && cvm_block 2"
+	check "fsync fails: the writes are durable on no replica" refuses_fsync
+	check "dmesg names it" eval "dmesg | grep -q 'flush failed, [1-9][0-9]* objects are durable on no replica'"
+	check "nft: traffic flows again" cvm_unblock
+	check "reconnected to all three" cvm_connected 4
+	check "fsync succeeds once they are back" fsync_dev
+	check "data reads back" eval "cmp -n $((4 << 20)) '$tmp/pattern' <(dd if=/dev/cvm0 bs=1M skip=8 count=4 iflag=direct status=none)"
+	check "cvm.request_timeout back to 30 s" eval "echo 30 >$timeout_param"
+}
+
+if cvm_silenceable; then
+	silent_device
+	flush_silent_replicas
+else
+	echo "# skipped over $(cvm_transport): device 1 silent, FLUSH with silent replicas"
+	echo "# (nft cannot silence $(cvm_transport) traffic in this VM: see cvm_silenceable)"
+fi
 
 echo "# tear down"
 kill $events_pid 2>/dev/null
 wait $events_pid 2>/dev/null
 check "detach 3" "${ig[@]}" detach 3
 check "rmmod cvm" rmmod cvm
-for i in 0 1 2; do
-	check "target: unlisten $i" "${tg[@]}" unlisten 127.0.0.1 $((7001 + i))
-	check "target: remove device $i" "${tg[@]}" remove $i
-done
-check "rmmod brd" rmmod brd
+cvm_three_targets_down
 rm -rf "$tmp"
 # Leave the modules loaded, as the VM runner did.
 cvm_load cvm >/dev/null 2>&1

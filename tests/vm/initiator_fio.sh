@@ -1,8 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# transports: tcp rdma
+#
 # The replicated data path end to end in one VM: cvm_target.ko serves three
-# brd devices behind three 127.0.0.1 listeners (three "hosts"), cvm.ko gets
+# brd devices behind three listeners (three "hosts": 127.0.0.1:7001-7003
+# over tcp, 10.99.0.1-3:7001-7003 over rdma), cvm.ko gets
 # a map of 3 hosts x 1 device, a replicated(1) and a replicated(3) volume
 # are attached, and fio writes each with crc32c verification, then reads
 # it back in a separate verify pass.  Also: a map update while fio runs,
@@ -12,6 +15,7 @@
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/initiator_fio.sh
 #
+# run-in-vm.sh runs it once per transport above, with CVM_TRANSPORT set.
 # CVM_FIO_SIZE (default 64M) and CVM_FIO_RUNTIME bound the fio jobs.
 # Prints the IOPS of each job and "N passed, N failed".
 set -u
@@ -25,7 +29,6 @@ fi
 
 SIZE=${CVM_FIO_SIZE:-64M}
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
-tg=(python3 "$top/tests/vm/lib/target_genl.py")
 . "$top/tests/lib/check.sh"
 . "$top/tests/lib/cvm_vm.sh"
 
@@ -47,7 +50,8 @@ fio_job() {
 fio_log=$(mktemp)
 echo "# set up: 3 brd devices, 3 listeners, map, 2 volumes"
 cvm_three_targets
-check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1
+# shellcheck disable=SC2046 # cvm_map_paths: several arguments
+check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1 $(cvm_map_paths)
 check "3 connections" cvm_connected 3
 check "attach replicated(1) -> cvm0" eval \
 	"[[ \$(${ig[*]} attach 1 1 $((256 << 20)) --name r1) == 0 ]]"
@@ -95,7 +99,7 @@ check "cvm1: 64k mixed randrw with verify" \
 check "cvm1: 1 MiB writes not aligned to objects" \
 	fio_job big-cvm1 /dev/cvm1 write --bs=1M --offset=1536k --size=16M
 check "cvm1: map update during fio" eval \
-	"fio_job upd-cvm1 /dev/cvm1 randwrite --size=16M & sleep 1; ${ig[*]} map-set 2; wait \$!"
+	"fio_job upd-cvm1 /dev/cvm1 randwrite --size=16M & sleep 1; ${ig[*]} map-set 2 $(cvm_map_paths); wait \$!"
 check "cvm0: flush (sync)" eval "dd if=/dev/zero of=/dev/cvm0 bs=4k count=16 oflag=direct,sync status=none"
 check "cvm1: discard" blkdiscard -o 0 -l $((2 << 20)) /dev/cvm1
 check "cvm1: discard across an object boundary" \
@@ -107,14 +111,12 @@ check "cvm1: discarded and zeroed ranges read zeroes" eval \
 echo "# every replica holds the data"
 check "cvm1: write a pattern" fio_job pat-cvm1 /dev/cvm1 write --bs=64k --size=8M --offset=32M
 for i in 0 1; do
-	check "target: unlisten 127.0.0.1:$((7001 + i))" \
-		"${tg[@]}" unlisten 127.0.0.1 $((7001 + i))
+	check "target: unlisten $(cvm_addr $i):$(cvm_port $i)" cvm_unlisten $i
 done
 check "cvm1: read back with only device 2 left" \
 	fio_job pat-cvm1 /dev/cvm1 write --bs=64k --size=8M --offset=32M --verify_only
 for i in 0 1; do
-	check "target: listen 127.0.0.1:$((7001 + i)) again" \
-		"${tg[@]}" listen 127.0.0.1 $((7001 + i))
+	check "target: listen $(cvm_addr $i):$(cvm_port $i) again" cvm_listen $i
 done
 check "reconnected" cvm_connected 5
 
@@ -122,11 +124,7 @@ echo "# tear down"
 check "detach 1" "${ig[@]}" detach 1
 check "detach 3" "${ig[@]}" detach 3
 check "rmmod cvm" rmmod cvm
-for i in 0 1 2; do
-	check "target: unlisten $i" "${tg[@]}" unlisten 127.0.0.1 $((7001 + i))
-	check "target: remove device $i" "${tg[@]}" remove $i
-done
-check "rmmod brd" rmmod brd
+cvm_three_targets_down
 echo "# fio IOPS"
 cat "$fio_log"
 rm -f "$fio_log"

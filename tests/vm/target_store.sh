@@ -14,6 +14,12 @@
 # corrupt superblock and object table with the reason in dmesg, malformed
 # wire messages (cvm-wire fuzz) and malformed netlink requests.
 #
+# TCP only (no "# transports:" line): every byte of data here, the
+# persistence across a module reload included, goes through the userspace
+# cvm-wire, which speaks TCP; cvm.ko's data path is not involved.  The
+# data-path tests (initiator_fio, initiator_degraded, cvmadm_datapath) run
+# over rdma too.
+#
 # Prints "N passed, N failed"; exits 0 only if every check passed.
 set -u
 

@@ -7,8 +7,10 @@ VOLUME_DETACH, VOLUME_LIST and STATUS_GET requests, on top of the raw
 netlink client of tests/vm/module_genl.py.  Used as a library by
 tests/vm/initiator_*.sh through its command line:
 
-  initiator_genl.py map-set EPOCH [--hosts N] [--port-base P] [--addr A]
-        [--chunk BYTES] [--corrupt crc|truncate|trailing]
+  initiator_genl.py map-set EPOCH [--hosts N] [--port-base P]
+        [--addr A[,A...]] [--transport T] [--chunk BYTES]
+                                        device i at address i (the last
+                                        one for the rest), port P + i
   initiator_genl.py attach ID POOL SIZE [--object-size B] [--epoch E]
         [--name N]                      prints the minor
   initiator_genl.py detach ID [--force]
@@ -148,11 +150,13 @@ def nest(atype, payload):
 
 
 def paths_attr(devices, addr="127.0.0.1", port_base=7001, transport="tcp"):
-    """Device i is served at port_base + i."""
+    """Device i is served at port_base + i, at addr, or at addr[i] when
+    addr is a list (its last address for the devices past its end)."""
     body = b""
     for i in devices:
+        a = addr if isinstance(addr, str) else addr[min(i, len(addr) - 1)]
         p = mg.nla(PATH_ATTR_DEVICE_ID, u32(i))
-        p += mg.nla(PATH_ATTR_ADDR, addr.encode() + b"\0")
+        p += mg.nla(PATH_ATTR_ADDR, a.encode() + b"\0")
         p += mg.nla(PATH_ATTR_PORT, struct.pack("=H", port_base + i))
         if transport:
             p += mg.nla(PATH_ATTR_TRANSPORT, transport.encode() + b"\0")
@@ -442,6 +446,7 @@ def main(argv):
     p.add_argument("--pg-num", type=int, default=64)
     p.add_argument("--addr", default="127.0.0.1")
     p.add_argument("--port-base", type=int, default=7001)
+    p.add_argument("--transport", default="tcp")
     p.add_argument("--chunk", type=int, default=CHUNK_MAX)
     p.add_argument("--no-paths", action="store_true")
     p = sub.add_parser("attach")
@@ -466,7 +471,8 @@ def main(argv):
     if a.cmd == "map-set":
         blob = test_map(a.epoch, a.hosts, a.pg_num, a.extra_devices)
         devs = range(a.hosts)
-        paths = paths_attr([] if a.no_paths else devs, a.addr, a.port_base)
+        paths = paths_attr([] if a.no_paths else devs, a.addr.split(","),
+                           a.port_base, a.transport)
         err, text = c.map_set(blob, paths, a.chunk)
         if err:
             return fail(err, text)

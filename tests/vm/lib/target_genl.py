@@ -4,12 +4,14 @@
 
   target_genl.py add ID PATH [format] [force]   TARGET_DEVICE_ADD
   target_genl.py remove ID                       TARGET_DEVICE_REMOVE
-  target_genl.py listen ADDR PORT [CLUSTER TOKENHEX]
-  target_genl.py unlisten ADDR PORT
+  target_genl.py listen ADDR PORT [CLUSTER TOKENHEX] [--transport T]
+  target_genl.py unlisten ADDR PORT [--transport T]
   target_genl.py objects                         print STATUS_GET's OBJECTS
   target_genl.py malformed                       malformed requests refused
 
-Command and attribute numbers are read from include/uapi/linux/cvm.h, so
+--transport names the listener's transport (tcp, rdma); without it no
+TRANSPORT attribute is sent and the module takes tcp.  Command and
+attribute numbers are read from include/uapi/linux/cvm.h, so
 this follows the header.  Exit 0 on success; otherwise the errno name and
 the extack text on stderr, exit 1.
 """
@@ -154,6 +156,14 @@ def main(argv):
         return 2
     t = Target()
     cmd, args = argv[1], argv[2:]
+    transport = None
+    if "--transport" in args:
+        i = args.index("--transport")
+        if i + 1 >= len(args):
+            print("--transport wants a name", file=sys.stderr)
+            return 2
+        transport = args[i + 1]
+        del args[i:i + 2]
     try:
         if cmd == "add":
             flags = (FORMAT if "format" in args else 0) | \
@@ -163,14 +173,15 @@ def main(argv):
         elif cmd == "remove":
             t.call("CVM_CMD_TARGET_DEVICE_REMOVE", device(int(args[0])))
         elif cmd == "listen":
-            attrs = listener(args[0], int(args[1]))
+            attrs = listener(args[0], int(args[1]), transport)
             if len(args) >= 4:
                 attrs += mg.nla(C["CVM_ATTR_CLUSTER_ID"], u64(int(args[2])))
                 attrs += mg.nla(C["CVM_ATTR_TOKEN"],
                                 bytes.fromhex(args[3]).ljust(32, b"\0"))
             t.call("CVM_CMD_TARGET_LISTEN", attrs)
         elif cmd == "unlisten":
-            t.call("CVM_CMD_TARGET_UNLISTEN", listener(args[0], int(args[1])))
+            t.call("CVM_CMD_TARGET_UNLISTEN",
+                   listener(args[0], int(args[1]), transport))
         elif cmd == "objects":
             replies = t.call("CVM_CMD_STATUS_GET", b"")
             attrs = mg.parse_attrs(replies[0][4:])
