@@ -40,7 +40,7 @@ demo: deps
 	$(MAKE) all
 	scripts/vm-run.sh --timeout 900 scripts/demo.sh
 
-# fio on raw brd, NVMe-oF/TCP and cvm in one VM: bench/README.md.
+# fio on raw brd, NVMe-oF/RDMA and /TCP, md raid1 and cvm over rdma and tcp in one VM: bench/README.md.
 bench: all
 	bench/run.sh
 

