@@ -121,7 +121,7 @@ wait_stale_zero() {
 degraded_fio() {
 	fio --name=degraded --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=32M \
 		--iodepth=16 --ioengine=libaio --direct=1 --verify=crc32c \
-		--verify_fatal=1 --verify_backlog=512 --rate_iops=400 \
+		--verify_fatal=1 --verify_backlog=512 --rate_iops=200 \
 		--output="$work/degraded.out" >/dev/null 2>&1
 }
 dd_loop() {
