@@ -616,6 +616,10 @@ static int cvm_rdma_setup_queue(struct cvm_rdma_queue *q)
  * Frees the cm_id and what cvm_rdma_setup_queue() made; sleeps.  The cm_id
  * goes first: rdma_destroy_id() waits for a running event handler (a late
  * ADDR_RESOLVED may be setting the queue up) and no event follows it.
+ * The CQ goes before the buffers its completions point at: a queue that
+ * never connected was not drained, and a rejected connect moves its QP to
+ * the error state, so flushed receives may still be polled until
+ * ib_free_cq() has stopped the poller.
  */
 static void cvm_rdma_teardown_queue(struct cvm_rdma_queue *q)
 {
@@ -628,11 +632,11 @@ static void cvm_rdma_teardown_queue(struct cvm_rdma_queue *q)
 	if (q->qp)
 		ib_destroy_qp(q->qp);
 	q->qp = NULL;
-	cvm_rdma_free_slots(q);
-	cvm_rdma_free_rbufs(q);
 	if (q->cq)
 		ib_free_cq(q->cq);
 	q->cq = NULL;
+	cvm_rdma_free_slots(q);
+	cvm_rdma_free_rbufs(q);
 	if (q->pd)
 		ib_dealloc_pd(q->pd);
 	q->pd = NULL;
