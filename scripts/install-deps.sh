@@ -11,7 +11,7 @@ PKGS=(
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1 dkms
 	# userspace libraries
 	librocksdb-dev libnl-3-dev libnl-genl-3-dev
-	libboost-program-options-dev libfmt-dev libgtest-dev
+	libboost-program-options-dev libfmt-dev libgtest-dev libisal-dev
 	nlohmann-json3-dev clang-format
 	# userspace rdma client (cvm-rdma-wire)
 	librdmacm-dev libibverbs-dev

@@ -57,10 +57,12 @@ config CVM_KUNIT_TEST
 	tristate "KUnit tests for the CVM placement core" if !KUNIT_ALL_TESTS
 	depends on KUNIT
 	select LIBCRC32C
+	select RAID6_PQ
 	default KUNIT_ALL_TESTS
 	help
 	  Hashing, CRC32C, cluster map validation and placement, map codec
-	  and object/stripe arithmetic from CVM's kernel/common.
+	  object/stripe arithmetic and erasure-code math (against lib/raid6)
+	  from CVM's kernel/common.
 KCONFIG
 update "$cvm/Makefile" <<MAKEFILE
 # SPDX-License-Identifier: GPL-2.0
