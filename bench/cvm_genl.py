@@ -6,10 +6,11 @@ sit at different addresses).  Built on those two files as libraries.
 
   cvm_genl.py listen TRANSPORT ADDR PORT
         cvm_target.ko: listen on ADDR:PORT with TRANSPORT (tcp, rdma)
-  cvm_genl.py map-set EPOCH TRANSPORT ADDR:PORT [ADDR:PORT ...]
+  cvm_genl.py map-set EPOCH TRANSPORT [--ec K,M] ADDR:PORT [ADDR:PORT ...]
         cvm.ko: install initiator_genl.test_map(EPOCH, N) (N hosts of one
-        device each; pool 1 replicated(1), pool 3 replicated(min(3, N))),
-        device i reached at the i-th ADDR:PORT over TRANSPORT
+        device each; pool 1 replicated(1), pool 3 replicated(min(3, N)),
+        with --ec pool 5 ec(K,M)), device i reached at the i-th ADDR:PORT
+        over TRANSPORT
 
 Errors print the errno name and the extack text on stderr and exit 1.
 """
@@ -56,9 +57,12 @@ def main(argv):
             return 1
         return 0
     if len(argv) >= 5 and argv[1] == "map-set":
-        epoch, transport = int(argv[2]), argv[3]
-        endpoints = [endpoint(a) for a in argv[4:]]
-        blob = ig.test_map(epoch, hosts=len(endpoints))
+        epoch, transport, rest, ec = int(argv[2]), argv[3], argv[4:], None
+        if rest[0] == "--ec" and len(rest) > 2:
+            ec = tuple(int(x) for x in rest[1].split(","))
+            rest = rest[2:]
+        endpoints = [endpoint(a) for a in rest]
+        blob = ig.test_map(epoch, hosts=len(endpoints), ec=ec)
         err, text = ig.Cvm().map_set(blob, paths_attr(endpoints, transport))
         if err:
             print("map-set over %s: %s: %s" % (

@@ -35,12 +35,13 @@ cd "$top"
 # after a failed setup and again from the exit trap).  Every device sits
 # on brd RAM disks, the same kind the raw baseline measures.
 DEVICES=(raw nvmf-rdma nvmf-tcp md-raid1-rdma
-	cvm-rep1-rdma cvm-rep1-tcp cvm-rep3-rdma cvm-rep3-tcp)
+	cvm-rep1-rdma cvm-rep1-tcp cvm-rep3-rdma cvm-rep3-tcp
+	md-raid6-rdma cvm-ec42-rdma)
 # NUM/DEN pairs of device names; a ratio whose devices were not both asked
 # for is left out, one whose devices failed shows "-".
 RATIOS=(cvm-rep1-rdma/nvmf-rdma cvm-rep1-tcp/nvmf-tcp
-	cvm-rep3-rdma/md-raid1-rdma cvm-rep1-tcp/raw cvm-rep3-tcp/raw
-	nvmf-rdma/nvmf-tcp)
+	cvm-rep3-rdma/md-raid1-rdma cvm-ec42-rdma/md-raid6-rdma
+	cvm-rep1-tcp/raw cvm-rep3-tcp/raw nvmf-rdma/nvmf-tcp)
 # name rw bs iodepth
 JOBS=(
 	"4k-randread-qd1 randread 4k 1"
@@ -51,8 +52,13 @@ JOBS=(
 	"128k-write-qd16 write 128k 16"
 )
 # RAM disks, 256 MiB each (allocated on write): ram0..2 the cvm targets,
-# ram3 raw, ram4 nvmf-tcp, ram5 nvmf-rdma, ram6..8 the md-raid1-rdma legs.
-BRD_COUNT=9
+# ram3 raw, ram4 nvmf-tcp, ram5 nvmf-rdma, ram6..8 the md-raid1-rdma legs,
+# ram9..11 the other three cvm targets of cvm-ec42-rdma, ram12..17 the
+# md-raid6-rdma legs.
+BRD_COUNT=18
+# EC stripe unit of cvm-ec42-rdma and chunk of md-raid6-rdma: the same
+# geometry for both, so a 128k write is whole stripes for both.
+EC_UNIT_KIB=${BENCH_EC_UNIT_KIB:-4}
 ALL_DEVICES=("${DEVICES[@]}")
 
 if [[ "${1:-}" == --list ]]; then
@@ -212,6 +218,45 @@ teardown_md_raid1_rdma() {
 	done
 }
 
+# --- md-raid6-rdma: md raid6 over six NVMe-oF/RDMA namespaces --------------
+# Six subsystems, two on each of 10.99.0.1-3 (ports 6..11, 4422 and 4423),
+# like cvm-ec42-rdma's six targets: the parity cvm computes in the kernel
+# initiator, done by md over six ordinary remote disks.
+MD6=/dev/md101
+
+setup_md_raid6_rdma() {
+	local i legs=()
+	cvm_rdma_up
+	modprobe raid456
+	for i in 0 1 2 3 4 5; do
+		nvmet_export rdma $((6 + i)) "10.99.0.$((i % 3 + 1))" \
+			$((4422 + i / 3)) "$NQN_BASE-ram$((12 + i))" \
+			"/dev/ram$((12 + i))"
+		legs+=("$(nvmf_connect rdma "10.99.0.$((i % 3 + 1))" \
+			$((4422 + i / 3)) "$NQN_BASE-ram$((12 + i))")")
+	done
+	# Fresh RAM disks: no initial resync and no bitmap, as for raid1.
+	mdadm --create "$MD6" --level=6 --raid-devices=6 --assume-clean \
+		--chunk="$EC_UNIT_KIB" --bitmap=none --metadata=1.2 --run \
+		"${legs[@]}" 2>&1 | grep -v '^mdadm: array .* started\.$' >&2 || true
+	if [[ ! -b "$MD6" ]] || ! grep -q "^${MD6##*/} : active raid6" /proc/mdstat; then
+		echo "bench: $MD6 did not start" >&2
+		return 1
+	fi
+	DEV_PATH=$MD6
+	DEV_DESC="md raid6 (chunk ${EC_UNIT_KIB}K) over 6 NVMe-oF/RDMA namespaces (10.99.0.1-3, /dev/ram12..17; ${legs[*]})"
+}
+
+teardown_md_raid6_rdma() {
+	local i
+	if [[ -e /sys/block/${MD6##*/}/md ]]; then
+		mdadm --stop "$MD6" 2>&1 | grep -v '^mdadm: stopped ' >&2
+	fi
+	for i in 0 1 2 3 4 5; do
+		nvmet_unexport $((6 + i)) "$NQN_BASE-ram$((12 + i))"
+	done
+}
+
 # --- cvm: three targets on ram0..2, over tcp or rdma --------------------------
 # Set up as tests/vm/initiator_fio.sh does: three "hosts" of one device,
 # map epoch 1 with pool 1 replicated(1) and pool 3 replicated(3).  Over tcp
@@ -222,26 +267,32 @@ teardown_md_raid1_rdma() {
 # the cluster's state is kept in a file, "TRANSPORT up" once it works.
 cvm_state() { cat "$work/cvm-cluster" 2>/dev/null || true; }
 
+# cvm_cluster_up TRANSPORT [ec]: with "ec", six targets (ram0..2 and
+# ram9..11 as devices 3..5, two per address over rdma) and pool 5 ec(4,2).
 cvm_cluster_up() {
-	local transport=$1 before i addr ends=()
-	[[ "$(cvm_state)" == "$transport up" ]] && return 0
+	local transport=$1 mode=${2:-} before i n=3 addr ends=() ec=()
+	[[ "$(cvm_state)" == "$transport$mode up" ]] && return 0
 	cvm_cluster_down
-	echo "$transport starting" >"$work/cvm-cluster"
+	echo "$transport$mode starting" >"$work/cvm-cluster"
 	if [[ "$transport" == rdma ]]; then
 		cvm_rdma_up
 	fi
+	if [[ "$mode" == ec ]]; then
+		n=6
+		ec=(--ec 4,2)
+	fi
 	cvm_load cvm
 	before=$(dmesg | grep -c ': connected$' || true)
-	for i in 0 1 2; do
+	for ((i = 0; i < n; i++)); do
 		# force: the disk holds the store of the other transport's cluster.
-		"${tg[@]}" add "$i" "/dev/ram$i" format force
-		addr=$(CVM_TRANSPORT=$transport cvm_addr "$i")
+		"${tg[@]}" add "$i" "/dev/ram$((i < 3 ? i : i + 6))" format force
+		addr=$(CVM_TRANSPORT=$transport cvm_addr $((i % 3)))
 		"${bg[@]}" listen "$transport" "$addr" $((7001 + i))
 		ends+=("$addr:$((7001 + i))")
 	done
-	"${bg[@]}" map-set 1 "$transport" "${ends[@]}"
-	cvm_connected $((before + 3))
-	echo "$transport up" >"$work/cvm-cluster"
+	"${bg[@]}" map-set 1 "$transport" "${ec[@]}" "${ends[@]}"
+	cvm_connected $((before + n))
+	echo "$transport$mode up" >"$work/cvm-cluster"
 }
 
 # Idempotent, and copes with a half-done cvm_cluster_up.  Also runs under
@@ -251,14 +302,14 @@ cvm_cluster_down() {
 	[[ -n "$(cvm_state)" ]] || return 0
 	if [[ -d /sys/module/cvm ]]; then
 		# As the tests do: cvm.ko goes before the targets it is connected to.
-		for i in 1 3; do
+		for i in 1 3 5; do
 			"${ig[@]}" detach "$i" --force >/dev/null 2>&1 || true
 		done
 		rmmod cvm || return
 	fi
-	for i in 0 1 2; do
+	for i in 0 1 2 3 4 5; do
 		for t in tcp rdma; do
-			"${tg[@]}" unlisten "$(CVM_TRANSPORT=$t cvm_addr "$i")" \
+			"${tg[@]}" unlisten "$(CVM_TRANSPORT=$t cvm_addr $((i % 3)))" \
 				$((7001 + i)) 2>/dev/null || true
 		done
 		"${tg[@]}" remove "$i" 2>/dev/null || true
@@ -267,11 +318,12 @@ cvm_cluster_down() {
 	return 0
 }
 
-# cvm_attach TRANSPORT ID POOL NAME: attach volume ID of POOL, set DEV_PATH.
+# cvm_attach TRANSPORT ID POOL NAME [attach args]: attach volume ID of
+# POOL, set DEV_PATH.  Pool 5 (EC) needs the six-target cluster.
 cvm_attach() {
 	local minor i
-	cvm_cluster_up "$1"
-	minor=$("${ig[@]}" attach "$2" "$3" "$VOL_BYTES" --name "$4")
+	cvm_cluster_up "$1" "$( (($3 == 5)) && echo ec)"
+	minor=$("${ig[@]}" attach "$2" "$3" "$VOL_BYTES" --name "$4" "${@:5}")
 	DEV_PATH=/dev/cvm$minor
 	# devtmpfs makes the node; give it a moment.
 	for ((i = 0; i < 50; i++)); do
@@ -307,6 +359,12 @@ setup_cvm_rep1_rdma() {
 	DEV_DESC="cvm replicated(1) over RDMA (rxe0), 3 targets on ram0..2 at 10.99.0.1-3 ($DEV_PATH)"
 }
 teardown_cvm_rep1_rdma() { cvm_detach 1; }
+
+setup_cvm_ec42_rdma() {
+	cvm_attach rdma 5 5 ec42 --stripe-unit $((EC_UNIT_KIB << 10))
+	DEV_DESC="cvm ec(4,2), stripe unit ${EC_UNIT_KIB}K, over RDMA (rxe0), 6 targets on ram0..2,9..11 at 10.99.0.1-3 ($DEV_PATH)"
+}
+teardown_cvm_ec42_rdma() { cvm_detach 5; }
 
 setup_cvm_rep3_rdma() {
 	cvm_attach rdma 3 3 r3

@@ -9,7 +9,7 @@
 #                                 before the VM boots
 #   BENCH_VM_TIMEOUT   seconds before the VM is killed (default: from the
 #                      device count, runtime and repeat count)
-#   BENCH_VM_MEM       guest memory in MB (default 3072: nine RAM disks)
+#   BENCH_VM_MEM       guest memory in MB (default 4096: eighteen RAM disks)
 #
 # The VM prints the results after every device; when it dies half-way, the
 # devices measured until then are still saved (marked incomplete).
@@ -62,7 +62,7 @@ show_progress() {
 	done
 }
 set +e
-scripts/vm-run.sh --timeout "$timeout" --mem "${BENCH_VM_MEM:-3072}" -- \
+scripts/vm-run.sh --timeout "$timeout" --mem "${BENCH_VM_MEM:-4096}" -- \
 	env "${vm_env[@]}" bench/run-in-vm.sh 2>&1 |
 	tee "$log" |
 	show_progress

@@ -85,6 +85,7 @@ struct cvm_pool_table {
 	u32	pg_num;
 	u32	width;
 	u8	kind;
+	u8	k, m;
 	u32	*devs;
 };
 
@@ -175,6 +176,7 @@ struct cvm_volume {
 	u64			attach_epoch;
 	char			name[CVM_VOLUME_NAME_LEN];
 	struct cvm_layout	layout;
+	u32			ec_m;
 	int			minor;
 	struct blk_mq_tag_set	tag_set;
 	struct gendisk		*disk;
@@ -185,12 +187,51 @@ struct cvm_volume {
 	struct cvm_unflushed	unflushed;
 };
 
+/* Largest piece (request part inside one object) of an EC volume. */
+#define CVM_EC_MAX_PIECE	SZ_256K
+
+/*
+ * struct cvm_ec_io - a READ or WRITE piece of an EC volume (ec_io.c)
+ * @done: called from the EC workqueue with @status set
+ */
+struct cvm_ec_io {
+	struct work_struct	work;
+	struct cvm_volume	*vol;
+	u8			op;
+	u16			wire_flags;
+	struct cvm_extent	ext;
+	struct bio_vec		*bvec;
+	unsigned int		nr_bvec;
+	blk_status_t		status;
+	void			(*done)(struct cvm_ec_io *io);
+};
+
+/* What an EC stripe operation needs to know of its volume. */
+struct cvm_ec_geom {
+	u64	vol_id;
+	u32	pool_id;
+	u64	attach_epoch;
+	u32	k, m;
+	u32	unit;
+};
+
+void cvm_ec_io_queue(struct cvm_ec_io *io);
+int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
+		  u64 object_size);
+int cvm_ec_init(void);
+void cvm_ec_exit(void);
+
+blk_status_t cvm_wire_blk_status(const struct cvm_xprt_req *req);
+struct cvm_conn *cvm_dev_conn(const struct cvm_state *st, u32 device_id);
+bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no);
+
 /* volume.c, called under cvm_config_mutex */
 struct cvm_volume_spec {
 	u64		id;
 	u32		pool_id;
 	u64		size;
 	u32		object_size;
+	u32		stripe_unit;	/* EC pools only; 0: not given */
 	u64		attach_epoch;
 	const char	*name;
 };

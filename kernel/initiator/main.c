@@ -31,9 +31,13 @@ static int __init cvm_init(void)
 	if (ret)
 		goto out_unregister_blkdev;
 
-	ret = cvm_map_init();
+	ret = cvm_ec_init();
 	if (ret)
 		goto out_stale_exit;
+
+	ret = cvm_map_init();
+	if (ret)
+		goto out_ec_exit;
 
 	ret = cvm_transports_init();
 	if (ret)
@@ -51,6 +55,8 @@ out_transports_exit:
 	cvm_transports_exit();
 out_map_exit:
 	cvm_map_exit();
+out_ec_exit:
+	cvm_ec_exit();
 out_stale_exit:
 	cvm_stale_exit();
 out_unregister_blkdev:
@@ -65,6 +71,7 @@ static void __exit cvm_exit(void)
 	cvm_volume_exit();
 	cvm_map_exit();
 	cvm_stale_exit();
+	cvm_ec_exit();
 	cvm_transports_exit();
 	unregister_blkdev(cvm_major, CVM_BLKDEV_NAME);
 }

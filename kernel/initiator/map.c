@@ -487,11 +487,13 @@ static int cvm_state_build_pools(struct cvm_state *st,
 		pt->pg_num = pool->pg_num;
 		pt->width = cvm_pool_width(pool);
 		pt->kind = pool->kind;
+		pt->k = pool->k;
+		pt->m = pool->m;
 	}
 	return 0;
 }
 
-/* Attached volumes must keep a replicated pool. */
+/* Attached volumes must keep their pool and its code. */
 static int cvm_state_check_volumes(const struct cvm_state *st,
 				   struct netlink_ext_ack *extack)
 {
@@ -500,10 +502,13 @@ static int cvm_state_check_volumes(const struct cvm_state *st,
 
 	list_for_each_entry(vol, &cvm_volumes, entry) {
 		pt = cvm_state_pool(st, vol->pool_id);
-		if (!pt || pt->kind != CVM_POOL_REPLICATED) {
+		if (!pt || (vol->layout.ec_k ?
+			    pt->kind != CVM_POOL_EC || pt->k != vol->layout.ec_k ||
+			    pt->m != vol->ec_m :
+			    pt->kind != CVM_POOL_REPLICATED)) {
 			NL_SET_ERR_MSG(extack,
 				       "map drops or changes the pool of an attached volume");
-			pr_warn("map refused: pool %u of volume %llu missing or not replicated\n",
+			pr_warn("map refused: pool %u of volume %llu missing or changed\n",
 				vol->pool_id, vol->id);
 			return -EBUSY;
 		}

@@ -83,6 +83,7 @@ static const struct nla_policy cvm_volume_nl_policy[CVM_VOLUME_ATTR_MAX + 1] = {
 		.reject_message = "CVM_VOLUME_ATTR_MINOR is only sent in replies",
 	},
 	[CVM_VOLUME_ATTR_FLAGS] = NLA_POLICY_MASK(NLA_U32, CVM_VOLUME_F_ALL),
+	[CVM_VOLUME_ATTR_STRIPE_UNIT] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy cvm_volume_cmd_nl_policy[CVM_ATTR_MAX + 1] = {
@@ -214,6 +215,7 @@ static size_t cvm_volume_msg_size(void)
 	       nla_total_size(sizeof(u32)) +			/* POOL_ID */
 	       nla_total_size_64bit(sizeof(u64)) +		/* SIZE */
 	       nla_total_size(sizeof(u32)) +			/* OBJECT_SIZE */
+	       nla_total_size(sizeof(u32)) +			/* STRIPE_UNIT */
 	       nla_total_size_64bit(sizeof(u64)) +		/* ATTACH_EPOCH */
 	       nla_total_size(CVM_VOLUME_NAME_LEN) +		/* NAME */
 	       nla_total_size(sizeof(u32));			/* MINOR */
@@ -236,7 +238,10 @@ static int cvm_volume_fill(struct sk_buff *msg, const struct cvm_volume *vol)
 	    nla_put_u64_64bit(msg, CVM_VOLUME_ATTR_ATTACH_EPOCH,
 			      vol->attach_epoch, CVM_VOLUME_ATTR_PAD) ||
 	    nla_put_string(msg, CVM_VOLUME_ATTR_NAME, vol->name) ||
-	    nla_put_u32(msg, CVM_VOLUME_ATTR_MINOR, vol->minor)) {
+	    nla_put_u32(msg, CVM_VOLUME_ATTR_MINOR, vol->minor) ||
+	    (vol->layout.ec_k &&
+	     nla_put_u32(msg, CVM_VOLUME_ATTR_STRIPE_UNIT,
+			 1U << vol->layout.unit_shift))) {
 		nla_nest_cancel(msg, nest);
 		return -EMSGSIZE;
 	}
@@ -286,6 +291,8 @@ static int cvm_nl_volume_attach_doit(struct sk_buff *skb,
 	spec.size = nla_get_u64(tb[CVM_VOLUME_ATTR_SIZE]);
 	spec.object_size = nla_get_u32(tb[CVM_VOLUME_ATTR_OBJECT_SIZE]);
 	spec.attach_epoch = nla_get_u64(tb[CVM_VOLUME_ATTR_ATTACH_EPOCH]);
+	if (tb[CVM_VOLUME_ATTR_STRIPE_UNIT])
+		spec.stripe_unit = nla_get_u32(tb[CVM_VOLUME_ATTR_STRIPE_UNIT]);
 	if (tb[CVM_VOLUME_ATTR_NAME])
 		spec.name = nla_data(tb[CVM_VOLUME_ATTR_NAME]);
 

@@ -83,6 +83,7 @@ struct cvm_io;
  * @missed: writes: slots of @devs that did not take it, as a bit mask
  * @acked: writes: replicas that acknowledged it
  * @acked_mask: writes: slots of @devs that acknowledged it, as a bit mask
+ * @ec: reads and writes of an EC volume: the piece, run by ec_io.c
  */
 struct cvm_obj {
 	struct cvm_io		*cmd;
@@ -98,6 +99,7 @@ struct cvm_obj {
 	unsigned long		missed;
 	atomic_t		acked;
 	unsigned long		acked_mask;
+	struct cvm_ec_io	ec;
 };
 
 /*
@@ -135,7 +137,7 @@ size_t cvm_io_size(void)
 /*
  * The one place protocol status and transport errors become blk_status_t.
  */
-static blk_status_t cvm_sub_status(const struct cvm_xprt_req *req)
+blk_status_t cvm_wire_blk_status(const struct cvm_xprt_req *req)
 {
 	if (req->error)
 		return BLK_STS_TRANSPORT;	/* connection lost, bad reply */
@@ -172,13 +174,11 @@ static bool cvm_op_is_write(u8 op)
 	       op == CVM_WIRE_OP_WRITE_ZEROES;
 }
 
-static bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no);
 static bool cvm_fence_enter(const struct cvm_io *cmd);
 static void cvm_fence_exit(const struct cvm_obj *obj);
 
 /* A live connection to @device_id under @st, or NULL.  RCU held. */
-static struct cvm_conn *cvm_dev_conn(const struct cvm_state *st,
-				     u32 device_id)
+struct cvm_conn *cvm_dev_conn(const struct cvm_state *st, u32 device_id)
 {
 	struct cvm_path *path;
 	struct cvm_conn *conn;
@@ -469,12 +469,46 @@ static void cvm_obj_flush_finish(struct cvm_obj *obj)
 		cvm_obj_fail(obj, BLK_STS_IOERR);
 }
 
+static void cvm_obj_done(struct cvm_obj *obj);
+
+static void cvm_obj_ec_done(struct cvm_ec_io *io)
+{
+	struct cvm_obj *obj = container_of(io, struct cvm_obj, ec);
+
+	if (io->status != BLK_STS_OK)
+		cvm_obj_fail(obj, io->status);
+	cvm_obj_done(obj);
+}
+
+/* An EC volume's read or write: ec_io.c runs the whole piece. */
+static void cvm_obj_ec_start(struct cvm_obj *obj)
+{
+	struct cvm_ec_io *io = &obj->ec;
+
+	io->vol = obj->cmd->vol;
+	io->op = obj->cmd->op;
+	io->wire_flags = obj->cmd->wire_flags;
+	io->ext = obj->ext;
+	io->bvec = obj->bvec;
+	io->nr_bvec = obj->nr_bvec;
+	io->status = BLK_STS_OK;
+	io->done = cvm_obj_ec_done;
+	obj->state = CVM_OBJ_WAIT;
+	cvm_ec_io_queue(io);
+}
+
 /* Returns true when @obj is done; see the diagram above. */
 static bool cvm_obj_advance(struct cvm_obj *obj)
 {
 	for (;;) {
 		switch (obj->state) {
 		case CVM_OBJ_START:
+			if (obj->cmd->vol->layout.ec_k &&
+			    (obj->cmd->op == CVM_WIRE_OP_READ ||
+			     obj->cmd->op == CVM_WIRE_OP_WRITE)) {
+				cvm_obj_ec_start(obj);
+				return false;
+			}
 			if (!cvm_obj_send(obj)) {
 				if (cvm_op_is_write(obj->cmd->op))
 					cvm_obj_write_finish(obj);
@@ -540,7 +574,7 @@ static void cvm_obj_done(struct cvm_obj *obj)
 static void cvm_sub_done(struct cvm_xprt_req *req)
 {
 	struct cvm_obj *obj = req->core_priv;
-	blk_status_t sts = cvm_sub_status(req);
+	blk_status_t sts = cvm_wire_blk_status(req);
 	unsigned int i;
 
 	if (cvm_op_is_write(obj->cmd->op)) {
@@ -920,7 +954,7 @@ static void cvm_fence_exit(const struct cvm_obj *obj)
 }
 
 /* Any context; the device's set exists once a map named the device. */
-static bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no)
+bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no)
 {
 	struct cvm_stale_key key = { volume_id, object_no };
 	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
@@ -1024,6 +1058,7 @@ struct cvm_resync_vol {
 	u32	pool_id;
 	u64	attach_epoch;
 	u64	object_size;
+	u32	ec_k, ec_m, unit;	/* ec_k 0: replicated */
 };
 
 /*
@@ -1179,7 +1214,7 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 	struct cvm_resync_vol v = {};
 	struct cvm_volume *vol;
 	struct cvm_fence *f;
-	u32 src, len;
+	u32 src = 0, len;
 	u64 off;
 	int ret;
 
@@ -1190,6 +1225,9 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 		v.pool_id = vol->pool_id;
 		v.attach_epoch = vol->attach_epoch;
 		v.object_size = cvm_object_size(&vol->layout);
+		v.ec_k = vol->layout.ec_k;
+		v.ec_m = vol->ec_m;
+		v.unit = 1U << vol->layout.unit_shift;
 	}
 	mutex_unlock(&cvm_config_mutex);
 	if (!vol) {
@@ -1205,15 +1243,27 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 		ret = -EBUSY;
 		goto out_unfence;
 	}
-	ret = cvm_resync_source(sd->device_id, &v, object_no, &src);
+	if (v.ec_k) {
+		struct cvm_ec_geom g = {
+			.vol_id = v.id, .pool_id = v.pool_id,
+			.attach_epoch = v.attach_epoch,
+			.k = v.ec_k, .m = v.ec_m, .unit = v.unit,
+		};
+
+		/* A shard is not a copy: rebuild it from the others. */
+		ret = cvm_ec_resync(sd->device_id, &g, object_no,
+				    v.object_size);
+	} else {
+		ret = cvm_resync_source(sd->device_id, &v, object_no, &src);
+	}
 	if (ret == -ENOENT) {
 		/* The map moved the PG away: nobody reads this copy. */
 		cvm_stale_remove(sd, so);
 		ret = 0;
 		goto out_unfence;
 	}
-	if (ret)
-		goto out_unfence;
+	if (ret || v.ec_k)
+		goto out_done;
 	len = min_t(u64, v.object_size, CVM_WIRE_MAX_DATA_LEN);
 	for (off = 0; off < v.object_size; off += len) {
 		ret = cvm_resync_io(src, CVM_WIRE_OP_READ, &v, object_no, off,
@@ -1227,7 +1277,9 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 		if (ret)
 			goto out_unfence;
 	}
-	cvm_stale_remove(sd, so);
+out_done:
+	if (!ret)
+		cvm_stale_remove(sd, so);
 
 out_unfence:
 	/* The entry is gone before writers may pass the fence again. */

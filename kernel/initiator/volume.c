@@ -94,7 +94,7 @@ unsigned int cvm_volume_count(void)
 }
 
 static int cvm_volume_check(const struct cvm_volume_spec *spec,
-			    struct cvm_layout *layout,
+			    struct cvm_layout *layout, u32 *ec_m,
 			    struct netlink_ext_ack *extack)
 {
 	const struct cvm_pool_table *pt;
@@ -114,15 +114,6 @@ static int cvm_volume_check(const struct cvm_volume_spec *spec,
 		NL_SET_ERR_MSG(extack, "attach epoch must not be 0");
 		return -EINVAL;
 	}
-	layout->size = spec->size;
-	layout->object_shift = ilog2(spec->object_size);
-	layout->ec_k = 0;
-	layout->unit_shift = 0;
-	ret = cvm_layout_check(layout, &err);
-	if (ret) {
-		cvm_extack_why(extack, &err);
-		return ret;
-	}
 	if (cvm_volume_find(spec->id)) {
 		NL_SET_ERR_MSG(extack, "volume already attached");
 		return -EEXIST;
@@ -139,9 +130,34 @@ static int cvm_volume_check(const struct cvm_volume_spec *spec,
 		NL_SET_ERR_MSG(extack, "pool not in the installed map");
 		return -ENOENT;
 	}
-	if (pt->kind != CVM_POOL_REPLICATED) {
-		NL_SET_ERR_MSG(extack, "only replicated pools are supported");
+	layout->size = spec->size;
+	layout->object_shift = ilog2(spec->object_size);
+	layout->ec_k = 0;
+	layout->unit_shift = 0;
+	*ec_m = 0;
+	if (pt->kind == CVM_POOL_EC) {
+		/* Units are whole pages: stripes are worked on in pages. */
+		if (!spec->stripe_unit || !is_power_of_2(spec->stripe_unit) ||
+		    spec->stripe_unit < SZ_4K) {
+			NL_SET_ERR_MSG(extack,
+				       "an EC volume needs a stripe unit: a power of two of at least 4096");
+			return -EINVAL;
+		}
+		layout->ec_k = pt->k;
+		layout->unit_shift = ilog2(spec->stripe_unit);
+		*ec_m = pt->m;
+	} else if (pt->kind != CVM_POOL_REPLICATED) {
+		NL_SET_ERR_MSG(extack, "pool kind not supported");
 		return -EOPNOTSUPP;
+	} else if (spec->stripe_unit) {
+		NL_SET_ERR_MSG(extack,
+			       "a stripe unit is for EC pools; this pool is replicated");
+		return -EINVAL;
+	}
+	ret = cvm_layout_check(layout, &err);
+	if (ret) {
+		cvm_extack_why(extack, &err);
+		return ret;
 	}
 	return 0;
 }
@@ -156,6 +172,16 @@ static void cvm_volume_set_limits(struct cvm_volume *vol)
 	blk_queue_logical_block_size(q, SECTOR_SIZE);
 	blk_queue_physical_block_size(q, SZ_4K);
 	blk_queue_io_min(q, SZ_4K);
+	/*
+	 * EC: requests come in 4 KiB blocks, as the stripe buffers are worked
+	 * in pages, and at most CVM_EC_MAX_PIECE; no discard or write zeroes
+	 * (the block layer writes zeroes itself).
+	 */
+	if (vol->layout.ec_k) {
+		max_sectors = min_t(u32, max_sectors,
+				    CVM_EC_MAX_PIECE >> SECTOR_SHIFT);
+		blk_queue_logical_block_size(q, SZ_4K);
+	}
 	/* Reads and writes never cross an object; one wire message each. */
 	blk_queue_max_hw_sectors(q, max_sectors);
 	blk_queue_chunk_sectors(q, obj_sectors);
@@ -167,8 +193,10 @@ static void cvm_volume_set_limits(struct cvm_volume *vol)
 	blk_queue_virt_boundary(q, PAGE_SIZE - 1);
 	/* Discards may cross one object boundary: split in queue_rq. */
 	q->limits.discard_granularity = SZ_4K;
-	blk_queue_max_discard_sectors(q, obj_sectors);
-	blk_queue_max_write_zeroes_sectors(q, obj_sectors);
+	if (!vol->layout.ec_k) {
+		blk_queue_max_discard_sectors(q, obj_sectors);
+		blk_queue_max_write_zeroes_sectors(q, obj_sectors);
+	}
 	blk_queue_write_cache(q, true, true);
 	blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
 	blk_queue_flag_clear(QUEUE_FLAG_ADD_RANDOM, q);
@@ -185,9 +213,10 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 	struct cvm_layout layout;
 	struct cvm_volume *vol;
 	struct gendisk *disk;
+	u32 ec_m;
 	int ret;
 
-	ret = cvm_volume_check(spec, &layout, extack);
+	ret = cvm_volume_check(spec, &layout, &ec_m, extack);
 	if (ret)
 		return ret;
 
@@ -198,6 +227,7 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 	vol->pool_id = spec->pool_id;
 	vol->attach_epoch = spec->attach_epoch;
 	vol->layout = layout;
+	vol->ec_m = ec_m;
 	if (spec->name)
 		strscpy(vol->name, spec->name, sizeof(vol->name));
 	mutex_init(&vol->lock);

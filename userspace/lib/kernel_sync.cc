@@ -132,6 +132,9 @@ Result<KernelVolume> KernelSync::KernelAttach(const Volume& v) {
   k.object_size = static_cast<uint32_t>(v.object_size);
   k.attach_epoch = v.attach_epoch;
   k.name = v.name;
+  CVM_ASSIGN_OR_RETURN(Pool pool, store_.GetPoolById(v.pool_id));
+  if (pool.policy.kind == Policy::Kind::kErasure)
+    k.stripe_unit = static_cast<uint32_t>(v.stripe_unit);
   return kernel_.VolumeAttach(k);
 }
 

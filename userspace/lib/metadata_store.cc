@@ -660,11 +660,16 @@ Result<Volume> MetadataStore::CreateVolume(const VolumeSpec& spec) {
   v.name = spec.name;
   v.size = spec.size;
   v.object_size = spec.object_size;
-  v.stripe_unit = spec.stripe_unit.value_or(spec.object_size);
   v.provisioning = spec.provisioning;
-  CVM_RETURN_IF_ERROR(ValidateVolume(v));
   std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(spec.pool));
+  // Replicated objects are not striped; EC stripes default to small units,
+  // so that 4 KiB writes touch one data chunk and larger ones fill stripes.
+  v.stripe_unit = spec.stripe_unit.value_or(
+      pool.policy.kind == Policy::Kind::kErasure
+          ? std::min(kDefaultEcStripeUnit, spec.object_size)
+          : spec.object_size);
+  CVM_RETURN_IF_ERROR(ValidateVolume(v));
   CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
   for (const auto& other : volumes) {
     if (other.name == v.name) {

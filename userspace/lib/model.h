@@ -25,6 +25,7 @@ inline constexpr uint64_t kMinObjectSize = 64 * KiB;
 inline constexpr uint64_t kMaxObjectSize = 64 * MiB;
 inline constexpr uint64_t kDefaultObjectSize = 4 * MiB;
 inline constexpr uint64_t kMinStripeUnit = 4 * KiB;
+inline constexpr uint64_t kDefaultEcStripeUnit = 4 * KiB;
 inline constexpr uint64_t kMaxVolumeSize = uint64_t{1} << 60;  // 1 EiB
 inline constexpr uint32_t kMaxReplicas = 5;
 inline constexpr uint32_t kMinEcK = 2, kMaxEcK = 8;

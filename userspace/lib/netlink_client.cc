@@ -422,6 +422,12 @@ Result<KernelVolume> ParseVolume(nlmsghdr* nlh) {
   v.object_size = nla_get_u32(a[CVM_VOLUME_ATTR_OBJECT_SIZE]);
   v.attach_epoch = nla_get_u64(a[CVM_VOLUME_ATTR_ATTACH_EPOCH]);
   v.minor = nla_get_u32(a[CVM_VOLUME_ATTR_MINOR]);
+  if (const nlattr* su = a[CVM_VOLUME_ATTR_STRIPE_UNIT]) {
+    if (nla_len(su) != 4)
+      return Status(Code::kBadRequest,
+                    "volume reply: stripe unit attribute not 4 bytes");
+    v.stripe_unit = nla_get_u32(su);
+  }
   if (const nlattr* n = a[CVM_VOLUME_ATTR_NAME]) {
     const char* p = static_cast<const char*>(nla_data(n));
     v.name = Printable(std::string_view(p, strnlen(p, nla_len(n))),
@@ -569,6 +575,8 @@ Result<KernelVolume> NetlinkKernel::VolumeAttach(const KernelVolume& v) {
       nla_put_u64(m, CVM_VOLUME_ATTR_SIZE, v.size) < 0 ||
       nla_put_u32(m, CVM_VOLUME_ATTR_OBJECT_SIZE, v.object_size) < 0 ||
       nla_put_u64(m, CVM_VOLUME_ATTR_ATTACH_EPOCH, v.attach_epoch) < 0 ||
+      (v.stripe_unit &&
+       nla_put_u32(m, CVM_VOLUME_ATTR_STRIPE_UNIT, v.stripe_unit) < 0) ||
       (!v.name.empty() &&
        nla_put_string(m, CVM_VOLUME_ATTR_NAME, v.name.c_str()) < 0)) {
     return PutFailed(kWhat);

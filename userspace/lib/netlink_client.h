@@ -96,6 +96,7 @@ struct KernelVolume {
   uint32_t pool_id = 0;
   uint64_t size = 0;
   uint32_t object_size = 0;
+  uint32_t stripe_unit = 0;  // EC pools only; 0 for replicated
   uint64_t attach_epoch = 0;
   std::string name;
   uint32_t minor = 0;  // replies only

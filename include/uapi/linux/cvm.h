@@ -232,6 +232,11 @@ enum cvm_path_attr {
  *					bytes with the NUL
  *	CVM_VOLUME_ATTR_MINOR		u32, replies only: /dev/cvm<MINOR>
  *	CVM_VOLUME_ATTR_FLAGS		u32, CVM_VOLUME_F_* (requests only)
+ *	CVM_VOLUME_ATTR_STRIPE_UNIT	u32, bytes: the EC stripe unit, a power
+ *					of two from 4 KiB to 1 MiB and at most
+ *					OBJECT_SIZE; required to attach a
+ *					volume of an EC pool, refused for a
+ *					replicated one
  */
 enum cvm_volume_attr {
 	CVM_VOLUME_ATTR_UNSPEC,
@@ -244,6 +249,7 @@ enum cvm_volume_attr {
 	CVM_VOLUME_ATTR_MINOR,
 	CVM_VOLUME_ATTR_FLAGS,
 	CVM_VOLUME_ATTR_PAD,
+	CVM_VOLUME_ATTR_STRIPE_UNIT,
 	__CVM_VOLUME_ATTR_MAX,
 };
 #define CVM_VOLUME_ATTR_MAX (__CVM_VOLUME_ATTR_MAX - 1)

@@ -64,6 +64,7 @@ VOL_ATTACH_EPOCH = C["CVM_VOLUME_ATTR_ATTACH_EPOCH"]
 VOL_NAME = C["CVM_VOLUME_ATTR_NAME"]
 VOL_MINOR = C["CVM_VOLUME_ATTR_MINOR"]
 VOL_FLAGS = C["CVM_VOLUME_ATTR_FLAGS"]
+VOL_STRIPE_UNIT = C["CVM_VOLUME_ATTR_STRIPE_UNIT"]
 VOLUME_F_FORCE = 1 << 0  # CVM_VOLUME_F_FORCE
 STATUS_ATTR_MAP_EPOCH = C["CVM_STATUS_ATTR_MAP_EPOCH"]
 STATUS_ATTR_OBJECTS = C["CVM_STATUS_ATTR_OBJECTS"]
@@ -87,6 +88,8 @@ TYPE_HOST = 1
 TYPE_ROOT = 4
 DEV_UP_IN = 0x3
 POOL_REPLICATED = 1
+POOL_EC = 2
+EC_POOL_ID = 5
 
 
 def crc32c(data, crc=0xFFFFFFFF):
@@ -122,9 +125,10 @@ def encode_map(epoch, devices, buckets, pools):
     return blob[:12] + struct.pack("<I", crc) + blob[16:]
 
 
-def test_map(epoch, hosts=3, pg_num=64, extra_devices=0):
+def test_map(epoch, hosts=3, pg_num=64, extra_devices=0, ec=None):
     """hosts hosts of one device each (device i on host -(i+2)), under one
-    root; pool 1 replicated(1), pool 3 replicated(min(3, hosts)).
+    root; pool 1 replicated(1), pool 3 replicated(min(3, hosts)), and with
+    ec=(k, m) pool 5 ec(k,m) (hosts must be at least k + m).
     extra_devices adds more devices, spread over the hosts (to grow the
     blob)."""
     devices = [(i, 0x10000, DEV_UP_IN) for i in range(hosts + extra_devices)]
@@ -134,6 +138,8 @@ def test_map(epoch, hosts=3, pg_num=64, extra_devices=0):
         buckets.append((-(i + 2), TYPE_HOST, kids))
     pools = [(1, pg_num, POOL_REPLICATED, 1, 0, TYPE_HOST),
              (3, pg_num, POOL_REPLICATED, min(3, hosts), 0, TYPE_HOST)]
+    if ec:
+        pools.append((EC_POOL_ID, pg_num, POOL_EC, ec[0], ec[1], TYPE_HOST))
     return encode_map(epoch, devices, buckets, pools)
 
 
@@ -280,7 +286,8 @@ class Cvm:
 
 
 def volume_attrs(vid=None, pool=None, size=None, object_size=None,
-                 epoch=None, name=None, flags=None, minor=None):
+                 epoch=None, name=None, flags=None, minor=None,
+                 stripe_unit=None):
     body = b""
     if vid is not None:
         body += mg.nla(VOL_ID, u64(vid))
@@ -298,6 +305,8 @@ def volume_attrs(vid=None, pool=None, size=None, object_size=None,
         body += mg.nla(VOL_FLAGS, u32(flags))
     if minor is not None:
         body += mg.nla(VOL_MINOR, u32(minor))
+    if stripe_unit is not None:
+        body += mg.nla(VOL_STRIPE_UNIT, u32(stripe_unit))
     return nest(ATTR_VOLUME, body)
 
 
@@ -449,6 +458,8 @@ def main(argv):
     p.add_argument("--transport", default="tcp")
     p.add_argument("--chunk", type=int, default=CHUNK_MAX)
     p.add_argument("--no-paths", action="store_true")
+    p.add_argument("--ec", default=None, metavar="K,M",
+                   help="add pool %d, ec(K,M)" % EC_POOL_ID)
     p = sub.add_parser("attach")
     p.add_argument("id", type=int)
     p.add_argument("pool", type=int)
@@ -456,6 +467,7 @@ def main(argv):
     p.add_argument("--object-size", type=int, default=1 << 22)
     p.add_argument("--epoch", type=int, default=1)
     p.add_argument("--name", default=None)
+    p.add_argument("--stripe-unit", type=int, default=None)
     p = sub.add_parser("detach")
     p.add_argument("id", type=int)
     p.add_argument("--force", action="store_true")
@@ -469,7 +481,8 @@ def main(argv):
 
     c = Cvm()
     if a.cmd == "map-set":
-        blob = test_map(a.epoch, a.hosts, a.pg_num, a.extra_devices)
+        ec = tuple(int(x) for x in a.ec.split(",")) if a.ec else None
+        blob = test_map(a.epoch, a.hosts, a.pg_num, a.extra_devices, ec)
         devs = range(a.hosts)
         paths = paths_attr([] if a.no_paths else devs, a.addr.split(","),
                            a.port_base, a.transport)
@@ -479,7 +492,8 @@ def main(argv):
         print("map epoch %d installed (%d bytes)" % (a.epoch, len(blob)))
     elif a.cmd == "attach":
         replies, err, text = c.req(CMD_VOLUME_ATTACH, volume_attrs(
-            a.id, a.pool, a.size, a.object_size, a.epoch, a.name))
+            a.id, a.pool, a.size, a.object_size, a.epoch, a.name,
+            stripe_unit=a.stripe_unit))
         if err:
             return fail(err, text)
         print(parse_volume(replies[0])["minor"])

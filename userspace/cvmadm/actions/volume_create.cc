@@ -20,7 +20,8 @@ void GetArguments(po::options_description* positional,
       po::value<std::string>()->default_value("4M")->value_name("SIZE"),
       "object size, a power of two from 64K to 64M")(
       "stripe-unit", po::value<std::string>()->value_name("SIZE"),
-      "stripe unit (default: the object size)")(
+      "stripe unit of an erasure-coded pool (default 4K; replicated "
+      "pools: the object size)")(
       "provisioning",
       po::value<std::string>()->default_value("thin")->value_name("P"),
       "thin or thick");

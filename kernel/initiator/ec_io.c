@@ -1,0 +1,816 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Erasure-coded volumes: ec(k,m) stripes in the I/O path.
+ *
+ * An object of an EC volume is cut into stripes of k data chunks of one
+ * stripe unit each (kernel/common/object.h); chunk j of every stripe lives
+ * on the object's shard j, stored by device j of the object's PG row, and
+ * parity row r on shard k + r.  Stripe t's chunk sits at shard offset
+ * t * unit, so a range of stripes is one contiguous range on every shard.
+ *
+ * Each piece of a request (the part inside one object) runs in process
+ * context on cvm_ec_wq, from first sub-request to last, because a write may
+ * need reads first and reconstruction may need any survivor:
+ *
+ *  - Healthy read: one READ per data shard the piece touches, of exactly
+ *    the bytes it needs.  A shard that is unreachable, stale (a degraded
+ *    write left it behind) or fails its READ is erased: the whole stripes
+ *    are then read from every other shard and the lost chunks rebuilt.
+ *  - Write: reconstruct-write.  Chunks of the first and last stripe the
+ *    piece only partly covers are read whole (rebuilt if their shard is
+ *    lost), the new data copied in, parity computed for every stripe of
+ *    the range, then the changed data ranges and the parity ranges are
+ *    written.  A shard that cannot be written is recorded stale for the
+ *    object (request.c's stale sets), so no read trusts it until it is
+ *    rebuilt; the write fails if fewer than k shards took it.
+ *  - Stripe locks serialise writes, and degraded reads, of a stripe: a
+ *    stripe's data and parity must not be read while another write of the
+ *    same stripe has changed one but not yet the other.
+ *
+ * Parity rows 0 and 1 (m <= 2) come from lib/raid6 (gen_syndrome, and its
+ * recovery routines) and xor_blocks, the code md uses; rows 2 and 3 and
+ * other erasure patterns use kernel/common/ec.c (Reed-Solomon, same code).
+ *
+ * Buffers: a piece works in bounce buffers, one per shard, covering its
+ * stripe range; payload bytes are copied between them and the request.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bvec.h>
+#include <linux/hash.h>
+#include <linux/highmem.h>
+#include <linux/raid/pq.h>
+#include <linux/raid/xor.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/vmalloc.h>
+
+#include "initiator.h"
+#include "../common/ec.h"
+
+#define CVM_EC_LOCK_BITS	10
+/* Stripes one piece may span: max_hw_sectors over the smallest unit. */
+#define CVM_EC_MAX_STRIPES	(CVM_EC_MAX_PIECE / SZ_4K + 1)
+/* Sub-requests of a piece: a read per partial stripe end, a write. */
+#define CVM_EC_MAX_SUBS		(3 * CVM_EC_MAX_SHARDS)
+
+static struct workqueue_struct *cvm_ec_wq;
+static struct mutex cvm_ec_locks[1 << CVM_EC_LOCK_BITS];
+
+/* One wire request of a piece, waited for with the others. */
+struct cvm_ec_sub {
+	struct cvm_ec_ctx	*ctx;
+	unsigned int		shard;
+	struct bio_vec		*bvec;
+	int			result;	/* 0, -ENOTCONN (lost), -EIO */
+	blk_status_t		sts;
+};
+
+/*
+ * struct cvm_ec_ctx - one piece being worked on, or one resync window
+ * @io: the piece (NULL for a resync)
+ * @vol_id, @pool_id, @attach_epoch, @object_no, @wire_flags: what the
+ *	sub-requests carry
+ * @k, @m, @n: the code; n = k + m shards
+ * @unit: stripe unit, bytes
+ * @s0, @nst: first stripe of the piece in its object, and stripe count
+ * @row: device of each shard (CVM_DEV_NONE: none)
+ * @lost: shards not to be read or written: unreachable, stale, failed
+ * @unreachable: shards with no device or no live connection at placement
+ * @buf: per shard, @nst units: stripe s0 + t's chunk at t * unit
+ * @subs, @nr_subs, @pending, @done: sub-requests in flight
+ * @locks, @nr_locks: stripe lock buckets held, ascending
+ */
+struct cvm_ec_ctx {
+	struct cvm_ec_io	*io;
+	u64			vol_id;
+	u32			pool_id;
+	u64			attach_epoch;
+	u64			object_no;
+	u16			wire_flags;
+	unsigned int		k, m, n;
+	u32			unit;
+	u64			s0;
+	u32			nst;
+	u32			row[CVM_EC_MAX_SHARDS];
+	u32			lost;
+	u32			unreachable;
+	u8			*buf[CVM_EC_MAX_SHARDS];
+	struct cvm_ec_sub	subs[CVM_EC_MAX_SUBS];
+	unsigned int		nr_subs;
+	atomic_t		pending;
+	struct completion	done;
+	unsigned int		locks[CVM_EC_MAX_STRIPES];
+	unsigned int		nr_locks;
+};
+
+/* ---- stripe locks ---- */
+
+static int cvm_ec_cmp_uint(const void *a, const void *b)
+{
+	unsigned int x = *(const unsigned int *)a, y = *(const unsigned int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Lock the buckets of stripes s0 .. s0 + nst - 1, in ascending order. */
+static void cvm_ec_lock(struct cvm_ec_ctx *ctx)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < ctx->nst; i++)
+		ctx->locks[n++] = hash_64(ctx->vol_id ^
+					  hash_64(ctx->object_no, 32) ^
+					  (ctx->s0 + i), CVM_EC_LOCK_BITS);
+	sort(ctx->locks, n, sizeof(ctx->locks[0]), cvm_ec_cmp_uint, NULL);
+	ctx->nr_locks = 0;
+	for (i = 0; i < n; i++) {
+		if (i && ctx->locks[i] == ctx->locks[i - 1])
+			continue;
+		ctx->locks[ctx->nr_locks++] = ctx->locks[i];
+		mutex_lock(&cvm_ec_locks[ctx->locks[i]]);
+	}
+}
+
+static void cvm_ec_unlock(struct cvm_ec_ctx *ctx)
+{
+	while (ctx->nr_locks)
+		mutex_unlock(&cvm_ec_locks[ctx->locks[--ctx->nr_locks]]);
+}
+
+/* ---- parity ---- */
+
+/* Parity of one stripe: @ptrs holds k data then m parity chunks. */
+static void cvm_ec_gen_parity(unsigned int k, unsigned int m, u32 len,
+			      void **ptrs)
+{
+	unsigned int j, r;
+
+	if (m == 1) {
+		memcpy(ptrs[k], ptrs[0], len);
+		for (j = 1; j < k; j += MAX_XOR_BLOCKS)
+			xor_blocks(min_t(unsigned int, MAX_XOR_BLOCKS, k - j),
+				   len, ptrs[k], &ptrs[j]);
+		return;
+	}
+	raid6_call.gen_syndrome(k + 2, len, ptrs);
+	for (r = 2; r < m; r++)
+		cvm_ec_encode_row(r, k, len, (const void *const *)ptrs,
+				  ptrs[k + r]);
+}
+
+/*
+ * Rebuild the @erased chunks of one stripe.  The patterns raid6 handles
+ * (one data chunk from P or Q, two data chunks from P and Q) use its
+ * recovery code; the rest the Reed-Solomon decoder.
+ */
+static int cvm_ec_rebuild(unsigned int k, unsigned int m, u32 len,
+			  void **ptrs, u32 erased)
+{
+	u32 data = erased & (BIT(k) - 1);
+	bool p_ok = !(erased & BIT(k)), q_ok = m >= 2 && !(erased & BIT(k + 1));
+	unsigned int a, b;
+	int ret = 0;
+
+	if (!erased)
+		return 0;
+	a = data ? __ffs(data) : 0;
+	if (hweight32(data) == 1 && p_ok) {
+		unsigned int j, n = 0;
+		void *srcs[CVM_EC_MAX_DATA];
+
+		memcpy(ptrs[a], ptrs[k], len);
+		for (j = 0; j < k; j++)
+			if (j != a)
+				srcs[n++] = ptrs[j];
+		for (j = 0; j < n; j += MAX_XOR_BLOCKS)
+			xor_blocks(min_t(unsigned int, MAX_XOR_BLOCKS, n - j),
+				   len, ptrs[a], &srcs[j]);
+	} else if (hweight32(data) == 1 && q_ok) {
+		raid6_datap_recov(k + 2, len, a, ptrs);	/* rewrites P */
+	} else if (hweight32(data) == 2 && p_ok && q_ok) {
+		b = __ffs(data & ~BIT(a));
+		raid6_2data_recov(k + 2, len, a, b, ptrs);
+	} else if (data) {
+		ret = cvm_ec_reconstruct(k, m, len, ptrs, erased, NULL);
+	}
+	/* Parity is only rebuilt for a resync; recompute it whole. */
+	if (!ret && (erased >> k))
+		cvm_ec_gen_parity(k, m, len, ptrs);
+	return ret;
+}
+
+/* ---- sub-requests ---- */
+
+static void cvm_ec_sub_done(struct cvm_xprt_req *req)
+{
+	struct cvm_ec_sub *sub = req->core_priv;
+	struct cvm_ec_ctx *ctx = sub->ctx;
+
+	sub->sts = cvm_wire_blk_status(req);
+	if (req->error || sub->sts == BLK_STS_TRANSPORT)
+		sub->result = -ENOTCONN;
+	else if (sub->sts != BLK_STS_OK)
+		sub->result = -EIO;
+	if (sub->result && !req->error)
+		pr_warn_ratelimited("volume %llu object %llu shard %u: %s to %pISpc failed: status %u error %d\n",
+				    ctx->vol_id, ctx->object_no, sub->shard,
+				    req->hdr.opcode == CVM_WIRE_OP_READ ?
+				    "read" : "write", &req->conn->peer,
+				    req->status, req->error);
+	req->conn->ops->free_req(req);
+	if (atomic_dec_and_test(&ctx->pending))
+		complete(&ctx->done);
+}
+
+/* bio_vecs over @len bytes of a kvmalloc'ed buffer at @p. */
+static struct bio_vec *cvm_ec_buf_bvec(u8 *p, u32 len, unsigned int *nr)
+{
+	unsigned int n = 0, max = DIV_ROUND_UP(offset_in_page(p) + len,
+					       PAGE_SIZE);
+	struct bio_vec *bv = kmalloc_array(max, sizeof(*bv), GFP_NOIO);
+
+	if (!bv)
+		return NULL;
+	while (len) {
+		u32 take = min_t(u32, len, PAGE_SIZE - offset_in_page(p));
+		struct page *page = is_vmalloc_addr(p) ? vmalloc_to_page(p) :
+							 virt_to_page(p);
+
+		bvec_set_page(&bv[n++], page, take, offset_in_page(p));
+		p += take;
+		len -= take;
+	}
+	*nr = n;
+	return bv;
+}
+
+/*
+ * Send @op of shard @shard's range [@off, @off + @len) from or to its
+ * buffer (which starts at stripe s0).  A shard that cannot be reached is
+ * marked lost at once.
+ */
+static void cvm_ec_send(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
+			u64 off, u32 len)
+{
+	const struct cvm_state *st;
+	struct cvm_ec_sub *sub;
+	struct cvm_xprt_req *req;
+	struct cvm_conn *conn;
+	unsigned int nr;
+	u16 flags = 0;
+
+	if (!len || (ctx->lost & BIT(shard)))
+		return;
+	if (WARN_ON_ONCE(ctx->nr_subs == CVM_EC_MAX_SUBS)) {
+		ctx->lost |= BIT(shard);
+		return;
+	}
+	sub = &ctx->subs[ctx->nr_subs];
+	sub->ctx = ctx;
+	sub->shard = shard;
+	sub->result = 0;
+	sub->sts = BLK_STS_OK;
+	sub->bvec = cvm_ec_buf_bvec(ctx->buf[shard] + off - ctx->s0 * ctx->unit,
+				    len, &nr);
+	if (!sub->bvec) {
+		ctx->lost |= BIT(shard);
+		return;
+	}
+	if (op == CVM_WIRE_OP_WRITE)
+		flags = ctx->wire_flags & CVM_WIRE_F_FUA;
+
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	conn = st ? cvm_dev_conn(st, ctx->row[shard]) : NULL;
+	req = conn ? conn->ops->alloc_req(conn, GFP_ATOMIC) : NULL;
+	if (!req) {
+		rcu_read_unlock();
+		kfree(sub->bvec);
+		ctx->lost |= BIT(shard);
+		return;
+	}
+	req->hdr.opcode = op;
+	req->hdr.flags = cpu_to_le16(flags);
+	req->hdr.map_epoch = cpu_to_le64(st->map->epoch);
+	req->hdr.volume_id = cpu_to_le64(ctx->vol_id);
+	req->hdr.object_no = cpu_to_le64(ctx->object_no);
+	req->hdr.shard = cpu_to_le16(shard);
+	req->hdr.offset = cpu_to_le64(off);
+	req->hdr.attach_epoch = cpu_to_le64(ctx->attach_epoch);
+	req->hdr.length = cpu_to_le32(len);
+	req->bvec = sub->bvec;
+	req->nr_bvec = nr;
+	req->data_len = len;
+	req->done = cvm_ec_sub_done;
+	req->core_priv = sub;
+	ctx->nr_subs++;
+	atomic_inc(&ctx->pending);
+	if (conn->ops->submit(req)) {
+		req->error = -ENOTCONN;
+		cvm_ec_sub_done(req);
+	}
+	rcu_read_unlock();
+}
+
+/*
+ * Wait for every sub-request sent since the last wait.  Shards whose
+ * request was lost join @ctx->lost; a refusal by a target (fenced, no
+ * space, I/O error) is returned, the first one.
+ */
+static blk_status_t cvm_ec_wait(struct cvm_ec_ctx *ctx, u32 *failed)
+{
+	blk_status_t sts = BLK_STS_OK;
+	unsigned int i;
+
+	if (!atomic_dec_and_test(&ctx->pending))
+		wait_for_completion(&ctx->done);
+	*failed = 0;
+	for (i = 0; i < ctx->nr_subs; i++) {
+		struct cvm_ec_sub *sub = &ctx->subs[i];
+
+		if (sub->result == -ENOTCONN)
+			*failed |= BIT(sub->shard);
+		else if (sub->result && sts == BLK_STS_OK)
+			sts = sub->sts;
+		kfree(sub->bvec);
+	}
+	ctx->lost |= *failed;
+	ctx->nr_subs = 0;
+	atomic_set(&ctx->pending, 1);
+	reinit_completion(&ctx->done);
+	return sts;
+}
+
+/* ---- piece geometry ---- */
+
+/* Byte range [*lo, *hi) of data shard @j the piece covers (shard offsets). */
+static void cvm_ec_shard_range(const struct cvm_ec_ctx *ctx, unsigned int j,
+			       u64 *lo, u64 *hi)
+{
+	const struct cvm_extent *ext = &ctx->io->ext;
+	u64 sw = (u64)ctx->k * ctx->unit, t;
+	u64 start = ext->offset, end = start + ext->len;
+
+	*lo = U64_MAX;
+	*hi = 0;
+	for (t = ctx->s0; t < ctx->s0 + ctx->nst; t++) {
+		u64 c0 = t * sw + (u64)j * ctx->unit, c1 = c0 + ctx->unit;
+		u64 a = max(c0, start), b = min(c1, end);
+
+		if (a >= b)
+			continue;
+		*lo = min(*lo, t * ctx->unit + (a - c0));
+		*hi = max(*hi, t * ctx->unit + (b - c0));
+	}
+	if (*lo > *hi)
+		*lo = *hi = 0;
+}
+
+/* Copy the piece between the request's pages and the shard buffers. */
+static void cvm_ec_copy(struct cvm_ec_ctx *ctx, bool to_bufs)
+{
+	struct cvm_ec_io *io = ctx->io;
+	u64 sw = (u64)ctx->k * ctx->unit, pos = io->ext.offset;
+	unsigned int i;
+
+	for (i = 0; i < io->nr_bvec; i++) {
+		struct bio_vec bv = io->bvec[i];
+
+		while (bv.bv_len) {
+			u64 t = div64_u64(pos, sw), in = pos - t * sw;
+			unsigned int j = in >> ilog2(ctx->unit);
+			u32 c = in & (ctx->unit - 1);
+			u32 take = min_t(u32, bv.bv_len, ctx->unit - c);
+			u8 *b = ctx->buf[j] + (t - ctx->s0) * ctx->unit + c;
+			struct page *pg = nth_page(bv.bv_page,
+						   bv.bv_offset >> PAGE_SHIFT);
+			u32 po = offset_in_page(bv.bv_offset);
+			void *va;
+
+			take = min_t(u32, take, PAGE_SIZE - po);
+			va = kmap_local_page(pg);
+			if (to_bufs)
+				memcpy(b, va + po, take);
+			else
+				memcpy(va + po, b, take);
+			kunmap_local(va);
+			bv.bv_offset += take;
+			bv.bv_len -= take;
+			pos += take;
+		}
+	}
+}
+
+/* Chunk pointers of stripe s0 + @t. */
+static void cvm_ec_stripe_ptrs(const struct cvm_ec_ctx *ctx, u32 t,
+			       void **ptrs)
+{
+	unsigned int s;
+
+	for (s = 0; s < ctx->n; s++)
+		ptrs[s] = ctx->buf[s] + (size_t)t * ctx->unit;
+}
+
+/*
+ * Read the whole stripes whose bit is set in @stripes (bit t: s0 + t)
+ * from every shard not lost, then rebuild the lost chunks.  Reads that
+ * fail add to the lost set and are retried from the others.
+ */
+static blk_status_t cvm_ec_read_rebuild(struct cvm_ec_ctx *ctx,
+					const unsigned long *stripes)
+{
+	void *ptrs[CVM_EC_MAX_SHARDS];
+	blk_status_t sts;
+	unsigned int s;
+	u32 t, e, failed;
+
+	do {
+		if (hweight32(ctx->lost) > ctx->m)
+			return BLK_STS_TRANSPORT;
+		/* One READ per shard and run of stripes: at most two runs. */
+		for (t = find_first_bit(stripes, ctx->nst); t < ctx->nst;
+		     t = find_next_bit(stripes, ctx->nst, e)) {
+			e = find_next_zero_bit(stripes, ctx->nst, t);
+			for (s = 0; s < ctx->n; s++)
+				cvm_ec_send(ctx, CVM_WIRE_OP_READ, s,
+					    (ctx->s0 + t) * ctx->unit,
+					    (e - t) * ctx->unit);
+		}
+		sts = cvm_ec_wait(ctx, &failed);
+		if (sts)
+			return sts;
+	} while (failed);
+	if (hweight32(ctx->lost) > ctx->m)
+		return BLK_STS_TRANSPORT;
+	for_each_set_bit(t, stripes, ctx->nst) {
+		cvm_ec_stripe_ptrs(ctx, t, ptrs);
+		if (cvm_ec_rebuild(ctx->k, ctx->m, ctx->unit, ptrs, ctx->lost))
+			return BLK_STS_IOERR;
+	}
+	return BLK_STS_OK;
+}
+
+/* ---- reads and writes ---- */
+
+static blk_status_t cvm_ec_read(struct cvm_ec_ctx *ctx)
+{
+	DECLARE_BITMAP(all, CVM_EC_MAX_STRIPES);
+	blk_status_t sts;
+	unsigned int j;
+	u32 failed;
+	u64 lo, hi;
+
+	for (j = 0; j < ctx->k; j++) {
+		cvm_ec_shard_range(ctx, j, &lo, &hi);
+		if (hi > lo)
+			cvm_ec_send(ctx, CVM_WIRE_OP_READ, j, lo, hi - lo);
+	}
+	sts = cvm_ec_wait(ctx, &failed);
+	if (sts)
+		return sts;
+	for (j = 0; j < ctx->k; j++) {
+		cvm_ec_shard_range(ctx, j, &lo, &hi);
+		if (hi > lo && (ctx->lost & BIT(j)))
+			break;
+	}
+	if (j < ctx->k) {
+		/* Degraded: under the stripe locks, as a write would be. */
+		bitmap_fill(all, ctx->nst);
+		cvm_ec_lock(ctx);
+		sts = cvm_ec_read_rebuild(ctx, all);
+		cvm_ec_unlock(ctx);
+		if (sts)
+			return sts;
+	}
+	cvm_ec_copy(ctx, false);
+	return BLK_STS_OK;
+}
+
+/* Is chunk @j of stripe s0 + @t wholly inside the piece? */
+static bool cvm_ec_chunk_covered(const struct cvm_ec_ctx *ctx, u32 t,
+				 unsigned int j)
+{
+	u64 c0 = (ctx->s0 + t) * ctx->k * (u64)ctx->unit + (u64)j * ctx->unit;
+
+	return c0 >= ctx->io->ext.offset &&
+	       c0 + ctx->unit <= ctx->io->ext.offset + ctx->io->ext.len;
+}
+
+static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
+{
+	DECLARE_BITMAP(rebuild, CVM_EC_MAX_STRIPES);
+	struct cvm_ec_io *io = ctx->io;
+	void *ptrs[CVM_EC_MAX_SHARDS];
+	u32 ends[2] = { 0, ctx->nst - 1 }, failed, t;
+	unsigned int i, j, s, written;
+	blk_status_t sts;
+	u64 lo, hi;
+
+	bitmap_zero(rebuild, CVM_EC_MAX_STRIPES);
+	/* Old data of the chunks the first and last stripe only partly cover. */
+	for (i = 0; i < 2; i++) {
+		t = ends[i];
+		if (i && t == ends[0])
+			break;
+		for (j = 0; j < ctx->k; j++) {
+			if (cvm_ec_chunk_covered(ctx, t, j))
+				continue;
+			if (ctx->lost & BIT(j))
+				__set_bit(t, rebuild);
+			else
+				cvm_ec_send(ctx, CVM_WIRE_OP_READ, j,
+					    (ctx->s0 + t) * ctx->unit,
+					    ctx->unit);
+		}
+	}
+	sts = cvm_ec_wait(ctx, &failed);
+	if (sts)
+		return sts;
+	if (failed || !bitmap_empty(rebuild, CVM_EC_MAX_STRIPES)) {
+		/* A chunk to keep is lost: rebuild its stripe whole. */
+		for (i = 0; i < 2; i++) {
+			t = ends[i];
+			for (j = 0; j < ctx->k; j++)
+				if ((ctx->lost & BIT(j)) &&
+				    !cvm_ec_chunk_covered(ctx, t, j))
+					__set_bit(t, rebuild);
+		}
+		sts = cvm_ec_read_rebuild(ctx, rebuild);
+		if (sts)
+			return sts;
+	}
+
+	cvm_ec_copy(ctx, true);
+	for (t = 0; t < ctx->nst; t++) {
+		cvm_ec_stripe_ptrs(ctx, t, ptrs);
+		cvm_ec_gen_parity(ctx->k, ctx->m, ctx->unit, ptrs);
+	}
+
+	for (j = 0; j < ctx->k; j++) {
+		cvm_ec_shard_range(ctx, j, &lo, &hi);
+		if (hi > lo)
+			cvm_ec_send(ctx, CVM_WIRE_OP_WRITE, j, lo, hi - lo);
+	}
+	for (s = ctx->k; s < ctx->n; s++)
+		cvm_ec_send(ctx, CVM_WIRE_OP_WRITE, s, ctx->s0 * ctx->unit,
+			    ctx->nst * ctx->unit);
+	sts = cvm_ec_wait(ctx, &failed);
+	if (sts)
+		return sts;
+
+	/* Every shard that missed the write is stale until rebuilt. */
+	written = 0;
+	for (s = 0; s < ctx->n; s++) {
+		if (!(ctx->lost & BIT(s))) {
+			written++;
+			continue;
+		}
+		if (ctx->row[s] == CVM_DEV_NONE)
+			continue;
+		if (cvm_stale_mark(ctx->row[s], io->vol->id,
+				   io->ext.object_no)) {
+			pr_warn_ratelimited("volume %llu object %llu: cannot record device %u as stale\n",
+					    io->vol->id, io->ext.object_no,
+					    ctx->row[s]);
+			return BLK_STS_IOERR;
+		}
+	}
+	if (written < ctx->k)
+		return BLK_STS_TRANSPORT;
+	if (!(io->wire_flags & CVM_WIRE_F_FUA)) {
+		u32 devs[CVM_EC_MAX_SHARDS];
+		unsigned int nr = 0;
+
+		for (s = 0; s < ctx->n; s++)
+			if (!(ctx->lost & BIT(s)))
+				devs[nr++] = ctx->row[s];
+		if (cvm_unflushed_record(&io->vol->unflushed,
+					 io->ext.object_no, devs, nr))
+			return BLK_STS_RESOURCE;
+	}
+	return BLK_STS_OK;
+}
+
+/* ---- setup ---- */
+
+/*
+ * Place the piece: the PG row and which shards are usable now.  Shards
+ * recorded stale for the object are lost for reads and writes alike.
+ */
+static int cvm_ec_place(struct cvm_ec_ctx *ctx)
+{
+	const struct cvm_pool_table *pt;
+	const struct cvm_state *st;
+	unsigned int s;
+	int ret = 0;
+	u32 pg;
+
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	pt = st ? cvm_state_pool(st, ctx->pool_id) : NULL;
+	if (!pt || pt->width != ctx->n) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	pg = cvm_object_pg(ctx->vol_id, ctx->object_no, pt->pg_num);
+	for (s = 0; s < ctx->n; s++) {
+		u32 dev = pt->devs[(size_t)pg * pt->width + s];
+
+		ctx->row[s] = dev;
+		if (dev == CVM_DEV_NONE || !cvm_dev_conn(st, dev))
+			ctx->unreachable |= BIT(s);
+		if (cvm_stale_test(dev, ctx->vol_id, ctx->object_no))
+			ctx->lost |= BIT(s);
+	}
+	ctx->lost |= ctx->unreachable;
+out_unlock:
+	rcu_read_unlock();
+	return ret;
+}
+
+static void cvm_ec_ctx_free(struct cvm_ec_ctx *ctx)
+{
+	unsigned int s;
+
+	for (s = 0; s < ctx->n; s++)
+		kvfree(ctx->buf[s]);
+	kfree(ctx);
+}
+
+/* A context for stripes [@s0, @s0 + @nst) of an object; NULL: no memory. */
+static struct cvm_ec_ctx *cvm_ec_ctx_alloc(const struct cvm_ec_geom *g,
+					   u64 object_no, u64 s0, u32 nst)
+{
+	struct cvm_ec_ctx *ctx;
+	unsigned int s;
+
+	if (WARN_ON_ONCE(nst > CVM_EC_MAX_STRIPES || !nst))
+		return NULL;
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (!ctx)
+		return NULL;
+	ctx->vol_id = g->vol_id;
+	ctx->pool_id = g->pool_id;
+	ctx->attach_epoch = g->attach_epoch;
+	ctx->object_no = object_no;
+	ctx->k = g->k;
+	ctx->m = g->m;
+	ctx->n = g->k + g->m;
+	ctx->unit = g->unit;
+	ctx->s0 = s0;
+	ctx->nst = nst;
+	atomic_set(&ctx->pending, 1);
+	init_completion(&ctx->done);
+	for (s = 0; s < ctx->n; s++) {
+		ctx->buf[s] = kvmalloc((size_t)nst * ctx->unit, GFP_KERNEL);
+		if (!ctx->buf[s]) {
+			cvm_ec_ctx_free(ctx);
+			return NULL;
+		}
+	}
+	return ctx;
+}
+
+static blk_status_t cvm_ec_run(struct cvm_ec_io *io)
+{
+	const struct cvm_volume *vol = io->vol;
+	struct cvm_ec_geom g = {
+		.vol_id = vol->id,
+		.pool_id = vol->pool_id,
+		.attach_epoch = vol->attach_epoch,
+		.k = vol->layout.ec_k,
+		.m = vol->ec_m,
+		.unit = 1U << vol->layout.unit_shift,
+	};
+	u64 sw = (u64)g.k * g.unit, s0, last;
+	unsigned int noio = memalloc_noio_save();
+	struct cvm_ec_ctx *ctx;
+	blk_status_t sts;
+
+	s0 = div64_u64(io->ext.offset, sw);
+	last = div64_u64(io->ext.offset + io->ext.len - 1, sw);
+	ctx = cvm_ec_ctx_alloc(&g, io->ext.object_no, s0, last - s0 + 1);
+	if (!ctx) {
+		sts = BLK_STS_RESOURCE;
+		goto out_noio;
+	}
+	ctx->io = io;
+	ctx->wire_flags = io->wire_flags;
+	if (cvm_ec_place(ctx)) {
+		sts = BLK_STS_TRANSPORT;
+	} else if (io->op == CVM_WIRE_OP_READ) {
+		sts = cvm_ec_read(ctx);
+	} else {
+		cvm_ec_lock(ctx);
+		sts = cvm_ec_write(ctx);
+		cvm_ec_unlock(ctx);
+	}
+	cvm_ec_ctx_free(ctx);
+out_noio:
+	memalloc_noio_restore(noio);
+	return sts;
+}
+
+/**
+ * cvm_ec_resync() - rebuild @device_id's shard of an object
+ * @g: the volume
+ * @object_size: bytes
+ *
+ * Called by the resync work with writes to the object fenced off.  The
+ * shard is rebuilt window by window from the other shards and written
+ * back (FUA).  Return: 0; -ENOENT when @device_id no longer holds the
+ * object's PG; -ENOTCONN when it is unreachable; -EAGAIN when too few
+ * other shards answer.
+ */
+int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
+		  u64 object_size)
+{
+	u64 sw = (u64)g->k * g->unit;
+	u64 nst_total = div64_u64(object_size + sw - 1, sw), s0;
+	u32 window = min_t(u64, CVM_EC_MAX_STRIPES, SZ_1M / g->unit);
+	DECLARE_BITMAP(all, CVM_EC_MAX_STRIPES);
+	struct cvm_ec_ctx *ctx;
+	unsigned int shard;
+	blk_status_t sts;
+	int ret = 0;
+	u32 failed;
+
+	window = max(window, 1U);
+	for (s0 = 0; s0 < nst_total && !ret; s0 += window) {
+		u32 nst = min_t(u64, window, nst_total - s0);
+
+		ctx = cvm_ec_ctx_alloc(g, object_no, s0, nst);
+		if (!ctx)
+			return -ENOMEM;
+		ctx->wire_flags = CVM_WIRE_F_FUA;
+		if (cvm_ec_place(ctx)) {
+			ret = -EAGAIN;
+			goto next;
+		}
+		for (shard = 0; shard < ctx->n; shard++)
+			if (ctx->row[shard] == device_id)
+				break;
+		if (shard == ctx->n) {
+			ret = -ENOENT;
+			goto next;
+		}
+		if (ctx->unreachable & BIT(shard)) {
+			ret = -ENOTCONN;
+			goto next;
+		}
+		/* Rebuild it from the others, as if lost. */
+		ctx->lost |= BIT(shard);
+		bitmap_fill(all, nst);
+		cvm_ec_lock(ctx);
+		sts = cvm_ec_read_rebuild(ctx, all);
+		if (!sts) {
+			ctx->lost &= ~BIT(shard);
+			cvm_ec_send(ctx, CVM_WIRE_OP_WRITE, shard,
+				    s0 * g->unit, nst * g->unit);
+			sts = cvm_ec_wait(ctx, &failed);
+			/* Not sent (connection gone) or lost on the way. */
+			if (ctx->lost & BIT(shard))
+				ret = -ENOTCONN;
+			else if (sts)
+				ret = -EIO;
+		} else {
+			ret = -EAGAIN;
+		}
+		cvm_ec_unlock(ctx);
+next:
+		cvm_ec_ctx_free(ctx);
+	}
+	return ret;
+}
+
+static void cvm_ec_work(struct work_struct *work)
+{
+	struct cvm_ec_io *io = container_of(work, struct cvm_ec_io, work);
+
+	io->status = cvm_ec_run(io);
+	io->done(io);
+}
+
+/* Run an EC piece (READ or WRITE); @io->done runs when it is over. */
+void cvm_ec_io_queue(struct cvm_ec_io *io)
+{
+	INIT_WORK(&io->work, cvm_ec_work);
+	queue_work(cvm_ec_wq, &io->work);
+}
+
+int cvm_ec_init(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(cvm_ec_locks); i++)
+		mutex_init(&cvm_ec_locks[i]);
+	cvm_ec_wq = alloc_workqueue("cvm_ec", WQ_MEM_RECLAIM, 0);
+	return cvm_ec_wq ? 0 : -ENOMEM;
+}
+
+void cvm_ec_exit(void)
+{
+	destroy_workqueue(cvm_ec_wq);
+}
