@@ -15,6 +15,10 @@
  * Placement happens in queue_rq under rcu_read_lock(), with whatever map is
  * installed then; a read retried on another replica is placed again with
  * the map installed at that moment.
+ *
+ * Reads and writes of an EC volume go to ec_io.c, which runs each piece in
+ * process context; only a read inside one chunk of a healthy shard is sent
+ * from here (cvm_obj_ec_read_direct()), and goes to ec_io.c if it fails.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -480,6 +484,60 @@ static void cvm_obj_ec_done(struct cvm_ec_io *io)
 	cvm_obj_done(obj);
 }
 
+static bool cvm_obj_is_ec(const struct cvm_obj *obj)
+{
+	return obj->cmd->vol->layout.ec_k &&
+	       (obj->cmd->op == CVM_WIRE_OP_READ ||
+		obj->cmd->op == CVM_WIRE_OP_WRITE);
+}
+
+/*
+ * An EC read inside one chunk whose shard is reachable and not stale: sent
+ * straight from here into the request's pages, as a replicated read is.
+ * Anything else, or its failure, goes to ec_io.c.
+ */
+static bool cvm_obj_ec_read_direct(struct cvm_obj *obj)
+{
+	const struct cvm_layout *l = &obj->cmd->vol->layout;
+	u64 sw = (u64)l->ec_k << l->unit_shift, t, in;
+	u32 unit = 1U << l->unit_shift, j, c, width, dev;
+	const struct cvm_state *st;
+	struct cvm_xprt_req *req;
+	struct cvm_conn *conn;
+	const u32 *row;
+	bool sent = false;
+
+	t = div64_u64(obj->ext.offset, sw);
+	in = obj->ext.offset - t * sw;
+	j = in >> l->unit_shift;
+	c = in & (unit - 1);
+	if (c + obj->ext.len > unit)
+		return false;
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	row = st ? cvm_obj_row(obj, st, &width) : NULL;
+	if (!row || j >= width)
+		goto out_unlock;
+	dev = row[j];
+	if (dev == CVM_DEV_NONE ||
+	    cvm_stale_test(dev, obj->cmd->vol->id, obj->ext.object_no))
+		goto out_unlock;
+	conn = cvm_dev_conn(st, dev);
+	req = conn ? cvm_sub_alloc(obj, st, conn) : NULL;
+	if (!req)
+		goto out_unlock;
+	req->hdr.shard = cpu_to_le16(j);
+	req->hdr.offset = cpu_to_le64(t * unit + c);
+	__set_bit(0, &obj->tried);
+	/* One for the read, one bias dropped by cvm_obj_advance(). */
+	atomic_set(&obj->pending, 2);
+	cvm_sub_submit(obj, req);
+	sent = true;
+out_unlock:
+	rcu_read_unlock();
+	return sent;
+}
+
 /* An EC volume's read or write: ec_io.c runs the whole piece. */
 static void cvm_obj_ec_start(struct cvm_obj *obj)
 {
@@ -503,11 +561,16 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 	for (;;) {
 		switch (obj->state) {
 		case CVM_OBJ_START:
-			if (obj->cmd->vol->layout.ec_k &&
-			    (obj->cmd->op == CVM_WIRE_OP_READ ||
-			     obj->cmd->op == CVM_WIRE_OP_WRITE)) {
-				cvm_obj_ec_start(obj);
-				return false;
+			if (cvm_obj_is_ec(obj)) {
+				if (obj->cmd->op != CVM_WIRE_OP_READ ||
+				    !cvm_obj_ec_read_direct(obj)) {
+					cvm_obj_ec_start(obj);
+					return false;
+				}
+				obj->state = CVM_OBJ_WAIT;
+				if (!atomic_dec_and_test(&obj->pending))
+					return false;
+				break;
 			}
 			if (!cvm_obj_send(obj)) {
 				if (cvm_op_is_write(obj->cmd->op))
@@ -522,6 +585,15 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 				return false;
 			fallthrough;
 		case CVM_OBJ_WAIT:
+			if (cvm_obj_is_ec(obj)) {
+				/* A direct read: a failure is rebuilt. */
+				if (obj->status == BLK_STS_OK ||
+				    obj->status == BLK_STS_NEXUS)
+					return true;
+				obj->status = BLK_STS_OK;
+				cvm_obj_ec_start(obj);
+				return false;
+			}
 			if (cvm_op_is_write(obj->cmd->op)) {
 				cvm_obj_write_finish(obj);
 				return true;

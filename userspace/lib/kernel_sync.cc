@@ -151,11 +151,11 @@ Result<json> KernelSync::Attach(std::string_view name) {
         v.attached_host));
   }
   CVM_ASSIGN_OR_RETURN(Pool pool, store_.GetPoolById(v.pool_id));
-  if (pool.policy.kind != Policy::Kind::kReplicated) {
+  if (pool.policy.kind == Policy::Kind::kErasure && v.stripe_unit < 4096) {
     return InvalidArgument(fmt::format(
-        "volume '{}' is in pool '{}' ({}): the kernel attaches volumes of "
-        "replicated pools only so far",
-        v.name, pool.name, ToString(pool.policy)));
+        "volume '{}' is in pool '{}' ({}): its stripe unit {} is below "
+        "4 KiB, which the kernel needs for erasure-coded volumes",
+        v.name, pool.name, ToString(pool.policy), v.stripe_unit));
   }
   if (v.size % 4096 != 0 || v.pool_id > UINT32_MAX) {
     return InvalidArgument(fmt::format(

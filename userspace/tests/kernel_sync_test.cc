@@ -152,6 +152,26 @@ TEST_F(KernelSyncTest, TopologyChangesPushTheServableMap) {
   EXPECT_EQ(kernel_.last_map.host_id, h1->id);
 }
 
+// An EC volume is attached with its stripe unit (4 KiB unless given); a
+// replicated one without any.
+TEST_F(KernelSyncTest, EcVolumesAttachWithTheirStripeUnit) {
+  ASSERT_OK(Call("pool.create",
+                 {{"name", "ec21"}, {"policy", "ec:2,1"}, {"pg_num", 64}}));
+  ASSERT_OK(Call("volume.create",
+                 {{"name", "e0"}, {"pool", "ec21"}, {"size", 1 << 26}}));
+  ASSERT_OK(Call("volume.create", {{"name", "e1"},
+                                   {"pool", "ec21"},
+                                   {"size", 1 << 26},
+                                   {"stripe_unit", 65536}}));
+  EXPECT_EQ(Vol("e0").stripe_unit, 4096u);
+  EXPECT_EQ(Vol("vol0").stripe_unit, Vol("vol0").object_size);
+  for (const char* name : {"vol0", "e0", "e1"})
+    ASSERT_OK(Call("volume.attach", {{"name", name}}));
+  EXPECT_EQ(kernel_.volumes[Vol("vol0").id].stripe_unit, 0u);
+  EXPECT_EQ(kernel_.volumes[Vol("e0").id].stripe_unit, 4096u);
+  EXPECT_EQ(kernel_.volumes[Vol("e1").id].stripe_unit, 65536u);
+}
+
 TEST_F(KernelSyncTest, NothingIsPushedWhenTheModuleIsAbsent) {
   kernel_.initiator_loaded = false;
   const int before = kernel_.map_sets;

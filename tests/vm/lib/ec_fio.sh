@@ -1,12 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# transports: tcp
-#
-# Erasure-coded volumes end to end, in one VM: cvm_target.ko serves seven
-# brd devices behind seven listeners (one host each), the map has pool 5
-# ec(k,m), and cvm.ko attaches a volume of it.  For ec(2,1), ec(4,2) and
-# ec(4,3):
+# Erasure-coded volumes end to end, in one VM; sourced by tests/vm/ec*.sh
+# with EC_LAYOUT="K,M" set.  cvm_target.ko serves seven brd devices behind
+# seven listeners (one host each), the map has pool 5 ec(K,M), and cvm.ko
+# attaches a volume of it:
 #
 #  1. healthy: fio randwrite with mixed block sizes (partial stripes:
 #     read-modify-write) and 128k sequential writes (full stripes), both
@@ -14,14 +12,10 @@
 #     shard with cvm-wire, must equal ISA-L's (cvm-ec-check);
 #  2. one device down (its listener dropped): the data verifies through
 #     degraded reads, and a degraded write + verify pass works;
-#  3. m devices down: the same;
+#  3. m devices down: the same; one more down: I/O errors, never wrong data;
 #  4. the devices come back: the initiator rebuilds the shards they missed
 #     (stale count 0), parity is ISA-L's again, and with m *other* devices
 #     down everything still verifies: the rebuilt shards are right.
-#
-# Runs INSIDE the test VM:
-#
-#	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/ec_fio.sh
 set -u
 
 top=${CVM_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -32,7 +26,7 @@ require_vm
 
 NDEV=7
 OBJ=$((1 << 20))		# object size
-VOL_SIZE=$((16 << 20))		# 16 objects
+VOL_SIZE=$((8 << 20))		# 8 objects
 UNIT=4096
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
 tg=(python3 "$top/tests/vm/lib/target_genl.py")
@@ -146,7 +140,7 @@ for ((i = 0; i < NDEV; i++)); do
 		"${tg[*]} add $i /dev/ram$i format && up $i"
 done
 
-for layout in 2,1 4,2 4,3; do
+for layout in ${EC_LAYOUT:?set EC_LAYOUT=K,M}; do
 	k=${layout%,*} m=${layout#*,}
 	epoch=$((epoch + 1))
 	vol=$((vol + 1))
