@@ -114,6 +114,17 @@ static int cvm_volume_check(const struct cvm_volume_spec *spec,
 		NL_SET_ERR_MSG(extack, "attach epoch must not be 0");
 		return -EINVAL;
 	}
+	/* The request's own fields first, then what the map says. */
+	layout->size = spec->size;
+	layout->object_shift = ilog2(spec->object_size);
+	layout->ec_k = 0;
+	layout->unit_shift = 0;
+	*ec_m = 0;
+	ret = cvm_layout_check(layout, &err);
+	if (ret) {
+		cvm_extack_why(extack, &err);
+		return ret;
+	}
 	if (cvm_volume_find(spec->id)) {
 		NL_SET_ERR_MSG(extack, "volume already attached");
 		return -EEXIST;
@@ -130,11 +141,6 @@ static int cvm_volume_check(const struct cvm_volume_spec *spec,
 		NL_SET_ERR_MSG(extack, "pool not in the installed map");
 		return -ENOENT;
 	}
-	layout->size = spec->size;
-	layout->object_shift = ilog2(spec->object_size);
-	layout->ec_k = 0;
-	layout->unit_shift = 0;
-	*ec_m = 0;
 	if (pt->kind == CVM_POOL_EC) {
 		/* Units are whole pages: stripes are worked on in pages. */
 		if (!spec->stripe_unit || !is_power_of_2(spec->stripe_unit) ||
