@@ -372,23 +372,26 @@ static void cvm_ec_shard_range(const struct cvm_ec_ctx *ctx, unsigned int j,
 static void cvm_ec_copy(struct cvm_ec_ctx *ctx, bool to_bufs)
 {
 	struct cvm_ec_io *io = ctx->io;
-	u64 sw = (u64)ctx->k * ctx->unit, pos = io->ext.offset;
+	const struct cvm_layout *l = &io->vol->layout;
+	u32 pos = io->ext.offset;
 	unsigned int i;
 
 	for (i = 0; i < io->nr_bvec; i++) {
 		struct bio_vec bv = io->bvec[i];
 
 		while (bv.bv_len) {
-			u64 t = div64_u64(pos, sw), in = pos - t * sw;
-			unsigned int j = in >> ilog2(ctx->unit);
-			u32 c = in & (ctx->unit - 1);
-			u32 take = min_t(u32, bv.bv_len, ctx->unit - c);
-			u8 *b = ctx->buf[j] + (t - ctx->s0) * ctx->unit + c;
 			struct page *pg = nth_page(bv.bv_page,
 						   bv.bv_offset >> PAGE_SHIFT);
-			u32 po = offset_in_page(bv.bv_offset);
+			u32 po = offset_in_page(bv.bv_offset), take;
+			struct cvm_chunk_pos cp;
 			void *va;
+			u8 *b;
 
+			/* Inside the object: the split guarantees it. */
+			cvm_ec_locate(l, pos, &cp, NULL);
+			take = min_t(u32, bv.bv_len, ctx->unit - cp.offset);
+			b = ctx->buf[cp.chunk] +
+			    cvm_ec_shard_offset(l, &cp) - ctx->s0 * ctx->unit;
 			take = min_t(u32, take, PAGE_SIZE - po);
 			va = kmap_local_page(pg);
 			if (to_bufs)

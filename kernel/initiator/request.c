@@ -499,20 +499,18 @@ static bool cvm_obj_is_ec(const struct cvm_obj *obj)
 static bool cvm_obj_ec_read_direct(struct cvm_obj *obj)
 {
 	const struct cvm_layout *l = &obj->cmd->vol->layout;
-	u64 sw = (u64)l->ec_k << l->unit_shift, t, in;
-	u32 unit = 1U << l->unit_shift, j, c, width, dev;
 	const struct cvm_state *st;
+	struct cvm_chunk_pos pos;
 	struct cvm_xprt_req *req;
 	struct cvm_conn *conn;
+	u32 j, width, dev;
 	const u32 *row;
 	bool sent = false;
 
-	t = div64_u64(obj->ext.offset, sw);
-	in = obj->ext.offset - t * sw;
-	j = in >> l->unit_shift;
-	c = in & (unit - 1);
-	if (c + obj->ext.len > unit)
+	if (cvm_ec_locate(l, obj->ext.offset, &pos, NULL) ||
+	    pos.offset + obj->ext.len > 1U << l->unit_shift)
 		return false;
+	j = pos.chunk;
 	rcu_read_lock();
 	st = rcu_dereference(cvm_state);
 	row = st ? cvm_obj_row(obj, st, &width) : NULL;
@@ -527,7 +525,7 @@ static bool cvm_obj_ec_read_direct(struct cvm_obj *obj)
 	if (!req)
 		goto out_unlock;
 	req->hdr.shard = cpu_to_le16(j);
-	req->hdr.offset = cpu_to_le64(t * unit + c);
+	req->hdr.offset = cpu_to_le64(cvm_ec_shard_offset(l, &pos));
 	__set_bit(0, &obj->tried);
 	/* One for the read, one bias dropped by cvm_obj_advance(). */
 	atomic_set(&obj->pending, 2);
