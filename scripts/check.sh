@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make check`: every suite, then one closing line `N passed, N failed`
 # summing them all.  Suites: GoogleTest (CTest), KUnit on UML, kernel style
-# (checkpatch, sparse), and the integration tests inside the test VM.
+# (checkpatch, sparse), the integration tests inside the test VM, and the
+# crash tests (tests/crash: the host boots the VM more than once).
 # Run after `make all`.  A suite that cannot run counts as failed, never as
 # skipped.
 set -uo pipefail
@@ -63,6 +64,8 @@ run_suite unit unit_tests
 run_suite kunit scripts/kunit.sh
 run_suite style scripts/kernel-style.sh
 run_suite vm scripts/vm-run.sh --timeout 4500 tests/run-in-vm.sh
+# Two boots over the same disk files: an initiator crash, then recovery.
+run_suite crash tests/crash/ec_write_hole.sh
 
 echo
 echo "==== summary"

@@ -10,6 +10,8 @@
 #   --smp N          guest CPUs (default 2)
 #   --no-modules     do not load cvm.ko / cvm_target.ko before COMMAND
 #   --quiet          do not stream COMMAND's output while it runs
+#   --disk FILE      attach FILE (raw) as a virtio disk, /dev/vda, vdb, ...
+#                    in order; it outlives the VM (crash tests)
 #
 # COMMAND runs with bash in the current directory.  The exit status is
 # COMMAND's, or non-zero when the guest panics, hangs past the timeout, or
@@ -26,6 +28,7 @@ mem=2048
 smp=2
 load_modules=1
 quiet=0
+disks=()
 while (($#)); do
 	case "$1" in
 	--timeout) timeout_s=$2; shift 2 ;;
@@ -33,8 +36,12 @@ while (($#)); do
 	--smp) smp=$2; shift 2 ;;
 	--no-modules) load_modules=0; shift ;;
 	--quiet) quiet=1; shift ;;
+	--disk)
+		[[ -f "${2:-}" ]] || { echo "vm-run: --disk wants an existing file" >&2; exit 2; }
+		disks+=(-drive "file=$2,format=raw,if=virtio,cache=writeback")
+		shift 2 ;;
 	--) shift; break ;;
-	-h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "vm-run: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -149,7 +156,7 @@ timeout -s KILL "$timeout_s" qemu-system-x86_64 "${accel[@]}" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$RUN",mount_tag=cvmrun,security_model=none \
 	-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0 \
-	</dev/null >"$RUN/console.log" 2>&1
+	"${disks[@]}" </dev/null >"$RUN/console.log" 2>&1
 qemu_rc=$?
 set -e
 elapsed=$(($(date +%s) - start))

@@ -37,23 +37,34 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/bvec.h>
+#include <linux/crc32c.h>
 #include <linux/hash.h>
 #include <linux/highmem.h>
 #include <linux/raid/pq.h>
 #include <linux/raid/xor.h>
 #include <linux/sched/mm.h>
+#include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/vmalloc.h>
 
 #include "initiator.h"
 #include "../common/ec.h"
+#include "../common/ec_journal.h"
 
 #define CVM_EC_LOCK_BITS	10
 /* Stripes one piece may span: max_hw_sectors over the smallest unit. */
 #define CVM_EC_MAX_STRIPES	(CVM_EC_MAX_PIECE / SZ_4K + 1)
-/* Sub-requests of a piece: a read per partial stripe end, a write. */
-#define CVM_EC_MAX_SUBS		(3 * CVM_EC_MAX_SHARDS)
+/*
+ * Sub-requests in flight at once: per shard, a read per partial stripe end
+ * and a write; or journal header and chunk writes of up to two runs.
+ */
+#define CVM_EC_MAX_SUBS		(4 * CVM_EC_MAX_SHARDS)
+
+static bool cvm_ec_journal_on = true;
+module_param_named(ec_journal, cvm_ec_journal_on, bool, 0644);
+MODULE_PARM_DESC(ec_journal,
+		 "journal EC stripe writes (off re-opens the write hole: for tests and measurements only)");
 
 static struct workqueue_struct *cvm_ec_wq;
 static struct mutex cvm_ec_locks[1 << CVM_EC_LOCK_BITS];
@@ -81,6 +92,8 @@ struct cvm_ec_sub {
  * @buf: per shard, @nst units: stripe s0 + t's chunk at t * unit
  * @subs, @nr_subs, @pending, @done: sub-requests in flight
  * @locks, @nr_locks: stripe lock buckets held, ascending
+ * @jslots: journal slots of the volume
+ * @jhdr: journal headers being written, @nst per shard
  */
 struct cvm_ec_ctx {
 	struct cvm_ec_io	*io;
@@ -103,6 +116,8 @@ struct cvm_ec_ctx {
 	struct completion	done;
 	unsigned int		locks[CVM_EC_MAX_STRIPES];
 	unsigned int		nr_locks;
+	u32			jslots;
+	u8			*jhdr;
 };
 
 /* ---- stripe locks ---- */
@@ -114,15 +129,22 @@ static int cvm_ec_cmp_uint(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Lock the buckets of stripes s0 .. s0 + nst - 1, in ascending order. */
+/*
+ * Lock the buckets of stripes s0 .. s0 + nst - 1, in ascending order.  A
+ * bucket is chosen by journal slot, so writes of stripes sharing a slot
+ * are serialised too (the slot must hold the newest of them).
+ */
 static void cvm_ec_lock(struct cvm_ec_ctx *ctx)
 {
 	unsigned int i, n = 0;
 
-	for (i = 0; i < ctx->nst; i++)
-		ctx->locks[n++] = hash_64(ctx->vol_id ^
-					  hash_64(ctx->object_no, 32) ^
-					  (ctx->s0 + i), CVM_EC_LOCK_BITS);
+	for (i = 0; i < ctx->nst; i++) {
+		u32 slot = cvm_ec_journal_slot(ctx->object_no, ctx->s0 + i,
+					       ctx->jslots);
+
+		ctx->locks[n++] = hash_64(ctx->vol_id ^ ((u64)slot << 40),
+					  CVM_EC_LOCK_BITS);
+	}
 	sort(ctx->locks, n, sizeof(ctx->locks[0]), cvm_ec_cmp_uint, NULL);
 	ctx->nr_locks = 0;
 	for (i = 0; i < n; i++) {
@@ -247,19 +269,19 @@ static struct bio_vec *cvm_ec_buf_bvec(u8 *p, u32 len, unsigned int *nr)
 }
 
 /*
- * Send @op of shard @shard's range [@off, @off + @len) from or to its
- * buffer (which starts at stripe s0).  A shard that cannot be reached is
- * marked lost at once.
+ * Send @op of @len bytes at @off of object shard (@object_no, @shard) on
+ * device @dev, from or to @p.  A shard that cannot be reached is marked
+ * lost at once.
  */
-static void cvm_ec_send(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
-			u64 off, u32 len)
+static void cvm_ec_send_to(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
+			   u32 dev, u64 object_no, u64 off, u8 *p, u32 len,
+			   u16 flags)
 {
 	const struct cvm_state *st;
 	struct cvm_ec_sub *sub;
 	struct cvm_xprt_req *req;
 	struct cvm_conn *conn;
 	unsigned int nr;
-	u16 flags = 0;
 
 	if (!len || (ctx->lost & BIT(shard)))
 		return;
@@ -272,18 +294,15 @@ static void cvm_ec_send(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 	sub->shard = shard;
 	sub->result = 0;
 	sub->sts = BLK_STS_OK;
-	sub->bvec = cvm_ec_buf_bvec(ctx->buf[shard] + off - ctx->s0 * ctx->unit,
-				    len, &nr);
+	sub->bvec = cvm_ec_buf_bvec(p, len, &nr);
 	if (!sub->bvec) {
 		ctx->lost |= BIT(shard);
 		return;
 	}
-	if (op == CVM_WIRE_OP_WRITE)
-		flags = ctx->wire_flags & CVM_WIRE_F_FUA;
 
 	rcu_read_lock();
 	st = rcu_dereference(cvm_state);
-	conn = st ? cvm_dev_conn(st, ctx->row[shard]) : NULL;
+	conn = st ? cvm_dev_conn(st, dev) : NULL;
 	req = conn ? conn->ops->alloc_req(conn, GFP_ATOMIC) : NULL;
 	if (!req) {
 		rcu_read_unlock();
@@ -295,7 +314,7 @@ static void cvm_ec_send(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 	req->hdr.flags = cpu_to_le16(flags);
 	req->hdr.map_epoch = cpu_to_le64(st->map->epoch);
 	req->hdr.volume_id = cpu_to_le64(ctx->vol_id);
-	req->hdr.object_no = cpu_to_le64(ctx->object_no);
+	req->hdr.object_no = cpu_to_le64(object_no);
 	req->hdr.shard = cpu_to_le16(shard);
 	req->hdr.offset = cpu_to_le64(off);
 	req->hdr.attach_epoch = cpu_to_le64(ctx->attach_epoch);
@@ -312,6 +331,18 @@ static void cvm_ec_send(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 		cvm_ec_sub_done(req);
 	}
 	rcu_read_unlock();
+}
+
+/* @op of shard @shard's range [@off, @off + @len), its piece buffer. */
+static void cvm_ec_send(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
+			u64 off, u32 len)
+{
+	u16 flags = 0;
+
+	if (op == CVM_WIRE_OP_WRITE)
+		flags = ctx->wire_flags & CVM_WIRE_F_FUA;
+	cvm_ec_send_to(ctx, op, shard, ctx->row[shard], ctx->object_no, off,
+		       ctx->buf[shard] + off - ctx->s0 * ctx->unit, len, flags);
 }
 
 /*
@@ -501,6 +532,148 @@ static bool cvm_ec_chunk_covered(const struct cvm_ec_ctx *ctx, u32 t,
 	       c0 + ctx->unit <= ctx->io->ext.offset + ctx->io->ext.len;
 }
 
+/* ---- the stripe journal (../common/ec_journal.h) ---- */
+
+/* Bytes [*a, *b) of chunk @s of stripe s0 + @t the piece writes; false: none. */
+static bool cvm_ec_chunk_written(const struct cvm_ec_ctx *ctx, u32 t,
+				 unsigned int s, u32 *a, u32 *b)
+{
+	const struct cvm_extent *ext = &ctx->io->ext;
+	u64 c0 = (ctx->s0 + t) * ctx->k * (u64)ctx->unit + (u64)s * ctx->unit;
+
+	if (s >= ctx->k) {
+		*a = 0;
+		*b = ctx->unit;
+		return true;
+	}
+	if (ext->offset >= c0 + ctx->unit || ext->offset + ext->len <= c0)
+		return false;
+	*a = ext->offset > c0 ? ext->offset - c0 : 0;
+	*b = min_t(u64, ext->offset + ext->len - c0, ctx->unit);
+	return true;
+}
+
+static void cvm_ec_jhdr_fill(struct cvm_ec_ctx *ctx, u32 t, unsigned int s,
+			     u64 seq, u32 shards, u32 a, u32 b)
+{
+	struct cvm_ec_jhdr *h = (void *)(ctx->jhdr +
+		((size_t)s * ctx->nst + t) * CVM_EC_JOURNAL_HDR_LEN);
+	u64 stripe = ctx->s0 + t;
+
+	memset(h, 0, CVM_EC_JOURNAL_HDR_LEN);
+	h->magic = cpu_to_le32(CVM_EC_JOURNAL_MAGIC);
+	h->seq = cpu_to_le64(seq);
+	h->volume_id = cpu_to_le64(ctx->vol_id);
+	h->object_no = cpu_to_le64(ctx->object_no);
+	h->stripe = cpu_to_le64(stripe);
+	h->data_crc = cpu_to_le32(crc32c(~0U, ctx->buf[s] +
+					 (size_t)t * ctx->unit + a, b - a));
+	h->offset = cpu_to_le32(a);
+	h->length = cpu_to_le32(b - a);
+	h->unit = cpu_to_le32(ctx->unit);
+	h->shards = cpu_to_le32(shards);
+	h->slot = cpu_to_le32(cvm_ec_journal_slot(ctx->object_no, stripe,
+						  ctx->jslots));
+	h->shard = cpu_to_le16(s);
+	h->k = ctx->k;
+	h->m = ctx->m;
+	h->hdr_crc = cpu_to_le32(crc32c(~0U, h, CVM_EC_JOURNAL_HDR_LEN));
+}
+
+/*
+ * Journal shard @s's stripes [@t1, @t2] (consecutive slots, no wrap):
+ * their headers and the chunk bytes the in-place write will write.
+ */
+static void cvm_ec_journal_run(struct cvm_ec_ctx *ctx, unsigned int s,
+			       u32 t1, u32 t2)
+{
+	u32 slot = cvm_ec_journal_slot(ctx->object_no, ctx->s0 + t1,
+				       ctx->jslots);
+	u32 a, b, a2, b2;
+
+	cvm_ec_chunk_written(ctx, t1, s, &a, &b);
+	cvm_ec_chunk_written(ctx, t2, s, &a2, &b2);
+	cvm_ec_send_to(ctx, CVM_WIRE_OP_WRITE, s, ctx->row[s],
+		       CVM_EC_JOURNAL_OBJECT,
+		       (u64)slot * CVM_EC_JOURNAL_HDR_LEN,
+		       ctx->jhdr + ((size_t)s * ctx->nst + t1) *
+				   CVM_EC_JOURNAL_HDR_LEN,
+		       (t2 - t1 + 1) * CVM_EC_JOURNAL_HDR_LEN, CVM_WIRE_F_FUA);
+	cvm_ec_send_to(ctx, CVM_WIRE_OP_WRITE, s, ctx->row[s],
+		       CVM_EC_JOURNAL_OBJECT,
+		       CVM_EC_JOURNAL_DATA_OFF + (u64)slot * ctx->unit + a,
+		       ctx->buf[s] + (size_t)t1 * ctx->unit + a,
+		       (t2 - t1) * ctx->unit + b2 - a, CVM_WIRE_F_FUA);
+}
+
+/*
+ * Write the piece's new stripes to the journal on every shard the write
+ * will change, and wait until all of it is durable.  A shard lost on the
+ * way is left out and the journal written again under a new sequence
+ * number, so a complete record always names exactly the shards written in
+ * place.
+ */
+static blk_status_t cvm_ec_journal(struct cvm_ec_ctx *ctx)
+{
+	struct cvm_volume *vol = ctx->io->vol;
+	u32 failed, t, t1, a, b, shards;
+	unsigned int s;
+	blk_status_t sts;
+	u64 seq;
+
+	if (!ctx->jhdr) {
+		ctx->jhdr = kvmalloc((size_t)ctx->n * ctx->nst *
+				     CVM_EC_JOURNAL_HDR_LEN, GFP_NOIO);
+		if (!ctx->jhdr)
+			return BLK_STS_RESOURCE;
+	}
+	do {
+		if (ctx->n - hweight32(ctx->lost) < ctx->k)
+			return BLK_STS_TRANSPORT;
+		seq = atomic64_inc_return(&vol->ec_jseq);
+		for (t = 0; t < ctx->nst; t++) {
+			shards = 0;
+			for (s = 0; s < ctx->n; s++)
+				if (!(ctx->lost & BIT(s)) &&
+				    cvm_ec_chunk_written(ctx, t, s, &a, &b))
+					shards |= BIT(s);
+			for (s = 0; s < ctx->n; s++)
+				if (shards & BIT(s)) {
+					cvm_ec_chunk_written(ctx, t, s, &a, &b);
+					cvm_ec_jhdr_fill(ctx, t, s, seq, shards,
+							 a, b);
+				}
+		}
+		/* A shard's stripes are consecutive; split where slots wrap. */
+		for (s = 0; s < ctx->n; s++) {
+			t1 = U32_MAX;
+			for (t = 0; t <= ctx->nst; t++) {
+				bool in = t < ctx->nst &&
+					  cvm_ec_chunk_written(ctx, t, s, &a, &b);
+
+				if (in && t1 == U32_MAX)
+					t1 = t;
+				if (t1 == U32_MAX)
+					continue;
+				if (!in) {
+					cvm_ec_journal_run(ctx, s, t1, t - 1);
+					t1 = U32_MAX;
+				} else if (t + 1 < ctx->nst &&
+					   !cvm_ec_journal_slot(ctx->object_no,
+								ctx->s0 + t + 1,
+								ctx->jslots)) {
+					cvm_ec_journal_run(ctx, s, t1, t);
+					t1 = U32_MAX;
+				}
+			}
+		}
+		sts = cvm_ec_wait(ctx, &failed);
+		if (sts)
+			return sts;
+	} while (failed);
+	return BLK_STS_OK;
+}
+
 static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 {
 	DECLARE_BITMAP(rebuild, CVM_EC_MAX_STRIPES);
@@ -549,6 +722,11 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 	for (t = 0; t < ctx->nst; t++) {
 		cvm_ec_stripe_ptrs(ctx, t, ptrs);
 		cvm_ec_gen_parity(ctx->k, ctx->m, ctx->unit, ptrs);
+	}
+	if (cvm_ec_journal_on) {
+		sts = cvm_ec_journal(ctx);
+		if (sts)
+			return sts;
 	}
 
 	for (j = 0; j < ctx->k; j++) {
@@ -639,6 +817,7 @@ static void cvm_ec_ctx_free(struct cvm_ec_ctx *ctx)
 
 	for (s = 0; s < ctx->n; s++)
 		kvfree(ctx->buf[s]);
+	kvfree(ctx->jhdr);
 	kfree(ctx);
 }
 
@@ -664,6 +843,7 @@ static struct cvm_ec_ctx *cvm_ec_ctx_alloc(const struct cvm_ec_geom *g,
 	ctx->unit = g->unit;
 	ctx->s0 = s0;
 	ctx->nst = nst;
+	ctx->jslots = cvm_ec_journal_slots(g->unit);
 	atomic_set(&ctx->pending, 1);
 	init_completion(&ctx->done);
 	for (s = 0; s < ctx->n; s++) {
@@ -785,6 +965,291 @@ int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
 next:
 		cvm_ec_ctx_free(ctx);
 	}
+	return ret;
+}
+
+/* ---- journal replay ---- */
+
+/* A valid journal chunk found at attach. */
+struct cvm_ec_jfound {
+	u64	seq;
+	u64	object_no;
+	u64	stripe;
+	u32	dev;
+	u32	slot;
+	u32	offset;
+	u32	length;
+	u32	shards;
+	u16	shard;
+};
+
+static int cvm_ec_jfound_cmp(const void *a, const void *b)
+{
+	const struct cvm_ec_jfound *x = a, *y = b;
+
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	if (x->object_no != y->object_no)
+		return x->object_no < y->object_no ? -1 : 1;
+	if (x->stripe != y->stripe)
+		return x->stripe < y->stripe ? -1 : 1;
+	return x->shard - y->shard;
+}
+
+/* Send one request and wait for it; 0, -ENOTCONN or -EIO. */
+static int cvm_ec_sync(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
+		       u32 dev, u64 object_no, u64 off, u8 *p, u32 len)
+{
+	u32 failed;
+
+	ctx->lost = 0;
+	cvm_ec_send_to(ctx, op, shard, dev, object_no, off, p, len,
+		       op == CVM_WIRE_OP_WRITE ? CVM_WIRE_F_FUA : 0);
+	if (ctx->lost)
+		return -ENOTCONN;
+	if (cvm_ec_wait(ctx, &failed))
+		return -EIO;
+	return failed ? -ENOTCONN : 0;
+}
+
+/*
+ * Is the header in slot @slot of device @dev's journal shard @shard one of
+ * this volume's, intact and describing a chunk that fits?  Headers come
+ * from disk: every field is checked before use.
+ */
+static bool cvm_ec_jhdr_valid(const struct cvm_ec_ctx *ctx,
+			      const struct cvm_volume *vol,
+			      struct cvm_ec_jhdr *h, unsigned int shard,
+			      u32 slot, struct cvm_ec_jfound *f)
+{
+	u64 sw = (u64)ctx->k * ctx->unit;
+	u64 stripes = div64_u64(cvm_object_size(&vol->layout) + sw - 1, sw);
+	u32 crc = le32_to_cpu(h->hdr_crc);
+
+	if (le32_to_cpu(h->magic) != CVM_EC_JOURNAL_MAGIC)
+		return false;
+	h->hdr_crc = 0;
+	if (crc32c(~0U, h, CVM_EC_JOURNAL_HDR_LEN) != crc)
+		return false;
+	f->seq = le64_to_cpu(h->seq);
+	f->object_no = le64_to_cpu(h->object_no);
+	f->stripe = le64_to_cpu(h->stripe);
+	f->slot = slot;
+	f->offset = le32_to_cpu(h->offset);
+	f->length = le32_to_cpu(h->length);
+	f->shards = le32_to_cpu(h->shards);
+	f->shard = shard;
+	return f->seq && le64_to_cpu(h->volume_id) == ctx->vol_id &&
+	       h->k == ctx->k && h->m == ctx->m &&
+	       le32_to_cpu(h->unit) == ctx->unit &&
+	       le16_to_cpu(h->shard) == shard &&
+	       le32_to_cpu(h->slot) == slot &&
+	       f->object_no < cvm_object_count(&vol->layout) &&
+	       f->stripe < stripes &&
+	       cvm_ec_journal_slot(f->object_no, f->stripe, ctx->jslots) ==
+	       slot &&
+	       f->length && f->offset < ctx->unit &&
+	       f->length <= ctx->unit - f->offset &&
+	       IS_ALIGNED(f->offset | f->length, CVM_WIRE_SECTOR_SIZE) &&
+	       f->shards < BIT(ctx->n) && (f->shards & BIT(shard));
+}
+
+/*
+ * Read device @dev's journal shard @shard; append its valid chunks to
+ * @found (room for ctx->jslots more).  Returns how many were appended.
+ */
+static unsigned int cvm_ec_journal_scan(struct cvm_ec_ctx *ctx,
+					const struct cvm_volume *vol,
+					u32 dev, unsigned int shard,
+					u8 *hbuf, u8 *dbuf,
+					struct cvm_ec_jfound *found)
+{
+	u32 slot, n = 0, hlen = ctx->jslots * CVM_EC_JOURNAL_HDR_LEN;
+
+	if (cvm_ec_sync(ctx, CVM_WIRE_OP_READ, shard, dev,
+			CVM_EC_JOURNAL_OBJECT, 0, hbuf, hlen))
+		return 0;
+	for (slot = 0; slot < ctx->jslots; slot++) {
+		struct cvm_ec_jfound *f = &found[n];
+		struct cvm_ec_jhdr *h = (void *)(hbuf +
+					slot * CVM_EC_JOURNAL_HDR_LEN);
+		u64 off = CVM_EC_JOURNAL_DATA_OFF + (u64)slot * ctx->unit;
+
+		if (!cvm_ec_jhdr_valid(ctx, vol, h, shard, slot, f))
+			continue;
+		f->dev = dev;
+		if (cvm_ec_sync(ctx, CVM_WIRE_OP_READ, shard, dev,
+				CVM_EC_JOURNAL_OBJECT, off + f->offset, dbuf,
+				f->length) ||
+		    crc32c(~0U, dbuf, f->length) != le32_to_cpu(h->data_crc))
+			continue;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Replay the record @f[0 .. @nr) (one write of one stripe) if it is
+ * complete: every shard it names was found, or its device is unreachable.
+ * Returns 1 if replayed, 0 if torn, 2 if left for later (more than m of
+ * the stripe's devices unreachable: replaying part of it now would only
+ * mark shards stale that could then never be rebuilt), or an errno.
+ */
+static int cvm_ec_journal_apply(struct cvm_ec_ctx *ctx,
+				struct cvm_ec_jfound *f, unsigned int nr,
+				u8 *dbuf)
+{
+	u32 have = 0, unit = ctx->unit;
+	unsigned int i, s;
+
+	ctx->object_no = f[0].object_no;
+	ctx->lost = 0;
+	ctx->unreachable = 0;
+	if (cvm_ec_place(ctx))
+		return -ENOENT;
+	if (hweight32(ctx->unreachable) > ctx->m)
+		return 2;
+	for (i = 0; i < nr; i++)
+		have |= BIT(f[i].shard);
+	for (s = 0; s < ctx->n; s++)
+		if ((f[0].shards & BIT(s)) && !(have & BIT(s)) &&
+		    !(ctx->unreachable & BIT(s)))
+			return 0;
+	for (i = 0; i < nr; i++) {
+		s = f[i].shard;
+		if (ctx->unreachable & BIT(s))
+			continue;
+		if (cvm_ec_sync(ctx, CVM_WIRE_OP_READ, s, f[i].dev,
+				CVM_EC_JOURNAL_OBJECT,
+				CVM_EC_JOURNAL_DATA_OFF +
+				(u64)f[i].slot * unit + f[i].offset,
+				dbuf, f[i].length) ||
+		    cvm_ec_sync(ctx, CVM_WIRE_OP_WRITE, s, ctx->row[s],
+				f[i].object_no,
+				f[i].stripe * unit + f[i].offset,
+				dbuf, f[i].length))
+			ctx->unreachable |= BIT(s);
+	}
+	/* Shards the record could not reach are behind: rebuild them. */
+	for (s = 0; s < ctx->n; s++)
+		if ((f[0].shards & BIT(s)) && (ctx->unreachable & BIT(s)) &&
+		    ctx->row[s] != CVM_DEV_NONE &&
+		    cvm_stale_mark(ctx->row[s], ctx->vol_id, f[0].object_no))
+			return -ENOMEM;
+	return 1;
+}
+
+/* Devices of the volume's pool, sorted, each once.  NULL: none or no memory. */
+static u32 *cvm_ec_pool_devs(u32 pool_id, unsigned int *nr)
+{
+	const struct cvm_pool_table *pt;
+	const struct cvm_state *st;
+	unsigned int i, n = 0, total;
+	u32 *devs = NULL;
+
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	pt = st ? cvm_state_pool(st, pool_id) : NULL;
+	total = pt ? pt->pg_num * pt->width : 0;
+	if (total)
+		devs = kmalloc_array(total, sizeof(*devs), GFP_ATOMIC);
+	for (i = 0; devs && i < total; i++)
+		if (pt->devs[i] != CVM_DEV_NONE)
+			devs[n++] = pt->devs[i];
+	rcu_read_unlock();
+	if (!devs)
+		return NULL;
+	sort(devs, n, sizeof(*devs), cvm_ec_cmp_uint, NULL);
+	for (i = 0, total = 0; i < n; i++)
+		if (!total || devs[i] != devs[total - 1])
+			devs[total++] = devs[i];
+	*nr = total;
+	return devs;
+}
+
+/**
+ * cvm_ec_journal_replay() - finish the writes a crash interrupted
+ * @vol: an EC volume being attached, before its disk is added
+ *
+ * Reads every reachable device's journal shards, replays the complete
+ * records in sequence order (see ../common/ec_journal.h) and sets the
+ * volume's next sequence number past every one found.  Return: 0 or an
+ * errno (no memory; a record that could not be written).
+ */
+int cvm_ec_journal_replay(struct cvm_volume *vol)
+{
+	struct cvm_ec_geom g = {
+		.vol_id = vol->id,
+		.pool_id = vol->pool_id,
+		.attach_epoch = vol->attach_epoch,
+		.k = vol->layout.ec_k,
+		.m = vol->ec_m,
+		.unit = 1U << vol->layout.unit_shift,
+	};
+	unsigned int i, j, s, nr_devs = 0, nr = 0;
+	unsigned int replayed = 0, torn = 0, waiting = 0;
+	struct cvm_ec_jfound *found = NULL;
+	u8 *hbuf = NULL, *dbuf = NULL;
+	u64 next = ktime_get_real_ns();
+	struct cvm_ec_ctx *ctx;
+	u32 *devs;
+	int ret = -ENOMEM;
+
+	ctx = cvm_ec_ctx_alloc(&g, 0, 0, 1);
+	if (!ctx)
+		return -ENOMEM;
+	devs = cvm_ec_pool_devs(g.pool_id, &nr_devs);
+	if (!devs) {
+		ret = 0;	/* no devices: nothing to replay */
+		goto out_free_ctx;
+	}
+	hbuf = kvmalloc(ctx->jslots * CVM_EC_JOURNAL_HDR_LEN, GFP_KERNEL);
+	dbuf = kvmalloc(g.unit, GFP_KERNEL);
+	found = kvmalloc_array((size_t)nr_devs * ctx->n * ctx->jslots,
+			       sizeof(*found), GFP_KERNEL);
+	if (!hbuf || !dbuf || !found)
+		goto out_free;
+
+	for (i = 0; i < nr_devs; i++)
+		for (s = 0; s < ctx->n; s++)
+			nr += cvm_ec_journal_scan(ctx, vol, devs[i], s, hbuf,
+						  dbuf, found + nr);
+	sort(found, nr, sizeof(*found), cvm_ec_jfound_cmp, NULL);
+	for (i = 0; i < nr; i = j) {
+		for (j = i + 1; j < nr && found[j].seq == found[i].seq &&
+		     found[j].object_no == found[i].object_no &&
+		     found[j].stripe == found[i].stripe; j++)
+			;
+		next = max(next, found[i].seq + 1);
+		ret = cvm_ec_journal_apply(ctx, &found[i], j - i, dbuf);
+		if (ret < 0) {
+			pr_err("volume %llu: journal record %llu (object %llu stripe %llu) not replayed: %d\n",
+			       vol->id, found[i].seq, found[i].object_no,
+			       found[i].stripe, ret);
+			goto out_free;
+		}
+		if (ret == 1)
+			replayed++;
+		else if (ret == 2)
+			waiting++;
+		else
+			torn++;
+	}
+	ret = 0;
+	if (nr)
+		pr_info("volume %llu: journal: %u stripe writes replayed, %u incomplete (torn or superseded) left out\n",
+			vol->id, replayed, torn);
+	if (waiting)
+		pr_warn("volume %llu: journal: %u stripe writes not replayed: more than %u devices of their stripe unreachable; attach again once they are back\n",
+			vol->id, waiting, ctx->m);
+	atomic64_set(&vol->ec_jseq, next);
+out_free:
+	kvfree(found);
+	kvfree(dbuf);
+	kvfree(hbuf);
+	kfree(devs);
+out_free_ctx:
+	cvm_ec_ctx_free(ctx);
 	return ret;
 }
 

@@ -177,6 +177,7 @@ struct cvm_volume {
 	char			name[CVM_VOLUME_NAME_LEN];
 	struct cvm_layout	layout;
 	u32			ec_m;
+	atomic64_t		ec_jseq;	/* last EC journal sequence */
 	int			minor;
 	struct blk_mq_tag_set	tag_set;
 	struct gendisk		*disk;
@@ -216,6 +217,7 @@ struct cvm_ec_geom {
 };
 
 void cvm_ec_io_queue(struct cvm_ec_io *io);
+int cvm_ec_journal_replay(struct cvm_volume *vol);
 int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
 		  u64 object_size);
 int cvm_ec_init(void);

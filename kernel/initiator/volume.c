@@ -17,6 +17,7 @@
 #include <net/genetlink.h>
 
 #include "initiator.h"
+#include "../common/ec_journal.h"
 
 #define CVM_QUEUE_DEPTH		128
 #define CVM_IO_TIMEOUT		(30 * HZ)
@@ -149,6 +150,12 @@ static int cvm_volume_check(const struct cvm_volume_spec *spec,
 				       "an EC volume needs a stripe unit: a power of two of at least 4096");
 			return -EINVAL;
 		}
+		/* The stripe journal holds at least three units per device. */
+		if (spec->stripe_unit > CVM_EC_JOURNAL_MAX_UNIT) {
+			NL_SET_ERR_MSG(extack,
+				       "stripe unit too large: at most 1 MiB");
+			return -EINVAL;
+		}
 		layout->ec_k = pt->k;
 		layout->unit_shift = ilog2(spec->stripe_unit);
 		*ec_m = pt->m;
@@ -272,6 +279,16 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 		 vol->minor);
 	cvm_volume_set_limits(vol);
 	set_capacity(disk, spec->size >> SECTOR_SHIFT);
+
+	/* Finish the stripe writes a crash of the last initiator cut off. */
+	if (vol->layout.ec_k) {
+		ret = cvm_ec_journal_replay(vol);
+		if (ret) {
+			NL_SET_ERR_MSG(extack,
+				       "EC stripe journal could not be replayed (see the kernel log)");
+			goto out_cleanup_disk;
+		}
+	}
 
 	ret = add_disk(disk);
 	if (ret)

@@ -1,0 +1,72 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# No write hole in erasure-coded volumes: a crash of the initiator during
+# partial-stripe writes, followed by the loss of a device, never returns
+# data that was never written.  Runs on the HOST and boots the test VM
+# twice over the same seven disk files (targets' backing devices):
+#
+#  1. format, fill an ec(K,M) volume with tagged blocks, run 16 writers of
+#     4k-16k, and reset the VM (sysrq b) while they run;
+#  2. boot again, load the stores as left, and for each device in turn
+#     attach with that device lost and check every block (see
+#     tests/crash/ec_write_hole_guest.sh and lib/tagged_blocks.py).
+#
+#   tests/crash/ec_write_hole.sh [K,M ...]      default: 2,1
+#   CRASH_JOURNAL=0 tests/crash/ec_write_hole.sh  (journal off: the hole)
+#
+# Prints `N passed, N failed`.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top" || exit 1
+. "$top/tests/lib/check.sh"
+
+layouts=("$@")
+# ec(2,1): one lost device takes all its redundancy, the hardest case.
+((${#layouts[@]})) || layouts=(2,1)
+journal=${CRASH_JOURNAL:-1}
+work=$(mktemp -d "$top/build/crash.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# phase1_crashed LOG: the guest reset itself with the writers running,
+# after every set-up check passed.
+phase1_crashed() {
+	grep -q "^crash: resetting the VM" "$1" || { tail -n 30 "$1"; return 1; }
+	! grep -q "^FAIL" "$1" || { grep "^FAIL" -A 3 "$1"; return 1; }
+	echo "$(grep -c '^ack' "$1") acks logged before the reset"
+}
+
+for layout in "${layouts[@]}"; do
+	echo "# ec($layout), stripe journal $([[ $journal == 1 ]] && echo on || echo OFF)"
+	disks=()
+	for ((i = 0; i < 7; i++)); do
+		rm -f "$work/disk$i.img"
+		truncate -s 256M "$work/disk$i.img"
+		disks+=(--disk "$work/disk$i.img")
+	done
+	scripts/vm-run.sh --quiet --timeout 900 "${disks[@]}" \
+		bash tests/crash/ec_write_hole_guest.sh write "$layout" "$journal" \
+		>"$work/phase1.log" 2>&1
+	rc=$?
+	grep -E "^(ok|FAIL) " "$work/phase1.log"
+	check "phase 1: VM reset during partial-stripe writes (vm-run exit $rc)" \
+		eval "((rc == 125)) && phase1_crashed $work/phase1.log"
+
+	scripts/vm-run.sh --quiet --timeout 1200 "${disks[@]}" \
+		bash tests/crash/ec_write_hole_guest.sh check "$layout" \
+		"$work/phase1.log" >"$work/phase2.log" 2>&1
+	rc=$?
+	grep -Ev "^(\s*$)" "$work/phase2.log" | grep -Ev "^vm-run: waiting" |
+		head -n 200
+	f=
+	counts=$(grep -Eo '^[0-9]+ passed, [0-9]+ failed' "$work/phase2.log" |
+		tail -n 1)
+	if [[ -n "$counts" ]]; then
+		passed=$((passed + ${counts%% passed*}))
+		f=${counts#*, }
+		failed=$((failed + ${f%% failed}))
+	fi
+	check "phase 2: checks ran and the VM exited cleanly (vm-run exit $rc)" \
+		eval "[[ -n '$counts' ]] && ((rc == 0 || ${f:-1} > 0))"
+done
+check_summary
