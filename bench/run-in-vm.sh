@@ -36,11 +36,12 @@ cd "$top"
 # on brd RAM disks, the same kind the raw baseline measures.
 DEVICES=(raw nvmf-rdma nvmf-tcp md-raid1-rdma
 	cvm-rep1-rdma cvm-rep1-tcp cvm-rep3-rdma cvm-rep3-tcp
-	md-raid6-rdma cvm-ec42-rdma)
+	md-raid6-rdma cvm-ec42-rdma cvm-ec42-nojournal-rdma)
 # NUM/DEN pairs of device names; a ratio whose devices were not both asked
 # for is left out, one whose devices failed shows "-".
 RATIOS=(cvm-rep1-rdma/nvmf-rdma cvm-rep1-tcp/nvmf-tcp
 	cvm-rep3-rdma/md-raid1-rdma cvm-ec42-rdma/md-raid6-rdma
+	cvm-ec42-rdma/cvm-ec42-nojournal-rdma
 	cvm-rep1-tcp/raw cvm-rep3-tcp/raw nvmf-rdma/nvmf-tcp)
 # name rw bs iodepth
 JOBS=(
@@ -365,6 +366,17 @@ setup_cvm_ec42_rdma() {
 	DEV_DESC="cvm ec(4,2), stripe unit ${EC_UNIT_KIB}K, over RDMA (rxe0), 6 targets on ram0..2,9..11 at 10.99.0.1-3 ($DEV_PATH)"
 }
 teardown_cvm_ec42_rdma() { cvm_detach 5; }
+
+# The same without the stripe journal: what the write hole's closing costs.
+setup_cvm_ec42_nojournal_rdma() {
+	echo 0 >/sys/module/cvm/parameters/ec_journal
+	cvm_attach rdma 6 5 ec42nj --stripe-unit $((EC_UNIT_KIB << 10))
+	DEV_DESC="cvm ec(4,2) as above, stripe journal off (cvm.ec_journal=0: unsafe) ($DEV_PATH)"
+}
+teardown_cvm_ec42_nojournal_rdma() {
+	cvm_detach 6
+	[[ ! -d /sys/module/cvm ]] || echo 1 >/sys/module/cvm/parameters/ec_journal
+}
 
 setup_cvm_rep3_rdma() {
 	cvm_attach rdma 3 3 r3

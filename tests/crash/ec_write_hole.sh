@@ -25,7 +25,8 @@ layouts=("$@")
 # ec(2,1): one lost device takes all its redundancy, the hardest case.
 ((${#layouts[@]})) || layouts=(2,1)
 journal=${CRASH_JOURNAL:-1}
-work=$(mktemp -d "$top/build/crash.XXXXXX")
+mkdir -p "$top/build"
+work=$(mktemp -d "$top/build/crash.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 
 # phase1_crashed LOG: the guest reset itself with the writers running,
@@ -58,15 +59,17 @@ for layout in "${layouts[@]}"; do
 	rc=$?
 	grep -Ev "^(\s*$)" "$work/phase2.log" | grep -Ev "^vm-run: waiting" |
 		head -n 200
-	f=
 	counts=$(grep -Eo '^[0-9]+ passed, [0-9]+ failed' "$work/phase2.log" |
 		tail -n 1)
+	p2_failed=1
 	if [[ -n "$counts" ]]; then
+		p2_failed=${counts#*, }
+		p2_failed=${p2_failed%% failed}
 		passed=$((passed + ${counts%% passed*}))
-		f=${counts#*, }
-		failed=$((failed + ${f%% failed}))
+		failed=$((failed + p2_failed))
 	fi
+	# A non-zero exit with no failed check is a crash or a hang.
 	check "phase 2: checks ran and the VM exited cleanly (vm-run exit $rc)" \
-		eval "[[ -n '$counts' ]] && ((rc == 0 || ${f:-1} > 0))"
+		eval "[[ -n '$counts' ]] && ((rc == 0 || p2_failed > 0))"
 done
 check_summary

@@ -44,12 +44,20 @@ def make_block(blk, writer, seq):
 
 
 def parse_block(buf):
-    """(block, writer, seq) of an intact block, or None."""
+    """(block, writer, seq) of an intact block, or None.
+
+    The CRC alone is not enough: CRC32 is linear, so the XOR of three
+    tagged blocks (what parity rebuilds from a torn stripe) has a valid
+    CRC and a plausible header.  The block must be byte for byte the one
+    its header names.
+    """
     (crc,) = struct.unpack_from("<I", buf, BS - 4)
     if zlib.crc32(buf[:BS - 4]) != crc:
         return None
     magic, blk, writer, _, seq = HEAD.unpack_from(buf, 0)
-    return (blk, writer, seq) if magic == MAGIC else None
+    if magic != MAGIC or bytes(buf) != make_block(blk, writer, seq):
+        return None
+    return blk, writer, seq
 
 
 def owner(blk, writers):
