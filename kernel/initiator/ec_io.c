@@ -856,10 +856,9 @@ static struct cvm_ec_ctx *cvm_ec_ctx_alloc(const struct cvm_ec_geom *g,
 	return ctx;
 }
 
-static blk_status_t cvm_ec_run(struct cvm_ec_io *io)
+static struct cvm_ec_geom cvm_ec_geom_of(const struct cvm_volume *vol)
 {
-	const struct cvm_volume *vol = io->vol;
-	struct cvm_ec_geom g = {
+	return (struct cvm_ec_geom) {
 		.vol_id = vol->id,
 		.pool_id = vol->pool_id,
 		.attach_epoch = vol->attach_epoch,
@@ -867,6 +866,12 @@ static blk_status_t cvm_ec_run(struct cvm_ec_io *io)
 		.m = vol->ec_m,
 		.unit = 1U << vol->layout.unit_shift,
 	};
+}
+
+static blk_status_t cvm_ec_run(struct cvm_ec_io *io)
+{
+	const struct cvm_volume *vol = io->vol;
+	struct cvm_ec_geom g = cvm_ec_geom_of(vol);
 	u64 sw = (u64)g.k * g.unit, s0, last;
 	unsigned int noio = memalloc_noio_save();
 	struct cvm_ec_ctx *ctx;
@@ -1178,14 +1183,7 @@ static u32 *cvm_ec_pool_devs(u32 pool_id, unsigned int *nr)
  */
 int cvm_ec_journal_replay(struct cvm_volume *vol)
 {
-	struct cvm_ec_geom g = {
-		.vol_id = vol->id,
-		.pool_id = vol->pool_id,
-		.attach_epoch = vol->attach_epoch,
-		.k = vol->layout.ec_k,
-		.m = vol->ec_m,
-		.unit = 1U << vol->layout.unit_shift,
-	};
+	struct cvm_ec_geom g = cvm_ec_geom_of(vol);
 	unsigned int i, j, s, nr_devs = 0, nr = 0;
 	unsigned int replayed = 0, torn = 0, waiting = 0;
 	struct cvm_ec_jfound *found = NULL;
