@@ -17,6 +17,8 @@ PKGS=(
 	librdmacm-dev libibverbs-dev
 	# test VM and what runs inside it
 	qemu-system-x86 busybox-static fio e2fsprogs iproute2 util-linux nftables
+	# crash tests: a copy-on-write view of the crashed disks per check
+	dmsetup
 	# bench: NVMe-oF anchors, perf to see where time goes in the guest, md raid1
 	nvme-cli linux-perf mdadm
 )

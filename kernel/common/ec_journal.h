@@ -24,7 +24,10 @@
  * writes may have started, so they are done again, making the stripe the
  * new one.  An incomplete record was torn before any in-place write began:
  * the stripe is still the old one.  Either way data and parity agree, and
- * a lost chunk is rebuilt as old or new contents, never a mix.
+ * a lost chunk is rebuilt as old or new contents, never a mix.  After a
+ * successful replay the headers are wiped: the records are no longer
+ * needed, and must not be replayed over later writes (e.g. ones made with
+ * the journal off, or after the map moved a PG).
  */
 #ifndef _CVM_EC_JOURNAL_H
 #define _CVM_EC_JOURNAL_H
@@ -60,6 +63,8 @@ extern "C" {
  * @offset, @length: the bytes of the chunk written, inside the unit
  * @unit: stripe unit, bytes
  * @shards: bit s set: the write changes shard s of this stripe
+ * @missed: shards the write should change but could not reach: stale
+ *	until rebuilt (replay marks them again, as the marks were in memory)
  * @slot: this header's slot
  * @shard: the shard this header's chunk belongs to
  * @k, @m: the code
@@ -80,7 +85,7 @@ struct cvm_ec_jhdr {
 	__le16	shard;
 	__u8	k;
 	__u8	m;
-	__le32	reserved;
+	__le32	missed;
 };
 
 /* Slots of a volume with stripe unit @unit (at most 1 MiB). */

@@ -88,6 +88,7 @@ struct cvm_ec_sub {
  * @s0, @nst: first stripe of the piece in its object, and stripe count
  * @row: device of each shard (CVM_DEV_NONE: none)
  * @lost: shards not to be read or written: unreachable, stale, failed
+ * @refused: shards a target refused at the last wait (I/O error, ...)
  * @unreachable: shards with no device or no live connection at placement
  * @buf: per shard, @nst units: stripe s0 + t's chunk at t * unit
  * @subs, @nr_subs, @pending, @done: sub-requests in flight
@@ -108,6 +109,7 @@ struct cvm_ec_ctx {
 	u32			nst;
 	u32			row[CVM_EC_MAX_SHARDS];
 	u32			lost;
+	u32			refused;
 	u32			unreachable;
 	u8			*buf[CVM_EC_MAX_SHARDS];
 	struct cvm_ec_sub	subs[CVM_EC_MAX_SUBS];
@@ -358,13 +360,17 @@ static blk_status_t cvm_ec_wait(struct cvm_ec_ctx *ctx, u32 *failed)
 	if (!atomic_dec_and_test(&ctx->pending))
 		wait_for_completion(&ctx->done);
 	*failed = 0;
+	ctx->refused = 0;
 	for (i = 0; i < ctx->nr_subs; i++) {
 		struct cvm_ec_sub *sub = &ctx->subs[i];
 
-		if (sub->result == -ENOTCONN)
+		if (sub->result == -ENOTCONN) {
 			*failed |= BIT(sub->shard);
-		else if (sub->result && sts == BLK_STS_OK)
-			sts = sub->sts;
+		} else if (sub->result) {
+			ctx->refused |= BIT(sub->shard);
+			if (sts == BLK_STS_OK)
+				sts = sub->sts;
+		}
 		kfree(sub->bvec);
 	}
 	ctx->lost |= *failed;
@@ -554,7 +560,7 @@ static bool cvm_ec_chunk_written(const struct cvm_ec_ctx *ctx, u32 t,
 }
 
 static void cvm_ec_jhdr_fill(struct cvm_ec_ctx *ctx, u32 t, unsigned int s,
-			     u64 seq, u32 shards, u32 a, u32 b)
+			     u64 seq, u32 shards, u32 missed, u32 a, u32 b)
 {
 	struct cvm_ec_jhdr *h = (void *)(ctx->jhdr +
 		((size_t)s * ctx->nst + t) * CVM_EC_JOURNAL_HDR_LEN);
@@ -572,6 +578,7 @@ static void cvm_ec_jhdr_fill(struct cvm_ec_ctx *ctx, u32 t, unsigned int s,
 	h->length = cpu_to_le32(b - a);
 	h->unit = cpu_to_le32(ctx->unit);
 	h->shards = cpu_to_le32(shards);
+	h->missed = cpu_to_le32(missed);
 	h->slot = cpu_to_le32(cvm_ec_journal_slot(ctx->object_no, stripe,
 						  ctx->jslots));
 	h->shard = cpu_to_le16(s);
@@ -616,7 +623,7 @@ static void cvm_ec_journal_run(struct cvm_ec_ctx *ctx, unsigned int s,
 static blk_status_t cvm_ec_journal(struct cvm_ec_ctx *ctx)
 {
 	struct cvm_volume *vol = ctx->io->vol;
-	u32 failed, t, t1, a, b, shards;
+	u32 failed, t, t1, a, b, shards, missed;
 	unsigned int s;
 	blk_status_t sts;
 	u64 seq;
@@ -634,14 +641,15 @@ static blk_status_t cvm_ec_journal(struct cvm_ec_ctx *ctx)
 		for (t = 0; t < ctx->nst; t++) {
 			shards = 0;
 			for (s = 0; s < ctx->n; s++)
-				if (!(ctx->lost & BIT(s)) &&
-				    cvm_ec_chunk_written(ctx, t, s, &a, &b))
+				if (cvm_ec_chunk_written(ctx, t, s, &a, &b))
 					shards |= BIT(s);
+			missed = shards & ctx->lost;
+			shards &= ~ctx->lost;
 			for (s = 0; s < ctx->n; s++)
 				if (shards & BIT(s)) {
 					cvm_ec_chunk_written(ctx, t, s, &a, &b);
 					cvm_ec_jhdr_fill(ctx, t, s, seq, shards,
-							 a, b);
+							 missed, a, b);
 				}
 		}
 		/* A shard's stripes are consecutive; split where slots wrap. */
@@ -738,10 +746,13 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 		cvm_ec_send(ctx, CVM_WIRE_OP_WRITE, s, ctx->s0 * ctx->unit,
 			    ctx->nst * ctx->unit);
 	sts = cvm_ec_wait(ctx, &failed);
-	if (sts)
-		return sts;
-
-	/* Every shard that missed the write is stale until rebuilt. */
+	/*
+	 * Every shard that missed the write is stale until rebuilt, also
+	 * when a target refused it: the stripe is part new, and its journal
+	 * slot may be reused once the stripe lock is dropped.
+	 */
+	if (sts != BLK_STS_NEXUS)	/* fenced: not ours to write any more */
+		ctx->lost |= ctx->refused;
 	written = 0;
 	for (s = 0; s < ctx->n; s++) {
 		if (!(ctx->lost & BIT(s))) {
@@ -758,6 +769,8 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 			return BLK_STS_IOERR;
 		}
 	}
+	if (sts)
+		return sts;
 	if (written < ctx->k)
 		return BLK_STS_TRANSPORT;
 	if (!(io->wire_flags & CVM_WIRE_F_FUA)) {
@@ -985,6 +998,7 @@ struct cvm_ec_jfound {
 	u32	offset;
 	u32	length;
 	u32	shards;
+	u32	missed;
 	u16	shard;
 };
 
@@ -1043,6 +1057,7 @@ static bool cvm_ec_jhdr_valid(const struct cvm_ec_ctx *ctx,
 	f->offset = le32_to_cpu(h->offset);
 	f->length = le32_to_cpu(h->length);
 	f->shards = le32_to_cpu(h->shards);
+	f->missed = le32_to_cpu(h->missed);
 	f->shard = shard;
 	return f->seq && le64_to_cpu(h->volume_id) == ctx->vol_id &&
 	       h->k == ctx->k && h->m == ctx->m &&
@@ -1056,24 +1071,28 @@ static bool cvm_ec_jhdr_valid(const struct cvm_ec_ctx *ctx,
 	       f->length && f->offset < ctx->unit &&
 	       f->length <= ctx->unit - f->offset &&
 	       IS_ALIGNED(f->offset | f->length, CVM_WIRE_SECTOR_SIZE) &&
-	       f->shards < BIT(ctx->n) && (f->shards & BIT(shard));
+	       f->shards < BIT(ctx->n) && (f->shards & BIT(shard)) &&
+	       f->missed < BIT(ctx->n) && !(f->missed & f->shards);
 }
 
 /*
  * Read device @dev's journal shard @shard; append its valid chunks to
- * @found (room for ctx->jslots more).  Returns how many were appended.
+ * @found (room for ctx->jslots more).  Returns how many were appended, or
+ * an errno when the device did not answer a READ: its records are then
+ * unknown, and it must count as unreachable, not as holding nothing.
  */
-static unsigned int cvm_ec_journal_scan(struct cvm_ec_ctx *ctx,
-					const struct cvm_volume *vol,
-					u32 dev, unsigned int shard,
-					u8 *hbuf, u8 *dbuf,
-					struct cvm_ec_jfound *found)
+static int cvm_ec_journal_scan(struct cvm_ec_ctx *ctx,
+			       const struct cvm_volume *vol, u32 dev,
+			       unsigned int shard, u8 *hbuf, u8 *dbuf,
+			       struct cvm_ec_jfound *found)
 {
-	u32 slot, n = 0, hlen = ctx->jslots * CVM_EC_JOURNAL_HDR_LEN;
+	u32 slot, hlen = ctx->jslots * CVM_EC_JOURNAL_HDR_LEN;
+	int n = 0, ret;
 
-	if (cvm_ec_sync(ctx, CVM_WIRE_OP_READ, shard, dev,
-			CVM_EC_JOURNAL_OBJECT, 0, hbuf, hlen))
-		return 0;
+	ret = cvm_ec_sync(ctx, CVM_WIRE_OP_READ, shard, dev,
+			  CVM_EC_JOURNAL_OBJECT, 0, hbuf, hlen);
+	if (ret)
+		return ret;
 	for (slot = 0; slot < ctx->jslots; slot++) {
 		struct cvm_ec_jfound *f = &found[n];
 		struct cvm_ec_jhdr *h = (void *)(hbuf +
@@ -1083,14 +1102,24 @@ static unsigned int cvm_ec_journal_scan(struct cvm_ec_ctx *ctx,
 		if (!cvm_ec_jhdr_valid(ctx, vol, h, shard, slot, f))
 			continue;
 		f->dev = dev;
-		if (cvm_ec_sync(ctx, CVM_WIRE_OP_READ, shard, dev,
-				CVM_EC_JOURNAL_OBJECT, off + f->offset, dbuf,
-				f->length) ||
-		    crc32c(~0U, dbuf, f->length) != le32_to_cpu(h->data_crc))
-			continue;
-		n++;
+		ret = cvm_ec_sync(ctx, CVM_WIRE_OP_READ, shard, dev,
+				  CVM_EC_JOURNAL_OBJECT, off + f->offset, dbuf,
+				  f->length);
+		if (ret)
+			return ret;
+		/* A torn chunk: its record was never complete. */
+		if (crc32c(~0U, dbuf, f->length) == le32_to_cpu(h->data_crc))
+			n++;
 	}
 	return n;
+}
+
+static bool cvm_ec_dev_in(u32 dev, const u32 *devs, unsigned int nr)
+{
+	while (nr--)
+		if (devs[nr] == dev)
+			return true;
+	return false;
 }
 
 /*
@@ -1102,7 +1131,7 @@ static unsigned int cvm_ec_journal_scan(struct cvm_ec_ctx *ctx,
  */
 static int cvm_ec_journal_apply(struct cvm_ec_ctx *ctx,
 				struct cvm_ec_jfound *f, unsigned int nr,
-				u8 *dbuf)
+				u8 *dbuf, const u32 *bad, unsigned int nr_bad)
 {
 	u32 have = 0, unit = ctx->unit;
 	unsigned int i, s;
@@ -1112,6 +1141,10 @@ static int cvm_ec_journal_apply(struct cvm_ec_ctx *ctx,
 	ctx->unreachable = 0;
 	if (cvm_ec_place(ctx))
 		return -ENOENT;
+	/* Devices whose journal could not be read are as good as gone. */
+	for (s = 0; s < ctx->n; s++)
+		if (cvm_ec_dev_in(ctx->row[s], bad, nr_bad))
+			ctx->unreachable |= BIT(s);
 	if (hweight32(ctx->unreachable) > ctx->m)
 		return 2;
 	for (i = 0; i < nr; i++)
@@ -1135,41 +1168,76 @@ static int cvm_ec_journal_apply(struct cvm_ec_ctx *ctx,
 				dbuf, f[i].length))
 			ctx->unreachable |= BIT(s);
 	}
-	/* Shards the record could not reach are behind: rebuild them. */
+	/*
+	 * Shards the record could not reach, now or when it was written,
+	 * are behind: rebuild them.
+	 */
 	for (s = 0; s < ctx->n; s++)
-		if ((f[0].shards & BIT(s)) && (ctx->unreachable & BIT(s)) &&
+		if (((f[0].shards & ctx->unreachable) | f[0].missed) & BIT(s) &&
 		    ctx->row[s] != CVM_DEV_NONE &&
 		    cvm_stale_mark(ctx->row[s], ctx->vol_id, f[0].object_no))
 			return -ENOMEM;
 	return 1;
 }
 
-/* Devices of the volume's pool, sorted, each once.  NULL: none or no memory. */
-static u32 *cvm_ec_pool_devs(u32 pool_id, unsigned int *nr)
+/* Devices of the volume's pool, sorted, each once, in *@devsp (kfree). */
+static int cvm_ec_pool_devs(u32 pool_id, u32 **devsp, unsigned int *nr)
 {
 	const struct cvm_pool_table *pt;
 	const struct cvm_state *st;
-	unsigned int i, n = 0, total;
-	u32 *devs = NULL;
+	unsigned int i, n = 0, total = 0, cap;
+	u32 *devs;
 
 	rcu_read_lock();
 	st = rcu_dereference(cvm_state);
 	pt = st ? cvm_state_pool(st, pool_id) : NULL;
-	total = pt ? pt->pg_num * pt->width : 0;
-	if (total)
-		devs = kmalloc_array(total, sizeof(*devs), GFP_ATOMIC);
-	for (i = 0; devs && i < total; i++)
+	if (pt)
+		total = pt->pg_num * pt->width;
+	rcu_read_unlock();
+	*devsp = NULL;
+	*nr = 0;
+	if (!total)
+		return 0;
+	devs = kmalloc_array(total, sizeof(*devs), GFP_KERNEL);
+	if (!devs)
+		return -ENOMEM;
+	cap = total;
+	/* The map may have changed meanwhile: take what fits of the new one. */
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	pt = st ? cvm_state_pool(st, pool_id) : NULL;
+	total = pt ? min(cap, pt->pg_num * pt->width) : 0;
+	for (i = 0; i < total; i++)
 		if (pt->devs[i] != CVM_DEV_NONE)
 			devs[n++] = pt->devs[i];
 	rcu_read_unlock();
-	if (!devs)
-		return NULL;
 	sort(devs, n, sizeof(*devs), cvm_ec_cmp_uint, NULL);
 	for (i = 0, total = 0; i < n; i++)
 		if (!total || devs[i] != devs[total - 1])
 			devs[total++] = devs[i];
+	*devsp = devs;
 	*nr = total;
-	return devs;
+	return 0;
+}
+
+/*
+ * Wipe the headers of the journal shards that held records (@had: shard
+ * bits per device of @devs), once every record is replayed.
+ */
+static void cvm_ec_journal_wipe(struct cvm_ec_ctx *ctx, const u32 *devs,
+				const u32 *had, unsigned int nr_devs, u8 *hbuf)
+{
+	u32 hlen = ctx->jslots * CVM_EC_JOURNAL_HDR_LEN;
+	unsigned int i, s;
+
+	memset(hbuf, 0, hlen);
+	for (i = 0; i < nr_devs; i++)
+		for (s = 0; s < ctx->n; s++)
+			if ((had[i] & BIT(s)) &&
+			    cvm_ec_sync(ctx, CVM_WIRE_OP_WRITE, s, devs[i],
+					CVM_EC_JOURNAL_OBJECT, 0, hbuf, hlen))
+				pr_warn("volume %llu: journal shard %u on device %u not wiped; its records will be looked at again\n",
+					ctx->vol_id, s, devs[i]);
 }
 
 /**
@@ -1177,41 +1245,53 @@ static u32 *cvm_ec_pool_devs(u32 pool_id, unsigned int *nr)
  * @vol: an EC volume being attached, before its disk is added
  *
  * Reads every reachable device's journal shards, replays the complete
- * records in sequence order (see ../common/ec_journal.h) and sets the
- * volume's next sequence number past every one found.  Return: 0 or an
- * errno (no memory; a record that could not be written).
+ * records in sequence order (see ../common/ec_journal.h), wipes the
+ * journal when nothing is left waiting, and sets the volume's next
+ * sequence number past every record found.  Return: 0 or an errno (no
+ * memory; a record that could not be written).
  */
 int cvm_ec_journal_replay(struct cvm_volume *vol)
 {
 	struct cvm_ec_geom g = cvm_ec_geom_of(vol);
-	unsigned int i, j, s, nr_devs = 0, nr = 0;
+	unsigned int i, j, s, nr_devs = 0, nr = 0, nr_bad = 0;
 	unsigned int replayed = 0, torn = 0, waiting = 0;
 	struct cvm_ec_jfound *found = NULL;
 	u8 *hbuf = NULL, *dbuf = NULL;
 	u64 next = ktime_get_real_ns();
+	u32 *devs, *bad = NULL, *had = NULL;
 	struct cvm_ec_ctx *ctx;
-	u32 *devs;
-	int ret = -ENOMEM;
+	int ret;
 
 	ctx = cvm_ec_ctx_alloc(&g, 0, 0, 1);
 	if (!ctx)
 		return -ENOMEM;
-	devs = cvm_ec_pool_devs(g.pool_id, &nr_devs);
-	if (!devs) {
-		ret = 0;	/* no devices: nothing to replay */
+	ret = cvm_ec_pool_devs(g.pool_id, &devs, &nr_devs);
+	if (ret || !nr_devs)
 		goto out_free_ctx;
-	}
+	ret = -ENOMEM;
 	hbuf = kvmalloc(ctx->jslots * CVM_EC_JOURNAL_HDR_LEN, GFP_KERNEL);
 	dbuf = kvmalloc(g.unit, GFP_KERNEL);
 	found = kvmalloc_array((size_t)nr_devs * ctx->n * ctx->jslots,
 			       sizeof(*found), GFP_KERNEL);
-	if (!hbuf || !dbuf || !found)
+	bad = kcalloc(nr_devs, sizeof(*bad), GFP_KERNEL);
+	had = kcalloc(nr_devs, sizeof(*had), GFP_KERNEL);
+	if (!hbuf || !dbuf || !found || !bad || !had)
 		goto out_free;
 
-	for (i = 0; i < nr_devs; i++)
-		for (s = 0; s < ctx->n; s++)
-			nr += cvm_ec_journal_scan(ctx, vol, devs[i], s, hbuf,
-						  dbuf, found + nr);
+	for (i = 0; i < nr_devs; i++) {
+		for (s = 0; s < ctx->n; s++) {
+			int n = cvm_ec_journal_scan(ctx, vol, devs[i], s, hbuf,
+						    dbuf, found + nr);
+
+			if (n < 0) {
+				bad[nr_bad++] = devs[i];
+				break;
+			}
+			if (n)
+				had[i] |= BIT(s);
+			nr += n;
+		}
+	}
 	sort(found, nr, sizeof(*found), cvm_ec_jfound_cmp, NULL);
 	for (i = 0; i < nr; i = j) {
 		for (j = i + 1; j < nr && found[j].seq == found[i].seq &&
@@ -1219,7 +1299,8 @@ int cvm_ec_journal_replay(struct cvm_volume *vol)
 		     found[j].stripe == found[i].stripe; j++)
 			;
 		next = max(next, found[i].seq + 1);
-		ret = cvm_ec_journal_apply(ctx, &found[i], j - i, dbuf);
+		ret = cvm_ec_journal_apply(ctx, &found[i], j - i, dbuf, bad,
+					   nr_bad);
 		if (ret < 0) {
 			pr_err("volume %llu: journal record %llu (object %llu stripe %llu) not replayed: %d\n",
 			       vol->id, found[i].seq, found[i].object_no,
@@ -1240,8 +1321,12 @@ int cvm_ec_journal_replay(struct cvm_volume *vol)
 	if (waiting)
 		pr_warn("volume %llu: journal: %u stripe writes not replayed: more than %u devices of their stripe unreachable; attach again once they are back\n",
 			vol->id, waiting, ctx->m);
+	else
+		cvm_ec_journal_wipe(ctx, devs, had, nr_devs, hbuf);
 	atomic64_set(&vol->ec_jseq, next);
 out_free:
+	kfree(had);
+	kfree(bad);
 	kvfree(found);
 	kvfree(dbuf);
 	kvfree(hbuf);

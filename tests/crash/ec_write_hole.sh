@@ -6,11 +6,13 @@
 # data that was never written.  Runs on the HOST and boots the test VM
 # twice over the same seven disk files (targets' backing devices):
 #
-#  1. format, fill an ec(K,M) volume with tagged blocks, run 16 writers of
-#     4k-16k, and reset the VM (sysrq b) while they run;
-#  2. boot again, load the stores as left, and for each device in turn
-#     attach with that device lost and check every block (see
-#     tests/crash/ec_write_hole_guest.sh and lib/tagged_blocks.py).
+#  1. format, fill an ec(K,M) volume (stripe unit 8K) with tagged blocks,
+#     run 16 writers of 4k-32k, and reset the VM (sysrq b) while they run;
+#  2. boot again and, for each device to lose (CRASH_LOST="0 2 4 6" by
+#     default; "0 1 2 3 4 5 6" for all), on a fresh snapshot of the
+#     crashed disks: attach with that device lost and check
+#     every block
+#     (see tests/crash/ec_write_hole_guest.sh and lib/tagged_blocks.py).
 #
 #   tests/crash/ec_write_hole.sh [K,M ...]      default: 2,1
 #   CRASH_JOURNAL=0 tests/crash/ec_write_hole.sh  (journal off: the hole)
@@ -53,9 +55,10 @@ for layout in "${layouts[@]}"; do
 	check "phase 1: VM reset during partial-stripe writes (vm-run exit $rc)" \
 		eval "((rc == 125)) && phase1_crashed $work/phase1.log"
 
-	scripts/vm-run.sh --quiet --timeout 1200 "${disks[@]}" \
+	scripts/vm-run.sh --quiet --timeout 2400 "${disks[@]}" \
+		env CRASH_LOST="${CRASH_LOST:-0 2 4 6}" \
 		bash tests/crash/ec_write_hole_guest.sh check "$layout" \
-		"$work/phase1.log" >"$work/phase2.log" 2>&1
+		"$work/phase1.log" "$journal" >"$work/phase2.log" 2>&1
 	rc=$?
 	grep -Ev "^(\s*$)" "$work/phase2.log" | grep -Ev "^vm-run: waiting" |
 		head -n 200

@@ -9,15 +9,15 @@ block some write really wrote there, or detectably not (a write hole).
   tagged_blocks.py fill DEV NBLOCKS WRITERS
       write every block once (sequence 0), in large direct writes
   tagged_blocks.py write DEV NBLOCKS WRITERS SEED
-      WRITERS threads write 1..4 block runs at random places of the blocks
-      they own, direct, until killed; every 10 completed writes a thread
-      prints "ack WRITER SEQ" (all writes up to SEQ have completed)
+      WRITERS threads write 1..8 block runs at random places of the blocks
+      they own, direct, until killed; after each completed write a thread
+      prints "ack WRITER SEQ"
   tagged_blocks.py check DEV NBLOCKS WRITERS SEED [ACKLOG]
       read every block and check it: intact, for this place, written by a
       write that targeted it, and not older than the last write to it that
       ACKLOG says completed.  Prints counts; exit 1 on any bad block.
 
-Writer w owns the groups of 4 blocks g with g % WRITERS == w and writes
+Writer w owns the groups of 8 blocks g with g % WRITERS == w and writes
 inside one group at a time, so the writes to a block are exactly those of
 its owner, reproducible from SEED: the checker replays them.
 """
@@ -30,7 +30,7 @@ import threading
 import zlib
 
 BS = 4096
-GROUP = 4
+GROUP = 8
 MAGIC = 0x48534152434D5643  # "CVMCRASH"
 HEAD = struct.Struct("<QQIIQ")  # magic, block, writer, reserved, seq
 
@@ -103,9 +103,8 @@ def writer_thread(dev, nblocks, writers, seed, w, lock):
         for b in range(first, first + count):
             buf.write(make_block(b, w, seq))
         os.pwrite(fd, memoryview(buf)[:count * BS], first * BS)
-        if seq % 10 == 0:
-            with lock:
-                print(f"ack {w} {seq}", flush=True)
+        with lock:
+            print(f"ack {w} {seq}", flush=True)
 
 
 def write(dev, nblocks, writers, seed):
