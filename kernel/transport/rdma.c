@@ -101,7 +101,8 @@ struct cvm_rdma_rbuf {
  * @remote: target: the initiator's buffer (@sgl of the command).
  * @own_pages: target: @req.bvec pages were allocated here.
  * @close_after_send: target: the reply refuses HELLO; close once sent.
- * @send_cqe, @rw_cqe: target: completions of the reply and of the READ.
+ * @send_cqe, @rw_cqe: target: completions of the reply and of the RDMA
+ *	READ of a payload, or the error completion of the RDMA WRITE of one.
  * @send_wr: target: the reply's SEND.
  * @sge: target: its one SGE.
  */
@@ -589,8 +590,11 @@ static int cvm_rdma_setup_queue(struct cvm_rdma_queue *q)
 	ret = cvm_rdma_create_qp(q);
 	if (ret)
 		return ret;
+	/* A HELLO's payload is always inline, whatever size was agreed. */
 	q->rbuf_size = target ? sizeof(struct cvm_wire_rdma_cmd) +
-				q->inline_size : CVM_RDMA_RSP_SIZE;
+				max_t(u32, q->inline_size,
+				      sizeof(struct cvm_wire_hello)) :
+				CVM_RDMA_RSP_SIZE;
 	ret = cvm_rdma_alloc_rbufs(q);
 	if (ret)
 		return ret;
@@ -838,6 +842,20 @@ static void cvm_rdma_read_done(struct ib_cq *cq, struct ib_wc *wc)
 	cvm_rdma_deliver(rreq);
 }
 
+/*
+ * The RDMA WRITEs of a reply are unsignaled, chained before its SEND: only
+ * a failed one completes (a bad key or range the initiator named), and the
+ * SEND is then flushed.  Name the cause; the SEND's completion frees.
+ */
+static void cvm_rdma_write_failed(struct ib_cq *cq, struct ib_wc *wc)
+{
+	struct cvm_rdma_req *rreq = container_of(wc->wr_cqe,
+						 struct cvm_rdma_req, rw_cqe);
+
+	cvm_rdma_wr_failed(to_rdma_conn(rreq->req.conn), wc,
+			   "RDMA WRITE of a reply payload");
+}
+
 /* A whole request with its payload: check its CRC if any, hand it over. */
 static void cvm_rdma_deliver(struct cvm_rdma_req *rreq)
 {
@@ -1059,7 +1077,7 @@ static void cvm_rdma_send_reply(struct cvm_xprt_req *req)
 	struct cvm_rdma_queue *q = rreq->queue;
 	struct cvm_wire_hdr *w = &rreq->rsp.hdr;
 	u16 status = req->rsp_status;
-	struct ib_send_wr *first;
+	struct ib_send_wr *first, *wr;
 	u32 len = 0, size = sizeof(*w);
 	bool hello = req->hdr.opcode == CVM_WIRE_OP_HELLO;
 	int ret;
@@ -1141,6 +1159,9 @@ static void cvm_rdma_send_reply(struct cvm_xprt_req *req)
 					       DMA_TO_DEVICE);
 		first = rdma_rw_ctx_wrs(&rreq->rw, q->qp, q->port,
 					NULL, &rreq->send_wr);
+		rreq->rw_cqe.done = cvm_rdma_write_failed;
+		for (wr = first; wr != &rreq->send_wr; wr = wr->next)
+			wr->wr_cqe = &rreq->rw_cqe;
 	}
 	ret = ib_post_send(q->qp, first, NULL);
 	if (ret) {
@@ -1784,8 +1805,10 @@ static int cvm_rdma_cm_handler(struct rdma_cm_id *cm_id,
 	case RDMA_CM_EVENT_DISCONNECTED:
 	case RDMA_CM_EVENT_ADDR_CHANGE:
 	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
-		cvm_rdma_fatal(q->rc, q->established ?
-			       "disconnected" : NULL, 0);
+		/* An initiator closing is routine; a target going is not. */
+		cvm_rdma_fatal(q->rc, q->established &&
+			       !cvm_rdma_target(q->rc) ? "disconnected" : NULL,
+			       0);
 		return 0;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
 		/* cvm_rdma_remove_one() frees it. */
@@ -1822,16 +1845,21 @@ static int cvm_rdma_accept(struct rdma_cm_id *cm_id, struct rdma_cm_event *ev)
 	u32 depth;
 	int ret;
 
+	/*
+	 * A rejected request's cm_id is ours to free: returning non-zero
+	 * makes rdma_cm destroy it, as nvmet-rdma does.
+	 */
 	if (!creq || ev->param.conn.private_data_len < sizeof(*creq) ||
 	    le16_to_cpu(creq->recfmt) != CVM_WIRE_RDMA_RECFMT ||
-	    !le16_to_cpu(creq->queue_depth)) {
+	    !le16_to_cpu(creq->queue_depth) ||
+	    memchr_inv(creq->reserved, 0, sizeof(creq->reserved))) {
 		pr_err_ratelimited("connect request with bad private data\n");
 		rdma_reject(cm_id, NULL, 0, IB_CM_REJ_CONSUMER_DEFINED);
-		return 0;
+		return -ECONNREFUSED;
 	}
 	if (READ_ONCE(rl->stopping)) {
 		rdma_reject(cm_id, NULL, 0, IB_CM_REJ_CONSUMER_DEFINED);
-		return 0;
+		return -ECONNREFUSED;
 	}
 	rc = cvm_rdma_conn_alloc(1, CVM_CONN_TARGET, rl->l.cb,
 				 rl->l.core_priv);
@@ -1892,6 +1920,12 @@ static int cvm_rdma_listener_cm_handler(struct rdma_cm_id *cm_id,
 {
 	if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST)
 		return cvm_rdma_accept(cm_id, ev);
+	/*
+	 * An accepted connection's cm_id inherits this handler: its events
+	 * (DISCONNECTED above all) are the connection's.  Only it has a QP.
+	 */
+	if (cm_id->qp)
+		return cvm_rdma_cm_handler(cm_id, ev);
 	/* DEVICE_REMOVAL: cvm_rdma_remove_one() takes the listener off. */
 	return 0;
 }
