@@ -23,11 +23,15 @@
 #                         also at 127.0.0.1:cvm_port i over tcp, for the
 #                         userspace cvm-wire (TCP only)
 #   cvm_three_targets_down (tests only) undo it: unlisten, remove, rmmod brd
-#   cvm_silenceable       can cvm_block silence a target of this transport
-#                         in this VM?  (not rdma: see below)
-#   cvm_block I           drop all traffic of target I's data path (nft),
-#                         nothing closed; cvm_block again adds a target
-#   cvm_unblock           let every target's traffic flow again
+#   cvm_disk I            target I's backing device in cvm_three_targets:
+#                         /dev/ramI over tcp, dm-linear cvmdiskI on it over
+#                         rdma (for cvm_block)
+#   cvm_block I           silence target I, nothing closed: over tcp its
+#                         data path's packets are dropped (nft), over rdma
+#                         its disk stops completing I/O (dm suspend); see
+#                         below.  cvm_block again adds a target
+#   cvm_block_how         what cvm_block does, for check names
+#   cvm_unblock           let every target answer again
 
 cvm_load() {
 	[[ -d /sys/module/$1 ]] && return 0
@@ -112,13 +116,17 @@ cvm_three_targets() {
 	if [[ $(cvm_transport) == rdma ]]; then
 		check "rdma: Soft-RoCE rxe0 on eth0, 10.99.0.1-3" cvm_rdma_up
 	fi
+	cvm_dm_disks_down	# a failed test's leftovers hold brd
 	rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
 	check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
+	if [[ $(cvm_transport) == rdma ]]; then
+		check "dm-linear cvmdisk0..2 on /dev/ram0..2" cvm_dm_disks
+	fi
 	check "load cvm_target" cvm_load cvm_target
 	check "load cvm" cvm_load cvm
 	for i in 0 1 2; do
-		check "target: add device $i on /dev/ram$i" \
-			"${tg[@]}" add $i /dev/ram$i format
+		check "target: add device $i on $(cvm_disk $i)" \
+			"${tg[@]}" add $i "$(cvm_disk $i)" format
 		check "target: listen $(cvm_addr $i):$(cvm_port $i) ($(cvm_transport))" \
 			cvm_listen $i
 		[[ $(cvm_transport) == tcp ]] && continue
@@ -138,46 +146,92 @@ cvm_three_targets_down() {
 		fi
 		check "target: remove device $i" "${tg[@]}" remove $i
 	done
+	if [[ $(cvm_transport) == rdma ]]; then
+		check "remove dm-linear cvmdisk0..2" cvm_dm_disks_down
+	fi
 	check "rmmod brd" rmmod brd
+}
+
+cvm_disk() {
+	if [[ $(cvm_transport) == rdma ]]; then
+		echo "/dev/mapper/cvmdisk$1"
+	else
+		echo "/dev/ram$1"
+	fi
+}
+
+cvm_dm_disks() {
+	local i
+	modprobe dm_mod || return
+	for i in 0 1 2; do
+		echo "0 $(blockdev --getsz /dev/ram$i) linear /dev/ram$i 0" |
+			dmsetup create "cvmdisk$i" || return
+	done
+	udevadm settle 2>/dev/null
+	for i in 0 1 2; do
+		[[ -b /dev/mapper/cvmdisk$i ]] || dmsetup mknodes "cvmdisk$i"
+	done
+}
+
+# Resumes first: a suspended device cannot be removed.
+cvm_dm_disks_down() {
+	local i rc=0
+	for i in 0 1 2; do
+		[[ -e /dev/mapper/cvmdisk$i ]] || continue
+		dmsetup resume "cvmdisk$i"
+		dmsetup remove "cvmdisk$i" || rc=1
+	done
+	return $rc
 }
 
 # Silencing a target: its connections stay open, nothing answers.
 # tcp: every packet to and from 127.0.0.1:cvm_port I is dropped (input
 # hook: on lo it sees both directions).
-# rdma: RoCEv2 is UDP to port 4791 between the targets' own addresses, so
-# the rules drop UDP 4791 to and from cvm_addr I.  But in this one VM they
-# never match: every target address is local, so rdma_cm resolves each
+# rdma: dropping packets does not work in this one VM.  RoCEv2 is UDP to
+# port 4791, but every target address is local, so rdma_cm resolves each
 # peer to rxe0's own MAC and rxe hands the packet straight to its receive
 # path (rxe_loopback() in drivers/infiniband/sw/rxe/rxe_net.c), past
-# netfilter.  Verified with rping 10.99.0.1 -> 10.99.0.2: the counters stay
-# at 0 and rping gets through with the drop rules in place.  Hence
-# cvm_silenceable; CVM_RDMA_BLOCK=1 tries the rules anyway (a setup where
-# the traffic leaves the host).
-cvm_silenceable() {
-	[[ $(cvm_transport) == tcp || -n "${CVM_RDMA_BLOCK:-}" ]]
-}
-
-cvm_block() {
-	local a p
-	modprobe nf_tables || return
-	nft add table inet cvmtest &&
-		nft add chain inet cvmtest input \
-			'{ type filter hook input priority 0; policy accept; }' &&
-		nft add chain inet cvmtest output \
-			'{ type filter hook output priority 0; policy accept; }' ||
-		return
+# netfilter (rping 10.99.0.1 -> 10.99.0.2 gets through drop rules on UDP
+# 4791; their counters stay at 0).  So the target's disk hangs instead:
+# cvm_three_targets puts each rdma target on a dm-linear device, and
+# `dmsetup suspend` holds every new bio until resume.  The target still
+# answers HELLO, so a reconnect succeeds and its requests time out again:
+# the hung-disk case, where the tcp variant is the silent-network one.  A
+# FLUSH is not held: the block layer completes it before dm sees it, as the
+# RAM disk has no volatile cache.
+cvm_block_how() {
 	if [[ $(cvm_transport) == rdma ]]; then
-		a=$(cvm_addr "$1")
-		nft add rule inet cvmtest output ip daddr "$a" udp dport 4791 drop &&
-			nft add rule inet cvmtest input ip daddr "$a" udp dport 4791 drop &&
-			nft add rule inet cvmtest input ip saddr "$a" udp dport 4791 drop
+		echo "its disk stops completing I/O (dm suspend)"
 	else
-		p=$(cvm_port "$1")
-		nft add rule inet cvmtest input tcp dport "$p" drop &&
-			nft add rule inet cvmtest input tcp sport "$p" drop
+		echo "nft drops its packets"
 	fi
 }
 
+cvm_block() {
+	local p
+	if [[ $(cvm_transport) == rdma ]]; then
+		dmsetup suspend "cvmdisk$1"
+		return
+	fi
+	modprobe nf_tables || return
+	if ! nft list table inet cvmtest >/dev/null 2>&1; then
+		nft add table inet cvmtest &&
+			nft add chain inet cvmtest input \
+				'{ type filter hook input priority 0; policy accept; }' ||
+			return
+	fi
+	p=$(cvm_port "$1")
+	nft add rule inet cvmtest input tcp dport "$p" drop &&
+		nft add rule inet cvmtest input tcp sport "$p" drop
+}
+
 cvm_unblock() {
+	local i
+	if [[ $(cvm_transport) == rdma ]]; then
+		for i in 0 1 2; do
+			dmsetup resume "cvmdisk$i" || return
+		done
+		return 0
+	fi
 	nft delete table inet cvmtest
 }
