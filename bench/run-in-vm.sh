@@ -17,8 +17,14 @@
 #   BENCH_DEVICES  which devices, in order (default: all of DEVICES below)
 #   BENCH_TABLE    0: do not print the tables here (bench/run.sh does)
 #   BENCH_COMMIT   recorded in the JSON (bench/run.sh passes the checkout's)
+#   BENCH_PERF     a job name (4k-randread-qd1, ...): after a device's runs,
+#                  run that job once more under `perf record -a -g` (the
+#                  whole guest, kernel and fio) and print the hottest
+#                  symbols, by self time and with callees, as lines
+#                  "   perf: ...".  Its figures are not in the results.
 #
-# bench/run-in-vm.sh --list (anywhere) prints the default device list.
+# bench/run-in-vm.sh --list (anywhere) prints the default device list,
+# --jobs the job names.
 set -euo pipefail
 top=${CVM_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top"
@@ -64,6 +70,10 @@ ALL_DEVICES=("${DEVICES[@]}")
 
 if [[ "${1:-}" == --list ]]; then
 	echo "${DEVICES[*]}"
+	exit 0
+fi
+if [[ "${1:-}" == --jobs ]]; then
+	for j in "${JOBS[@]}"; do echo "${j%% *}"; done
 	exit 0
 fi
 if [[ -z "${CVM_IN_VM:-}" ]]; then
@@ -445,6 +455,37 @@ for j in "${JOBS[@]}"; do
 	printf '%s\t%s\t%s\t%s\n' "$name" "$rw" "$bs" "$qd" >>"$work/jobs.tsv"
 done
 
+# profile_job NAME: job NAME on $DEV_PATH once more, the whole guest under
+# perf (call graphs), and the report's top lines: where the CPU time of
+# this device's I/O path goes (kernel symbols include the modules').
+profile_job() {
+	local j name rw bs qd data=$work/$current/perf.data
+	for j in "${JOBS[@]}"; do
+		read -r name rw bs qd <<<"$j"
+		[[ "$name" == "$1" ]] && break
+	done
+	[[ "$name" == "$1" ]] || return
+	log "   perf: $name under perf record -a -g, ${RUNTIME}s"
+	perf record -q -a -g -o "$data" -- \
+		fio --name="$name" --filename="$DEV_PATH" --rw="$rw" --bs="$bs" \
+		--iodepth="$qd" --ioengine=libaio --direct=1 --offset=0 \
+		--size=${SIZE_MIB}M --time_based --runtime="$RUNTIME" \
+		--output-format=terse >"$work/$current/perf.fio" 2>&1 || return
+	# terse v3: field 8 is read IOPS, 49 write IOPS.
+	log "   perf: fio under perf: $(awk -F';' '{ print "read " $8 " IOPS, write " $49 " IOPS" }' "$work/$current/perf.fio")"
+	# Self time, then time including callees (what a cvm function costs
+	# with everything it calls).
+	log "   perf: self"
+	perf report -i "$data" --stdio --no-children --sort sym -g none \
+		--percent-limit 0.7 2>/dev/null |
+		grep -v -e '^#' -e '^$' | head -n 45 | sed 's/^/   perf: /'
+	log "   perf: with callees"
+	perf report -i "$data" --stdio --children --sort sym -g none \
+		--percent-limit 3 2>/dev/null |
+		grep -v -e '^#' -e '^$' | head -n 60 | sed 's/^/   perf: /'
+	rm -f "$data"
+}
+
 log "bench: kernel $(uname -r), ${RUNTIME}s per job, repeat $REPEAT, ${SIZE_MIB} MiB region"
 log "bench: devices ${DEVICES[*]}"
 start=$SECONDS
@@ -534,6 +575,10 @@ for d in "${DEVICES[@]}"; do
 		fi
 		[[ "$status" == ok ]] || log "   $status"
 	done
+
+	if [[ "$status" == ok && -n "${BENCH_PERF:-}" ]]; then
+		profile_job "$BENCH_PERF" || log "   perf: profiling failed"
+	fi
 
 	# After a failed setup too: it undoes what the setup got done.
 	"teardown_$f" || log "   teardown failed (exit status $?)"

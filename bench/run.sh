@@ -4,7 +4,8 @@
 # out of the guest: its root is a tmpfs overlay), saves it as
 # bench/results/<UTC timestamp>.json and prints the tables.
 #
-#   BENCH_RUNTIME, BENCH_REPEAT   passed into the VM (see bench/run-in-vm.sh)
+#   BENCH_RUNTIME, BENCH_REPEAT, BENCH_PERF
+#                                 passed into the VM (see bench/run-in-vm.sh)
 #   BENCH_DEVICES (or DEVICES)    which devices, in order; checked here
 #                                 before the VM boots
 #   BENCH_VM_TIMEOUT   seconds before the VM is killed (default: from the
@@ -40,8 +41,13 @@ if [[ "$commit" != unknown ]] && ! git diff --quiet HEAD 2>/dev/null; then
 	commit+="-dirty"
 fi
 
+perf=${BENCH_PERF:-}
+if [[ -n "$perf" ]] && ! bench/run-in-vm.sh --jobs | grep -qx -- "$perf"; then
+	echo "bench: BENCH_PERF wants a job name (known: $(bench/run-in-vm.sh --jobs | tr '\n' ' '))" >&2
+	exit 2
+fi
 vm_env=(BENCH_RUNTIME="$runtime" BENCH_REPEAT="$repeat" BENCH_TABLE=0
-	BENCH_COMMIT="$commit" BENCH_DEVICES="${dev_list[*]}")
+	BENCH_COMMIT="$commit" BENCH_DEVICES="${dev_list[*]}" BENCH_PERF="$perf")
 
 mkdir -p bench/results
 log=$(mktemp)
