@@ -7,7 +7,7 @@
 # targets and a replicated(3) volume over Soft-RoCE (rxe0), then
 #   - `rdma link delete rxe0` under fio: the removal completes (cvm's
 #     ib_client tears down every connection and listener on the device
-#     instead of holding it), both modules log why, fio's I/O fails
+#     instead of holding it), the initiator logs why, fio's I/O fails
 #     rather than hangs (every replica was on that device);
 #   - `rdma link add` again: the listeners listen again by themselves,
 #     the initiator reconnects with backoff, and the data written before
@@ -80,8 +80,11 @@ dmesg -C
 check "the removal completes within 60 s" timeout 60 rdma link delete rxe0
 check "target: its listeners left the device" \
 	count_at_least 3 'cvm_target: rdma: rxe0 removed: no longer listening'
-check "target: connections closed, reason logged" \
-	count_at_least 1 'cvm_target: rdma: initiator .*: RDMA device removed'
+# The target's connections need no check of their own: its removal
+# callback waits until every one on the device is freed, so the removal
+# completing is the proof.  Which closes them first, the target's callback
+# ("RDMA device removed") or cvm.ko's (the target sees a disconnect), is a
+# race between the two modules' ib_clients.
 check "initiator: paths down, reconnecting" \
 	count_at_least 3 'cvm: device [0-2] at .*: connection lost, reconnecting'
 check "fio ends (errors, not a hang)" wait_gone $fio_pid
@@ -113,4 +116,7 @@ cvm_three_targets_down
 check "rmmod cvm" rmmod cvm
 check "rmmod cvm_target" rmmod cvm_target
 check "rmmod rdma_rxe" rmmod rdma_rxe
+# Leave the modules loaded, as the VM runner did.
+cvm_load cvm_target >/dev/null 2>&1
+cvm_load cvm >/dev/null 2>&1
 check_summary
