@@ -15,17 +15,18 @@
 #include "hash.h"
 
 namespace cvm::wire {
-namespace {
 
-void Put(uint8_t* p, uint64_t v, int n) {
+void PutLe(uint8_t* p, uint64_t v, int n) {
   for (int i = 0; i < n; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-uint64_t Get(const uint8_t* p, int n) {
+uint64_t GetLe(const uint8_t* p, int n) {
   uint64_t v = 0;
   for (int i = 0; i < n; i++) v |= static_cast<uint64_t>(p[i]) << (8 * i);
   return v;
 }
+
+namespace {
 
 bool Ranged(uint8_t op) {
   return op == CVM_WIRE_OP_READ || op == CVM_WIRE_OP_WRITE ||
@@ -105,51 +106,51 @@ Header MakeRequest(uint8_t opcode) {
 HeaderBytes Encode(const Header& h, bool seal) {
   HeaderBytes b{};
   uint8_t* p = b.data();
-  Put(p + 0, h.magic, 4);
+  PutLe(p + 0, h.magic, 4);
   p[4] = h.version;
   p[5] = h.opcode;
-  Put(p + 6, h.flags, 2);
-  Put(p + 8, h.tag, 8);
-  Put(p + 16, h.volume_id, 8);
-  Put(p + 24, h.object_no, 8);
-  Put(p + 32, h.offset, 8);
-  Put(p + 40, h.snap_seq, 8);
-  Put(p + 48, h.snap_id, 8);
-  Put(p + 56, h.map_epoch, 8);
-  Put(p + 64, h.attach_epoch, 8);
-  Put(p + 72, h.length, 4);
-  Put(p + 76, h.shard, 2);
-  Put(p + 78, h.status, 2);
-  Put(p + 80, h.data_crc, 4);
-  Put(p + 84, h.reserved0, 4);
-  Put(p + 88, h.reserved1, 4);
+  PutLe(p + 6, h.flags, 2);
+  PutLe(p + 8, h.tag, 8);
+  PutLe(p + 16, h.volume_id, 8);
+  PutLe(p + 24, h.object_no, 8);
+  PutLe(p + 32, h.offset, 8);
+  PutLe(p + 40, h.snap_seq, 8);
+  PutLe(p + 48, h.snap_id, 8);
+  PutLe(p + 56, h.map_epoch, 8);
+  PutLe(p + 64, h.attach_epoch, 8);
+  PutLe(p + 72, h.length, 4);
+  PutLe(p + 76, h.shard, 2);
+  PutLe(p + 78, h.status, 2);
+  PutLe(p + 80, h.data_crc, 4);
+  PutLe(p + 84, h.reserved0, 4);
+  PutLe(p + 88, h.reserved1, 4);
   uint32_t crc = seal ? Crc32c(std::span(b.data(), kHeaderLen - 4)) : h.hdr_crc;
-  Put(p + 92, crc, 4);
+  PutLe(p + 92, crc, 4);
   return b;
 }
 
 Header DecodeRaw(std::span<const uint8_t, kHeaderLen> b) {
   const uint8_t* p = b.data();
   Header h;
-  h.magic = Get(p, 4);
+  h.magic = GetLe(p, 4);
   h.version = p[4];
   h.opcode = p[5];
-  h.flags = Get(p + 6, 2);
-  h.tag = Get(p + 8, 8);
-  h.volume_id = Get(p + 16, 8);
-  h.object_no = Get(p + 24, 8);
-  h.offset = Get(p + 32, 8);
-  h.snap_seq = Get(p + 40, 8);
-  h.snap_id = Get(p + 48, 8);
-  h.map_epoch = Get(p + 56, 8);
-  h.attach_epoch = Get(p + 64, 8);
-  h.length = Get(p + 72, 4);
-  h.shard = Get(p + 76, 2);
-  h.status = Get(p + 78, 2);
-  h.data_crc = Get(p + 80, 4);
-  h.reserved0 = Get(p + 84, 4);
-  h.reserved1 = Get(p + 88, 4);
-  h.hdr_crc = Get(p + 92, 4);
+  h.flags = GetLe(p + 6, 2);
+  h.tag = GetLe(p + 8, 8);
+  h.volume_id = GetLe(p + 16, 8);
+  h.object_no = GetLe(p + 24, 8);
+  h.offset = GetLe(p + 32, 8);
+  h.snap_seq = GetLe(p + 40, 8);
+  h.snap_id = GetLe(p + 48, 8);
+  h.map_epoch = GetLe(p + 56, 8);
+  h.attach_epoch = GetLe(p + 64, 8);
+  h.length = GetLe(p + 72, 4);
+  h.shard = GetLe(p + 76, 2);
+  h.status = GetLe(p + 78, 2);
+  h.data_crc = GetLe(p + 80, 4);
+  h.reserved0 = GetLe(p + 84, 4);
+  h.reserved1 = GetLe(p + 88, 4);
+  h.hdr_crc = GetLe(p + 92, 4);
   return h;
 }
 
@@ -231,9 +232,9 @@ std::string_view StatusName(uint16_t status) {
 
 std::array<uint8_t, kHelloLen> EncodeHello(const Hello& h) {
   std::array<uint8_t, kHelloLen> b{};
-  Put(b.data(), h.cluster_id, 8);
-  Put(b.data() + 8, h.host_id, 8);
-  Put(b.data() + 20, h.device_id, 4);
+  PutLe(b.data(), h.cluster_id, 8);
+  PutLe(b.data() + 8, h.host_id, 8);
+  PutLe(b.data() + 20, h.device_id, 4);
   std::memcpy(b.data() + 32, h.token.data(), kTokenLen);
   return b;
 }

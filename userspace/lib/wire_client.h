@@ -23,6 +23,10 @@ inline constexpr size_t kHelloLen = 64;
 inline constexpr size_t kStatLen = 32;
 inline constexpr size_t kTokenLen = 32;
 
+// Little-endian field access, as the wire wants it: @n bytes of @v at @p.
+void PutLe(uint8_t* p, uint64_t v, int n);
+uint64_t GetLe(const uint8_t* p, int n);
+
 // Host-order view of struct cvm_wire_hdr.
 struct Header {
   uint32_t magic = 0;

@@ -97,16 +97,8 @@ constexpr uint32_t kBogusKey = 0xfffffe5a;
 // invalidated rkey must still be ours.
 constexpr unsigned kKernelWithInv = 1U << 2;
 
-// Little-endian field access, as the wire wants it.
-void Put(uint8_t* p, uint64_t v, int n) {
-  for (int i = 0; i < n; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-uint64_t Get(const uint8_t* p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++) v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return v;
-}
+using wire::GetLe;
+using wire::PutLe;
 
 Status Errno(std::string_view what) {
   return cvm::IoError(fmt::format("{}: {}", what, std::strerror(errno)));
@@ -156,12 +148,12 @@ struct CmReq {
 
   std::vector<uint8_t> Bytes() const {
     std::vector<uint8_t> b(sizeof(cvm_wire_rdma_cm_req));
-    Put(&b[0], recfmt, 2);
-    Put(&b[2], queue_depth, 2);
-    Put(&b[4], inline_size, 4);
-    Put(&b[8], qid, 2);
+    PutLe(&b[0], recfmt, 2);
+    PutLe(&b[2], queue_depth, 2);
+    PutLe(&b[4], inline_size, 4);
+    PutLe(&b[8], qid, 2);
     for (size_t i = 0; i < reserved.size(); i++)
-      Put(&b[10 + 2 * i], reserved[i], 2);
+      PutLe(&b[10 + 2 * i], reserved[i], 2);
     return b;
   }
 };
@@ -182,9 +174,9 @@ std::vector<uint8_t> Command(const wire::Header& h, const Sgl& sgl,
   wire::HeaderBytes hb = wire::Encode(h, seal);
   std::vector<uint8_t> b(hb.begin(), hb.end());
   b.resize(kCmdLen);
-  Put(&b[wire::kHeaderLen], sgl.addr, 8);
-  Put(&b[wire::kHeaderLen + 8], sgl.length, 4);
-  Put(&b[wire::kHeaderLen + 12], sgl.key, 4);
+  PutLe(&b[wire::kHeaderLen], sgl.addr, 8);
+  PutLe(&b[wire::kHeaderLen + 8], sgl.length, 4);
+  PutLe(&b[wire::kHeaderLen + 12], sgl.key, 4);
   b.insert(b.end(), payload.begin(), payload.end());
   return b;
 }
@@ -396,10 +388,10 @@ Result<std::unique_ptr<Connection>> Connection::Open(const Endpoint& ep,
       CmRep& r = c->rep_;
       r.len = p ? ev->param.conn.private_data_len : 0;
       if (r.len >= sizeof(cvm_wire_rdma_cm_rep)) {
-        r.recfmt = Get(p, 2);
-        r.queue_depth = Get(p + 2, 2);
-        r.inline_size = Get(p + 4, 4);
-        r.reserved = Get(p + 8, 8);
+        r.recfmt = GetLe(p, 2);
+        r.queue_depth = GetLe(p + 2, 2);
+        r.inline_size = GetLe(p + 4, 4);
+        r.reserved = GetLe(p + 8, 8);
       }
       return c;
     }
@@ -991,10 +983,10 @@ Status SayHello(Connection& c, const Options& o, const wire::Hello& hello,
   CVM_ASSIGN_OR_RETURN(Reply r, Call(c, o, req, cmd, status, len, {}));
   if (status != CVM_WIRE_STATUS_OK) return Status::Ok();
   const uint8_t* p = r.payload.data();
-  if (Get(p, 8) != hello.cluster_id || Get(p + 8, 8) != hello.host_id ||
-      Get(p + 20, 4) != hello.device_id)
+  if (GetLe(p, 8) != hello.cluster_id || GetLe(p + 8, 8) != hello.host_id ||
+      GetLe(p + 20, 4) != hello.device_id)
     return cvm::Corruption("HELLO reply does not echo cluster, host, device");
-  if (Get(p + 16, 4) || Get(p + 24, 8))
+  if (GetLe(p + 16, 4) || GetLe(p + 24, 8))
     return cvm::Corruption("HELLO reply with features or reserved set");
   if (std::any_of(p + 32, p + 64, [](uint8_t b) { return b != 0; }))
     return cvm::Corruption("HELLO reply carries a token");
@@ -1178,7 +1170,7 @@ int RunSession(const Options& o) {
     auto cmd = Command(h, {});
     CVM_ASSIGN_OR_RETURN(
         Reply r, Call(c, o, h, cmd, CVM_WIRE_STATUS_OK, wire::kStatLen, {}));
-    uint64_t allocated = Get(r.payload.data(), 8);
+    uint64_t allocated = GetLe(r.payload.data(), 8);
     if (!allocated)
       return cvm::Corruption("STAT says nothing is allocated after writes");
     return fmt::format("OK, plain SEND, allocated {}", allocated);
@@ -1193,7 +1185,7 @@ int RunSession(const Options& o) {
     auto cmd = Command(h, w->sgl());
     CVM_ASSIGN_OR_RETURN(Reply r, Call(c, o, h, cmd, CVM_WIRE_STATUS_OK,
                                        wire::kStatLen, w->rkey));
-    uint64_t allocated = Get(w->buf.data(), 8);
+    uint64_t allocated = GetLe(w->buf.data(), 8);
     if (!allocated)
       return cvm::Corruption("STAT says nothing is allocated after writes");
     return fmt::format("OK, allocated {}", allocated);
@@ -1535,7 +1527,7 @@ std::vector<Case> Cases() {
       [](const Options& o) {
         return ExpectClosed(o, false, [&o](Connection& c) {
           auto b = HelloCommand(c, o.hello);
-          Put(&b[kCmdLen + 16], 1, 4);
+          PutLe(&b[kCmdLen + 16], 1, 4);
           return Result<std::vector<uint8_t>>(b);
         });
       });
@@ -1543,7 +1535,7 @@ std::vector<Case> Cases() {
       [](const Options& o) {
         return ExpectClosed(o, false, [&o](Connection& c) {
           auto b = HelloCommand(c, o.hello);
-          Put(&b[kCmdLen + 24], 1, 8);
+          PutLe(&b[kCmdLen + 24], 1, 8);
           return Result<std::vector<uint8_t>>(b);
         });
       });
