@@ -177,7 +177,8 @@ cvm_dm_disks() {
 cvm_dm_disks_down() {
 	local i rc=0
 	for i in 0 1 2; do
-		[[ -e /dev/mapper/cvmdisk$i ]] || continue
+		# Not -e: without udev a removed device's node may linger.
+		dmsetup info "cvmdisk$i" >/dev/null 2>&1 || continue
 		dmsetup resume "cvmdisk$i"
 		dmsetup remove "cvmdisk$i" || rc=1
 	done
