@@ -455,6 +455,14 @@ for j in "${JOBS[@]}"; do
 	printf '%s\t%s\t%s\t%s\n' "$name" "$rw" "$bs" "$qd" >>"$work/jobs.tsv"
 done
 
+# fio_args NAME RW BS QD: sets fio_args to one job on $DEV_PATH, as every
+# device gets it (the measured runs and the profiled one).
+fio_args() {
+	fio_args=(--name="$1" --filename="$DEV_PATH" --rw="$2" --bs="$3"
+		--iodepth="$4" --ioengine=libaio --direct=1 --offset=0
+		--size=${SIZE_MIB}M --time_based --runtime="$RUNTIME")
+}
+
 # profile_job NAME: job NAME on $DEV_PATH once more, the whole guest under
 # perf (call graphs), and the report's top lines: where the CPU time of
 # this device's I/O path goes (kernel symbols include the modules').
@@ -466,10 +474,8 @@ profile_job() {
 	done
 	[[ "$name" == "$1" ]] || return
 	log "   perf: $name under perf record -a -g, ${RUNTIME}s"
-	perf record -q -a -g -o "$data" -- \
-		fio --name="$name" --filename="$DEV_PATH" --rw="$rw" --bs="$bs" \
-		--iodepth="$qd" --ioengine=libaio --direct=1 --offset=0 \
-		--size=${SIZE_MIB}M --time_based --runtime="$RUNTIME" \
+	fio_args "$name" "$rw" "$bs" "$qd"
+	perf record -q -a -g -o "$data" -- fio "${fio_args[@]}" \
 		--output-format=terse >"$work/$current/perf.fio" 2>&1 || return
 	# terse v3: field 8 is read IOPS, 49 write IOPS.
 	log "   perf: fio under perf: $(awk -F';' '{ print "read " $8 " IOPS, write " $49 " IOPS" }' "$work/$current/perf.fio")"
@@ -554,14 +560,11 @@ for d in "${DEVICES[@]}"; do
 		for j in "${JOBS[@]}"; do
 			read -r name rw bs qd <<<"$j"
 			out=$work/$d/$name.$rep.json
+			fio_args "$name" "$rw" "$bs" "$qd"
 			# A stuck device would hang fio; the guest's hung-task panic
 			# (60 s) usually ends the run first, this is the fallback.
-			if ! timeout -k 10 $((RUNTIME + 120)) \
-				fio --name="$name" --filename="$DEV_PATH" --rw="$rw" --bs="$bs" \
-				--iodepth="$qd" --ioengine=libaio --direct=1 \
-				--offset=0 --size=${SIZE_MIB}M --time_based \
-				--runtime="$RUNTIME" --lat_percentiles=1 \
-				--output-format=json --output="$out"; then
+			if ! timeout -k 10 $((RUNTIME + 120)) fio "${fio_args[@]}" \
+				--lat_percentiles=1 --output-format=json --output="$out"; then
 				status="fio failed: $name, run $rep"
 				[[ -f "$out" ]] && sed 's/^/   fio: /' "$out" | tail -n 20 >&2
 				rm -f "$out"
