@@ -6,8 +6,22 @@ KRELEASE ?= $(shell bash -c '. scripts/kernel-release.sh && cvm_kernel_release' 
 KDIR ?= /lib/modules/$(KRELEASE)/build
 BUILD ?= build
 JOBS ?= 2
+# Build caches shared by every checkout on this machine, outside the clone:
+# ccache for the C++ objects, the KUnit UML build (scripts/kunit.sh).  An
+# empty or missing cache only makes a build slower.  CCACHE_BASEDIR and
+# CCACHE_NOHASHDIR let two clones at different paths share objects.
+CVM_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cvm
+export CVM_CACHE
+CCACHE := $(shell command -v ccache 2>/dev/null)
+ifneq ($(CCACHE),)
+CMAKE_LAUNCHER := -DCMAKE_C_COMPILER_LAUNCHER=$(CCACHE) -DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE)
+export CCACHE_DIR ?= $(CVM_CACHE)/ccache
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+endif
 
-.PHONY: all deps modules userspace check kunit vm-test unit-test demo bench \
+.PHONY: all deps modules userspace check check-fast check-full kunit vm-test \
+	unit-test cluster-test demo bench \
 	install dkms-install dkms-remove format clean
 
 all: modules userspace
@@ -19,13 +33,20 @@ modules:
 	$(MAKE) -C kernel KDIR=$(KDIR) CVM_VERSION=$(VERSION)
 
 userspace:
-	cmake -S userspace -B $(BUILD)/userspace -DCVM_VERSION=$(VERSION) >/dev/null
+	cmake -S userspace -B $(BUILD)/userspace -DCVM_VERSION=$(VERSION) $(CMAKE_LAUNCHER) >/dev/null
 	cmake --build $(BUILD)/userspace -j $(JOBS)
 
-# Everything: GoogleTest, KUnit on UML, and the integration tests in the VM.
+# The test tiers (scripts/check.sh): check is what CI runs, each failure
+# mode once and short; check-fast is for iteration (unit, style, KUnit, a
+# VM smoke test); check-full adds the long variants, run by hand.
 check: deps
-	$(MAKE) all
-	scripts/check.sh
+	scripts/check.sh check
+
+check-fast: deps
+	scripts/check.sh fast
+
+check-full: deps
+	scripts/check.sh full
 
 unit-test: userspace
 	ctest --test-dir $(BUILD)/userspace --output-on-failure -j $(JOBS)
@@ -35,6 +56,10 @@ kunit: deps
 
 vm-test: all
 	scripts/vm-run.sh tests/run-in-vm.sh
+
+# The cross-machine scenarios, each on a cluster of its own.
+cluster-test: all
+	for t in tests/cluster/*.sh; do scripts/vm-cluster.sh $$t || exit; done
 
 demo: deps
 	$(MAKE) all

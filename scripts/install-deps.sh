@@ -17,6 +17,8 @@ PKGS=(
 	librdmacm-dev libibverbs-dev
 	# test VM and what runs inside it
 	qemu-system-x86 busybox-static fio e2fsprogs iproute2 util-linux nftables
+	# the test cluster: guests on one unix-socket switch; caches for rebuilds
+	vde2 ccache
 	# crash tests: a copy-on-write view of the crashed disks per check
 	dmsetup
 	# bench: NVMe-oF anchors, perf to see where time goes in the guest, md raid1

@@ -3,22 +3,7 @@
 # initramfs).  Mounts the run directory shared by the host, loads the cvm
 # modules, runs the host's command, saves its status and the kernel log for
 # the host, and powers off.
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root
-mkdir -p /run/cvm-host
-poweroff_now() { sync; echo o >/proc/sysrq-trigger; sleep 30; }
-echo 1 >/proc/sys/kernel/sysrq
-mount -t 9p -o trans=virtio,version=9p2000.L cvmrun /run/cvm-host || poweroff_now
-# No tmpfs over /tmp: the checkout under test may live there, and the
-# overlay's upper layer is tmpfs already, so writes never reach the host.
-mount -t tmpfs tmpfs /run/lock 2>/dev/null
-mkdir -p /dev/pts /dev/shm
-mount -t devpts devpts /dev/pts
-ln -sfn /proc/self/fd /dev/fd
-mount -t tmpfs tmpfs /dev/shm
-mount -t configfs configfs /sys/kernel/config 2>/dev/null
-mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-ip link set lo up
+. "$(dirname "${BASH_SOURCE[0]}")/vm-guest-setup.sh"
 hostname cvm-vm
 echo 60 >/proc/sys/kernel/hung_task_timeout_secs
 

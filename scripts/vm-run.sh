@@ -20,8 +20,8 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=scripts/kernel-release.sh
-. "$TOP/scripts/kernel-release.sh"
+# shellcheck source=scripts/vm-lib.sh
+. "$TOP/scripts/vm-lib.sh"
 
 timeout_s=${CVM_VM_TIMEOUT:-600}
 mem=2048
@@ -49,10 +49,7 @@ done
 (($#)) || { echo "vm-run: no command given (see --help)" >&2; exit 2; }
 [[ "$timeout_s" =~ ^[0-9]+$ ]] || { echo "vm-run: --timeout wants seconds" >&2; exit 2; }
 
-REL=$(cvm_kernel_release)
-KERNEL=/boot/vmlinuz-$REL
-[[ -r "$KERNEL" ]] || { echo "vm-run: $KERNEL missing (run scripts/install-deps.sh)" >&2; exit 1; }
-command -v qemu-system-x86_64 >/dev/null || { echo "vm-run: qemu-system-x86_64 missing (run scripts/install-deps.sh)" >&2; exit 1; }
+KERNEL=$(cvm_vm_kernel) || { echo "vm-run: cannot boot" >&2; exit 1; }
 
 if ((load_modules)); then
 	for ko in "$TOP/kernel/cvm.ko" "$TOP/kernel/cvm_target.ko"; do
@@ -63,64 +60,8 @@ fi
 VMDIR=$TOP/build/vm
 mkdir -p "$VMDIR"
 
-# One VM at a time on this machine, whichever checkout starts it: two TCG
-# guests on two cores only slow each other down.
-exec 9>"${CVM_VM_LOCK:-/tmp/cvm-vm.lock}"
-if ! flock -n 9; then
-	echo "vm-run: waiting for another VM run to finish" >&2
-	flock 9
-fi
-
-# --- initramfs: busybox + the modules that mount the host root -------------
-build_initramfs() {
-	local img=$1 dir
-	dir=$(mktemp -d)
-	mkdir -p "$dir"/{bin,dev,proc,sys,lower,upper,newroot,mods}
-	cp /bin/busybox "$dir/bin/busybox"
-	local m
-	for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev \
-		 virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay; do
-		cp "$(modinfo -k "$REL" -n "$m")" "$dir/mods/$m.ko"
-	done
-	cat >"$dir/init" <<'INIT'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-fail() { echo "cvm-initramfs: $*"; echo o >/proc/sysrq-trigger; sleep 10; }
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev \
-	 virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay; do
-	insmod /mods/$m.ko || fail "insmod $m failed"
-done
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 hostroot /lower ||
-	fail "cannot mount the host root over 9p"
-mount -t tmpfs -o size=70% tmpfs /upper
-mkdir -p /upper/upper /upper/work
-mount -t overlay overlay \
-	-o lowerdir=/lower,upperdir=/upper/upper,workdir=/upper/work /newroot ||
-	fail "cannot mount the overlay root"
-stage2=
-for arg in $(cat /proc/cmdline); do
-	case "$arg" in cvm.stage2=*) stage2=${arg#cvm.stage2=} ;; esac
-done
-[ -n "$stage2" ] || fail "no cvm.stage2= on the command line"
-mount --move /proc /newroot/proc
-mount --move /sys /newroot/sys
-mount --move /dev /newroot/dev
-exec switch_root /newroot /bin/bash "$stage2"
-INIT
-	chmod +x "$dir/init"
-	(cd "$dir" && find . | cpio -o -H newc --quiet | gzip -1) >"$img.tmp"
-	mv "$img.tmp" "$img"
-	rm -rf "$dir"
-}
-
-INITRD=$VMDIR/initramfs-$REL.cpio.gz
-if [[ ! -s "$INITRD" || "$INITRD" -ot "$0" ]]; then
-	build_initramfs "$INITRD"
-fi
+cvm_vm_lock vm-run
+INITRD=$(cvm_vm_initramfs "$VMDIR")
 
 # --- the run ---------------------------------------------------------------
 RUN=$(mktemp -d "$VMDIR/run.XXXXXX")
@@ -136,11 +77,7 @@ trap 'kill "${tail_pid:-}" 2>/dev/null || true; rm -rf "$RUN"' EXIT
 	printf '\n'
 } >"$RUN/cmd.sh"
 
-accel=(-accel tcg -cpu max)
-if [[ "${CVM_VM_ACCEL:-tcg}" == kvm ]]; then
-	# Opt-in only: on these machines KVM is present but does not boot (VM.md).
-	accel=(-accel kvm -cpu host)
-fi
+read -ra accel <<<"$(cvm_vm_accel)"
 
 if ((!quiet)); then
 	tail -n +1 -F "$RUN/output.log" 2>/dev/null &
@@ -183,7 +120,7 @@ fi
 rc=$(cat "$RUN/rc")
 
 # Kernel trouble anywhere in the run fails it, even when COMMAND passed.
-bad='Oops|BUG:|WARNING:|KASAN|UBSAN|general protection fault|Kernel panic|kernel BUG|list_(add|del) corruption|refcount_t:|INFO: task .* blocked'
+bad=$CVM_VM_BAD
 if grep -Eq "$bad" "$RUN/dmesg.log" "$RUN/console.log" 2>/dev/null; then
 	echo "vm-run: the guest kernel reported a problem:" >&2
 	grep -Eh -A 25 "$bad" "$RUN/dmesg.log" 2>/dev/null | head -n 80 >&2 ||

@@ -15,14 +15,19 @@
 # runs once per transport named, with CVM_TRANSPORT exported (tests/lib/
 # cvm_vm.sh: cvm_transport, cvm_addr); its runs are NAME[tcp], NAME[rdma],
 # each passes or fails and is counted on its own.  A test without that
-# line runs once, as NAME, over tcp.  CVM_TRANSPORTS="rdma" (a list) runs
-# only those transports, and skips the tests that declare none of them.
+# line runs once, as NAME, over tcp.  A transport may name the tier its
+# run belongs to, `# transports: tcp rdma(full)`: that run is left out
+# below that tier (CVM_TIER: fast < check < full; scripts/test-tier.sh),
+# as the tests of other tiers are left out by scripts/check.sh.
+# CVM_TRANSPORTS="rdma" (a list) runs only those transports, and skips
+# the tests that declare none of them.
 # vm-run.sh does not pass the host's environment on; set it in the guest:
 #
 #	scripts/vm-run.sh env CVM_TRANSPORTS=rdma tests/run-in-vm.sh tests/vm/initiator_fio.sh
 set -u
 top=${CVM_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top" || exit 1
+. scripts/test-tier.sh
 if [[ -z "${CVM_IN_VM:-}" ]]; then
 	echo "run-in-vm: run me inside the test VM: scripts/vm-run.sh $0" >&2
 	exit 2
@@ -84,7 +89,16 @@ for t in "${tests[@]}"; do
 	fi
 	ran=0
 	for tr in $declared; do
+		tr_tier=check
+		if [[ "$tr" == *"("*")" ]]; then
+			tr_tier=${tr#*(} tr_tier=${tr_tier%)} tr=${tr%%(*}
+		fi
 		wanted "$tr" || continue
+		if (($(_tier_rank "$tr_tier") > $(_tier_rank "${CVM_TIER:-check}"))); then
+			echo "=== ${name}[$tr]: in tier $tr_tier, not ${CVM_TIER:-check}"
+			ran=1
+			continue
+		fi
 		run_test "$t" "${name}[$tr]" "$tr"
 		ran=1
 	done

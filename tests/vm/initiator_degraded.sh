@@ -67,38 +67,59 @@ fio_args=(--name=degraded --filename=/dev/cvm0 --rw=randwrite --bs=4k
 	  --size=$FIO_SIZE --direct=1 --iodepth=16 --ioengine=libaio
 	  --verify=crc32c --verify_fatal=1)
 
-# object_sum DEV OBJ: checksum of one object of volume 3 on device DEV.
-object_sum() {
-	local off
-	for ((off = 0; off < OBJ; off += 1 << 20)); do
-		"$wire" "127.0.0.1:$(cvm_port "$1")" read --device "$1" \
-			--volume 3 --object "$2" --offset "$off" \
-			--length $((1 << 20)) || return 1
-	done | sha256sum | cut -d' ' -f1
+# object_sums DEV: "OBJECT CRC32C" of every object of volume 3 on device
+# DEV, over one connection (cvm-wire sums).
+object_sums() {
+	"$wire" "127.0.0.1:$(cvm_port "$1")" sums --device "$1" --volume 3 \
+		--object 0 --count $((VOL_SIZE / OBJ)) --length "$OBJ"
 }
 
 # replicas_identical: every object of the volume, on all three devices.
 replicas_identical() {
-	local o d s0 s bad=0
-	for ((o = 0; o < VOL_SIZE / OBJ; o++)); do
-		s0=$(object_sum 0 $o) || return 1
-		for d in 1 2; do
-			s=$(object_sum $d $o) || return 1
-			if [[ "$s" != "$s0" ]]; then
-				echo "object $o: device $d $s, device 0 $s0"
-				bad=$((bad + 1))
-			fi
-		done
+	local d bad=0
+	object_sums 0 >"$tmp/sums0" || return 1
+	for d in 1 2; do
+		object_sums $d >"$tmp/sums$d" || return 1
+		if ! diff "$tmp/sums0" "$tmp/sums$d"; then
+			echo "device $d differs from device 0 (object, crc32c)"
+			bad=$((bad + 1))
+		fi
 	done
-	echo "$((VOL_SIZE / OBJ)) objects x 3 replicas compared, $bad differ"
+	echo "$((VOL_SIZE / OBJ)) objects x 3 replicas compared, $bad replicas differ"
 	((bad == 0))
 }
+
+writes_done() { awk '{ print $5 }' /sys/block/cvm0/stat; }
+
+# writes_reach N: the running fio has completed N writes on cvm0, so a
+# fault injected now lands mid-run.
+writes_reach() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		(($(writes_done) - fio_w0 >= $1)) && return 0
+		sleep 0.1
+	done
+	echo "fio completed fewer than $1 writes in 30 s"
+	return 1
+}
+
+# wait_for SECS CMD...: poll CMD every 0.2 s until it succeeds.
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < end)) || return 1
+		sleep 0.2
+	done
+}
+stale_recorded() { (($(stale) > 0)); }
 
 # fio_start NAME: randwrite + verify in the background, paced so that a
 # fault injected a few seconds in lands mid-run.
 fio_start() {
 	fio_name=$1
 	fio_t0=$SECONDS
+	fio_w0=$(writes_done)
 	fio "${fio_args[@]}" --rate_iops="$IOPS" --verify_backlog=512 \
 		--output="$tmp/$fio_name.out" &
 	fio_pid=$!
@@ -137,10 +158,10 @@ check "stale count 0" eval "[[ \$(${ig[*]} stale) == 0 ]]"
 
 echo "# fio randwrite + verify while device 0 is cut off and comes back"
 fio_start cut
-sleep 4
+check "fio has written 1000 blocks" writes_reach 1000
 check "target: cut device 0 off (unlisten $(cvm_addr 0):$(cvm_port 0))" \
 	cvm_unlisten 0
-sleep 6
+check "writes go on: stale objects recorded within 30 s" wait_for 30 stale_recorded
 check "fio still running while device 0 is away" kill -0 $fio_pid
 n=$(stale)
 echo "stale objects while device 0 is away: $n"
@@ -163,12 +184,11 @@ silent_device() {
 	check "cvm.request_timeout = 3 s" eval "echo 3 >$timeout_param"
 	dmesg -C
 	fio_start silent
-	sleep 3
+	check "fio has written 1000 blocks" writes_reach 1000
 	check "silence device 1: $(cvm_block_how)" cvm_block 1
-	sleep 10
+	check "the watchdog drops device 1's connection (within 30 s)" \
+		wait_for 30 eval "dmesg | grep -q 'device 1 at .*got no reply in 3 s'"
 	check "fio still running while device 1 is silent" kill -0 $fio_pid
-	check "the watchdog dropped device 1's connection" \
-		eval "dmesg | grep -q 'device 1 at .*got no reply in 3 s'"
 	n=$(stale)
 	echo "stale objects while device 1 is silent: $n"
 	check "stale objects recorded" eval "((${n:-0} > 0))"

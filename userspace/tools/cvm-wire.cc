@@ -4,9 +4,13 @@
 //            [--volume V --object N --shard S --offset O --length L]
 //            [--pattern BYTE | --file F] [--fua] [--out F]
 //            [--cluster ID --token HEX]
+//   cvm-wire HOST:PORT sums --device ID --volume V --object N --count C
+//            --length L [--shard S]
 //   cvm-wire HOST:PORT fuzz --device ID
 //
-// read writes the data to --out (default stdout). Exit status: 0 when the
+// read writes the data to --out (default stdout).  sums reads L bytes of
+// each of the C objects from N on, over one connection, and prints one
+// line "OBJECT CRC32C" per object: replicas are compared by these lines. Exit status: 0 when the
 // target answered OK, 1 when it answered another status (printed), 2 on a
 // usage, connection or protocol error. fuzz sends one malformed message of
 // each class on its own connection, checks that the target closes it
@@ -24,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "hash.h"
 #include "wire_client.h"
 
 namespace {
@@ -43,15 +48,16 @@ struct Options {
   std::string file;
   std::string out;
   bool fua = false;
+  uint64_t count = 1;
 };
 
 [[noreturn]] void Usage(const std::string& why) {
   fmt::print(stderr, "cvm-wire: {}\n", why);
   fmt::print(stderr,
-             "usage: cvm-wire HOST:PORT write|read|remove|stat|flush|fuzz "
+             "usage: cvm-wire HOST:PORT write|read|remove|stat|flush|sums|fuzz "
              "--device ID [--volume V] [--object N] [--shard S] [--offset O] "
-             "[--length L] [--pattern BYTE|--file F] [--fua] [--out F] "
-             "[--cluster ID --token HEX]\n");
+             "[--length L] [--count C] [--pattern BYTE|--file F] [--fua] "
+             "[--out F] [--cluster ID --token HEX]\n");
   std::exit(2);
 }
 
@@ -100,6 +106,8 @@ Options Parse(int argc, char** argv) {
       o.file = val();
     } else if (a == "--out") {
       o.out = val();
+    } else if (a == "--count") {
+      o.count = Number(a, val());
     } else if (a == "--fua") {
       o.fua = true;
     } else if (a == "--cluster") {
@@ -293,6 +301,18 @@ int main(int argc, char** argv) {
     if (!f) Usage("cannot open " + o.out);
     std::fwrite(r->data.data(), 1, r->data.size(), f);
     if (f != stdout) std::fclose(f);
+    return 0;
+  }
+  if (o.verb == "sums") {
+    if (!o.length || !o.count) Usage("sums needs --length and --count");
+    cvm::wire::ObjectKey k = o.key;
+    for (uint64_t i = 0; i < o.count; i++, k.object_no++) {
+      auto r = conn->Read(k, o.offset, o.length);
+      int rc = Report(r, "read");
+      if (rc) return rc;
+      uint32_t crc = ~cvm_crc32c(~0U, r->data.data(), r->data.size());
+      fmt::print("{} {:08x}\n", k.object_no, crc);
+    }
     return 0;
   }
   if (o.verb == "remove") return Report(conn->Remove(o.key), "remove");

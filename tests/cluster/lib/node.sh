@@ -1,0 +1,85 @@
+# shellcheck shell=bash
+# Sourced INSIDE a cluster guest by the scenarios' commands
+# (guest_run I '. tests/cluster/lib/node.sh; ...'): the steps a storage
+# node and an initiator take, over the raw generic netlink clients of
+# tests/vm/lib.  Storage node i serves device i from its first disk
+# (/dev/vda) on its own address, port 7001+i, over tcp and rdma at once
+# (the tcp listener also serves cvm-wire, which speaks tcp only).
+#
+#   node_storage_up I [format]   add device I on /dev/vda, listen tcp+rdma
+#   node_rdma_active             rxe0 (bound at boot) is ACTIVE
+#   node_map_set EPOCH T A0,A1,A2   map of 3 hosts x 1 device over T
+#   node_attach VOL SIZE         attach replicated(3) volume VOL (1 MiB
+#                                objects), prints the minor
+#   node_stale                   the initiator's stale object count
+#   node_fio_start NAME ARGS...  fio in the background (output /tmp/NAME.*)
+#   node_fio_done NAME           fio NAME has ended (its rc in /tmp/NAME.rc)
+#   node_replicas_identical VOL NOBJ A0,A1,A2
+#                                every object of VOL reads the same bytes
+#                                from the three targets (cvm-wire)
+
+NODE_TG=(python3 "$CVM_TOP/tests/vm/lib/target_genl.py")
+NODE_IG=(python3 "$CVM_TOP/tests/vm/lib/initiator_genl.py")
+NODE_WIRE=$CVM_TOP/build/userspace/tools/cvm-wire
+NODE_OBJ=$((1 << 20))
+
+node_port() { echo $((7001 + $1)); }
+
+node_storage_up() {
+	local i=$1 fmt=${2:-}
+	"${NODE_TG[@]}" add "$i" /dev/vda $fmt || return
+	"${NODE_TG[@]}" listen "$CVM_GUEST_ADDR" "$(node_port "$i")" --transport tcp || return
+	"${NODE_TG[@]}" listen "$CVM_GUEST_ADDR" "$(node_port "$i")" --transport rdma
+}
+
+node_rdma_active() {
+	rdma link show rxe0/1 2>/dev/null | grep -q 'state ACTIVE'
+}
+
+node_map_set() {
+	"${NODE_IG[@]}" map-set "$1" --transport "$2" --addr "$3" --port-base 7001
+}
+
+node_attach() {
+	"${NODE_IG[@]}" attach "$1" 3 "$2" --object-size "$NODE_OBJ" --name "r3-$1"
+}
+
+node_stale() { "${NODE_IG[@]}" stale; }
+
+node_fio_start() {
+	local name=$1
+	shift
+	rm -f "/tmp/$name.rc"
+	(
+		fio --name="$name" "$@" --output="/tmp/$name.out"
+		echo $? >"/tmp/$name.rc"
+	) </dev/null >/dev/null 2>&1 &
+}
+
+node_fio_done() { [[ -f "/tmp/$1.rc" ]]; }
+
+# _sums ADDR:PORT DEV VOL NOBJ: "OBJECT CRC32C" per object (cvm-wire sums).
+_sums() {
+	"$NODE_WIRE" "$1" sums --device "$2" --volume "$3" --object 0 \
+		--count "$4" --length "$NODE_OBJ"
+}
+
+node_replicas_identical() {
+	local vol=$1 nobj=$2 addrs d bad=0 tmp
+	IFS=, read -ra addrs <<<"$3"
+	tmp=$(mktemp -d)
+	for d in 0 1 2; do
+		_sums "${addrs[$d]}:$(node_port $d)" $d "$vol" "$nobj" >"$tmp/$d" ||
+			{ rm -rf "$tmp"; return 1; }
+	done
+	for d in 1 2; do
+		if ! diff "$tmp/0" "$tmp/$d" >"$tmp/diff"; then
+			echo "device $d differs from device 0 (object crc32c):"
+			head -n 20 "$tmp/diff"
+			bad=1
+		fi
+	done
+	rm -rf "$tmp"
+	echo "$nobj objects x 3 replicas compared: $( ((bad)) && echo differ || echo identical)"
+	((bad == 0))
+}
