@@ -38,6 +38,8 @@ hostname "$name"
 # report on the console fails it too.
 echo 300 >/proc/sys/kernel/hung_task_timeout_secs
 
+# No udev here: the disks and the NIC wait for their drivers.
+modprobe virtio_blk || say "modprobe virtio_blk failed"
 modprobe virtio_net || say "modprobe virtio_net failed"
 for ((i = 0; i < 100; i++)); do
 	ip link show eth0 >/dev/null 2>&1 && break

@@ -59,6 +59,7 @@ for t in ${CLUSTER_TRANSPORTS:-tcp rdma}; do
 	epoch=$((epoch + 1))
 	vol=$((10 + epoch))
 	victim=$((epoch == 1 ? 1 : 2))
+	t0=$SECONDS
 	echo "# $t: volume $vol, storage guest $victim loses power mid-run"
 	on $INIT 'dmesg -C'
 	check "[$t] map epoch $epoch: guests 0-2 over $t" \
@@ -92,6 +93,7 @@ for t in ${CLUSTER_TRANSPORTS:-tcp rdma}; do
 		on $INIT "node_replicas_identical $vol $((VOL_SIZE >> 20)) $ADDRS"
 	check "[$t] detach volume $vol" \
 		on $INIT "python3 tests/vm/lib/initiator_genl.py detach $vol"
+	echo "# $t: $((SECONDS - t0)) s"
 done
 for i in 0 1 2 $INIT; do
 	guest_run $i 'echo "guest '$i' ($(hostname)): $(free -m | awk "/^Mem:/ { print \$3 }") MiB used of $(free -m | awk "/^Mem:/ { print \$2 }")"'

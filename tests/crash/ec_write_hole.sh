@@ -1,6 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 150 s: two boots; CRASH_LOST "0 6" in
+# check, every device in full)
 # No write hole in erasure-coded volumes: a crash of the initiator during
 # partial-stripe writes, followed by the loss of a device, never returns
 # data that was never written.  Runs on the HOST and boots the test VM

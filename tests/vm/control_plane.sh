@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 15 s)
 # The control plane inside the test VM, with cvm.ko and cvm_target.ko
 # loaded: cvmd on RocksDB, cvmadm describing a cluster on real block devices
 # (brd), the kernel modules' status read over generic netlink, a map sealed

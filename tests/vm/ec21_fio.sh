@@ -1,6 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: full (about 90 s; in check, ec(2,1) writes, degraded
+# attach and rebuild run in tests/crash/ec_write_hole.sh)
 # transports: tcp
 #
 # ec(2,1) volumes: fio verify healthy, degraded and after the rebuild;

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 125 s)
 # transports: tcp
 #
 # ec(4,2) volumes: fio verify healthy, degraded and after the rebuild;

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 150 s: Reed-Solomon, m = 3)
 # transports: tcp
 #
 # ec(4,3) volumes: fio verify healthy, degraded and after the rebuild;

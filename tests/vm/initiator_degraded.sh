@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 120 s per transport)
 # transports: tcp rdma
 #
 # Degraded replicated writes, stale tracking and resync, in one VM:

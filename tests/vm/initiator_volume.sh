@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 60 s)
 # cvm.ko control path without any target: MAP_SET (good maps, chunked
 # upload, malformed maps refused), VOLUME_ATTACH / DETACH / LIST (/dev/cvmN
 # appears with the right size and goes away, attach/detach cycles,

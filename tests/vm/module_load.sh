@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 30 s)
 # Load, query and unload cvm.ko and cvm_target.ko.  Runs INSIDE the test VM,
 # from the repository root:
 #

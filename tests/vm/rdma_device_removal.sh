@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 55 s)
 # transports: rdma
 #
 # The rdma transport when its RDMA device goes away and comes back: three

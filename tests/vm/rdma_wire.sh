@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 120 s)
 # transports: rdma
 #
 # cvm_target.ko's rdma transport against an independent userspace client,

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
+# tier: check (about 30 s)
 # cvm_target.ko end to end: object store on brd ram disks served over TCP,
 # driven by cvm-wire (userspace wire client) and target_genl.py (netlink).
 # Runs INSIDE the test VM from the repository root:

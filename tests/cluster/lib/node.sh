@@ -3,8 +3,10 @@
 # (guest_run I '. tests/cluster/lib/node.sh; ...'): the steps a storage
 # node and an initiator take, over the raw generic netlink clients of
 # tests/vm/lib.  Storage node i serves device i from its first disk
-# (/dev/vda) on its own address, port 7001+i, over tcp and rdma at once
-# (the tcp listener also serves cvm-wire, which speaks tcp only).
+# (/dev/vda) on its own address over tcp (port 7001+i) and rdma (port
+# 7101+i: a target keys its listeners by address and port, whatever the
+# transport) at once; the tcp listener also serves cvm-wire, which speaks
+# tcp only.
 #
 #   node_storage_up I [format]   add device I on /dev/vda, listen tcp+rdma
 #   node_rdma_active             rxe0 (bound at boot) is ACTIVE
@@ -23,13 +25,22 @@ NODE_IG=(python3 "$CVM_TOP/tests/vm/lib/initiator_genl.py")
 NODE_WIRE=$CVM_TOP/build/userspace/tools/cvm-wire
 NODE_OBJ=$((1 << 20))
 
-node_port() { echo $((7001 + $1)); }
+# node_port I [TRANSPORT]: where storage node I listens (default tcp).
+node_port() {
+	if [[ ${2:-tcp} == rdma ]]; then
+		echo $((7101 + $1))
+	else
+		echo $((7001 + $1))
+	fi
+}
 
 node_storage_up() {
-	local i=$1 fmt=${2:-}
+	local i=$1 fmt=${2:-} t
 	"${NODE_TG[@]}" add "$i" /dev/vda $fmt || return
-	"${NODE_TG[@]}" listen "$CVM_GUEST_ADDR" "$(node_port "$i")" --transport tcp || return
-	"${NODE_TG[@]}" listen "$CVM_GUEST_ADDR" "$(node_port "$i")" --transport rdma
+	for t in tcp rdma; do
+		"${NODE_TG[@]}" listen "$CVM_GUEST_ADDR" "$(node_port "$i" $t)" \
+			--transport $t || return
+	done
 }
 
 node_rdma_active() {
@@ -37,7 +48,8 @@ node_rdma_active() {
 }
 
 node_map_set() {
-	"${NODE_IG[@]}" map-set "$1" --transport "$2" --addr "$3" --port-base 7001
+	"${NODE_IG[@]}" map-set "$1" --transport "$2" --addr "$3" \
+		--port-base "$(node_port 0 "$2")"
 }
 
 node_attach() {
