@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # tier: check (about 150 s: one boot of 4 guests, both transports)
-# cluster: --guests 4 --rdma
+# cluster: --guests 4 --rdma --no-modules
 #
 # Replicated(3) across machines, and a storage node's power cut.  Guests
 # 0, 1 and 2 are storage nodes (one failure domain each): cvm_target.ko
@@ -51,8 +51,8 @@ for i in 0 1 2; do
 	check "guest $i: format device $i on /dev/vda, listen $(guest_addr $i) tcp+rdma" \
 		on $i "node_storage_up $i format"
 done
-check "initiator: cvm.request_timeout = 5 s (a dead node is silent)" \
-	on $INIT 'echo 5 >/sys/module/cvm/parameters/request_timeout'
+check "initiator: load cvm, cvm.request_timeout = 5 s (a dead node is silent)" \
+	on $INIT 'node_load cvm && echo 5 >/sys/module/cvm/parameters/request_timeout'
 
 epoch=0
 for t in ${CLUSTER_TRANSPORTS:-tcp rdma}; do

@@ -6,13 +6,18 @@
 //            [--cluster ID --token HEX]
 //   cvm-wire HOST:PORT sums --device ID --volume V --object N --count C
 //            --length L [--shard S]
+//   cvm-wire HOST:PORT dump --device ID --volume V --object N --count C
+//            --shards S --length L --out DIR
 //   cvm-wire HOST:PORT fuzz --device ID
 //
 // read writes the data to --out (default stdout).  sums reads L bytes of
 // each of the C objects from N on, over one connection, and prints one
-// line "OBJECT CRC32C" per object: replicas are compared by these lines. Exit status: 0 when the
-// target answered OK, 1 when it answered another status (printed), 2 on a
-// usage, connection or protocol error. fuzz sends one malformed message of
+// line "OBJECT CRC32C" per object: replicas are compared by these lines.
+// dump asks for shards 0..S-1 of each of the C objects from N on, over one
+// connection, and writes the first L bytes of each one the target holds
+// to DIR/oOBJECT.sSHARD (a shard it does not hold is skipped). Exit status: 0
+// when the target answered OK, 1 when it answered another status (printed), 2
+// on a usage, connection or protocol error. fuzz sends one malformed message of
 // each class on its own connection, checks that the target closes it
 // without a reply, and that a good connection still works afterwards.
 
@@ -49,15 +54,17 @@ struct Options {
   std::string out;
   bool fua = false;
   uint64_t count = 1;
+  uint32_t shards = 1;
 };
 
 [[noreturn]] void Usage(const std::string& why) {
   fmt::print(stderr, "cvm-wire: {}\n", why);
-  fmt::print(stderr,
-             "usage: cvm-wire HOST:PORT write|read|remove|stat|flush|sums|fuzz "
-             "--device ID [--volume V] [--object N] [--shard S] [--offset O] "
-             "[--length L] [--count C] [--pattern BYTE|--file F] [--fua] "
-             "[--out F] [--cluster ID --token HEX]\n");
+  fmt::print(
+      stderr,
+      "usage: cvm-wire HOST:PORT write|read|remove|stat|flush|sums|dump|fuzz "
+      "--device ID [--volume V] [--object N] [--shard S] [--offset O] "
+      "[--length L] [--count C] [--shards S] [--pattern BYTE|--file F] [--fua] "
+      "[--out F] [--cluster ID --token HEX]\n");
   std::exit(2);
 }
 
@@ -106,6 +113,8 @@ Options Parse(int argc, char** argv) {
       o.file = val();
     } else if (a == "--out") {
       o.out = val();
+    } else if (a == "--shards") {
+      o.shards = Number(a, val());
     } else if (a == "--count") {
       o.count = Number(a, val());
     } else if (a == "--fua") {
@@ -312,6 +321,29 @@ int main(int argc, char** argv) {
       if (rc) return rc;
       uint32_t crc = ~cvm_crc32c(~0U, r->data.data(), r->data.size());
       fmt::print("{} {:08x}\n", k.object_no, crc);
+    }
+    return 0;
+  }
+  if (o.verb == "dump") {
+    if (!o.length || !o.count || !o.shards || o.out.empty())
+      Usage("dump needs --length, --count, --shards and --out");
+    cvm::wire::ObjectKey k = o.key;
+    for (uint64_t i = 0; i < o.count; i++, k.object_no++) {
+      for (k.shard = 0; k.shard < o.shards; k.shard++) {
+        auto st = conn->Stat(k);
+        if (st.ok() && st->header.status == CVM_WIRE_STATUS_NOT_FOUND) continue;
+        int rc = Report(st, "stat");
+        if (rc) return rc;
+        auto r = conn->Read(k, 0, o.length);
+        rc = Report(r, "read");
+        if (rc) return rc;
+        std::string path =
+            fmt::format("{}/o{}.s{}", o.out, k.object_no, k.shard);
+        std::ofstream f(path, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(r->data.data()), r->data.size());
+        if (!f) Usage("cannot write " + path);
+        fmt::print("{} {}\n", k.object_no, k.shard);
+      }
     }
     return 0;
   }

@@ -8,7 +8,10 @@
 # transport) at once; the tcp listener also serves cvm-wire, which speaks
 # tcp only.
 #
-#   node_storage_up I [format]   add device I on /dev/vda, listen tcp+rdma
+#   node_load MODULE             load kernel/MODULE.ko (cvm_target on storage
+#                                nodes, cvm on initiators) unless loaded
+#   node_storage_up I [format]   load cvm_target, add device I on /dev/vda,
+#                                listen tcp+rdma
 #   node_rdma_active             rxe0 (bound at boot) is ACTIVE
 #   node_map_set EPOCH T A0,A1,A2   map of 3 hosts x 1 device over T
 #   node_attach VOL SIZE         attach replicated(3) volume VOL (1 MiB
@@ -20,6 +23,7 @@
 #                                every object of VOL reads the same bytes
 #                                from the three targets (cvm-wire)
 
+. "$CVM_TOP/tests/lib/cvm_vm.sh"
 NODE_TG=(python3 "$CVM_TOP/tests/vm/lib/target_genl.py")
 NODE_IG=(python3 "$CVM_TOP/tests/vm/lib/initiator_genl.py")
 NODE_WIRE=$CVM_TOP/build/userspace/tools/cvm-wire
@@ -34,8 +38,16 @@ node_port() {
 	fi
 }
 
+node_load() {
+	# No udev: the CPU's CRC32C driver is not loaded for us
+	# (scripts/vm-load-modules.sh).
+	modprobe -q crc32c-intel 2>/dev/null
+	cvm_load "$1"
+}
+
 node_storage_up() {
 	local i=$1 fmt=${2:-} t
+	node_load cvm_target || return
 	"${NODE_TG[@]}" add "$i" /dev/vda $fmt || return
 	for t in tcp rdma; do
 		"${NODE_TG[@]}" listen "$CVM_GUEST_ADDR" "$(node_port "$i" $t)" \
