@@ -47,12 +47,22 @@ echo "# set up: 3 storage guests, 1 initiator"
 for i in 0 1 2 $INIT; do
 	check "guest $i: rxe0 on eth0 is ACTIVE" on_wait $i 30 node_rdma_active
 done
+# The four guests set up at once; each result is checked on its own.
+tmp=$(mktemp -d)
+for i in 0 1 2; do
+	{ on $i "node_storage_up $i format"; echo $? >"$tmp/rc$i"; } >"$tmp/out$i" 2>&1 &
+done
+{ on $INIT 'node_load cvm && echo 5 >/sys/module/cvm/parameters/request_timeout'
+  echo $? >"$tmp/rc$INIT"; } >"$tmp/out$INIT" 2>&1 &
+wait
+set_up() { cat "$tmp/out$1"; [[ $(cat "$tmp/rc$1") == 0 ]]; }
 for i in 0 1 2; do
 	check "guest $i: format device $i on /dev/vda, listen $(guest_addr $i) tcp+rdma" \
-		on $i "node_storage_up $i format"
+		set_up $i
 done
 check "initiator: load cvm, cvm.request_timeout = 5 s (a dead node is silent)" \
-	on $INIT 'node_load cvm && echo 5 >/sys/module/cvm/parameters/request_timeout'
+	set_up $INIT
+rm -rf "$tmp"
 
 epoch=0
 for t in ${CLUSTER_TRANSPORTS:-tcp rdma}; do

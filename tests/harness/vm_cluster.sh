@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 60 s: three small clusters, no cvm modules)
+# tier: check (about 80 s: three small clusters, no cvm modules)
 #
 # The test cluster harness itself (scripts/vm-cluster.sh), on the HOST:
 #  1. two guests: each has its own name and address and reaches the other
@@ -56,7 +56,7 @@ EOF
 cluster "$work/two.log" --guests 2 "$work/two.sh"
 rc=$?
 grep -E '^(ok|FAIL)' "$work/two.log"
-check "two guests: every scenario check passed" said "$work/two.log" '^4 passed, 0 failed'
+check "two guests: every scenario check passed" said "$work/two.log" '^[1-9][0-9]* passed, 0 failed'
 check "two guests: a WARNING nobody checked fails the run (exit $rc)" eval "((rc == 126))"
 check "two guests: the report names guest 1 and shows its console" \
 	said "$work/two.log" 'guest 1 \(cvm-g1\) kernel reported a problem'
