@@ -54,8 +54,9 @@ unit-test: userspace
 kunit: deps
 	scripts/kunit.sh
 
+# Every VM test, the full tier's runs included.
 vm-test: all
-	scripts/vm-run.sh tests/run-in-vm.sh
+	scripts/vm-run.sh --timeout 4500 env CVM_TIER=full tests/run-in-vm.sh
 
 # The cross-machine scenarios, each on a cluster of its own.
 cluster-test: all
