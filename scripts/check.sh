@@ -147,7 +147,7 @@ crash_tests() {
 }
 
 run_suite build build
-if [[ ${summary[0]} == *"0 passed"* ]]; then
+if ((total_fail)); then
 	echo "==== the build failed: nothing else runs"
 else
 	run_suite unit unit_tests
