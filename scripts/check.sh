@@ -124,7 +124,7 @@ cluster_scenarios() {
 		if [[ $t == tests/harness/* ]]; then
 			timeout -k 10 600 bash "$t"
 		else
-			scripts/vm-cluster.sh --timeout 1200 "$t"
+			scripts/vm-cluster.sh --timeout "$([[ $tier == full ]] && echo 3600 || echo 1200)" "$t"
 		fi
 		rc=$?
 		if ((rc == 0)); then

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 150 s: one boot of 4 guests, both transports)
+# tier: check (about 290 s: one boot of 4 guests, a power cut per
+# transport; the full tier cuts power 5 times per transport, about 25 min)
 # cluster: --guests 4 --rdma --no-modules
 #
 # Replicated(3) across machines, and a storage node's power cut.  Guests
@@ -14,13 +15,15 @@
 # node missed, and when the guest boots again over the same disk and
 # its device is added back without formatting, resync it.  Then fio's own
 # verification, a separate verify pass and a byte comparison of every
-# object on the three nodes (cvm-wire) must pass.  Once over tcp (guest 1
-# loses power), once over rdma (guest 2), each on a volume of its own.
+# object on the three nodes (cvm-wire) must pass.  Over tcp (guest 1
+# loses power), then over rdma (guest 2), each on a volume of its own.
 #
 #	scripts/vm-cluster.sh tests/cluster/replicated_power_cut.sh
 #
 # CLUSTER_TRANSPORTS (default "tcp rdma") picks the transports;
-# CLUSTER_IOPS (default 200) paces fio so the cut lands mid-run.
+# CLUSTER_ROUNDS (default 1, 5 in the full tier) how many power cuts each
+# gets, on storage guests 1, 2, 0, 1, ... in turn; CLUSTER_IOPS (default
+# 200) paces fio so the cut lands mid-run.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
@@ -32,6 +35,8 @@ ADDRS=$(guest_addr 0),$(guest_addr 1),$(guest_addr 2)
 VOL_SIZE=$((32 << 20))		# 32 objects of 1 MiB
 FIO_SIZE=16M
 IOPS=${CLUSTER_IOPS:-200}
+# Power cuts per transport: 1 in check, 5 in full (CLUSTER_ROUNDS).
+ROUNDS=${CLUSTER_ROUNDS:-$([[ ${CVM_TIER:-check} == full ]] && echo 5 || echo 1)}
 
 # on I 'SHELL': run SHELL in guest I with the node helpers loaded.
 on() { guest_run "$1" ". tests/cluster/lib/node.sh; $2"; }
@@ -65,12 +70,21 @@ check "initiator: load cvm, cvm.request_timeout = 5 s (a dead node is silent)" \
 rm -rf "$tmp"
 
 epoch=0
-for t in ${CLUSTER_TRANSPORTS:-tcp rdma}; do
+runs=()
+for ((r = 0; r < ROUNDS; r++)); do
+	for t in ${CLUSTER_TRANSPORTS:-tcp rdma}; do
+		runs+=("$r $t")
+	done
+done
+for run in "${runs[@]}"; do
+	read -r round t <<<"$run"
 	epoch=$((epoch + 1))
-	vol=$((10 + epoch))
-	victim=$((epoch == 1 ? 1 : 2))
+	# One volume per transport, rewritten every round (each object takes
+	# a store extent; new volumes would fill the 256 MiB disks).
+	vol=$([[ $t == tcp ]] && echo 11 || echo 12)
+	victim=$((epoch % 3))	# 1, 2, 0, 1, ...
 	t0=$SECONDS
-	echo "# $t: volume $vol, storage guest $victim loses power mid-run"
+	echo "# $t, round $((round + 1)) of $ROUNDS: volume $vol, storage guest $victim loses power mid-run"
 	on $INIT 'dmesg -C'
 	check "[$t] map epoch $epoch: guests 0-2 over $t" \
 		on $INIT "node_map_set $epoch $t $ADDRS"
