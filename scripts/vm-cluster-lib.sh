@@ -26,8 +26,8 @@
 # Guest I has the address 10.99.1.(I+1)/24 on eth0, the hostname cvm-gI
 # (every guest's /etc/hosts names them all), its disk files as /dev/vda,
 # vdb, ... (sparse files that outlive power cuts and reboots), the cvm
-# modules loaded and, with vm-cluster.sh --rdma, Soft-RoCE bound to eth0 as
-# rxe0.  A guest's console is checked after every command and at the end
+# modules loaded (unless --no-modules) and, with vm-cluster.sh --rdma,
+# Soft-RoCE bound to eth0 as rxe0.  A guest's console is checked after every command and at the end
 # of the run: any oops, BUG, WARNING, lockup or hung-task report fails the
 # run with that console shown.
 

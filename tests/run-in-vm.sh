@@ -33,7 +33,9 @@ if [[ -z "${CVM_IN_VM:-}" ]]; then
 	exit 2
 fi
 per_test_timeout=${CVM_TEST_TIMEOUT:-1200}
-bad='Oops|BUG:|WARNING:|KASAN|UBSAN|general protection fault|kernel BUG|list_(add|del) corruption|refcount_t:|INFO: task .* blocked'
+# The kernel log lines that fail a test: the same the host's runners use.
+. scripts/vm-lib.sh
+bad=$CVM_VM_BAD
 
 # transports_of TEST: the transports TEST declares ("# transports:" in its
 # leading comment block), "-" when it declares none.
