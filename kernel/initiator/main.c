@@ -14,6 +14,7 @@
 #include <linux/printk.h>
 #include <net/genetlink.h>
 
+#include "../transport/transports.h"
 #include "initiator.h"
 
 int cvm_major;
@@ -39,20 +40,26 @@ static int __init cvm_init(void)
 	if (ret)
 		goto out_ec_exit;
 
-	ret = cvm_transports_init();
+	/* The transports this module carries register themselves. */
+	ret = cvm_tcp_init();
 	if (ret)
 		goto out_map_exit;
+	ret = cvm_rdma_init();
+	if (ret)
+		goto out_tcp_exit;
 
 	/* Last: userspace may issue commands as soon as the family exists. */
 	ret = cvm_genl_register();
 	if (ret)
-		goto out_transports_exit;
+		goto out_rdma_exit;
 
 	pr_info("version %s, block major %d\n", CVM_VERSION_STRING, cvm_major);
 	return 0;
 
-out_transports_exit:
-	cvm_transports_exit();
+out_rdma_exit:
+	cvm_rdma_exit();
+out_tcp_exit:
+	cvm_tcp_exit();
 out_map_exit:
 	cvm_map_exit();
 out_ec_exit:
@@ -72,7 +79,8 @@ static void __exit cvm_exit(void)
 	cvm_map_exit();
 	cvm_stale_exit();
 	cvm_ec_exit();
-	cvm_transports_exit();
+	cvm_rdma_exit();
+	cvm_tcp_exit();
 	unregister_blkdev(cvm_major, CVM_BLKDEV_NAME);
 }
 

@@ -19,6 +19,7 @@
 #include <net/genetlink.h>
 
 #include "../transport/transport.h"
+#include "../transport/transports.h"
 #include "target.h"
 
 /*
@@ -53,6 +54,8 @@ CVM_WIRE_FIELD(cvm_wire_hdr, hdr_crc, CVM_WIRE_HDR_LEN - 4);
 static_assert(sizeof(struct cvm_wire_hello) == 64);
 CVM_WIRE_FIELD(cvm_wire_hello, features, 16);
 CVM_WIRE_FIELD(cvm_wire_hello, device_id, 20);
+CVM_WIRE_FIELD(cvm_wire_hello, max_inflight, 24);
+CVM_WIRE_FIELD(cvm_wire_hello, max_data, 28);
 CVM_WIRE_FIELD(cvm_wire_hello, token, 32);
 
 static_assert(sizeof(struct cvm_wire_stat) == 32);
@@ -66,12 +69,16 @@ static int __init cvm_target_init(void)
 {
 	int ret;
 
-	ret = cvm_transports_init();
+	/* The transports this module carries register themselves. */
+	ret = cvm_tcp_init();
 	if (ret)
 		return ret;
+	ret = cvm_rdma_init();
+	if (ret)
+		goto out_tcp_exit;
 	ret = cvm_store_init();
 	if (ret)
-		goto out_transports_exit;
+		goto out_rdma_exit;
 	/* Last step: it opens the module to userspace. */
 	ret = cvm_target_genl_register();
 	if (ret)
@@ -82,8 +89,10 @@ static int __init cvm_target_init(void)
 
 out_store_exit:
 	cvm_store_exit();
-out_transports_exit:
-	cvm_transports_exit();
+out_rdma_exit:
+	cvm_rdma_exit();
+out_tcp_exit:
+	cvm_tcp_exit();
 	return ret;
 }
 
@@ -93,7 +102,8 @@ static void __exit cvm_target_exit(void)
 	/* Listeners first: no request reaches a device being removed. */
 	cvm_server_unlisten_all();
 	cvm_store_exit();
-	cvm_transports_exit();
+	cvm_rdma_exit();
+	cvm_tcp_exit();
 }
 
 module_init(cvm_target_init);

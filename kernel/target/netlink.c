@@ -2,9 +2,11 @@
 /*
  * The "cvm_target" generic netlink family (include/uapi/linux/cvm.h).
  *
- * Every command needs CAP_NET_ADMIN (GENL_ADMIN_PERM, checked by the core)
- * and has its own strict policy: unknown attributes, attributes a command
- * does not take and malformed values are refused before the handler runs.
+ * Every command needs CAP_NET_ADMIN (GENL_ADMIN_PERM, checked by the core);
+ * DEVICE_ADD, which opens and may format a block device, also needs
+ * CAP_SYS_ADMIN (checked in its handler).  Every command has its own strict
+ * policy: unknown attributes, attributes a command does not take and
+ * malformed values are refused before the handler runs.
  */
 #include <linux/build_bug.h>
 #include <linux/cvm.h>
@@ -88,6 +90,15 @@ static int cvm_target_nl_device_add_doit(struct sk_buff *skb,
 	u32 flags = 0;
 	int ret;
 
+	/*
+	 * Opening (and formatting) any block device by path is what
+	 * CAP_SYS_ADMIN guards; GENL_ADMIN_PERM only checked CAP_NET_ADMIN.
+	 */
+	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
+		NL_SET_ERR_MSG(info->extack,
+			       "DEVICE_ADD opens a block device: needs CAP_SYS_ADMIN");
+		return -EPERM;
+	}
 	ret = cvm_target_parse_nest(info, CVM_ATTR_TARGET_DEVICE, tb,
 				    CVM_TARGET_DEVICE_ATTR_MAX,
 				    cvm_target_device_nl_policy);

@@ -75,9 +75,49 @@ static void cvm_server_recv_req(struct cvm_xprt_req *req)
 	cvm_store_handle(d, req);
 }
 
+/*
+ * What one initiator connection may hold of this node's memory, granted in
+ * HELLO (an initiator may ask for less); see struct cvm_conn_limits for the
+ * bound these give.  Taken when a listener starts (TARGET_LISTEN): a
+ * change applies from the next one on.
+ */
+static unsigned int conn_max_inflight = 128;
+module_param(conn_max_inflight, uint, 0644);
+MODULE_PARM_DESC(conn_max_inflight,
+		 "requests in flight per connection (default 128)");
+static unsigned int conn_max_data_mib = 32;
+module_param(conn_max_data_mib, uint, 0644);
+MODULE_PARM_DESC(conn_max_data_mib,
+		 "payload MiB in flight per connection, at least 1 (default 32)");
+static unsigned int max_conns = 1024;
+module_param(max_conns, uint, 0644);
+MODULE_PARM_DESC(max_conns, "connections per listener (default 1024)");
+static unsigned int hello_timeout_s = 10;
+module_param(hello_timeout_s, uint, 0644);
+MODULE_PARM_DESC(hello_timeout_s,
+		 "seconds a new connection has to say HELLO (default 10)");
+
+/* At most this many connections wait for their HELLO on a listener. */
+#define CVM_SERVER_MAX_HELLO_PENDING	64
+
+static struct cvm_conn_limits cvm_server_limits;
+
 static const struct cvm_conn_cb cvm_server_cb = {
 	.recv_req	= cvm_server_recv_req,
+	.limits		= &cvm_server_limits,
 };
+
+/* Module parameters to limits, clamped to what the protocol allows. */
+static void cvm_server_update_limits(void)
+{
+	struct cvm_conn_limits *lim = &cvm_server_limits;
+
+	lim->max_inflight = clamp(conn_max_inflight, 1U, (unsigned int)U16_MAX);
+	lim->max_data = clamp(conn_max_data_mib, 1U, 4095U) << 20;
+	lim->max_conns = max(max_conns, 1U);
+	lim->max_hello_pending = CVM_SERVER_MAX_HELLO_PENDING;
+	lim->hello_timeout = clamp(hello_timeout_s, 1U, 3600U) * HZ;
+}
 
 static int cvm_server_parse(const char *addr, u16 port,
 			    struct sockaddr_storage *ss)
@@ -153,6 +193,7 @@ int cvm_server_listen(const char *transport, const char *addr, u16 port,
 		ret = -EEXIST;
 		goto out_unlock;
 	}
+	cvm_server_update_limits();
 	l = ops->listen(&sl->addr, &cvm_server_cb, sl);
 	if (IS_ERR(l)) {
 		ret = PTR_ERR(l);

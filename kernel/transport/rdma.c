@@ -54,6 +54,7 @@
 #include <rdma/rw.h>
 
 #include "transport.h"
+#include "transports.h"
 
 #define CVM_RDMA_QUEUE_DEPTH	128	/* requests in flight per queue */
 #define CVM_RDMA_MAX_QUEUES	8
@@ -190,6 +191,8 @@ struct cvm_rdma_slot {
  * @cm_done: initiator: connect finished (@cm_error).
  * @hello_done: initiator: HELLO answered.
  * @established: the rdma_cm connection was established (drain it).
+ * @budget: initiator: what HELLO on this queue pair agreed, and its use;
+ *	a request leaves @backlog only when a slot is free and it fits.
  */
 struct cvm_rdma_queue {
 	struct cvm_rdma_conn	*rc;
@@ -218,6 +221,7 @@ struct cvm_rdma_queue {
 	int			cm_error;
 	struct completion	hello_done;
 	bool			established;
+	struct cvm_budget	budget;
 };
 
 /**
@@ -227,7 +231,6 @@ struct cvm_rdma_queue {
  * @release_work: tear-down after death (see the top of the file).
  * @free_work: frees verbs resources and memory after the last reference.
  * @entry: cvm_rdma_conns, every connection of this module.
- * @lentry: target: its listener's connections.
  * @user_disconnect: initiator: the core called disconnect().
  * @was_live: initiator: connect() handed it to the core (its death is
  *	reported).
@@ -239,7 +242,6 @@ struct cvm_rdma_conn {
 	struct work_struct	release_work;
 	struct work_struct	free_work;
 	struct list_head	entry;
-	struct list_head	lentry;
 	bool			user_disconnect;
 	bool			was_live;
 	unsigned int		nr_queues;
@@ -252,9 +254,6 @@ struct cvm_rdma_listener {
 	struct mutex		cm_lock;	/* cm_id replacement */
 	struct delayed_work	relisten_work;
 	bool			stopping;
-	spinlock_t		lock;		/* conns */
-	struct list_head	conns;
-	wait_queue_head_t	wq;
 	struct list_head	entry;		/* cvm_rdma_listeners */
 };
 
@@ -662,17 +661,10 @@ static struct cvm_rdma_conn *cvm_rdma_conn_alloc(unsigned int nr_queues,
 	rc = kzalloc(struct_size(rc, queues, nr_queues), GFP_KERNEL);
 	if (!rc)
 		return NULL;
-	rc->conn.ops = &cvm_rdma_ops;
-	rc->conn.cb = cb;
-	rc->conn.role = role;
-	rc->conn.core_priv = core_priv;
-	kref_init(&rc->conn.ref);
-	rc->conn.state = role == CVM_CONN_TARGET ? CVM_CONN_HELLO :
-						   CVM_CONN_CONNECTING;
+	cvm_conn_init(&rc->conn, &cvm_rdma_ops, role, cb, core_priv);
 	spin_lock_init(&rc->lock);
 	INIT_WORK(&rc->release_work, cvm_rdma_release_work);
 	INIT_WORK(&rc->free_work, cvm_rdma_free_work);
-	INIT_LIST_HEAD(&rc->lentry);
 	rc->nr_queues = nr_queues;
 	for (i = 0; i < nr_queues; i++) {
 		struct cvm_rdma_queue *q = &rc->queues[i];
@@ -687,6 +679,7 @@ static struct cvm_rdma_conn *cvm_rdma_conn_alloc(unsigned int nr_queues,
 		INIT_LIST_HEAD(&q->mrs);
 		init_completion(&q->cm_done);
 		init_completion(&q->hello_done);
+		cvm_budget_init(&q->budget);
 	}
 	spin_lock(&cvm_rdma_conns_lock);
 	list_add_tail(&rc->entry, &cvm_rdma_conns);
@@ -748,6 +741,9 @@ static void cvm_rdma_free_req(struct cvm_xprt_req *req)
 	struct cvm_conn *conn = req->conn;
 	struct cvm_rdma_queue *q = rreq->queue;
 
+	/* Target: charged to the connection; initiator: given back already. */
+	if (conn->role == CVM_CONN_TARGET)
+		cvm_xprt_budget_give(&conn->budget, req);
 	if (rreq->rw_valid)
 		rdma_rw_ctx_destroy(&rreq->rw, q->qp, q->port,
 				    rreq->sgt.sgl, rreq->sgt.orig_nents,
@@ -861,7 +857,7 @@ static void cvm_rdma_deliver(struct cvm_rdma_req *rreq)
 {
 	struct cvm_xprt_req *req = &rreq->req;
 	struct cvm_rdma_conn *rc = to_rdma_conn(req->conn);
-	struct cvm_wire_hello *h = &rreq->hello;
+	const char *why;
 
 	if (cvm_rdma_dead(rc)) {
 		cvm_rdma_free_req(req);
@@ -882,15 +878,13 @@ static void cvm_rdma_deliver(struct cvm_rdma_req *rreq)
 		}
 	}
 	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
-		if (h->features || h->reserved1) {
+		why = cvm_xprt_hello_recv(&rc->conn, &rreq->hello,
+					  rreq->queue->depth);
+		if (why) {
 			cvm_rdma_free_req(req);
-			cvm_rdma_fatal(rc, "HELLO with unknown features", 0);
+			cvm_rdma_fatal(rc, why, -EPROTO);
 			return;
 		}
-		rc->conn.hello.cluster_id = le64_to_cpu(h->cluster_id);
-		rc->conn.hello.host_id = le64_to_cpu(h->host_id);
-		rc->conn.hello.device_id = le32_to_cpu(h->device_id);
-		memcpy(rc->conn.hello.token, h->token, CVM_WIRE_TOKEN_LEN);
 	}
 	rc->conn.cb->recv_req(req);
 }
@@ -905,11 +899,11 @@ static const char *cvm_rdma_handle_cmd(struct cvm_rdma_queue *q,
 {
 	const struct cvm_wire_rdma_cmd *cmd = (const void *)buf;
 	struct cvm_rdma_conn *rc = q->rc;
-	int state = READ_ONCE(rc->conn.state);
 	const struct cvm_wire_hdr *hdr;
 	struct cvm_rdma_req *rreq;
 	struct cvm_xprt_req *req;
 	u32 plen, rmax, slen;
+	bool refuse_version;
 	const char *why;
 	int ret;
 
@@ -926,25 +920,16 @@ static const char *cvm_rdma_handle_cmd(struct cvm_rdma_queue *q,
 	req->hdr = *hdr;
 	rreq->remote = cmd->sgl;
 
-	/* A HELLO in a version we do not speak gets ours back. */
-	if (state == CVM_CONN_HELLO &&
-	    le32_to_cpu(hdr->magic) == CVM_WIRE_MAGIC &&
-	    hdr->opcode == CVM_WIRE_OP_HELLO &&
-	    hdr->version != CVM_WIRE_VERSION) {
-		pr_info_ratelimited("initiator %pISpc: HELLO version %u, we speak %u\n",
-				    &rc->conn.peer, hdr->version,
-				    CVM_WIRE_VERSION);
+	why = cvm_xprt_check_req(&rc->conn, hdr, &refuse_version);
+	if (!why && refuse_version) {
+		/* A HELLO in a version we do not speak gets ours back. */
 		req->rsp_status = CVM_WIRE_STATUS_VERSION;
 		rreq->remote.length = 0;
 		cvm_rdma_ops.send_reply(req);
 		return NULL;
 	}
-
-	why = cvm_wire_check_hdr(hdr, false);
-	if (!why && state == CVM_CONN_HELLO && hdr->opcode != CVM_WIRE_OP_HELLO)
-		why = "request before HELLO";
-	if (!why && state != CVM_CONN_HELLO && hdr->opcode == CVM_WIRE_OP_HELLO)
-		why = "second HELLO";
+	if (!why)
+		why = cvm_xprt_charge_req(&rc->conn, req);
 	if (why)
 		goto out_free_req;
 
@@ -1075,46 +1060,21 @@ static void cvm_rdma_send_reply(struct cvm_xprt_req *req)
 	struct cvm_rdma_conn *rc = to_rdma_conn(req->conn);
 	struct cvm_rdma_req *rreq = to_rdma_req(req);
 	struct cvm_rdma_queue *q = rreq->queue;
-	struct cvm_wire_hdr *w = &rreq->rsp.hdr;
-	u16 status = req->rsp_status;
 	struct ib_send_wr *first, *wr;
-	u32 len = 0, size = sizeof(*w);
 	bool hello = req->hdr.opcode == CVM_WIRE_OP_HELLO;
+	u32 len, size = sizeof(rreq->rsp.hdr);
+	bool close;
 	int ret;
 
-	if (hello) {
-		if (status == CVM_WIRE_STATUS_OK) {
-			len = sizeof(rreq->rsp.hello);
-			rreq->rsp.hello = rreq->hello;
-			memset(rreq->rsp.hello.token, 0,
-			       sizeof(rreq->rsp.hello.token));
-			size += len;
-		} else {
-			rreq->close_after_send = true;
-		}
-	} else if (status == CVM_WIRE_STATUS_OK && rreq->inline_reply) {
-		len = min(req->rsp_len, req->data_len);
-	} else if (status == CVM_WIRE_STATUS_OK) {
-		len = min3(req->rsp_len, req->data_len,
-			   le32_to_cpu(rreq->remote.length));
+	/* Without a buffer named the payload goes inline, else into it. */
+	len = cvm_xprt_reply_hdr(req, &rreq->rsp.hdr,
+				 rreq->inline_reply || hello ? U32_MAX :
+				 le32_to_cpu(rreq->remote.length), &close);
+	rreq->close_after_send |= close;
+	if (hello && len) {
+		cvm_xprt_hello_reply(&rc->conn, &rreq->rsp.hello);
+		size += len;
 	}
-
-	memset(w, 0, sizeof(*w));
-	w->magic = cpu_to_le32(CVM_WIRE_MAGIC);
-	w->version = CVM_WIRE_VERSION;
-	w->opcode = req->hdr.opcode;
-	w->flags = cpu_to_le16(CVM_WIRE_F_REPLY);
-	w->tag = req->hdr.tag;
-	w->volume_id = req->hdr.volume_id;
-	w->object_no = req->hdr.object_no;
-	w->shard = req->hdr.shard;
-	w->offset = req->hdr.offset;
-	w->length = cpu_to_le32(len);
-	w->status = cpu_to_le16(status);
-	cvm_wire_hdr_seal(w);
-
-	if (hello && !rreq->close_after_send)
-		WRITE_ONCE(rc->conn.state, CVM_CONN_LIVE);
 	if (cvm_rdma_dead(rc))
 		goto out_free_req;
 
@@ -1215,12 +1175,15 @@ static void cvm_rdma_slot_put(struct cvm_rdma_slot *s)
 		return;
 	spin_lock_irqsave(&q->lock, flags);
 	rreq = cvm_rdma_slot_finish(s);
+	cvm_xprt_budget_give(&q->budget, &rreq->req);
 	if (!cvm_rdma_dead(q->rc)) {
 		next = list_first_entry_or_null(&q->backlog,
 						struct cvm_rdma_req, entry);
-		if (next) {
+		if (next && cvm_xprt_budget_take(&q->budget, &next->req)) {
 			list_del_init(&next->entry);
 			s->rreq = next;
+		} else {
+			next = NULL;
 		}
 	}
 	if (!next)
@@ -1299,8 +1262,13 @@ static const char *cvm_rdma_handle_rsp(struct cvm_rdma_queue *q,
 
 	if (byte_len < sizeof(*hdr))
 		return "short reply";
+	/*
+	 * The reply to HELLO is judged by the core once it is in
+	 * (cvm_rdma_hello()): a refusal comes in the target's version.
+	 */
 	why = cvm_wire_check_hdr(hdr, true);
-	if (why)
+	if (why && !(hdr->opcode == CVM_WIRE_OP_HELLO &&
+		     READ_ONCE(q->rc->conn.state) == CVM_CONN_CONNECTING))
 		return why;
 	tag = le64_to_cpu(hdr->tag);
 	idx = tag & ((1U << CVM_RDMA_TAG_SLOT_BITS) - 1);
@@ -1312,20 +1280,20 @@ static const char *cvm_rdma_handle_rsp(struct cvm_rdma_queue *q,
 		return "reply to no outstanding request";
 	req = &s->rreq->req;
 	len = le32_to_cpu(hdr->length);
-	if (hdr->opcode != req->hdr.opcode)
-		return "reply opcode differs from request";
-	if (hdr->status && len)
-		return "error reply with payload";
-	if (len > cvm_wire_reply_max_len(&req->hdr) || len > req->data_len ||
-	    (hdr->opcode == CVM_WIRE_OP_READ && !hdr->status &&
-	     len != le32_to_cpu(req->hdr.length)))
-		return "reply length does not fit the request";
-	if (hdr->opcode == CVM_WIRE_OP_HELLO) {
-		if (byte_len != sizeof(*hdr) + len)
+	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
+		if (hdr->opcode != CVM_WIRE_OP_HELLO)
+			return "reply to HELLO is not a HELLO";
+		if (len > sizeof(s->rreq->rsp.hello) ||
+		    byte_len != sizeof(*hdr) + len)
 			return "HELLO reply length";
-		if (len)
-			memcpy(&s->rreq->hello, buf + sizeof(*hdr), len);
-	} else if (s->mr) {
+		s->rreq->rsp.hdr = *hdr;
+		memcpy(&s->rreq->rsp.hello, buf + sizeof(*hdr), len);
+		goto out_replied;
+	}
+	why = cvm_xprt_check_rsp(req, hdr);
+	if (why)
+		return why;
+	if (s->mr) {
 		if (byte_len != sizeof(*hdr))
 			return "reply with inline payload";
 	} else {
@@ -1353,6 +1321,7 @@ static const char *cvm_rdma_handle_rsp(struct cvm_rdma_queue *q,
 				return "posting a local invalidation failed";
 		}
 	}
+out_replied:
 	s->replied = true;
 	s->status = le16_to_cpu(hdr->status);
 	s->rsp_len = len;
@@ -1561,8 +1530,13 @@ static int cvm_rdma_queue_submit(struct cvm_rdma_queue *q,
 		return -ENOTCONN;
 	}
 	rreq->submitted = jiffies ?: 1;
+	rreq->req.in_budget = false;
 	s = list_first_entry_or_null(&q->free_slots, struct cvm_rdma_slot,
 				     entry);
+	/* HELLO comes before any budget; the rest waits its turn for it. */
+	if (s && !hello && (!list_empty(&q->backlog) ||
+			    !cvm_xprt_budget_take(&q->budget, &rreq->req)))
+		s = NULL;
 	if (s) {
 		list_del_init(&s->entry);
 		s->rreq = rreq;
@@ -1677,17 +1651,9 @@ static void cvm_rdma_release_work(struct work_struct *w)
 	}
 
 	if (cvm_rdma_target(rc)) {
-		struct cvm_listener *l = rc->conn.listener;
-		struct cvm_rdma_listener *rl =
-			container_of(l, struct cvm_rdma_listener, l);
-
 		if (rc->conn.cb->conn_closed)
 			rc->conn.cb->conn_closed(&rc->conn);
-		spin_lock(&rl->lock);
-		list_del_init(&rc->lentry);
-		rc->conn.listener = NULL;
-		spin_unlock(&rl->lock);
-		wake_up_all(&rl->wq);
+		cvm_listener_del_conn(&rc->conn);
 		cvm_conn_put(&rc->conn);
 		return;
 	}
@@ -1883,19 +1849,17 @@ static int cvm_rdma_accept(struct rdma_cm_id *cm_id, struct rdma_cm_event *ev)
 	rep.inline_size = cpu_to_le32(q->inline_size);
 	param.initiator_depth = min_t(u8, ev->param.conn.initiator_depth,
 				      q->dev->attrs.max_qp_init_rd_atom);
-	rc->conn.listener = &rl->l;
-	spin_lock(&rl->lock);
-	list_add_tail(&rc->lentry, &rl->conns);
-	spin_unlock(&rl->lock);
-	ret = rdma_accept(cm_id, &param);
-	if (!ret)
-		q->established = true;	/* the QP is ready to send */
+	ret = cvm_listener_add_conn(&rl->l, &rc->conn);
 	if (ret) {
-		spin_lock(&rl->lock);
-		list_del_init(&rc->lentry);
-		spin_unlock(&rl->lock);
+		rdma_reject(cm_id, NULL, 0, IB_CM_REJ_CONSUMER_DEFINED);
 		goto out_free_conn;
 	}
+	ret = rdma_accept(cm_id, &param);
+	if (ret) {
+		cvm_listener_del_conn(&rc->conn);
+		goto out_free_conn;
+	}
+	q->established = true;	/* the QP is ready to send */
 	return 0;
 
 out_free_conn:
@@ -1987,16 +1951,9 @@ static struct cvm_listener *cvm_rdma_listen(const struct sockaddr_storage *addr,
 	rl = kzalloc(sizeof(*rl), GFP_KERNEL);
 	if (!rl)
 		return ERR_PTR(-ENOMEM);
-	rl->l.ops = &cvm_rdma_ops;
-	rl->l.cb = cb;
-	rl->l.addr = *addr;
-	rl->l.core_priv = core_priv;
-	INIT_LIST_HEAD(&rl->l.entry);
+	cvm_listener_init(&rl->l, &cvm_rdma_ops, addr, cb, core_priv);
 	mutex_init(&rl->cm_lock);
 	INIT_DELAYED_WORK(&rl->relisten_work, cvm_rdma_relisten_work);
-	spin_lock_init(&rl->lock);
-	INIT_LIST_HEAD(&rl->conns);
-	init_waitqueue_head(&rl->wq);
 
 	cm_id = cvm_rdma_bind_listen(rl);
 	if (IS_ERR(cm_id)) {
@@ -2010,21 +1967,10 @@ static struct cvm_listener *cvm_rdma_listen(const struct sockaddr_storage *addr,
 	return &rl->l;
 }
 
-static bool cvm_rdma_listener_idle(struct cvm_rdma_listener *rl)
-{
-	bool idle;
-
-	spin_lock(&rl->lock);
-	idle = list_empty(&rl->conns);
-	spin_unlock(&rl->lock);
-	return idle;
-}
-
 static void cvm_rdma_unlisten(struct cvm_listener *l)
 {
 	struct cvm_rdma_listener *rl = container_of(l, struct cvm_rdma_listener,
 						    l);
-	struct cvm_rdma_conn *rc;
 	struct rdma_cm_id *cm_id;
 
 	mutex_lock(&cvm_rdma_listeners_lock);
@@ -2040,32 +1986,11 @@ static void cvm_rdma_unlisten(struct cvm_listener *l)
 	/* Waits for a connect request being accepted. */
 	if (cm_id)
 		rdma_destroy_id(cm_id);
-
-	spin_lock(&rl->lock);
-	list_for_each_entry(rc, &rl->conns, lentry)
-		cvm_rdma_fatal(rc, NULL, 0);
-	spin_unlock(&rl->lock);
-	wait_event(rl->wq, cvm_rdma_listener_idle(rl));
+	cvm_listener_close_conns(&rl->l);
 	kfree(rl);
 }
 
 /* Initiator side: connecting */
-
-static int cvm_rdma_hello_status_errno(u16 status)
-{
-	switch (status) {
-	case CVM_WIRE_STATUS_OK:
-		return 0;
-	case CVM_WIRE_STATUS_AUTH:
-		return -EACCES;
-	case CVM_WIRE_STATUS_VERSION:
-		return -EPROTONOSUPPORT;
-	case CVM_WIRE_STATUS_NOT_FOUND:
-		return -ENODEV;
-	default:
-		return -EPROTO;
-	}
-}
 
 static void cvm_rdma_hello_done(struct cvm_xprt_req *req)
 {
@@ -2088,10 +2013,7 @@ static int cvm_rdma_hello(struct cvm_rdma_queue *q,
 		return -ENOMEM;
 	rreq = to_rdma_req(req);
 	hello = &rreq->hello;
-	hello->cluster_id = cpu_to_le64(p->cluster_id);
-	hello->host_id = cpu_to_le64(p->host_id);
-	hello->device_id = cpu_to_le32(p->device_id);
-	memcpy(hello->token, p->token, sizeof(hello->token));
+	cvm_xprt_hello_req(p, &req->hdr, hello, q->depth);
 	/* The request is one kmalloc'ed object: the hello is in one page. */
 	bv.bv_page = virt_to_page(hello);
 	bv.bv_offset = offset_in_page(hello);
@@ -2099,10 +2021,6 @@ static int cvm_rdma_hello(struct cvm_rdma_queue *q,
 	req->bvec = &bv;
 	req->nr_bvec = 1;
 	req->data_len = sizeof(*hello);
-	req->hdr.magic = cpu_to_le32(CVM_WIRE_MAGIC);
-	req->hdr.version = CVM_WIRE_VERSION;
-	req->hdr.opcode = CVM_WIRE_OP_HELLO;
-	req->hdr.length = cpu_to_le32(sizeof(*hello));
 	req->done = cvm_rdma_hello_done;
 
 	reinit_completion(&rc->queues[0].hello_done);
@@ -2122,9 +2040,10 @@ static int cvm_rdma_hello(struct cvm_rdma_queue *q,
 		ret = req->error;
 		goto out_free_req;
 	}
-	if (hello_status)
-		*hello_status = req->status;
-	ret = cvm_rdma_hello_status_errno(req->status);
+	ret = cvm_xprt_hello_rsp_hdr(&rc->conn, &rreq->rsp.hdr, hello_status);
+	if (ret > 0)
+		ret = cvm_xprt_hello_done(&rc->conn, &rreq->rsp.hdr,
+					  &rreq->rsp.hello, hello, &q->budget);
 
 out_free_req:
 	req->bvec = NULL;

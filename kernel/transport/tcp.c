@@ -16,8 +16,19 @@
  * reads no bytes: it checks the payload received in RECV_DATA.  Every
  * header is validated in full (cvm_wire_check_hdr()) before anything acts
  * on it; a malformed message goes to cvm_tcp_fatal(), the one error path,
- * which logs the peer and the reason (ratelimited), shuts the socket down
- * and queues release_work to tear the connection down.
+ * which logs the peer and the reason (ratelimited), marks the connection
+ * dead and queues release_work, which shuts the socket down and tears the
+ * connection down in process context.
+ *
+ * The protocol itself (HELLO, versions, reply headers and their checks,
+ * the limits agreed in HELLO, the listener's connections) is the core's
+ * (core.c); this file moves bytes.
+ *
+ * Initiator requests are in @inflight (by tag) from submit() to their
+ * completion, and on the send list while they wait to be sent, or on the
+ * backlog while the budget HELLO agreed is used up.  Only a request that
+ * has been sent whole (@sent) may be answered: a reply to one still
+ * queued would complete and free it under io_work's feet.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": tcp: " fmt
 
@@ -37,6 +48,7 @@
 #include <net/tcp.h>
 
 #include "transport.h"
+#include "transports.h"
 
 /* Messages handled per io_work pass before it yields the CPU. */
 #define CVM_TCP_IO_BUDGET	64
@@ -62,7 +74,12 @@ enum cvm_tcp_send_state {
  * @hello: HELLO payload (received on the target, sent back as the reply).
  * @own_pages: target: @req.bvec pages were allocated here.
  * @close_after_send: target: the reply refuses HELLO; close once sent.
+ * @sent: initiator: the whole request is in the socket; a reply may come.
  * @submitted: initiator: jiffies when submitted (never 0).
+ *
+ * Both ends charge a request to the connection's budget: the target from
+ * its header's arrival until it is freed, the initiator from leaving the
+ * backlog until its reply.
  */
 struct cvm_tcp_req {
 	struct cvm_xprt_req	req;
@@ -71,6 +88,7 @@ struct cvm_tcp_req {
 	struct cvm_wire_hello	hello;
 	bool			own_pages;
 	bool			close_after_send;
+	bool			sent;
 	unsigned long		submitted;
 };
 
@@ -79,9 +97,9 @@ struct cvm_tcp_conn {
 	struct socket		*sock;
 	struct work_struct	io_work;
 	struct work_struct	release_work;
-	spinlock_t		lock;		/* send_list, state, next_tag */
+	spinlock_t		lock;	/* send_list, backlog, state, next_tag */
 	struct list_head	send_list;
-	struct list_head	entry;		/* listener's conns */
+	struct list_head	backlog;	/* initiator: over budget */
 	struct xarray		inflight;	/* initiator: tag -> req */
 	u64			next_tag;
 	bool			user_disconnect;
@@ -105,9 +123,6 @@ struct cvm_tcp_listener {
 	struct cvm_listener	l;
 	struct socket		*sock;
 	struct work_struct	accept_work;
-	spinlock_t		lock;		/* conns */
-	struct list_head	conns;
-	wait_queue_head_t	wq;
 	void	(*saved_data_ready)(struct sock *sk);
 };
 
@@ -143,12 +158,14 @@ static bool cvm_tcp_set_dead(struct cvm_tcp_conn *q)
 	return !was_dead;
 }
 
+/*
+ * Never sleeps (the socket is shut down by release_work): the core calls
+ * it through abort() with its listener lock held.
+ */
 static void cvm_tcp_shutdown(struct cvm_tcp_conn *q)
 {
-	if (cvm_tcp_set_dead(q)) {
-		kernel_sock_shutdown(q->sock, SHUT_RDWR);
+	if (cvm_tcp_set_dead(q))
 		queue_work(cvm_tcp_release_wq, &q->release_work);
-	}
 }
 
 /*
@@ -229,6 +246,8 @@ static void cvm_tcp_free_req(struct cvm_xprt_req *req)
 	struct cvm_tcp_req *treq = to_tcp_req(req);
 	struct cvm_conn *conn = req->conn;
 
+	if (conn->role == CVM_CONN_TARGET)
+		cvm_xprt_budget_give(&conn->budget, req);
 	if (treq->own_pages)
 		cvm_tcp_free_pages(req);
 	kfree(treq);
@@ -268,8 +287,10 @@ static u32 cvm_tcp_snd_payload(struct cvm_tcp_conn *q, struct cvm_tcp_req *treq)
 static void cvm_tcp_sent(struct cvm_tcp_conn *q, struct cvm_tcp_req *treq)
 {
 	q->snd_req = NULL;
-	if (q->conn.role != CVM_CONN_TARGET)
-		return;		/* stays in inflight until its reply */
+	if (q->conn.role != CVM_CONN_TARGET) {
+		treq->sent = true;	/* in inflight until its reply */
+		return;
+	}
 	if (treq->close_after_send) {
 		cvm_tcp_free_req(&treq->req);
 		cvm_tcp_shutdown(q);
@@ -384,8 +405,6 @@ static int cvm_tcp_refuse_version(struct cvm_tcp_conn *q)
 	struct cvm_xprt_req *req;
 	struct cvm_tcp_req *treq;
 
-	pr_info_ratelimited("initiator %pISpc: HELLO version %u, we speak %u\n",
-			    &q->conn.peer, q->rcv_hdr.version, CVM_WIRE_VERSION);
 	req = cvm_tcp_alloc_req(&q->conn, GFP_KERNEL);
 	if (!req)
 		return cvm_tcp_fatal(q, "out of memory", -ENOMEM);
@@ -400,25 +419,46 @@ static int cvm_tcp_refuse_version(struct cvm_tcp_conn *q)
 
 static int cvm_tcp_deliver(struct cvm_tcp_conn *q);
 
+/*
+ * Initiator, io_work: @treq is answered.  It leaves @inflight and gives
+ * its budget back, which lets the backlog's head go out, in order.
+ */
+static void cvm_tcp_finish(struct cvm_tcp_conn *q, struct cvm_tcp_req *treq)
+{
+	struct cvm_budget *b = &q->conn.budget;
+	struct cvm_tcp_req *next;
+	unsigned long flags;
+
+	xa_erase_irq(&q->inflight, le64_to_cpu(treq->req.hdr.tag));
+	spin_lock_irqsave(&q->lock, flags);
+	cvm_xprt_budget_give(b, &treq->req);
+	while ((next = list_first_entry_or_null(&q->backlog, struct cvm_tcp_req,
+						entry)) &&
+	       cvm_xprt_budget_take(b, &next->req))
+		list_move_tail(&next->entry, &q->send_list);
+	spin_unlock_irqrestore(&q->lock, flags);
+}
+
 /* Target: a validated request header; set up its request and pages. */
 static int cvm_tcp_handle_req_hdr(struct cvm_tcp_conn *q)
 {
 	struct cvm_wire_hdr *hdr = &q->rcv_hdr;
-	int state = READ_ONCE(q->conn.state);
 	struct cvm_xprt_req *req;
 	struct cvm_tcp_req *treq;
+	const char *why;
 	u32 rsp;
-
-	if (state == CVM_CONN_HELLO && hdr->opcode != CVM_WIRE_OP_HELLO)
-		return cvm_tcp_fatal(q, "request before HELLO", 0);
-	if (state != CVM_CONN_HELLO && hdr->opcode == CVM_WIRE_OP_HELLO)
-		return cvm_tcp_fatal(q, "second HELLO", 0);
 
 	req = cvm_tcp_alloc_req(&q->conn, GFP_KERNEL);
 	if (!req)
 		return cvm_tcp_fatal(q, "out of memory", -ENOMEM);
 	treq = to_tcp_req(req);
 	req->hdr = *hdr;
+	/* Within what HELLO agreed, before a page is allocated for it. */
+	why = cvm_xprt_charge_req(&q->conn, req);
+	if (why) {
+		cvm_tcp_free_req(req);
+		return cvm_tcp_fatal(q, why, -EPROTO);
+	}
 	q->rcv_req = treq;
 	q->rcv_len = cvm_wire_payload_len(hdr);
 	q->rcv_off = 0;
@@ -445,18 +485,17 @@ static int cvm_tcp_handle_rsp_hdr(struct cvm_tcp_conn *q)
 	struct cvm_wire_hdr *hdr = &q->rcv_hdr;
 	struct cvm_xprt_req *req;
 	u32 len = le32_to_cpu(hdr->length);
+	const char *why;
 
+	/* io_work alone completes requests: @req stays valid here. */
 	req = xa_load(&q->inflight, le64_to_cpu(hdr->tag));
-	if (!req || q->snd_req == to_tcp_req(req))
+	if (!req)
 		return cvm_tcp_fatal(q, "reply to no outstanding request", 0);
-	if (hdr->opcode != req->hdr.opcode)
-		return cvm_tcp_fatal(q, "reply opcode differs from request", 0);
-	if (hdr->status && len)
-		return cvm_tcp_fatal(q, "error reply with payload", 0);
-	if (len > cvm_wire_reply_max_len(&req->hdr) || len > req->data_len ||
-	    (hdr->opcode == CVM_WIRE_OP_READ && !hdr->status &&
-	     len != le32_to_cpu(req->hdr.length)))
-		return cvm_tcp_fatal(q, "reply length does not fit the request", 0);
+	if (!to_tcp_req(req)->sent)
+		return cvm_tcp_fatal(q, "reply to a request not yet sent", 0);
+	why = cvm_xprt_check_rsp(req, hdr);
+	if (why)
+		return cvm_tcp_fatal(q, why, 0);
 
 	q->rcv_req = to_tcp_req(req);
 	q->rcv_len = len;
@@ -472,6 +511,7 @@ static int cvm_tcp_try_recv_hdr(struct cvm_tcp_conn *q)
 {
 	struct cvm_wire_hdr *hdr = &q->rcv_hdr;
 	bool target = q->conn.role == CVM_CONN_TARGET;
+	bool refuse_version;
 	const char *why;
 	int ret;
 
@@ -484,13 +524,13 @@ static int cvm_tcp_try_recv_hdr(struct cvm_tcp_conn *q)
 		return 1;
 	q->rcv_off = 0;
 
-	if (target && READ_ONCE(q->conn.state) == CVM_CONN_HELLO &&
-	    le32_to_cpu(hdr->magic) == CVM_WIRE_MAGIC &&
-	    hdr->opcode == CVM_WIRE_OP_HELLO &&
-	    hdr->version != CVM_WIRE_VERSION)
-		return cvm_tcp_refuse_version(q);
-
-	why = cvm_wire_check_hdr(hdr, !target);
+	if (target) {
+		why = cvm_xprt_check_req(&q->conn, hdr, &refuse_version);
+		if (!why && refuse_version)
+			return cvm_tcp_refuse_version(q);
+	} else {
+		why = cvm_wire_check_hdr(hdr, true);
+	}
 	if (why)
 		return cvm_tcp_fatal(q, why, -EPROTO);
 	return target ? cvm_tcp_handle_req_hdr(q) : cvm_tcp_handle_rsp_hdr(q);
@@ -555,7 +595,7 @@ static int cvm_tcp_try_recv_ddgst(struct cvm_tcp_conn *q)
 		cvm_tcp_ops.send_reply(&treq->req);
 		return 1;
 	}
-	xa_erase(&q->inflight, le64_to_cpu(q->rcv_hdr.tag));
+	cvm_tcp_finish(q, treq);
 	treq->req.status = CVM_WIRE_STATUS_DATA_CRC;
 	treq->req.error = 0;
 	treq->req.done(&treq->req);
@@ -567,31 +607,25 @@ static int cvm_tcp_deliver(struct cvm_tcp_conn *q)
 {
 	struct cvm_tcp_req *treq = q->rcv_req;
 	struct cvm_xprt_req *req = &treq->req;
-	struct cvm_wire_hello *h = &treq->hello;
+	const char *why;
 
 	q->rcv_state = CVM_TCP_RECV_HDR;
 	q->rcv_req = NULL;
 	q->rcv_off = 0;
 
 	if (q->conn.role != CVM_CONN_TARGET) {
-		xa_erase(&q->inflight, le64_to_cpu(q->rcv_hdr.tag));
-		req->status = le16_to_cpu(q->rcv_hdr.status);
-		req->rsp_len = le32_to_cpu(q->rcv_hdr.length);
-		req->rsp_map_epoch = le64_to_cpu(q->rcv_hdr.map_epoch);
-		req->error = 0;
+		cvm_tcp_finish(q, treq);
+		cvm_xprt_complete(req, &q->rcv_hdr);
 		req->done(req);
 		return 1;
 	}
 
 	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
-		if (h->features || h->reserved1) {
+		why = cvm_xprt_hello_recv(&q->conn, &treq->hello, U32_MAX);
+		if (why) {
 			cvm_tcp_free_req(req);
-			return cvm_tcp_fatal(q, "HELLO with unknown features", 0);
+			return cvm_tcp_fatal(q, why, -EPROTO);
 		}
-		q->conn.hello.cluster_id = le64_to_cpu(h->cluster_id);
-		q->conn.hello.host_id = le64_to_cpu(h->host_id);
-		q->conn.hello.device_id = le32_to_cpu(h->device_id);
-		memcpy(q->conn.hello.token, h->token, CVM_WIRE_TOKEN_LEN);
 	}
 	q->conn.cb->recv_req(req);
 	return 1;
@@ -721,17 +755,18 @@ static void cvm_tcp_release_work(struct work_struct *w)
 {
 	struct cvm_tcp_conn *q = container_of(w, struct cvm_tcp_conn,
 					      release_work);
-	struct cvm_listener *l = q->conn.listener;
 	struct cvm_tcp_req *treq, *tmp;
 	struct cvm_xprt_req *req;
 	unsigned long flags, tag;
 	LIST_HEAD(drop);
 
+	kernel_sock_shutdown(q->sock, SHUT_RDWR);
 	cvm_tcp_restore_callbacks(q);
 	cancel_work_sync(&q->io_work);
 
 	spin_lock_irqsave(&q->lock, flags);
 	list_splice_init(&q->send_list, &drop);
+	list_splice_init(&q->backlog, &drop);
 	spin_unlock_irqrestore(&q->lock, flags);
 
 	if (q->conn.role == CVM_CONN_TARGET) {
@@ -746,7 +781,7 @@ static void cvm_tcp_release_work(struct work_struct *w)
 	} else {
 		/* Every queued request is also in inflight. */
 		xa_for_each(&q->inflight, tag, req) {
-			xa_erase(&q->inflight, tag);
+			xa_erase_irq(&q->inflight, tag);
 			req->error = -ENOTCONN;
 			req->done(req);
 		}
@@ -757,16 +792,9 @@ static void cvm_tcp_release_work(struct work_struct *w)
 	q->sock = NULL;
 
 	if (q->conn.role == CVM_CONN_TARGET) {
-		struct cvm_tcp_listener *tl =
-			container_of(l, struct cvm_tcp_listener, l);
-
 		if (q->conn.cb->conn_closed)
 			q->conn.cb->conn_closed(&q->conn);
-		spin_lock(&tl->lock);
-		list_del_init(&q->entry);
-		q->conn.listener = NULL;
-		spin_unlock(&tl->lock);
-		wake_up_all(&tl->wq);
+		cvm_listener_del_conn(&q->conn);
 		cvm_conn_put(&q->conn);
 	} else if (!q->user_disconnect && q->conn.cb->state_change) {
 		q->conn.cb->state_change(&q->conn, CVM_CONN_DEAD);
@@ -783,17 +811,12 @@ static struct cvm_tcp_conn *cvm_tcp_conn_alloc(struct socket *sock,
 	if (!q)
 		return NULL;
 	q->sock = sock;
-	q->conn.ops = &cvm_tcp_ops;
-	q->conn.cb = cb;
-	q->conn.role = role;
-	q->conn.core_priv = core_priv;
-	kref_init(&q->conn.ref);
-	q->conn.state = role == CVM_CONN_TARGET ? CVM_CONN_HELLO :
-						  CVM_CONN_CONNECTING;
+	cvm_conn_init(&q->conn, &cvm_tcp_ops, role, cb, core_priv);
 	spin_lock_init(&q->lock);
 	INIT_LIST_HEAD(&q->send_list);
-	INIT_LIST_HEAD(&q->entry);
-	xa_init(&q->inflight);
+	INIT_LIST_HEAD(&q->backlog);
+	/* Inserted under q->lock with interrupts off (submit, any context). */
+	xa_init_flags(&q->inflight, XA_FLAGS_LOCK_IRQ);
 	q->next_tag = 1;
 	INIT_WORK(&q->io_work, cvm_tcp_io_work);
 	INIT_WORK(&q->release_work, cvm_tcp_release_work);
@@ -816,41 +839,12 @@ static void cvm_tcp_send_reply(struct cvm_xprt_req *req)
 {
 	struct cvm_tcp_conn *q = to_tcp_conn(req->conn);
 	struct cvm_tcp_req *treq = to_tcp_req(req);
-	struct cvm_wire_hdr *w = &treq->wire;
-	u16 status = req->rsp_status;
-	u32 len = 0;
+	bool close;
 
-	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
-		if (status == CVM_WIRE_STATUS_OK)
-			len = sizeof(treq->hello);
-		else
-			treq->close_after_send = true;
-		memset(treq->hello.token, 0, sizeof(treq->hello.token));
-	} else if (status == CVM_WIRE_STATUS_OK) {
-		len = min(req->rsp_len, req->data_len);
-	}
-
-	memset(w, 0, sizeof(*w));
-	w->magic = cpu_to_le32(CVM_WIRE_MAGIC);
-	w->version = CVM_WIRE_VERSION;
-	w->opcode = req->hdr.opcode;
-	w->flags = cpu_to_le16(CVM_WIRE_F_REPLY);
-	w->tag = req->hdr.tag;
-	w->volume_id = req->hdr.volume_id;
-	w->object_no = req->hdr.object_no;
-	w->shard = req->hdr.shard;
-	w->offset = req->hdr.offset;
-	w->length = cpu_to_le32(len);
-	w->status = cpu_to_le16(status);
-	if (len && req->hdr.opcode != CVM_WIRE_OP_HELLO) {
-		w->flags |= cpu_to_le16(CVM_WIRE_F_DATA_CRC);
-		w->data_crc = cpu_to_le32(cvm_crc32c_bvec(req->bvec,
-							  req->nr_bvec, len));
-	}
-	cvm_wire_hdr_seal(w);
-
-	if (req->hdr.opcode == CVM_WIRE_OP_HELLO && !treq->close_after_send)
-		WRITE_ONCE(q->conn.state, CVM_CONN_LIVE);
+	cvm_xprt_reply_hdr(req, &treq->wire, U32_MAX, &close);
+	treq->close_after_send |= close;
+	if (req->hdr.opcode == CVM_WIRE_OP_HELLO)
+		cvm_xprt_hello_reply(&q->conn, &treq->hello);
 	if (!cvm_tcp_queue_send(q, treq))
 		cvm_tcp_free_req(req);
 }
@@ -879,11 +873,11 @@ static void cvm_tcp_accept_work(struct work_struct *w)
 		}
 		if (kernel_getpeername(sock, (struct sockaddr *)&q->conn.peer) < 0)
 			memset(&q->conn.peer, 0, sizeof(q->conn.peer));
+		if (cvm_listener_add_conn(&tl->l, &q->conn)) {
+			cvm_conn_put(&q->conn);	/* releases the socket */
+			continue;
+		}
 		tcp_sock_set_nodelay(sock->sk);
-		q->conn.listener = &tl->l;
-		spin_lock(&tl->lock);
-		list_add_tail(&q->entry, &tl->conns);
-		spin_unlock(&tl->lock);
 		cvm_tcp_install_callbacks(q);
 		queue_work(cvm_tcp_wq, &q->io_work);
 	}
@@ -926,14 +920,7 @@ static struct cvm_listener *cvm_tcp_listen(const struct sockaddr_storage *addr,
 	tl = kzalloc(sizeof(*tl), GFP_KERNEL);
 	if (!tl)
 		return ERR_PTR(-ENOMEM);
-	tl->l.ops = &cvm_tcp_ops;
-	tl->l.cb = cb;
-	tl->l.addr = *addr;
-	tl->l.core_priv = core_priv;
-	INIT_LIST_HEAD(&tl->l.entry);
-	spin_lock_init(&tl->lock);
-	INIT_LIST_HEAD(&tl->conns);
-	init_waitqueue_head(&tl->wq);
+	cvm_listener_init(&tl->l, &cvm_tcp_ops, addr, cb, core_priv);
 	INIT_WORK(&tl->accept_work, cvm_tcp_accept_work);
 
 	ret = sock_create_kern(&init_net, addr->ss_family, SOCK_STREAM,
@@ -965,21 +952,10 @@ out_free_listener:
 	return ERR_PTR(ret);
 }
 
-static bool cvm_tcp_listener_idle(struct cvm_tcp_listener *tl)
-{
-	bool idle;
-
-	spin_lock(&tl->lock);
-	idle = list_empty(&tl->conns);
-	spin_unlock(&tl->lock);
-	return idle;
-}
-
 static void cvm_tcp_unlisten(struct cvm_listener *l)
 {
 	struct cvm_tcp_listener *tl = container_of(l, struct cvm_tcp_listener, l);
 	struct sock *sk = tl->sock->sk;
-	struct cvm_tcp_conn *q;
 
 	write_lock_bh(&sk->sk_callback_lock);
 	sk->sk_user_data = NULL;
@@ -987,12 +963,7 @@ static void cvm_tcp_unlisten(struct cvm_listener *l)
 	write_unlock_bh(&sk->sk_callback_lock);
 	cancel_work_sync(&tl->accept_work);
 	sock_release(tl->sock);
-
-	spin_lock(&tl->lock);
-	list_for_each_entry(q, &tl->conns, entry)
-		cvm_tcp_shutdown(q);
-	spin_unlock(&tl->lock);
-	wait_event(tl->wq, cvm_tcp_listener_idle(tl));
+	cvm_listener_close_conns(&tl->l);
 	kfree(tl);
 }
 
@@ -1001,6 +972,7 @@ static void cvm_tcp_unlisten(struct cvm_listener *l)
 static int cvm_tcp_submit(struct cvm_xprt_req *req)
 {
 	struct cvm_tcp_conn *q = to_tcp_conn(req->conn);
+	struct cvm_tcp_req *treq = to_tcp_req(req);
 	struct cvm_wire_hdr *hdr = &req->hdr;
 	unsigned long flags;
 	u32 plen;
@@ -1025,6 +997,9 @@ static int cvm_tcp_submit(struct cvm_xprt_req *req)
 		hdr->data_crc = cpu_to_le32(req->data_crc);
 	}
 
+	treq->sent = false;
+	req->in_budget = false;
+
 	spin_lock_irqsave(&q->lock, flags);
 	if (q->conn.state != CVM_CONN_LIVE) {
 		spin_unlock_irqrestore(&q->lock, flags);
@@ -1033,10 +1008,15 @@ static int cvm_tcp_submit(struct cvm_xprt_req *req)
 	tag = q->next_tag++;
 	hdr->tag = cpu_to_le64(tag);
 	cvm_wire_hdr_seal(hdr);
-	to_tcp_req(req)->submitted = jiffies ?: 1;
+	treq->submitted = jiffies ?: 1;
+	/* Interrupts are off: the irq-safe xarray lock nests inside. */
 	ret = xa_insert(&q->inflight, tag, req, GFP_ATOMIC);
-	if (!ret)
-		list_add_tail(&to_tcp_req(req)->entry, &q->send_list);
+	if (!ret && list_empty(&q->backlog) &&
+	    cvm_xprt_budget_take(&q->conn.budget, req)) {
+		list_add_tail(&treq->entry, &q->send_list);
+	} else if (!ret) {
+		list_add_tail(&treq->entry, &q->backlog);
+	}
 	spin_unlock_irqrestore(&q->lock, flags);
 	if (ret)
 		return ret == -EBUSY ? -EINVAL : ret;
@@ -1052,11 +1032,11 @@ static unsigned long cvm_tcp_oldest_request(struct cvm_conn *conn)
 	unsigned long tag = 0, at = 0;
 
 	/* The lock keeps the request from being completed and freed. */
-	xa_lock(&q->inflight);
+	xa_lock_irq(&q->inflight);
 	req = xa_find(&q->inflight, &tag, ULONG_MAX, XA_PRESENT);
 	if (req)
 		at = to_tcp_req(req)->submitted;
-	xa_unlock(&q->inflight);
+	xa_unlock_irq(&q->inflight);
 	return at;
 }
 
@@ -1065,43 +1045,18 @@ static void cvm_tcp_abort(struct cvm_conn *conn, const char *why)
 	cvm_tcp_fatal(to_tcp_conn(conn), why, -ETIMEDOUT);
 }
 
-static int cvm_tcp_hello_status_errno(u16 status)
-{
-	switch (status) {
-	case CVM_WIRE_STATUS_OK:
-		return 0;
-	case CVM_WIRE_STATUS_AUTH:
-		return -EACCES;
-	case CVM_WIRE_STATUS_VERSION:
-		return -EPROTONOSUPPORT;
-	case CVM_WIRE_STATUS_NOT_FOUND:
-		return -ENODEV;
-	default:
-		return -EPROTO;
-	}
-}
-
 /* Synchronous HELLO exchange before io_work takes over the socket. */
 static int cvm_tcp_hello(struct cvm_tcp_conn *q,
 			 const struct cvm_hello_params *p, u16 *hello_status)
 {
-	struct cvm_wire_hello hello = {}, rhello;
-	struct cvm_wire_hdr hdr = {}, rsp;
+	struct cvm_wire_hello hello, rhello;
+	struct cvm_wire_hdr hdr, rsp;
 	struct msghdr msg = {};
 	struct kvec iov[2];
-	const char *why;
 	int ret;
 
-	hdr.magic = cpu_to_le32(CVM_WIRE_MAGIC);
-	hdr.version = CVM_WIRE_VERSION;
-	hdr.opcode = CVM_WIRE_OP_HELLO;
-	hdr.length = cpu_to_le32(sizeof(hello));
-	hello.cluster_id = cpu_to_le64(p->cluster_id);
-	hello.host_id = cpu_to_le64(p->host_id);
-	hello.device_id = cpu_to_le32(p->device_id);
-	memcpy(hello.token, p->token, sizeof(hello.token));
+	cvm_xprt_hello_req(p, &hdr, &hello, CVM_CONN_WANT_INFLIGHT);
 	cvm_wire_hdr_seal(&hdr);
-
 	iov[0].iov_base = &hdr;
 	iov[0].iov_len = sizeof(hdr);
 	iov[1].iov_base = &hello;
@@ -1119,31 +1074,18 @@ static int cvm_tcp_hello(struct cvm_tcp_conn *q,
 		return ret;
 	if (ret != sizeof(rsp))
 		return -ECONNRESET;
-	why = cvm_wire_check_hdr(&rsp, true);
-	if (!why && rsp.opcode != CVM_WIRE_OP_HELLO)
-		why = "reply to HELLO is not a HELLO";
-	if (!why && le16_to_cpu(rsp.status) == CVM_WIRE_STATUS_OK &&
-	    le32_to_cpu(rsp.length) != sizeof(rhello))
-		why = "HELLO reply length";
-	if (!why && rsp.status && rsp.length)
-		why = "HELLO error reply with payload";
-	if (why) {
-		pr_err_ratelimited("target %pISpc: %s\n", &q->conn.peer, why);
-		return -EPROTO;
-	}
-	if (hello_status)
-		*hello_status = le16_to_cpu(rsp.status);
-	if (rsp.length) {
-		iov[0].iov_base = &rhello;
-		iov[0].iov_len = sizeof(rhello);
-		ret = kernel_recvmsg(q->sock, &msg, iov, 1, sizeof(rhello),
-				     MSG_WAITALL);
-		if (ret < 0)
-			return ret;
-		if (ret != sizeof(rhello))
-			return -ECONNRESET;
-	}
-	return cvm_tcp_hello_status_errno(le16_to_cpu(rsp.status));
+	ret = cvm_xprt_hello_rsp_hdr(&q->conn, &rsp, hello_status);
+	if (ret <= 0)
+		return ret;
+	iov[0].iov_base = &rhello;
+	iov[0].iov_len = sizeof(rhello);
+	ret = kernel_recvmsg(q->sock, &msg, iov, 1, sizeof(rhello), MSG_WAITALL);
+	if (ret < 0)
+		return ret;
+	if (ret != sizeof(rhello))
+		return -ECONNRESET;
+	return cvm_xprt_hello_done(&q->conn, &rsp, &rhello, &hello,
+				   &q->conn.budget);
 }
 
 static struct cvm_conn *cvm_tcp_connect(const struct sockaddr_storage *addr,

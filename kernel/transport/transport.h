@@ -114,6 +114,8 @@
 #include <linux/module.h>
 #include <linux/socket.h>
 #include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
 
 struct cvm_conn;
 struct cvm_listener;
@@ -157,17 +159,58 @@ struct cvm_hello_params {
 };
 
 /**
+ * struct cvm_conn_limits - what a target allows one connection
+ * @max_inflight: requests in flight (header received, reply not yet sent).
+ * @max_data: payload bytes those requests pin (cvm_wire_req_data()).
+ * @max_conns: connections a listener keeps at most.
+ * @max_hello_pending: of those, connections that have not said HELLO yet.
+ * @hello_timeout: jiffies a connection may take to say HELLO.
+ *
+ * Per connection a target holds at most @max_inflight request structs,
+ * @max_data payload bytes plus a page of rounding per request, and the
+ * socket or queue pair buffers; per listener @max_conns of those.
+ */
+struct cvm_conn_limits {
+	u32		max_inflight;
+	u32		max_data;
+	u32		max_conns;
+	u32		max_hello_pending;
+	unsigned long	hello_timeout;
+};
+
+/* What an initiator asks for in HELLO; the target grants at most that. */
+#define CVM_CONN_WANT_INFLIGHT	128
+#define CVM_CONN_WANT_DATA	(64U << 20)
+
+/**
+ * struct cvm_budget - requests and payload bytes in flight on a connection
+ * (or an rdma queue pair) against what HELLO agreed
+ * @inflight, @data: in use.
+ * @max_inflight, @max_data: agreed (target: granted; initiator: granted to
+ *	us).  Zero until HELLO is answered.
+ */
+struct cvm_budget {
+	atomic_t	inflight;
+	atomic_t	data;
+	u32		max_inflight;
+	u32		max_data;
+};
+
+/**
  * struct cvm_conn_cb - the core's callbacks for a connection or listener
  * @recv_req: target: a validated request (see above).
  * @conn_closed: target: an accepted connection stopped receiving.
  * @state_change: initiator: the connection changed state (only DEAD is
  *	reported for now).
+ * @limits: target: what each accepted connection is allowed (read when a
+ *	connection is accepted and when it says HELLO).
  */
 struct cvm_conn_cb {
 	void	(*recv_req)(struct cvm_xprt_req *req);
 	void	(*conn_closed)(struct cvm_conn *conn);
 	void	(*state_change)(struct cvm_conn *conn,
 				enum cvm_conn_state state);
+	const struct cvm_conn_limits	*limits;
 };
 
 /**
@@ -181,7 +224,11 @@ struct cvm_conn_cb {
  * @hello: target: what the peer announced in HELLO (set before recv_req()
  *	of the HELLO request); initiator: what we announced.
  * @core_priv: the core's per-connection data (target: the device served).
- * @listener: target: the listener that accepted it.
+ * @listener: target: the listener that accepted it (NULL once it left).
+ * @lentry: target: on @listener's list.
+ * @accepted: target: jiffies when accepted (the HELLO timeout).
+ * @budget: what is in flight against the limits HELLO agreed (tcp; rdma
+ *	keeps one per queue pair on the initiator).
  */
 struct cvm_conn {
 	const struct cvm_transport_ops	*ops;
@@ -193,6 +240,9 @@ struct cvm_conn {
 	struct cvm_hello_params		hello;
 	void				*core_priv;
 	struct cvm_listener		*listener;
+	struct list_head		lentry;
+	unsigned long			accepted;
+	struct cvm_budget		budget;
 };
 
 /**
@@ -212,6 +262,8 @@ struct cvm_conn {
  * @data_crc, @data_crc_set: initiator: the payload's CRC32C, when the core
  *	computed it once for every replica of a write; else the transport
  *	computes it.
+ * @budget_data, @in_budget: what cvm_xprt_budget_take() charged for it
+ *	(payload bytes), and whether it holds a charge to give back.
  */
 struct cvm_xprt_req {
 	struct cvm_conn		*conn;
@@ -228,6 +280,8 @@ struct cvm_xprt_req {
 	void			*core_priv;
 	u32			data_crc;
 	bool			data_crc_set;
+	u32			budget_data;
+	bool			in_budget;
 };
 
 /**
@@ -237,6 +291,15 @@ struct cvm_xprt_req {
  * @addr: address listened on.
  * @core_priv: the core's data.
  * @entry: the core's list of listeners.
+ * @lock: @conns, @nr_conns, @stopping.
+ * @conns: connections it accepted that have not finished tearing down.
+ * @nr_conns: entries on @conns.
+ * @stopping: unlisten started: accept nothing more.
+ * @wq: unlisten waits here for @conns to empty.
+ * @hello_work: closes connections that do not say HELLO in time.
+ *
+ * The core owns the connection list and its lifetime rules
+ * (cvm_listener_*() below); a transport only accepts and tears down.
  */
 struct cvm_listener {
 	const struct cvm_transport_ops	*ops;
@@ -244,6 +307,12 @@ struct cvm_listener {
 	struct sockaddr_storage		addr;
 	void				*core_priv;
 	struct list_head		entry;
+	spinlock_t			lock;
+	struct list_head		conns;
+	unsigned int			nr_conns;
+	bool				stopping;
+	wait_queue_head_t		wq;
+	struct delayed_work		hello_work;
 };
 
 /**
@@ -264,10 +333,13 @@ struct cvm_listener {
  * @submit: initiator: send @req (see above).
  * @oldest_request: initiator: jiffies at which the oldest request still
  *	waiting for its reply was submitted, 0 if none.  Process context.
- * @abort: initiator: declare a live connection dead (@why is logged):
- *	every request on it completes with an error and the core's
- *	state_change sees CVM_CONN_DEAD, as if the peer had gone.  For a
- *	peer that stopped answering without closing.  Process context.
+ * @abort: declare a connection dead (@why is logged unless NULL), as if
+ *	the peer had gone: the transport shuts it down and tears it down from
+ *	its own work.  Initiator: every request on it completes with an error
+ *	and the core's state_change sees CVM_CONN_DEAD (the watchdog, for a
+ *	peer that stopped answering without closing).  Target: the listener's
+ *	teardown and HELLO timeout.  Process context; never sleeps, so it may
+ *	also be called under a spinlock.
  * @alloc_req: allocate a request on @conn (both sides; the target side is
  *	used by the transport itself).  GFP as given.  Sets @req->conn and
  *	takes a reference on it.
@@ -300,14 +372,10 @@ struct cvm_transport_ops {
 	void	(*release_conn)(struct cvm_conn *conn);
 };
 
-/* core.c: registry (per module) */
+/* core.c: registry (per module); each transport registers from its init */
 int cvm_transport_register(const struct cvm_transport_ops *ops);
 void cvm_transport_unregister(const struct cvm_transport_ops *ops);
 const struct cvm_transport_ops *cvm_transport_find(const char *name);
-
-/* Every transport of this module: call from module init / exit. */
-int cvm_transports_init(void);
-void cvm_transports_exit(void);
 
 static inline void cvm_conn_get(struct cvm_conn *conn)
 {
@@ -333,12 +401,66 @@ u32 cvm_wire_payload_len(const struct cvm_wire_hdr *hdr);
 u32 cvm_wire_reply_max_len(const struct cvm_wire_hdr *hdr);
 u32 cvm_crc32c_bvec(const struct bio_vec *bv, unsigned int nr, u32 len);
 
-/* tcp.c */
-int cvm_tcp_init(void);
-void cvm_tcp_exit(void);
+/* Payload bytes a request pins at the target while in flight. */
+u32 cvm_wire_req_data(const struct cvm_wire_hdr *hdr);
 
-/* rdma.c */
-int cvm_rdma_init(void);
-void cvm_rdma_exit(void);
+/*
+ * core.c: the protocol, which every transport follows through these calls
+ * and none repeats.  "why" strings are static, for the transport's one
+ * fatal-error path (it logs them with the peer and closes).
+ */
+
+/*
+ * Budgets.  take() charges @req if it fits (true) and give() returns its
+ * charge, if any.  The initiator serialises the takes of one budget (its
+ * queue lock) so that it never goes beyond; on the target a request that
+ * does not fit is the peer's fault (cvm_xprt_charge_req()).
+ */
+void cvm_budget_init(struct cvm_budget *b);
+bool cvm_xprt_budget_take(struct cvm_budget *b, struct cvm_xprt_req *req);
+void cvm_xprt_budget_give(struct cvm_budget *b, struct cvm_xprt_req *req);
+
+/* Connections: fields every transport sets the same way. */
+void cvm_conn_init(struct cvm_conn *conn, const struct cvm_transport_ops *ops,
+		   enum cvm_conn_role role, const struct cvm_conn_cb *cb,
+		   void *core_priv);
+
+/* Target: receiving requests */
+const char *cvm_xprt_check_req(struct cvm_conn *conn,
+			       const struct cvm_wire_hdr *hdr,
+			       bool *refuse_version);
+const char *cvm_xprt_charge_req(struct cvm_conn *conn,
+				struct cvm_xprt_req *req);
+const char *cvm_xprt_hello_recv(struct cvm_conn *conn,
+				const struct cvm_wire_hello *h,
+				u32 cap_inflight);
+u32 cvm_xprt_reply_hdr(struct cvm_xprt_req *req, struct cvm_wire_hdr *w,
+		       u32 room, bool *close_after);
+void cvm_xprt_hello_reply(const struct cvm_conn *conn,
+			  struct cvm_wire_hello *out);
+
+/* Target: listeners and the connections they accepted */
+void cvm_listener_init(struct cvm_listener *l,
+		       const struct cvm_transport_ops *ops,
+		       const struct sockaddr_storage *addr,
+		       const struct cvm_conn_cb *cb, void *core_priv);
+int cvm_listener_add_conn(struct cvm_listener *l, struct cvm_conn *conn);
+void cvm_listener_del_conn(struct cvm_conn *conn);
+void cvm_listener_close_conns(struct cvm_listener *l);
+
+/* Initiator: HELLO and replies */
+void cvm_xprt_hello_req(const struct cvm_hello_params *p,
+			struct cvm_wire_hdr *hdr, struct cvm_wire_hello *h,
+			u32 want_inflight);
+int cvm_xprt_hello_rsp_hdr(struct cvm_conn *conn,
+			   const struct cvm_wire_hdr *rsp, u16 *hello_status);
+int cvm_xprt_hello_done(struct cvm_conn *conn, const struct cvm_wire_hdr *rsp,
+			const struct cvm_wire_hello *rh,
+			const struct cvm_wire_hello *asked,
+			struct cvm_budget *b);
+const char *cvm_xprt_check_rsp(const struct cvm_xprt_req *req,
+			       const struct cvm_wire_hdr *hdr);
+void cvm_xprt_complete(struct cvm_xprt_req *req,
+		       const struct cvm_wire_hdr *hdr);
 
 #endif /* _CVM_TRANSPORT_H */

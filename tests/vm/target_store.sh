@@ -91,6 +91,21 @@ pattern 171 65536 >"$tmp/ab64k"
 head -c 1048576 /dev/urandom >"$tmp/rand1m"
 
 echo "# devices"
+# Opening and formatting a block device is a CAP_SYS_ADMIN act; netlink's
+# GENL_ADMIN_PERM alone checks CAP_NET_ADMIN.  setpriv drops CAP_SYS_ADMIN
+# from the bounding set, so the python it runs keeps CAP_NET_ADMIN only.
+no_sys_admin() {
+	local out
+	out=$(setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin \
+		"${G[@]}" "$@" 2>&1)
+	[[ $? -ne 0 && "$out" == *EPERM*"CAP_SYS_ADMIN"* ]] || { echo "$out"; return 1; }
+}
+check "device add+format without CAP_SYS_ADMIN refused (EPERM)" \
+	no_sys_admin add $ID $DEV format force
+check "device add without CAP_SYS_ADMIN refused (EPERM)" \
+	no_sys_admin add $ID $DEV
+check "the refused format wrote nothing (no superblock)" \
+	cmp -n 1048576 $DEV /dev/zero
 refused "unformatted device refused without FORMAT" "${G[@]}" add $ID $DEV
 check "refusal names the reason" dmesg_has "refused: no CVM superblock"
 check "format and add $DEV as device $ID" "${G[@]}" add $ID $DEV format
@@ -192,6 +207,8 @@ check "garbage device formats with FORMAT" "${G[@]}" add 2 /dev/ram1 format
 echo "# malformed wire messages"
 check "cvm-wire fuzz" "$W" "$EP" fuzz --device $ID --volume 7 --object 1
 check "target still serves after fuzz" read_is 7 1 0 4096 "$tmp/z4k"
+check "a HELLO of the previous wire version is logged with both versions" \
+	dmesg_has "HELLO version $(($(sed -n 's/^#define CVM_WIRE_VERSION[[:space:]]*//p' include/uapi/linux/cvm_wire.h) - 1)), we speak "
 
 echo "# malformed netlink"
 check "malformed requests refused" "${G[@]}" malformed

@@ -235,8 +235,21 @@ std::array<uint8_t, kHelloLen> EncodeHello(const Hello& h) {
   PutLe(b.data(), h.cluster_id, 8);
   PutLe(b.data() + 8, h.host_id, 8);
   PutLe(b.data() + 20, h.device_id, 4);
+  PutLe(b.data() + 24, h.max_inflight, 2);
+  PutLe(b.data() + 28, h.max_data, 4);
   std::memcpy(b.data() + 32, h.token.data(), kTokenLen);
   return b;
+}
+
+Hello DecodeHello(std::span<const uint8_t, kHelloLen> b) {
+  Hello h;
+  h.cluster_id = GetLe(b.data(), 8);
+  h.host_id = GetLe(b.data() + 8, 8);
+  h.device_id = GetLe(b.data() + 20, 4);
+  h.max_inflight = GetLe(b.data() + 24, 2);
+  h.max_data = GetLe(b.data() + 28, 4);
+  std::memcpy(h.token.data(), b.data() + 32, kTokenLen);
+  return h;
 }
 
 Result<Client> Client::ConnectRaw(const std::string& host, uint16_t port,

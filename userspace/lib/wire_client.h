@@ -80,10 +80,14 @@ struct Hello {
   uint64_t cluster_id = 0;
   uint64_t host_id = 0;
   uint32_t device_id = 0;
+  // Version 2: limits asked for (0: the target's maximum) or granted.
+  uint16_t max_inflight = 0;
+  uint32_t max_data = 0;
   std::array<uint8_t, kTokenLen> token{};
 };
 
 std::array<uint8_t, kHelloLen> EncodeHello(const Hello& h);
+Hello DecodeHello(std::span<const uint8_t, kHelloLen> b);
 
 struct Reply {
   Header header;

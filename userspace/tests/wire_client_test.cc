@@ -57,7 +57,7 @@ TEST_F(WireHeaderTest, RejectsEachMalformedClass) {
     void (*mutate)(Header&);
   } cases[] = {
       {"bad magic", [](Header& h) { h.magic ^= 1; }},
-      {"bad version", [](Header& h) { h.version = 2; }},
+      {"bad version", [](Header& h) { h.version = CVM_WIRE_VERSION + 1; }},
       {"unknown opcode", [](Header& h) { h.opcode = 99; }},
       {"unknown flag bits", [](Header& h) { h.flags = 1U << 9; }},
       {"reply flag set on a request",
@@ -111,6 +111,19 @@ TEST_F(WireHeaderTest, HelloPayloadLayout) {
   EXPECT_EQ(b[20], 0xdd);
   EXPECT_EQ(b[23], 0xaa);
   EXPECT_EQ(b[32], 0x5a);
+  // Version 2: the limits at 24 (requests) and 28 (bytes), both ways.
+  hello.max_inflight = 0x1234;
+  hello.max_data = 0x00200000;
+  b = EncodeHello(hello);
+  EXPECT_EQ(b[24], 0x34);
+  EXPECT_EQ(b[25], 0x12);
+  EXPECT_EQ(b[26], 0);
+  EXPECT_EQ(b[30], 0x20);
+  Hello back = DecodeHello(b);
+  EXPECT_EQ(back.max_inflight, 0x1234);
+  EXPECT_EQ(back.max_data, 0x00200000u);
+  EXPECT_EQ(back.device_id, 0xaabbccddu);
+  EXPECT_EQ(back.token, hello.token);
   Header h = MakeRequest(CVM_WIRE_OP_HELLO);
   h.length = kHelloLen;
   EXPECT_EQ(CheckSealed(h), std::nullopt);

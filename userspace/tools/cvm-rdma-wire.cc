@@ -986,8 +986,14 @@ Status SayHello(Connection& c, const Options& o, const wire::Hello& hello,
   if (GetLe(p, 8) != hello.cluster_id || GetLe(p + 8, 8) != hello.host_id ||
       GetLe(p + 20, 4) != hello.device_id)
     return cvm::Corruption("HELLO reply does not echo cluster, host, device");
-  if (GetLe(p + 16, 4) || GetLe(p + 24, 8))
+  if (GetLe(p + 16, 4) || GetLe(p + 26, 2))
     return cvm::Corruption("HELLO reply with features or reserved set");
+  // Version 2: the grants, within what was asked (0: anything).
+  uint32_t inflight = GetLe(p + 24, 2), data = GetLe(p + 28, 4);
+  if (!inflight || (hello.max_inflight && inflight > hello.max_inflight) ||
+      data < CVM_WIRE_MAX_DATA_LEN || (hello.max_data && data > hello.max_data))
+    return cvm::Corruption(fmt::format(
+        "HELLO reply grants {} requests, {} bytes", inflight, data));
   if (std::any_of(p + 32, p + 64, [](uint8_t b) { return b != 0; }))
     return cvm::Corruption("HELLO reply carries a token");
   return Status::Ok();
@@ -1535,7 +1541,7 @@ std::vector<Case> Cases() {
       [](const Options& o) {
         return ExpectClosed(o, false, [&o](Connection& c) {
           auto b = HelloCommand(c, o.hello);
-          PutLe(&b[kCmdLen + 24], 1, 8);
+          PutLe(&b[kCmdLen + 26], 1, 2);
           return Result<std::vector<uint8_t>>(b);
         });
       });
@@ -1672,10 +1678,10 @@ std::vector<Case> Cases() {
       });
 
   // Refusals with a status.
-  add("hello-version", "HELLO version 2: VERSION reply, then closed",
+  add("hello-version", "HELLO version 1: VERSION reply, then closed",
       [](const Options& o) {
         return ExpectRefusedHello(
-            o, [](wire::Header& h, wire::Hello&) { h.version = 2; },
+            o, [](wire::Header& h, wire::Hello&) { h.version = 1; },
             CVM_WIRE_STATUS_VERSION);
       });
   add("hello-bad-token", "HELLO with a wrong token: AUTH reply, then closed",

@@ -159,7 +159,7 @@ struct FuzzCase {
 
 const FuzzCase kFuzz[] = {
     {"bad magic", false, [](Header& h, bool&) { h.magic ^= 1; }},
-    {"bad version", false, [](Header& h, bool&) { h.version = 2; }},
+    {"bad version", false, [](Header& h, bool&) { h.version = 9; }},
     {"bad header CRC", false,
      [](Header& h, bool& seal) {
        seal = false;
@@ -226,14 +226,14 @@ int Fuzz(const Options& o) {
            closed ? "" : "connection stayed open or a reply came");
   }
 
-  // A HELLO of an unknown version is answered VERSION, then closed.
+  // A HELLO of the previous version is answered VERSION, then closed.
   {
     auto conn = Client::ConnectRaw(o.host, o.port);
     bool ok = false;
     std::string why;
     if (conn.ok()) {
       Header h = cvm::wire::MakeRequest(CVM_WIRE_OP_HELLO);
-      h.version = 9;
+      h.version = CVM_WIRE_VERSION - 1;
       h.length = cvm::wire::kHelloLen;
       auto hello = cvm::wire::EncodeHello(o.hello);
       if (conn->SendAll(cvm::wire::Encode(h)).ok() &&
@@ -253,7 +253,8 @@ int Fuzz(const Options& o) {
     } else {
       why = conn.status().ToString();
     }
-    result("HELLO version 9 answered VERSION and closed", ok, ok ? "" : why);
+    result("HELLO of the previous version answered VERSION and closed", ok,
+           ok ? "" : why);
   }
 
   // The target still serves a good connection.

@@ -6,8 +6,8 @@
  *   "cvm"         registered by cvm.ko (initiator: maps, volumes)
  *   "cvm_target"  registered by cvm_target.ko (storage node: devices, listeners)
  *
- * Every command needs CAP_NET_ADMIN (GENL_ADMIN_PERM) and is validated
- * strictly: unknown attributes, wrong types and out-of-range values are
+ * Every command needs CAP_NET_ADMIN (GENL_ADMIN_PERM); TARGET_DEVICE_ADD
+ * also needs CAP_SYS_ADMIN.  Every command is validated strictly: unknown attributes, wrong types and out-of-range values are
  * refused with an extack message.  New commands and attributes are only ever
  * appended, never renumbered.
  */
@@ -266,7 +266,8 @@ enum cvm_volume_attr {
  *	or damaged) is never reformatted unless FLAGS has FORMAT and FORCE
  *	(EEXIST otherwise).  A superblock or object table that fails its
  *	checks is refused (EUCLEAN) with the reason in the extended ack and
- *	the kernel log.  An ID or PATH already served: EEXIST.
+ *	the kernel log.  An ID or PATH already served: EEXIST.  Needs
+ *	CAP_SYS_ADMIN (EPERM without), checked before anything else.
  *
  * CVM_CMD_TARGET_DEVICE_REMOVE
  *	Request:  CVM_ATTR_TARGET_DEVICE with ID (required).

@@ -27,9 +27,26 @@
  * protocol status (enum cvm_wire_status) in @status.  Protocol status is not
  * an errno; each side converts in one place.
  *
- * Version 1 is the first version.  New opcodes, flags and payload fields
- * are introduced only with a new version or a feature bit agreed in HELLO;
- * until then they are rejected.
+ * Versioning rule.  @version names the whole protocol: header layout,
+ * opcodes, flags, payload formats and the meaning of every field.  Any
+ * change a peer of the previous version would misread (a new opcode, flag
+ * or status, a payload field given meaning, a field that was required to
+ * be zero now carrying a value) takes a new CVM_WIRE_VERSION, written down
+ * below with what it changed; nothing is ever renumbered, a version's
+ * rules are never changed after release.  A feature bit agreed in HELLO
+ * (struct cvm_wire_hello @features) may instead add something optional
+ * that both sides must opt into.  Peers speak one version at a time: a
+ * target refuses a HELLO of another version with CVM_WIRE_STATUS_VERSION
+ * (the reply header carries the target's version), both sides log the two
+ * versions ("HELLO version 1, we speak 2"), and the initiator gives up with
+ * EPROTONOSUPPORT; there is no conversion on the wire, so a cluster is
+ * upgraded targets and initiators together (the modules and cvmd come from
+ * one package).
+ *
+ * Version 1: the first version.
+ * Version 2: HELLO agrees per-connection limits (struct cvm_wire_hello
+ *	@max_inflight and @max_data, reserved in version 1); a target closes a
+ *	connection whose initiator exceeds them.
  */
 #ifndef _UAPI_LINUX_CVM_WIRE_H
 #define _UAPI_LINUX_CVM_WIRE_H
@@ -38,7 +55,7 @@
 
 /* @magic: the bytes "CVMW" on the wire. */
 #define CVM_WIRE_MAGIC		0x574d5643U
-#define CVM_WIRE_VERSION	1
+#define CVM_WIRE_VERSION	2
 
 /* Size of struct cvm_wire_hdr; fixed for a version. */
 #define CVM_WIRE_HDR_LEN	96
@@ -267,14 +284,25 @@ struct cvm_wire_hdr {
  * struct cvm_wire_hello - HELLO payload, request and reply
  * @cluster_id: cluster the sender belongs to; must match the target's.
  * @host_id: sender's host id in the cluster map.
- * @features: feature bits; none are defined in version 1, must be zero.
+ * @features: feature bits; none are defined yet, must be zero.
  * @device_id: request: the target backing device (cvmd's device id, as
  *	given to the target in CVM_TARGET_ATTR_DEVICE_ID) that every request
  *	on this connection addresses; the wire header has no device field, so
  *	an initiator opens one connection per target device.  A target that
  *	does not serve the device answers CVM_WIRE_STATUS_NOT_FOUND.  Reply:
  *	the same value.
+ * @max_inflight: request: the requests the initiator would like to keep in
+ *	flight on this connection (0: the target's maximum); reply: what the
+ *	target grants, at least 1 and at most the request's non-zero value.
+ *	A request is in flight at the target from the arrival of its header
+ *	until its reply has been sent.
  * @reserved1: must be zero.
+ * @max_data: like @max_inflight, for the payload bytes of the requests in
+ *	flight, each counted as the larger of its payload and the largest
+ *	payload its OK reply may carry (WRITE: @length; READ, LIST: @length;
+ *	STAT: the stat size).  The grant is at least CVM_WIRE_MAX_DATA_LEN.
+ *	An initiator that sends a request beyond either grant is
+ *	disconnected; the target logs why.
  * @token: request: the cluster's shared token, set by cvmd on every node
  *	and compared by the target in constant time; reply: zero.  The token
  *	travels in clear: run the storage network on trusted links.
@@ -284,7 +312,9 @@ struct cvm_wire_hello {
 	__le64	host_id;
 	__le32	features;
 	__le32	device_id;
-	__le64	reserved1;
+	__le16	max_inflight;
+	__le16	reserved1;
+	__le32	max_data;
 	__u8	token[CVM_WIRE_TOKEN_LEN];
 };
 
