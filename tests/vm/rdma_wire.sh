@@ -79,6 +79,7 @@ rw() {
 rdma='cvm_target: rdma: '
 core='cvm_target: initiator '
 unfit='buffer does not fit the request'
+wire_version=$(sed -n 's/^#define CVM_WIRE_VERSION[[:space:]]*//p' include/uapi/linux/cvm_wire.h)
 declare -A reason=(
 	[cm-no-private-data]="${rdma}connect request with bad private data"
 	[cm-short-private-data]="${rdma}connect request with bad private data"
@@ -123,7 +124,7 @@ declare -A reason=(
 	[stat-buffer-too-big]="${rdma}.*$unfit"
 	[flush-with-buffer]="${rdma}.*$unfit"
 	[trailing-bytes]="${rdma}.*$unfit"
-	[hello-version]="${rdma}.*HELLO version 2, we speak 1"
+	[hello-version]="${core}.*HELLO version $((wire_version - 1)), we speak $wire_version"
 	[hello-bad-token]="${core}.*HELLO refused: cluster or token"
 	[hello-bad-cluster]="${core}.*HELLO refused: cluster or token"
 	[hello-unknown-device]="${core}.*not served here"

@@ -13,6 +13,8 @@
 # (bounded waits), cvm.ko must reconnect, and the guest kernel must report
 # nothing: run-in-vm.sh fails the test on any oops, BUG (a sleep under a
 # spinlock is "BUG: scheduling while atomic"), warning or list corruption.
+# While one target at a time goes, fio must not notice (two replicas of
+# three stay); while all go, its writes fail, and that is all.
 # Runs INSIDE the test VM:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/target_teardown.sh
@@ -69,13 +71,22 @@ check "map epoch 1" "${ig[@]}" map-set 1 $(cvm_map_paths)
 minor=$("${ig[@]}" attach 1 3 $((64 << 20)))
 check "attach replicated(3) volume" test -n "$minor"
 check "3 connections" cvm_connected 3
-fio --name=teardown --filename=/dev/cvm"${minor:-0}" --rw=randwrite \
-	--bsrange=4k-256k --iodepth=16 --ioengine=libaio --direct=1 \
-	--size=48M --time_based --runtime=600 --continue_on_error=all \
-	>"$tmp/fio" 2>&1 &
-fio_pid=$!
-sleep 1
+# start_fio: random writes of 4-256 KiB, 16 in flight, in the background.
+start_fio() {
+	fio --name=teardown --filename=/dev/cvm"${minor:-0}" --rw=randwrite \
+		--bsrange=4k-256k --iodepth=16 --ioengine=libaio --direct=1 \
+		--size=48M --time_based --runtime=600 >"$tmp/fio" 2>&1 &
+	fio_pid=$!
+}
+stop_fio() {
+	kill "$fio_pid" 2>/dev/null
+	wait "$fio_pid" 2>/dev/null
+	fio_pid=
+}
 
+# Two replicas of three stay up: fio must not notice.
+start_fio
+sleep 1
 for ((r = 0; r < ROUNDS; r++)); do
 	i=$((r % 3))
 	n=$(connections)
@@ -84,15 +95,18 @@ for ((r = 0; r < ROUNDS; r++)); do
 	check "round $r: listen again" cvm_listen $i
 	check "round $r: cvm.ko reconnected" cvm_connected $((n + 1))
 done
+check "fio did not notice" eval \
+	'kill -0 $fio_pid || { tail -n 30 $tmp/fio; false; }'
+stop_fio
+# Every target goes at once: fio's writes fail until it is back.
 for ((r = 0; r < 2; r++)); do
 	n=$(connections)
+	start_fio
+	sleep 1
 	check "unload cvm_target under fio and load it again ($r)" reload_target
 	check "cvm.ko reconnected to all three ($r)" cvm_connected $((n + 3))
+	stop_fio
 done
-check "fio is still running" kill -0 "$fio_pid"
-kill "$fio_pid" 2>/dev/null
-wait "$fio_pid" 2>/dev/null
-fio_pid=
 check "detach" "${ig[@]}" detach 1 --force
 check "unload cvm" rmmod cvm
 cvm_three_targets_down

@@ -1466,8 +1466,8 @@ std::vector<Case> Cases() {
              h.hdr_crc = wire::DecodeRaw(wire::Encode(h)).hdr_crc ^ 1;
              seal = false;
            });
-  hdr_case("bad-version", "version 2 on a READ after HELLO: closed",
-           [](wire::Header& h, bool&) { h.version = 2; });
+  hdr_case("bad-version", "another version on a READ after HELLO: closed",
+           [](wire::Header& h, bool&) { h.version = CVM_WIRE_VERSION + 1; });
   hdr_case("unknown-opcode", "opcode 200: closed",
            [](wire::Header& h, bool&) { h.opcode = 200; });
   hdr_case("unknown-flag", "flag bit 12: closed",
@@ -1678,10 +1678,13 @@ std::vector<Case> Cases() {
       });
 
   // Refusals with a status.
-  add("hello-version", "HELLO version 1: VERSION reply, then closed",
+  add("hello-version", "HELLO of the previous version: VERSION reply, closed",
       [](const Options& o) {
         return ExpectRefusedHello(
-            o, [](wire::Header& h, wire::Hello&) { h.version = 1; },
+            o,
+            [](wire::Header& h, wire::Hello&) {
+              h.version = CVM_WIRE_VERSION - 1;
+            },
             CVM_WIRE_STATUS_VERSION);
       });
   add("hello-bad-token", "HELLO with a wrong token: AUTH reply, then closed",

@@ -8,7 +8,7 @@ netlink client of tests/vm/module_genl.py.  Used as a library by
 tests/vm/initiator_*.sh through its command line:
 
   initiator_genl.py map-set EPOCH [--hosts N] [--port-base P]
-        [--addr A[,A...]] [--transport T] [--chunk BYTES]
+        [--addr A[,A...]] [--transport T[,T...]] [--chunk BYTES]
                                         device i at address i (the last
                                         one for the rest), port P + i
   initiator_genl.py attach ID POOL SIZE [--object-size B] [--epoch E]
@@ -157,15 +157,19 @@ def nest(atype, payload):
 
 def paths_attr(devices, addr="127.0.0.1", port_base=7001, transport="tcp"):
     """Device i is served at port_base + i, at addr, or at addr[i] when
-    addr is a list (its last address for the devices past its end)."""
+    addr is a list (its last address for the devices past its end); the
+    same for transport."""
     body = b""
     for i in devices:
         a = addr if isinstance(addr, str) else addr[min(i, len(addr) - 1)]
+        t = transport
+        if t and not isinstance(t, str):
+            t = t[min(i, len(t) - 1)]
         p = mg.nla(PATH_ATTR_DEVICE_ID, u32(i))
         p += mg.nla(PATH_ATTR_ADDR, a.encode() + b"\0")
         p += mg.nla(PATH_ATTR_PORT, struct.pack("=H", port_base + i))
-        if transport:
-            p += mg.nla(PATH_ATTR_TRANSPORT, transport.encode() + b"\0")
+        if t:
+            p += mg.nla(PATH_ATTR_TRANSPORT, t.encode() + b"\0")
         body += nest(MAP_PATHS_ATTR_PATH, p)
     return nest(ATTR_MAP_PATHS, body)
 
@@ -485,7 +489,7 @@ def main(argv):
         blob = test_map(a.epoch, a.hosts, a.pg_num, a.extra_devices, ec)
         devs = range(a.hosts)
         paths = paths_attr([] if a.no_paths else devs, a.addr.split(","),
-                           a.port_base, a.transport)
+                           a.port_base, a.transport.split(","))
         err, text = c.map_set(blob, paths, a.chunk)
         if err:
             return fail(err, text)
