@@ -3,6 +3,18 @@
  * The target's object store: object shards (volume id, object number,
  * shard) kept on a backing block device.
  *
+ * Versioning rule.  CVM_STORE_VERSION (superblock @version) names the whole
+ * on-disk format: layout, magic numbers, entry and tail formats and the
+ * meaning of every field and flag.  Any change an older build would misread
+ * takes a new version, described here with what changed; a version's
+ * format is never changed after release.  A build reads exactly the
+ * versions it lists here and refuses any other device at TARGET_DEVICE_ADD
+ * (EUCLEAN), logging both versions ("on-disk format version 2, this build
+ * reads 1") and writing nothing.  Where a build can read an older version
+ * it converts it explicitly, in one step that ends with the new superblock
+ * written last; it never writes an older version.  FORMAT always writes
+ * the current version.
+ *
  * On-disk format, version 1 (all fields little endian, 4 KiB blocks):
  *
  *	block 0			superblock (struct cvm_sb_disk, CRC32C)
@@ -518,7 +530,10 @@ static int cvm_store_read_sb(struct cvm_store_dev *d, const char **why)
 		   cvm_crc(sb, offsetof(struct cvm_sb_disk, crc))) {
 		*why = "superblock CRC mismatch";
 	} else if (le32_to_cpu(sb->version) != CVM_STORE_VERSION) {
-		*why = "unknown superblock version";
+		pr_err("device %u (%s): on-disk format version %u, this build reads %u\n",
+		       d->id, d->path, le32_to_cpu(sb->version),
+		       CVM_STORE_VERSION);
+		*why = "on-disk format version this build does not read";
 	} else if (le32_to_cpu(sb->block_size) != CVM_BLK_SIZE ||
 		   le32_to_cpu(sb->extent_shift) != CVM_EXTENT_SHIFT ||
 		   sb->reserved) {

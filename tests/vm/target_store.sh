@@ -190,6 +190,25 @@ printf '\x99' | dd of=$DEV bs=1 seek=40 conv=notrunc status=none
 dmesg -C
 refused "corrupt superblock refused" "${G[@]}" add $ID $DEV
 check "dmesg names the superblock CRC" dmesg_has "superblock CRC mismatch"
+# A well-formed superblock of a format version this build does not read.
+python3 - "$tmp/sb" "$tmp/sb2" <<'PY'
+import struct, sys
+def crc32c(b):
+    c = 0xffffffff
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82f63b78 if c & 1 else 0)
+    return c ^ 0xffffffff
+sb = bytearray(open(sys.argv[1], "rb").read())
+struct.pack_into("<I", sb, 8, struct.unpack_from("<I", sb, 8)[0] + 1)
+struct.pack_into("<I", sb, 100, crc32c(sb[:100]))
+open(sys.argv[2], "wb").write(sb)
+PY
+dd if="$tmp/sb2" of=$DEV bs=4096 count=1 conv=notrunc status=none
+refused "superblock of a newer format version refused" "${G[@]}" add $ID $DEV
+check "dmesg names both versions" dmesg_has "on-disk format version 2, this build reads 1"
+check "the refused device was not written" cmp -n 4096 $DEV "$tmp/sb2"
 dd if="$tmp/sb" of=$DEV bs=4096 count=1 conv=notrunc status=none
 printf '\x42' | dd of=$DEV bs=1 seek=$((4096 + 33)) conv=notrunc status=none
 refused "corrupt object table refused" "${G[@]}" add $ID $DEV

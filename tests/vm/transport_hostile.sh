@@ -56,21 +56,27 @@ dmesg_has() { dmesg | grep -q -- "$1"; }
 # Memory in use (KiB): slab, and everything not free.
 mem_used() { awk '/^MemTotal:/{t=$2} /^MemFree:/{f=$2} END{print t-f}' /proc/meminfo; }
 mem_slab() { awk '/^Slab:/{print $2}' /proc/meminfo; }
-# sample_peak PID FILE: the highest mem_used while PID runs, into FILE.
+# sample_peak PID FILE: the highest mem_used (and slab) while PID runs.
 sample_peak() {
-	local peak=0 m
+	local peak=0 slab=0 m
 	while kill -0 "$1" 2>/dev/null; do
 		m=$(mem_used)
 		((m > peak)) && peak=$m
+		m=$(mem_slab)
+		((m > slab)) && slab=$m
 		sleep 0.1
 	done
-	echo "$peak" >"$2"
+	echo "$peak $slab" >"$2"
 }
+peak_of() { cut -d' ' -f1 "$1"; }
 settle() { sync; echo 3 >/proc/sys/vm/drop_caches; sleep 1; }
-# report WHAT BEFORE PEAK: print the figures, MiB.
+# report WHAT BEFORE BEFORE_SLAB PEAKFILE: print the figures, KiB.
 report() {
-	echo "memory $1: before $(($2 >> 10)) MiB used, peak +$((($3 - $2) >> 10)) MiB," \
-		"after +$((($(mem_used) - $2) >> 10)) MiB; slab $(($(mem_slab) >> 10)) MiB"
+	local peak slab_peak
+	read -r peak slab_peak <"$4"
+	echo "memory $1 (KiB): used before $2, peak +$((peak - $2))," \
+		"after +$(($(mem_used) - $2)); slab before $3, peak" \
+		"+$((slab_peak - $3)), after +$(($(mem_slab) - $3))"
 }
 
 [[ -x "$H" ]] || { echo "cvm-wire-hostile not built: $H"; exit 1; }
@@ -121,23 +127,23 @@ echo "target limits: $max_inflight requests, $max_mib MiB per connection;" \
 	"bound $((bound_kib >> 10)) MiB"
 
 settle
-before=$(mem_used)
+before=$(mem_used) slab=$(mem_slab)
 "$H" $EP flood --device 0 --count 200 --length $((1 << 20)) --hold 10 \
 	>"$tmp/flood" 2>&1 &
 flood_pid=$!
 sample_peak $flood_pid "$tmp/peak"
 cat "$tmp/flood"
 settle
-report "200 x 1 MiB READ headers" "$before" "$(cat "$tmp/peak")"
+report "200 x 1 MiB READ headers" "$before" "$slab" "$tmp/peak"
 check "the target granted its limits in HELLO" \
 	grep -q "granted: $max_inflight requests, $((max_mib << 20)) payload bytes" "$tmp/flood"
 check "the target closed the flooding connection" grep -q "target closed" "$tmp/flood"
 check "and logged why" dmesg_has "more payload bytes in flight than agreed in HELLO"
 check "peak growth within the bound" \
-	test $(($(cat "$tmp/peak") - before)) -lt "$bound_kib"
+	test $(($(peak_of "$tmp/peak") - before)) -lt "$bound_kib"
 
 settle
-before=$(mem_used)
+before=$(mem_used) slab=$(mem_slab)
 within=$((max_mib - 2))
 "$H" $EP flood --device 0 --count $within --length $((1 << 20)) --hold 4 \
 	>"$tmp/flood" 2>&1 &
@@ -145,10 +151,10 @@ flood_pid=$!
 sample_peak $flood_pid "$tmp/peak"
 cat "$tmp/flood"
 report "$within x 1 MiB READs within the limits, replies never read" \
-	"$before" "$(cat "$tmp/peak")"
+	"$before" "$slab" "$tmp/peak"
 check "within its limits the connection is kept" grep -q "target kept" "$tmp/flood"
 check "peak growth within the bound" \
-	test $(($(cat "$tmp/peak") - before)) -lt "$bound_kib"
+	test $(($(peak_of "$tmp/peak") - before)) -lt "$bound_kib"
 settle
 check "its memory is returned once it closes (within 4 MiB)" \
 	test $(($(mem_used) - before)) -lt 4096
@@ -156,19 +162,19 @@ check "its memory is returned once it closes (within 4 MiB)" \
 echo "# 1,000 connections that never say HELLO"
 ulimit -n 4096
 settle
-before=$(mem_used)
+before=$(mem_used) slab=$(mem_slab)
 "$H" $EP half-open --count 1000 --hold 6 >"$tmp/half" 2>&1 &
 half_pid=$!
 sample_peak $half_pid "$tmp/peak"
 cat "$tmp/half"
 settle
-report "1,000 half-open connections" "$before" "$(cat "$tmp/peak")"
+report "1,000 half-open connections" "$before" "$slab" "$tmp/peak"
 check "all 1,000 opened" grep -q "opened 1000 connections" "$tmp/half"
 check "the target closed every one within hello_timeout_s" \
 	grep -q "target closed 1000 of 1000" "$tmp/half"
 check "it logged the refusals and the timeouts" \
 	eval 'dmesg_has "too many connections waiting for HELLO" && dmesg_has "no HELLO in time"'
-check "peak growth within 64 MiB" test $(($(cat "$tmp/peak") - before)) -lt $((64 << 10))
+check "peak growth within 64 MiB" test $(($(peak_of "$tmp/peak") - before)) -lt $((64 << 10))
 check "a good connection reads afterwards" \
 	"$top/build/userspace/tools/cvm-wire" $EP read --device 0 --volume 1 \
 	--object 1 --length 4096 --out /dev/null
