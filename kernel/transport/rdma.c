@@ -1100,6 +1100,12 @@ static void cvm_rdma_send_reply(struct cvm_xprt_req *req)
 		rreq->send_wr.num_sge += rreq->nr_psge;
 	}
 	rreq->send_wr.send_flags = IB_SEND_SIGNALED;
+	/*
+	 * The initiator may see this reply and send its next request before
+	 * our SEND completes: the request leaves the budget now.  What stays
+	 * pinned until then is bounded by the send queue.
+	 */
+	cvm_xprt_budget_give(&rc->conn.budget, req);
 	if (rreq->remote.length) {
 		/* End the initiator's registration with the reply. */
 		rreq->send_wr.opcode = IB_WR_SEND_WITH_INV;

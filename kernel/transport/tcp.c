@@ -169,12 +169,13 @@ static void cvm_tcp_shutdown(struct cvm_tcp_conn *q)
 }
 
 /*
- * The one fatal-error path: log which peer and why, then tear the
- * connection down.  Returns -ECONNABORTED for the caller to pass up.
+ * The one fatal-error path: log which peer and why (unless @why is NULL),
+ * then tear the connection down.  Returns -ECONNABORTED for the caller to
+ * pass up.
  */
 static int cvm_tcp_fatal(struct cvm_tcp_conn *q, const char *why, int err)
 {
-	if (!cvm_tcp_dead(q))
+	if (why && !cvm_tcp_dead(q))
 		pr_err_ratelimited("%s %pISpc: %s (%d), closing the connection\n",
 				   q->conn.role == CVM_CONN_TARGET ?
 				   "initiator" : "target",

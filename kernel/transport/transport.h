@@ -5,9 +5,23 @@
  * The core (cvm.ko's request pipeline, cvm_target.ko's object store) speaks
  * the CVM wire protocol (include/uapi/linux/cvm_wire.h) through a
  * struct cvm_transport_ops that a transport fills as a static const table
- * (tcp.c: cvm_tcp_ops; rdma.c: cvm_rdma_ops) and registers from its
- * module's init.  The core looks a transport up by name ("tcp") and never
+ * (tcp.c: cvm_tcp_ops; rdma.c: cvm_rdma_ops) and registers from its own
+ * init (transports.h; each module's init calls the inits of the transports
+ * it carries).  The core looks a transport up by name ("tcp") and never
  * tests which one it has.
+ *
+ * The protocol lives in core.c, once: validating headers, HELLO on both
+ * ends (versions, status to errno, the limits it agrees), building reply
+ * headers and checking replies against their requests, counting requests
+ * against the agreed limits (struct cvm_budget), and the lifetime of a
+ * listener's connections (struct cvm_listener: caps, HELLO timeout,
+ * teardown).  A transport frames and moves bytes and calls those helpers
+ * at fixed points; who includes whom:
+ *
+ *	initiator/, target/ --> transport.h <-- core.c
+ *	      main.c --------> transports.h <-- tcp.c, rdma.c --> transport.h
+ *
+ * core.c includes no transport and calls none by name.
  *
  * Every kernel/transport/ source is compiled into both modules (see Kbuild);
  * each module has its own registry of transports.
@@ -47,10 +61,19 @@
  * REPLY/DATA_CRC), volume_id, object_no, offset, snap_seq, snap_id,
  * map_epoch, attach_epoch, length and shard; the transport fills magic,
  * version, tag, data_crc and hdr_crc.  Before recv_req() the transport has
- * validated every field of the request header (cvm_wire_check_hdr()) and
- * the data CRC if flagged.  On the target the core fills @req->rsp_status
- * and, for a payload reply, @req->rsp_len; the transport builds the reply
- * header from the request (tag, opcode, ids, offset) and those.
+ * validated every field of the request header (cvm_xprt_check_req()),
+ * charged it to the connection's budget (cvm_xprt_charge_req()) and
+ * checked the data CRC if flagged.  On the target the core fills
+ * @req->rsp_status and, for a payload reply, @req->rsp_len; the transport
+ * has cvm_xprt_reply_hdr() build the reply header from the request (tag,
+ * opcode, ids, offset) and those.
+ *
+ * Limits.  HELLO agrees, per connection, how many requests may be in
+ * flight and how many payload bytes they may pin (struct cvm_wire_hello,
+ * version 2).  The initiator keeps requests that do not fit on a backlog;
+ * the target closes a connection that goes beyond, and a listener keeps
+ * at most max_conns connections, max_hello_pending of them without HELLO,
+ * each of those for hello_timeout at most (struct cvm_conn_limits).
  *
  * Contexts and lifetimes
  *
@@ -68,9 +91,11 @@
  *     context, after the connection stopped receiving; requests already
  *     handed to the core still hold references and must still be answered
  *     (send_reply() then just frees them).
- *   - unlisten() stops accepting and closes every connection it accepted;
- *     it sleeps, and returns when no callback of that listener runs any
- *     more (requests still in the core keep their connections alive).
+ *   - unlisten() stops accepting and closes every connection it accepted
+ *     (cvm_listener_close_conns(): abort() on each outside the listener's
+ *     lock, then wait for each to tear down); it sleeps, and returns when
+ *     no callback of that listener runs any more (requests still in the
+ *     core keep their connections alive).
  *
  *   Initiator side:
  *   - connect() sleeps (process context): it connects, sends HELLO and
