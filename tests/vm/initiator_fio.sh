@@ -13,6 +13,10 @@
 # it back in a separate verify pass.  Also: a map update while fio runs,
 # discard / write-zeroes, flush, and that each replica of the
 # replicated(3) volume holds the data (reads with two targets gone).
+# The targets grant each connection 16 requests and 4 MiB of payload in
+# flight (HELLO's limits), fewer than the 32 x 1 MiB some jobs keep in
+# flight: cvm.ko must hold the rest on its backlog, and no target may
+# close a connection for exceeding a grant.
 # Runs INSIDE the test VM, from the repository root:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/initiator_fio.sh
@@ -51,6 +55,12 @@ fio_job() {
 
 fio_log=$(mktemp)
 echo "# set up: 3 brd devices, 3 listeners, map, 2 volumes"
+check "load cvm_target" cvm_load cvm_target
+P=/sys/module/cvm_target/parameters
+# Taken by the listeners cvm_three_targets starts next.
+saved_inflight=$(cat $P/conn_max_inflight) saved_mib=$(cat $P/conn_max_data_mib)
+echo 16 >$P/conn_max_inflight
+echo 4 >$P/conn_max_data_mib
 cvm_three_targets
 # shellcheck disable=SC2046 # cvm_map_paths: several arguments
 check "map epoch 1: 3 hosts x 1 device" "${ig[@]}" map-set 1 $(cvm_map_paths)
@@ -129,10 +139,14 @@ done
 check "reconnected" cvm_connected 5
 
 echo "# tear down"
+check "no target closed a connection for exceeding its grant" \
+	eval "! dmesg | grep 'than agreed in HELLO'"
 check "detach 1" "${ig[@]}" detach 1
 check "detach 3" "${ig[@]}" detach 3
 check "rmmod cvm" rmmod cvm
 cvm_three_targets_down
+echo "$saved_inflight" >$P/conn_max_inflight
+echo "$saved_mib" >$P/conn_max_data_mib
 echo "# fio IOPS"
 cat "$fio_log"
 rm -f "$fio_log"

@@ -46,7 +46,8 @@ cleanup() {
 	"${ig[@]}" detach 1 --force >/dev/null 2>&1
 	"${tg[@]}" unlisten 127.0.0.1 $PORT >/dev/null 2>&1
 	"${tg[@]}" remove 0 >/dev/null 2>&1
-	rmmod cvm cvm_target brd 2>/dev/null
+	[[ -d $P ]] && echo 10 >$P/hello_timeout_s
+	rmmod cvm brd 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -115,6 +116,10 @@ echo "# an initiator that floods a target and reads nothing"
 rmmod brd 2>/dev/null
 check "brd: 1 x 64 MiB" modprobe brd rd_nr=1 rd_size=$((64 << 10))
 check "load cvm_target" cvm_load cvm_target
+# The defaults (a test before may have changed them), and a short HELLO
+# timeout; the listener takes them when it starts.
+echo 128 >$P/conn_max_inflight
+echo 32 >$P/conn_max_data_mib
 echo 3 >$P/hello_timeout_s
 check "format and add device 0" "${tg[@]}" add 0 /dev/ram0 format
 check "listen on $EP" "${tg[@]}" listen 127.0.0.1 $PORT
@@ -155,9 +160,22 @@ report "$within x 1 MiB READs within the limits, replies never read" \
 check "within its limits the connection is kept" grep -q "target kept" "$tmp/flood"
 check "peak growth within the bound" \
 	test $(($(peak_of "$tmp/peak") - before)) -lt "$bound_kib"
-settle
-check "its memory is returned once it closes (within 4 MiB)" \
-	test $(($(mem_used) - before)) -lt 4096
+# returned_to KIB SECS: memory in use falls back within 8 MiB of KIB (a
+# quarter of what was pinned; per-CPU page lists and caches account for
+# the rest of the noise).
+returned_to() {
+	local i
+	for ((i = 0; i < $2 * 2; i++)); do
+		sync
+		echo 3 >/proc/sys/vm/drop_caches
+		(($(mem_used) - $1 < 8192)) && return 0
+		sleep 0.5
+	done
+	echo "still +$((($(mem_used) - $1) >> 10)) MiB after $2 s"
+	return 1
+}
+check "its memory is returned once it closes (within 8 MiB, 20 s)" \
+	returned_to "$before" 20
 
 echo "# 1,000 connections that never say HELLO"
 ulimit -n 4096
