@@ -14,6 +14,7 @@
 #include <net/genetlink.h>
 #include <net/netlink.h>
 
+#include "../transport/transport.h"
 #include "target.h"
 
 static_assert(sizeof(CVM_VERSION_STRING) <= CVM_VERSION_LEN);
@@ -209,7 +210,9 @@ static size_t cvm_target_status_msg_size(void)
 	       nla_total_size(sizeof(u32)) +			/* GENL_VERSION */
 	       nla_total_size(sizeof(u32)) +			/* WIRE_VERSION */
 	       nla_total_size_64bit(sizeof(u64)) +		/* MAP_EPOCH */
-	       nla_total_size(sizeof(u32));			/* OBJECTS */
+	       nla_total_size(sizeof(u32)) +			/* OBJECTS */
+	       nla_total_size(sizeof(u32)) +			/* CONNECTIONS */
+	       nla_total_size_64bit(sizeof(u64));		/* PINNED_BYTES */
 }
 
 static int cvm_target_status_fill(struct sk_buff *msg)
@@ -228,7 +231,11 @@ static int cvm_target_status_fill(struct sk_buff *msg)
 	    nla_put_u32(msg, CVM_STATUS_ATTR_WIRE_VERSION, CVM_WIRE_VERSION) ||
 	    nla_put_u64_64bit(msg, CVM_STATUS_ATTR_MAP_EPOCH, 0,
 			      CVM_STATUS_ATTR_PAD) ||
-	    nla_put_u32(msg, CVM_STATUS_ATTR_OBJECTS, cvm_store_count())) {
+	    nla_put_u32(msg, CVM_STATUS_ATTR_OBJECTS, cvm_store_count()) ||
+	    nla_put_u32(msg, CVM_STATUS_ATTR_CONNECTIONS,
+			cvm_xprt_target_conns()) ||
+	    nla_put_u64_64bit(msg, CVM_STATUS_ATTR_PINNED_BYTES,
+			      cvm_xprt_target_pinned(), CVM_STATUS_ATTR_PAD)) {
 		nla_nest_cancel(msg, nest);
 		return -EMSGSIZE;
 	}

@@ -24,6 +24,10 @@
 static DEFINE_MUTEX(cvm_transport_lock);
 static const struct cvm_transport_ops *cvm_transports[CVM_TRANSPORT_MAX];
 
+/* Target: connections on this module's listeners, bytes charged to them. */
+static atomic_t cvm_xprt_conns = ATOMIC_INIT(0);
+static atomic64_t cvm_xprt_pinned = ATOMIC64_INIT(0);
+
 int cvm_transport_register(const struct cvm_transport_ops *ops)
 {
 	int i, free = -1, ret = 0;
@@ -397,12 +401,34 @@ const char *cvm_xprt_charge_req(struct cvm_conn *conn, struct cvm_xprt_req *req)
 {
 	struct cvm_budget *b = &conn->budget;
 
-	if (req->hdr.opcode == CVM_WIRE_OP_HELLO ||
-	    cvm_xprt_budget_take(b, req))
+	if (req->hdr.opcode == CVM_WIRE_OP_HELLO)
 		return NULL;
+	if (cvm_xprt_budget_take(b, req)) {
+		atomic64_add(req->budget_data, &cvm_xprt_pinned);
+		return NULL;
+	}
 	if (atomic_read(&b->inflight) >= (int)b->max_inflight)
 		return "more requests in flight than agreed in HELLO";
 	return "more payload bytes in flight than agreed in HELLO";
+}
+
+/* Target: @req's reply is on its way or it is freed: it leaves the budget. */
+void cvm_xprt_uncharge_req(struct cvm_conn *conn, struct cvm_xprt_req *req)
+{
+	if (!req->in_budget)
+		return;
+	atomic64_sub(req->budget_data, &cvm_xprt_pinned);
+	cvm_xprt_budget_give(&conn->budget, req);
+}
+
+u32 cvm_xprt_target_conns(void)
+{
+	return atomic_read(&cvm_xprt_conns);
+}
+
+u64 cvm_xprt_target_pinned(void)
+{
+	return atomic64_read(&cvm_xprt_pinned);
 }
 
 /*
@@ -553,6 +579,7 @@ int cvm_listener_add_conn(struct cvm_listener *l, struct cvm_conn *conn)
 		conn->accepted = jiffies;
 		list_add_tail(&conn->lentry, &l->conns);
 		l->nr_conns++;
+		atomic_inc(&cvm_xprt_conns);
 	}
 	spin_unlock_bh(&l->lock);
 	if (!why)	/* no-op while a scan is pending: floods cannot defer it */
@@ -579,6 +606,7 @@ void cvm_listener_del_conn(struct cvm_conn *conn)
 	spin_lock_bh(&l->lock);
 	list_del_init(&conn->lentry);
 	l->nr_conns--;
+	atomic_dec(&cvm_xprt_conns);
 	conn->listener = NULL;
 	wake_up_all(&l->wq);
 	spin_unlock_bh(&l->lock);

@@ -743,7 +743,7 @@ static void cvm_rdma_free_req(struct cvm_xprt_req *req)
 
 	/* Target: charged to the connection; initiator: given back already. */
 	if (conn->role == CVM_CONN_TARGET)
-		cvm_xprt_budget_give(&conn->budget, req);
+		cvm_xprt_uncharge_req(conn, req);
 	if (rreq->rw_valid)
 		rdma_rw_ctx_destroy(&rreq->rw, q->qp, q->port,
 				    rreq->sgt.sgl, rreq->sgt.orig_nents,
@@ -1105,7 +1105,7 @@ static void cvm_rdma_send_reply(struct cvm_xprt_req *req)
 	 * our SEND completes: the request leaves the budget now.  What stays
 	 * pinned until then is bounded by the send queue.
 	 */
-	cvm_xprt_budget_give(&rc->conn.budget, req);
+	cvm_xprt_uncharge_req(&rc->conn, req);
 	if (rreq->remote.length) {
 		/* End the initiator's registration with the reply. */
 		rreq->send_wr.opcode = IB_WR_SEND_WITH_INV;

@@ -248,7 +248,7 @@ static void cvm_tcp_free_req(struct cvm_xprt_req *req)
 	struct cvm_conn *conn = req->conn;
 
 	if (conn->role == CVM_CONN_TARGET)
-		cvm_xprt_budget_give(&conn->budget, req);
+		cvm_xprt_uncharge_req(conn, req);
 	if (treq->own_pages)
 		cvm_tcp_free_pages(req);
 	kfree(treq);

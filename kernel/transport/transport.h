@@ -456,6 +456,10 @@ const char *cvm_xprt_check_req(struct cvm_conn *conn,
 			       bool *refuse_version);
 const char *cvm_xprt_charge_req(struct cvm_conn *conn,
 				struct cvm_xprt_req *req);
+void cvm_xprt_uncharge_req(struct cvm_conn *conn, struct cvm_xprt_req *req);
+/* What this module's listeners hold: connections, and bytes charged. */
+u32 cvm_xprt_target_conns(void);
+u64 cvm_xprt_target_pinned(void);
 const char *cvm_xprt_hello_recv(struct cvm_conn *conn,
 				const struct cvm_wire_hello *h,
 				u32 cap_inflight);

@@ -151,6 +151,12 @@ enum cvm_role {
  *					(a write missed them) and not yet
  *					resynchronised; 0 when every replica
  *					the initiator wrote is up to date
+ *	CVM_STATUS_ATTR_CONNECTIONS	u32, target only: connections its
+ *					listeners accepted and still hold
+ *	CVM_STATUS_ATTR_PINNED_BYTES	u64, target only: payload bytes of
+ *					the requests in flight on them, as
+ *					charged against the limits HELLO
+ *					agreed (cvm_wire.h)
  */
 enum cvm_status_attr {
 	CVM_STATUS_ATTR_UNSPEC,
@@ -162,6 +168,8 @@ enum cvm_status_attr {
 	CVM_STATUS_ATTR_OBJECTS,
 	CVM_STATUS_ATTR_PAD,
 	CVM_STATUS_ATTR_STALE_OBJECTS,
+	CVM_STATUS_ATTR_CONNECTIONS,
+	CVM_STATUS_ATTR_PINNED_BYTES,
 	__CVM_STATUS_ATTR_MAX,
 };
 #define CVM_STATUS_ATTR_MAX (__CVM_STATUS_ATTR_MAX - 1)

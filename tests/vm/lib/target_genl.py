@@ -7,6 +7,7 @@
   target_genl.py listen ADDR PORT [CLUSTER TOKENHEX] [--transport T]
   target_genl.py unlisten ADDR PORT [--transport T]
   target_genl.py objects                         print STATUS_GET's OBJECTS
+  target_genl.py conns | pinned                  ... CONNECTIONS, PINNED_BYTES
   target_genl.py malformed                       malformed requests refused
 
 --transport names the listener's transport (tcp, rdma); without it no
@@ -182,11 +183,14 @@ def main(argv):
         elif cmd == "unlisten":
             t.call("CVM_CMD_TARGET_UNLISTEN",
                    listener(args[0], int(args[1]), transport))
-        elif cmd == "objects":
+        elif cmd in ("objects", "conns", "pinned"):
             replies = t.call("CVM_CMD_STATUS_GET", b"")
             attrs = mg.parse_attrs(replies[0][4:])
             st = mg.parse_attrs(mg.one(attrs, C["CVM_ATTR_STATUS"], "STATUS"))
-            print(mg.u32(mg.one(st, C["CVM_STATUS_ATTR_OBJECTS"], "OBJECTS")))
+            name = {"objects": "OBJECTS", "conns": "CONNECTIONS",
+                    "pinned": "PINNED_BYTES"}[cmd]
+            v = mg.one(st, C["CVM_STATUS_ATTR_" + name], name)
+            print(struct.unpack("=Q", v)[0] if cmd == "pinned" else mg.u32(v))
         elif cmd == "malformed":
             malformed(t)
         else:
