@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # tier: check (about 50 s over tcp; rdma in the full tier, 55 s more;
-# CVM_TEARDOWN_ROUNDS, 3 here, 10 in the full tier)
+# CVM_TEARDOWN_ROUNDS, 3 here, 12 in the full tier)
 # transports: tcp rdma(full)
 #
 # Listener and connection teardown while the connections carry I/O: fio
@@ -36,7 +36,7 @@ tg=(python3 "$top/tests/vm/lib/target_genl.py")
 if [[ -n "${CVM_TEARDOWN_ROUNDS:-}" ]]; then
 	ROUNDS=$CVM_TEARDOWN_ROUNDS
 elif [[ ${CVM_TIER:-check} == full ]]; then
-	ROUNDS=10
+	ROUNDS=12
 else
 	ROUNDS=3
 fi
