@@ -623,39 +623,36 @@ static bool cvm_listener_idle(struct cvm_listener *l)
 }
 
 /*
- * Aborts every connection on @l that @pick selects.  Each is pinned with a
- * reference under the lock, and aborted after it: abort may not sleep, but
- * tearing down may, and it must not run under the listener's lock.
+ * Aborts every live connection on @l that @pick selects, one at a time:
+ * each is pinned with a reference under the lock and aborted after it
+ * (abort() does not sleep, but nothing of a connection's teardown may run
+ * under the listener's lock).  An aborted connection is dead, so the next
+ * pass skips it.
  */
 static void cvm_listener_abort_each(struct cvm_listener *l,
 				    bool (*pick)(struct cvm_listener *l,
 						 struct cvm_conn *conn),
 				    const char *why)
 {
-	struct cvm_conn **batch;
-	struct cvm_conn *conn;
-	unsigned int n, i;
+	struct cvm_conn *conn, *found;
 
 	do {
-		n = 0;
-		batch = kmalloc_array(16, sizeof(*batch), GFP_KERNEL);
+		found = NULL;
 		spin_lock_bh(&l->lock);
 		list_for_each_entry(conn, &l->conns, lentry) {
-			if (!pick(l, conn) || READ_ONCE(conn->state) ==
-			    CVM_CONN_DEAD)
-				continue;
-			if (!batch || n == 16)
+			if (READ_ONCE(conn->state) != CVM_CONN_DEAD &&
+			    pick(l, conn)) {
+				cvm_conn_get(conn);
+				found = conn;
 				break;
-			cvm_conn_get(conn);
-			batch[n++] = conn;
+			}
 		}
 		spin_unlock_bh(&l->lock);
-		for (i = 0; i < n; i++) {
-			batch[i]->ops->abort(batch[i], why);
-			cvm_conn_put(batch[i]);
+		if (found) {
+			found->ops->abort(found, why);
+			cvm_conn_put(found);
 		}
-		kfree(batch);
-	} while (n == 16);
+	} while (found);
 }
 
 static bool cvm_listener_pick_all(struct cvm_listener *l, struct cvm_conn *conn)
