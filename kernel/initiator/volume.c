@@ -213,6 +213,14 @@ static void cvm_volume_set_limits(struct cvm_volume *vol)
 	blk_queue_write_cache(q, true, true);
 	blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
 	blk_queue_flag_clear(QUEUE_FLAG_ADD_RANDOM, q);
+	/*
+	 * Pages must not change while a write is in flight: each replica
+	 * (each RDMA READ) takes the page at its own moment, EC parity is
+	 * computed from it, and the tcp payload CRC is computed once for all
+	 * replicas.  Without this the page cache redirties pages under
+	 * writeback, and replicas differ or fail their CRC.
+	 */
+	blk_queue_flag_set(QUEUE_FLAG_STABLE_WRITES, q);
 }
 
 /*
