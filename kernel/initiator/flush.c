@@ -19,12 +19,23 @@
  *
  * Generations order writes and flushes: cvm_flush_begin() takes the next
  * one when a FLUSH starts, an entry keeps the generation current when its
- * write completed, and a FLUSH covers exactly the entries older than it (a
- * write completed before the FLUSH was sent was already in the device's
- * cache).  A device's newest successfully flushed generation lives with its
- * stale set (cvm_dev_flush_ok()); a later FLUSH covers an earlier one.
+ * newest write completed, and a FLUSH covers exactly the entries older than
+ * it (a write completed before the FLUSH was sent was already in the
+ * device's cache).  A device's newest successfully flushed generation lives
+ * with its stale set (cvm_dev_flush_ok()); a later FLUSH covers an earlier
+ * one.
  *
- * A write with FUA is durable where acknowledged: it drops the entry.
+ * A cache only survives on the connection that filled it: a target that
+ * lost power with writes in its volatile cache and reconnected answers the
+ * next FLUSH OK for a cache that no longer holds them.  So an entry keeps,
+ * per replica, the generation of the connection (cvm_conn.gen) that
+ * acknowledged its writes, and a FLUSH only counts for a replica when it
+ * completed on that same connection; writes of one entry acknowledged on
+ * two connections of a replica count on neither (CVM_CONN_GEN_MIXED).
+ *
+ * An entry is per object, not per range: a write with FUA is durable where
+ * acknowledged, but earlier writes to other ranges of the object are not,
+ * so FUA leaves the entry as it is.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -38,6 +49,7 @@ struct cvm_unflushed_obj {
 	u64			object_no;
 	u64			gen;
 	u32			devs[CVM_MAX_PG_WIDTH];
+	u64			conn_gens[CVM_MAX_PG_WIDTH];
 	unsigned int		nr_devs;
 };
 
@@ -81,14 +93,38 @@ static struct cvm_unflushed_obj *cvm_unflushed_find(struct cvm_unflushed *uf,
 	return NULL;
 }
 
+/* Add the replicas of a newer write to @e (see the top of this file). */
+static void cvm_unflushed_merge(struct cvm_unflushed_obj *e, const u32 *devs,
+				const u64 *conn_gens, unsigned int nr_devs)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < nr_devs; i++) {
+		for (j = 0; j < e->nr_devs; j++)
+			if (e->devs[j] == devs[i])
+				break;
+		if (j == e->nr_devs) {
+			if (j == CVM_MAX_PG_WIDTH)
+				continue;	/* cannot be: devs of one PG */
+			e->devs[j] = devs[i];
+			e->conn_gens[j] = conn_gens[i];
+			e->nr_devs++;
+		} else if (e->conn_gens[j] != conn_gens[i]) {
+			e->conn_gens[j] = CVM_CONN_GEN_MIXED;
+		}
+	}
+}
+
 /*
  * cvm_unflushed_record() - a write without FUA completed on @devs
+ * @conn_gens: per replica, the connection that acknowledged it
  *
  * Process or softirq context.  0, or -ENOMEM and nothing recorded: the
  * caller must then fail the write, since a FLUSH could not account for it.
  */
 int cvm_unflushed_record(struct cvm_unflushed *uf, u64 object_no,
-			 const u32 *devs, unsigned int nr_devs)
+			 const u32 *devs, const u64 *conn_gens,
+			 unsigned int nr_devs)
 {
 	struct cvm_unflushed_obj *e, *fresh = NULL;
 
@@ -107,6 +143,7 @@ int cvm_unflushed_record(struct cvm_unflushed *uf, u64 object_no,
 		e = fresh;
 		fresh = NULL;
 		e->object_no = object_no;
+		e->nr_devs = 0;
 		hlist_add_head(&e->node, cvm_unflushed_bucket(uf, object_no));
 		uf->count++;
 	}
@@ -115,28 +152,15 @@ int cvm_unflushed_record(struct cvm_unflushed *uf, u64 object_no,
 		return -ENOMEM;
 	}
 out_update:
-	/* The newest write's replicas are the ones that count. */
+	/*
+	 * Keep every replica that holds some write of the object unflushed:
+	 * one the newest write missed is recorded stale by the write path.
+	 */
 	e->gen = atomic64_read(&cvm_flush_gen);
-	memcpy(e->devs, devs, nr_devs * sizeof(*devs));
-	e->nr_devs = nr_devs;
+	cvm_unflushed_merge(e, devs, conn_gens, nr_devs);
 	spin_unlock_bh(&uf->lock);
 	kfree(fresh);
 	return 0;
-}
-
-/* A write with FUA completed: durable wherever it was acknowledged. */
-void cvm_unflushed_forget(struct cvm_unflushed *uf, u64 object_no)
-{
-	struct cvm_unflushed_obj *e;
-
-	spin_lock_bh(&uf->lock);
-	e = cvm_unflushed_find(uf, object_no);
-	if (e) {
-		hlist_del(&e->node);
-		uf->count--;
-	}
-	spin_unlock_bh(&uf->lock);
-	kfree(e);
 }
 
 /* A FLUSH starts: its generation. */
@@ -169,13 +193,15 @@ int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen)
 			if (e->gen >= gen)
 				continue;	/* completed after we started */
 			for (j = 0; j < e->nr_devs; j++)
-				durable |= cvm_dev_flushed(e->devs[j], gen);
+				durable |= cvm_dev_flushed(e->devs[j], gen,
+							   e->conn_gens[j]);
 			if (!durable) {
 				lost++;
 				continue;
 			}
 			for (j = 0; j < e->nr_devs; j++) {
-				if (cvm_dev_flushed(e->devs[j], gen))
+				if (cvm_dev_flushed(e->devs[j], gen,
+						    e->conn_gens[j]))
 					continue;
 				if (cvm_stale_mark(e->devs[j], volume_id,
 						   e->object_no))

@@ -87,6 +87,9 @@ struct cvm_io;
  * @missed: writes: slots of @devs that did not take it, as a bit mask
  * @acked: writes: replicas that acknowledged it
  * @acked_mask: writes: slots of @devs that acknowledged it, as a bit mask
+ * @conn_gens: writes: per slot of @acked_mask, the connection that
+ *	acknowledged it (cvm_conn.gen: flush.c)
+ * @io_error: writes: some replica answered IO_ERROR
  * @ec: reads and writes of an EC volume: the piece, run by ec_io.c
  */
 struct cvm_obj {
@@ -103,6 +106,8 @@ struct cvm_obj {
 	unsigned long		missed;
 	atomic_t		acked;
 	unsigned long		acked_mask;
+	u64			conn_gens[CVM_MAX_PG_WIDTH];
+	bool			io_error;
 	struct cvm_ec_io	ec;
 };
 
@@ -413,17 +418,19 @@ static unsigned int cvm_write_min_replicas(unsigned int nr_devs)
 static void cvm_obj_write_unflushed(struct cvm_obj *obj)
 {
 	struct cvm_volume *vol = obj->cmd->vol;
+	u64 conn_gens[CVM_MAX_PG_WIDTH];
 	u32 devs[CVM_MAX_PG_WIDTH];
 	unsigned int i, nr = 0;
 
-	if (obj->cmd->wire_flags & CVM_WIRE_F_FUA) {
-		cvm_unflushed_forget(&vol->unflushed, obj->ext.object_no);
+	/* Durable where acknowledged; earlier writes keep their entry. */
+	if (obj->cmd->wire_flags & CVM_WIRE_F_FUA)
 		return;
+	for_each_set_bit(i, &obj->acked_mask, obj->nr_devs) {
+		devs[nr] = obj->devs[i];
+		conn_gens[nr++] = READ_ONCE(obj->conn_gens[i]);
 	}
-	for_each_set_bit(i, &obj->acked_mask, obj->nr_devs)
-		devs[nr++] = obj->devs[i];
 	if (cvm_unflushed_record(&vol->unflushed, obj->ext.object_no, devs,
-				 nr)) {
+				 conn_gens, nr)) {
 		/* A FLUSH could not account for it: fail it now. */
 		pr_warn_ratelimited("volume %llu object %llu: cannot record the write for FLUSH\n",
 				    vol->id, obj->ext.object_no);
@@ -443,7 +450,8 @@ static void cvm_obj_write_finish(struct cvm_obj *obj)
 
 	if (!acked) {
 		if (obj->status == BLK_STS_OK)
-			cvm_obj_fail(obj, BLK_STS_TRANSPORT);
+			cvm_obj_fail(obj, READ_ONCE(obj->io_error) ?
+				     BLK_STS_IOERR : BLK_STS_TRANSPORT);
 		return;
 	}
 	for_each_set_bit(i, &obj->missed, obj->nr_devs) {
@@ -648,13 +656,27 @@ static void cvm_sub_done(struct cvm_xprt_req *req)
 	unsigned int i;
 
 	if (cvm_op_is_write(obj->cmd->op)) {
+		/*
+		 * A replica that did not apply it while others may have is
+		 * stale for the object, refusal or not.  Transport errors
+		 * and its disk's I/O errors are that replica's failure: the
+		 * write counts on the others.  Other refusals (NO_SPACE,
+		 * INVALID, fenced) still fail the write.
+		 */
+		if (sts == BLK_STS_IOERR &&
+		    req->status == CVM_WIRE_STATUS_IO_ERROR) {
+			WRITE_ONCE(obj->io_error, true);
+			sts = BLK_STS_TRANSPORT;
+		}
 		for (i = 0; i < obj->nr_devs; i++) {
 			if (obj->devs[i] != req->conn->hello.device_id)
 				continue;
-			if (sts == BLK_STS_OK)
+			if (sts == BLK_STS_OK) {
+				WRITE_ONCE(obj->conn_gens[i], req->conn->gen);
 				set_bit(i, &obj->acked_mask);
-			else if (sts == BLK_STS_TRANSPORT)
+			} else {
 				set_bit(i, &obj->missed);
+			}
 		}
 		if (sts == BLK_STS_OK)
 			atomic_inc(&obj->acked);
@@ -663,7 +685,7 @@ static void cvm_sub_done(struct cvm_xprt_req *req)
 	} else if (obj->cmd->op == CVM_WIRE_OP_FLUSH) {
 		if (sts == BLK_STS_OK)
 			cvm_dev_flush_ok(req->conn->hello.device_id,
-					 obj->cmd->flush_gen);
+					 obj->cmd->flush_gen, req->conn->gen);
 		else if (sts == BLK_STS_TRANSPORT)
 			sts = BLK_STS_OK;  /* cvm_flush_finish() decides */
 	}
@@ -821,6 +843,7 @@ static blk_status_t cvm_io_prepare(struct cvm_io *cmd)
 		obj->nr_devs = 0;
 		obj->missed = 0;
 		obj->acked_mask = 0;
+		obj->io_error = false;
 		atomic_set(&obj->acked, 0);
 	}
 	if (cmd->op == CVM_WIRE_OP_READ || cmd->op == CVM_WIRE_OP_WRITE)
@@ -965,7 +988,9 @@ struct cvm_stale_dev {
 	atomic_long_t		count;
 	unsigned long		pass;
 	struct delayed_work	resync;
-	atomic64_t		flushed_gen;	/* newest FLUSH it completed */
+	spinlock_t		flush_lock;
+	u64			flushed_gen;	/* newest FLUSH it completed */
+	u64			flushed_conn;	/* on this connection */
 };
 
 struct cvm_fence {
@@ -1100,26 +1125,42 @@ u64 cvm_stale_dev_count(u32 device_id)
 	return sd ? atomic_long_read(&sd->count) : 0;
 }
 
-/* @device_id completed a FLUSH of generation @gen (flush.c). */
-void cvm_dev_flush_ok(u32 device_id, u64 gen)
+/*
+ * @device_id completed a FLUSH of generation @gen on connection @conn_gen
+ * (flush.c).  A newer FLUSH replaces an older one, whatever connection
+ * either came on.
+ */
+void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 conn_gen)
 {
 	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
-	s64 old;
+	unsigned long flags;
 
 	if (!sd)
 		return;
-	old = atomic64_read(&sd->flushed_gen);
-	while (old < (s64)gen &&
-	       !atomic64_try_cmpxchg(&sd->flushed_gen, &old, gen))
-		;
+	spin_lock_irqsave(&sd->flush_lock, flags);
+	if (gen > sd->flushed_gen) {
+		sd->flushed_gen = gen;
+		sd->flushed_conn = conn_gen;
+	}
+	spin_unlock_irqrestore(&sd->flush_lock, flags);
 }
 
-/* Has @device_id completed a FLUSH of generation @gen or newer? */
-bool cvm_dev_flushed(u32 device_id, u64 gen)
+/*
+ * Has @device_id completed a FLUSH of generation @gen or newer, on the
+ * connection @conn_gen that acknowledged the writes it must cover?
+ */
+bool cvm_dev_flushed(u32 device_id, u64 gen, u64 conn_gen)
 {
 	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+	unsigned long flags;
+	bool ok;
 
-	return sd && atomic64_read(&sd->flushed_gen) >= (s64)gen;
+	if (!sd)
+		return false;
+	spin_lock_irqsave(&sd->flush_lock, flags);
+	ok = sd->flushed_gen >= gen && sd->flushed_conn == conn_gen;
+	spin_unlock_irqrestore(&sd->flush_lock, flags);
+	return ok;
 }
 
 /* What a resync needs of a volume, copied under cvm_config_mutex. */
@@ -1482,6 +1523,7 @@ int cvm_stale_add_devices(const struct cvm_map *map)
 			return -ENOMEM;
 		sd->device_id = id;
 		spin_lock_init(&sd->lock);
+		spin_lock_init(&sd->flush_lock);
 		INIT_LIST_HEAD(&sd->objs);
 		INIT_DELAYED_WORK(&sd->resync, cvm_resync_work);
 		ret = rhashtable_init(&sd->ht, &cvm_stale_params);

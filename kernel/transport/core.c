@@ -340,10 +340,13 @@ void cvm_xprt_budget_give(struct cvm_budget *b, struct cvm_xprt_req *req)
 	req->in_budget = false;
 }
 
+static atomic64_t cvm_conn_gens = ATOMIC64_INIT(0);
+
 void cvm_conn_init(struct cvm_conn *conn, const struct cvm_transport_ops *ops,
 		   enum cvm_conn_role role, const struct cvm_conn_cb *cb,
 		   void *core_priv)
 {
+	conn->gen = atomic64_inc_return(&cvm_conn_gens);
 	conn->ops = ops;
 	conn->cb = cb;
 	conn->role = role;

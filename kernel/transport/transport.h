@@ -254,6 +254,7 @@ struct cvm_conn_cb {
  * @accepted: target: jiffies when accepted (the HELLO timeout).
  * @budget: what is in flight against the limits HELLO agreed (tcp; rdma
  *	keeps one per queue pair on the initiator).
+ * @gen: this connection's number (see CVM_CONN_GEN_MIXED below).
  */
 struct cvm_conn {
 	const struct cvm_transport_ops	*ops;
@@ -268,7 +269,16 @@ struct cvm_conn {
 	struct list_head		lentry;
 	unsigned long			accepted;
 	struct cvm_budget		budget;
+	u64				gen;
 };
+
+/*
+ * cvm_conn.gen: numbers the connections of a module, never 0 nor reused,
+ * so "acknowledged on this connection" survives a reconnect to the same
+ * device as a different fact (the initiator's FLUSH accounting, flush.c).
+ * CVM_CONN_GEN_MIXED is none of them.
+ */
+#define CVM_CONN_GEN_MIXED	U64_MAX
 
 /**
  * struct cvm_xprt_req - one request on a connection

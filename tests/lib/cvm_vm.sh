@@ -25,7 +25,10 @@
 #   cvm_three_targets_down (tests only) undo it: unlisten, remove, rmmod brd
 #   cvm_disk I            target I's backing device in cvm_three_targets:
 #                         /dev/ramI over tcp, dm-linear cvmdiskI on it over
-#                         rdma (for cvm_block)
+#                         rdma (for cvm_block) or with CVM_DM_DISKS=1 (tests
+#                         that swap a disk's table: cvm_disk_fail)
+#   cvm_disk_fail I       target I's disk fails every I/O (dm error table)
+#   cvm_disk_heal I       and works again (dm-linear on /dev/ramI)
 #   cvm_block I           silence target I, nothing closed: over tcp its
 #                         data path's packets are dropped (nft), over rdma
 #                         its disk stops completing I/O (dm suspend); see
@@ -119,7 +122,7 @@ cvm_three_targets() {
 	cvm_dm_disks_down	# a failed test's leftovers hold brd
 	rmmod brd 2>/dev/null	# module parameters only apply to a fresh load
 	check "brd: 3 x 256 MiB" modprobe brd rd_nr=3 rd_size=$((256 << 10))
-	if [[ $(cvm_transport) == rdma ]]; then
+	if cvm_dm; then
 		check "dm-linear cvmdisk0..2 on /dev/ram0..2" cvm_dm_disks
 	fi
 	check "load cvm_target" cvm_load cvm_target
@@ -146,14 +149,18 @@ cvm_three_targets_down() {
 		fi
 		check "target: remove device $i" "${tg[@]}" remove $i
 	done
-	if [[ $(cvm_transport) == rdma ]]; then
+	if cvm_dm; then
 		check "remove dm-linear cvmdisk0..2" cvm_dm_disks_down
 	fi
 	check "rmmod brd" rmmod brd
 }
 
+cvm_dm() {
+	[[ $(cvm_transport) == rdma || -n ${CVM_DM_DISKS:-} ]]
+}
+
 cvm_disk() {
-	if [[ $(cvm_transport) == rdma ]]; then
+	if cvm_dm; then
 		echo "/dev/mapper/cvmdisk$1"
 	else
 		echo "/dev/ram$1"
@@ -171,6 +178,21 @@ cvm_dm_disks() {
 	for i in 0 1 2; do
 		[[ -b /dev/mapper/cvmdisk$i ]] || dmsetup mknodes "cvmdisk$i"
 	done
+}
+
+cvm_disk_table() {
+	dmsetup suspend "cvmdisk$1" &&
+		echo "0 $(blockdev --getsz "/dev/ram$1") $2" |
+		dmsetup load "cvmdisk$1" &&
+		dmsetup resume "cvmdisk$1"
+}
+
+cvm_disk_fail() {
+	cvm_disk_table "$1" error
+}
+
+cvm_disk_heal() {
+	cvm_disk_table "$1" "linear /dev/ram$1 0"
 }
 
 # Resumes first: a suspended device cannot be removed.
