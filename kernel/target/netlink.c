@@ -70,6 +70,19 @@ static const struct nla_policy cvm_target_unlisten_nl_policy[CVM_ATTR_MAX + 1] =
 		NLA_POLICY_NESTED(cvm_target_listener_nl_policy),
 };
 
+/* VOLUME_FENCE: the volume's id and attach epoch, nothing else. */
+static const struct nla_policy cvm_target_fence_volume_nl_policy[CVM_VOLUME_ATTR_MAX + 1] = {
+	[CVM_VOLUME_ATTR_ID]		= { .type = NLA_U64 },
+	[CVM_VOLUME_ATTR_ATTACH_EPOCH]	= NLA_POLICY_MIN(NLA_U64, 1),
+};
+
+static const struct nla_policy cvm_target_fence_nl_policy[CVM_ATTR_MAX + 1] = {
+	[CVM_ATTR_VOLUME] =
+		NLA_POLICY_NESTED(cvm_target_fence_volume_nl_policy),
+	[CVM_ATTR_TARGET_DEVICE] =
+		NLA_POLICY_NESTED(cvm_target_device_nl_policy),
+};
+
 static struct genl_family cvm_target_genl_family;
 
 /* Parses the nest @attr of @info into @tb; the policy checked it already. */
@@ -273,6 +286,53 @@ out_free_msg:
 	return ret;
 }
 
+static int cvm_target_nl_volume_fence_doit(struct sk_buff *skb,
+					   struct genl_info *info)
+{
+	struct nlattr *vtb[CVM_VOLUME_ATTR_MAX + 1];
+	struct nlattr *dtb[CVM_TARGET_DEVICE_ATTR_MAX + 1];
+	struct nlattr *nest;
+	u32 device = CVM_STORE_ALL;
+	int ret;
+
+	ret = cvm_target_parse_nest(info, CVM_ATTR_VOLUME, vtb,
+				    CVM_VOLUME_ATTR_MAX,
+				    cvm_target_fence_volume_nl_policy);
+	if (ret)
+		return ret;
+	nest = info->attrs[CVM_ATTR_VOLUME];
+	if (NL_REQ_ATTR_CHECK(info->extack, nest, vtb, CVM_VOLUME_ATTR_ID) ||
+	    NL_REQ_ATTR_CHECK(info->extack, nest, vtb,
+			      CVM_VOLUME_ATTR_ATTACH_EPOCH))
+		return -EINVAL;
+	nest = info->attrs[CVM_ATTR_TARGET_DEVICE];
+	if (nest) {
+		ret = nla_parse_nested(dtb, CVM_TARGET_DEVICE_ATTR_MAX, nest,
+				       cvm_target_device_nl_policy,
+				       info->extack);
+		if (ret)
+			return ret;
+		if (NL_REQ_ATTR_CHECK(info->extack, nest, dtb,
+				      CVM_TARGET_DEVICE_ATTR_ID))
+			return -EINVAL;
+		if (dtb[CVM_TARGET_DEVICE_ATTR_PATH] ||
+		    dtb[CVM_TARGET_DEVICE_ATTR_FLAGS]) {
+			NL_SET_ERR_MSG(info->extack,
+				       "VOLUME_FENCE names a device by ID only");
+			return -EINVAL;
+		}
+		device = nla_get_u32(dtb[CVM_TARGET_DEVICE_ATTR_ID]);
+		if (device == CVM_STORE_ALL) {
+			NL_SET_ERR_MSG(info->extack, "no such device id");
+			return -EINVAL;
+		}
+	}
+	return cvm_store_fence(device,
+			       nla_get_u64(vtb[CVM_VOLUME_ATTR_ID]),
+			       nla_get_u64(vtb[CVM_VOLUME_ATTR_ATTACH_EPOCH]),
+			       info->extack);
+}
+
 static const struct genl_ops cvm_target_genl_ops[] = {
 	{
 		.cmd		= CVM_CMD_STATUS_GET,
@@ -308,6 +368,13 @@ static const struct genl_ops cvm_target_genl_ops[] = {
 		.policy		= cvm_target_unlisten_nl_policy,
 		.maxattr	= ARRAY_SIZE(cvm_target_unlisten_nl_policy) - 1,
 		.doit		= cvm_target_nl_unlisten_doit,
+	},
+	{
+		.cmd		= CVM_CMD_TARGET_VOLUME_FENCE,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_target_fence_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_target_fence_nl_policy) - 1,
+		.doit		= cvm_target_nl_volume_fence_doit,
 	},
 };
 

@@ -15,7 +15,14 @@
  * written last; it never writes an older version.  FORMAT always writes
  * the current version.
  *
- * On-disk format, version 1 (all fields little endian, 4 KiB blocks):
+ * Versions:
+ *   1	superblock, object table, allocation bitmap, extents.
+ *   2	adds the fence table (fence.c): the superblock's former reserved
+ *	word is @fence_blocks, and the table sits between the bitmap and the
+ *	data.  A version-1 build would serve a device without refusing the
+ *	older attachments it records, so version 1 is not read: reformat.
+ *
+ * On-disk format, version 2 (all fields little endian, 4 KiB blocks):
  *
  *	block 0			superblock (struct cvm_sb_disk, CRC32C)
  *	table_start ..		object table: one 32-byte entry per extent,
@@ -23,6 +30,9 @@
  *				block number, CRC32C) per block
  *	bitmap_start ..		allocation bitmap: one bit per extent, 32512
  *				bits and a tail per block
+ *	bitmap_start +		fence table: fence_blocks blocks of 32-byte
+ *	 bitmap_blocks ..	entries (volume id, attach epoch, CRC32C each),
+ *				16 per sector (fence.c)
  *	data_start (1 MiB	extents, each CVM_EXTENT_SIZE (4 MiB) long
  *	 aligned) ..
  *
@@ -77,12 +87,13 @@
 #include <linux/xarray.h>
 
 #include "../transport/transport.h"
+#include "fence.h"
 #include "target.h"
 
 #define CVM_SB_MAGIC		0x31305342544d5643ULL	/* "CVMTSB01" */
 #define CVM_TABLE_MAGIC		0x4c4254544d5643ULL	/* "CVMTTBL" */
 #define CVM_BITMAP_MAGIC	0x504d42544d5643ULL	/* "CVMTBMP" */
-#define CVM_STORE_VERSION	1
+#define CVM_STORE_VERSION	2
 #define CVM_BLK_SIZE		4096U
 #define CVM_BLK_SECTORS		(CVM_BLK_SIZE >> SECTOR_SHIFT)
 #define CVM_EXTENT_SHIFT	22
@@ -90,6 +101,7 @@
 #define CVM_EXTENT_BLOCKS	(CVM_EXTENT_SIZE / CVM_BLK_SIZE)
 #define CVM_EXTENT_SECTORS	(CVM_EXTENT_SIZE >> SECTOR_SHIFT)
 #define CVM_DATA_ALIGN_BLOCKS	256U			/* 1 MiB */
+#define CVM_FENCE_BLOCKS	16U	/* 2048 volumes per device */
 
 /**
  * struct cvm_sb_disk - superblock, at the start of block 0
@@ -110,7 +122,7 @@ struct cvm_sb_disk {
 	__le64	bitmap_start;
 	__le64	bitmap_blocks;
 	__le64	data_start;
-	__le32	reserved;
+	__le32	fence_blocks;
 	__le32	crc;
 };
 
@@ -171,6 +183,8 @@ struct cvm_store_dev {
 	struct hlist_head	*buckets;
 	unsigned int		hash_bits;
 	u64			nr_objects;
+	u64			fence_start;
+	struct cvm_fence_table	fence;
 };
 
 /* Per-request state of the store. */
@@ -179,6 +193,7 @@ struct cvm_store_io {
 	struct cvm_store_dev	*d;
 	struct cvm_xprt_req	*req;
 	struct cvm_store_obj	*obj;
+	int			gate;	/* cvm_fence_enter()'s, or -1 */
 };
 
 static DEFINE_MUTEX(cvm_store_lock);	/* add/remove */
@@ -271,8 +286,9 @@ static void cvm_store_obj_put(struct cvm_store_obj *obj)
 
 /* Metadata blocks (synchronous; process context only) */
 
-static int cvm_store_rw_block(struct cvm_store_dev *d, u64 block, void *buf,
-			      blk_opf_t opf)
+/* One 4 KiB block of @bdev to or from @buf; synchronous. */
+int cvm_bdev_rw_block(struct block_device *bdev, u64 block, void *buf,
+		      blk_opf_t opf)
 {
 	struct page *page = alloc_page(GFP_KERNEL);
 	struct bio *bio;
@@ -282,7 +298,7 @@ static int cvm_store_rw_block(struct cvm_store_dev *d, u64 block, void *buf,
 		return -ENOMEM;
 	if (op_is_write(opf))
 		memcpy(page_address(page), buf, CVM_BLK_SIZE);
-	bio = bio_alloc(d->bdev, 1, opf, GFP_KERNEL);
+	bio = bio_alloc(bdev, 1, opf, GFP_KERNEL);
 	bio->bi_iter.bi_sector = block * CVM_BLK_SECTORS;
 	__bio_add_page(bio, page, CVM_BLK_SIZE, 0);
 	ret = submit_bio_wait(bio);
@@ -291,6 +307,12 @@ static int cvm_store_rw_block(struct cvm_store_dev *d, u64 block, void *buf,
 		memcpy(buf, page_address(page), CVM_BLK_SIZE);
 	__free_page(page);
 	return ret;
+}
+
+static int cvm_store_rw_block(struct cvm_store_dev *d, u64 block, void *buf,
+			      blk_opf_t opf)
+{
+	return cvm_bdev_rw_block(d->bdev, block, buf, opf);
 }
 
 static u32 cvm_crc(const void *buf, size_t len)
@@ -379,7 +401,8 @@ static void cvm_store_geometry(struct cvm_store_dev *d, u64 nr)
 	d->table_blocks = DIV_ROUND_UP_ULL(nr, CVM_ENTS_PER_BLOCK);
 	d->bitmap_start = d->table_start + d->table_blocks;
 	d->bitmap_blocks = DIV_ROUND_UP_ULL(nr, CVM_BITS_PER_BLOCK);
-	d->data_start = round_up(d->bitmap_start + d->bitmap_blocks,
+	d->fence_start = d->bitmap_start + d->bitmap_blocks;
+	d->data_start = round_up(d->fence_start + CVM_FENCE_BLOCKS,
 				 CVM_DATA_ALIGN_BLOCKS);
 }
 
@@ -421,6 +444,7 @@ static void cvm_store_free_images(struct cvm_store_dev *d)
 				kfree(obj);
 			}
 	}
+	cvm_fence_destroy(&d->fence);
 	kvfree(d->buckets);
 	kvfree(d->bitmap);
 	kvfree(d->table);
@@ -465,6 +489,10 @@ static int cvm_store_format(struct cvm_store_dev *d, u32 id, const char **why)
 		if (ret)
 			goto out_write_failed;
 	}
+	ret = cvm_fence_format(&d->fence, d->bdev, d->fence_start,
+			       CVM_FENCE_BLOCKS);
+	if (ret)
+		goto out_write_failed;
 
 	sb = (struct cvm_sb_disk *)blk;
 	sb->magic = cpu_to_le64(CVM_SB_MAGIC);
@@ -480,6 +508,7 @@ static int cvm_store_format(struct cvm_store_dev *d, u32 id, const char **why)
 	sb->bitmap_start = cpu_to_le64(d->bitmap_start);
 	sb->bitmap_blocks = cpu_to_le64(d->bitmap_blocks);
 	sb->data_start = cpu_to_le64(d->data_start);
+	sb->fence_blocks = cpu_to_le32(CVM_FENCE_BLOCKS);
 	sb->crc = cpu_to_le32(cvm_crc(sb, offsetof(struct cvm_sb_disk, crc)));
 	ret = cvm_store_rw_block(d, 0, blk,
 				 REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA);
@@ -536,8 +565,8 @@ static int cvm_store_read_sb(struct cvm_store_dev *d, const char **why)
 		*why = "on-disk format version this build does not read";
 	} else if (le32_to_cpu(sb->block_size) != CVM_BLK_SIZE ||
 		   le32_to_cpu(sb->extent_shift) != CVM_EXTENT_SHIFT ||
-		   sb->reserved) {
-		*why = "unsupported block or extent size";
+		   le32_to_cpu(sb->fence_blocks) != CVM_FENCE_BLOCKS) {
+		*why = "unsupported block, extent or fence table size";
 	} else if (le64_to_cpu(sb->dev_sectors) > dev_sectors) {
 		*why = "device is smaller than when it was formatted";
 	} else {
@@ -672,7 +701,8 @@ static int cvm_store_load(struct cvm_store_dev *d, const char **why)
 	if (leaked)
 		pr_info("device %u (%s): reclaimed %llu unused extents\n",
 			d->id, d->path, leaked);
-	return 0;
+	return cvm_fence_load(&d->fence, d->bdev, d->fence_start,
+			      CVM_FENCE_BLOCKS, why);
 }
 
 int cvm_store_add(u32 id, const char *path, u32 flags,
@@ -793,6 +823,51 @@ void cvm_store_remove_all(void)
 		cvm_store_remove(id);
 }
 
+/*
+ * cvm_store_fence() - raise @volume_id's attach epoch to @epoch on device
+ * @id, or on every device served when @id is CVM_STORE_ALL (fence.c)
+ */
+int cvm_store_fence(u32 id, u64 volume_id, u64 epoch,
+		    struct netlink_ext_ack *extack)
+{
+	ktime_t start = ktime_get();
+	const char *why = NULL;
+	struct cvm_store_dev *d;
+	unsigned long i;
+	int ret = 0, n = 0;
+
+	if (id != CVM_STORE_ALL) {
+		d = cvm_store_get(id);
+		if (!d) {
+			NL_SET_ERR_MSG(extack, "device is not served here");
+			return -ENODEV;
+		}
+		ret = cvm_fence_set(&d->fence, volume_id, epoch, &why);
+		cvm_store_put(d);
+		n = 1;
+	} else {
+		/* No device comes or goes meanwhile. */
+		mutex_lock(&cvm_store_lock);
+		xa_for_each(&cvm_store_devs, i, d) {
+			ret = cvm_fence_set(&d->fence, volume_id, epoch, &why);
+			n++;
+			if (ret)
+				break;
+		}
+		mutex_unlock(&cvm_store_lock);
+	}
+	if (ret) {
+		pr_err("volume %llu: attach epoch %llu not set: %s (%d)\n",
+		       volume_id, epoch, why ?: "", ret);
+		if (extack && why)
+			extack->_msg = why;
+		return ret;
+	}
+	pr_info("volume %llu: attach epoch %llu on %d device(s) in %lld us\n",
+		volume_id, epoch, n, ktime_us_delta(ktime_get(), start));
+	return 0;
+}
+
 /* The data path */
 
 /* Reply pages come unzeroed from the transport. */
@@ -815,6 +890,8 @@ static void cvm_store_reply(struct cvm_store_io *io, u16 status, u32 len)
 
 	if (io->obj)
 		cvm_store_obj_put(io->obj);
+	if (io->gate >= 0)
+		cvm_fence_exit(&d->fence, io->gate);
 	kfree(io);
 	req->rsp_status = status;
 	req->rsp_len = len;
@@ -1089,6 +1166,7 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	const struct cvm_wire_hdr *h = &req->hdr;
 	u64 end = le64_to_cpu(h->offset) + le32_to_cpu(h->length);
 	struct cvm_store_io *io;
+	u16 status;
 
 	io = kzalloc(sizeof(*io), GFP_KERNEL);
 	if (!io) {
@@ -1100,6 +1178,7 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	}
 	io->d = d;
 	io->req = req;
+	io->gate = -1;
 
 	switch (h->opcode) {
 	case CVM_WIRE_OP_READ:
@@ -1109,6 +1188,15 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	case CVM_WIRE_OP_PREALLOC:
 		if (end > CVM_EXTENT_SIZE) {
 			cvm_store_reply(io, CVM_WIRE_STATUS_INVALID, 0);
+			return;
+		}
+		fallthrough;
+	case CVM_WIRE_OP_STAT:
+	case CVM_WIRE_OP_REMOVE:
+		/* Only the volume's newest attachment may touch it. */
+		status = cvm_fence_enter(&d->fence, h, &io->gate);
+		if (status) {
+			cvm_store_reply(io, status, 0);
 			return;
 		}
 		break;

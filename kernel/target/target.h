@@ -5,6 +5,7 @@
 #ifndef _CVM_TARGET_H
 #define _CVM_TARGET_H
 
+#include <linux/blk_types.h>
 #include <linux/netlink.h>
 #include <linux/types.h>
 
@@ -26,6 +27,11 @@ struct cvm_store_dev *cvm_store_get(u32 id);
 void cvm_store_put(struct cvm_store_dev *d);
 /* Carries out a validated data request and answers it (send_reply). */
 void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req);
+#define CVM_STORE_ALL	U32_MAX		/* cvm_store_fence(): every device */
+int cvm_store_fence(u32 id, u64 volume_id, u64 epoch,
+		    struct netlink_ext_ack *extack);
+int cvm_bdev_rw_block(struct block_device *bdev, u64 block, void *buf,
+		      blk_opf_t opf);
 
 /* server.c: listeners */
 int cvm_server_listen(const char *transport, const char *addr, u16 port,

@@ -207,7 +207,9 @@ open(sys.argv[2], "wb").write(sb)
 PY
 dd if="$tmp/sb2" of=$DEV bs=4096 count=1 conv=notrunc status=none
 refused "superblock of a newer format version refused" "${G[@]}" add $ID $DEV
-check "dmesg names both versions" dmesg_has "on-disk format version 2, this build reads 1"
+store_version=$(sed -n 's/^#define CVM_STORE_VERSION[[:space:]]*//p' kernel/target/store.c)
+check "dmesg names both versions" dmesg_has \
+	"on-disk format version $((store_version + 1)), this build reads $store_version"
 check "the refused device was not written" cmp -n 4096 $DEV "$tmp/sb2"
 dd if="$tmp/sb" of=$DEV bs=4096 count=1 conv=notrunc status=none
 printf '\x42' | dd of=$DEV bs=1 seek=$((4096 + 33)) conv=notrunc status=none

@@ -390,6 +390,7 @@ Result<Reply> Client::Read(const ObjectKey& k, uint64_t offset,
   h.volume_id = k.volume_id;
   h.object_no = k.object_no;
   h.shard = k.shard;
+  h.attach_epoch = k.attach_epoch;
   h.offset = offset;
   h.length = length;
   return Call(h);
@@ -401,6 +402,7 @@ Result<Reply> Client::Write(const ObjectKey& k, uint64_t offset,
   h.volume_id = k.volume_id;
   h.object_no = k.object_no;
   h.shard = k.shard;
+  h.attach_epoch = k.attach_epoch;
   h.offset = offset;
   h.length = data.size();
   if (fua) h.flags |= CVM_WIRE_F_FUA;
@@ -412,6 +414,7 @@ Result<Reply> Client::Remove(const ObjectKey& k) {
   h.volume_id = k.volume_id;
   h.object_no = k.object_no;
   h.shard = k.shard;
+  h.attach_epoch = k.attach_epoch;
   return Call(h);
 }
 
@@ -420,6 +423,7 @@ Result<Reply> Client::Stat(const ObjectKey& k) {
   h.volume_id = k.volume_id;
   h.object_no = k.object_no;
   h.shard = k.shard;
+  h.attach_epoch = k.attach_epoch;
   return Call(h);
 }
 

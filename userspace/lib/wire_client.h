@@ -98,6 +98,9 @@ struct ObjectKey {
   uint64_t volume_id = 0;
   uint64_t object_no = 0;
   uint16_t shard = 0;
+  // The attachment the request speaks for; 0 names none (tools: a fenced
+  // volume may be read, never changed).
+  uint64_t attach_epoch = 0;
 };
 
 class Client {

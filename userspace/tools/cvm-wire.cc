@@ -62,7 +62,8 @@ struct Options {
   fmt::print(
       stderr,
       "usage: cvm-wire HOST:PORT write|read|remove|stat|flush|sums|dump|fuzz "
-      "--device ID [--volume V] [--object N] [--shard S] [--offset O] "
+      "--device ID [--volume V] [--object N] [--shard S] [--attach-epoch E] "
+      "[--offset O] "
       "[--length L] [--count C] [--shards S] [--pattern BYTE|--file F] [--fua] "
       "[--out F] [--cluster ID --token HEX]\n");
   std::exit(2);
@@ -103,6 +104,8 @@ Options Parse(int argc, char** argv) {
       o.key.object_no = Number(a, val());
     } else if (a == "--shard") {
       o.key.shard = Number(a, val());
+    } else if (a == "--attach-epoch") {
+      o.key.attach_epoch = Number(a, val());
     } else if (a == "--offset") {
       o.offset = Number(a, val());
     } else if (a == "--length") {

@@ -108,6 +108,7 @@ enum cvm_cmd {
 	CVM_CMD_TARGET_UNLISTEN,
 	CVM_CMD_EVENT_PATH_DOWN,
 	CVM_CMD_EVENT_PATH_UP,
+	CVM_CMD_TARGET_VOLUME_FENCE,
 	__CVM_CMD_MAX,
 };
 #define CVM_CMD_MAX (__CVM_CMD_MAX - 1)
@@ -294,6 +295,19 @@ enum cvm_volume_attr {
  *	Request:  CVM_ATTR_TARGET_LISTENER with ADDR, PORT (required).
  *	Stops listening and closes the connections it accepted.  Unknown
  *	listener: ENOENT.
+ *
+ * CVM_CMD_TARGET_VOLUME_FENCE
+ *	Request:  CVM_ATTR_VOLUME with ID and ATTACH_EPOCH (required, non-
+ *		  zero, nothing else); CVM_ATTR_TARGET_DEVICE with ID
+ *		  (optional: one device; absent: every device served).
+ *	The volume's newest attachment is ATTACH_EPOCH: from now on the
+ *	device(s) answer requests of the volume that carry an older attach
+ *	epoch CVM_WIRE_STATUS_STALE_ATTACH (reads and STAT with attach epoch
+ *	0, which names no attachment, still pass).  Returns once the epoch is
+ *	on the device(s) and every request accepted before has been
+ *	answered.  An epoch older than one the device knows: ESTALE; the
+ *	device's fence table full: ENOSPC; requests still in flight after
+ *	30 s: ETIMEDOUT.  The same epoch again succeeds.
  *
  * CVM_STATUS_ATTR_OBJECTS of the target's STATUS_GET is the number of
  * backing devices served.

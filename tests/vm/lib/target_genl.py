@@ -6,6 +6,8 @@
   target_genl.py remove ID                       TARGET_DEVICE_REMOVE
   target_genl.py listen ADDR PORT [CLUSTER TOKENHEX] [--transport T]
   target_genl.py unlisten ADDR PORT [--transport T]
+  target_genl.py fence VOLUME EPOCH [DEVICE]     TARGET_VOLUME_FENCE (every
+                                                 device, or DEVICE)
   target_genl.py objects                         print STATUS_GET's OBJECTS
   target_genl.py conns | pinned                  ... CONNECTIONS, PINNED_BYTES
   target_genl.py malformed                       malformed requests refused
@@ -79,6 +81,15 @@ def listener(addr=None, port=None, transport=None):
     return nest(C["CVM_ATTR_TARGET_LISTENER"], p)
 
 
+def volume(vol_id=None, epoch=None):
+    p = b""
+    if vol_id is not None:
+        p += mg.nla(C["CVM_VOLUME_ATTR_ID"], u64(vol_id))
+    if epoch is not None:
+        p += mg.nla(C["CVM_VOLUME_ATTR_ATTACH_EPOCH"], u64(epoch))
+    return nest(C["CVM_ATTR_VOLUME"], p)
+
+
 class Target:
     def __init__(self):
         self.g = mg.Genl()
@@ -104,6 +115,7 @@ class Target:
 def malformed(t):
     add, rm = "CVM_CMD_TARGET_DEVICE_ADD", "CVM_CMD_TARGET_DEVICE_REMOVE"
     lst, ul = "CVM_CMD_TARGET_LISTEN", "CVM_CMD_TARGET_UNLISTEN"
+    fence = "CVM_CMD_TARGET_VOLUME_FENCE"
     cases = [
         ("DEVICE_ADD without attributes", add, b"", errno.EINVAL),
         ("DEVICE_ADD without path", add, device(dev_id=9), errno.EINVAL),
@@ -146,6 +158,24 @@ def malformed(t):
         ("UNLISTEN not listening", ul, listener("127.0.0.1", 1), errno.ENOENT),
         ("DEVICE_ADD with a LISTEN attribute", add,
          device(9, "/dev/ram0") + listener("127.0.0.1", 4420), errno.EINVAL),
+        ("VOLUME_FENCE without attributes", fence, b"", errno.EINVAL),
+        ("VOLUME_FENCE without epoch", fence, volume(3), errno.EINVAL),
+        ("VOLUME_FENCE epoch 0", fence, volume(3, 0), errno.ERANGE),
+        ("VOLUME_FENCE epoch as u32", fence,
+         nest(C["CVM_ATTR_VOLUME"],
+              mg.nla(C["CVM_VOLUME_ATTR_ID"], u64(3)) +
+              mg.nla(C["CVM_VOLUME_ATTR_ATTACH_EPOCH"], u32(2))),
+         errno.EINVAL),
+        ("VOLUME_FENCE with a volume size", fence,
+         nest(C["CVM_ATTR_VOLUME"],
+              mg.nla(C["CVM_VOLUME_ATTR_ID"], u64(3)) +
+              mg.nla(C["CVM_VOLUME_ATTR_ATTACH_EPOCH"], u64(2)) +
+              mg.nla(C["CVM_VOLUME_ATTR_SIZE"], u64(4096))),
+         errno.EINVAL),
+        ("VOLUME_FENCE device not served", fence,
+         volume(3, 2) + device(dev_id=12345), errno.ENODEV),
+        ("VOLUME_FENCE device with a path", fence,
+         volume(3, 2) + device(0, "/dev/ram0"), errno.EINVAL),
     ]
     for what, cmd, attrs, want in cases:
         t.expect(what, cmd, attrs, want)
@@ -183,6 +213,11 @@ def main(argv):
         elif cmd == "unlisten":
             t.call("CVM_CMD_TARGET_UNLISTEN",
                    listener(args[0], int(args[1]), transport))
+        elif cmd == "fence":
+            attrs = volume(int(args[0]), int(args[1]))
+            if len(args) >= 3:
+                attrs += device(dev_id=int(args[2]))
+            t.call("CVM_CMD_TARGET_VOLUME_FENCE", attrs)
         elif cmd in ("objects", "conns", "pinned"):
             replies = t.call("CVM_CMD_STATUS_GET", b"")
             attrs = mg.parse_attrs(replies[0][4:])
