@@ -125,6 +125,20 @@ void KernelSync::PushMapBestEffort(std::string_view why) {
 }
 
 Result<KernelVolume> KernelSync::KernelAttach(const Volume& v) {
+  // The new epoch reaches the targets before the new attachment's first
+  // request, so none of an older attachment's lands after it (fencing).
+  // This node's targets only; other nodes' cvmd fence theirs.
+  CVM_ASSIGN_OR_RETURN(ModuleStatus target,
+                       kernel_.Query(CVM_TARGET_GENL_NAME));
+  if (target.loaded) {
+    Status fenced = kernel_.TargetVolumeFence(v.id, v.attach_epoch);
+    if (!fenced.ok()) {
+      return Status(fenced.code(),
+                    fmt::format("volume '{}': attach epoch {} not set on the "
+                                "targets: {}",
+                                v.name, v.attach_epoch, fenced.message()));
+    }
+  }
   KernelVolume k;
   k.id = v.id;
   k.pool_id = static_cast<uint32_t>(v.pool_id);

@@ -702,6 +702,23 @@ Status NetlinkKernel::TargetUnlisten(const std::string& addr, uint16_t port) {
   return conn.Transact(m, kWhat);
 }
 
+Status NetlinkKernel::TargetVolumeFence(uint64_t volume_id,
+                                        uint64_t attach_epoch) {
+  constexpr std::string_view kWhat = "target volume fence";
+  if (attach_epoch == 0) return InvalidArgument("target volume fence: epoch 0");
+  CVM_ASSIGN_OR_RETURN(GenlConn conn,
+                       GenlConn::Open(CVM_TARGET_GENL_NAME, timeout_));
+  CVM_ASSIGN_OR_RETURN(NlMsg msg, conn.NewMsg(CVM_CMD_TARGET_VOLUME_FENCE, 0));
+  nl_msg* m = msg.get();
+  nlattr* vol = nla_nest_start(m, CVM_ATTR_VOLUME | NLA_F_NESTED);
+  if (vol == nullptr || nla_put_u64(m, CVM_VOLUME_ATTR_ID, volume_id) < 0 ||
+      nla_put_u64(m, CVM_VOLUME_ATTR_ATTACH_EPOCH, attach_epoch) < 0) {
+    return PutFailed(kWhat);
+  }
+  nla_nest_end(m, vol);
+  return conn.Transact(m, kWhat);
+}
+
 }  // namespace cvm
 
 // ---- path events ----

@@ -126,6 +126,11 @@ class Kernel {
   virtual Status TargetDeviceRemove(uint32_t id) = 0;
   virtual Status TargetListen(const Listener& listener) = 0;
   virtual Status TargetUnlisten(const std::string& addr, uint16_t port) = 0;
+  // Every device this node's cvm_target serves refuses requests of the
+  // volume's attachments older than attach_epoch, and knows it after a
+  // restart (CVM_CMD_TARGET_VOLUME_FENCE).
+  virtual Status TargetVolumeFence(uint64_t volume_id,
+                                   uint64_t attach_epoch) = 0;
 };
 
 class NetlinkKernel : public Kernel {
@@ -143,6 +148,7 @@ class NetlinkKernel : public Kernel {
   Status TargetDeviceRemove(uint32_t id) override;
   Status TargetListen(const Listener& listener) override;
   Status TargetUnlisten(const std::string& addr, uint16_t port) override;
+  Status TargetVolumeFence(uint64_t volume_id, uint64_t attach_epoch) override;
 
  private:
   std::chrono::milliseconds timeout_;

@@ -94,6 +94,14 @@ class FakeKernel : public Kernel {
     const auto n = std::erase(listeners, addr + ":" + std::to_string(port));
     return n ? Status() : NotFound("no listener");
   }
+  Status TargetVolumeFence(uint64_t volume_id, uint64_t epoch) override {
+    if (!target_loaded) return Unavailable("cvm_target module not loaded");
+    if (fences[volume_id] > epoch)
+      return InUse("target volume fence refused by cvm_target: newer epoch");
+    fences[volume_id] = epoch;
+    return {};
+  }
+  std::map<uint64_t, uint64_t> fences;  // volume -> attach epoch
 };
 
 // Three hosts of one device each, a replicated(3) pool and a volume;
@@ -198,6 +206,26 @@ TEST_F(KernelSyncTest, AttachRecordsHostAndBumpsTheEpoch) {
   EXPECT_EQ(Vol("vol0").attached_host, "");
   ASSERT_OK(Call("volume.attach", {{"name", "vol0"}}));
   EXPECT_EQ(Vol("vol0").attach_epoch, 2u);
+}
+
+TEST_F(KernelSyncTest, AttachFencesOlderAttachmentsOnTheTargets) {
+  const uint64_t id = Vol("vol0").id;
+  ASSERT_OK(Call("volume.attach", {{"name", "vol0"}}));
+  EXPECT_EQ(kernel_.fences[id], 1u);
+  ASSERT_OK(Call("volume.detach", {{"name", "vol0"}}));
+  ASSERT_OK(Call("volume.attach", {{"name", "vol0"}}));
+  EXPECT_EQ(kernel_.fences[id], 2u);
+
+  // A target that knows a newer epoch: the attach fails, nothing attached.
+  ASSERT_OK(Call("volume.detach", {{"name", "vol0"}}));
+  kernel_.fences[id] = 99;
+  auto r = Call("volume.attach", {{"name", "vol0"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("attach epoch 3 not set on the targets"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_TRUE(kernel_.volumes.empty());
+  EXPECT_EQ(Vol("vol0").attached_host, "");
 }
 
 TEST_F(KernelSyncTest, DetachOfAnUnattachedVolumeIsRefused) {
