@@ -111,7 +111,7 @@ struct cvm_ec_ctx {
 	u32			lost;
 	u32			refused;
 	u32			unreachable;
-	u64			conn_gens[CVM_EC_MAX_SHARDS];
+	u64			instances[CVM_EC_MAX_SHARDS];
 	u8			*buf[CVM_EC_MAX_SHARDS];
 	struct cvm_ec_sub	subs[CVM_EC_MAX_SUBS];
 	unsigned int		nr_subs;
@@ -234,13 +234,13 @@ static void cvm_ec_sub_done(struct cvm_xprt_req *req)
 	struct cvm_ec_ctx *ctx = sub->ctx;
 
 	sub->sts = cvm_wire_blk_status(req);
-	/* Which connection holds the write in its cache (flush.c). */
+	/* Which device instance holds the write in its cache (flush.c). */
 	if (sub->sts == BLK_STS_OK && req->hdr.opcode == CVM_WIRE_OP_WRITE) {
-		u64 *gen = &ctx->conn_gens[sub->shard];
-		u64 old = cmpxchg64(gen, 0, req->conn->gen);
+		u64 *inst = &ctx->instances[sub->shard];
+		u64 old = cmpxchg64(inst, 0, req->conn->hello.instance);
 
-		if (old && old != req->conn->gen)
-			WRITE_ONCE(*gen, CVM_CONN_GEN_MIXED);
+		if (old && old != req->conn->hello.instance)
+			WRITE_ONCE(*inst, CVM_INSTANCE_MIXED);
 	}
 	if (req->error || sub->sts == BLK_STS_TRANSPORT)
 		sub->result = -ENOTCONN;
@@ -746,7 +746,7 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 			return sts;
 	}
 
-	memset(ctx->conn_gens, 0, sizeof(ctx->conn_gens));
+	memset(ctx->instances, 0, sizeof(ctx->instances));
 	for (j = 0; j < ctx->k; j++) {
 		cvm_ec_shard_range(ctx, j, &lo, &hi);
 		if (hi > lo)
@@ -784,19 +784,19 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 	if (written < ctx->k)
 		return BLK_STS_TRANSPORT;
 	if (!(io->wire_flags & CVM_WIRE_F_FUA)) {
-		u64 conn_gens[CVM_EC_MAX_SHARDS];
+		u64 instances[CVM_EC_MAX_SHARDS];
 		u32 devs[CVM_EC_MAX_SHARDS];
 		unsigned int nr = 0;
 
 		for (s = 0; s < ctx->n; s++) {
 			/* A shard this piece left alone holds nothing new. */
-			if ((ctx->lost & BIT(s)) || !ctx->conn_gens[s])
+			if ((ctx->lost & BIT(s)) || !ctx->instances[s])
 				continue;
 			devs[nr] = ctx->row[s];
-			conn_gens[nr++] = ctx->conn_gens[s];
+			instances[nr++] = ctx->instances[s];
 		}
 		if (cvm_unflushed_record(&io->vol->unflushed,
-					 io->ext.object_no, devs, conn_gens,
+					 io->ext.object_no, devs, instances,
 					 nr))
 			return BLK_STS_RESOURCE;
 	}

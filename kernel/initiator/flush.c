@@ -25,13 +25,18 @@
  * with its stale set (cvm_dev_flush_ok()); a later FLUSH covers an earlier
  * one.
  *
- * A cache only survives on the connection that filled it: a target that
- * lost power with writes in its volatile cache and reconnected answers the
- * next FLUSH OK for a cache that no longer holds them.  So an entry keeps,
- * per replica, the generation of the connection (cvm_conn.gen) that
- * acknowledged its writes, and a FLUSH only counts for a replica when it
- * completed on that same connection; writes of one entry acknowledged on
- * two connections of a replica count on neither (CVM_CONN_GEN_MIXED).
+ * A cache only survives with the target that filled it: one that lost
+ * power with writes in its volatile cache and came back inside the
+ * reconnect backoff answers the next FLUSH OK for a cache that no longer
+ * holds them.  So an entry keeps, per replica, the device instance
+ * (cvm_wire_hello.instance, new each time a target starts serving the
+ * device) that acknowledged its writes, and a FLUSH only counts for a
+ * replica when it was answered by that same instance; writes of one entry
+ * acknowledged by two instances of a device count on neither
+ * (CVM_INSTANCE_MIXED).  A mere network outage keeps the instance: the
+ * writes are still in that target's cache, and a FLUSH after the
+ * reconnect makes them durable.  (Counting per connection instead would
+ * fail every fsync after any outage of all replicas.)
  *
  * An entry is per object, not per range: a write with FUA is durable where
  * acknowledged, but earlier writes to other ranges of the object are not,
@@ -49,7 +54,7 @@ struct cvm_unflushed_obj {
 	u64			object_no;
 	u64			gen;
 	u32			devs[CVM_MAX_PG_WIDTH];
-	u64			conn_gens[CVM_MAX_PG_WIDTH];
+	u64			instances[CVM_MAX_PG_WIDTH];
 	unsigned int		nr_devs;
 };
 
@@ -95,7 +100,7 @@ static struct cvm_unflushed_obj *cvm_unflushed_find(struct cvm_unflushed *uf,
 
 /* Add the replicas of a newer write to @e (see the top of this file). */
 static void cvm_unflushed_merge(struct cvm_unflushed_obj *e, const u32 *devs,
-				const u64 *conn_gens, unsigned int nr_devs)
+				const u64 *instances, unsigned int nr_devs)
 {
 	unsigned int i, j;
 
@@ -107,23 +112,23 @@ static void cvm_unflushed_merge(struct cvm_unflushed_obj *e, const u32 *devs,
 			if (j == CVM_MAX_PG_WIDTH)
 				continue;	/* cannot be: devs of one PG */
 			e->devs[j] = devs[i];
-			e->conn_gens[j] = conn_gens[i];
+			e->instances[j] = instances[i];
 			e->nr_devs++;
-		} else if (e->conn_gens[j] != conn_gens[i]) {
-			e->conn_gens[j] = CVM_CONN_GEN_MIXED;
+		} else if (e->instances[j] != instances[i]) {
+			e->instances[j] = CVM_INSTANCE_MIXED;
 		}
 	}
 }
 
 /*
  * cvm_unflushed_record() - a write without FUA completed on @devs
- * @conn_gens: per replica, the connection that acknowledged it
+ * @instances: per replica, the device instance that acknowledged it
  *
  * Process or softirq context.  0, or -ENOMEM and nothing recorded: the
  * caller must then fail the write, since a FLUSH could not account for it.
  */
 int cvm_unflushed_record(struct cvm_unflushed *uf, u64 object_no,
-			 const u32 *devs, const u64 *conn_gens,
+			 const u32 *devs, const u64 *instances,
 			 unsigned int nr_devs)
 {
 	struct cvm_unflushed_obj *e, *fresh = NULL;
@@ -157,7 +162,7 @@ out_update:
 	 * one the newest write missed is recorded stale by the write path.
 	 */
 	e->gen = atomic64_read(&cvm_flush_gen);
-	cvm_unflushed_merge(e, devs, conn_gens, nr_devs);
+	cvm_unflushed_merge(e, devs, instances, nr_devs);
 	spin_unlock_bh(&uf->lock);
 	kfree(fresh);
 	return 0;
@@ -194,14 +199,14 @@ int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen)
 				continue;	/* completed after we started */
 			for (j = 0; j < e->nr_devs; j++)
 				durable |= cvm_dev_flushed(e->devs[j], gen,
-							   e->conn_gens[j]);
+							   e->instances[j]);
 			if (!durable) {
 				lost++;
 				continue;
 			}
 			for (j = 0; j < e->nr_devs; j++) {
 				if (cvm_dev_flushed(e->devs[j], gen,
-						    e->conn_gens[j]))
+						    e->instances[j]))
 					continue;
 				if (cvm_stale_mark(e->devs[j], volume_id,
 						   e->object_no))

@@ -165,7 +165,7 @@ struct cvm_unflushed {
 void cvm_unflushed_init(struct cvm_unflushed *uf);
 void cvm_unflushed_destroy(struct cvm_unflushed *uf);
 int cvm_unflushed_record(struct cvm_unflushed *uf, u64 object_no,
-			 const u32 *devs, const u64 *conn_gens,
+			 const u32 *devs, const u64 *instances,
 			 unsigned int nr_devs);
 u64 cvm_flush_begin(void);
 int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen);
@@ -263,8 +263,8 @@ void cvm_stale_kick_all(void);
 u64 cvm_stale_count(void);
 u64 cvm_stale_dev_count(u32 device_id);
 int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no);
-void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 conn_gen);
-bool cvm_dev_flushed(u32 device_id, u64 gen, u64 conn_gen);
+void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 instance);
+bool cvm_dev_flushed(u32 device_id, u64 gen, u64 instance);
 
 /* netlink.c */
 extern const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1];

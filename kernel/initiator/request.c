@@ -87,8 +87,8 @@ struct cvm_io;
  * @missed: writes: slots of @devs that did not take it, as a bit mask
  * @acked: writes: replicas that acknowledged it
  * @acked_mask: writes: slots of @devs that acknowledged it, as a bit mask
- * @conn_gens: writes: per slot of @acked_mask, the connection that
- *	acknowledged it (cvm_conn.gen: flush.c)
+ * @instances: writes: per slot of @acked_mask, the device instance that
+ *	acknowledged it (cvm_wire_hello.instance: flush.c)
  * @io_error: writes: some replica answered IO_ERROR
  * @ec: reads and writes of an EC volume: the piece, run by ec_io.c
  */
@@ -106,7 +106,7 @@ struct cvm_obj {
 	unsigned long		missed;
 	atomic_t		acked;
 	unsigned long		acked_mask;
-	u64			conn_gens[CVM_MAX_PG_WIDTH];
+	u64			instances[CVM_MAX_PG_WIDTH];
 	bool			io_error;
 	struct cvm_ec_io	ec;
 };
@@ -418,7 +418,7 @@ static unsigned int cvm_write_min_replicas(unsigned int nr_devs)
 static void cvm_obj_write_unflushed(struct cvm_obj *obj)
 {
 	struct cvm_volume *vol = obj->cmd->vol;
-	u64 conn_gens[CVM_MAX_PG_WIDTH];
+	u64 instances[CVM_MAX_PG_WIDTH];
 	u32 devs[CVM_MAX_PG_WIDTH];
 	unsigned int i, nr = 0;
 
@@ -427,10 +427,10 @@ static void cvm_obj_write_unflushed(struct cvm_obj *obj)
 		return;
 	for_each_set_bit(i, &obj->acked_mask, obj->nr_devs) {
 		devs[nr] = obj->devs[i];
-		conn_gens[nr++] = READ_ONCE(obj->conn_gens[i]);
+		instances[nr++] = READ_ONCE(obj->instances[i]);
 	}
 	if (cvm_unflushed_record(&vol->unflushed, obj->ext.object_no, devs,
-				 conn_gens, nr)) {
+				 instances, nr)) {
 		/* A FLUSH could not account for it: fail it now. */
 		pr_warn_ratelimited("volume %llu object %llu: cannot record the write for FLUSH\n",
 				    vol->id, obj->ext.object_no);
@@ -672,7 +672,8 @@ static void cvm_sub_done(struct cvm_xprt_req *req)
 			if (obj->devs[i] != req->conn->hello.device_id)
 				continue;
 			if (sts == BLK_STS_OK) {
-				WRITE_ONCE(obj->conn_gens[i], req->conn->gen);
+				WRITE_ONCE(obj->instances[i],
+					   req->conn->hello.instance);
 				set_bit(i, &obj->acked_mask);
 			} else {
 				set_bit(i, &obj->missed);
@@ -685,7 +686,7 @@ static void cvm_sub_done(struct cvm_xprt_req *req)
 	} else if (obj->cmd->op == CVM_WIRE_OP_FLUSH) {
 		if (sts == BLK_STS_OK)
 			cvm_dev_flush_ok(req->conn->hello.device_id,
-					 obj->cmd->flush_gen, req->conn->gen);
+					 obj->cmd->flush_gen, req->conn->hello.instance);
 		else if (sts == BLK_STS_TRANSPORT)
 			sts = BLK_STS_OK;  /* cvm_flush_finish() decides */
 	}
@@ -990,7 +991,7 @@ struct cvm_stale_dev {
 	struct delayed_work	resync;
 	spinlock_t		flush_lock;
 	u64			flushed_gen;	/* newest FLUSH it completed */
-	u64			flushed_conn;	/* on this connection */
+	u64			flushed_instance;	/* answered by it */
 };
 
 struct cvm_fence {
@@ -1126,11 +1127,11 @@ u64 cvm_stale_dev_count(u32 device_id)
 }
 
 /*
- * @device_id completed a FLUSH of generation @gen on connection @conn_gen
- * (flush.c).  A newer FLUSH replaces an older one, whatever connection
- * either came on.
+ * @device_id completed a FLUSH of generation @gen, answered by its device
+ * instance @instance (flush.c).  A newer FLUSH replaces an older one,
+ * whatever instance answered either.
  */
-void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 conn_gen)
+void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 instance)
 {
 	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
 	unsigned long flags;
@@ -1140,16 +1141,16 @@ void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 conn_gen)
 	spin_lock_irqsave(&sd->flush_lock, flags);
 	if (gen > sd->flushed_gen) {
 		sd->flushed_gen = gen;
-		sd->flushed_conn = conn_gen;
+		sd->flushed_instance = instance;
 	}
 	spin_unlock_irqrestore(&sd->flush_lock, flags);
 }
 
 /*
- * Has @device_id completed a FLUSH of generation @gen or newer, on the
- * connection @conn_gen that acknowledged the writes it must cover?
+ * Has @device_id completed a FLUSH of generation @gen or newer, answered
+ * by the instance @instance that acknowledged the writes it must cover?
  */
-bool cvm_dev_flushed(u32 device_id, u64 gen, u64 conn_gen)
+bool cvm_dev_flushed(u32 device_id, u64 gen, u64 instance)
 {
 	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
 	unsigned long flags;
@@ -1158,7 +1159,7 @@ bool cvm_dev_flushed(u32 device_id, u64 gen, u64 conn_gen)
 	if (!sd)
 		return false;
 	spin_lock_irqsave(&sd->flush_lock, flags);
-	ok = sd->flushed_gen >= gen && sd->flushed_conn == conn_gen;
+	ok = sd->flushed_gen >= gen && sd->flushed_instance == instance;
 	spin_unlock_irqrestore(&sd->flush_lock, flags);
 	return ok;
 }

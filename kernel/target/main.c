@@ -51,12 +51,13 @@ CVM_WIRE_FIELD(cvm_wire_hdr, reserved0, 84);
 CVM_WIRE_FIELD(cvm_wire_hdr, reserved1, 88);
 CVM_WIRE_FIELD(cvm_wire_hdr, hdr_crc, CVM_WIRE_HDR_LEN - 4);
 
-static_assert(sizeof(struct cvm_wire_hello) == 64);
+static_assert(sizeof(struct cvm_wire_hello) == 72);
 CVM_WIRE_FIELD(cvm_wire_hello, features, 16);
 CVM_WIRE_FIELD(cvm_wire_hello, device_id, 20);
 CVM_WIRE_FIELD(cvm_wire_hello, max_inflight, 24);
 CVM_WIRE_FIELD(cvm_wire_hello, max_data, 28);
 CVM_WIRE_FIELD(cvm_wire_hello, token, 32);
+CVM_WIRE_FIELD(cvm_wire_hello, instance, 64);
 
 static_assert(sizeof(struct cvm_wire_stat) == 32);
 static_assert(sizeof(struct cvm_wire_list_ent) == 24);

@@ -49,6 +49,8 @@ static u16 cvm_server_hello(struct cvm_xprt_req *req)
 				    &conn->peer, conn->hello.device_id);
 		return CVM_WIRE_STATUS_NOT_FOUND;
 	}
+	/* Whose volatile cache this connection's FLUSHes reach. */
+	conn->hello.instance = cvm_store_instance(d);
 	cvm_store_put(d);
 	return CVM_WIRE_STATUS_OK;
 }

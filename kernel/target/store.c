@@ -185,6 +185,7 @@ struct cvm_store_dev {
 	u64			nr_objects;
 	u64			fence_start;
 	struct cvm_fence_table	fence;
+	u64			instance;	/* cvm_wire_hello.instance */
 };
 
 /* Per-request state of the store. */
@@ -219,6 +220,11 @@ void cvm_store_put(struct cvm_store_dev *d)
 {
 	if (refcount_dec_and_test(&d->ref))
 		wake_up_all(&cvm_store_waitq);
+}
+
+u64 cvm_store_instance(const struct cvm_store_dev *d)
+{
+	return d->instance;
 }
 
 unsigned int cvm_store_count(void)
@@ -721,6 +727,8 @@ int cvm_store_add(u32 id, const char *path, u32 flags,
 	if (!d)
 		return -ENOMEM;
 	d->id = id;
+	/* A new instance each time a device is served: its cache is new. */
+	d->instance = get_random_u64() | 1;
 	strscpy(d->path, path, sizeof(d->path));
 	refcount_set(&d->ref, 1);
 	mutex_init(&d->meta_lock);

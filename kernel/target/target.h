@@ -25,6 +25,7 @@ void cvm_store_remove_all(void);
 unsigned int cvm_store_count(void);
 struct cvm_store_dev *cvm_store_get(u32 id);
 void cvm_store_put(struct cvm_store_dev *d);
+u64 cvm_store_instance(const struct cvm_store_dev *d);
 /* Carries out a validated data request and answers it (send_reply). */
 void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req);
 #define CVM_STORE_ALL	U32_MAX		/* cvm_store_fence(): every device */

@@ -340,13 +340,10 @@ void cvm_xprt_budget_give(struct cvm_budget *b, struct cvm_xprt_req *req)
 	req->in_budget = false;
 }
 
-static atomic64_t cvm_conn_gens = ATOMIC64_INIT(0);
-
 void cvm_conn_init(struct cvm_conn *conn, const struct cvm_transport_ops *ops,
 		   enum cvm_conn_role role, const struct cvm_conn_cb *cb,
 		   void *core_priv)
 {
-	conn->gen = atomic64_inc_return(&cvm_conn_gens);
 	conn->ops = ops;
 	conn->cb = cb;
 	conn->role = role;
@@ -449,7 +446,7 @@ const char *cvm_xprt_hello_recv(struct cvm_conn *conn,
 	u32 want_data = le32_to_cpu(h->max_data);
 	struct cvm_budget *b = &conn->budget;
 
-	if (h->features || h->reserved1)
+	if (h->features || h->reserved1 || h->instance)
 		return "HELLO with unknown features";
 	if (want_data && want_data < CVM_WIRE_MAX_DATA_LEN)
 		return "HELLO asks for less than CVM_WIRE_MAX_DATA_LEN";
@@ -477,6 +474,7 @@ void cvm_xprt_hello_reply(const struct cvm_conn *conn,
 	out->device_id = cpu_to_le32(conn->hello.device_id);
 	out->max_inflight = cpu_to_le16(conn->budget.max_inflight);
 	out->max_data = cpu_to_le32(conn->budget.max_data);
+	out->instance = cpu_to_le64(conn->hello.instance);
 }
 
 /*
@@ -804,6 +802,12 @@ int cvm_xprt_hello_done(struct cvm_conn *conn, const struct cvm_wire_hdr *rsp,
 				   &conn->peer, inflight, data);
 		return -EPROTO;
 	}
+	if (!rh->instance) {
+		pr_err_ratelimited("target %pISpc: HELLO reply without the device's instance\n",
+				   &conn->peer);
+		return -EPROTO;
+	}
+	conn->hello.instance = le64_to_cpu(rh->instance);
 	b->max_inflight = inflight;
 	b->max_data = data;
 	return 0;

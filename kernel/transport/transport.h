@@ -171,6 +171,9 @@ enum cvm_conn_state {
  * @device_id: backing device at the target this connection addresses
  *	(cvm_wire_hello.device_id; one connection per target device).
  * @token: the cluster's shared token.
+ * @instance: the device's instance (cvm_wire_hello.instance): set by the
+ *	target's recv_req() before it answers HELLO; on the initiator, what
+ *	the target answered.
  *
  * The volume's attach epoch is not a HELLO field: it travels in every
  * request header (cvm_wire_hdr.attach_epoch), so one connection serves
@@ -181,6 +184,7 @@ struct cvm_hello_params {
 	u64	host_id;
 	u32	device_id;
 	u8	token[CVM_WIRE_TOKEN_LEN];
+	u64	instance;
 };
 
 /**
@@ -254,7 +258,6 @@ struct cvm_conn_cb {
  * @accepted: target: jiffies when accepted (the HELLO timeout).
  * @budget: what is in flight against the limits HELLO agreed (tcp; rdma
  *	keeps one per queue pair on the initiator).
- * @gen: this connection's number (see CVM_CONN_GEN_MIXED below).
  */
 struct cvm_conn {
 	const struct cvm_transport_ops	*ops;
@@ -269,16 +272,13 @@ struct cvm_conn {
 	struct list_head		lentry;
 	unsigned long			accepted;
 	struct cvm_budget		budget;
-	u64				gen;
 };
 
 /*
- * cvm_conn.gen: numbers the connections of a module, never 0 nor reused,
- * so "acknowledged on this connection" survives a reconnect to the same
- * device as a different fact (the initiator's FLUSH accounting, flush.c).
- * CVM_CONN_GEN_MIXED is none of them.
+ * No device instance (cvm_wire_hello.instance) is this one: writes of one
+ * object acknowledged under two instances of a device (flush.c).
  */
-#define CVM_CONN_GEN_MIXED	U64_MAX
+#define CVM_INSTANCE_MIXED	U64_MAX
 
 /**
  * struct cvm_xprt_req - one request on a connection

@@ -10,10 +10,12 @@
 # (cvm_three_targets with dm-linear disks, CVM_DM_DISKS=1), a
 # replicated(3) volume over tcp:
 #
-#   1. a target that reconnected (its cache possibly lost with the old
-#      connection, as after a power cut) answers the next FLUSH OK: that
-#      must not make writes acknowledged on the old connection durable
-#      there, so they are recorded stale on it and resynced;
+#   1. a target that restarted (its volatile cache lost, as after a power
+#      cut) and was reconnected answers the next FLUSH OK: that must not
+#      make writes its previous instance acknowledged durable there, so
+#      they are recorded stale on it and resynced; a target that was only
+#      cut off (a network outage: same instance, its cache intact) is
+#      flushed as usual after the reconnect, nothing recorded;
 #   2. a FUA write to one range of an object must not drop the record of
 #      an earlier unflushed write to another range of it;
 #   3. a replica whose disk refuses a write (IO_ERROR) while the others
@@ -37,6 +39,7 @@ export CVM_DM_DISKS=1
 OBJ=$((1 << 20))
 VOL_SIZE=$((32 << 20))
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
+tg=(python3 "$top/tests/vm/lib/target_genl.py")
 wire=$top/build/userspace/tools/cvm-wire
 tmp=$(mktemp -d)
 
@@ -78,12 +81,22 @@ fd = os.open("/dev/cvm0", os.O_WRONLY)
 os.fsync(fd)'
 }
 
-# reconnect_device0: cut device 0's target off and let cvm.ko reconnect,
-# as a target that restarted would be.
+# reconnect_device0: cut device 0's target off and let cvm.ko reconnect
+# (a network outage: the target and its cache stay).
 reconnect_device0() {
 	local n
 	n=$(dmesg | grep -c ': connected$')
 	cvm_unlisten 0 && cvm_listen 0 && cvm_connected $((n + 1))
+}
+
+# restart_device0: device 0's target restarts (it serves a new instance
+# of the device: whatever its cache held is gone, for all cvm.ko knows).
+restart_device0() {
+	local n
+	n=$(dmesg | grep -c ': connected$')
+	cvm_unlisten 0 && "${tg[@]}" remove 0 &&
+		"${tg[@]}" add 0 "$(cvm_disk 0)" && cvm_listen 0 &&
+		cvm_connected $((n + 1))
 }
 
 converged() {
@@ -104,10 +117,17 @@ head -c $((8 << 20)) /dev/urandom >"$tmp/data"
 check "fill 8 MiB, flushed" dd if="$tmp/data" of=/dev/cvm0 bs=1M \
 	oflag=direct conv=fsync status=none
 
-echo "# 1. FLUSH after the target reconnected"
+echo "# 1. FLUSH after an outage of device 0, then after its restart"
 check "write 4 MiB without FUA" dd if="$tmp/data" of=/dev/cvm0 bs=1M \
 	count=4 seek=8 oflag=direct status=none
-check "device 0's target reconnects (its cache may be gone)" reconnect_device0
+check "device 0's target is cut off and reconnects" reconnect_device0
+dmesg -C
+check "fsync succeeds" fsync_dev
+check "nothing recorded stale (the same instance holds the writes)" \
+	eval "! dmesg | grep 'flush missed a replica' && (($(stale) == 0))"
+check "write 4 MiB without FUA" dd if="$tmp/data" of=/dev/cvm0 bs=1M \
+	count=4 seek=8 oflag=direct status=none
+check "device 0's target restarts (its cache may be gone)" restart_device0
 dmesg -C
 check "fsync succeeds (devices 1 and 2 hold the writes)" fsync_dev
 check "the writes are recorded stale on device 0, not flushed there" \
@@ -127,7 +147,7 @@ check "write 4 KiB with FUA at 16.5 MiB (libaio, O_DSYNC)" fio \
 	--offset=$(((16 << 20) + (512 << 10))) --ioengine=libaio --direct=1 \
 	--sync=dsync --iodepth=1 --output=/dev/null
 check "no FLUSH was sent for it" eval "(($(flushes) == flushes0))"
-check "device 0's target reconnects" reconnect_device0
+check "device 0's target restarts" restart_device0
 dmesg -C
 check "fsync succeeds" fsync_dev
 check "the unflushed write is recorded stale on device 0" \

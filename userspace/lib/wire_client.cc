@@ -238,6 +238,7 @@ std::array<uint8_t, kHelloLen> EncodeHello(const Hello& h) {
   PutLe(b.data() + 24, h.max_inflight, 2);
   PutLe(b.data() + 28, h.max_data, 4);
   std::memcpy(b.data() + 32, h.token.data(), kTokenLen);
+  PutLe(b.data() + 64, h.instance, 8);
   return b;
 }
 
@@ -249,6 +250,7 @@ Hello DecodeHello(std::span<const uint8_t, kHelloLen> b) {
   h.max_inflight = GetLe(b.data() + 24, 2);
   h.max_data = GetLe(b.data() + 28, 4);
   std::memcpy(h.token.data(), b.data() + 32, kTokenLen);
+  h.instance = GetLe(b.data() + 64, 8);
   return h;
 }
 

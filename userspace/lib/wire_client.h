@@ -19,7 +19,7 @@
 namespace cvm::wire {
 
 inline constexpr size_t kHeaderLen = 96;
-inline constexpr size_t kHelloLen = 64;
+inline constexpr size_t kHelloLen = 72;
 inline constexpr size_t kStatLen = 32;
 inline constexpr size_t kTokenLen = 32;
 
@@ -84,6 +84,8 @@ struct Hello {
   uint16_t max_inflight = 0;
   uint32_t max_data = 0;
   std::array<uint8_t, kTokenLen> token{};
+  // Version 3: the reply's device instance (request: 0).
+  uint64_t instance = 0;
 };
 
 std::array<uint8_t, kHelloLen> EncodeHello(const Hello& h);

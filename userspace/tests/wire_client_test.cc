@@ -124,6 +124,13 @@ TEST_F(WireHeaderTest, HelloPayloadLayout) {
   EXPECT_EQ(back.max_data, 0x00200000u);
   EXPECT_EQ(back.device_id, 0xaabbccddu);
   EXPECT_EQ(back.token, hello.token);
+  // Version 3: the device instance at 64.
+  hello.instance = 0x1122334455667788ULL;
+  b = EncodeHello(hello);
+  EXPECT_EQ(b.size(), 72u);
+  EXPECT_EQ(b[64], 0x88);
+  EXPECT_EQ(b[71], 0x11);
+  EXPECT_EQ(DecodeHello(b).instance, hello.instance);
   Header h = MakeRequest(CVM_WIRE_OP_HELLO);
   h.length = kHelloLen;
   EXPECT_EQ(CheckSealed(h), std::nullopt);

@@ -996,6 +996,9 @@ Status SayHello(Connection& c, const Options& o, const wire::Hello& hello,
         "HELLO reply grants {} requests, {} bytes", inflight, data));
   if (std::any_of(p + 32, p + 64, [](uint8_t b) { return b != 0; }))
     return cvm::Corruption("HELLO reply carries a token");
+  // Version 3: the device's instance, never 0.
+  if (!GetLe(p + 64, 8))
+    return cvm::Corruption("HELLO reply without the device's instance");
   return Status::Ok();
 }
 
@@ -1494,7 +1497,7 @@ std::vector<Case> Cases() {
       return Result<std::vector<uint8_t>>(HelloCommand(c, o.hello));
     });
   });
-  add("hello-sgl-length", "HELLO naming a buffer (sgl.length 64): closed",
+  add("hello-sgl-length", "HELLO naming a buffer (sgl.length 72): closed",
       [](const Options& o) {
         return ExpectClosed(o, false, [&o](Connection& c) {
           wire::Header h = Request(c, CVM_WIRE_OP_HELLO);
@@ -1504,7 +1507,7 @@ std::vector<Case> Cases() {
               Command(h, sgl, wire::EncodeHello(o.hello)));
         });
       });
-  add("hello-short-payload", "HELLO with 32 of its 64 payload bytes: closed",
+  add("hello-short-payload", "HELLO with 32 of its 72 payload bytes: closed",
       [](const Options& o) {
         return ExpectClosed(o, false, [&o](Connection& c) {
           auto b = HelloCommand(c, o.hello);

@@ -215,7 +215,9 @@ int EarlyReply(const Options& o) {
     Die("first message is not a valid HELLO");
   if (!RecvAll(c.get(), hello, sizeof(hello), deadline))
     Die("HELLO payload missing");
-  std::memset(hello + wire::kHelloLen - wire::kTokenLen, 0, wire::kTokenLen);
+  // The reply: no token, and a device instance (version 3).
+  std::memset(hello + 32, 0, wire::kTokenLen);
+  for (size_t i = 0; i < 8; i++) hello[64 + i] = i == 0 ? 0x5a : 0;
   wire::Header hr = Reply(*hh, CVM_WIRE_STATUS_OK, wire::kHelloLen);
   hb = wire::Encode(hr);
   if (!SendAll(c.get(), hb.data(), hb.size()) ||

@@ -47,6 +47,11 @@
  * Version 2: HELLO agrees per-connection limits (struct cvm_wire_hello
  *	@max_inflight and @max_data, reserved in version 1); a target closes a
  *	connection whose initiator exceeds them.
+ * Version 3: HELLO's payload grows to 72 bytes: @instance, the device
+ *	instance whose volatile cache a FLUSH on the connection reaches.
+ *	Targets refuse requests of an older attach epoch than the volume's
+ *	(CVM_WIRE_STATUS_STALE_ATTACH), except reads and STAT with attach
+ *	epoch 0.
  */
 #ifndef _UAPI_LINUX_CVM_WIRE_H
 #define _UAPI_LINUX_CVM_WIRE_H
@@ -55,7 +60,7 @@
 
 /* @magic: the bytes "CVMW" on the wire. */
 #define CVM_WIRE_MAGIC		0x574d5643U
-#define CVM_WIRE_VERSION	2
+#define CVM_WIRE_VERSION	3
 
 /* Size of struct cvm_wire_hdr; fixed for a version. */
 #define CVM_WIRE_HDR_LEN	96
@@ -306,6 +311,12 @@ struct cvm_wire_hdr {
  * @token: request: the cluster's shared token, set by cvmd on every node
  *	and compared by the target in constant time; reply: zero.  The token
  *	travels in clear: run the storage network on trusted links.
+ * @instance: request: zero; reply: the device's instance, a non-zero
+ *	number the target picks each time it starts serving the device.
+ *	Writes a target acknowledged under one instance are in that
+ *	instance's volatile cache or durable; a FLUSH answered under the
+ *	same instance makes them durable, one answered under another says
+ *	nothing of them (the target restarted: its cache may be gone).
  */
 struct cvm_wire_hello {
 	__le64	cluster_id;
@@ -316,6 +327,7 @@ struct cvm_wire_hello {
 	__le16	reserved1;
 	__le32	max_data;
 	__u8	token[CVM_WIRE_TOKEN_LEN];
+	__le64	instance;
 };
 
 /* struct cvm_wire_stat @flags */
