@@ -14,8 +14,11 @@
  *   - a replica that acknowledged it and was flushed holds it durably;
  *   - the other replicas that acknowledged it are recorded as stale for
  *     the object (resync copies it back to them later, with FUA);
- *   - if no replica that acknowledged it was flushed, the data is durable
- *     nowhere and the FLUSH fails.
+ *   - if no replica that acknowledged it was flushed: when some of them
+ *     could not be reached, the FLUSH is held and sent again (request.c:
+ *     the writes are still in their caches, for all we know); when all
+ *     answered, under other instances (they restarted), the data is
+ *     durable nowhere and the FLUSH fails.
  *
  * Generations order writes and flushes: cvm_flush_begin() takes the next
  * one when a FLUSH starts, an entry keeps the generation current when its
@@ -178,16 +181,19 @@ u64 cvm_flush_begin(void)
  * cvm_flush_finish() - every device of a FLUSH of generation @gen answered
  *
  * Settles the entries the FLUSH covers (see the top of this file).  Process
- * or softirq context, as transport completions are.  0, or -EIO when some
- * object's newest write is durable nowhere (its entry stays for a later
- * FLUSH).
+ * or softirq context, as transport completions are.  0; -EAGAIN when some
+ * object's writes are durable nowhere yet because replicas that hold them
+ * were not reached (send the FLUSH again later); -EIO when they are
+ * durable nowhere (every replica that took them answered under a new
+ * instance: the entry is dropped, the loss reported once).  Entries not
+ * settled otherwise stay for a later FLUSH.
  */
 int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen)
 {
 	struct cvm_unflushed_obj *e;
 	struct hlist_node *tmp;
 	unsigned int i, j;
-	u64 lost = 0, marked = 0;
+	u64 lost = 0, marked = 0, unreached = 0;
 	int ret = 0;
 
 	spin_lock_bh(&uf->lock);
@@ -197,11 +203,30 @@ int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen)
 
 			if (e->gen >= gen)
 				continue;	/* completed after we started */
+			/* Durable on a complete copy: see cvm_stale_settle(). */
+			cvm_stale_settle_begin();
 			for (j = 0; j < e->nr_devs; j++)
 				durable |= cvm_dev_flushed(e->devs[j], gen,
-							   e->instances[j]);
+							   e->instances[j]) &&
+					   !cvm_stale_test(e->devs[j], volume_id,
+							   e->object_no);
 			if (!durable) {
+				bool all_answered = true;
+
+				for (j = 0; j < e->nr_devs; j++)
+					all_answered &=
+						cvm_dev_flush_answered(e->devs[j],
+								       gen);
+				cvm_stale_settle_end();
+				if (!all_answered) {
+					unreached++;
+					continue;
+				}
+				/* Reported once, as fsync() reports an error. */
 				lost++;
+				hlist_del(&e->node);
+				uf->count--;
+				kfree(e);
 				continue;
 			}
 			for (j = 0; j < e->nr_devs; j++) {
@@ -214,10 +239,12 @@ int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen)
 				else
 					marked++;
 			}
+			cvm_stale_settle_end();
 			if (!durable) {
 				lost++;		/* could not record: keep it */
 				continue;
 			}
+			/* Settled: durable on the replicas flushed. */
 			hlist_del(&e->node);
 			uf->count--;
 			kfree(e);
@@ -231,6 +258,10 @@ int cvm_flush_finish(struct cvm_unflushed *uf, u64 volume_id, u64 gen)
 		pr_err_ratelimited("volume %llu: flush failed, %llu objects are durable on no replica\n",
 				   volume_id, lost);
 		ret = -EIO;
+	} else if (unreached) {
+		pr_warn_ratelimited("volume %llu: flush waits: the replicas of %llu objects are unreachable\n",
+				    volume_id, unreached);
+		ret = -EAGAIN;
 	}
 	return ret;
 }

@@ -263,8 +263,14 @@ void cvm_stale_kick_all(void);
 u64 cvm_stale_count(void);
 u64 cvm_stale_dev_count(u32 device_id);
 int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no);
+int cvm_stale_settle(u64 volume_id, u64 object_no, const u32 *devs,
+		     unsigned int nr_devs, unsigned long acked,
+		     unsigned long missed, unsigned int need);
+void cvm_stale_settle_begin(void);
+void cvm_stale_settle_end(void);
 void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 instance);
 bool cvm_dev_flushed(u32 device_id, u64 gen, u64 instance);
+bool cvm_dev_flush_answered(u32 device_id, u64 gen);
 
 /* netlink.c */
 extern const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1];

@@ -37,8 +37,13 @@
 #include "../common/map_codec.h"
 #include "initiator.h"
 
+/*
+ * Reconnect backoff.  Held I/O (request.c) waits for a path to return, so
+ * the cap bounds how long after a target's return I/O resumes; one connect
+ * attempt every 2 s per unreachable device costs little.
+ */
 #define CVM_RECONNECT_MIN	(HZ / 10)
-#define CVM_RECONNECT_MAX	(10 * HZ)
+#define CVM_RECONNECT_MAX	(2 * HZ)
 
 DEFINE_MUTEX(cvm_config_mutex);
 struct cvm_state __rcu *cvm_state;

@@ -121,6 +121,9 @@ struct cvm_obj {
  * @pending: pieces not done yet, plus one while starting
  * @status: first error of any piece
  * @flush_gen: FLUSH: its generation (flush.c)
+ * @held: it found no replica to take it and is being retried
+ *	(cvm_io_hold()); kept across requeues, cleared when it ends
+ * @hold_until: jiffies: when a held request gives up (cvm.loss_timeout)
  * @bvec: payload bio_vecs, split at object boundaries: @inline_bvec or
  *	allocated
  */
@@ -133,6 +136,8 @@ struct cvm_io {
 	atomic_t		pending;
 	blk_status_t		status;
 	u64			flush_gen;
+	bool			held;
+	unsigned long		hold_until;
 	struct bio_vec		*bvec;
 	struct cvm_obj		objs[CVM_RQ_MAX_OBJS];
 	struct bio_vec		inline_bvec[CVM_INLINE_BVECS];
@@ -394,21 +399,26 @@ static bool cvm_obj_send(struct cvm_obj *obj)
 	return sent;
 }
 
-static unsigned int cvm_min_replicas = 1;
+static unsigned int cvm_min_replicas;
 module_param_named(write_min_replicas, cvm_min_replicas, uint, 0644);
 MODULE_PARM_DESC(write_min_replicas,
-		 "replicas that must acknowledge a write for it to succeed (Ceph's min_size); capped at the pool's replica count, 0 counts as 1 (default 1)");
+		 "fresh replicas that must acknowledge a write for it to succeed (Ceph's min_size); capped at the pool's replica count; 0 (default): a majority, n - n/2");
 
 /*
- * Acknowledgements a write on @nr_devs replicas needs.  The default is 1,
- * not Ceph's "n - n/2": the initiator records what every replica missed
- * and resyncs it itself, so one replica that took the write is enough to
- * never lose it while this host lives; a cluster that wants a write to
- * survive a second failure before resync raises it.
+ * Acknowledgements of fresh replicas (cvm_stale_settle()) a write on
+ * @nr_devs replicas needs: by default a majority, n - n/2, as Ceph's
+ * min_size, so an acknowledged write survives the loss of any one replica
+ * of three before resync.  With fewer, the write is held and retried
+ * (cvm.loss_timeout) instead of acknowledged.  The record of what the
+ * others missed still lives in this host's memory only.
  */
 static unsigned int cvm_write_min_replicas(unsigned int nr_devs)
 {
-	return clamp(READ_ONCE(cvm_min_replicas), 1U, max(nr_devs, 1U));
+	unsigned int min = READ_ONCE(cvm_min_replicas);
+
+	if (!min)
+		min = nr_devs - nr_devs / 2;
+	return clamp(min, 1U, max(nr_devs, 1U));
 }
 
 /*
@@ -446,7 +456,8 @@ static void cvm_obj_write_finish(struct cvm_obj *obj)
 {
 	unsigned int acked = atomic_read(&obj->acked);
 	const struct cvm_volume *vol = obj->cmd->vol;
-	unsigned int i;
+	unsigned int need = cvm_write_min_replicas(obj->nr_devs);
+	int fresh;
 
 	if (!acked) {
 		if (obj->status == BLK_STS_OK)
@@ -454,18 +465,18 @@ static void cvm_obj_write_finish(struct cvm_obj *obj)
 				     BLK_STS_IOERR : BLK_STS_TRANSPORT);
 		return;
 	}
-	for_each_set_bit(i, &obj->missed, obj->nr_devs) {
-		if (cvm_stale_mark(obj->devs[i], vol->id, obj->ext.object_no)) {
-			/* Unrecorded, the copy could be read: fail the write. */
-			pr_warn_ratelimited("volume %llu object %llu: cannot record device %u as stale\n",
-					    vol->id, obj->ext.object_no,
-					    obj->devs[i]);
-			cvm_obj_fail(obj, BLK_STS_IOERR);
-		}
-	}
-	if (acked < cvm_write_min_replicas(obj->nr_devs) &&
-	    obj->status == BLK_STS_OK)
+	fresh = cvm_stale_settle(vol->id, obj->ext.object_no, obj->devs,
+				 obj->nr_devs, obj->acked_mask, obj->missed,
+				 need);
+	if (fresh < 0) {
+		/* Unrecorded, a missed copy could be read: fail the write. */
+		pr_warn_ratelimited("volume %llu object %llu: cannot record the replicas it missed as stale\n",
+				    vol->id, obj->ext.object_no);
+		cvm_obj_fail(obj, BLK_STS_IOERR);
+	} else if (fresh < need && obj->status == BLK_STS_OK) {
+		/* Too few complete copies took it: held and sent again. */
 		cvm_obj_fail(obj, BLK_STS_TRANSPORT);
+	}
 	if (obj->status == BLK_STS_OK)
 		cvm_obj_write_unflushed(obj);
 }
@@ -475,10 +486,16 @@ static void cvm_obj_flush_finish(struct cvm_obj *obj)
 {
 	struct cvm_io *cmd = obj->cmd;
 
-	if (obj->status == BLK_STS_OK &&
-	    cvm_flush_finish(&cmd->vol->unflushed, cmd->vol->id,
-			     cmd->flush_gen))
-		cvm_obj_fail(obj, BLK_STS_IOERR);
+	int ret;
+
+	if (obj->status != BLK_STS_OK)
+		return;
+	ret = cvm_flush_finish(&cmd->vol->unflushed, cmd->vol->id,
+			       cmd->flush_gen);
+	/* -EAGAIN: replicas that hold writes were not reached: held. */
+	if (ret)
+		cvm_obj_fail(obj, ret == -EAGAIN ? BLK_STS_TRANSPORT :
+						   BLK_STS_IOERR);
 }
 
 static void cvm_obj_done(struct cvm_obj *obj);
@@ -885,17 +902,89 @@ static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 	return BLK_STS_OK;
 }
 
+/*
+ * ---- holding I/O through an outage ----
+ *
+ * A request that no replica could take (every path down, every replica
+ * answered with a transport error, a payload CRC mismatch or BUSY; for EC
+ * fewer than k shards) is not failed: it goes back to the block layer's
+ * requeue list and is sent again every CVM_HOLD_RETRY, placed with the map
+ * and the paths of that moment, until it succeeds or cvm.loss_timeout
+ * seconds have passed since it was first held (as nvme-fabrics'
+ * ctrl_loss_tmo).  A request is idempotent (a write rewrites the same
+ * stable pages), so resending all of it is safe.  A refusal of the
+ * protocol (fenced, no space, disk error on every replica, invalid) still
+ * fails at once, as does everything on a volume being detached.
+ *
+ * Waiting tasks sleep in D state meanwhile: a loss timeout above the
+ * kernel's hung-task timeout (120 s by default) lets it report them, as it
+ * would for nvme.
+ */
+#define CVM_HOLD_RETRY_MS	250
+
+static unsigned int cvm_loss_timeout = 600;
+module_param_named(loss_timeout, cvm_loss_timeout, uint, 0644);
+MODULE_PARM_DESC(loss_timeout,
+		 "seconds I/O that no replica can take is held and retried before it fails; 0 fails at once (default 600)");
+
+/* Should @cmd, ending with @sts, be held and sent again? */
+static bool cvm_io_hold(struct cvm_io *cmd, blk_status_t sts)
+{
+	struct cvm_volume *vol = cmd->vol;
+	unsigned int limit = READ_ONCE(cvm_loss_timeout);
+
+	if (sts != BLK_STS_TRANSPORT || !limit || READ_ONCE(vol->dying))
+		return false;
+	if (!cmd->held) {
+		cmd->held = true;
+		cmd->hold_until = jiffies + (unsigned long)limit * HZ;
+		pr_warn_ratelimited("volume %llu: no replica reachable, holding I/O up to %u s\n",
+				    vol->id, limit);
+		return true;
+	}
+	if (time_before(jiffies, cmd->hold_until))
+		return true;
+	pr_err_ratelimited("volume %llu: no replica reachable, gave up after %u s (cvm.loss_timeout)\n",
+			   vol->id, limit);
+	return false;
+}
+
 static void cvm_complete_rq(struct request *rq)
 {
 	struct cvm_io *cmd = blk_mq_rq_to_pdu(rq);
+	blk_status_t sts = READ_ONCE(cmd->status);
 
 	cvm_io_free_bvec(cmd);
-	blk_mq_end_request(rq, READ_ONCE(cmd->status));
+	if (cvm_io_hold(cmd, sts)) {
+		blk_mq_requeue_request(rq, false);
+		blk_mq_delay_kick_requeue_list(rq->q, CVM_HOLD_RETRY_MS);
+		return;
+	}
+	cmd->held = false;
+	blk_mq_end_request(rq, sts);
+}
+
+/*
+ * blk-mq's timer fired: the request has waited the queue's timeout for
+ * its sub-requests.  Those are the transports': each completes, at the
+ * latest when the request watchdog (cvm.request_timeout) drops a silent
+ * connection, and then the request is retried or ends.  Its pages are in
+ * flight, so it cannot be completed from here: wait on.
+ */
+static enum blk_eh_timer_return cvm_timeout_rq(struct request *rq)
+{
+	struct cvm_io *cmd = blk_mq_rq_to_pdu(rq);
+
+	pr_warn_ratelimited("volume %llu: a %s of %u bytes at %llu is still waiting for its targets\n",
+			    cmd->vol->id, blk_op_str(req_op(rq)),
+			    blk_rq_bytes(rq), blk_rq_pos(rq) << SECTOR_SHIFT);
+	return BLK_EH_RESET_TIMER;
 }
 
 const struct blk_mq_ops cvm_mq_ops = {
 	.queue_rq	= cvm_queue_rq,
 	.complete	= cvm_complete_rq,
+	.timeout	= cvm_timeout_rq,
 };
 
 /*
@@ -1050,6 +1139,54 @@ static void cvm_fence_exit(const struct cvm_obj *obj)
 }
 
 /* Any context; the device's set exists once a map named the device. */
+/*
+ * Every object keeps at least one replica that no degraded write left
+ * behind (a "fresh" one): resync copies from it, reads go to it.  Were two
+ * writes of an object each taken by a different single replica, every
+ * replica would miss one of them and none could be read.  So a write only
+ * counts the replicas that took it and are fresh for the object, and the
+ * count and the marking of the replicas it missed happen together, under
+ * this lock (also taken by flush.c when a FLUSH marks replicas).
+ */
+static DEFINE_SPINLOCK(cvm_stale_settle_lock);
+
+void cvm_stale_settle_begin(void)
+{
+	spin_lock_bh(&cvm_stale_settle_lock);
+}
+
+void cvm_stale_settle_end(void)
+{
+	spin_unlock_bh(&cvm_stale_settle_lock);
+}
+
+/*
+ * cvm_stale_settle() - a write of the object reached the replicas of
+ * @acked (a bit mask over @devs) and missed those of @missed
+ *
+ * Returns how many replicas of @acked are fresh for the object; when that
+ * is at least @need, the replicas of @missed have been recorded stale.
+ * A negative errno when they could not all be recorded.
+ */
+int cvm_stale_settle(u64 volume_id, u64 object_no, const u32 *devs,
+		     unsigned int nr_devs, unsigned long acked,
+		     unsigned long missed, unsigned int need)
+{
+	unsigned int i;
+	int fresh = 0, ret = 0;
+
+	cvm_stale_settle_begin();
+	for_each_set_bit(i, &acked, nr_devs)
+		if (!cvm_stale_test(devs[i], volume_id, object_no))
+			fresh++;
+	if (fresh >= need)
+		for_each_set_bit(i, &missed, nr_devs)
+			if (cvm_stale_mark(devs[i], volume_id, object_no))
+				ret = -ENOMEM;
+	cvm_stale_settle_end();
+	return ret ?: fresh;
+}
+
 bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no)
 {
 	struct cvm_stale_key key = { volume_id, object_no };
@@ -1144,6 +1281,21 @@ void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 instance)
 		sd->flushed_instance = instance;
 	}
 	spin_unlock_irqrestore(&sd->flush_lock, flags);
+}
+
+/* Has @device_id answered a FLUSH of generation @gen or newer at all? */
+bool cvm_dev_flush_answered(u32 device_id, u64 gen)
+{
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+	unsigned long flags;
+	bool ok;
+
+	if (!sd)
+		return false;
+	spin_lock_irqsave(&sd->flush_lock, flags);
+	ok = sd->flushed_gen >= gen;
+	spin_unlock_irqrestore(&sd->flush_lock, flags);
+	return ok;
 }
 
 /*

@@ -351,7 +351,7 @@ int cvm_volume_detach(u64 id, u32 flags, struct netlink_ext_ack *extack)
 		NL_SET_ERR_MSG(extack, "device is open (CVM_VOLUME_F_FORCE detaches anyway)");
 		return -EBUSY;
 	}
-	vol->dying = true;
+	WRITE_ONCE(vol->dying, true);	/* held I/O fails now */
 	mutex_unlock(&vol->lock);
 
 	cvm_volume_remove(vol);
@@ -364,7 +364,9 @@ void cvm_volume_exit(void)
 	struct cvm_volume *vol, *next;
 
 	mutex_lock(&cvm_config_mutex);
-	list_for_each_entry_safe(vol, next, &cvm_volumes, entry)
+	list_for_each_entry_safe(vol, next, &cvm_volumes, entry) {
+		WRITE_ONCE(vol->dying, true);	/* held I/O fails now */
 		cvm_volume_remove(vol);
+	}
 	mutex_unlock(&cvm_config_mutex);
 }

@@ -52,7 +52,7 @@
 
 /* Messages handled per io_work pass before it yields the CPU. */
 #define CVM_TCP_IO_BUDGET	64
-#define CVM_TCP_CONNECT_TIMEOUT	(10 * HZ)
+#define CVM_TCP_CONNECT_TIMEOUT	(5 * HZ)
 #define CVM_TCP_BACKLOG		128
 
 enum cvm_tcp_recv_state {

@@ -15,7 +15,8 @@
 #      make writes its previous instance acknowledged durable there, so
 #      they are recorded stale on it and resynced; a target that was only
 #      cut off (a network outage: same instance, its cache intact) is
-#      flushed as usual after the reconnect, nothing recorded;
+#      flushed as usual after the reconnect, nothing recorded; when every
+#      replica of a write restarted, fsync fails once (EIO);
 #   2. a FUA write to one range of an object must not drop the record of
 #      an earlier unflushed write to another range of it;
 #   3. a replica whose disk refuses a write (IO_ERROR) while the others
@@ -89,15 +90,16 @@ reconnect_device0() {
 	cvm_unlisten 0 && cvm_listen 0 && cvm_connected $((n + 1))
 }
 
-# restart_device0: device 0's target restarts (it serves a new instance
+# restart_device D: device D's target restarts (it serves a new instance
 # of the device: whatever its cache held is gone, for all cvm.ko knows).
-restart_device0() {
+restart_device() {
 	local n
 	n=$(dmesg | grep -c ': connected$')
-	cvm_unlisten 0 && "${tg[@]}" remove 0 &&
-		"${tg[@]}" add 0 "$(cvm_disk 0)" && cvm_listen 0 &&
+	cvm_unlisten "$1" && "${tg[@]}" remove "$1" &&
+		"${tg[@]}" add "$1" "$(cvm_disk "$1")" && cvm_listen "$1" &&
 		cvm_connected $((n + 1))
 }
+restart_device0() { restart_device 0; }
 
 converged() {
 	check "$1: stale objects resynced (within 60 s)" wait_for 60 stale_zero
@@ -167,6 +169,18 @@ check "device 0's disk works again" cvm_disk_heal 0
 converged "3"
 check "the write reads back from device 0 itself" eval \
 	"'$wire' 127.0.0.1:$(cvm_port 0) read --device 0 --volume 3 --object 0 --offset 20480 --length 4096 --out '$tmp/dev0' && cmp '$tmp/block' '$tmp/dev0'"
+
+echo "# 4. every replica restarted: the unflushed writes are durable nowhere"
+check "write 1 MiB without FUA" dd if="$tmp/data" of=/dev/cvm0 bs=1M \
+	count=1 seek=2 oflag=direct status=none
+for d in 0 1 2; do
+	check "device $d's target restarts" restart_device $d
+done
+dmesg -C
+check "fsync fails (EIO)" eval "! fsync_dev"
+check "dmesg names it" eval \
+	"dmesg | grep -q 'flush failed, [1-9][0-9]* objects are durable on no replica'"
+check "reported once: the next fsync succeeds" fsync_dev
 
 echo "# tear down"
 check "detach 3" "${ig[@]}" detach 3
