@@ -1151,11 +1151,13 @@ static void cvm_fence_exit(const struct cvm_obj *obj)
 static DEFINE_SPINLOCK(cvm_stale_settle_lock);
 
 void cvm_stale_settle_begin(void)
+	__acquires(&cvm_stale_settle_lock)
 {
 	spin_lock_bh(&cvm_stale_settle_lock);
 }
 
 void cvm_stale_settle_end(void)
+	__releases(&cvm_stale_settle_lock)
 {
 	spin_unlock_bh(&cvm_stale_settle_lock);
 }
