@@ -670,6 +670,15 @@ Result<Volume> MetadataStore::CreateVolume(const VolumeSpec& spec) {
           ? std::min(kDefaultEcStripeUnit, spec.object_size)
           : spec.object_size);
   CVM_RETURN_IF_ERROR(ValidateVolume(v));
+  const bool ec = pool.policy.kind == Policy::Kind::kErasure;
+  const uint64_t shard = ec ? v.object_size / pool.policy.k : v.object_size;
+  if (shard > kTargetExtentSize) {
+    return InvalidArgument(fmt::format(
+        "object size {} in pool '{}' makes object shards of {}: a target "
+        "keeps at most {} per shard",
+        FormatSize(v.object_size), pool.name, FormatSize(shard),
+        FormatSize(kTargetExtentSize)));
+  }
   CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
   for (const auto& other : volumes) {
     if (other.name == v.name) {

@@ -23,6 +23,10 @@ inline constexpr size_t kMaxPathLength = 4095;
 inline constexpr uint64_t kSectorSize = 512;
 inline constexpr uint64_t kMinObjectSize = 64 * KiB;
 inline constexpr uint64_t kMaxObjectSize = 64 * MiB;
+// A target keeps an object shard in one extent of this size
+// (kernel/target/store.c, CVM_EXTENT_SIZE): a replicated object is one
+// shard, an ec(k,m) object k data shards of object_size / k.
+inline constexpr uint64_t kTargetExtentSize = 4 * MiB;
 inline constexpr uint64_t kDefaultObjectSize = 4 * MiB;
 inline constexpr uint64_t kMinStripeUnit = 4 * KiB;
 inline constexpr uint64_t kDefaultEcStripeUnit = 4 * KiB;

@@ -163,6 +163,11 @@ TEST_F(PopulatedStoreTest, VolumeCrudAndValidation) {
                "power of two");
   bad.object_size = 128 * MiB;
   EXPECT_ERROR(store_->CreateVolume(bad), Code::kInvalidArgument, "64 MiB");
+  // Valid, but a target cannot hold such a shard (4 MiB extents): every
+  // I/O past 4 MiB of an object would fail.
+  bad.object_size = 8 * MiB;
+  EXPECT_ERROR(store_->CreateVolume(bad), Code::kInvalidArgument,
+               "a target keeps at most 4 MiB per shard");
   ASSERT_OK(store_->DeleteVolume("vol"));
   EXPECT_ERROR(store_->DeleteVolume("vol"), Code::kNotFound, "does not exist");
 }
