@@ -8,8 +8,9 @@
 # targets and a replicated(3) volume over Soft-RoCE (rxe0), then
 #   - `rdma link delete rxe0` under fio: the removal completes (cvm's
 #     ib_client tears down every connection and listener on the device
-#     instead of holding it), the initiator logs why, fio's I/O fails
-#     rather than hangs (every replica was on that device);
+#     instead of holding it), the initiator logs why, fio's I/O is held
+#     (every replica was on that device) and fails at cvm.loss_timeout,
+#     5 s here, rather than hangs;
 #   - `rdma link add` again: the listeners listen again by themselves,
 #     the initiator reconnects with backoff, and the data written before
 #     verifies;
@@ -72,6 +73,9 @@ check "attach replicated(3) -> cvm0" eval \
 check "write 32 MiB at 0, crc32c" fio_verify 0
 
 echo "# rdma link delete rxe0 under I/O"
+lt=/sys/module/cvm/parameters/loss_timeout
+saved_lt=$(cat $lt)
+check "cvm.loss_timeout 5 s" eval "echo 5 >$lt"
 fio --name=r --filename=/dev/cvm0 --rw=randread --bs=4k --size=32M \
 	--direct=1 --iodepth=8 --ioengine=libaio --runtime=20 --time_based \
 	>/dev/null 2>&1 &
@@ -89,6 +93,7 @@ check "target: its listeners left the device" \
 check "initiator: paths down, reconnecting" \
 	count_at_least 3 'cvm: device [0-2] at .*: connection lost, reconnecting'
 check "fio ends (errors, not a hang)" wait_gone $fio_pid
+check "cvm.loss_timeout restored" eval "echo $saved_lt >$lt"
 
 echo "# rdma link add rxe0"
 check "rxe0 back" rxe_add
