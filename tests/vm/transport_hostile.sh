@@ -140,7 +140,10 @@ check "map: device 0 at the hostile target" \
 minor=$("${ig[@]}" attach 1 1 $((64 << 20)))
 check "attach replicated(1) volume on it" test -n "$minor"
 # 16 x 1 MiB writes in flight: most wait on cvm.ko's send list while the
-# hostile target reads nothing.
+# hostile target reads nothing.  Once it is gone nothing can take them:
+# they are held for cvm.loss_timeout, short here (cvm.ko is unloaded
+# below, which resets it).
+echo 3 >/sys/module/cvm/parameters/loss_timeout
 fio --name=queued --filename=/dev/cvm"${minor:-0}" --rw=write --bs=1M \
 	--iodepth=16 --ioengine=libaio --direct=1 --size=32M --runtime=30 \
 	--time_based >"$tmp/fio" 2>&1 &
