@@ -1177,6 +1177,13 @@ int cvm_stale_settle(u64 volume_id, u64 object_no, const u32 *devs,
 	unsigned int i;
 	int fresh = 0, ret = 0;
 
+	/* Nothing missed, nothing to mark: keep the lock off the hot path. */
+	if (!missed) {
+		for_each_set_bit(i, &acked, nr_devs)
+			if (!cvm_stale_test(devs[i], volume_id, object_no))
+				fresh++;
+		return fresh;
+	}
 	cvm_stale_settle_begin();
 	for_each_set_bit(i, &acked, nr_devs)
 		if (!cvm_stale_test(devs[i], volume_id, object_no))

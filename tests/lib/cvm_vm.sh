@@ -27,6 +27,12 @@
 #                         /dev/ramI over tcp, dm-linear cvmdiskI on it over
 #                         rdma (for cvm_block) or with CVM_DM_DISKS=1 (tests
 #                         that swap a disk's table: cvm_disk_fail)
+#   cvm_replicas_identical VOL COUNT SIZE
+#                         objects 0..COUNT-1 (SIZE bytes) of volume VOL
+#                         hold the same bytes on targets 0..2 (cvm-wire
+#                         sums, tcp at 127.0.0.1:cvm_port I)
+#   cvm_wait_for SECS CMD...  run CMD every 0.2 s until it succeeds, at
+#                         most SECS seconds
 #   cvm_disk_fail I       target I's disk fails every I/O (dm error table)
 #   cvm_disk_heal I       and works again (dm-linear on /dev/ramI)
 #   cvm_block I           silence target I, nothing closed: over tcp its
@@ -257,4 +263,31 @@ cvm_unblock() {
 		return 0
 	fi
 	nft delete table inet cvmtest
+}
+
+cvm_replicas_identical() {
+	local vol=$1 count=$2 size=$3 d bad=0 sums=()
+	local wire=${CVM_TOP:-.}/build/userspace/tools/cvm-wire
+	for d in 0 1 2; do
+		sums[d]=$("$wire" "127.0.0.1:$(cvm_port $d)" sums --device $d \
+			--volume "$vol" --object 0 --count "$count" \
+			--length "$size") || return 1
+	done
+	for d in 1 2; do
+		if ! diff <(echo "${sums[0]}") <(echo "${sums[d]}"); then
+			echo "device $d differs from device 0 (object, crc32c)"
+			bad=$((bad + 1))
+		fi
+	done
+	echo "$count objects x 3 replicas compared, $bad replicas differ"
+	((bad == 0))
+}
+
+cvm_wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < end)) || return 1
+		sleep 0.2
+	done
 }

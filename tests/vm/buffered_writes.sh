@@ -39,27 +39,9 @@ IOS=${CVM_BUFFERED_IOS:-$([[ ${CVM_TIER:-check} == full ]] && echo 256 || echo 6
 OBJ=$((1 << 20))
 VOL_SIZE=$((128 << 20))
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
-wire=$top/build/userspace/tools/cvm-wire
 tmp=$(mktemp -d)
 
-object_sums() {
-	"$wire" "127.0.0.1:$(cvm_port "$1")" sums --device "$1" --volume 3 \
-		--object 0 --count $((VOL_SIZE / OBJ)) --length "$OBJ"
-}
-
-replicas_identical() {
-	local d bad=0
-	object_sums 0 >"$tmp/sums0" || return 1
-	for d in 1 2; do
-		object_sums $d >"$tmp/sums$d" || return 1
-		if ! diff "$tmp/sums0" "$tmp/sums$d"; then
-			echo "device $d differs from device 0 (object, crc32c)"
-			bad=$((bad + 1))
-		fi
-	done
-	echo "$((VOL_SIZE / OBJ)) objects x 3 replicas compared, $bad differ"
-	((bad == 0))
-}
+replicas_identical() { cvm_replicas_identical 3 $((VOL_SIZE / OBJ)) $OBJ; }
 
 no_crc_mismatch() {
 	! dmesg | grep -E 'payload CRC mismatch|lost async page write|flush failed'

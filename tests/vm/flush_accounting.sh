@@ -46,32 +46,9 @@ tmp=$(mktemp -d)
 
 stale() { "${ig[@]}" stale; }
 
-object_sums() {
-	"$wire" "127.0.0.1:$(cvm_port "$1")" sums --device "$1" --volume 3 \
-		--object 0 --count $((VOL_SIZE / OBJ)) --length "$OBJ"
-}
+replicas_identical() { cvm_replicas_identical 3 $((VOL_SIZE / OBJ)) $OBJ; }
 
-replicas_identical() {
-	local d bad=0
-	object_sums 0 >"$tmp/sums0" || return 1
-	for d in 1 2; do
-		object_sums $d >"$tmp/sums$d" || return 1
-		if ! diff "$tmp/sums0" "$tmp/sums$d"; then
-			echo "device $d differs from device 0 (object, crc32c)"
-			bad=$((bad + 1))
-		fi
-	done
-	((bad == 0))
-}
-
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < end)) || return 1
-		sleep 0.2
-	done
-}
+wait_for() { cvm_wait_for "$@"; }
 stale_zero() { (($(stale) == 0)); }
 # FLUSH requests cvm0 completed (diskstats field 16).
 flushes() { awk '{ print $16 }' /sys/block/cvm0/stat; }

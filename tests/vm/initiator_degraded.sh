@@ -40,7 +40,6 @@ OBJ=$((1 << 20))		# object size
 VOL_SIZE=$((64 << 20))		# 64 objects
 FIO_SIZE=32M
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
-wire=$top/build/userspace/tools/cvm-wire
 . "$top/tests/lib/check.sh"
 . "$top/tests/lib/cvm_vm.sh"
 
@@ -68,27 +67,8 @@ fio_args=(--name=degraded --filename=/dev/cvm0 --rw=randwrite --bs=4k
 	  --size=$FIO_SIZE --direct=1 --iodepth=16 --ioengine=libaio
 	  --verify=crc32c --verify_fatal=1)
 
-# object_sums DEV: "OBJECT CRC32C" of every object of volume 3 on device
-# DEV, over one connection (cvm-wire sums).
-object_sums() {
-	"$wire" "127.0.0.1:$(cvm_port "$1")" sums --device "$1" --volume 3 \
-		--object 0 --count $((VOL_SIZE / OBJ)) --length "$OBJ"
-}
-
 # replicas_identical: every object of the volume, on all three devices.
-replicas_identical() {
-	local d bad=0
-	object_sums 0 >"$tmp/sums0" || return 1
-	for d in 1 2; do
-		object_sums $d >"$tmp/sums$d" || return 1
-		if ! diff "$tmp/sums0" "$tmp/sums$d"; then
-			echo "device $d differs from device 0 (object, crc32c)"
-			bad=$((bad + 1))
-		fi
-	done
-	echo "$((VOL_SIZE / OBJ)) objects x 3 replicas compared, $bad replicas differ"
-	((bad == 0))
-}
+replicas_identical() { cvm_replicas_identical 3 $((VOL_SIZE / OBJ)) $OBJ; }
 
 writes_done() { awk '{ print $5 }' /sys/block/cvm0/stat; }
 
@@ -104,15 +84,7 @@ writes_reach() {
 	return 1
 }
 
-# wait_for SECS CMD...: poll CMD every 0.2 s until it succeeds.
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < end)) || return 1
-		sleep 0.2
-	done
-}
+wait_for() { cvm_wait_for "$@"; }
 stale_recorded() { (($(stale) > 0)); }
 
 # fio_start NAME: randwrite + verify in the background, paced so that a
