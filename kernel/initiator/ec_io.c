@@ -691,6 +691,48 @@ static blk_status_t cvm_ec_journal(struct cvm_ec_ctx *ctx)
 	return BLK_STS_OK;
 }
 
+/*
+ * Shards missed the write: before it is acknowledged, the shards that
+ * took it BUMP the object's version, so the missed ones are behind on
+ * disk too (intent.c).  Once per object and missing device.  A shard the
+ * target does not hold has nothing to record.
+ */
+static blk_status_t cvm_ec_record(struct cvm_ec_ctx *ctx)
+{
+	unsigned int s, recorded = 0;
+	bool needed = false;
+
+	for (s = 0; s < ctx->n; s++)
+		if ((ctx->lost & BIT(s)) && ctx->row[s] != CVM_DEV_NONE &&
+		    !cvm_stale_recorded(ctx->row[s], ctx->vol_id,
+					ctx->object_no))
+			needed = true;
+	if (!needed)
+		return BLK_STS_OK;
+	for (s = 0; s < ctx->n; s++) {
+		struct cvm_call c = {
+			.op = CVM_WIRE_OP_BUMP, .volume_id = ctx->vol_id,
+			.attach_epoch = ctx->attach_epoch,
+			.object_no = ctx->object_no, .shard = s,
+		};
+
+		if ((ctx->lost & BIT(s)) || ctx->row[s] == CVM_DEV_NONE ||
+		    cvm_stale_test(ctx->row[s], ctx->vol_id, ctx->object_no))
+			continue;
+		if (!cvm_call(ctx->row[s], &c) &&
+		    (c.status == CVM_WIRE_STATUS_OK ||
+		     c.status == CVM_WIRE_STATUS_NOT_FOUND))
+			recorded++;
+	}
+	if (recorded < ctx->k)
+		return BLK_STS_TRANSPORT;
+	for (s = 0; s < ctx->n; s++)
+		if ((ctx->lost & BIT(s)) && ctx->row[s] != CVM_DEV_NONE)
+			cvm_stale_set_recorded(ctx->row[s], ctx->vol_id,
+					       ctx->object_no);
+	return BLK_STS_OK;
+}
+
 static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 {
 	DECLARE_BITMAP(rebuild, CVM_EC_MAX_STRIPES);
@@ -783,6 +825,11 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 		return sts;
 	if (written < ctx->k)
 		return BLK_STS_TRANSPORT;
+	if (ctx->lost) {
+		sts = cvm_ec_record(ctx);
+		if (sts)
+			return sts;
+	}
 	if (!(io->wire_flags & CVM_WIRE_F_FUA)) {
 		u64 instances[CVM_EC_MAX_SHARDS];
 		u32 devs[CVM_EC_MAX_SHARDS];

@@ -9,6 +9,10 @@
  *   volume.c	attached volumes: one blk-mq disk each
  *   request.c	the I/O pipeline: split, place, fan out, gather; stale
  *		objects of degraded writes and their resync
+ *   flush.c	what a FLUSH must make durable, per device instance
+ *   ec_io.c	EC reads and writes, the stripe journal
+ *   intent.c	persistent records of missed writes: write intent and
+ *		object versions on the targets, cleaning, the scan at attach
  */
 #ifndef _CVM_INITIATOR_H
 #define _CVM_INITIATOR_H
@@ -22,6 +26,7 @@
 #include <linux/rcupdate.h>
 #include <linux/socket.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 #include "../common/object.h"
 #include "../common/placement.h"
@@ -186,6 +191,11 @@ struct cvm_volume {
 	bool			dying;
 	struct list_head	entry;
 	struct cvm_unflushed	unflushed;
+	struct xarray		active;
+	struct delayed_work	clean_work;
+	struct xarray		scanned;
+	bool			scan_done;
+	struct delayed_work	scan_work;
 };
 
 /* Largest piece (request part inside one object) of an EC volume. */
@@ -271,6 +281,49 @@ void cvm_stale_settle_end(void);
 void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 instance);
 bool cvm_dev_flushed(u32 device_id, u64 gen, u64 instance);
 bool cvm_dev_flush_answered(u32 device_id, u64 gen);
+
+unsigned int cvm_write_min_replicas(unsigned int nr_devs);
+bool cvm_stale_recorded(u32 device_id, u64 volume_id, u64 object_no);
+void cvm_stale_set_recorded(u32 device_id, u64 volume_id, u64 object_no);
+struct cvm_fence;
+struct cvm_fence *cvm_fence_raise(u64 volume_id, u64 object_no);
+void cvm_fence_lower(struct cvm_fence *f);
+
+/*
+ * intent.c: persistent records of missed writes.
+ *
+ * struct cvm_call - a request sent by cvm_call(), and its answer
+ * @status, @rsp_version, @rsp_len, @error: the answer
+ */
+struct cvm_call {
+	u8		op;
+	u16		flags;
+	u64		volume_id;
+	u64		attach_epoch;
+	u64		object_no;
+	u16		shard;
+	u64		offset;
+	u32		length;
+	u32		shard_version;
+	struct bio_vec	*bvec;
+	unsigned int	nr_bvec;
+	u32		data_len;
+	u16		status;
+	u32		rsp_version;
+	u32		rsp_len;
+	int		error;
+};
+
+int cvm_call(u32 device_id, struct cvm_call *c);
+u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs);
+int cvm_intent_version(u64 volume_id, u64 attach_epoch, u32 pool_id,
+		       u64 object_no, bool ec, u32 except, u32 *version);
+void cvm_intent_touch(struct cvm_volume *vol, u64 object_no);
+bool cvm_intent_ready(struct cvm_volume *vol, const u32 *row,
+		      u32 width);
+void cvm_intent_map_changed(void);
+void cvm_intent_attach(struct cvm_volume *vol);
+void cvm_intent_detach(struct cvm_volume *vol, bool clean);
 
 /* netlink.c */
 extern const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1];

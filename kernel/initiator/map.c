@@ -572,6 +572,7 @@ static int cvm_map_commit(const struct cvm_map_set_req *req, const void *blob,
 				  lockdep_is_held(&cvm_config_mutex));
 	cvm_state_start_paths(st);
 	cvm_stale_kick_all();
+	cvm_intent_map_changed();	/* new devices are scanned first */
 	if (old)
 		queue_rcu_work(cvm_wq, &old->rwork);
 	pr_info("map epoch %llu installed: %u devices, %u pools\n",

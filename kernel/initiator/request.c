@@ -90,6 +90,8 @@ struct cvm_io;
  * @instances: writes: per slot of @acked_mask, the device instance that
  *	acknowledged it (cvm_wire_hello.instance: flush.c)
  * @io_error: writes: some replica answered IO_ERROR
+ * @record_work: writes that missed a replica: makes the record durable
+ *	(cvm_obj_record_work())
  * @ec: reads and writes of an EC volume: the piece, run by ec_io.c
  */
 struct cvm_obj {
@@ -109,6 +111,7 @@ struct cvm_obj {
 	u64			instances[CVM_MAX_PG_WIDTH];
 	bool			io_error;
 	struct cvm_ec_io	ec;
+	struct work_struct	record_work;
 };
 
 /*
@@ -410,9 +413,10 @@ MODULE_PARM_DESC(write_min_replicas,
  * min_size, so an acknowledged write survives the loss of any one replica
  * of three before resync.  With fewer, the write is held and retried
  * (cvm.loss_timeout) instead of acknowledged.  The record of what the
- * others missed still lives in this host's memory only.
+ * others missed is made durable on the replicas that took it before the
+ * write is acknowledged (cvm_obj_record_work(), intent.c).
  */
-static unsigned int cvm_write_min_replicas(unsigned int nr_devs)
+unsigned int cvm_write_min_replicas(unsigned int nr_devs)
 {
 	unsigned int min = READ_ONCE(cvm_min_replicas);
 
@@ -481,6 +485,62 @@ static void cvm_obj_write_finish(struct cvm_obj *obj)
 		cvm_obj_write_unflushed(obj);
 }
 
+static struct workqueue_struct *cvm_resync_wq;
+static void cvm_obj_done(struct cvm_obj *obj);
+
+/*
+ * A write succeeded but missed replicas: is the record of that already
+ * durable on the replicas that took it (an earlier write BUMPed them)?
+ */
+static bool cvm_obj_needs_record(const struct cvm_obj *obj)
+{
+	u64 vol_id = obj->cmd->vol->id;
+	unsigned int i;
+
+	if (obj->status != BLK_STS_OK || !obj->missed)
+		return false;
+	for_each_set_bit(i, &obj->missed, obj->nr_devs)
+		if (!cvm_stale_recorded(obj->devs[i], vol_id,
+					obj->ext.object_no))
+			return true;
+	return false;
+}
+
+/*
+ * BUMP the object's version on the fresh replicas that took the write, so
+ * the replicas it missed are behind on disk too, then complete the write.
+ * Fewer than the write quorum recorded it: held and sent again.
+ */
+static void cvm_obj_record_work(struct work_struct *work)
+{
+	struct cvm_obj *obj = container_of(work, struct cvm_obj, record_work);
+	const struct cvm_volume *vol = obj->cmd->vol;
+	unsigned int i, bumped = 0;
+
+	for_each_set_bit(i, &obj->acked_mask, obj->nr_devs) {
+		struct cvm_call c = {
+			.op = CVM_WIRE_OP_BUMP, .volume_id = vol->id,
+			.attach_epoch = vol->attach_epoch,
+			.object_no = obj->ext.object_no,
+		};
+
+		if (cvm_stale_test(obj->devs[i], vol->id, obj->ext.object_no))
+			continue;
+		if (!cvm_call(obj->devs[i], &c) && !c.status)
+			bumped++;
+	}
+	if (bumped < cvm_write_min_replicas(obj->nr_devs)) {
+		pr_warn_ratelimited("volume %llu object %llu: the record of a degraded write reached %u replicas, retrying\n",
+				    vol->id, obj->ext.object_no, bumped);
+		cvm_obj_fail(obj, BLK_STS_TRANSPORT);
+	} else {
+		for_each_set_bit(i, &obj->missed, obj->nr_devs)
+			cvm_stale_set_recorded(obj->devs[i], vol->id,
+					       obj->ext.object_no);
+	}
+	cvm_obj_done(obj);
+}
+
 /* Every device answered a FLUSH: was everything made durable somewhere? */
 static void cvm_obj_flush_finish(struct cvm_obj *obj)
 {
@@ -497,8 +557,6 @@ static void cvm_obj_flush_finish(struct cvm_obj *obj)
 		cvm_obj_fail(obj, ret == -EAGAIN ? BLK_STS_TRANSPORT :
 						   BLK_STS_IOERR);
 }
-
-static void cvm_obj_done(struct cvm_obj *obj);
 
 static void cvm_obj_ec_done(struct cvm_ec_io *io)
 {
@@ -578,12 +636,37 @@ static void cvm_obj_ec_start(struct cvm_obj *obj)
 	cvm_ec_io_queue(io);
 }
 
+/* Were enough devices of the object's PG scanned (intent.c)? */
+static bool cvm_obj_ready(const struct cvm_obj *obj)
+{
+	const struct cvm_state *st;
+	const u32 *row;
+	bool ready = false;
+	u32 width;
+
+	if (likely(READ_ONCE(obj->cmd->vol->scan_done)))
+		return true;
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	row = st ? cvm_obj_row(obj, st, &width) : NULL;
+	if (row)
+		ready = cvm_intent_ready(obj->cmd->vol, row, width);
+	rcu_read_unlock();
+	return ready;
+}
+
 /* Returns true when @obj is done; see the diagram above. */
 static bool cvm_obj_advance(struct cvm_obj *obj)
 {
 	for (;;) {
 		switch (obj->state) {
 		case CVM_OBJ_START:
+			/* Until its devices' records were read: held. */
+			if (obj->cmd->op != CVM_WIRE_OP_FLUSH &&
+			    !cvm_obj_ready(obj)) {
+				cvm_obj_fail(obj, BLK_STS_TRANSPORT);
+				return true;
+			}
 			if (cvm_obj_is_ec(obj)) {
 				if (obj->cmd->op != CVM_WIRE_OP_READ ||
 				    !cvm_obj_ec_read_direct(obj)) {
@@ -619,7 +702,12 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 			}
 			if (cvm_op_is_write(obj->cmd->op)) {
 				cvm_obj_write_finish(obj);
-				return true;
+				if (!cvm_obj_needs_record(obj))
+					return true;
+				INIT_WORK(&obj->record_work,
+					  cvm_obj_record_work);
+				queue_work(cvm_resync_wq, &obj->record_work);
+				return false;
 			}
 			if (obj->cmd->op == CVM_WIRE_OP_FLUSH) {
 				cvm_obj_flush_finish(obj);
@@ -892,6 +980,9 @@ static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 		cvm_io_free_bvec(cmd);
 		return sts;
 	}
+	if (cvm_op_is_write(cmd->op))
+		for (i = 0; i < cmd->nr_objs; i++)
+			cvm_intent_touch(cmd->vol, cmd->objs[i].ext.object_no);
 
 	blk_mq_start_request(bd->rq);
 	atomic_set(&cmd->pending, cmd->nr_objs + 1);
@@ -1050,6 +1141,8 @@ struct cvm_stale_key {
  * @key: volume and object
  * @entry: in cvm_stale_dev.objs
  * @pass: resync pass that last visited it
+ * @recorded: the replicas that took the write have BUMPed the object's
+ *	version: the record is durable on them (intent.c)
  * @rcu: freed after a grace period (RCU lookups)
  */
 struct cvm_stale_obj {
@@ -1057,6 +1150,7 @@ struct cvm_stale_obj {
 	struct cvm_stale_key	key;
 	struct list_head	entry;
 	unsigned long		pass;
+	bool			recorded;
 	struct rcu_head		rcu;
 };
 
@@ -1097,7 +1191,6 @@ static const struct rhashtable_params cvm_stale_params = {
 
 static DEFINE_XARRAY(cvm_stale_devs);
 static atomic_long_t cvm_stale_total = ATOMIC_LONG_INIT(0);
-static struct workqueue_struct *cvm_resync_wq;
 static struct cvm_fence cvm_fences[1 << CVM_FENCE_BITS];
 
 static struct cvm_fence *cvm_fence_of(u64 volume_id, u64 object_no)
@@ -1194,6 +1287,41 @@ int cvm_stale_settle(u64 volume_id, u64 object_no, const u32 *devs,
 				ret = -ENOMEM;
 	cvm_stale_settle_end();
 	return ret ?: fresh;
+}
+
+static struct cvm_stale_obj *cvm_stale_lookup(u32 device_id, u64 volume_id,
+					      u64 object_no)
+{
+	struct cvm_stale_key key = { volume_id, object_no };
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
+
+	if (!sd || !atomic_long_read(&sd->count))
+		return NULL;
+	return rhashtable_lookup(&sd->ht, &key, cvm_stale_params);
+}
+
+/* Is the record that @device_id missed a write of the object durable? */
+bool cvm_stale_recorded(u32 device_id, u64 volume_id, u64 object_no)
+{
+	struct cvm_stale_obj *so;
+	bool ret;
+
+	rcu_read_lock();
+	so = cvm_stale_lookup(device_id, volume_id, object_no);
+	ret = so && READ_ONCE(so->recorded);
+	rcu_read_unlock();
+	return ret;
+}
+
+void cvm_stale_set_recorded(u32 device_id, u64 volume_id, u64 object_no)
+{
+	struct cvm_stale_obj *so;
+
+	rcu_read_lock();
+	so = cvm_stale_lookup(device_id, volume_id, object_no);
+	if (so)
+		WRITE_ONCE(so->recorded, true);
+	rcu_read_unlock();
 }
 
 bool cvm_stale_test(u32 device_id, u64 volume_id, u64 object_no)
@@ -1344,77 +1472,53 @@ struct cvm_resync_buf {
 	struct bio_vec	bvec[CVM_RESYNC_PAGES];
 };
 
-struct cvm_resync_wait {
-	struct completion	done;
-	u16			status;
-	int			error;
-};
-
-static void cvm_resync_done(struct cvm_xprt_req *req)
-{
-	struct cvm_resync_wait *w = req->core_priv;
-
-	w->status = req->status;
-	w->error = req->error;
-	req->conn->ops->free_req(req);
-	complete(&w->done);
-}
-
 /*
  * One READ or WRITE of @len bytes at @offset of an object, on the current
- * connection of @device_id; sleeps until it is answered.  -ENOTCONN when
- * the device is unreachable or the connection failed, -EIO when the
- * target refused it.
+ * connection of @device_id; sleeps until it is answered.  A WRITE carries
+ * @version: the target refuses it (-ESTALE) if it holds a newer one.
+ * -ENOTCONN when the device is unreachable or the connection failed, -EIO
+ * when the target refused it.
  */
 static int cvm_resync_io(u32 device_id, u8 op, const struct cvm_resync_vol *v,
 			 u64 object_no, u64 offset, struct cvm_resync_buf *buf,
-			 u32 len)
+			 u32 len, u32 version)
 {
-	const struct cvm_transport_ops *ops;
-	struct cvm_resync_wait w;
-	const struct cvm_state *st;
-	struct cvm_xprt_req *req;
-	struct cvm_conn *conn;
+	struct cvm_call c = {
+		.op = op, .volume_id = v->id, .attach_epoch = v->attach_epoch,
+		.object_no = object_no, .offset = offset, .length = len,
+		.bvec = buf->bvec, .nr_bvec = DIV_ROUND_UP(len, PAGE_SIZE),
+		.data_len = len,
+	};
 	int ret;
 
-	init_completion(&w.done);
-	rcu_read_lock();
-	st = rcu_dereference(cvm_state);
-	conn = st ? cvm_dev_conn(st, device_id) : NULL;
-	if (!conn) {
-		rcu_read_unlock();
-		return -ENOTCONN;
+	if (op == CVM_WIRE_OP_WRITE) {
+		c.flags = CVM_WIRE_F_FUA | CVM_WIRE_F_VERSIONED;
+		c.shard_version = version;
 	}
-	ops = conn->ops;
-	req = ops->alloc_req(conn, GFP_ATOMIC);
-	if (!req) {
-		rcu_read_unlock();
-		return -ENOMEM;
-	}
-	req->hdr.opcode = op;
-	if (op == CVM_WIRE_OP_WRITE)
-		req->hdr.flags = cpu_to_le16(CVM_WIRE_F_FUA);
-	req->hdr.map_epoch = cpu_to_le64(st->map->epoch);
-	req->hdr.volume_id = cpu_to_le64(v->id);
-	req->hdr.object_no = cpu_to_le64(object_no);
-	req->hdr.offset = cpu_to_le64(offset);
-	req->hdr.attach_epoch = cpu_to_le64(v->attach_epoch);
-	req->hdr.length = cpu_to_le32(len);
-	req->bvec = buf->bvec;
-	req->nr_bvec = DIV_ROUND_UP(len, PAGE_SIZE);
-	req->data_len = len;
-	req->done = cvm_resync_done;
-	req->core_priv = &w;
-	ret = ops->submit(req);
-	rcu_read_unlock();
-	if (ret) {
-		ops->free_req(req);
-		return -ENOTCONN;
-	}
-	wait_for_completion(&w.done);
-	if (w.error)
-		return -ENOTCONN;
-	return w.status == CVM_WIRE_STATUS_OK ? 0 : -EIO;
+	ret = cvm_call(device_id, &c);
+	if (ret)
+		return ret == -ENOMEM ? ret : -ENOTCONN;
+	if (c.status == CVM_WIRE_STATUS_STALE_VERSION)
+		return -ESTALE;
+	return c.status == CVM_WIRE_STATUS_OK ? 0 : -EIO;
+}
+
+/* The copy is whole: the device takes the version it was copied at. */
+static int cvm_resync_set_version(u32 device_id, const struct cvm_resync_vol *v,
+				  u64 object_no, u16 shard, u32 version)
+{
+	struct cvm_call c = {
+		.op = CVM_WIRE_OP_SET_VERSION, .volume_id = v->id,
+		.attach_epoch = v->attach_epoch, .object_no = object_no,
+		.shard = shard, .shard_version = version,
+	};
+	int ret = cvm_call(device_id, &c);
+
+	if (ret)
+		return ret == -ENOMEM ? ret : -ENOTCONN;
+	if (c.status == CVM_WIRE_STATUS_STALE_VERSION)
+		return -ESTALE;
+	return c.status == CVM_WIRE_STATUS_OK ? 0 : -EIO;
 }
 
 /*
@@ -1458,6 +1562,30 @@ out_unlock:
 	return ret;
 }
 
+static bool cvm_fence_drain(struct cvm_fence *f);
+
+/*
+ * Hold off writes of the object (and of its bucket) until
+ * cvm_fence_lower(); NULL if its writes in flight did not drain.
+ */
+struct cvm_fence *cvm_fence_raise(u64 volume_id, u64 object_no)
+{
+	struct cvm_fence *f = cvm_fence_of(volume_id, object_no);
+
+	atomic_inc(&f->fenced);
+	if (cvm_fence_drain(f))
+		return f;
+	atomic_dec(&f->fenced);
+	return NULL;
+}
+
+void cvm_fence_lower(struct cvm_fence *f)
+{
+	/* What was done under the fence is seen by the writes it let in. */
+	smp_mb__before_atomic();
+	atomic_dec(&f->fenced);
+}
+
 /* Wait for the writes in flight in @f to drain; the fence is up. */
 static bool cvm_fence_drain(struct cvm_fence *f)
 {
@@ -1487,7 +1615,9 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 	struct cvm_resync_vol v = {};
 	struct cvm_volume *vol;
 	struct cvm_fence *f;
-	u32 src = 0, len;
+	u32 src = 0, len, version = 0, i;
+	u32 devs[CVM_MAX_PG_WIDTH], width;
+	u16 shard = 0;
 	u64 off;
 	int ret;
 
@@ -1535,24 +1665,54 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 		ret = 0;
 		goto out_unfence;
 	}
-	if (ret || v.ec_k)
+	if (ret)
 		goto out_done;
+	/* The version the copy carries: the newest of the others. */
+	if (cvm_intent_version(v.id, v.attach_epoch, v.pool_id, object_no,
+			       v.ec_k, sd->device_id, &version)) {
+		ret = -EAGAIN;
+		goto out_unfence;
+	}
+	if (v.ec_k) {
+		width = cvm_intent_row(v.pool_id, v.id, object_no, devs);
+		for (i = 0; i < width; i++)
+			if (devs[i] == sd->device_id)
+				shard = i;
+		goto out_version;
+	}
 	len = min_t(u64, v.object_size, CVM_WIRE_MAX_DATA_LEN);
 	for (off = 0; off < v.object_size; off += len) {
 		ret = cvm_resync_io(src, CVM_WIRE_OP_READ, &v, object_no, off,
-				    buf, len);
+				    buf, len, 0);
 		if (ret) {
 			ret = -EAGAIN;		/* the source, not the device */
 			goto out_unfence;
 		}
 		ret = cvm_resync_io(sd->device_id, CVM_WIRE_OP_WRITE, &v,
-				    object_no, off, buf, len);
+				    object_no, off, buf, len, version);
 		if (ret)
-			goto out_unfence;
+			goto out_refused;
+	}
+out_version:
+	ret = cvm_resync_set_version(sd->device_id, &v, object_no, shard,
+				     version);
+out_refused:
+	if (ret == -ESTALE) {
+		/* Never write an older copy over a newer one: left stale. */
+		pr_warn_ratelimited("device %u: volume %llu object %llu holds a newer version than its copies (%u): left stale\n",
+				    sd->device_id, v.id, object_no, version);
+		goto out_unfence;
 	}
 out_done:
-	if (!ret)
+	if (!ret) {
 		cvm_stale_remove(sd, so);
+		/* Its intent bits go once every replica agrees. */
+		mutex_lock(&cvm_config_mutex);
+		vol = cvm_volume_lookup(v.id);
+		if (vol)
+			cvm_intent_touch(vol, object_no);
+		mutex_unlock(&cvm_config_mutex);
+	}
 
 out_unfence:
 	/* The entry is gone before writers may pass the fence again. */

@@ -298,9 +298,11 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 		}
 	}
 
+	/* Read the targets' records of missed writes before any I/O. */
+	cvm_intent_attach(vol);
 	ret = add_disk(disk);
 	if (ret)
-		goto out_cleanup_disk;
+		goto out_stop_intent;
 
 	list_add_tail(&vol->entry, &cvm_volumes);
 	pr_info("%s: volume %llu (%s) attached, pool %u, %llu bytes, objects of %llu, epoch %llu\n",
@@ -310,6 +312,9 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 	*volp = vol;
 	return 0;
 
+out_stop_intent:
+	WRITE_ONCE(vol->dying, true);
+	cvm_intent_detach(vol, false);
 out_cleanup_disk:
 	put_disk(disk);
 out_cleanup_tags:
@@ -331,6 +336,8 @@ static void cvm_volume_remove(struct cvm_volume *vol)
 	pr_info("%s: volume %llu detached\n", disk->disk_name, vol->id);
 	/* Freezes the queue: waits for every request in flight. */
 	del_gendisk(disk);
+	/* No I/O any more: clear the intent bits of what it wrote. */
+	cvm_intent_detach(vol, true);
 	/* del_gendisk() exited the queue: the tag set may go now. */
 	blk_mq_free_tag_set(&vol->tag_set);
 	put_disk(disk);

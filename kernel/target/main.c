@@ -47,7 +47,7 @@ CVM_WIRE_FIELD(cvm_wire_hdr, length, 72);
 CVM_WIRE_FIELD(cvm_wire_hdr, shard, 76);
 CVM_WIRE_FIELD(cvm_wire_hdr, status, 78);
 CVM_WIRE_FIELD(cvm_wire_hdr, data_crc, 80);
-CVM_WIRE_FIELD(cvm_wire_hdr, reserved0, 84);
+CVM_WIRE_FIELD(cvm_wire_hdr, shard_version, 84);
 CVM_WIRE_FIELD(cvm_wire_hdr, reserved1, 88);
 CVM_WIRE_FIELD(cvm_wire_hdr, hdr_crc, CVM_WIRE_HDR_LEN - 4);
 

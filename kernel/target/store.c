@@ -21,8 +21,14 @@
  *	word is @fence_blocks, and the table sits between the bitmap and the
  *	data.  A version-1 build would serve a device without refusing the
  *	older attachments it records, so version 1 is not read: reformat.
+ *   3	object shard versions and write intent (cvm_wire.h, "Object shard
+ *	versions"): the table entry's former reserved word is @version and
+ *	flag bit 1 is CVM_OBJ_F_INTENT.  A version-2 device is converted at
+ *	TARGET_DEVICE_ADD: its entries are valid version-3 entries (version 0,
+ *	intent clear), so only the superblock is rewritten, once the table
+ *	has loaded.  A version-2 build would ignore the intent records.
  *
- * On-disk format, version 2 (all fields little endian, 4 KiB blocks):
+ * On-disk format, version 3 (all fields little endian, 4 KiB blocks):
  *
  *	block 0			superblock (struct cvm_sb_disk, CRC32C)
  *	table_start ..		object table: one 32-byte entry per extent,
@@ -56,6 +62,13 @@
  *		are durable before the entry is); then the data write.
  *   remove:	clear the entry, write the table block with FUA; clear the
  *		bit, write the bitmap block.
+ *   intent:	the first change (WRITE, WRITE_ZEROES, DISCARD) to a shard
+ *		without its intent bit sets the bit and writes the table block
+ *		with FUA before the change is carried out; allocation by a
+ *		WRITE sets it in the new entry.  BUMP (PREFLUSH|FUA), and
+ *		SET_VERSION and CLEAN (after a flush of the device, so the data
+ *		they vouch for is durable first) rewrite the entry likewise.
+ *		Overwrites of a shard whose bit is set write no metadata.
  * So the on-disk bitmap always covers the table.  At load a bit without an
  * entry (a crash between the two writes) is reclaimed; an entry without a
  * bit, a bad CRC, a bad block number or a duplicate key refuses the device.
@@ -80,6 +93,7 @@
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/uuid.h>
 #include <linux/vmalloc.h>
 #include <linux/wait.h>
@@ -93,7 +107,8 @@
 #define CVM_SB_MAGIC		0x31305342544d5643ULL	/* "CVMTSB01" */
 #define CVM_TABLE_MAGIC		0x4c4254544d5643ULL	/* "CVMTTBL" */
 #define CVM_BITMAP_MAGIC	0x504d42544d5643ULL	/* "CVMTBMP" */
-#define CVM_STORE_VERSION	2
+#define CVM_STORE_VERSION	3
+#define CVM_STORE_VERSION_CONVERTED	2	/* read and converted */
 #define CVM_BLK_SIZE		4096U
 #define CVM_BLK_SECTORS		(CVM_BLK_SIZE >> SECTOR_SHIFT)
 #define CVM_EXTENT_SHIFT	22
@@ -127,15 +142,20 @@ struct cvm_sb_disk {
 };
 
 #define CVM_OBJ_F_USED		(1U << 0)
+#define CVM_OBJ_F_INTENT	(1U << 1)	/* version 3 */
+#define CVM_OBJ_F_ALL		(CVM_OBJ_F_USED | CVM_OBJ_F_INTENT)
 
-/* struct cvm_obj_disk - object table entry of one extent */
+/*
+ * struct cvm_obj_disk - object table entry of one extent
+ * @version: the shard's version (version 3; zero in version 2)
+ */
 struct cvm_obj_disk {
 	__le64	volume_id;
 	__le64	object_no;
 	__le64	snap_seq;
 	__le16	shard;
 	__le16	flags;
-	__le32	reserved;
+	__le32	version;
 };
 
 /* struct cvm_meta_tail - last 32 bytes of every table and bitmap block */
@@ -163,6 +183,8 @@ struct cvm_store_obj {
 	u16			shard;
 	u32			extent;
 	atomic_t		inflight;
+	u32			version;	/* changed under meta_lock */
+	bool			intent;		/* set under meta_lock */
 };
 
 struct cvm_store_dev {
@@ -186,6 +208,7 @@ struct cvm_store_dev {
 	u64			fence_start;
 	struct cvm_fence_table	fence;
 	u64			instance;	/* cvm_wire_hello.instance */
+	u32			sb_version;	/* as found on the device */
 };
 
 /* Per-request state of the store. */
@@ -503,6 +526,7 @@ static int cvm_store_format(struct cvm_store_dev *d, u32 id, const char **why)
 	sb = (struct cvm_sb_disk *)blk;
 	sb->magic = cpu_to_le64(CVM_SB_MAGIC);
 	sb->version = cpu_to_le32(CVM_STORE_VERSION);
+	d->sb_version = CVM_STORE_VERSION;
 	sb->device_id = cpu_to_le32(id);
 	generate_random_uuid(sb->uuid);
 	sb->dev_sectors = cpu_to_le64(dev_sectors);
@@ -564,7 +588,8 @@ static int cvm_store_read_sb(struct cvm_store_dev *d, const char **why)
 	} else if (le32_to_cpu(sb->crc) !=
 		   cvm_crc(sb, offsetof(struct cvm_sb_disk, crc))) {
 		*why = "superblock CRC mismatch";
-	} else if (le32_to_cpu(sb->version) != CVM_STORE_VERSION) {
+	} else if (le32_to_cpu(sb->version) != CVM_STORE_VERSION &&
+		   le32_to_cpu(sb->version) != CVM_STORE_VERSION_CONVERTED) {
 		pr_err("device %u (%s): on-disk format version %u, this build reads %u\n",
 		       d->id, d->path, le32_to_cpu(sb->version),
 		       CVM_STORE_VERSION);
@@ -589,6 +614,7 @@ static int cvm_store_read_sb(struct cvm_store_dev *d, const char **why)
 			*why = "superblock geometry is inconsistent";
 		} else {
 			cvm_store_geometry(d, g.nr_extents);
+			d->sb_version = le32_to_cpu(sb->version);
 			if (le32_to_cpu(sb->device_id) != d->id) {
 				ret = -EINVAL;
 				*why = "device was formatted with another device id";
@@ -603,6 +629,36 @@ out_free_blk:
 	return ret;
 }
 
+/* A loaded version-2 device becomes version 3: the superblock says so. */
+static int cvm_store_convert(struct cvm_store_dev *d, const char **why)
+{
+	struct cvm_sb_disk *sb;
+	u8 *blk;
+	int ret;
+
+	blk = kzalloc(CVM_BLK_SIZE, GFP_KERNEL);
+	if (!blk)
+		return -ENOMEM;
+	ret = cvm_store_rw_block(d, 0, blk, REQ_OP_READ);
+	if (!ret) {
+		sb = (struct cvm_sb_disk *)blk;
+		sb->version = cpu_to_le32(CVM_STORE_VERSION);
+		sb->crc = cpu_to_le32(cvm_crc(sb, offsetof(struct cvm_sb_disk,
+							   crc)));
+		ret = cvm_store_rw_block(d, 0, blk, REQ_OP_WRITE | REQ_SYNC |
+					 REQ_PREFLUSH | REQ_FUA);
+	}
+	kfree(blk);
+	if (ret) {
+		*why = "converting the superblock to version 3 failed";
+		return ret;
+	}
+	pr_info("device %u (%s): on-disk format converted from version %u to %u\n",
+		d->id, d->path, d->sb_version, CVM_STORE_VERSION);
+	d->sb_version = CVM_STORE_VERSION;
+	return 0;
+}
+
 static int cvm_store_load_entry(struct cvm_store_dev *d, u64 ext,
 				const char **why)
 {
@@ -610,12 +666,14 @@ static int cvm_store_load_entry(struct cvm_store_dev *d, u64 ext,
 	u16 flags = le16_to_cpu(e->flags);
 	struct cvm_store_obj *obj;
 
-	if (flags & ~CVM_OBJ_F_USED || e->reserved) {
+	if (flags & ~CVM_OBJ_F_ALL ||
+	    (d->sb_version < 3 && (flags & ~CVM_OBJ_F_USED || e->version))) {
 		*why = "object table entry has unknown flags";
 		return -EUCLEAN;
 	}
-	if (!flags) {
-		if (e->volume_id || e->object_no || e->snap_seq || e->shard) {
+	if (!(flags & CVM_OBJ_F_USED)) {
+		if (flags || e->volume_id || e->object_no || e->snap_seq ||
+		    e->shard || e->version) {
 			*why = "free object table entry is not zero";
 			return -EUCLEAN;
 		}
@@ -642,6 +700,8 @@ static int cvm_store_load_entry(struct cvm_store_dev *d, u64 ext,
 	obj->snap_seq = le64_to_cpu(e->snap_seq);
 	obj->shard = le16_to_cpu(e->shard);
 	obj->extent = ext;
+	obj->version = le32_to_cpu(e->version);
+	obj->intent = flags & CVM_OBJ_F_INTENT;
 	cvm_store_insert(d, obj);
 	return 0;
 }
@@ -769,6 +829,8 @@ int cvm_store_add(u32 id, const char *path, u32 flags,
 		ret = cvm_store_load(d, &why);
 		if (ret == -EUCLEAN)
 			why = why ?: "object table is corrupt";
+		if (!ret && d->sb_version != CVM_STORE_VERSION)
+			ret = cvm_store_convert(d, &why);
 	}
 	if (ret)
 		goto out_refuse;
@@ -1030,6 +1092,10 @@ static u16 cvm_store_alloc_obj(struct cvm_store_dev *d,
 	e->snap_seq = h->snap_seq;
 	e->shard = h->shard;
 	e->flags = cpu_to_le16(CVM_OBJ_F_USED);
+	/* A WRITE changes it: its intent bit goes down with the entry. */
+	if (h->opcode == CVM_WIRE_OP_WRITE)
+		e->flags |= cpu_to_le16(CVM_OBJ_F_INTENT);
+	e->version = 0;
 	ret = cvm_store_write_table(d, ext, REQ_PREFLUSH | REQ_FUA);
 	if (ret)
 		goto out_clear_entry;
@@ -1039,6 +1105,7 @@ static u16 cvm_store_alloc_obj(struct cvm_store_dev *d,
 	obj->snap_seq = le64_to_cpu(h->snap_seq);
 	obj->shard = le16_to_cpu(h->shard);
 	obj->extent = ext;
+	obj->intent = h->opcode == CVM_WIRE_OP_WRITE;
 	atomic_set(&obj->inflight, 1);
 	cvm_store_insert(d, obj);
 	*objp = obj;
@@ -1120,6 +1187,205 @@ out_unlock:
 	cvm_store_reply(io, status, 0);
 }
 
+/*
+ * Sets @obj's intent bit on disk before a change to it is carried out.
+ * meta_lock held.  Returns a wire status.
+ */
+static u16 cvm_store_set_intent(struct cvm_store_dev *d,
+				struct cvm_store_obj *obj)
+{
+	struct cvm_obj_disk *e = cvm_store_ent(d, obj->extent);
+
+	if (obj->intent)
+		return CVM_WIRE_STATUS_OK;
+	e->flags |= cpu_to_le16(CVM_OBJ_F_INTENT);
+	if (cvm_store_write_table(d, obj->extent, REQ_FUA)) {
+		e->flags &= ~cpu_to_le16(CVM_OBJ_F_INTENT);
+		pr_err_ratelimited("device %u: writing an intent bit failed\n",
+				   d->id);
+		return CVM_WIRE_STATUS_IO_ERROR;
+	}
+	WRITE_ONCE(obj->intent, true);
+	return CVM_WIRE_STATUS_OK;
+}
+
+/* A WRITE of a resync refused when the shard holds a newer version. */
+static bool cvm_store_version_stale(const struct cvm_store_obj *obj,
+				    const struct cvm_wire_hdr *h)
+{
+	return (le16_to_cpu(h->flags) & CVM_WIRE_F_VERSIONED) &&
+	       READ_ONCE(obj->version) > le32_to_cpu(h->shard_version);
+}
+
+/* WRITE to a shard whose intent bit is clear: set it, then write. */
+static void cvm_store_intent_work(struct work_struct *w)
+{
+	struct cvm_store_io *io = container_of(w, struct cvm_store_io, work);
+	struct cvm_store_dev *d = io->d;
+	u16 status;
+
+	mutex_lock(&d->meta_lock);
+	status = cvm_store_set_intent(d, io->obj);
+	mutex_unlock(&d->meta_lock);
+	if (status)
+		cvm_store_reply(io, status, 0);
+	else
+		cvm_store_submit_data(io);
+}
+
+/* Rewrites the entry of @obj with @flags and @version.  meta_lock held. */
+static u16 cvm_store_write_ent(struct cvm_store_dev *d,
+			       struct cvm_store_obj *obj, bool intent,
+			       u32 version, blk_opf_t opf)
+{
+	struct cvm_obj_disk *e = cvm_store_ent(d, obj->extent), saved = *e;
+
+	if (intent)
+		e->flags |= cpu_to_le16(CVM_OBJ_F_INTENT);
+	else
+		e->flags &= ~cpu_to_le16(CVM_OBJ_F_INTENT);
+	e->version = cpu_to_le32(version);
+	if (cvm_store_write_table(d, obj->extent, opf)) {
+		*e = saved;
+		pr_err_ratelimited("device %u: writing an object entry failed\n",
+				   d->id);
+		return CVM_WIRE_STATUS_IO_ERROR;
+	}
+	WRITE_ONCE(obj->intent, intent);
+	WRITE_ONCE(obj->version, version);
+	return CVM_WIRE_STATUS_OK;
+}
+
+/* BUMP, SET_VERSION, CLEAN (cvm_wire.h, "Object shard versions"). */
+static void cvm_store_version_work(struct work_struct *w)
+{
+	struct cvm_store_io *io = container_of(w, struct cvm_store_io, work);
+	struct cvm_xprt_req *req = io->req;
+	const struct cvm_wire_hdr *h = &req->hdr;
+	u32 want = le32_to_cpu(h->shard_version);
+	struct cvm_store_dev *d = io->d;
+	struct cvm_store_obj *obj;
+	u16 status = CVM_WIRE_STATUS_OK;
+
+	mutex_lock(&d->meta_lock);
+	obj = cvm_store_lookup_get(d, h);
+	io->obj = obj;
+	if (!obj) {
+		if (h->opcode != CVM_WIRE_OP_CLEAN)
+			status = CVM_WIRE_STATUS_NOT_FOUND;
+		goto out_unlock;
+	}
+	switch (h->opcode) {
+	case CVM_WIRE_OP_BUMP:
+		if (obj->version == U32_MAX) {
+			status = CVM_WIRE_STATUS_INVALID;
+			break;
+		}
+		/* The write it records may still be in the device's cache. */
+		status = cvm_store_write_ent(d, obj, true, obj->version + 1,
+					     REQ_PREFLUSH | REQ_FUA);
+		break;
+	case CVM_WIRE_OP_SET_VERSION:
+		if (obj->version > want) {
+			status = CVM_WIRE_STATUS_STALE_VERSION;
+			break;
+		}
+		if (obj->version == want)
+			break;
+		status = cvm_store_write_ent(d, obj, obj->intent, want,
+					     REQ_PREFLUSH | REQ_FUA);
+		break;
+	case CVM_WIRE_OP_CLEAN:
+		if (!obj->intent)
+			break;
+		status = cvm_store_write_ent(d, obj, false, obj->version,
+					     REQ_PREFLUSH | REQ_FUA);
+		break;
+	}
+	req->rsp_version = obj->version;
+out_unlock:
+	mutex_unlock(&d->meta_lock);
+	cvm_store_reply(io, status, 0);
+}
+
+/* Copies @len bytes of @buf into the reply payload pages of @req. */
+static void cvm_store_copy_payload(struct cvm_xprt_req *req, const void *buf,
+				   u32 len)
+{
+	unsigned int i;
+
+	for (i = 0; i < req->nr_bvec && len; i++) {
+		u32 n = min(len, req->bvec[i].bv_len);
+
+		memcpy_to_page(req->bvec[i].bv_page, req->bvec[i].bv_offset,
+			       buf, n);
+		buf += n;
+		len -= n;
+	}
+}
+
+static int cvm_store_list_cmp(const void *a, const void *b)
+{
+	const struct cvm_wire_list_ent *x = a, *y = b;
+	u64 xo = le64_to_cpu(x->object_no), yo = le64_to_cpu(y->object_no);
+
+	if (xo != yo)
+		return xo < yo ? -1 : 1;
+	return (int)le16_to_cpu(x->shard) - (int)le16_to_cpu(y->shard);
+}
+
+/*
+ * LIST: the shards of a volume from @object_no on, in ascending order, at
+ * most as many as the request's @length holds.  The index is a hash, so
+ * every call walks it whole: a device holds at most a few thousand
+ * extents per TiB.
+ */
+static void cvm_store_list_work(struct work_struct *w)
+{
+	struct cvm_store_io *io = container_of(w, struct cvm_store_io, work);
+	struct cvm_xprt_req *req = io->req;
+	const struct cvm_wire_hdr *h = &req->hdr;
+	bool intent_only = le16_to_cpu(h->flags) & CVM_WIRE_F_INTENT;
+	u64 vol = le64_to_cpu(h->volume_id), from = le64_to_cpu(h->object_no);
+	u32 room = min(le32_to_cpu(h->length), req->data_len) /
+		   sizeof(struct cvm_wire_list_ent);
+	struct cvm_store_dev *d = io->d;
+	struct cvm_wire_list_ent *ents;
+	struct cvm_store_obj *obj;
+	u64 n = 0, max;
+	unsigned int b;
+
+	/* Under meta_lock no entry appears, goes or changes its bit. */
+	mutex_lock(&d->meta_lock);
+	max = d->nr_objects;
+	ents = kvcalloc(max ?: 1, sizeof(*ents), GFP_KERNEL);
+	if (!ents) {
+		mutex_unlock(&d->meta_lock);
+		cvm_store_reply(io, CVM_WIRE_STATUS_BUSY, 0);
+		return;
+	}
+	for (b = 0; b < (1U << d->hash_bits); b++) {
+		hlist_for_each_entry(obj, &d->buckets[b], node) {
+			if (obj->volume_id != vol || obj->object_no < from ||
+			    (intent_only && !obj->intent) || n >= max)
+				continue;
+			ents[n].object_no = cpu_to_le64(obj->object_no);
+			ents[n].shard = cpu_to_le16(obj->shard);
+			ents[n].flags = cpu_to_le16(obj->intent ?
+						    CVM_WIRE_STAT_F_INTENT : 0);
+			ents[n].version = cpu_to_le32(obj->version);
+			ents[n].snap_seq = cpu_to_le64(obj->snap_seq);
+			n++;
+		}
+	}
+	mutex_unlock(&d->meta_lock);
+	sort(ents, n, sizeof(*ents), cvm_store_list_cmp, NULL);
+	n = min_t(u64, n, room);
+	cvm_store_copy_payload(req, ents, n * sizeof(*ents));
+	kvfree(ents);
+	cvm_store_reply(io, CVM_WIRE_STATUS_OK, n * sizeof(*ents));
+}
+
 /* WRITE_ZEROES and DISCARD: the range reads as zeroes afterwards. */
 static void cvm_store_zero_work(struct work_struct *w)
 {
@@ -1130,6 +1396,17 @@ static void cvm_store_zero_work(struct work_struct *w)
 	int ret = 0;
 
 	io->obj = cvm_store_lookup_get(d, h);
+	if (io->obj && !READ_ONCE(io->obj->intent)) {
+		u16 status;
+
+		mutex_lock(&d->meta_lock);
+		status = cvm_store_set_intent(d, io->obj);
+		mutex_unlock(&d->meta_lock);
+		if (status) {
+			cvm_store_reply(io, status, 0);
+			return;
+		}
+	}
 	if (io->obj) {
 		ret = blkdev_issue_zeroout(d->bdev,
 					   cvm_store_sector(d, io->obj->extent,
@@ -1165,6 +1442,9 @@ static void cvm_store_stat(struct cvm_store_io *io)
 	memset(st, 0, sizeof(*st));
 	st->allocated = cpu_to_le64(CVM_EXTENT_SIZE);
 	st->snap_seq = cpu_to_le64(io->obj->snap_seq);
+	st->version = cpu_to_le32(READ_ONCE(io->obj->version));
+	if (READ_ONCE(io->obj->intent))
+		st->flags = cpu_to_le32(CVM_WIRE_STAT_F_INTENT);
 	kunmap_local(p);
 	cvm_store_reply(io, CVM_WIRE_STATUS_OK, sizeof(*st));
 }
@@ -1201,6 +1481,9 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 		fallthrough;
 	case CVM_WIRE_OP_STAT:
 	case CVM_WIRE_OP_REMOVE:
+	case CVM_WIRE_OP_BUMP:
+	case CVM_WIRE_OP_SET_VERSION:
+	case CVM_WIRE_OP_CLEAN:
 		/* Only the volume's newest attachment may touch it. */
 		status = cvm_fence_enter(&d->fence, h, &io->gate);
 		if (status) {
@@ -1223,11 +1506,19 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 		return;
 	case CVM_WIRE_OP_WRITE:
 		io->obj = cvm_store_lookup_get(d, h);
-		if (io->obj) {
-			cvm_store_submit_data(io);
+		if (!io->obj) {
+			INIT_WORK(&io->work, cvm_store_alloc_work);
+			break;
+		}
+		if (cvm_store_version_stale(io->obj, h)) {
+			cvm_store_reply(io, CVM_WIRE_STATUS_STALE_VERSION, 0);
 			return;
 		}
-		INIT_WORK(&io->work, cvm_store_alloc_work);
+		if (READ_ONCE(io->obj->intent)) {
+			cvm_store_submit_data(io);	/* no metadata */
+			return;
+		}
+		INIT_WORK(&io->work, cvm_store_intent_work);
 		break;
 	case CVM_WIRE_OP_PREALLOC:
 		INIT_WORK(&io->work, cvm_store_alloc_work);
@@ -1245,7 +1536,15 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	case CVM_WIRE_OP_DISCARD:
 		INIT_WORK(&io->work, cvm_store_zero_work);
 		break;
-	default:	/* LIST, ROLLBACK: not yet */
+	case CVM_WIRE_OP_BUMP:
+	case CVM_WIRE_OP_SET_VERSION:
+	case CVM_WIRE_OP_CLEAN:
+		INIT_WORK(&io->work, cvm_store_version_work);
+		break;
+	case CVM_WIRE_OP_LIST:
+		INIT_WORK(&io->work, cvm_store_list_work);
+		break;
+	default:	/* ROLLBACK: not yet */
 		cvm_store_reply(io, CVM_WIRE_STATUS_UNSUPPORTED, 0);
 		return;
 	}

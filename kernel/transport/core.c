@@ -140,7 +140,10 @@ static u16 cvm_wire_op_req_flags(u8 op)
 	case CVM_WIRE_OP_HELLO:
 		return CVM_WIRE_F_DATA_CRC;
 	case CVM_WIRE_OP_WRITE:
-		return CVM_WIRE_F_DATA_CRC | CVM_WIRE_F_FUA;
+		return CVM_WIRE_F_DATA_CRC | CVM_WIRE_F_FUA |
+		       CVM_WIRE_F_VERSIONED;
+	case CVM_WIRE_OP_LIST:
+		return CVM_WIRE_F_INTENT;
 	case CVM_WIRE_OP_WRITE_ZEROES:
 		return CVM_WIRE_F_FUA | CVM_WIRE_F_NOUNMAP;
 	case CVM_WIRE_OP_DISCARD:
@@ -150,6 +153,23 @@ static u16 cvm_wire_op_req_flags(u8 op)
 		return CVM_WIRE_F_FUA;
 	default:
 		return 0;
+	}
+}
+
+/* May @shard_version be non-zero in this message? */
+static bool cvm_wire_has_shard_version(const struct cvm_wire_hdr *hdr,
+				       bool is_reply)
+{
+	switch (hdr->opcode) {
+	case CVM_WIRE_OP_WRITE:
+		return !is_reply &&
+		       (le16_to_cpu(hdr->flags) & CVM_WIRE_F_VERSIONED);
+	case CVM_WIRE_OP_SET_VERSION:
+		return true;
+	case CVM_WIRE_OP_BUMP:
+		return is_reply;
+	default:
+		return false;
 	}
 }
 
@@ -253,8 +273,10 @@ const char *cvm_wire_check_hdr(const struct cvm_wire_hdr *hdr, bool is_reply)
 			     cvm_wire_op_req_flags(op);
 	if (flags & ~allowed)
 		return "flag not allowed for this opcode";
-	if (hdr->reserved0 || hdr->reserved1)
+	if (hdr->reserved1)
 		return "reserved field is not zero";
+	if (hdr->shard_version && !cvm_wire_has_shard_version(hdr, is_reply))
+		return "shard_version is not zero for this opcode";
 	if (!is_reply && hdr->status)
 		return "status is not zero in a request";
 	if (is_reply && le16_to_cpu(hdr->status) > CVM_WIRE_STATUS_MAX)
@@ -513,6 +535,9 @@ u32 cvm_xprt_reply_hdr(struct cvm_xprt_req *req, struct cvm_wire_hdr *w,
 	w->offset = req->hdr.offset;
 	w->length = cpu_to_le32(len);
 	w->status = cpu_to_le16(status);
+	if (req->hdr.opcode == CVM_WIRE_OP_BUMP ||
+	    req->hdr.opcode == CVM_WIRE_OP_SET_VERSION)
+		w->shard_version = cpu_to_le32(req->rsp_version);
 	if (len && !hello && req->conn->ops->payload_crc) {
 		w->flags |= cpu_to_le16(CVM_WIRE_F_DATA_CRC);
 		w->data_crc = cpu_to_le32(cvm_crc32c_bvec(req->bvec,
@@ -839,5 +864,6 @@ void cvm_xprt_complete(struct cvm_xprt_req *req, const struct cvm_wire_hdr *hdr)
 	req->status = le16_to_cpu(hdr->status);
 	req->rsp_len = le32_to_cpu(hdr->length);
 	req->rsp_map_epoch = le64_to_cpu(hdr->map_epoch);
+	req->rsp_version = le32_to_cpu(hdr->shard_version);
 	req->error = 0;
 }

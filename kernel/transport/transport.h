@@ -292,6 +292,8 @@ struct cvm_conn {
  * @status: initiator: the reply's enum cvm_wire_status.
  * @error: initiator: transport errno (0 when @status is valid).
  * @rsp_map_epoch: initiator: the target's map epoch from the reply.
+ * @rsp_version: the reply's @shard_version (BUMP, SET_VERSION): set by the
+ *	target, read by the initiator.
  * @done: initiator: completion callback.
  * @core_priv: the core's per-request data.
  * @data_crc, @data_crc_set: initiator: the payload's CRC32C, when the core
@@ -311,6 +313,7 @@ struct cvm_xprt_req {
 	u16			status;
 	int			error;
 	u64			rsp_map_epoch;
+	u32			rsp_version;
 	void			(*done)(struct cvm_xprt_req *req);
 	void			*core_priv;
 	u32			data_crc;

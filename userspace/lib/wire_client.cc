@@ -39,7 +39,9 @@ uint16_t RequestFlags(uint8_t op) {
     case CVM_WIRE_OP_HELLO:
       return CVM_WIRE_F_DATA_CRC;
     case CVM_WIRE_OP_WRITE:
-      return CVM_WIRE_F_DATA_CRC | CVM_WIRE_F_FUA;
+      return CVM_WIRE_F_DATA_CRC | CVM_WIRE_F_FUA | CVM_WIRE_F_VERSIONED;
+    case CVM_WIRE_OP_LIST:
+      return CVM_WIRE_F_INTENT;
     case CVM_WIRE_OP_WRITE_ZEROES:
       return CVM_WIRE_F_FUA | CVM_WIRE_F_NOUNMAP;
     case CVM_WIRE_OP_DISCARD:
@@ -49,6 +51,20 @@ uint16_t RequestFlags(uint8_t op) {
       return CVM_WIRE_F_FUA;
     default:
       return 0;
+  }
+}
+
+// May @shard_version be non-zero in this message?
+bool HasShardVersion(const Header& h, bool is_reply) {
+  switch (h.opcode) {
+    case CVM_WIRE_OP_WRITE:
+      return !is_reply && (h.flags & CVM_WIRE_F_VERSIONED);
+    case CVM_WIRE_OP_SET_VERSION:
+      return true;
+    case CVM_WIRE_OP_BUMP:
+      return is_reply;
+    default:
+      return false;
   }
 }
 
@@ -122,7 +138,7 @@ HeaderBytes Encode(const Header& h, bool seal) {
   PutLe(p + 76, h.shard, 2);
   PutLe(p + 78, h.status, 2);
   PutLe(p + 80, h.data_crc, 4);
-  PutLe(p + 84, h.reserved0, 4);
+  PutLe(p + 84, h.shard_version, 4);
   PutLe(p + 88, h.reserved1, 4);
   uint32_t crc = seal ? Crc32c(std::span(b.data(), kHeaderLen - 4)) : h.hdr_crc;
   PutLe(p + 92, crc, 4);
@@ -148,7 +164,7 @@ Header DecodeRaw(std::span<const uint8_t, kHeaderLen> b) {
   h.shard = GetLe(p + 76, 2);
   h.status = GetLe(p + 78, 2);
   h.data_crc = GetLe(p + 80, 4);
-  h.reserved0 = GetLe(p + 84, 4);
+  h.shard_version = GetLe(p + 84, 4);
   h.reserved1 = GetLe(p + 88, 4);
   h.hdr_crc = GetLe(p + 92, 4);
   return h;
@@ -167,7 +183,9 @@ std::optional<std::string> Check(const Header& h, bool is_reply) {
   uint16_t allowed = is_reply ? (CVM_WIRE_F_REPLY | CVM_WIRE_F_DATA_CRC)
                               : RequestFlags(h.opcode);
   if (h.flags & ~allowed) return "flag not allowed for this opcode";
-  if (h.reserved0 || h.reserved1) return "reserved field is not zero";
+  if (h.reserved1) return "reserved field is not zero";
+  if (h.shard_version && !HasShardVersion(h, is_reply))
+    return "shard_version is not zero for this opcode";
   if (!is_reply && h.status) return "status is not zero in a request";
   if (is_reply && h.status > CVM_WIRE_STATUS_MAX) return "unknown status";
   if (is_reply) {

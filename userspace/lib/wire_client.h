@@ -45,7 +45,7 @@ struct Header {
   uint16_t shard = 0;
   uint16_t status = 0;
   uint32_t data_crc = 0;
-  uint32_t reserved0 = 0;
+  uint32_t shard_version = 0;
   uint32_t reserved1 = 0;
   uint32_t hdr_crc = 0;
 

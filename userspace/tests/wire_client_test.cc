@@ -64,7 +64,7 @@ TEST_F(WireHeaderTest, RejectsEachMalformedClass) {
        [](Header& h) { h.flags = CVM_WIRE_F_REPLY; }},
       {"flag not allowed for this opcode",
        [](Header& h) { h.flags = CVM_WIRE_F_FUA; }},
-      {"reserved field is not zero", [](Header& h) { h.reserved0 = 1; }},
+      {"reserved field is not zero", [](Header& h) { h.reserved1 = 1; }},
       {"status is not zero in a request", [](Header& h) { h.status = 1; }},
       {"length is zero or above CVM_WIRE_MAX_DATA_LEN",
        [](Header& h) { h.length = CVM_WIRE_MAX_DATA_LEN + 512; }},

@@ -1477,8 +1477,8 @@ std::vector<Case> Cases() {
            [](wire::Header& h, bool&) { h.flags = 1U << 12; });
   hdr_case("reply-flag", "REPLY flag on a request: closed",
            [](wire::Header& h, bool&) { h.flags = CVM_WIRE_F_REPLY; });
-  hdr_case("nonzero-reserved", "reserved0 not zero: closed",
-           [](wire::Header& h, bool&) { h.reserved0 = 1; });
+  hdr_case("nonzero-reserved", "reserved1 not zero: closed",
+           [](wire::Header& h, bool&) { h.reserved1 = 1; });
   hdr_case("nonzero-status", "status not zero in a request: closed",
            [](wire::Header& h, bool&) { h.status = 1; });
   hdr_case("misaligned-offset", "offset 100: closed",

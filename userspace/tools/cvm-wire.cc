@@ -359,9 +359,13 @@ int main(int argc, char** argv) {
     if (rc) return rc;
     if (r->data.size() < cvm::wire::kStatLen) return 2;
     uint64_t allocated = 0, seq = 0;
+    uint32_t flags = 0, version = 0;
     for (int i = 7; i >= 0; i--) allocated = allocated << 8 | r->data[i];
     for (int i = 15; i >= 8; i--) seq = seq << 8 | r->data[i];
-    fmt::print("allocated {} snap_seq {}\n", allocated, seq);
+    for (int i = 19; i >= 16; i--) flags = flags << 8 | r->data[i];
+    for (int i = 27; i >= 24; i--) version = version << 8 | r->data[i];
+    fmt::print("allocated {} snap_seq {} intent {} version {}\n", allocated,
+               seq, (flags & CVM_WIRE_STAT_F_INTENT) ? 1 : 0, version);
     return 0;
   }
   Usage("unknown verb " + o.verb);

@@ -52,6 +52,13 @@
  *	Targets refuse requests of an older attach epoch than the volume's
  *	(CVM_WIRE_STATUS_STALE_ATTACH), except reads and STAT with attach
  *	epoch 0.
+ * Version 4: object shard versions and write intent (persistent records of
+ *	missed writes).  The header's former @reserved0 is @shard_version;
+ *	opcodes BUMP, SET_VERSION and CLEAN; flags CVM_WIRE_F_VERSIONED
+ *	(WRITE) and CVM_WIRE_F_INTENT (LIST); status STALE_VERSION; STAT
+ *	reports the version and the intent bit, LIST entries carry both.
+ *	A target sets a shard's intent bit, durably, before the first change
+ *	to it completes, and keeps it until a CLEAN.
  */
 #ifndef _UAPI_LINUX_CVM_WIRE_H
 #define _UAPI_LINUX_CVM_WIRE_H
@@ -60,7 +67,7 @@
 
 /* @magic: the bytes "CVMW" on the wire. */
 #define CVM_WIRE_MAGIC		0x574d5643U
-#define CVM_WIRE_VERSION	3
+#define CVM_WIRE_VERSION	4
 
 /* Size of struct cvm_wire_hdr; fixed for a version. */
 #define CVM_WIRE_HDR_LEN	96
@@ -137,6 +144,23 @@
  * CVM_WIRE_OP_PREALLOC (ranged)
  *	Allocate backing space for the range without changing its contents
  *	(thick provisioning).  Same @length rule as WRITE_ZEROES.
+ *
+ * CVM_WIRE_OP_BUMP
+ *	A change this shard took was missed by another replica (or shard) of
+ *	the object: raise the shard's version by one and set its intent bit,
+ *	durable before the reply.  Reply @shard_version: the new version.
+ *	NOT_FOUND if the target holds no such shard.
+ *
+ * CVM_WIRE_OP_SET_VERSION
+ *	The shard was just copied whole from a replica at @shard_version
+ *	(resync): its data is flushed, then its version set to @shard_version
+ *	and made durable.  STALE_VERSION (nothing changed) if the shard's
+ *	version is already higher.  Reply @shard_version: the version now.
+ *
+ * CVM_WIRE_OP_CLEAN
+ *	Every replica of the object holds the same data: the shard's data is
+ *	flushed, then its intent bit cleared and made durable.  OK also when
+ *	the shard does not exist or its bit is clear.
  */
 enum cvm_wire_op {
 	CVM_WIRE_OP_HELLO		= 1,
@@ -150,6 +174,9 @@ enum cvm_wire_op {
 	CVM_WIRE_OP_STAT		= 9,
 	CVM_WIRE_OP_ROLLBACK		= 10,
 	CVM_WIRE_OP_PREALLOC		= 11,
+	CVM_WIRE_OP_BUMP		= 12,
+	CVM_WIRE_OP_SET_VERSION		= 13,
+	CVM_WIRE_OP_CLEAN		= 14,
 	__CVM_WIRE_OP_MAX,
 };
 #define CVM_WIRE_OP_MAX (__CVM_WIRE_OP_MAX - 1)
@@ -175,13 +202,42 @@ enum cvm_wire_op {
  *
  * CVM_WIRE_F_NOUNMAP
  *	WRITE_ZEROES requests: keep the range allocated.
+ *
+ * CVM_WIRE_F_VERSIONED
+ *	WRITE requests of a resync: the copy is of a replica at
+ *	@shard_version; a shard whose version is higher refuses it with
+ *	CVM_WIRE_STATUS_STALE_VERSION, so an old copy never lands over a newer
+ *	write.
+ *
+ * CVM_WIRE_F_INTENT
+ *	LIST requests: only shards whose intent bit is set.
  */
 #define CVM_WIRE_F_REPLY	(1U << 0)
 #define CVM_WIRE_F_DATA_CRC	(1U << 1)
 #define CVM_WIRE_F_FUA		(1U << 2)
 #define CVM_WIRE_F_NOUNMAP	(1U << 3)
+#define CVM_WIRE_F_VERSIONED	(1U << 4)
+#define CVM_WIRE_F_INTENT	(1U << 5)
 #define CVM_WIRE_F_ALL		(CVM_WIRE_F_REPLY | CVM_WIRE_F_DATA_CRC | \
-				 CVM_WIRE_F_FUA | CVM_WIRE_F_NOUNMAP)
+				 CVM_WIRE_F_FUA | CVM_WIRE_F_NOUNMAP | \
+				 CVM_WIRE_F_VERSIONED | CVM_WIRE_F_INTENT)
+
+/*
+ * Object shard versions and write intent (version 4).  Each object shard a
+ * target holds carries a 32-bit version and an intent bit, kept on disk
+ * with its table entry.  The intent bit says "an initiator may be changing
+ * this shard": the target sets it, durably, before the first change
+ * (WRITE, WRITE_ZEROES, DISCARD) to a shard without it completes; only
+ * CLEAN clears it.  The version orders copies: when a change reached some
+ * replicas and missed others, the initiator BUMPs the replicas that took
+ * it before acknowledging the change, so the ones that missed it have a
+ * lower version; a resync copies from a replica of the highest version and
+ * ends with SET_VERSION.  After an initiator crash, the shards with the
+ * intent bit (LIST with CVM_WIRE_F_INTENT) are exactly the objects whose
+ * replicas may differ; their versions say which replicas missed
+ * acknowledged changes.  Steady-state overwrites of a shard with the bit
+ * set write no metadata.
+ */
 
 /* @snap_id of a READ of the live object. */
 #define CVM_WIRE_SNAP_HEAD	0ULL
@@ -210,6 +266,9 @@ enum cvm_wire_op {
  * CVM_WIRE_STATUS_DATA_CRC	The payload did not match @data_crc.
  * CVM_WIRE_STATUS_UNSUPPORTED	Valid opcode the target does not implement.
  * CVM_WIRE_STATUS_BUSY		Temporarily unable; retry later.
+ * CVM_WIRE_STATUS_STALE_VERSION	The shard's version is higher than the
+ *				request's @shard_version: an older copy is not
+ *				written over it (version 4).
  */
 enum cvm_wire_status {
 	CVM_WIRE_STATUS_OK		= 0,
@@ -224,6 +283,7 @@ enum cvm_wire_status {
 	CVM_WIRE_STATUS_DATA_CRC	= 9,
 	CVM_WIRE_STATUS_UNSUPPORTED	= 10,
 	CVM_WIRE_STATUS_BUSY		= 11,
+	CVM_WIRE_STATUS_STALE_VERSION	= 12,
 	__CVM_WIRE_STATUS_MAX,
 };
 #define CVM_WIRE_STATUS_MAX (__CVM_WIRE_STATUS_MAX - 1)
@@ -251,7 +311,9 @@ enum cvm_wire_status {
  *	pools.
  * @status: enum cvm_wire_status in replies; 0 in requests.
  * @data_crc: CRC32C of the payload if CVM_WIRE_F_DATA_CRC, else 0.
- * @reserved0: must be zero.
+ * @shard_version: the object shard's version (see "Object shard versions"
+ *	below): WRITE with CVM_WIRE_F_VERSIONED and SET_VERSION requests, and
+ *	the replies of BUMP and SET_VERSION; else 0.
  * @reserved1: must be zero.
  * @hdr_crc: CRC32C (seed ~0, final xor ~0, as crc32c()) of the preceding
  *	CVM_WIRE_HDR_LEN - 4 bytes of this header.
@@ -277,7 +339,7 @@ struct cvm_wire_hdr {
 	__le16	shard;
 	__le16	status;
 	__le32	data_crc;
-	__le32	reserved0;
+	__le32	shard_version;
 	__le32	reserved1;
 	__le32	hdr_crc;
 };
@@ -339,6 +401,7 @@ struct cvm_wire_hello {
  * @snap_seq: snapshot sequence of the last change to the live shard.
  * @flags: CVM_WIRE_STAT_F_* bits.
  * @nr_snaps: number of snapshot versions kept for the shard.
+ * @version: the shard's version (version 4).
  * @reserved: must be zero.
  */
 struct cvm_wire_stat {
@@ -346,22 +409,23 @@ struct cvm_wire_stat {
 	__le64	snap_seq;
 	__le32	flags;
 	__le32	nr_snaps;
-	__le64	reserved;
+	__le32	version;
+	__le32	reserved;
 };
 
 /**
  * struct cvm_wire_list_ent - one LIST reply entry
  * @object_no: object number.
  * @shard: shard held by the target.
- * @reserved0: must be zero.
- * @reserved1: must be zero.
+ * @flags: CVM_WIRE_STAT_F_* bits (version 4).
+ * @version: the shard's version (version 4).
  * @snap_seq: snapshot sequence of the last change to the live shard.
  */
 struct cvm_wire_list_ent {
 	__le64	object_no;
 	__le16	shard;
-	__le16	reserved0;
-	__le32	reserved1;
+	__le16	flags;
+	__le32	version;
 	__le64	snap_seq;
 };
 
