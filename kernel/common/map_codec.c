@@ -112,6 +112,10 @@ int cvm_map_encode(const struct cvm_map *map, void *buf, size_t len,
 		p[9] = pool->k;
 		p[10] = pool->m;
 		p[11] = pool->failure_domain;
+		p[12] = pool->min_size;
+		p[13] = 0;
+		p[14] = 0;
+		p[15] = 0;
 	}
 	cvm_put_le32((u8 *)buf + CVM_MAP_CRC_OFFSET,
 		     cvm_map_blob_crc(buf, total));
@@ -237,6 +241,12 @@ int cvm_map_decode(const void *buf, size_t len, struct cvm_map **mapp,
 		pool->k = p[9];
 		pool->m = p[10];
 		pool->failure_domain = p[11];
+		pool->min_size = p[12];
+		if (p[13] || p[14] || p[15]) {
+			ret = cvm_fail(err, -EBADMSG,
+				       "reserved pool field not zero", pool->id);
+			goto out_free;
+		}
 	}
 
 	ret = cvm_map_finalize(map, err);

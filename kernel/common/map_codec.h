@@ -21,7 +21,10 @@
  *   nr_buckets records:  s32 id, u32 type, u32 nr_children
  *   nr_children records: s32 item id, bucket by bucket in bucket order
  *   nr_pools records:    u32 id, u32 pg_num, u8 kind, u8 k, u8 m,
- *			  u8 failure_domain
+ *			  u8 failure_domain, u8 min_size, u8 reserved[3] (0)
+ *
+ * Versions: 1 first; 2 pool records grow to 16 bytes with min_size.  A
+ * decoder reads exactly CVM_MAP_VERSION (cvmd and the modules ship together).
  *
  * The decoder trusts nothing: it checks the header, the length implied by
  * the counts, the CRC, and then the map itself through cvm_map_finalize().
@@ -36,12 +39,12 @@ extern "C" {
 #endif
 
 #define CVM_MAP_MAGIC		0x4d4d5643u
-#define CVM_MAP_VERSION		1
+#define CVM_MAP_VERSION		2
 #define CVM_MAP_HEADER_LEN	48
 #define CVM_MAP_DEVICE_LEN	12
 #define CVM_MAP_BUCKET_LEN	12
 #define CVM_MAP_CHILD_LEN	4
-#define CVM_MAP_POOL_LEN	12
+#define CVM_MAP_POOL_LEN	16
 #define CVM_MAP_CRC_OFFSET	12
 
 size_t cvm_map_encoded_len(const struct cvm_map *map);

@@ -453,6 +453,12 @@ int cvm_pool_check(const struct cvm_pool *pool, struct cvm_err *err)
 	default:
 		return cvm_fail(err, -EINVAL, "unknown pool kind", pool->kind);
 	}
+	if (pool->min_size &&
+	    (pool->min_size > cvm_pool_width(pool) ||
+	     (pool->kind == CVM_POOL_EC && pool->min_size < pool->k)))
+		return cvm_fail(err, -EINVAL,
+				"min_size must be 1 to the replica count (EC: k to k + m)",
+				pool->min_size);
 	if (pool->failure_domain > CVM_TYPE_ROW)
 		return cvm_fail(err, -EINVAL,
 				"failure domain must be device, host, rack or row",

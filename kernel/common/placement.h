@@ -94,6 +94,8 @@ struct cvm_bucket {
  * @failure_domain: enum cvm_item_type the slots of a PG must not share;
  *	CVM_TYPE_DEVICE only asks for distinct devices
  * @pg_num: power of two, 1 .. CVM_MAX_PG_NUM
+ * @min_size: copies (replicated) or shards (EC) a write must reach to be
+ *	acknowledged; 0: the policy's default (cvm_pool_min_size())
  */
 struct cvm_pool {
 	u32 id;
@@ -102,6 +104,7 @@ struct cvm_pool {
 	u8 k;
 	u8 m;
 	u8 failure_domain;
+	u8 min_size;
 };
 
 /* Straw2 candidate: a bucket child with what a draw needs, in one line. */
@@ -149,6 +152,22 @@ const struct cvm_pool *cvm_map_pool(const struct cvm_map *map, u32 pool_id);
 static inline u32 cvm_pool_width(const struct cvm_pool *pool)
 {
 	return pool->k + pool->m;
+}
+
+/*
+ * Copies (shards) a write needs before it is acknowledged.  Defaults:
+ * replicated(n) a majority, n - n/2 (Ceph's), so an acknowledged write
+ * outlives any minority of failures; ec(k,m) k + 1 when m >= 2, so a write
+ * acknowledged on the fewest shards still survives one more failure, and
+ * k when m = 1 (k + 1 would be every shard: one failure would stop writes).
+ */
+static inline u32 cvm_pool_min_size(const struct cvm_pool *pool)
+{
+	if (pool->min_size)
+		return pool->min_size;
+	if (pool->kind == CVM_POOL_EC)
+		return pool->m >= 2 ? pool->k + 1U : pool->k;
+	return pool->k - pool->k / 2U;
 }
 
 /* PG of an object, the I/O path's one hash; @pg_num from a checked pool. */

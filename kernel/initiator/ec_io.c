@@ -109,6 +109,7 @@ struct cvm_ec_ctx {
 	u32			nst;
 	u32			row[CVM_EC_MAX_SHARDS];
 	u32			lost;
+	unsigned int		need;		/* cvm_write_need() */
 	u32			refused;
 	u32			unreachable;
 	u64			instances[CVM_EC_MAX_SHARDS];
@@ -724,7 +725,7 @@ static blk_status_t cvm_ec_record(struct cvm_ec_ctx *ctx)
 		     c.status == CVM_WIRE_STATUS_NOT_FOUND))
 			recorded++;
 	}
-	if (recorded < ctx->k)
+	if (recorded < ctx->need)
 		return BLK_STS_TRANSPORT;
 	for (s = 0; s < ctx->n; s++)
 		if ((ctx->lost & BIT(s)) && ctx->row[s] != CVM_DEV_NONE)
@@ -823,7 +824,8 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 	}
 	if (sts)
 		return sts;
-	if (written < ctx->k)
+	/* Fewer than the pool's min_size: held, not acknowledged. */
+	if (written < ctx->need)
 		return BLK_STS_TRANSPORT;
 	if (ctx->lost) {
 		sts = cvm_ec_record(ctx);
@@ -882,6 +884,7 @@ static int cvm_ec_place(struct cvm_ec_ctx *ctx)
 			ctx->lost |= BIT(s);
 	}
 	ctx->lost |= ctx->unreachable;
+	ctx->need = cvm_write_need(st, ctx->pool_id, ctx->n);
 out_unlock:
 	rcu_read_unlock();
 	return ret;

@@ -84,13 +84,17 @@ struct cvm_path {
 	struct list_head		entry;
 };
 
-/* One pool's PG table: @pg_num rows of @width device ids. */
+/*
+ * One pool's PG table: @pg_num rows of @width device ids.  @min_size: the
+ * copies (shards) a write needs, the pool's or its policy's default.
+ */
 struct cvm_pool_table {
 	u32	pool_id;
 	u32	pg_num;
 	u32	width;
 	u8	kind;
 	u8	k, m;
+	u8	min_size;
 	u32	*devs;
 };
 
@@ -282,7 +286,8 @@ void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 instance);
 bool cvm_dev_flushed(u32 device_id, u64 gen, u64 instance);
 bool cvm_dev_flush_answered(u32 device_id, u64 gen);
 
-unsigned int cvm_write_min_replicas(unsigned int nr_devs);
+unsigned int cvm_write_need(const struct cvm_state *st, u32 pool_id,
+			    unsigned int nr_devs);
 bool cvm_stale_recorded(u32 device_id, u64 volume_id, u64 object_no);
 void cvm_stale_set_recorded(u32 device_id, u64 volume_id, u64 object_no);
 struct cvm_fence;
@@ -315,12 +320,13 @@ struct cvm_call {
 };
 
 int cvm_call(u32 device_id, struct cvm_call *c);
-u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs);
+u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs,
+		   u32 *need);
 int cvm_intent_version(u64 volume_id, u64 attach_epoch, u32 pool_id,
 		       u64 object_no, bool ec, u32 except, u32 *version);
 void cvm_intent_touch(struct cvm_volume *vol, u64 object_no);
-bool cvm_intent_ready(struct cvm_volume *vol, const u32 *row,
-		      u32 width);
+bool cvm_intent_ready(struct cvm_volume *vol, const struct cvm_state *st,
+		      const u32 *row, u32 width);
 void cvm_intent_map_changed(void);
 void cvm_intent_attach(struct cvm_volume *vol);
 void cvm_intent_detach(struct cvm_volume *vol, bool clean);

@@ -153,11 +153,11 @@ static int cvm_call_stat(u32 device_id, u64 volume_id, u64 attach_epoch,
 int cvm_intent_version(u64 volume_id, u64 attach_epoch, u32 pool_id,
 		       u64 object_no, bool ec, u32 except, u32 *version)
 {
-	u32 devs[CVM_MAX_PG_WIDTH], width, i, v;
+	u32 devs[CVM_MAX_PG_WIDTH], width, i, v, need;
 	struct page *page;
 	int ret = -EAGAIN;
 
-	width = cvm_intent_row(pool_id, volume_id, object_no, devs);
+	width = cvm_intent_row(pool_id, volume_id, object_no, devs, &need);
 	page = alloc_page(GFP_KERNEL);
 	if (!page)
 		return -ENOMEM;
@@ -182,11 +182,23 @@ int cvm_intent_version(u64 volume_id, u64 attach_epoch, u32 pool_id,
 	return ret;
 }
 
+/* Devices of a row that are not CVM_DEV_NONE. */
+static u32 cvm_row_devices(const u32 *row, u32 width)
+{
+	u32 i, nr = 0;
+
+	for (i = 0; i < width; i++)
+		nr += row[i] != CVM_DEV_NONE;
+	return nr;
+}
+
 /*
  * The PG row of an object under the current map, copied into @devs
- * (CVM_MAX_PG_WIDTH entries); returns its width, 0 if the pool is gone.
+ * (CVM_MAX_PG_WIDTH entries), and in *@need the copies a write of it needs
+ * (cvm_write_need()); returns its width, 0 if the pool is gone.
  */
-u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs)
+u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs,
+		   u32 *need)
 {
 	const struct cvm_pool_table *pt;
 	const struct cvm_state *st;
@@ -200,16 +212,11 @@ u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs)
 		pg = cvm_object_pg(volume_id, object_no, pt->pg_num);
 		memcpy(devs, &pt->devs[(size_t)pg * pt->width],
 		       width * sizeof(*devs));
+		*need = cvm_write_need(st, pool_id,
+				       cvm_row_devices(devs, width));
 	}
 	rcu_read_unlock();
 	return width;
-}
-
-/* Replicas (shards) a write of @vol needs: request.c and ec_io.c. */
-static u32 cvm_intent_need(const struct cvm_volume *vol, u32 width)
-{
-	return vol->layout.ec_k ? vol->layout.ec_k :
-				  cvm_write_min_replicas(width);
 }
 
 /* ---- cleaning ---- */
@@ -231,11 +238,11 @@ void cvm_intent_touch(struct cvm_volume *vol, u64 object_no)
 /* CLEAN every replica of one object; 0 when every one answered OK. */
 static int cvm_intent_clean_obj(struct cvm_volume *vol, u64 object_no)
 {
-	u32 devs[CVM_MAX_PG_WIDTH], width, i;
+	u32 devs[CVM_MAX_PG_WIDTH], width, i, need;
 	struct cvm_fence *f;
 	int ret = 0;
 
-	width = cvm_intent_row(vol->pool_id, vol->id, object_no, devs);
+	width = cvm_intent_row(vol->pool_id, vol->id, object_no, devs, &need);
 	if (!width)
 		return -ENOENT;
 	for (i = 0; i < width; i++)
@@ -322,13 +329,13 @@ static int cvm_intent_settle(struct cvm_volume *vol, u64 object_no,
 	u32 devs[CVM_MAX_PG_WIDTH], vers[CVM_MAX_PG_WIDTH];
 	bool ec = vol->layout.ec_k, converge;
 	unsigned long known = 0, exists = 0;
-	u32 width, i, max = 0, src = U32_MAX;
+	u32 width, i, max = 0, src = U32_MAX, need = 0;
 	int ret, nr = 0, marked = 0;
 
 	/* Written or settled by this attachment: memory knows better. */
 	if (xa_load(&vol->active, object_no))
 		return 0;
-	width = cvm_intent_row(vol->pool_id, vol->id, object_no, devs);
+	width = cvm_intent_row(vol->pool_id, vol->id, object_no, devs, &need);
 	for (i = 0; i < width; i++) {
 		if (devs[i] == CVM_DEV_NONE)
 			continue;
@@ -346,8 +353,7 @@ static int cvm_intent_settle(struct cvm_volume *vol, u64 object_no,
 		__set_bit(i, &known);
 		max = max(max, vers[i]);
 	}
-	if (!nr || bitmap_weight(&known, width) <
-		   nr - cvm_intent_need(vol, nr) + 1)
+	if (!nr || bitmap_weight(&known, width) < nr - need + 1)
 		return -EAGAIN;
 	for_each_set_bit(i, &known, width)
 		if (vers[i] == max && test_bit(i, &exists) &&
@@ -496,8 +502,8 @@ out_retry:
  * May I/O of an object in this PG row go out?  Only once enough of the
  * row was scanned to know its stale replicas.  RCU held.
  */
-bool cvm_intent_ready(struct cvm_volume *vol, const u32 *row,
-		      u32 width)
+bool cvm_intent_ready(struct cvm_volume *vol, const struct cvm_state *st,
+		      const u32 *row, u32 width)
 {
 	u32 i, nr = 0, scanned = 0;
 
@@ -510,7 +516,7 @@ bool cvm_intent_ready(struct cvm_volume *vol, const u32 *row,
 		if (xa_load(&vol->scanned, row[i]))
 			scanned++;
 	}
-	return nr && scanned >= nr - cvm_intent_need(vol, nr) + 1;
+	return nr && scanned >= nr - cvm_write_need(st, vol->pool_id, nr) + 1;
 }
 
 /* A new map may bring devices not scanned yet. */

@@ -494,6 +494,7 @@ static int cvm_state_build_pools(struct cvm_state *st,
 		pt->kind = pool->kind;
 		pt->k = pool->k;
 		pt->m = pool->m;
+		pt->min_size = cvm_pool_min_size(pool);
 	}
 	return 0;
 }

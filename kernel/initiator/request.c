@@ -90,6 +90,7 @@ struct cvm_io;
  * @instances: writes: per slot of @acked_mask, the device instance that
  *	acknowledged it (cvm_wire_hello.instance: flush.c)
  * @io_error: writes: some replica answered IO_ERROR
+ * @need: writes: fresh acknowledgements it needs (cvm_write_need())
  * @record_work: writes that missed a replica: makes the record durable
  *	(cvm_obj_record_work())
  * @ec: reads and writes of an EC volume: the piece, run by ec_io.c
@@ -110,6 +111,7 @@ struct cvm_obj {
 	unsigned long		acked_mask;
 	u64			instances[CVM_MAX_PG_WIDTH];
 	bool			io_error;
+	unsigned int		need;
 	struct cvm_ec_io	ec;
 	struct work_struct	record_work;
 };
@@ -334,6 +336,7 @@ static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 			nr++;
 		obj->nr_devs++;
 	}
+	obj->need = cvm_write_need(st, obj->cmd->vol->pool_id, obj->nr_devs);
 	if (!nr)
 		return false;
 	/* One payload CRC for all replicas that send one, not one each. */
@@ -405,23 +408,27 @@ static bool cvm_obj_send(struct cvm_obj *obj)
 static unsigned int cvm_min_replicas;
 module_param_named(write_min_replicas, cvm_min_replicas, uint, 0644);
 MODULE_PARM_DESC(write_min_replicas,
-		 "fresh replicas that must acknowledge a write for it to succeed (Ceph's min_size); capped at the pool's replica count; 0 (default): a majority, n - n/2");
+		 "host-wide override of replicated pools' min_size: fresh replicas that must acknowledge a write; 0 (default): the pool's min_size");
 
 /*
- * Acknowledgements of fresh replicas (cvm_stale_settle()) a write on
- * @nr_devs replicas needs: by default a majority, n - n/2, as Ceph's
- * min_size, so an acknowledged write survives the loss of any one replica
- * of three before resync.  With fewer, the write is held and retried
- * (cvm.loss_timeout) instead of acknowledged.  The record of what the
- * others missed is made durable on the replicas that took it before the
- * write is acknowledged (cvm_obj_record_work(), intent.c).
+ * Acknowledgements of fresh replicas (cvm_stale_settle()) or shards a
+ * write on @nr_devs devices of the pool needs: the pool's min_size (by
+ * default a majority of replicas, n - n/2, as Ceph's, so an acknowledged
+ * write survives the loss of any one replica of three before resync; EC:
+ * cvm_pool_min_size()), at most @nr_devs.  With fewer, the write is held
+ * and retried (cvm.loss_timeout) instead of acknowledged.  The record of
+ * what the others missed is made durable on the replicas that took it
+ * before the write is acknowledged (cvm_obj_record_work(), intent.c).
+ * RCU held.
  */
-unsigned int cvm_write_min_replicas(unsigned int nr_devs)
+unsigned int cvm_write_need(const struct cvm_state *st, u32 pool_id,
+			    unsigned int nr_devs)
 {
-	unsigned int min = READ_ONCE(cvm_min_replicas);
+	const struct cvm_pool_table *pt = cvm_state_pool(st, pool_id);
+	unsigned int min = pt ? pt->min_size : nr_devs - nr_devs / 2;
 
-	if (!min)
-		min = nr_devs - nr_devs / 2;
+	if (pt && pt->kind == CVM_POOL_REPLICATED && READ_ONCE(cvm_min_replicas))
+		min = READ_ONCE(cvm_min_replicas);
 	return clamp(min, 1U, max(nr_devs, 1U));
 }
 
@@ -460,7 +467,7 @@ static void cvm_obj_write_finish(struct cvm_obj *obj)
 {
 	unsigned int acked = atomic_read(&obj->acked);
 	const struct cvm_volume *vol = obj->cmd->vol;
-	unsigned int need = cvm_write_min_replicas(obj->nr_devs);
+	unsigned int need = obj->need;
 	int fresh;
 
 	if (!acked) {
@@ -529,7 +536,7 @@ static void cvm_obj_record_work(struct work_struct *work)
 		if (!cvm_call(obj->devs[i], &c) && !c.status)
 			bumped++;
 	}
-	if (bumped < cvm_write_min_replicas(obj->nr_devs)) {
+	if (bumped < obj->need) {
 		pr_warn_ratelimited("volume %llu object %llu: the record of a degraded write reached %u replicas, retrying\n",
 				    vol->id, obj->ext.object_no, bumped);
 		cvm_obj_fail(obj, BLK_STS_TRANSPORT);
@@ -650,7 +657,7 @@ static bool cvm_obj_ready(const struct cvm_obj *obj)
 	st = rcu_dereference(cvm_state);
 	row = st ? cvm_obj_row(obj, st, &width) : NULL;
 	if (row)
-		ready = cvm_intent_ready(obj->cmd->vol, row, width);
+		ready = cvm_intent_ready(obj->cmd->vol, st, row, width);
 	rcu_read_unlock();
 	return ready;
 }
@@ -947,6 +954,7 @@ static blk_status_t cvm_io_prepare(struct cvm_io *cmd)
 		obj->status = BLK_STS_OK;
 		atomic_set(&obj->pending, 0);
 		obj->nr_devs = 0;
+		obj->need = 0;
 		obj->missed = 0;
 		obj->acked_mask = 0;
 		obj->io_error = false;
@@ -1616,7 +1624,7 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 	struct cvm_volume *vol;
 	struct cvm_fence *f;
 	u32 src = 0, len, version = 0, i;
-	u32 devs[CVM_MAX_PG_WIDTH], width;
+	u32 devs[CVM_MAX_PG_WIDTH], width, need;
 	u16 shard = 0;
 	u64 off;
 	int ret;
@@ -1674,7 +1682,7 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 		goto out_unfence;
 	}
 	if (v.ec_k) {
-		width = cvm_intent_row(v.pool_id, v.id, object_no, devs);
+		width = cvm_intent_row(v.pool_id, v.id, object_no, devs, &need);
 		for (i = 0; i < width; i++)
 			if (devs[i] == sd->device_id)
 				shard = i;

@@ -207,7 +207,7 @@ open(sys.argv[2], "wb").write(sb)
 PY
 dd if="$tmp/sb2" of=$DEV bs=4096 count=1 conv=notrunc status=none
 refused "superblock of a newer format version refused" "${G[@]}" add $ID $DEV
-store_version=$(sed -n 's/^#define CVM_STORE_VERSION[[:space:]]*//p' kernel/target/store.c)
+store_version=$(sed -n 's/^#define CVM_STORE_VERSION[[:space:]][[:space:]]*//p' kernel/target/store.c)
 check "dmesg names both versions" dmesg_has \
 	"on-disk format version $((store_version + 1)), this build reads $store_version"
 check "the refused device was not written" cmp -n 4096 $DEV "$tmp/sb2"
@@ -224,6 +224,46 @@ check "reformatted device reads zeroes" read_is 9 1 0 65536 "$tmp/z64k"
 head -c 4096 /dev/urandom | dd of=/dev/ram1 bs=4096 conv=notrunc status=none
 refused "garbage device refused without FORMAT" "${G[@]}" add 2 /dev/ram1
 check "garbage device formats with FORMAT" "${G[@]}" add 2 /dev/ram1 format
+# Format 2 (before object versions and intent bits) converts at add: its
+# entries read as version 0, intent clear; only the superblock changes.
+check "write 1 MiB to 9/1 on device 2" "$W" "$EP" write --device 2 \
+	--volume 9 --object 1 --file "$tmp/rand1m" --fua
+check "its intent bit is set" eval \
+	"\"$W\" \"$EP\" stat --device 2 --volume 9 --object 1 | grep -q ' intent 1 version 0'"
+check "remove device 2" "${G[@]}" remove 2
+dd if=/dev/ram1 of="$tmp/sb" bs=4096 count=1 status=none
+python3 - "$tmp/sb" "$tmp/sb2" <<'PY'
+import struct, sys
+def crc32c(b):
+    c = 0xffffffff
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82f63b78 if c & 1 else 0)
+    return c ^ 0xffffffff
+sb = bytearray(open(sys.argv[1], "rb").read())
+struct.pack_into("<I", sb, 8, 2)
+struct.pack_into("<I", sb, 100, crc32c(sb[:100]))
+open(sys.argv[2], "wb").write(sb)
+PY
+dd if="$tmp/sb2" of=/dev/ram1 bs=4096 count=1 conv=notrunc status=none
+dmesg -C
+refused "format 2 with an intent bit (no format-2 build writes one) refused" \
+	"${G[@]}" add 2 /dev/ram1
+check "dmesg says why" dmesg_has "object table entry has unknown flags"
+dd if="$tmp/sb" of=/dev/ram1 bs=4096 count=1 conv=notrunc status=none
+check "device 2 back at format $store_version" "${G[@]}" add 2 /dev/ram1
+check "CLEAN clears the intent bit" "$W" "$EP" clean --device 2 --volume 9 --object 1
+check "remove device 2" "${G[@]}" remove 2
+dd if="$tmp/sb2" of=/dev/ram1 bs=4096 count=1 conv=notrunc status=none
+dmesg -C
+check "a format-2 device loads, converted" "${G[@]}" add 2 /dev/ram1
+check "dmesg names the conversion" dmesg_has \
+	"on-disk format converted from version 2 to $store_version"
+check "data intact after the conversion" eval \
+	"\"$W\" \"$EP\" read --device 2 --volume 9 --object 1 --length 1048576 --out '$tmp/r' && cmp '$tmp/r' '$tmp/rand1m'"
+check "the superblock says version $store_version now" eval \
+	"[[ \$(od -An -tu4 -j8 -N4 /dev/ram1 | tr -d ' ') == $store_version ]]"
 
 echo "# malformed wire messages"
 check "cvm-wire fuzz" "$W" "$EP" fuzz --device $ID --volume 7 --object 1

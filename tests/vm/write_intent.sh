@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 60 s)
+# tier: check (about 100 s)
 #
 # Which replica missed an acknowledged write is kept on the targets, not
 # only in cvm.ko's memory (intent.c, cvm_wire.h "Object shard versions").
@@ -21,7 +21,10 @@
 #   4. a write that reached one replica only (what an initiator crash
 #      leaves: cvm-wire writes device 2 directly while the volume is not
 #      attached): at the next attach the replicas converge by themselves
-#      (old code: they stayed different forever).
+#      (old code: they stayed different forever);
+#   5. the pool's min_size, carried in the map: 3 holds a write that only
+#      2 replicas can take (it fails after the loss timeout), the default
+#      (2 of 3) acknowledges it.
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/write_intent.sh
 set -u
@@ -163,6 +166,23 @@ check "stale objects resynced (within 60 s)" cvm_wait_for 60 stale_zero
 check "every object the same on all three replicas" replicas_identical
 check "object 5 reads the same again" eval \
 	"cmp '$tmp/r5' <(dd if=/dev/cvm0 bs=1M skip=5 count=1 iflag=direct status=none)"
+
+echo "# 5. the pool's min_size (in the map) governs the write quorum"
+# shellcheck disable=SC2046 # cvm_map_paths: several arguments
+check "map epoch 2: pool 3 min_size 3" "${ig[@]}" map-set 2 --min-size 3 \
+	$(cvm_map_paths)
+check "device 0's target stops listening" cvm_unlisten 0
+echo 3 >/sys/module/cvm/parameters/loss_timeout
+check "a write with 2 of 3 replicas is held, then fails (loss_timeout 3 s)" \
+	eval "! dd if='$tmp/a' of=/dev/cvm0 bs=1M count=1 oflag=direct status=none 2>/dev/null"
+echo 600 >/sys/module/cvm/parameters/loss_timeout
+# shellcheck disable=SC2046 # cvm_map_paths: several arguments
+check "map epoch 3: min_size back to the default (2 of 3)" "${ig[@]}" \
+	map-set 3 $(cvm_map_paths)
+check "the same write succeeds on 2 of 3" write_all "$tmp/a"
+check "device 0's target listens again" cvm_listen 0
+check "stale objects resynced (within 60 s)" cvm_wait_for 60 stale_zero
+check "every object the same on all three replicas" replicas_identical
 
 check "detach" detach
 cvm_three_targets_down

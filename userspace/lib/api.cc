@@ -34,6 +34,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"pool.list", &Api::PoolList},
       {"pool.get", &Api::PoolGet},
       {"pool.delete", &Api::PoolDelete},
+      {"pool.set", &Api::PoolSet},
       {"volume.create", &Api::VolumeCreate},
       {"volume.list", &Api::VolumeList},
       {"volume.get", &Api::VolumeGet},
@@ -78,8 +79,8 @@ Result<json> Api::Call(std::string_view op, const json& args) {
     }
     // A topology change cut a new epoch: the kernel gets it now.
     static constexpr std::string_view kTopologyOps[] = {
-        "host.add",         "host.remove", "device.add", "device.remove",
-        "device.set_state", "pool.create", "pool.delete"};
+        "host.add",         "host.remove", "device.add",  "device.remove",
+        "device.set_state", "pool.create", "pool.delete", "pool.set"};
     if (result.ok() && sync_ != nullptr &&
         std::find(std::begin(kTopologyOps), std::end(kTopologyOps), op) !=
             std::end(kTopologyOps)) {
@@ -350,16 +351,22 @@ Result<json> Api::DeviceSetState(JsonFields& a) {
 // ---- pools ----
 
 Result<json> Api::PoolCreate(JsonFields& a) {
-  a.Expect({"name", "policy", "failure_domain", "pg_num", "device_class"});
+  a.Expect({"name", "policy", "failure_domain", "pg_num", "device_class",
+            "min_size"});
   Pool p;
   p.name = a.String("name");
   const json* policy = a.Raw("policy");
   const std::string domain = a.OptString("failure_domain").value_or("host");
   const uint64_t pg_num = a.OptU64("pg_num").value_or(kDefaultPgNum);
   p.device_class = a.OptString("device_class").value_or("");
+  const uint64_t min_size = a.OptU64("min_size").value_or(0);
   if (a.ok() && policy == nullptr) {
     return InvalidArgument("argument 'policy' is required");
   }
+  if (min_size > 255) {
+    return InvalidArgument(fmt::format("min_size {} out of range", min_size));
+  }
+  p.min_size = static_cast<uint32_t>(min_size);
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(p.policy,
                        PolicyFromJson(*policy, Code::kInvalidArgument));
@@ -386,6 +393,19 @@ Result<json> Api::PoolGet(JsonFields& a) {
   const std::string name = a.String("name");
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(Pool p, store_.GetPool(name));
+  return ToJson(p);
+}
+
+Result<json> Api::PoolSet(JsonFields& a) {
+  a.Expect({"name", "min_size"});
+  const std::string name = a.String("name");
+  const uint64_t min_size = a.U64("min_size");
+  CVM_RETURN_IF_ERROR(a.status());
+  if (min_size > 255) {
+    return InvalidArgument(fmt::format("min_size {} out of range", min_size));
+  }
+  CVM_ASSIGN_OR_RETURN(
+      Pool p, store_.SetPoolMinSize(name, static_cast<uint32_t>(min_size)));
   return ToJson(p);
 }
 

@@ -70,6 +70,7 @@ class Api {
   Result<nlohmann::json> PoolList(JsonFields& a);
   Result<nlohmann::json> PoolGet(JsonFields& a);
   Result<nlohmann::json> PoolDelete(JsonFields& a);
+  Result<nlohmann::json> PoolSet(JsonFields& a);
   Result<nlohmann::json> VolumeCreate(JsonFields& a);
   Result<nlohmann::json> VolumeList(JsonFields& a);
   Result<nlohmann::json> VolumeGet(JsonFields& a);

@@ -160,6 +160,7 @@ Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
       pool.m = static_cast<uint8_t>(p.policy.m);
     }
     pool.failure_domain = static_cast<uint8_t>(ItemType(p.failure_domain));
+    pool.min_size = static_cast<uint8_t>(p.min_size);
     layout.pools.push_back(pool);
   }
   return layout;

@@ -631,6 +631,26 @@ Result<std::vector<Pool>> MetadataStore::ListPools() {
   return ScanAll(Cf::kPools, &DecodePool);
 }
 
+Result<Pool> MetadataStore::SetPoolMinSize(std::string_view name,
+                                           uint32_t min_size) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(name));
+  pool.min_size = min_size;
+  CVM_RETURN_IF_ERROR(ValidatePool(pool));
+  rocksdb::WriteBatch batch;
+  batch.Put((*h_)[Cf::kPools], EncodeIdKey(pool.id), Encode(ToJson(pool)));
+  // min_size is in the map: initiators apply it to every write.
+  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+  for (Pool& p : next.pools) {
+    if (p.id == pool.id) p = pool;
+  }
+  CVM_RETURN_IF_ERROR(BumpEpoch(
+      batch, fmt::format("pool.set {} min_size {}", pool.name, min_size),
+      next));
+  CVM_RETURN_IF_ERROR(Commit(batch));
+  return pool;
+}
+
 Status MetadataStore::DeletePool(std::string_view name) {
   std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(name));

@@ -128,6 +128,8 @@ class MetadataStore {
   Result<Pool> GetPoolById(uint64_t id);
   Result<std::vector<Pool>> ListPools();
   Status DeletePool(std::string_view name);
+  // Changes a pool's min_size (0: the policy's default); a new map epoch.
+  Result<Pool> SetPoolMinSize(std::string_view name, uint32_t min_size);
 
   // Volumes.
   Result<Volume> CreateVolume(const VolumeSpec& spec);

@@ -307,7 +307,26 @@ Status ValidatePool(const Pool& p) {
   if (!p.device_class.empty()) {
     CVM_RETURN_IF_ERROR(ValidateName("device class", p.device_class));
   }
+  if (p.min_size != 0) {
+    const bool ec = p.policy.kind == Policy::Kind::kErasure;
+    const uint32_t lo = ec ? p.policy.k : 1;
+    const uint32_t hi = ec ? p.policy.k + p.policy.m : p.policy.replicas;
+    if (p.min_size < lo || p.min_size > hi) {
+      return InvalidArgument(fmt::format(
+          "min_size {} must be from {} to {} for {} ({})", p.min_size, lo, hi,
+          ToString(p.policy),
+          ec ? "fewer than k shards cannot hold the data" : "its copies"));
+    }
+  }
   return {};
+}
+
+uint32_t EffectiveMinSize(const Pool& p) {
+  if (p.min_size != 0) return p.min_size;
+  if (p.policy.kind == Policy::Kind::kErasure) {
+    return p.policy.m >= 2 ? p.policy.k + 1 : p.policy.k;
+  }
+  return p.policy.replicas - p.policy.replicas / 2;
 }
 
 Status ValidateVolume(const Volume& v) {
@@ -396,6 +415,8 @@ json ToJson(const Pool& p) {
           {"failure_domain", ToString(p.failure_domain)},
           {"pg_num", p.pg_num},
           {"device_class", p.device_class},
+          {"min_size", p.min_size},
+          {"effective_min_size", EffectiveMinSize(p)},
           {"created", p.created}};
 }
 
@@ -516,7 +537,7 @@ Result<Pool> DecodePool(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "pool"));
   JsonFields f(j, "pool record field", Code::kCorruption);
   f.Expect({"id", "name", "policy", "failure_domain", "pg_num", "device_class",
-            "created"});
+            "min_size", "effective_min_size", "created"});
   Pool p;
   p.id = f.U64("id");
   p.name = f.String("name");
@@ -524,10 +545,18 @@ Result<Pool> DecodePool(std::string_view bytes) {
   const uint64_t pg_num = f.U64("pg_num");
   p.device_class = f.String("device_class");
   p.created = f.I64("created");
+  // Records written before min_size existed have none: the default.
+  const uint64_t min_size = f.OptU64("min_size").value_or(0);
+  f.OptU64("effective_min_size");  // derived, written for readers
   const json* policy = f.Raw("policy");
   if (f.ok() && policy == nullptr) {
     return Corruption("pool record: field 'policy' is required");
   }
+  if (min_size > 255) {
+    return Corruption(
+        fmt::format("pool record: min_size {} out of range", min_size));
+  }
+  p.min_size = static_cast<uint32_t>(min_size);
   CVM_RETURN_IF_ERROR(f.status());
   if (p.id == 0) return Corruption("pool record: id 0 is invalid");
   if (pg_num > kMaxPgNum) {

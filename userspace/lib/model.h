@@ -117,8 +117,15 @@ struct Pool {
   FailureDomain failure_domain = FailureDomain::kHost;
   uint32_t pg_num = kDefaultPgNum;
   std::string device_class;  // empty: any class
+  // Copies (EC: shards) a write must reach to be acknowledged; 0: the
+  // policy's default, EffectiveMinSize().
+  uint32_t min_size = 0;
   int64_t created = 0;
 };
+
+// The pool's min_size, or its policy's default: replicated(n) a majority,
+// n - n/2; ec(k,m) k + 1 for m >= 2, k for m = 1 (cvm_pool_min_size()).
+uint32_t EffectiveMinSize(const Pool& p);
 
 struct Volume {
   uint64_t id = 0;

@@ -235,16 +235,19 @@ Result<Header> Decode(std::span<const uint8_t, kHeaderLen> bytes,
 
 std::string_view OpName(uint8_t op) {
   static constexpr std::string_view kNames[] = {
-      "?",     "HELLO",  "READ", "WRITE", "WRITE_ZEROES", "DISCARD",
-      "FLUSH", "REMOVE", "LIST", "STAT",  "ROLLBACK",     "PREALLOC"};
+      "?",        "HELLO",    "READ",   "WRITE",       "WRITE_ZEROES",
+      "DISCARD",  "FLUSH",    "REMOVE", "LIST",        "STAT",
+      "ROLLBACK", "PREALLOC", "BUMP",   "SET_VERSION", "CLEAN"};
+  static_assert(std::size(kNames) == CVM_WIRE_OP_MAX + 1);
   return op <= CVM_WIRE_OP_MAX ? kNames[op] : "?";
 }
 
 std::string_view StatusName(uint16_t status) {
   static constexpr std::string_view kNames[] = {
-      "OK",       "INVALID",      "NOT_FOUND",   "VERSION",
-      "AUTH",     "STALE_ATTACH", "STALE_MAP",   "NO_SPACE",
-      "IO_ERROR", "DATA_CRC",     "UNSUPPORTED", "BUSY"};
+      "OK",           "INVALID",   "NOT_FOUND",    "VERSION",  "AUTH",
+      "STALE_ATTACH", "STALE_MAP", "NO_SPACE",     "IO_ERROR", "DATA_CRC",
+      "UNSUPPORTED",  "BUSY",      "STALE_VERSION"};
+  static_assert(std::size(kNames) == CVM_WIRE_STATUS_MAX + 1);
   return status <= CVM_WIRE_STATUS_MAX ? kNames[status] : "?";
 }
 
@@ -444,6 +447,17 @@ Result<Reply> Client::Stat(const ObjectKey& k) {
   h.object_no = k.object_no;
   h.shard = k.shard;
   h.attach_epoch = k.attach_epoch;
+  return Call(h);
+}
+
+Result<Reply> Client::VersionOp(uint8_t op, const ObjectKey& k,
+                                uint32_t version) {
+  Header h = MakeRequest(op);
+  h.volume_id = k.volume_id;
+  h.object_no = k.object_no;
+  h.shard = k.shard;
+  h.attach_epoch = k.attach_epoch;
+  h.shard_version = version;
   return Call(h);
 }
 

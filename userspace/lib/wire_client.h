@@ -124,6 +124,8 @@ class Client {
                       std::span<const uint8_t> data, bool fua = false);
   Result<Reply> Remove(const ObjectKey& k);
   Result<Reply> Stat(const ObjectKey& k);
+  // BUMP, SET_VERSION (@version) or CLEAN of an object shard.
+  Result<Reply> VersionOp(uint8_t op, const ObjectKey& k, uint32_t version = 0);
   Result<Reply> Flush();
 
   // Raw access for fuzzing.

@@ -240,6 +240,39 @@ TEST_F(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
   EXPECT_EQ(store_->EpochHistory(2)->front().epoch, 4u);
 }
 
+// min_size is part of the map: a change cuts an epoch; bad values refused.
+TEST_F(EmptyStoreTest, PoolMinSizeIsValidatedAndCutsAnEpoch) {
+  Pool p;
+  p.name = "p";
+  p.min_size = 4;  // replicated(3)
+  EXPECT_ERROR(store_->CreatePool(p), Code::kInvalidArgument, "min_size 4");
+  p.min_size = 0;
+  ASSERT_OK(store_->CreatePool(p));
+  const uint64_t before = Epoch();
+  auto set = store_->SetPoolMinSize("p", 3);
+  ASSERT_OK(set);
+  EXPECT_EQ(set->min_size, 3u);
+  EXPECT_EQ(Epoch(), before + 1);
+  EXPECT_EQ(store_->GetPool("p")->min_size, 3u);
+  EXPECT_EQ(store_->EpochHistory(1)->front().reason, "pool.set p min_size 3");
+  EXPECT_ERROR(store_->SetPoolMinSize("p", 5), Code::kInvalidArgument,
+               "min_size 5");
+  EXPECT_ERROR(store_->SetPoolMinSize("nope", 1), Code::kNotFound, "nope");
+  EXPECT_EQ(Epoch(), before + 1);  // refused changes cut nothing
+  ASSERT_OK(store_->SetPoolMinSize("p", 0));
+  EXPECT_EQ(EffectiveMinSize(*store_->GetPool("p")), 2u);
+
+  Pool ec;
+  ec.name = "ec";
+  ec.policy = Policy::Erasure(4, 2);
+  EXPECT_EQ(EffectiveMinSize(ec), 5u);  // k + 1 for m >= 2
+  ec.min_size = 3;                      // fewer than k shards
+  EXPECT_ERROR(store_->CreatePool(ec), Code::kInvalidArgument, "from 4 to 6");
+  ec.policy = Policy::Erasure(4, 1);
+  ec.min_size = 0;
+  EXPECT_EQ(EffectiveMinSize(ec), 4u);  // k for m = 1
+}
+
 TEST_F(EmptyStoreTest, FailedCommitLeavesNothingBehind) {
   ASSERT_OK(store_->AddHost(MakeHost("h1")));
   fail_commit_ = true;

@@ -126,6 +126,17 @@ TEST(DecodeTest, RoundTripsEveryKind) {
   ASSERT_OK(pool);
   EXPECT_EQ(pool->policy, Policy::Erasure(4, 2));
   EXPECT_EQ(pool->failure_domain, FailureDomain::kRack);
+  EXPECT_EQ(pool->min_size, 0u);
+
+  p.min_size = 6;
+  EXPECT_EQ(DecodePool(Encode(ToJson(p)))->min_size, 6u);
+  // A record from before min_size existed reads as the default.
+  json old = ToJson(p);
+  old.erase("min_size");
+  old.erase("effective_min_size");
+  EXPECT_EQ(DecodePool(Encode(old))->min_size, 0u);
+  old["min_size"] = 1;  // below k
+  EXPECT_FALSE(DecodePool(Encode(old)).ok());
 }
 
 TEST(DecodeTest, PathStateRoundTripsAndRefusesBadFields) {

@@ -111,9 +111,9 @@ TEST_F(MapCodecTest, HeaderFieldsChecked) {
   blob_[3] = 'X';
   ExpectRefused(-EBADMSG, "magic");
   blob_[3] = 'M';
-  blob_[4] = 2;
+  blob_[4] = CVM_MAP_VERSION - 1;  // version 1: 12-byte pool records
   ExpectRefused(-EPROTO, "version");
-  blob_[4] = 1;
+  blob_[4] = CVM_MAP_VERSION;
   blob_[6] = 52;
   ExpectRefused(-EBADMSG, "header length");
   blob_[6] = CVM_MAP_HEADER_LEN;
@@ -203,6 +203,51 @@ TEST_F(MapCodecTest, BadMapInsideRefused) {
   blob_[pools_at + 9] = 7;  // replicated(7)
   FixCrc();
   ExpectRefused(-EINVAL, "replica count");
+
+  blob_ = Encode(map_.get());
+  blob_[pools_at + 12] = 4;  // min_size 4 of replicated(3)
+  FixCrc();
+  ExpectRefused(-EINVAL, "min_size");
+
+  blob_ = Encode(map_.get());
+  blob_[pools_at + CVM_MAP_POOL_LEN + 12] = 1;  // ec(2,1): min_size 1 < k
+  FixCrc();
+  ExpectRefused(-EINVAL, "min_size");
+
+  blob_ = Encode(map_.get());
+  blob_[pools_at + 15] = 1;
+  FixCrc();
+  ExpectRefused(-EBADMSG, "reserved pool field");
+}
+
+// min_size travels in the map; 0 leaves the policy's default.
+TEST_F(MapCodecTest, MinSizeRoundTripsAndDefaults) {
+  builder_.pools[0].min_size = 3;
+  MapPtr map;
+  ASSERT_EQ(builder_.Build(&map, nullptr), 0);
+  std::vector<uint8_t> blob = Encode(map.get());
+  cvm_map *raw = nullptr;
+  cvm_err err{};
+  ASSERT_EQ(cvm_map_decode(blob.data(), blob.size(), &raw, &err), 0) << err.why;
+  MapPtr decoded(raw);
+  EXPECT_EQ(decoded->pools[0].min_size, 3);
+  EXPECT_EQ(cvm_pool_min_size(&decoded->pools[0]), 3u);
+  EXPECT_EQ(decoded->pools[1].min_size, 0);
+
+  cvm_pool p{};
+  p.kind = CVM_POOL_REPLICATED;
+  for (uint8_t n = 1; n <= 5; n++) {
+    p.k = n;
+    EXPECT_EQ(cvm_pool_min_size(&p), n - n / 2u) << "replicated " << +n;
+  }
+  p.kind = CVM_POOL_EC;
+  p.k = 4;
+  p.m = 1;
+  EXPECT_EQ(cvm_pool_min_size(&p), 4u);  // k: k + 1 would be every shard
+  p.m = 2;
+  EXPECT_EQ(cvm_pool_min_size(&p), 5u);  // k + 1
+  p.m = 3;
+  EXPECT_EQ(cvm_pool_min_size(&p), 5u);
 }
 
 // Random garbage with a valid header and CRC never crashes the decoder.

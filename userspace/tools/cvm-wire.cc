@@ -61,7 +61,8 @@ struct Options {
   fmt::print(stderr, "cvm-wire: {}\n", why);
   fmt::print(
       stderr,
-      "usage: cvm-wire HOST:PORT write|read|remove|stat|flush|sums|dump|fuzz "
+      "usage: cvm-wire HOST:PORT "
+      "write|read|remove|stat|clean|bump|flush|sums|dump|fuzz "
       "--device ID [--volume V] [--object N] [--shard S] [--attach-epoch E] "
       "[--offset O] "
       "[--length L] [--count C] [--shards S] [--pattern BYTE|--file F] [--fua] "
@@ -352,6 +353,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (o.verb == "remove") return Report(conn->Remove(o.key), "remove");
+  if (o.verb == "clean") {
+    return Report(conn->VersionOp(CVM_WIRE_OP_CLEAN, o.key), "clean");
+  }
+  if (o.verb == "bump") {
+    auto r = conn->VersionOp(CVM_WIRE_OP_BUMP, o.key);
+    int rc = Report(r, "bump");
+    if (!rc) fmt::print("version {}\n", r->header.shard_version);
+    return rc;
+  }
   if (o.verb == "flush") return Report(conn->Flush(), "flush");
   if (o.verb == "stat") {
     auto r = conn->Stat(o.key);

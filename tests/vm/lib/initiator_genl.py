@@ -82,7 +82,7 @@ NLM_F_DUMP = 0x300
 
 # kernel/common/map_codec.h, placement.h
 MAP_MAGIC = 0x4D4D5643
-MAP_VERSION = 1
+MAP_VERSION = 2
 MAP_HEADER_LEN = 48
 TYPE_HOST = 1
 TYPE_ROOT = 4
@@ -102,7 +102,7 @@ def crc32c(data, crc=0xFFFFFFFF):
 
 def encode_map(epoch, devices, buckets, pools):
     """devices: [(id, weight, state)]; buckets: [(id, type, [child ids])];
-    pools: [(id, pg_num, kind, k, m, failure_domain)]."""
+    pools: [(id, pg_num, kind, k, m, failure_domain[, min_size])]."""
     body = b""
     for d in devices:
         body += struct.pack("<III", *d)
@@ -114,7 +114,7 @@ def encode_map(epoch, devices, buckets, pools):
             body += struct.pack("<i", c)
             nr_children += 1
     for p in pools:
-        body += struct.pack("<IIBBBB", *p)
+        body += struct.pack("<IIBBBBB3x", *(tuple(p) + (0,) * (7 - len(p))))
     total = MAP_HEADER_LEN + len(body)
     hdr = struct.pack("<IHHII", MAP_MAGIC, MAP_VERSION, MAP_HEADER_LEN,
                       total, 0)
@@ -125,10 +125,11 @@ def encode_map(epoch, devices, buckets, pools):
     return blob[:12] + struct.pack("<I", crc) + blob[16:]
 
 
-def test_map(epoch, hosts=3, pg_num=64, extra_devices=0, ec=None):
+def test_map(epoch, hosts=3, pg_num=64, extra_devices=0, ec=None, min_size=0):
     """hosts hosts of one device each (device i on host -(i+2)), under one
     root; pool 1 replicated(1), pool 3 replicated(min(3, hosts)), and with
-    ec=(k, m) pool 5 ec(k,m) (hosts must be at least k + m).
+    ec=(k, m) pool 5 ec(k,m) (hosts must be at least k + m); min_size: of
+    pools 3 and 5 (0: the policy's default).
     extra_devices adds more devices, spread over the hosts (to grow the
     blob)."""
     devices = [(i, 0x10000, DEV_UP_IN) for i in range(hosts + extra_devices)]
@@ -137,9 +138,11 @@ def test_map(epoch, hosts=3, pg_num=64, extra_devices=0, ec=None):
         kids = [i] + list(range(hosts + i, hosts + extra_devices, hosts))
         buckets.append((-(i + 2), TYPE_HOST, kids))
     pools = [(1, pg_num, POOL_REPLICATED, 1, 0, TYPE_HOST),
-             (3, pg_num, POOL_REPLICATED, min(3, hosts), 0, TYPE_HOST)]
+             (3, pg_num, POOL_REPLICATED, min(3, hosts), 0, TYPE_HOST,
+              min_size)]
     if ec:
-        pools.append((EC_POOL_ID, pg_num, POOL_EC, ec[0], ec[1], TYPE_HOST))
+        pools.append((EC_POOL_ID, pg_num, POOL_EC, ec[0], ec[1], TYPE_HOST,
+                      min_size))
     return encode_map(epoch, devices, buckets, pools)
 
 
@@ -464,6 +467,8 @@ def main(argv):
     p.add_argument("--no-paths", action="store_true")
     p.add_argument("--ec", default=None, metavar="K,M",
                    help="add pool %d, ec(K,M)" % EC_POOL_ID)
+    p.add_argument("--min-size", type=int, default=0,
+                   help="min_size of pools 3 and %d (0: default)" % EC_POOL_ID)
     p = sub.add_parser("attach")
     p.add_argument("id", type=int)
     p.add_argument("pool", type=int)
@@ -486,7 +491,8 @@ def main(argv):
     c = Cvm()
     if a.cmd == "map-set":
         ec = tuple(int(x) for x in a.ec.split(",")) if a.ec else None
-        blob = test_map(a.epoch, a.hosts, a.pg_num, a.extra_devices, ec)
+        blob = test_map(a.epoch, a.hosts, a.pg_num, a.extra_devices, ec,
+                        a.min_size)
         devs = range(a.hosts)
         paths = paths_attr([] if a.no_paths else devs, a.addr.split(","),
                            a.port_base, a.transport.split(","))

@@ -1,5 +1,6 @@
 // cvmadm pool create <name> --policy replicated:N|ec:K,M [--pg-num N]
 //                           [--failure-domain host|rack|row] [--device-class C]
+//                           [--min-size N]
 #include <fmt/format.h>
 
 #include "format.h"
@@ -21,7 +22,10 @@ void GetArguments(po::options_description* positional,
       "host, rack or row: copies go to distinct ones")(
       "device-class",
       po::value<std::string>()->default_value("")->value_name("C"),
-      "only use devices of this class (default: any)");
+      "only use devices of this class (default: any)")(
+      "min-size", po::value<std::string>()->value_name("N"),
+      "copies (EC: shards) a write must reach to be acknowledged (default: "
+      "a majority of replicas; EC k+1 when m >= 2, else k)");
 }
 
 int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
@@ -34,11 +38,17 @@ int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
       {"failure_domain", vm["failure-domain"].as<std::string>()}};
   const std::string device_class = vm["device-class"].as<std::string>();
   if (!device_class.empty()) args["device_class"] = device_class;
+  if (vm.count("min-size")) {
+    auto min_size = IdArgument(vm, "min-size");
+    if (!min_size.ok()) return Fail(r, min_size.status());
+    args["min_size"] = *min_size;
+  }
   if (int err = CallDaemon(ctx, "pool.create", args, r)) return err;
-  r->text = fmt::format("pool '{}' created (id {}, {}, pg_num {})",
-                        Str(r->data, "name"), Str(r->data, "id"),
-                        PolicyText(r->data.value("policy", nlohmann::json())),
-                        Str(r->data, "pg_num"));
+  r->text =
+      fmt::format("pool '{}' created (id {}, {}, pg_num {}, min_size {})",
+                  Str(r->data, "name"), Str(r->data, "id"),
+                  PolicyText(r->data.value("policy", nlohmann::json())),
+                  Str(r->data, "pg_num"), Str(r->data, "effective_min_size"));
   return 0;
 }
 

@@ -15,10 +15,11 @@ int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
     rows.push_back({Str(p, "id"), Str(p, "name"),
                     PolicyText(p.value("policy", nlohmann::json())),
                     Str(p, "pg_num"), Str(p, "failure_domain"),
-                    device_class.empty() ? "any" : device_class});
+                    device_class.empty() ? "any" : device_class,
+                    Str(p, "effective_min_size")});
   }
-  r->text =
-      RenderTable({"ID", "NAME", "POLICY", "PG_NUM", "DOMAIN", "CLASS"}, rows);
+  r->text = RenderTable(
+      {"ID", "NAME", "POLICY", "PG_NUM", "DOMAIN", "CLASS", "MIN_SIZE"}, rows);
   return 0;
 }
 
