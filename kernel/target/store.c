@@ -23,19 +23,21 @@
  *	older attachments it records, so version 1 is not read: reformat.
  *   3	object shard versions and write intent (cvm_wire.h, "Object shard
  *	versions"): the table entry's former reserved word is @version and
- *	flag bit 1 is CVM_OBJ_F_INTENT.  A version-2 device is converted at
- *	TARGET_DEVICE_ADD: its entries are valid version-3 entries (version 0,
- *	intent clear), so only the superblock is rewritten, once the table
- *	has loaded.  A version-2 build would ignore the intent records.
+ *	flag bit 1 is CVM_OBJ_F_INTENT.  Table and bitmap blocks are sealed
+ *	per 512-byte sector (a tail and CRC in each, entries never crossing
+ *	one), so a write torn at any sector boundary leaves every sector old
+ *	or new and the device loadable: 120 entries and 30720 bits per block.
+ *	The table's size changes, so version 2 is not read: reformat.
  *
  * On-disk format, version 3 (all fields little endian, 4 KiB blocks):
  *
  *	block 0			superblock (struct cvm_sb_disk, CRC32C)
- *	table_start ..		object table: one 32-byte entry per extent,
- *				127 entries and a struct cvm_meta_tail (magic,
- *				block number, CRC32C) per block
- *	bitmap_start ..		allocation bitmap: one bit per extent, 32512
- *				bits and a tail per block
+ *	table_start ..		object table: one 32-byte entry per extent;
+ *				each 512-byte sector holds 15 entries and a
+ *				struct cvm_meta_tail (magic, sector number in
+ *				the region, CRC32C): 120 entries per block
+ *	bitmap_start ..		allocation bitmap: one bit per extent, 3840
+ *				bits and a tail per sector, 30720 per block
  *	bitmap_start +		fence table: fence_blocks blocks of 32-byte
  *	 bitmap_blocks ..	entries (volume id, attach epoch, CRC32C each),
  *				16 per sector (fence.c)
@@ -71,7 +73,10 @@
  *		Overwrites of a shard whose bit is set write no metadata.
  * So the on-disk bitmap always covers the table.  At load a bit without an
  * entry (a crash between the two writes) is reclaimed; an entry without a
- * bit, a bad CRC, a bad block number or a duplicate key refuses the device.
+ * bit, a bad CRC, a bad sector number or a duplicate key refuses the
+ * device.  Each change rewrites one 4 KiB block of which one sector
+ * changes; the device's sector is the unit of atomicity, so a power cut
+ * tearing that write leaves each sector whole, old or new: never a bad CRC.
  *
  * The index is a hash table (key -> extent) rebuilt from the table at load.
  * Data requests are bios submitted asynchronously from the connection's
@@ -108,7 +113,6 @@
 #define CVM_TABLE_MAGIC		0x4c4254544d5643ULL	/* "CVMTTBL" */
 #define CVM_BITMAP_MAGIC	0x504d42544d5643ULL	/* "CVMTBMP" */
 #define CVM_STORE_VERSION	3
-#define CVM_STORE_VERSION_CONVERTED	2	/* read and converted */
 #define CVM_BLK_SIZE		4096U
 #define CVM_BLK_SECTORS		(CVM_BLK_SIZE >> SECTOR_SHIFT)
 #define CVM_EXTENT_SHIFT	22
@@ -158,22 +162,27 @@ struct cvm_obj_disk {
 	__le32	version;
 };
 
-/* struct cvm_meta_tail - last 32 bytes of every table and bitmap block */
+/* struct cvm_meta_tail - last 32 bytes of every table and bitmap sector */
 struct cvm_meta_tail {
 	__le64	magic;
-	__le64	block_no;	/* index inside its region */
+	__le64	sector_no;	/* index inside its region */
 	__le32	reserved[3];
-	__le32	crc;		/* CRC32C of the block's preceding bytes */
+	__le32	crc;		/* CRC32C of the sector's preceding bytes */
 };
 
-#define CVM_META_PAYLOAD	(CVM_BLK_SIZE - sizeof(struct cvm_meta_tail))
-#define CVM_ENTS_PER_BLOCK	(CVM_META_PAYLOAD / sizeof(struct cvm_obj_disk))
-#define CVM_BITS_PER_BLOCK	(CVM_META_PAYLOAD * 8)
+#define CVM_META_SECTOR		512U
+#define CVM_META_SECTORS	(CVM_BLK_SIZE / CVM_META_SECTOR)
+#define CVM_META_PAYLOAD	(CVM_META_SECTOR - sizeof(struct cvm_meta_tail))
+#define CVM_ENTS_PER_SECTOR	(CVM_META_PAYLOAD / sizeof(struct cvm_obj_disk))
+#define CVM_ENTS_PER_BLOCK	(CVM_ENTS_PER_SECTOR * CVM_META_SECTORS)
+#define CVM_BITS_PER_SECTOR	(CVM_META_PAYLOAD * 8)
+#define CVM_BITS_PER_BLOCK	(CVM_BITS_PER_SECTOR * CVM_META_SECTORS)
 
 static_assert(sizeof(struct cvm_sb_disk) == 104);
 static_assert(sizeof(struct cvm_obj_disk) == 32);
 static_assert(sizeof(struct cvm_meta_tail) == 32);
-static_assert(CVM_ENTS_PER_BLOCK == 127);
+static_assert(CVM_ENTS_PER_BLOCK == 120);
+static_assert(CVM_BITS_PER_BLOCK == 30720);
 
 struct cvm_store_obj {
 	struct hlist_node	node;
@@ -208,7 +217,6 @@ struct cvm_store_dev {
 	u64			fence_start;
 	struct cvm_fence_table	fence;
 	u64			instance;	/* cvm_wire_hello.instance */
-	u32			sb_version;	/* as found on the device */
 };
 
 /* Per-request state of the store. */
@@ -349,28 +357,42 @@ static u32 cvm_crc(const void *buf, size_t len)
 	return crc32c(~0U, buf, len) ^ ~0U;
 }
 
+/* Seals each sector of metadata block @block_no of its region. */
 static void cvm_meta_seal(u8 *blk, u64 magic, u64 block_no)
 {
-	struct cvm_meta_tail *t = (void *)(blk + CVM_META_PAYLOAD);
+	unsigned int i;
 
-	memset(t, 0, sizeof(*t));
-	t->magic = cpu_to_le64(magic);
-	t->block_no = cpu_to_le64(block_no);
-	t->crc = cpu_to_le32(cvm_crc(blk, CVM_BLK_SIZE - sizeof(t->crc)));
+	for (i = 0; i < CVM_META_SECTORS; i++) {
+		u8 *sec = blk + i * CVM_META_SECTOR;
+		struct cvm_meta_tail *t = (void *)(sec + CVM_META_PAYLOAD);
+
+		memset(t, 0, sizeof(*t));
+		t->magic = cpu_to_le64(magic);
+		t->sector_no = cpu_to_le64(block_no * CVM_META_SECTORS + i);
+		t->crc = cpu_to_le32(cvm_crc(sec, CVM_META_SECTOR -
+					     sizeof(t->crc)));
+	}
 }
 
 static const char *cvm_meta_check(const u8 *blk, u64 magic, u64 block_no)
 {
-	const struct cvm_meta_tail *t = (const void *)(blk + CVM_META_PAYLOAD);
+	unsigned int i;
 
-	if (le32_to_cpu(t->crc) != cvm_crc(blk, CVM_BLK_SIZE - sizeof(t->crc)))
-		return "metadata block CRC mismatch";
-	if (le64_to_cpu(t->magic) != magic)
-		return "metadata block has the wrong magic";
-	if (le64_to_cpu(t->block_no) != block_no)
-		return "metadata block is out of place";
-	if (t->reserved[0] || t->reserved[1] || t->reserved[2])
-		return "metadata block reserved field is not zero";
+	for (i = 0; i < CVM_META_SECTORS; i++) {
+		const u8 *sec = blk + i * CVM_META_SECTOR;
+		const struct cvm_meta_tail *t = (const void *)(sec +
+							       CVM_META_PAYLOAD);
+
+		if (le32_to_cpu(t->crc) !=
+		    cvm_crc(sec, CVM_META_SECTOR - sizeof(t->crc)))
+			return "metadata sector CRC mismatch";
+		if (le64_to_cpu(t->magic) != magic)
+			return "metadata sector has the wrong magic";
+		if (le64_to_cpu(t->sector_no) != block_no * CVM_META_SECTORS + i)
+			return "metadata sector is out of place";
+		if (t->reserved[0] || t->reserved[1] || t->reserved[2])
+			return "metadata sector reserved field is not zero";
+	}
 	return NULL;
 }
 
@@ -397,28 +419,31 @@ static int cvm_store_write_bitmap(struct cvm_store_dev *d, u64 ext,
 
 static struct cvm_obj_disk *cvm_store_ent(struct cvm_store_dev *d, u64 ext)
 {
-	return (struct cvm_obj_disk *)(d->table +
-				       (ext / CVM_ENTS_PER_BLOCK) * CVM_BLK_SIZE) +
-	       ext % CVM_ENTS_PER_BLOCK;
+	u64 sector = ext / CVM_ENTS_PER_SECTOR;
+
+	return (struct cvm_obj_disk *)(d->table + sector * CVM_META_SECTOR) +
+	       ext % CVM_ENTS_PER_SECTOR;
 }
 
+/* The bitmap sector holding @ext's bit. */
 static unsigned long *cvm_store_bits(struct cvm_store_dev *d, u64 ext)
 {
 	return (unsigned long *)(d->bitmap +
-				 (ext / CVM_BITS_PER_BLOCK) * CVM_BLK_SIZE);
+				 (ext / CVM_BITS_PER_SECTOR) * CVM_META_SECTOR);
 }
 
 static bool cvm_store_bit(struct cvm_store_dev *d, u64 ext)
 {
-	return test_bit_le(ext % CVM_BITS_PER_BLOCK, cvm_store_bits(d, ext));
+	return test_bit_le(ext % CVM_BITS_PER_SECTOR, cvm_store_bits(d, ext));
 }
 
 static void cvm_store_set_bit(struct cvm_store_dev *d, u64 ext, bool on)
 {
 	if (on)
-		__set_bit_le(ext % CVM_BITS_PER_BLOCK, cvm_store_bits(d, ext));
+		__set_bit_le(ext % CVM_BITS_PER_SECTOR, cvm_store_bits(d, ext));
 	else
-		__clear_bit_le(ext % CVM_BITS_PER_BLOCK, cvm_store_bits(d, ext));
+		__clear_bit_le(ext % CVM_BITS_PER_SECTOR,
+			       cvm_store_bits(d, ext));
 }
 
 /* Geometry */
@@ -526,7 +551,6 @@ static int cvm_store_format(struct cvm_store_dev *d, u32 id, const char **why)
 	sb = (struct cvm_sb_disk *)blk;
 	sb->magic = cpu_to_le64(CVM_SB_MAGIC);
 	sb->version = cpu_to_le32(CVM_STORE_VERSION);
-	d->sb_version = CVM_STORE_VERSION;
 	sb->device_id = cpu_to_le32(id);
 	generate_random_uuid(sb->uuid);
 	sb->dev_sectors = cpu_to_le64(dev_sectors);
@@ -588,8 +612,7 @@ static int cvm_store_read_sb(struct cvm_store_dev *d, const char **why)
 	} else if (le32_to_cpu(sb->crc) !=
 		   cvm_crc(sb, offsetof(struct cvm_sb_disk, crc))) {
 		*why = "superblock CRC mismatch";
-	} else if (le32_to_cpu(sb->version) != CVM_STORE_VERSION &&
-		   le32_to_cpu(sb->version) != CVM_STORE_VERSION_CONVERTED) {
+	} else if (le32_to_cpu(sb->version) != CVM_STORE_VERSION) {
 		pr_err("device %u (%s): on-disk format version %u, this build reads %u\n",
 		       d->id, d->path, le32_to_cpu(sb->version),
 		       CVM_STORE_VERSION);
@@ -614,7 +637,6 @@ static int cvm_store_read_sb(struct cvm_store_dev *d, const char **why)
 			*why = "superblock geometry is inconsistent";
 		} else {
 			cvm_store_geometry(d, g.nr_extents);
-			d->sb_version = le32_to_cpu(sb->version);
 			if (le32_to_cpu(sb->device_id) != d->id) {
 				ret = -EINVAL;
 				*why = "device was formatted with another device id";
@@ -629,36 +651,6 @@ out_free_blk:
 	return ret;
 }
 
-/* A loaded version-2 device becomes version 3: the superblock says so. */
-static int cvm_store_convert(struct cvm_store_dev *d, const char **why)
-{
-	struct cvm_sb_disk *sb;
-	u8 *blk;
-	int ret;
-
-	blk = kzalloc(CVM_BLK_SIZE, GFP_KERNEL);
-	if (!blk)
-		return -ENOMEM;
-	ret = cvm_store_rw_block(d, 0, blk, REQ_OP_READ);
-	if (!ret) {
-		sb = (struct cvm_sb_disk *)blk;
-		sb->version = cpu_to_le32(CVM_STORE_VERSION);
-		sb->crc = cpu_to_le32(cvm_crc(sb, offsetof(struct cvm_sb_disk,
-							   crc)));
-		ret = cvm_store_rw_block(d, 0, blk, REQ_OP_WRITE | REQ_SYNC |
-					 REQ_PREFLUSH | REQ_FUA);
-	}
-	kfree(blk);
-	if (ret) {
-		*why = "converting the superblock to version 3 failed";
-		return ret;
-	}
-	pr_info("device %u (%s): on-disk format converted from version %u to %u\n",
-		d->id, d->path, d->sb_version, CVM_STORE_VERSION);
-	d->sb_version = CVM_STORE_VERSION;
-	return 0;
-}
-
 static int cvm_store_load_entry(struct cvm_store_dev *d, u64 ext,
 				const char **why)
 {
@@ -666,8 +658,7 @@ static int cvm_store_load_entry(struct cvm_store_dev *d, u64 ext,
 	u16 flags = le16_to_cpu(e->flags);
 	struct cvm_store_obj *obj;
 
-	if (flags & ~CVM_OBJ_F_ALL ||
-	    (d->sb_version < 3 && (flags & ~CVM_OBJ_F_USED || e->version))) {
+	if (flags & ~CVM_OBJ_F_ALL) {
 		*why = "object table entry has unknown flags";
 		return -EUCLEAN;
 	}
@@ -829,8 +820,6 @@ int cvm_store_add(u32 id, const char *path, u32 flags,
 		ret = cvm_store_load(d, &why);
 		if (ret == -EUCLEAN)
 			why = why ?: "object table is corrupt";
-		if (!ret && d->sb_version != CVM_STORE_VERSION)
-			ret = cvm_store_convert(d, &why);
 	}
 	if (ret)
 		goto out_refuse;
@@ -1058,17 +1047,17 @@ static u16 cvm_store_alloc_obj(struct cvm_store_dev *d,
 	u64 ext, b;
 	int ret;
 
-	for (ext = 0, b = 0; b < d->bitmap_blocks; b++) {
-		unsigned long *bits = (unsigned long *)(d->bitmap + b * CVM_BLK_SIZE);
-		u64 lim = min_t(u64, CVM_BITS_PER_BLOCK,
-				d->nr_extents - b * CVM_BITS_PER_BLOCK);
+	for (ext = d->nr_extents, b = 0;
+	     b * CVM_BITS_PER_SECTOR < d->nr_extents; b++) {
+		unsigned long *bits = cvm_store_bits(d, b * CVM_BITS_PER_SECTOR);
+		u64 lim = min_t(u64, CVM_BITS_PER_SECTOR,
+				d->nr_extents - b * CVM_BITS_PER_SECTOR);
+		u64 bit = find_next_zero_bit_le(bits, lim, 0);
 
-		ext = find_next_zero_bit_le(bits, lim, 0);
-		if (ext < lim) {
-			ext += b * CVM_BITS_PER_BLOCK;
+		if (bit < lim) {
+			ext = b * CVM_BITS_PER_SECTOR + bit;
 			break;
 		}
-		ext = d->nr_extents;
 	}
 	if (ext >= d->nr_extents)
 		return CVM_WIRE_STATUS_NO_SPACE;

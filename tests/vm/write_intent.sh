@@ -185,6 +185,7 @@ check "stale objects resynced (within 60 s)" cvm_wait_for 60 stale_zero
 check "every object the same on all three replicas" replicas_identical
 
 check "detach" detach
+check "unload cvm.ko (the next test starts from map epoch 1)" rmmod cvm
 cvm_three_targets_down
 rm -rf "$tmp"
 check_summary

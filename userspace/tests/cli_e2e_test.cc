@@ -205,6 +205,26 @@ TEST_F(CliWithDaemonTest, BuildsAClusterAndListsIt) {
   EXPECT_NE(o.out.find("STATE  PATH STATE\n"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("up,in  -\n"), std::string::npos) << o.out;
 
+  // min_size: the policy's default, changed and reset, each a new epoch.
+  EXPECT_EQ(AdmJson({"pool", "list"})[0]["effective_min_size"], 2);
+  EXPECT_EQ(AdmJson({"pool", "list"})[1]["effective_min_size"], 5);
+  o = Adm({"pool", "set", "rep", "--min-size", "3"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "pool 'rep': min_size 3\n");
+  EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 6);
+  o = Adm({"pool", "set", "rep", "--min-size", "4"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("min_size 4 must be from 1 to 3"), std::string::npos)
+      << o.err;
+  o = Adm({"pool", "set", "rep", "--min-size", "default"});
+  EXPECT_EQ(o.out, "pool 'rep': min_size 2 (the policy's default)\n");
+  o = Adm({"pool", "create", "ec3", "--policy", "ec:4,2", "--min-size", "4"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("min_size 4)"), std::string::npos) << o.out;
+  o = Adm({"pool", "list"});
+  EXPECT_NE(o.out.find("MIN_SIZE"), std::string::npos) << o.out;
+  EXPECT_EQ(Adm({"pool", "delete", "ec3"}).exit_code, 0);
+
   // Teardown in dependency order.
   EXPECT_EQ(Adm({"volume", "delete", "vol1"}).exit_code, 0);
   EXPECT_EQ(Adm({"volume", "delete", "vol2"}).exit_code, 0);

@@ -157,7 +157,7 @@ for layout in ${EC_LAYOUT:?set EC_LAYOUT=K,M}; do
 	# min_size k: writes go on with m shards down (the default, k + 1
 	# for m >= 2, would hold them: tests/vm/write_intent.sh).
 	check "map epoch $epoch: $NDEV hosts, pool 5 ec($k,$m), min_size $k" \
-		"${ig[@]}" map-set $epoch --hosts $NDEV --ec "$k,$m" --min-size "$k"
+		"${ig[@]}" map-set $epoch --hosts $NDEV --ec "$k,$m" --ec-min-size "$k"
 	check "$NDEV connections" wait_conns $NDEV
 	check "attach without a stripe unit refused" refuses "stripe unit" \
 		"${ig[@]}" attach $vol 5 $VOL_SIZE --object-size $OBJ

@@ -125,11 +125,12 @@ def encode_map(epoch, devices, buckets, pools):
     return blob[:12] + struct.pack("<I", crc) + blob[16:]
 
 
-def test_map(epoch, hosts=3, pg_num=64, extra_devices=0, ec=None, min_size=0):
+def test_map(epoch, hosts=3, pg_num=64, extra_devices=0, ec=None, min_size=0,
+             ec_min_size=0):
     """hosts hosts of one device each (device i on host -(i+2)), under one
     root; pool 1 replicated(1), pool 3 replicated(min(3, hosts)), and with
-    ec=(k, m) pool 5 ec(k,m) (hosts must be at least k + m); min_size: of
-    pools 3 and 5 (0: the policy's default).
+    ec=(k, m) pool 5 ec(k,m) (hosts must be at least k + m); min_size and
+    ec_min_size: of pools 3 and 5 (0: the policy's default).
     extra_devices adds more devices, spread over the hosts (to grow the
     blob)."""
     devices = [(i, 0x10000, DEV_UP_IN) for i in range(hosts + extra_devices)]
@@ -142,7 +143,7 @@ def test_map(epoch, hosts=3, pg_num=64, extra_devices=0, ec=None, min_size=0):
               min_size)]
     if ec:
         pools.append((EC_POOL_ID, pg_num, POOL_EC, ec[0], ec[1], TYPE_HOST,
-                      min_size))
+                      ec_min_size))
     return encode_map(epoch, devices, buckets, pools)
 
 
@@ -468,7 +469,9 @@ def main(argv):
     p.add_argument("--ec", default=None, metavar="K,M",
                    help="add pool %d, ec(K,M)" % EC_POOL_ID)
     p.add_argument("--min-size", type=int, default=0,
-                   help="min_size of pools 3 and %d (0: default)" % EC_POOL_ID)
+                   help="min_size of pool 3 (0: the default)")
+    p.add_argument("--ec-min-size", type=int, default=0,
+                   help="min_size of pool %d (0: the default)" % EC_POOL_ID)
     p = sub.add_parser("attach")
     p.add_argument("id", type=int)
     p.add_argument("pool", type=int)
@@ -492,7 +495,7 @@ def main(argv):
     if a.cmd == "map-set":
         ec = tuple(int(x) for x in a.ec.split(",")) if a.ec else None
         blob = test_map(a.epoch, a.hosts, a.pg_num, a.extra_devices, ec,
-                        a.min_size)
+                        a.min_size, a.ec_min_size)
         devs = range(a.hosts)
         paths = paths_attr([] if a.no_paths else devs, a.addr.split(","),
                            a.port_base, a.transport.split(","))
