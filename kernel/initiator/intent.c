@@ -418,8 +418,12 @@ static int cvm_intent_scan_dev(struct cvm_volume *vol, u32 device_id,
 			memcpy_from_page((char *)&ent, bv[off / PAGE_SIZE].bv_page,
 					 off % PAGE_SIZE, sizeof(ent));
 			from = le64_to_cpu(ent.object_no) + 1;
-			/* EC stripe journals: replayed at attach (ec_io.c). */
-			if (from - 1 >= CVM_EC_JOURNAL_OBJECT)
+			/*
+			 * EC stripe journals are replayed at attach (ec_io.c);
+			 * an object listed by another device is settled.
+			 */
+			if (from - 1 >= CVM_EC_JOURNAL_OBJECT ||
+			    xa_load(&vol->active, from - 1))
 				continue;
 			ret = cvm_intent_settle(vol, from - 1, page);
 			if (ret < 0)

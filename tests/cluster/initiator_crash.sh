@@ -72,7 +72,7 @@ echo "# set up: 3 storage guests, 1 initiator"
 rm -f "$(_gdir $INIT)/tags.log"
 for i in 0 1 2; do
 	check "guest $i: format device $i on /dev/vda, listen tcp" \
-		on $i "node_storage_up $i format"
+		on $i "NODE_TRANSPORTS=tcp node_storage_up $i format"
 done
 check "initiator: cvm.ko, map epoch 1, connected to all three" initiator_up
 minor=$(on $INIT "node_attach $VOL $VOL_SIZE")
@@ -96,7 +96,7 @@ echo "acknowledged tagged writes before the crash: $(($(ok_lines) - before))"
 echo "# both come back"
 check "boot storage guest $DOWN over the same disk" guest_boot $DOWN
 check "guest $DOWN: device $DOWN loads its store, listens" \
-	on $DOWN "node_storage_up $DOWN"
+	on $DOWN "NODE_TRANSPORTS=tcp node_storage_up $DOWN"
 check "boot the initiator" guest_boot $INIT
 check "initiator: cvm.ko, map epoch 1, connected to all three" initiator_up
 minor=$(on $INIT "python3 tests/vm/lib/initiator_genl.py attach $VOL 3 $VOL_SIZE --object-size $((1 << 20)) --epoch 2 --name r3-$VOL")

@@ -11,7 +11,7 @@
 #   node_load MODULE             load kernel/MODULE.ko (cvm_target on storage
 #                                nodes, cvm on initiators) unless loaded
 #   node_storage_up I [format]   load cvm_target, add device I on /dev/vda,
-#                                listen tcp+rdma
+#                                listen tcp+rdma (NODE_TRANSPORTS: which)
 #   node_rdma_active             rxe0 (bound at boot) is ACTIVE
 #   node_map_set EPOCH T A0,A1,A2   map of 3 hosts x 1 device over T
 #   node_attach VOL SIZE         attach replicated(3) volume VOL (1 MiB
@@ -49,7 +49,7 @@ node_storage_up() {
 	local i=$1 fmt=${2:-} t
 	node_load cvm_target || return
 	"${NODE_TG[@]}" add "$i" /dev/vda $fmt || return
-	for t in tcp rdma; do
+	for t in ${NODE_TRANSPORTS:-tcp rdma}; do
 		"${NODE_TG[@]}" listen "$CVM_GUEST_ADDR" "$(node_port "$i" $t)" \
 			--transport $t || return
 	done
