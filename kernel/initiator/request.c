@@ -92,7 +92,8 @@ struct cvm_io;
  * @io_error: writes: some replica answered IO_ERROR
  * @need: writes: fresh acknowledgements it needs (cvm_write_need())
  * @record_work: writes that missed a replica: makes the record durable
- *	(cvm_obj_record_work())
+ *	(cvm_obj_record_work()); discards of a whole object: frees its
+ *	extents (cvm_obj_remove_work())
  * @ec: reads and writes of an EC volume: the piece, run by ec_io.c
  */
 struct cvm_obj {
@@ -548,6 +549,59 @@ static void cvm_obj_record_work(struct work_struct *work)
 	cvm_obj_done(obj);
 }
 
+/*
+ * A discard (or unmapping write-zeroes) of a whole object that every
+ * replica applied, none of them stale: the extents can go (REMOVE).
+ * Not otherwise: a replica that missed it would keep its old bytes while
+ * the others lost the versions that say so.
+ */
+static bool cvm_obj_wants_remove(const struct cvm_obj *obj)
+{
+	const struct cvm_io *cmd = obj->cmd;
+	const struct cvm_volume *vol = cmd->vol;
+	unsigned int i;
+
+	if ((cmd->op != CVM_WIRE_OP_DISCARD &&
+	     (cmd->op != CVM_WIRE_OP_WRITE_ZEROES ||
+	      (cmd->wire_flags & CVM_WIRE_F_NOUNMAP))) ||
+	    vol->layout.ec_k || obj->status != BLK_STS_OK || obj->missed ||
+	    obj->ext.offset || obj->ext.len != cvm_object_size(&vol->layout) ||
+	    atomic_read(&obj->acked) != obj->nr_devs)
+		return false;
+	for (i = 0; i < obj->nr_devs; i++)
+		if (cvm_stale_test(obj->devs[i], vol->id, obj->ext.object_no))
+			return false;
+	return true;
+}
+
+/*
+ * Every replica now reads the object as zeroes: free its extents.  Where
+ * a REMOVE fails the zeroed extent stays, which reads the same; a crash
+ * midway leaves zeroes with the intent bit on the others (the scan at
+ * attach copies them back).  The discard succeeded either way.
+ */
+static void cvm_obj_remove_work(struct work_struct *work)
+{
+	struct cvm_obj *obj = container_of(work, struct cvm_obj, record_work);
+	const struct cvm_volume *vol = obj->cmd->vol;
+	unsigned int i;
+
+	for (i = 0; i < obj->nr_devs; i++) {
+		struct cvm_call c = {
+			.op = CVM_WIRE_OP_REMOVE, .volume_id = vol->id,
+			.attach_epoch = vol->attach_epoch,
+			.object_no = obj->ext.object_no,
+		};
+
+		if (cvm_call(obj->devs[i], &c) ||
+		    (c.status && c.status != CVM_WIRE_STATUS_NOT_FOUND))
+			pr_info_ratelimited("volume %llu object %llu: extent kept on device %u (zeroed)\n",
+					    vol->id, obj->ext.object_no,
+					    obj->devs[i]);
+	}
+	cvm_obj_done(obj);
+}
+
 /* Every device answered a FLUSH: was everything made durable somewhere? */
 static void cvm_obj_flush_finish(struct cvm_obj *obj)
 {
@@ -709,10 +763,14 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 			}
 			if (cvm_op_is_write(obj->cmd->op)) {
 				cvm_obj_write_finish(obj);
-				if (!cvm_obj_needs_record(obj))
+				if (cvm_obj_needs_record(obj))
+					INIT_WORK(&obj->record_work,
+						  cvm_obj_record_work);
+				else if (cvm_obj_wants_remove(obj))
+					INIT_WORK(&obj->record_work,
+						  cvm_obj_remove_work);
+				else
 					return true;
-				INIT_WORK(&obj->record_work,
-					  cvm_obj_record_work);
 				queue_work(cvm_resync_wq, &obj->record_work);
 				return false;
 			}

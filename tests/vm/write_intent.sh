@@ -24,7 +24,9 @@
 #      (old code: they stayed different forever);
 #   5. the pool's min_size, carried in the map: 3 holds a write that only
 #      2 replicas can take (it fails after the loss timeout), the default
-#      (2 of 3) acknowledges it.
+#      (2 of 3) acknowledges it;
+#   6. a discard of a whole object frees its extent on every replica (old
+#      code: zeroed, kept); half an object is zeroed and kept.
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/write_intent.sh
 set -u
@@ -182,6 +184,33 @@ check "map epoch 3: min_size back to the default (2 of 3)" "${ig[@]}" \
 check "the same write succeeds on 2 of 3" write_all "$tmp/a"
 check "device 0's target listens again" cvm_listen 0
 check "stale objects resynced (within 60 s)" cvm_wait_for 60 stale_zero
+check "every object the same on all three replicas" replicas_identical
+
+echo "# 6. a discard of whole objects frees their extents"
+# has_extent D O: device D holds object O (STAT answers; NOT_FOUND else).
+has_extent() {
+	"$wire" "127.0.0.1:$(cvm_port "$1")" stat --device "$1" --volume $VOL \
+		--object "$2" >/dev/null 2>&1
+}
+none_of_0_7() {
+	local d o
+	for d in 0 1 2; do
+		for o in 0 1 2 3 4 5 6 7; do
+			has_extent $d $o && { echo "device $d still holds object $o"; return 1; }
+		done
+	done
+	return 0
+}
+check "every device holds objects 0-7 before" eval \
+	"has_extent 0 0 && has_extent 1 7 && has_extent 2 3"
+check "blkdiscard objects 0-7 (8 MiB)" blkdiscard -o 0 -l $((8 * OBJ)) /dev/cvm0
+check "no device holds an extent of objects 0-7 now" none_of_0_7
+check "they read as zeroes" eval \
+	"cmp <(dd if=/dev/cvm0 bs=1M count=8 iflag=direct status=none) <(head -c $((8 * OBJ)) /dev/zero)"
+check "blkdiscard of half of object 8 keeps its extent" eval \
+	"blkdiscard -o $((8 * OBJ)) -l $((OBJ / 2)) /dev/cvm0 && has_extent 0 8 && has_extent 1 8"
+check "objects 8-15 read as written (the discarded half as zeroes)" eval \
+	"cmp <(dd if=/dev/cvm0 bs=1M skip=8 iflag=direct status=none) <(head -c $((OBJ / 2)) /dev/zero; tail -c +$((8 * OBJ + OBJ / 2 + 1)) '$tmp/a')"
 check "every object the same on all three replicas" replicas_identical
 
 check "detach" detach
