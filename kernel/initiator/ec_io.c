@@ -695,8 +695,7 @@ static blk_status_t cvm_ec_journal(struct cvm_ec_ctx *ctx)
 /*
  * Shards missed the write: before it is acknowledged, the shards that
  * took it BUMP the object's version, so the missed ones are behind on
- * disk too (intent.c).  Once per object and missing device.  A shard the
- * target does not hold has nothing to record.
+ * disk too (intent.c).  Once per object and missing device.
  */
 static blk_status_t cvm_ec_record(struct cvm_ec_ctx *ctx)
 {
@@ -720,9 +719,8 @@ static blk_status_t cvm_ec_record(struct cvm_ec_ctx *ctx)
 		if ((ctx->lost & BIT(s)) || ctx->row[s] == CVM_DEV_NONE ||
 		    cvm_stale_test(ctx->row[s], ctx->vol_id, ctx->object_no))
 			continue;
-		if (!cvm_call(ctx->row[s], &c) &&
-		    (c.status == CVM_WIRE_STATUS_OK ||
-		     c.status == CVM_WIRE_STATUS_NOT_FOUND))
+		/* A shard its target does not hold yet is created by BUMP. */
+		if (!cvm_call(ctx->row[s], &c) && !c.status)
 			recorded++;
 	}
 	if (recorded < ctx->need)

@@ -198,6 +198,8 @@ struct cvm_volume {
 	struct xarray		active;
 	struct delayed_work	clean_work;
 	struct xarray		scanned;
+	spinlock_t		scan_lock;	/* scan_gen, scan_done */
+	unsigned long		scan_gen;
 	bool			scan_done;
 	struct delayed_work	scan_work;
 };
@@ -322,6 +324,8 @@ struct cvm_call {
 int cvm_call(u32 device_id, struct cvm_call *c);
 u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs,
 		   u32 *need);
+int cvm_intent_stat(u32 device_id, u64 volume_id, u64 attach_epoch,
+		    u64 object_no, u16 shard, u32 *version);
 int cvm_intent_version(u64 volume_id, u64 attach_epoch, u32 pool_id,
 		       u64 object_no, bool ec, u32 except, u32 *version);
 void cvm_intent_touch(struct cvm_volume *vol, u64 object_no);

@@ -43,6 +43,7 @@
 #define CVM_CLEAN_PERIOD	(5 * HZ)
 #define CVM_SCAN_RETRY		(HZ / 2)
 #define CVM_XA_RECENT		XA_MARK_0	/* written this period */
+#define CVM_XA_SETTLED		XA_MARK_1	/* settled by the scan */
 #define CVM_LIST_PAGES		16		/* 64 KiB: 2730 entries */
 
 struct cvm_call_wait {
@@ -145,6 +146,21 @@ static int cvm_call_stat(u32 device_id, u64 volume_id, u64 attach_epoch,
 	return 0;
 }
 
+/* STAT of one shard (process context): 0, -ENOENT, -ENOTCONN, -EIO. */
+int cvm_intent_stat(u32 device_id, u64 volume_id, u64 attach_epoch,
+		    u64 object_no, u16 shard, u32 *version)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+	int ret;
+
+	if (!page)
+		return -ENOMEM;
+	ret = cvm_call_stat(device_id, volume_id, attach_epoch, object_no,
+			    shard, page, version);
+	__free_page(page);
+	return ret;
+}
+
 /*
  * cvm_intent_version() - the version a copy of the object should carry:
  * the highest that the replicas (shards) other than @except answer with.
@@ -222,17 +238,24 @@ u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs,
 /* ---- cleaning ---- */
 
 /* The object is being written (queue_rq): remember it for cleaning. */
-void cvm_intent_touch(struct cvm_volume *vol, u64 object_no)
+static void cvm_intent_mark(struct cvm_volume *vol, u64 object_no,
+			    xa_mark_t mark)
 {
-	if (xa_get_mark(&vol->active, object_no, CVM_XA_RECENT))
+	if (xa_get_mark(&vol->active, object_no, mark))
 		return;
 	xa_lock_bh(&vol->active);
 	/* Without memory the bit is cleaned at the next attach instead. */
 	if (xa_load(&vol->active, object_no) ||
 	    !xa_err(__xa_store(&vol->active, object_no, xa_mk_value(1),
 			       GFP_ATOMIC)))
-		__xa_set_mark(&vol->active, object_no, CVM_XA_RECENT);
+		__xa_set_mark(&vol->active, object_no, mark);
 	xa_unlock_bh(&vol->active);
+}
+
+/* The object is being written (its PG is ready): clean it later. */
+void cvm_intent_touch(struct cvm_volume *vol, u64 object_no)
+{
+	cvm_intent_mark(vol, object_no, CVM_XA_RECENT);
 }
 
 /* CLEAN every replica of one object; 0 when every one answered OK. */
@@ -332,9 +355,6 @@ static int cvm_intent_settle(struct cvm_volume *vol, u64 object_no,
 	u32 width, i, max = 0, src = U32_MAX, need = 0;
 	int ret, nr = 0, marked = 0;
 
-	/* Written or settled by this attachment: memory knows better. */
-	if (xa_load(&vol->active, object_no))
-		return 0;
 	width = cvm_intent_row(vol->pool_id, vol->id, object_no, devs, &need);
 	for (i = 0; i < width; i++) {
 		if (devs[i] == CVM_DEV_NONE)
@@ -377,12 +397,41 @@ static int cvm_intent_settle(struct cvm_volume *vol, u64 object_no,
 		ret = cvm_stale_mark(devs[i], vol->id, object_no);
 		if (ret)
 			return ret;
-		cvm_stale_set_recorded(devs[i], vol->id, object_no);
+		/* Behind on disk too: a write it misses need not BUMP. */
+		if (test_bit(i, &known) && vers[i] < max)
+			cvm_stale_set_recorded(devs[i], vol->id, object_no);
 		marked++;
 	}
 	/* Cleaned once the copies are made. */
-	cvm_intent_touch(vol, object_no);
+	cvm_intent_mark(vol, object_no, CVM_XA_SETTLED);
 	return marked;
+}
+
+/*
+ * An object this attachment wrote before @device_id's records were read
+ * (its PG was ready without them): the device's copy may hold a write a
+ * crash cut off, so it is copied over from a replica that took every
+ * write since.  EC stripes have their journal instead.
+ */
+static int cvm_intent_late(struct cvm_volume *vol, u64 object_no,
+			   u32 device_id)
+{
+	u32 devs[CVM_MAX_PG_WIDTH], width, i, need, fresh = 0;
+	bool mark;
+	int ret = 0;
+
+	width = cvm_intent_row(vol->pool_id, vol->id, object_no, devs, &need);
+	for (i = 0; i < width; i++)
+		if (devs[i] != CVM_DEV_NONE && devs[i] != device_id &&
+		    !cvm_stale_test(devs[i], vol->id, object_no))
+			fresh++;
+	mark = !vol->layout.ec_k && fresh;
+	if (mark)
+		ret = cvm_stale_mark(device_id, vol->id, object_no);
+	if (ret)
+		return ret;
+	cvm_intent_mark(vol, object_no, CVM_XA_SETTLED);
+	return mark;
 }
 
 /* LIST @device_id's intent shards of the volume and settle each. */
@@ -423,9 +472,13 @@ static int cvm_intent_scan_dev(struct cvm_volume *vol, u32 device_id,
 			 * an object listed by another device is settled.
 			 */
 			if (from - 1 >= CVM_EC_JOURNAL_OBJECT ||
-			    xa_load(&vol->active, from - 1))
+			    xa_get_mark(&vol->active, from - 1,
+					CVM_XA_SETTLED))
 				continue;
-			ret = cvm_intent_settle(vol, from - 1, page);
+			if (xa_load(&vol->active, from - 1))
+				ret = cvm_intent_late(vol, from - 1, device_id);
+			else
+				ret = cvm_intent_settle(vol, from - 1, page);
 			if (ret < 0)
 				return ret;
 			(*objs)++;
@@ -445,8 +498,12 @@ static void cvm_intent_scan_work(struct work_struct *work)
 	const struct cvm_state *st;
 	u32 *devs = NULL, nr = 0, i;
 	struct page *page = NULL;
+	unsigned long gen;
 	bool all = true;
-	u64 epoch = 0;
+
+	spin_lock(&vol->scan_lock);
+	gen = vol->scan_gen;
+	spin_unlock(&vol->scan_lock);
 
 	memset(bv, 0, sizeof(bv));
 	for (i = 0; i < CVM_LIST_PAGES; i++) {
@@ -463,7 +520,6 @@ static void cvm_intent_scan_work(struct work_struct *work)
 	rcu_read_lock();
 	st = rcu_dereference(cvm_state);
 	if (st) {
-		epoch = st->map->epoch;
 		devs = kcalloc(st->nr_paths, sizeof(*devs), GFP_ATOMIC);
 		for (i = 0; devs && i < st->nr_paths; i++)
 			devs[nr++] = st->paths[i].device_id;
@@ -485,11 +541,14 @@ static void cvm_intent_scan_work(struct work_struct *work)
 	if (objs || marked)
 		pr_info("volume %llu: %lu objects had write intent, %lu replicas recorded stale\n",
 			vol->id, objs, marked);
-	if (all && epoch == cvm_map_epoch()) {
+	/* Done unless a new map came meanwhile (it queued another run). */
+	spin_lock(&vol->scan_lock);
+	if (all && gen == vol->scan_gen)
 		WRITE_ONCE(vol->scan_done, true);
+	spin_unlock(&vol->scan_lock);
+	if (all && READ_ONCE(vol->scan_done))
 		pr_info("volume %llu: write intent of %u devices read\n",
 			vol->id, nr);
-	}
 out_retry:
 	kfree(devs);
 	if (page)
@@ -530,7 +589,10 @@ void cvm_intent_map_changed(void)
 
 	lockdep_assert_held(&cvm_config_mutex);
 	list_for_each_entry(vol, &cvm_volumes, entry) {
+		spin_lock(&vol->scan_lock);
+		vol->scan_gen++;
 		WRITE_ONCE(vol->scan_done, false);
+		spin_unlock(&vol->scan_lock);
 		mod_delayed_work(system_unbound_wq, &vol->scan_work, 0);
 	}
 }
@@ -539,6 +601,7 @@ void cvm_intent_attach(struct cvm_volume *vol)
 {
 	xa_init_flags(&vol->active, XA_FLAGS_LOCK_BH);
 	xa_init(&vol->scanned);
+	spin_lock_init(&vol->scan_lock);
 	INIT_DELAYED_WORK(&vol->scan_work, cvm_intent_scan_work);
 	INIT_DELAYED_WORK(&vol->clean_work, cvm_intent_clean_work);
 	queue_delayed_work(system_unbound_wq, &vol->scan_work, 0);
@@ -551,7 +614,8 @@ void cvm_intent_detach(struct cvm_volume *vol, bool clean)
 {
 	cancel_delayed_work_sync(&vol->scan_work);
 	cancel_delayed_work_sync(&vol->clean_work);
-	if (clean && READ_ONCE(vol->scan_done)) {
+	/* What it wrote or settled; stale objects keep their bits. */
+	if (clean) {
 		unsigned long object_no, left = 0;
 		void *entry;
 

@@ -575,10 +575,12 @@ static bool cvm_obj_wants_remove(const struct cvm_obj *obj)
 }
 
 /*
- * Every replica now reads the object as zeroes: free its extents.  Where
- * a REMOVE fails the zeroed extent stays, which reads the same; a crash
- * midway leaves zeroes with the intent bit on the others (the scan at
- * attach copies them back).  The discard succeeded either way.
+ * Every replica now reads the object as zeroes: free its extents.  A
+ * replica whose REMOVE failed keeps a zeroed extent with its version while
+ * the others lost theirs: it is recorded stale, and its resync removes it
+ * (the source holds nothing), so versions never go back on one replica
+ * only.  A crash midway leaves zeroes with the intent bit on the others
+ * (the scan at attach copies them back).  The discard succeeded either way.
  */
 static void cvm_obj_remove_work(struct work_struct *work)
 {
@@ -593,9 +595,11 @@ static void cvm_obj_remove_work(struct work_struct *work)
 			.object_no = obj->ext.object_no,
 		};
 
-		if (cvm_call(obj->devs[i], &c) ||
-		    (c.status && c.status != CVM_WIRE_STATUS_NOT_FOUND))
-			pr_info_ratelimited("volume %llu object %llu: extent kept on device %u (zeroed)\n",
+		if (!cvm_call(obj->devs[i], &c) &&
+		    (!c.status || c.status == CVM_WIRE_STATUS_NOT_FOUND))
+			continue;
+		if (cvm_stale_mark(obj->devs[i], vol->id, obj->ext.object_no))
+			pr_warn_ratelimited("volume %llu object %llu: device %u kept its extent and cannot be recorded stale\n",
 					    vol->id, obj->ext.object_no,
 					    obj->devs[i]);
 	}
@@ -728,6 +732,10 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 				cvm_obj_fail(obj, BLK_STS_TRANSPORT);
 				return true;
 			}
+			/* Its intent bits are set now: clean them later. */
+			if (cvm_op_is_write(obj->cmd->op))
+				cvm_intent_touch(obj->cmd->vol,
+						 obj->ext.object_no);
 			if (cvm_obj_is_ec(obj)) {
 				if (obj->cmd->op != CVM_WIRE_OP_READ ||
 				    !cvm_obj_ec_read_direct(obj)) {
@@ -1046,9 +1054,6 @@ static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 		cvm_io_free_bvec(cmd);
 		return sts;
 	}
-	if (cvm_op_is_write(cmd->op))
-		for (i = 0; i < cmd->nr_objs; i++)
-			cvm_intent_touch(cmd->vol, cmd->objs[i].ext.object_no);
 
 	blk_mq_start_request(bd->rq);
 	atomic_set(&cmd->pending, cmd->nr_objs + 1);
@@ -1746,6 +1751,23 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 				shard = i;
 		goto out_version;
 	}
+	/* The source holds nothing (a discard removed it): nor should we. */
+	ret = cvm_intent_stat(src, v.id, v.attach_epoch, object_no, 0, &i);
+	if (ret == -ENOENT) {
+		struct cvm_call c = {
+			.op = CVM_WIRE_OP_REMOVE, .volume_id = v.id,
+			.attach_epoch = v.attach_epoch, .object_no = object_no,
+		};
+
+		ret = cvm_call(sd->device_id, &c);
+		if (!ret && c.status && c.status != CVM_WIRE_STATUS_NOT_FOUND)
+			ret = -EIO;
+		goto out_done;
+	}
+	if (ret) {
+		ret = -EAGAIN;
+		goto out_unfence;
+	}
 	len = min_t(u64, v.object_size, CVM_WIRE_MAX_DATA_LEN);
 	for (off = 0; off < v.object_size; off += len) {
 		ret = cvm_resync_io(src, CVM_WIRE_OP_READ, &v, object_no, off,
@@ -1770,20 +1792,24 @@ out_refused:
 		goto out_unfence;
 	}
 out_done:
-	if (!ret) {
+	if (!ret)
 		cvm_stale_remove(sd, so);
-		/* Its intent bits go once every replica agrees. */
+
+out_unfence:
+	/* The entry is gone before writers may pass the fence again. */
+	smp_mb__before_atomic();
+	atomic_dec(&f->fenced);
+	/*
+	 * Its intent bits go once every replica agrees.  Not under the fence:
+	 * detach holds the mutex while it waits for writes in flight.
+	 */
+	if (!ret) {
 		mutex_lock(&cvm_config_mutex);
 		vol = cvm_volume_lookup(v.id);
 		if (vol)
 			cvm_intent_touch(vol, object_no);
 		mutex_unlock(&cvm_config_mutex);
 	}
-
-out_unfence:
-	/* The entry is gone before writers may pass the fence again. */
-	smp_mb__before_atomic();
-	atomic_dec(&f->fenced);
 	return ret;
 }
 

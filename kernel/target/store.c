@@ -1081,8 +1081,8 @@ static u16 cvm_store_alloc_obj(struct cvm_store_dev *d,
 	e->snap_seq = h->snap_seq;
 	e->shard = h->shard;
 	e->flags = cpu_to_le16(CVM_OBJ_F_USED);
-	/* A WRITE changes it: its intent bit goes down with the entry. */
-	if (h->opcode == CVM_WIRE_OP_WRITE)
+	/* A WRITE or BUMP changes it: its intent bit goes with the entry. */
+	if (h->opcode == CVM_WIRE_OP_WRITE || h->opcode == CVM_WIRE_OP_BUMP)
 		e->flags |= cpu_to_le16(CVM_OBJ_F_INTENT);
 	e->version = 0;
 	ret = cvm_store_write_table(d, ext, REQ_PREFLUSH | REQ_FUA);
@@ -1094,7 +1094,8 @@ static u16 cvm_store_alloc_obj(struct cvm_store_dev *d,
 	obj->snap_seq = le64_to_cpu(h->snap_seq);
 	obj->shard = le16_to_cpu(h->shard);
 	obj->extent = ext;
-	obj->intent = h->opcode == CVM_WIRE_OP_WRITE;
+	obj->intent = h->opcode == CVM_WIRE_OP_WRITE ||
+		      h->opcode == CVM_WIRE_OP_BUMP;
 	atomic_set(&obj->inflight, 1);
 	cvm_store_insert(d, obj);
 	*objp = obj;
@@ -1206,15 +1207,26 @@ static bool cvm_store_version_stale(const struct cvm_store_obj *obj,
 	       READ_ONCE(obj->version) > le32_to_cpu(h->shard_version);
 }
 
-/* WRITE to a shard whose intent bit is clear: set it, then write. */
+/*
+ * WRITE to a shard whose intent bit is clear: set it, then write.  The
+ * shard is looked up again under meta_lock, holding no reference before:
+ * REMOVE waits for references under that lock.
+ */
 static void cvm_store_intent_work(struct work_struct *w)
 {
 	struct cvm_store_io *io = container_of(w, struct cvm_store_io, work);
+	const struct cvm_wire_hdr *h = &io->req->hdr;
 	struct cvm_store_dev *d = io->d;
 	u16 status;
 
 	mutex_lock(&d->meta_lock);
-	status = cvm_store_set_intent(d, io->obj);
+	io->obj = cvm_store_lookup_get(d, h);
+	if (!io->obj)
+		status = cvm_store_alloc_obj(d, h, &io->obj);
+	else if (cvm_store_version_stale(io->obj, h))
+		status = CVM_WIRE_STATUS_STALE_VERSION;
+	else
+		status = cvm_store_set_intent(d, io->obj);
 	mutex_unlock(&d->meta_lock);
 	if (status)
 		cvm_store_reply(io, status, 0);
@@ -1258,6 +1270,12 @@ static void cvm_store_version_work(struct work_struct *w)
 
 	mutex_lock(&d->meta_lock);
 	obj = cvm_store_lookup_get(d, h);
+	/* The record of a missed write needs a shard to live in. */
+	if (!obj && h->opcode == CVM_WIRE_OP_BUMP) {
+		status = cvm_store_alloc_obj(d, h, &obj);
+		if (status)
+			goto out_unlock;
+	}
 	io->obj = obj;
 	if (!obj) {
 		if (h->opcode != CVM_WIRE_OP_CLEAN)
@@ -1384,18 +1402,19 @@ static void cvm_store_zero_work(struct work_struct *w)
 	struct cvm_store_dev *d = io->d;
 	int ret = 0;
 
+	/* Looked up under meta_lock: REMOVE waits for references under it. */
+	mutex_lock(&d->meta_lock);
 	io->obj = cvm_store_lookup_get(d, h);
-	if (io->obj && !READ_ONCE(io->obj->intent)) {
-		u16 status;
+	if (io->obj) {
+		u16 status = cvm_store_set_intent(d, io->obj);
 
-		mutex_lock(&d->meta_lock);
-		status = cvm_store_set_intent(d, io->obj);
-		mutex_unlock(&d->meta_lock);
 		if (status) {
+			mutex_unlock(&d->meta_lock);
 			cvm_store_reply(io, status, 0);
 			return;
 		}
 	}
+	mutex_unlock(&d->meta_lock);
 	if (io->obj) {
 		ret = blkdev_issue_zeroout(d->bdev,
 					   cvm_store_sector(d, io->obj->extent,
@@ -1507,6 +1526,8 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 			cvm_store_submit_data(io);	/* no metadata */
 			return;
 		}
+		cvm_store_obj_put(io->obj);	/* looked up again there */
+		io->obj = NULL;
 		INIT_WORK(&io->work, cvm_store_intent_work);
 		break;
 	case CVM_WIRE_OP_PREALLOC:

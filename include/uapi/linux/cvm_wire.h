@@ -149,7 +149,8 @@
  *	A change this shard took was missed by another replica (or shard) of
  *	the object: raise the shard's version by one and set its intent bit,
  *	durable before the reply.  Reply @shard_version: the new version.
- *	NOT_FOUND if the target holds no such shard.
+ *	A shard the target does not hold is created (zeroes, version 1), so
+ *	the record exists even for a stripe chunk or an object never written.
  *
  * CVM_WIRE_OP_SET_VERSION
  *	The shard was just copied whole from a replica at @shard_version
