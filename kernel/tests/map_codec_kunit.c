@@ -74,9 +74,9 @@ static void codec_refuses_bad_header(struct kunit *test)
 	expect_refused(test, blob, len, -EBADMSG, "magic");
 	blob[0] ^= 1;
 
-	blob[4] = 2;
+	blob[4] = CVM_MAP_VERSION - 1;	/* version 1: 12-byte pool records */
 	expect_refused(test, blob, len, -EPROTO, "version");
-	blob[4] = 1;
+	blob[4] = CVM_MAP_VERSION;
 
 	blob[6] = 40;
 	expect_refused(test, blob, len, -EBADMSG, "header length");
