@@ -4,7 +4,8 @@
 //
 //   cvm-wire-hostile HOST:PORT early-reply [--ahead K] [--timeout S]
 //       Acts as a target: listens on HOST:PORT, answers one initiator's
-//       HELLO, reads its first request (tag T), then stops reading and,
+//       HELLO, answers the attach's LISTs of write-intent records as
+//       empty, reads its first other request (tag T), then stops reading and,
 //       after a second, answers tag T+K (a request the initiator has
 //       queued but cannot have sent while nothing is read) with OK.
 //       Passes when the initiator closes the connection without ever
@@ -224,11 +225,19 @@ int EarlyReply(const Options& o) {
       !SendAll(c.get(), hello, sizeof(hello)))
     Die("cannot answer HELLO");
 
-  // The first request tells us the tag sequence and the opcode in use.
-  if (!RecvAll(c.get(), hb.data(), hb.size(), deadline))
-    Die("no request after HELLO");
-  auto first = wire::Decode(hb, false);
-  if (!first.ok()) Die("first request malformed");
+  // The first request (after the attach's LIST of write-intent records,
+  // answered as empty so the volume's I/O may start) tells us the tag
+  // sequence and the opcode in use.
+  cvm::Result<wire::Header> first = cvm::Corruption("none yet");
+  for (;;) {
+    if (!RecvAll(c.get(), hb.data(), hb.size(), deadline))
+      Die("no request after HELLO");
+    first = wire::Decode(hb, false);
+    if (!first.ok()) Die("first request malformed");
+    if (first->opcode != CVM_WIRE_OP_LIST) break;
+    hb = wire::Encode(Reply(*first, CVM_WIRE_STATUS_OK, 0));
+    if (!SendAll(c.get(), hb.data(), hb.size())) Die("cannot answer LIST");
+  }
   uint64_t victim = first->tag + o.ahead;
   fmt::print("first request: {} tag {}; answering tag {} early\n",
              wire::OpName(first->opcode), first->tag, victim);
