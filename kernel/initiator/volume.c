@@ -204,8 +204,15 @@ static void cvm_volume_set_limits(struct cvm_volume *vol)
 	 * registers a payload as one page list (fast registration).
 	 */
 	blk_queue_virt_boundary(q, PAGE_SIZE - 1);
-	/* Discards may cross one object boundary: split in queue_rq. */
-	q->limits.discard_granularity = SZ_4K;
+	/*
+	 * A discard frees space only where it covers a whole object, so the
+	 * granularity is the object (as rbd's alloc_size): the block layer
+	 * then splits long discards at object boundaries, fstrim skips free
+	 * ranges shorter than an object, and a discard at an unaligned
+	 * offset is not cut into pieces that each straddle two objects.
+	 * Discards may still cross one object boundary: split in queue_rq.
+	 */
+	q->limits.discard_granularity = cvm_object_size(&vol->layout);
 	if (!vol->layout.ec_k) {
 		blk_queue_max_discard_sectors(q, obj_sectors);
 		blk_queue_max_write_zeroes_sectors(q, obj_sectors);

@@ -11,6 +11,7 @@
 #include <linux/build_bug.h>
 #include <linux/cvm.h>
 #include <linux/cvm_wire.h>
+#include <linux/slab.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
 
@@ -28,7 +29,7 @@ static const struct genl_multicast_group cvm_target_genl_mcgrps[] = {
 	[CVM_TARGET_GENL_MCGRP_EVENTS_IDX] = { .name = CVM_GENL_MCGRP_EVENTS },
 };
 
-/* CVM_CMD_STATUS_GET takes no attributes. */
+/* CVM_CMD_STATUS_GET and CVM_CMD_TARGET_DEVICE_LIST take no attributes. */
 static const struct nla_policy cvm_target_status_get_nl_policy[CVM_ATTR_MAX + 1] = {
 	[CVM_ATTR_STATUS] = {
 		.type = NLA_REJECT,
@@ -42,6 +43,22 @@ static const struct nla_policy cvm_target_device_nl_policy[CVM_TARGET_DEVICE_ATT
 					    .len = CVM_TARGET_PATH_LEN - 1 },
 	[CVM_TARGET_DEVICE_ATTR_FLAGS]	=
 		NLA_POLICY_MASK(NLA_U32, CVM_TARGET_DEVICE_F_ALL),
+	[CVM_TARGET_DEVICE_ATTR_CAPACITY] = {
+		.type = NLA_REJECT,
+		.reject_message = "CAPACITY is only sent in replies",
+	},
+	[CVM_TARGET_DEVICE_ATTR_USED] = {
+		.type = NLA_REJECT,
+		.reject_message = "USED is only sent in replies",
+	},
+	[CVM_TARGET_DEVICE_ATTR_OBJECTS] = {
+		.type = NLA_REJECT,
+		.reject_message = "OBJECTS is only sent in replies",
+	},
+	[CVM_TARGET_DEVICE_ATTR_INTENTS] = {
+		.type = NLA_REJECT,
+		.reject_message = "INTENTS is only sent in replies",
+	},
 };
 
 static const struct nla_policy cvm_target_listener_nl_policy[CVM_TARGET_LISTENER_ATTR_MAX + 1] = {
@@ -333,6 +350,59 @@ static int cvm_target_nl_volume_fence_doit(struct sk_buff *skb,
 			       info->extack);
 }
 
+static int cvm_target_device_fill(struct sk_buff *msg,
+				  const struct cvm_store_usage *u)
+{
+	struct nlattr *nest;
+
+	nest = nla_nest_start(msg, CVM_ATTR_TARGET_DEVICE);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u32(msg, CVM_TARGET_DEVICE_ATTR_ID, u->id) ||
+	    nla_put_string(msg, CVM_TARGET_DEVICE_ATTR_PATH, u->path) ||
+	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_CAPACITY, u->capacity,
+			      CVM_TARGET_DEVICE_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_USED, u->used,
+			      CVM_TARGET_DEVICE_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_OBJECTS, u->objects,
+			      CVM_TARGET_DEVICE_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_INTENTS, u->intents,
+			      CVM_TARGET_DEVICE_ATTR_PAD)) {
+		nla_nest_cancel(msg, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(msg, nest);
+	return 0;
+}
+
+/* cb->args[0]: the lowest device id not dumped yet. */
+static int cvm_target_nl_device_list_dumpit(struct sk_buff *skb,
+					    struct netlink_callback *cb)
+{
+	unsigned long index = cb->args[0];
+	struct cvm_store_usage *u;
+	void *hdr;
+
+	u = kmalloc(sizeof(*u), GFP_KERNEL);
+	if (!u)
+		return -ENOMEM;
+	while (!cvm_store_usage_next(&index, u)) {
+		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
+				  cb->nlh->nlmsg_seq, &cvm_target_genl_family,
+				  NLM_F_MULTI, CVM_CMD_TARGET_DEVICE_LIST);
+		if (!hdr)
+			break;
+		if (cvm_target_device_fill(skb, u)) {
+			genlmsg_cancel(skb, hdr);
+			break;
+		}
+		genlmsg_end(skb, hdr);
+		cb->args[0] = index;
+	}
+	kfree(u);
+	return skb->len;
+}
+
 static const struct genl_ops cvm_target_genl_ops[] = {
 	{
 		.cmd		= CVM_CMD_STATUS_GET,
@@ -375,6 +445,13 @@ static const struct genl_ops cvm_target_genl_ops[] = {
 		.policy		= cvm_target_fence_nl_policy,
 		.maxattr	= ARRAY_SIZE(cvm_target_fence_nl_policy) - 1,
 		.doit		= cvm_target_nl_volume_fence_doit,
+	},
+	{
+		.cmd		= CVM_CMD_TARGET_DEVICE_LIST,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_target_status_get_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_target_status_get_nl_policy) - 1,
+		.dumpit		= cvm_target_nl_device_list_dumpit,
 	},
 };
 

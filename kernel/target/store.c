@@ -269,6 +269,43 @@ unsigned int cvm_store_count(void)
 	return n;
 }
 
+/*
+ * cvm_store_usage_next() - usage of the first device served with an id of
+ * at least *@index; advances *@index past it.  -ENOENT when there is none.
+ * Objects and intents are counted from the index, so the figures are a
+ * moment's view, not a transaction.
+ */
+int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u)
+{
+	struct cvm_store_obj *obj;
+	struct cvm_store_dev *d;
+	unsigned int b;
+
+	rcu_read_lock();
+	d = xa_find(&cvm_store_devs, index, U32_MAX, XA_PRESENT);
+	if (d && !refcount_inc_not_zero(&d->ref))
+		d = NULL;
+	rcu_read_unlock();
+	if (!d)
+		return -ENOENT;
+
+	memset(u, 0, sizeof(*u));
+	u->id = d->id;
+	strscpy(u->path, d->path, sizeof(u->path));
+	u->capacity = d->nr_extents << CVM_EXTENT_SHIFT;
+	spin_lock(&d->idx_lock);
+	u->objects = d->nr_objects;
+	for (b = 0; b < (1U << d->hash_bits); b++)
+		hlist_for_each_entry(obj, &d->buckets[b], node)
+			u->intents += READ_ONCE(obj->intent);
+	spin_unlock(&d->idx_lock);
+	/* Every object shard is one extent. */
+	u->used = u->objects << CVM_EXTENT_SHIFT;
+	cvm_store_put(d);
+	(*index)++;
+	return 0;
+}
+
 /* Index */
 
 static u32 cvm_store_hash(struct cvm_store_dev *d, u64 vol, u64 obj, u16 shard)

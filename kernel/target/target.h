@@ -6,6 +6,7 @@
 #define _CVM_TARGET_H
 
 #include <linux/blk_types.h>
+#include <linux/cvm.h>
 #include <linux/netlink.h>
 #include <linux/types.h>
 
@@ -26,6 +27,16 @@ unsigned int cvm_store_count(void);
 struct cvm_store_dev *cvm_store_get(u32 id);
 void cvm_store_put(struct cvm_store_dev *d);
 u64 cvm_store_instance(const struct cvm_store_dev *d);
+/* One device's figures for CVM_CMD_TARGET_DEVICE_LIST. */
+struct cvm_store_usage {
+	u32	id;
+	char	path[CVM_TARGET_PATH_LEN];
+	u64	capacity;	/* bytes of extents */
+	u64	used;		/* bytes of allocated extents */
+	u64	objects;	/* object shards held */
+	u64	intents;	/* of them, with their write-intent bit set */
+};
+int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u);
 /* Carries out a validated data request and answers it (send_reply). */
 void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req);
 #define CVM_STORE_ALL	U32_MAX		/* cvm_store_fence(): every device */

@@ -268,7 +268,31 @@ json PathJson(const std::optional<PathState>& p) {
   return p ? ToJson(*p) : json(nullptr);
 }
 
+// A device's "usage": what the cvm_target serving it reports (object space,
+// bytes allocated, object shards and those with a write intent), null when
+// no target of this node serves it.
+json UsageJson(const std::map<uint64_t, TargetDeviceUsage>& usage,
+               uint64_t id) {
+  auto u = usage.find(id);
+  if (u == usage.end()) return nullptr;
+  json j = ToJson(u->second);
+  j.erase("id");
+  j.erase("path");
+  return j;
+}
+
 }  // namespace
+
+// Usage is advisory: a target that cannot be asked leaves it unknown.
+std::map<uint64_t, TargetDeviceUsage> Api::LocalUsage() {
+  if (sync_ == nullptr) return {};
+  auto usage = sync_->TargetUsage();
+  if (!usage.ok()) {
+    LogWarn("device usage: {}", usage.status().message());
+    return {};
+  }
+  return std::move(*usage);
+}
 
 Result<json> Api::DeviceJson(const Device& d) {
   json out = ToJson(d);
@@ -276,6 +300,7 @@ Result<json> Api::DeviceJson(const Device& d) {
   out["host"] = h.name;
   CVM_ASSIGN_OR_RETURN(auto path, store_.GetPathState(d.id));
   out["path_state"] = PathJson(path);
+  out["usage"] = UsageJson(LocalUsage(), d.id);
   return out;
 }
 
@@ -308,6 +333,7 @@ Result<json> Api::DeviceList(JsonFields& a) {
   CVM_ASSIGN_OR_RETURN(auto path_list, store_.ListPathStates());
   std::map<uint64_t, PathState> paths;
   for (auto& p : path_list) paths[p.device_id] = std::move(p);
+  const auto usage = LocalUsage();
   json out = json::array();
   for (const auto& d : devices) {
     if (host_id != 0 && d.host_id != host_id) continue;
@@ -316,6 +342,7 @@ Result<json> Api::DeviceList(JsonFields& a) {
     auto p = paths.find(d.id);
     j["path_state"] = PathJson(
         p == paths.end() ? std::nullopt : std::optional<PathState>(p->second));
+    j["usage"] = UsageJson(usage, d.id);
     out.push_back(std::move(j));
   }
   return out;

@@ -12,6 +12,7 @@
 // "id", when given (string or number), is echoed back.
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -63,6 +64,7 @@ class Api {
   Result<nlohmann::json> HostRemove(JsonFields& a);
   Result<nlohmann::json> DeviceAdd(JsonFields& a);
   Result<nlohmann::json> DeviceList(JsonFields& a);
+  std::map<uint64_t, TargetDeviceUsage> LocalUsage();
   Result<nlohmann::json> DeviceGet(JsonFields& a);
   Result<nlohmann::json> DeviceRemove(JsonFields& a);
   Result<nlohmann::json> DeviceSetState(JsonFields& a);

@@ -303,6 +303,16 @@ Result<json> KernelSync::DeviceRemove(uint64_t id) {
   return ToJson(removed);
 }
 
+Result<std::map<uint64_t, TargetDeviceUsage>> KernelSync::TargetUsage() {
+  std::map<uint64_t, TargetDeviceUsage> out;
+  CVM_ASSIGN_OR_RETURN(ModuleStatus target,
+                       kernel_.Query(CVM_TARGET_GENL_NAME));
+  if (!target.loaded) return out;
+  CVM_ASSIGN_OR_RETURN(auto list, kernel_.TargetDeviceList());
+  for (auto& u : list) out[u.id] = std::move(u);
+  return out;
+}
+
 json KernelSync::Reconcile() {
   json report = {{"host", host_},
                  {"devices", json::array()},

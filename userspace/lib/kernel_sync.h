@@ -11,6 +11,7 @@
 // local kernel, so target devices and listeners recorded as served are
 // re-added here whichever host record they belong to.
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -55,6 +56,10 @@ class KernelSync {
   Result<nlohmann::json> Unlisten(std::string_view address);
   Result<nlohmann::json> DeviceAdd(uint64_t id, bool format, bool force);
   Result<nlohmann::json> DeviceRemove(uint64_t id);
+
+  // What the local cvm_target says of the devices it serves (id -> usage);
+  // empty when the module is not loaded. Only this node's devices appear.
+  Result<std::map<uint64_t, TargetDeviceUsage>> TargetUsage();
 
   // cvmd start: re-add served target devices and listeners, push the map,
   // re-attach this host's volumes the kernel lacks. Never fails as a whole:

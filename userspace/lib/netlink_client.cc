@@ -392,6 +392,45 @@ Status CheckAddr(std::string_view what, const std::string& addr) {
   return {};
 }
 
+Result<TargetDeviceUsage> ParseTargetDevice(nlmsghdr* nlh) {
+  nlattr* top[CVM_ATTR_MAX + 1] = {};
+  if (genlmsg_parse(nlh, 0, top, CVM_ATTR_MAX, nullptr) < 0 ||
+      top[CVM_ATTR_TARGET_DEVICE] == nullptr) {
+    return Status(Code::kBadRequest,
+                  "device list reply without CVM_ATTR_TARGET_DEVICE");
+  }
+  nlattr* a[CVM_TARGET_DEVICE_ATTR_MAX + 1] = {};
+  if (nla_parse_nested(a, CVM_TARGET_DEVICE_ATTR_MAX,
+                       top[CVM_ATTR_TARGET_DEVICE], nullptr) < 0) {
+    return Status(Code::kBadRequest, "malformed CVM_ATTR_TARGET_DEVICE");
+  }
+  constexpr std::pair<int, int> kLens[] = {
+      {CVM_TARGET_DEVICE_ATTR_ID, 4},      {CVM_TARGET_DEVICE_ATTR_CAPACITY, 8},
+      {CVM_TARGET_DEVICE_ATTR_USED, 8},    {CVM_TARGET_DEVICE_ATTR_OBJECTS, 8},
+      {CVM_TARGET_DEVICE_ATTR_INTENTS, 8},
+  };
+  for (auto [type, len] : kLens) {
+    if (a[type] == nullptr || nla_len(a[type]) != len) {
+      return Status(Code::kBadRequest,
+                    fmt::format("device list reply: attribute {} missing or "
+                                "not {} bytes",
+                                type, len));
+    }
+  }
+  TargetDeviceUsage u;
+  u.id = nla_get_u32(a[CVM_TARGET_DEVICE_ATTR_ID]);
+  u.capacity = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_CAPACITY]);
+  u.used = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_USED]);
+  u.objects = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_OBJECTS]);
+  u.intents = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_INTENTS]);
+  if (const nlattr* p = a[CVM_TARGET_DEVICE_ATTR_PATH]) {
+    const char* c = static_cast<const char*>(nla_data(p));
+    u.path = Printable(std::string_view(c, strnlen(c, nla_len(p))),
+                       CVM_TARGET_PATH_LEN);
+  }
+  return u;
+}
+
 Result<KernelVolume> ParseVolume(nlmsghdr* nlh) {
   nlattr* top[CVM_ATTR_MAX + 1] = {};
   if (genlmsg_parse(nlh, 0, top, CVM_ATTR_MAX, nullptr) < 0 ||
@@ -700,6 +739,27 @@ Status NetlinkKernel::TargetUnlisten(const std::string& addr, uint16_t port) {
   }
   nla_nest_end(m, lis);
   return conn.Transact(m, kWhat);
+}
+
+Result<std::vector<TargetDeviceUsage>> NetlinkKernel::TargetDeviceList() {
+  constexpr std::string_view kWhat = "target device list";
+  CVM_ASSIGN_OR_RETURN(GenlConn conn,
+                       GenlConn::Open(CVM_TARGET_GENL_NAME, timeout_));
+  CVM_ASSIGN_OR_RETURN(NlMsg msg,
+                       conn.NewMsg(CVM_CMD_TARGET_DEVICE_LIST, NLM_F_DUMP));
+  std::vector<TargetDeviceUsage> out;
+  CVM_RETURN_IF_ERROR(
+      conn.Transact(msg.get(), kWhat, [&](nlmsghdr* nlh) -> Status {
+        CVM_ASSIGN_OR_RETURN(TargetDeviceUsage u, ParseTargetDevice(nlh));
+        out.push_back(std::move(u));
+        return {};
+      }));
+  return out;
+}
+
+nlohmann::json ToJson(const TargetDeviceUsage& u) {
+  return {{"id", u.id},     {"path", u.path},       {"capacity", u.capacity},
+          {"used", u.used}, {"objects", u.objects}, {"intents", u.intents}};
 }
 
 Status NetlinkKernel::TargetVolumeFence(uint64_t volume_id,

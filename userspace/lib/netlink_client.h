@@ -102,6 +102,18 @@ struct KernelVolume {
   uint32_t minor = 0;  // replies only
 };
 
+// One device cvm_target serves, as CVM_CMD_TARGET_DEVICE_LIST reports it.
+struct TargetDeviceUsage {
+  uint32_t id = 0;
+  std::string path;
+  uint64_t capacity = 0;  // bytes of object space
+  uint64_t used = 0;      // bytes allocated (whole extents)
+  uint64_t objects = 0;   // object shards held
+  uint64_t intents = 0;   // of them, with the write-intent bit set
+  bool operator==(const TargetDeviceUsage&) const = default;
+};
+nlohmann::json ToJson(const TargetDeviceUsage& u);
+
 struct Listener {
   std::string addr;  // numeric IPv4 or IPv6, no brackets
   uint16_t port = 0;
@@ -131,6 +143,8 @@ class Kernel {
   // restart (CVM_CMD_TARGET_VOLUME_FENCE).
   virtual Status TargetVolumeFence(uint64_t volume_id,
                                    uint64_t attach_epoch) = 0;
+  // Every device this node's cvm_target serves, with its usage.
+  virtual Result<std::vector<TargetDeviceUsage>> TargetDeviceList() = 0;
 };
 
 class NetlinkKernel : public Kernel {
@@ -149,6 +163,7 @@ class NetlinkKernel : public Kernel {
   Status TargetListen(const Listener& listener) override;
   Status TargetUnlisten(const std::string& addr, uint16_t port) override;
   Status TargetVolumeFence(uint64_t volume_id, uint64_t attach_epoch) override;
+  Result<std::vector<TargetDeviceUsage>> TargetDeviceList() override;
 
  private:
   std::chrono::milliseconds timeout_;

@@ -102,6 +102,18 @@ class FakeKernel : public Kernel {
     return {};
   }
   std::map<uint64_t, uint64_t> fences;  // volume -> attach epoch
+  Result<std::vector<TargetDeviceUsage>> TargetDeviceList() override {
+    if (!target_loaded) return Unavailable("cvm_target module not loaded");
+    std::vector<TargetDeviceUsage> out;
+    for (const auto& [id, path] : devices) {
+      TargetDeviceUsage u{id, path, 64ull << 22, 0, 0, 0};
+      u.objects = objects[id];
+      u.used = u.objects << 22;
+      out.push_back(u);
+    }
+    return out;
+  }
+  std::map<uint32_t, uint64_t> objects;  // device -> object shards held
 };
 
 // Three hosts of one device each, a replicated(3) pool and a volume;
@@ -355,6 +367,32 @@ TEST_F(KernelSyncTest, ArgumentErrors) {
               Code::kInvalidArgument)
         << bad;
   }
+}
+
+TEST_F(KernelSyncTest, DeviceListShowsWhatTheLocalTargetReports) {
+  ASSERT_OK(Call("target.device.add", {{"id", 2}}));
+  kernel_.objects[2] = 3;
+  auto listed = Call("device.list", json::object());
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 3u);
+  EXPECT_TRUE((*listed)[0]["usage"].is_null()) << (*listed)[0].dump();
+  const json& u = (*listed)[1]["usage"];
+  EXPECT_EQ(u["used"], 3ull << 22) << u.dump();
+  EXPECT_EQ(u["objects"], 3);
+  EXPECT_EQ(u["capacity"], 64ull << 22);
+  auto one = Call("device.get", {{"id", 2}});
+  ASSERT_OK(one);
+  EXPECT_EQ((*one)["usage"]["used"], 3ull << 22);
+
+  kernel_.objects[2] = 1;  // whole objects discarded: the space comes back
+  listed = Call("device.list", json::object());
+  ASSERT_OK(listed);
+  EXPECT_EQ((*listed)[1]["usage"]["used"], 1ull << 22);
+
+  kernel_.target_loaded = false;  // unknown, never an error
+  listed = Call("device.list", json::object());
+  ASSERT_OK(listed);
+  EXPECT_TRUE((*listed)[1]["usage"].is_null());
 }
 
 TEST_F(KernelSyncTest, PathEventsAreRecordedAndShownPerDevice) {

@@ -109,6 +109,7 @@ enum cvm_cmd {
 	CVM_CMD_EVENT_PATH_DOWN,
 	CVM_CMD_EVENT_PATH_UP,
 	CVM_CMD_TARGET_VOLUME_FENCE,
+	CVM_CMD_TARGET_DEVICE_LIST,
 	__CVM_CMD_MAX,
 };
 #define CVM_CMD_MAX (__CVM_CMD_MAX - 1)
@@ -309,6 +310,13 @@ enum cvm_volume_attr {
  *	device's fence table full: ENOSPC; requests still in flight after
  *	30 s: ETIMEDOUT.  The same epoch again succeeds.
  *
+ * CVM_CMD_TARGET_DEVICE_LIST (dump)
+ *	Request:  no attributes.
+ *	Reply:    one message per device served, CVM_ATTR_TARGET_DEVICE with
+ *		  ID, PATH, CAPACITY, USED, OBJECTS and INTENTS.  Every object
+ *		  shard takes one whole extent, so USED is OBJECTS times the
+ *		  extent size; it goes down when whole objects are discarded.
+ *
  * CVM_STATUS_ATTR_OBJECTS of the target's STATUS_GET is the number of
  * backing devices served.
  */
@@ -335,12 +343,24 @@ enum cvm_volume_attr {
  *	CVM_TARGET_DEVICE_ATTR_PATH	string, block device path, at most
  *					CVM_TARGET_PATH_LEN bytes with the NUL
  *	CVM_TARGET_DEVICE_ATTR_FLAGS	u32, CVM_TARGET_DEVICE_F_*
+ *	CVM_TARGET_DEVICE_ATTR_CAPACITY	u64, DEVICE_LIST replies only: bytes
+ *					of object space (whole extents)
+ *	CVM_TARGET_DEVICE_ATTR_USED	u64, replies only: bytes allocated
+ *	CVM_TARGET_DEVICE_ATTR_OBJECTS	u64, replies only: object shards held
+ *	CVM_TARGET_DEVICE_ATTR_INTENTS	u64, replies only: of them, those
+ *					whose write-intent bit is set (being
+ *					written, or missed by a replica)
  */
 enum cvm_target_device_attr {
 	CVM_TARGET_DEVICE_ATTR_UNSPEC,
 	CVM_TARGET_DEVICE_ATTR_ID,
 	CVM_TARGET_DEVICE_ATTR_PATH,
 	CVM_TARGET_DEVICE_ATTR_FLAGS,
+	CVM_TARGET_DEVICE_ATTR_PAD,
+	CVM_TARGET_DEVICE_ATTR_CAPACITY,
+	CVM_TARGET_DEVICE_ATTR_USED,
+	CVM_TARGET_DEVICE_ATTR_OBJECTS,
+	CVM_TARGET_DEVICE_ATTR_INTENTS,
 	__CVM_TARGET_DEVICE_ATTR_MAX,
 };
 #define CVM_TARGET_DEVICE_ATTR_MAX (__CVM_TARGET_DEVICE_ATTR_MAX - 1)

@@ -8,6 +8,10 @@
   target_genl.py unlisten ADDR PORT [--transport T]
   target_genl.py fence VOLUME EPOCH [DEVICE]     TARGET_VOLUME_FENCE (every
                                                  device, or DEVICE)
+  target_genl.py list                            TARGET_DEVICE_LIST: a line
+                                                 per device: id path
+                                                 capacity used objects
+                                                 intents
   target_genl.py objects                         print STATUS_GET's OBJECTS
   target_genl.py conns | pinned                  ... CONNECTIONS, PINNED_BYTES
   target_genl.py malformed                       malformed requests refused
@@ -102,6 +106,33 @@ class Target:
                                         " (%s)" % text if text else ""))
         return replies
 
+    def dump(self, cmd, attrs=b""):
+        """NLM_F_DUMP request; returns the replies."""
+        g = self.g
+        g.seq += 1
+        body = struct.pack("=BBH", C[cmd], 1, 0) + attrs
+        msg = struct.pack("=IHHII", 16 + len(body), self.fid,
+                          mg.NLM_F_REQUEST | 0x300, g.seq, 0) + body
+        g.sock.send(msg)
+        replies = []
+        while True:
+            data = g.sock.recv(1 << 20)
+            off = 0
+            while off + 16 <= len(data):
+                mlen, mtype, _, mseq, _ = struct.unpack_from("=IHHII", data,
+                                                             off)
+                payload = data[off + 16:off + mlen]
+                off += (mlen + 3) & ~3
+                if mseq != g.seq:
+                    continue
+                if mtype == mg.NLMSG_DONE:
+                    return replies
+                if mtype == mg.NLMSG_ERROR:
+                    (err,) = struct.unpack_from("=i", payload, 0)
+                    raise Refused("%s: %s" % (cmd, errno.errorcode.get(-err,
+                                                                       err)))
+                replies.append(payload)
+
     def expect(self, what, cmd, attrs, want_err):
         replies, err, text = self.g.request(self.fid, C[cmd], attrs)
         if err != want_err:
@@ -138,6 +169,12 @@ def malformed(t):
          errno.EINVAL),
         ("DEVICE_ADD nonexistent path", add, device(9, "/dev/nonexistent"),
          errno.ENOENT),
+        ("DEVICE_ADD with USED (sent only in replies)", add,
+         nest(C["CVM_ATTR_TARGET_DEVICE"],
+              mg.nla(C["CVM_TARGET_DEVICE_ATTR_ID"], u32(9)) +
+              mg.nla(C["CVM_TARGET_DEVICE_ATTR_PATH"], strz("/dev/ram0")) +
+              mg.nla(C["CVM_TARGET_DEVICE_ATTR_USED"], u64(0))),
+         errno.EINVAL),
         ("DEVICE_ADD not nested", add,
          mg.nla(C["CVM_ATTR_TARGET_DEVICE"], u32(9)), errno.EINVAL),
         ("DEVICE_ADD unknown nested attribute", add,
@@ -179,6 +216,14 @@ def malformed(t):
     ]
     for what, cmd, attrs, want in cases:
         t.expect(what, cmd, attrs, want)
+    try:
+        t.dump("CVM_CMD_TARGET_DEVICE_LIST", device(dev_id=1))
+    except Refused as e:
+        if "EINVAL" not in str(e):
+            raise mg.Fail("DEVICE_LIST with an attribute: %s" % e)
+        print("ok   DEVICE_LIST with an attribute refused: EINVAL")
+    else:
+        raise mg.Fail("DEVICE_LIST with an attribute: accepted")
 
 
 def main(argv):
@@ -226,6 +271,20 @@ def main(argv):
                     "pinned": "PINNED_BYTES"}[cmd]
             v = mg.one(st, C["CVM_STATUS_ATTR_" + name], name)
             print(struct.unpack("=Q", v)[0] if cmd == "pinned" else mg.u32(v))
+        elif cmd == "list":
+            for r in t.dump("CVM_CMD_TARGET_DEVICE_LIST"):
+                top = mg.parse_attrs(r[4:])
+                d = mg.parse_attrs(mg.one(top, C["CVM_ATTR_TARGET_DEVICE"],
+                                          "TARGET_DEVICE"))
+
+                def get(name):
+                    v = mg.one(d, C["CVM_TARGET_DEVICE_ATTR_" + name], name)
+                    return struct.unpack("=Q", v)[0] if len(v) == 8 \
+                        else mg.u32(v)
+                path = mg.one(d, C["CVM_TARGET_DEVICE_ATTR_PATH"], "PATH")
+                print(get("ID"), path.rstrip(b"\0").decode(),
+                      *(get(n) for n in ("CAPACITY", "USED", "OBJECTS",
+                                         "INTENTS")))
         elif cmd == "malformed":
             malformed(t)
         else:
