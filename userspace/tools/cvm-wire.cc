@@ -62,7 +62,7 @@ struct Options {
   fmt::print(
       stderr,
       "usage: cvm-wire HOST:PORT "
-      "write|read|remove|stat|clean|bump|flush|sums|dump|fuzz "
+      "write|read|remove|stat|stats|clean|bump|flush|sums|dump|fuzz "
       "--device ID [--volume V] [--object N] [--shard S] [--attach-epoch E] "
       "[--offset O] "
       "[--length L] [--count C] [--shards S] [--pattern BYTE|--file F] [--fua] "
@@ -151,6 +151,27 @@ int Report(const cvm::Result<cvm::wire::Reply>& r, const char* what) {
                cvm::wire::StatusName(st));
     return 1;
   }
+  return 0;
+}
+
+// Prints a STAT reply as one line; with absent_ok a NOT_FOUND prints
+// "absent" (an object the target does not hold).
+int PrintStat(const cvm::Result<cvm::wire::Reply>& r, bool absent_ok) {
+  if (absent_ok && r.ok() && r->header.status == CVM_WIRE_STATUS_NOT_FOUND) {
+    fmt::print("absent\n");
+    return 0;
+  }
+  int rc = Report(r, "stat");
+  if (rc) return rc;
+  if (r->data.size() < cvm::wire::kStatLen) return 2;
+  uint64_t allocated = 0, seq = 0;
+  uint32_t flags = 0, version = 0;
+  for (int i = 7; i >= 0; i--) allocated = allocated << 8 | r->data[i];
+  for (int i = 15; i >= 8; i--) seq = seq << 8 | r->data[i];
+  for (int i = 19; i >= 16; i--) flags = flags << 8 | r->data[i];
+  for (int i = 27; i >= 24; i--) version = version << 8 | r->data[i];
+  fmt::print("allocated {} snap_seq {} intent {} version {}\n", allocated, seq,
+             (flags & CVM_WIRE_STAT_F_INTENT) ? 1 : 0, version);
   return 0;
 }
 
@@ -363,19 +384,13 @@ int main(int argc, char** argv) {
     return rc;
   }
   if (o.verb == "flush") return Report(conn->Flush(), "flush");
-  if (o.verb == "stat") {
-    auto r = conn->Stat(o.key);
-    int rc = Report(r, "stat");
-    if (rc) return rc;
-    if (r->data.size() < cvm::wire::kStatLen) return 2;
-    uint64_t allocated = 0, seq = 0;
-    uint32_t flags = 0, version = 0;
-    for (int i = 7; i >= 0; i--) allocated = allocated << 8 | r->data[i];
-    for (int i = 15; i >= 8; i--) seq = seq << 8 | r->data[i];
-    for (int i = 19; i >= 16; i--) flags = flags << 8 | r->data[i];
-    for (int i = 27; i >= 24; i--) version = version << 8 | r->data[i];
-    fmt::print("allocated {} snap_seq {} intent {} version {}\n", allocated,
-               seq, (flags & CVM_WIRE_STAT_F_INTENT) ? 1 : 0, version);
+  if (o.verb == "stat") return PrintStat(conn->Stat(o.key), false);
+  if (o.verb == "stats") {
+    // A line per object from --object on: its STAT, or "absent".
+    cvm::wire::ObjectKey k = o.key;
+    for (uint64_t i = 0; i < o.count; i++, k.object_no++) {
+      if (int rc = PrintStat(conn->Stat(k), true)) return rc;
+    }
     return 0;
   }
   Usage("unknown verb " + o.verb);
