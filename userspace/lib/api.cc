@@ -310,6 +310,11 @@ Result<json> Api::DeviceAdd(JsonFields& a) {
   spec.host = a.String("host");
   spec.path = a.String("path");
   spec.capacity = a.U64("capacity");
+  // JSON has no NaN or infinity: a client's encoder writes them as null,
+  // which must not read as "use the default".
+  if (a.IsNull("weight")) {
+    return InvalidArgument("device weight must be a finite number, got null");
+  }
   spec.weight = a.OptDouble("weight").value_or(1.0);
   spec.device_class = a.OptString("class").value_or("nvme");
   CVM_RETURN_IF_ERROR(a.status());

@@ -33,6 +33,12 @@ JsonFields& JsonFields::Expect(std::initializer_list<std::string_view> known) {
 
 bool JsonFields::Has(std::string_view key) const { return Raw(key) != nullptr; }
 
+bool JsonFields::IsNull(std::string_view key) const {
+  if (!obj_.is_object()) return false;
+  auto it = obj_.find(key);
+  return it != obj_.end() && it->is_null();
+}
+
 const json* JsonFields::Raw(std::string_view key) const {
   if (!obj_.is_object()) return nullptr;
   auto it = obj_.find(key);

@@ -27,6 +27,8 @@ class JsonFields {
   JsonFields& Expect(std::initializer_list<std::string_view> known);
 
   bool Has(std::string_view key) const;
+  // Present with the value null (which every other read takes as absent).
+  bool IsNull(std::string_view key) const;
 
   std::string String(std::string_view key);
   std::optional<std::string> OptString(std::string_view key);

@@ -373,12 +373,21 @@ Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
 // ---- hosts ----
 
 Result<Host> MetadataStore::AddHost(Host spec) {
-  CVM_RETURN_IF_ERROR(ValidateHost(spec));
+  CVM_RETURN_IF_ERROR(ValidateNewHost(spec));
   std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(auto hosts, ListHosts());
   for (const auto& h : hosts) {
     if (h.name == spec.name) {
       return AlreadyExists(fmt::format("host '{}' already exists", spec.name));
+    }
+    // One address, one host: the map reaches each device by its host's
+    // first address, and a target listener serves one host.
+    for (const auto& a : spec.addresses) {
+      if (std::find(h.addresses.begin(), h.addresses.end(), a) !=
+          h.addresses.end()) {
+        return AlreadyExists(
+            fmt::format("address '{}' is already host '{}''s", a, h.name));
+      }
     }
   }
   rocksdb::WriteBatch batch;
@@ -476,7 +485,7 @@ Result<Device> MetadataStore::AddDevice(const DeviceSpec& spec) {
   d.capacity = spec.capacity;
   d.weight = spec.weight;
   d.device_class = spec.device_class;
-  CVM_RETURN_IF_ERROR(ValidateDevice(d));
+  CVM_RETURN_IF_ERROR(ValidateNewDevice(d));
   std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(Host host, GetHost(spec.host));
   CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());

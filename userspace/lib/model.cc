@@ -275,6 +275,31 @@ Status ValidateDevice(const Device& d) {
   return {};
 }
 
+Status ValidateNewHost(const Host& h) {
+  CVM_RETURN_IF_ERROR(ValidateHost(h));
+  for (size_t i = 0; i < h.addresses.size(); ++i) {
+    CVM_RETURN_IF_ERROR(ParseHostPort(h.addresses[i]).status());
+    for (size_t j = 0; j < i; ++j) {
+      if (h.addresses[j] == h.addresses[i]) {
+        return InvalidArgument(fmt::format(
+            "host '{}': address '{}' is given twice", h.name, h.addresses[i]));
+      }
+    }
+  }
+  return {};
+}
+
+Status ValidateNewDevice(const Device& d) {
+  CVM_RETURN_IF_ERROR(ValidateDevice(d));
+  if (d.weight < kMinWeight) {
+    return InvalidArgument(fmt::format(
+        "device weight {} is below the smallest the map can hold, 1/65536 "
+        "({:.7f}): weights are 16.16 fixed point",
+        d.weight, kMinWeight));
+  }
+  return {};
+}
+
 Status ValidatePolicy(const Policy& p) {
   if (p.kind == Policy::Kind::kReplicated) {
     if (p.replicas < 1 || p.replicas > kMaxReplicas) {

@@ -38,6 +38,7 @@ inline constexpr uint32_t kMaxPgNum = 32768;
 inline constexpr uint32_t kDefaultPgNum = 64;
 // Weights become 16.16 fixed point in the kernel map.
 inline constexpr double kMaxWeight = 65535.0;
+inline constexpr double kMinWeight = 1.0 / 65536;
 
 enum class Transport { kTcp, kRdma };
 enum class FailureDomain { kHost, kRack, kRow };
@@ -105,6 +106,14 @@ struct HostPort {
   uint16_t port = 0;
 };
 Result<HostPort> ParseHostPort(std::string_view address);
+
+// What a new record must satisfy beyond what a stored one is checked for
+// when read (records written by older builds still load, so they can be
+// fixed or removed): a host's addresses are numeric IP:PORT, as the
+// kernel's map and `target listen` take them, none twice; a device's
+// weight is one the map's 16.16 fixed point can hold (at least 1/65536).
+Status ValidateNewHost(const Host& h);
+Status ValidateNewDevice(const Device& d);
 
 // "replicated:3" or "ec:4,2" (also "ec:4+2").
 Result<Policy> ParsePolicy(std::string_view text);

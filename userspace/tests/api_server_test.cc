@@ -81,10 +81,11 @@ TEST_F(RunningServerTest, ClientRoundTrip) {
   auto status = client.Call("status");
   ASSERT_OK(status);
   EXPECT_EQ((*status)["map_epoch"], 0);
-  ASSERT_OK(client.Call("host.add", {{"name", "h1"}, {"addresses", {"a:1"}}}));
-  EXPECT_ERROR(
-      client.Call("host.add", {{"name", "h1"}, {"addresses", {"a:1"}}}),
-      Code::kAlreadyExists, "host 'h1' already exists");
+  ASSERT_OK(client.Call("host.add",
+                        {{"name", "h1"}, {"addresses", {"10.0.0.1:7800"}}}));
+  EXPECT_ERROR(client.Call("host.add",
+                           {{"name", "h1"}, {"addresses", {"10.0.0.1:7800"}}}),
+               Code::kAlreadyExists, "host 'h1' already exists");
   EXPECT_ERROR(client.Call("nope"), Code::kUnknownOp, "unknown op");
   auto raw = client.CallRaw("{garbage");
   ASSERT_OK(raw);

@@ -100,6 +100,17 @@ TEST_F(ApiOnEmptyStoreTest, WrongArgumentTypesAreNamed) {
   EXPECT_EQ(ErrorCode(r), "invalid_argument");
 }
 
+// A client's JSON encoder writes NaN and infinity as null: never "default".
+TEST_F(ApiOnEmptyStoreTest, NullWeightIsRefusedNotDefaulted) {
+  json added = Handle(
+      R"({"op":"host.add","args":{"name":"h","addresses":["10.0.0.1:7800"]}})");
+  ASSERT_EQ(added.value("ok", false), true) << added.dump();
+  json r = Handle(
+      R"({"op":"device.add","args":{"host":"h","path":"/dev/x","capacity":4096,"weight":null}})");
+  EXPECT_EQ(ErrorCode(r), "invalid_argument");
+  EXPECT_EQ(ErrorMessage(r), "device weight must be a finite number, got null");
+}
+
 TEST_F(ApiOnEmptyStoreTest, IdIsEchoed) {
   json r = Handle(R"({"op":"map.epoch","id":"abc"})");
   EXPECT_TRUE(r["ok"].get<bool>());

@@ -315,9 +315,52 @@ TEST_F(CliTest, NoDaemonIsAClearError) {
   EXPECT_NE(o.out.find("cvm module:"), std::string::npos) << o.out;
 }
 
+// Issue 15's defects: each of these was accepted, and the weights made every
+// later epoch unservable ("does not fit the map's 16.16 fixed point").
+TEST_F(CliWithDaemonTest, BadAddressesAndWeightsAreRefusedAtTheApi) {
+  for (const char* bad : {"garbage", "10.0.0.300:7800", ":0", "10.0.0.1:0",
+                          "10.0.0.1", "host.example:7800"}) {
+    Output o = Adm({"host", "add", "h1", "--address", bad});
+    EXPECT_EQ(o.exit_code, 1) << bad;
+    EXPECT_NE(o.err.find("expected IPv4:PORT or [IPv6]:PORT"),
+              std::string::npos)
+        << bad << ": " << o.err;
+  }
+  Output o = Adm({"host", "add", "h1", "--address", "10.0.0.1:7800",
+                  "--address", "10.0.0.1:7800"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("given twice"), std::string::npos) << o.err;
+  ASSERT_EQ(Adm({"host", "add", "h1", "--address", "10.0.0.1:7800"}).exit_code,
+            0);
+  o = Adm({"host", "add", "h2", "--address", "10.0.0.1:7800"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.err,
+            "cvmadm: host add: address '10.0.0.1:7800' is already host "
+            "'h1''s\n");
+  ASSERT_EQ(Adm({"host", "add", "h2", "--address", "[fe80::2]:7800"}).exit_code,
+            0);
+
+  for (const char* bad : {"nan", "inf", "-inf", "1e-300", "0", "-1", "1e9"}) {
+    o = Adm({"device", "add", "h1", "/dev/nvme0n1", "--capacity", "1T",
+             "--weight", bad});
+    EXPECT_EQ(o.exit_code, 1) << bad;
+    EXPECT_NE(o.err.find("weight"), std::string::npos) << bad << ": " << o.err;
+  }
+  json devices = AdmJson({"device", "list"});
+  EXPECT_TRUE(devices.empty()) << devices.dump();
+  // The smallest weight the map holds is fine, and the epoch stays servable.
+  o = Adm({"device", "add", "h1", "/dev/nvme0n1", "--capacity", "1T",
+           "--weight", "0.0000153"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  o = Adm({"map", "show"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out.find("cannot be served"), std::string::npos) << o.out;
+}
+
 TEST_F(CliTest, StateSurvivesDaemonRestart) {
   StartDaemon();
-  ASSERT_EQ(Adm({"host", "add", "h1", "--address", "a:1"}).exit_code, 0);
+  ASSERT_EQ(Adm({"host", "add", "h1", "--address", "10.0.0.1:7800"}).exit_code,
+            0);
   ASSERT_EQ(Adm({"pool", "create", "p", "--policy", "ec:2,1"}).exit_code, 0);
   ASSERT_EQ(Adm({"volume", "create", "v", "--pool", "p", "--size", "2G",
                  "--provisioning", "thick"})
@@ -330,7 +373,7 @@ TEST_F(CliTest, StateSurvivesDaemonRestart) {
   EXPECT_EQ(v["provisioning"], "thick");
   EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 2);
   // Ids continue after the restart.
-  Output o = Adm({"host", "add", "h2", "--address", "b:1"});
+  Output o = Adm({"host", "add", "h2", "--address", "10.0.0.2:7800"});
   EXPECT_EQ(o.out, "host 'h2' added (id 2)\n");
 }
 

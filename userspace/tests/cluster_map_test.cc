@@ -3,6 +3,7 @@
 // bucket ids across epochs, and intact across a restart.
 #include "cluster_map.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -48,10 +49,11 @@ class ThreeHostStoreTest : public ::testing::Test {
     store_ = std::move(opened).value();
   }
 
+  int hosts_added_ = 0;  // one address per host
   void AddHost(const std::string& name, const std::string& rack, int devices) {
     Host h;
     h.name = name;
-    h.addresses = {"127.0.0.1:7800"};
+    h.addresses = {fmt::format("127.0.0.1:{}", 7800 + ++hosts_added_)};
     h.rack = rack;
     ASSERT_OK(store_->AddHost(h));
     for (int i = 0; i < devices; ++i) {

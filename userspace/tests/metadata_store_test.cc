@@ -1,5 +1,6 @@
 #include "metadata_store.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
@@ -32,9 +33,10 @@ class EmptyStoreTest : public ::testing::Test {
   Host MakeHost(const std::string& name) {
     Host h;
     h.name = name;
-    h.addresses = {"10.0.0.1:7800"};
+    h.addresses = {fmt::format("10.0.0.{}:7800", ++hosts_made_)};
     return h;
   }
+  int hosts_made_ = 0;  // one address per host
 
   uint64_t Epoch() { return *store_->CurrentEpoch(); }
 

@@ -1,6 +1,8 @@
 // cvmadm device add <host> <path> --capacity SIZE [--weight W] [--class C]
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "format.h"
 #include "shell.h"
 
@@ -24,10 +26,15 @@ void GetArguments(po::options_description* positional,
 int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
   auto capacity = SizeOption(vm, "capacity");
   if (!capacity.ok()) return Fail(r, capacity.status());
+  const double weight = vm["weight"].as<double>();
+  if (!std::isfinite(weight)) {
+    return Fail(r, InvalidArgument(fmt::format(
+                       "--weight {}: must be a finite number", weight)));
+  }
   const nlohmann::json args = {{"host", vm["host"].as<std::string>()},
                                {"path", vm["path"].as<std::string>()},
                                {"capacity", *capacity},
-                               {"weight", vm["weight"].as<double>()},
+                               {"weight", weight},
                                {"class", vm["class"].as<std::string>()}};
   if (int err = CallDaemon(ctx, "device.add", args, r)) return err;
   r->text = fmt::format("device {} added: {}:{} ({})", Str(r->data, "id"),
