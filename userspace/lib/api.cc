@@ -27,6 +27,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"host.remove", &Api::HostRemove},
       {"device.add", &Api::DeviceAdd},
       {"device.list", &Api::DeviceList},
+      {"cluster.df", &Api::ClusterDf},
       {"device.get", &Api::DeviceGet},
       {"device.remove", &Api::DeviceRemove},
       {"device.set_state", &Api::DeviceSetState},
@@ -351,6 +352,79 @@ Result<json> Api::DeviceList(JsonFields& a) {
     out.push_back(std::move(j));
   }
   return out;
+}
+
+// Capacity: per device its declared capacity and, where a target of this
+// node serves it, what the target says is allocated; per pool what its
+// volumes promise (thick volumes reserve raw space, thin ones do not) and
+// how much more a volume of that policy could hold: the raw space neither
+// allocated nor reserved, divided by the policy's overhead.
+Result<json> Api::ClusterDf(JsonFields& a) {
+  a.Expect({});
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
+  CVM_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  CVM_ASSIGN_OR_RETURN(auto volumes, store_.ListVolumes());
+  CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
+  std::map<uint64_t, std::string> host_names;
+  for (const auto& h : hosts) host_names[h.id] = h.name;
+  const auto usage = LocalUsage();
+  uint64_t raw = 0, used = 0, reporting = 0, reserved = 0;
+  json devs = json::array();
+  for (const auto& d : devices) {
+    json j = {
+        {"id", d.id},
+        {"host", host_names.count(d.host_id) ? host_names[d.host_id] : "?"},
+        {"capacity", d.capacity},
+        {"in", d.in},
+        {"used", nullptr}};
+    if (auto u = usage.find(d.id); u != usage.end()) {
+      j["used"] = u->second.used;
+      if (d.in) {
+        used += u->second.used;
+        ++reporting;
+      }
+    }
+    if (d.in) raw += d.capacity;
+    devs.push_back(std::move(j));
+  }
+  std::map<uint64_t, uint64_t> provisioned, thick;
+  for (const auto& v : volumes) {
+    provisioned[v.pool_id] += v.size;
+    if (v.provisioning != Provisioning::kThick) continue;
+    thick[v.pool_id] += v.size;
+    for (const auto& p : pools) {
+      if (p.id == v.pool_id) reserved += RawBytes(p.policy, v.size);
+    }
+  }
+  // Thick volumes' allocated extents are inside their reservation: count
+  // the larger of the two, never both.
+  const uint64_t taken = std::max(used, reserved);
+  const uint64_t free_raw = raw > taken ? raw - taken : 0;
+  json pool_list = json::array();
+  for (const auto& p : pools) {
+    const uint64_t per_byte = RawBytes(p.policy, 1 << 20);
+    pool_list.push_back(
+        {{"name", p.name},
+         {"policy", ToString(p.policy)},
+         {"volumes",
+          std::count_if(volumes.begin(), volumes.end(),
+                        [&](const Volume& v) { return v.pool_id == p.id; })},
+         {"provisioned", provisioned[p.id]},
+         {"thick_reserved", thick[p.id]},
+         {"max_avail",
+          static_cast<uint64_t>(
+              (static_cast<unsigned __int128>(free_raw) << 20) / per_byte)}});
+  }
+  return json{{"raw",
+               {{"capacity", raw},
+                {"used", used},
+                {"thick_reserved", reserved},
+                {"available", free_raw},
+                {"devices", devices.size()},
+                {"devices_reporting", reporting}}},
+              {"pools", std::move(pool_list)},
+              {"devices", std::move(devs)}};
 }
 
 Result<json> Api::DeviceGet(JsonFields& a) {

@@ -64,6 +64,7 @@ class Api {
   Result<nlohmann::json> HostRemove(JsonFields& a);
   Result<nlohmann::json> DeviceAdd(JsonFields& a);
   Result<nlohmann::json> DeviceList(JsonFields& a);
+  Result<nlohmann::json> ClusterDf(JsonFields& a);
   std::map<uint64_t, TargetDeviceUsage> LocalUsage();
   Result<nlohmann::json> DeviceGet(JsonFields& a);
   Result<nlohmann::json> DeviceRemove(JsonFields& a);

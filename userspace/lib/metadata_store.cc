@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "json_fields.h"
+#include "units.h"
 
 namespace cvm {
 namespace {
@@ -684,6 +685,35 @@ Status MetadataStore::DeletePool(std::string_view name) {
 
 // ---- volumes ----
 
+// A thick volume is a promise of its whole size: it must fit in the raw
+// capacity of the devices that take data, less what the thick volumes
+// there already hold (every pool places on every device: no device classes
+// in placement yet). Thin volumes promise nothing (`cvmadm df` shows them).
+Status MetadataStore::CheckThickFits(const Volume& v, const Pool& pool,
+                                     const std::vector<Volume>& volumes) {
+  CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
+  CVM_ASSIGN_OR_RETURN(auto pools, ListPools());
+  uint64_t raw = 0, reserved = 0;
+  for (const auto& d : devices) {
+    if (d.in) raw += d.capacity;
+  }
+  for (const auto& other : volumes) {
+    if (other.provisioning != Provisioning::kThick) continue;
+    for (const auto& p : pools) {
+      if (p.id == other.pool_id) reserved += RawBytes(p.policy, other.size);
+    }
+  }
+  const uint64_t need = RawBytes(pool.policy, v.size);
+  if (need > raw || reserved > raw - need) {
+    return NoSpace(fmt::format(
+        "thick volume '{}' of {} needs {} of raw space in pool '{}' ({}); "
+        "the devices hold {}, of which thick volumes already take {}",
+        v.name, FormatSize(v.size), FormatSize(need), pool.name,
+        ToString(pool.policy), FormatSize(raw), FormatSize(reserved)));
+  }
+  return {};
+}
+
 Result<Volume> MetadataStore::CreateVolume(const VolumeSpec& spec) {
   Volume v;
   v.name = spec.name;
@@ -713,6 +743,9 @@ Result<Volume> MetadataStore::CreateVolume(const VolumeSpec& spec) {
     if (other.name == v.name) {
       return AlreadyExists(fmt::format("volume '{}' already exists", v.name));
     }
+  }
+  if (v.provisioning == Provisioning::kThick) {
+    CVM_RETURN_IF_ERROR(CheckThickFits(v, pool, volumes));
   }
   v.pool_id = pool.id;
   rocksdb::WriteBatch batch;

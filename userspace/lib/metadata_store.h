@@ -187,6 +187,8 @@ class MetadataStore {
   Result<std::optional<T>> GetById(Cf cf, uint64_t id,
                                    Result<T> (*decode)(std::string_view));
   Result<uint64_t> CountKeys(Cf cf);
+  Status CheckThickFits(const Volume& v, const Pool& pool,
+                        const std::vector<Volume>& volumes);
   int64_t Now() const;
 
   std::string dir_;

@@ -354,6 +354,18 @@ uint32_t EffectiveMinSize(const Pool& p) {
   return p.policy.replicas - p.policy.replicas / 2;
 }
 
+uint64_t RawBytes(const Policy& p, uint64_t bytes) {
+  // Volumes are at most 1 EiB and policies at most 5x or (8+4)/2: no overflow
+  // in 128 bits, and the result fits 64.
+  if (p.kind == Policy::Kind::kReplicated) {
+    return static_cast<uint64_t>(static_cast<unsigned __int128>(bytes) *
+                                 p.replicas);
+  }
+  const unsigned __int128 raw =
+      (static_cast<unsigned __int128>(bytes) * (p.k + p.m) + p.k - 1) / p.k;
+  return static_cast<uint64_t>(raw);
+}
+
 Status ValidateVolume(const Volume& v) {
   CVM_RETURN_IF_ERROR(ValidateName("volume", v.name));
   CVM_RETURN_IF_ERROR(ValidateSectorSize("volume size", v.size));

@@ -135,6 +135,9 @@ struct Pool {
 // The pool's min_size, or its policy's default: replicated(n) a majority,
 // n - n/2; ec(k,m) k + 1 for m >= 2, k for m = 1 (cvm_pool_min_size()).
 uint32_t EffectiveMinSize(const Pool& p);
+// Raw bytes the policy spends to store `bytes`: n copies, or (k + m) / k
+// (rounded up).
+uint64_t RawBytes(const Policy& p, uint64_t bytes);
 
 struct Volume {
   uint64_t id = 0;

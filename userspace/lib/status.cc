@@ -24,6 +24,7 @@ constexpr CodeInfo kCodes[] = {
     {Code::kTimeout, "timeout", ETIMEDOUT},
     {Code::kBadRequest, "bad_request", EPROTO},
     {Code::kUnknownOp, "unknown_op", EOPNOTSUPP},
+    {Code::kNoSpace, "no_space", ENOSPC},
     {Code::kInternal, "internal", EFAULT},
 };
 

@@ -26,6 +26,7 @@ enum class Code {
   kTimeout,          // a peer did not answer in time
   kBadRequest,       // the request itself (not its arguments) is malformed
   kUnknownOp,        // the request names an op nobody handles
+  kNoSpace,          // refused: the cluster has not the capacity it asks for
   kInternal,         // a bug: should never reach a user
 };
 
@@ -67,6 +68,7 @@ inline Status AlreadyExists(std::string m) {
   return {Code::kAlreadyExists, std::move(m)};
 }
 inline Status InUse(std::string m) { return {Code::kInUse, std::move(m)}; }
+inline Status NoSpace(std::string m) { return {Code::kNoSpace, std::move(m)}; }
 inline Status Corruption(std::string m) {
   return {Code::kCorruption, std::move(m)};
 }

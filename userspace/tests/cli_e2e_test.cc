@@ -357,10 +357,70 @@ TEST_F(CliWithDaemonTest, BadAddressesAndWeightsAreRefusedAtTheApi) {
   EXPECT_EQ(o.out.find("cannot be served"), std::string::npos) << o.out;
 }
 
+// Issue 15: a thick 900P volume was accepted on 30 TiB of raw space, and
+// nothing showed used or free space.
+TEST_F(CliWithDaemonTest, ThickVolumesMustFitAndDfShowsWhy) {
+  ASSERT_EQ(Adm({"host", "add", "h1", "--address", "10.0.0.1:7800"}).exit_code,
+            0);
+  ASSERT_EQ(
+      Adm({"device", "add", "h1", "/dev/x", "--capacity", "1T"}).exit_code, 0);
+  ASSERT_EQ(
+      Adm({"pool", "create", "rep3", "--policy", "replicated:3"}).exit_code, 0);
+  ASSERT_EQ(Adm({"pool", "create", "ec", "--policy", "ec:2,1"}).exit_code, 0);
+  Output o = Adm({"volume", "create", "big", "--pool", "rep3", "--size", "900P",
+                  "--provisioning", "thick"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.err,
+            "cvmadm: volume create: thick volume 'big' of 900 PiB needs 2.64 "
+            "EiB of raw space in pool 'rep3' (replicated:3); the devices hold "
+            "1 TiB, of which thick volumes already take 0 B\n");
+  // Thin volumes promise nothing.
+  EXPECT_EQ(
+      Adm({"volume", "create", "thin", "--pool", "rep3", "--size", "900P"})
+          .exit_code,
+      0);
+  // 300 GiB x 3 = 900 GiB of 1 TiB; then 124 GiB raw are left.
+  EXPECT_EQ(Adm({"volume", "create", "t1", "--pool", "rep3", "--size", "300G",
+                 "--provisioning", "thick"})
+                .exit_code,
+            0);
+  o = Adm({"volume", "create", "t2", "--pool", "ec", "--size", "100G",
+           "--provisioning", "thick"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("needs 150 GiB of raw space in pool 'ec' (ec:2,1); "
+                       "the devices hold 1 TiB, of which thick volumes "
+                       "already take 900 GiB"),
+            std::string::npos)
+      << o.err;
+  EXPECT_EQ(Adm({"volume", "create", "t2", "--pool", "ec", "--size", "80G",
+                 "--provisioning", "thick"})
+                .exit_code,
+            0);
+
+  json df = AdmJson({"df"});
+  EXPECT_EQ(df["raw"]["capacity"], 1ull << 40);
+  EXPECT_EQ(df["raw"]["thick_reserved"], 1020ull << 30);
+  EXPECT_EQ(df["raw"]["available"], 4ull << 30);
+  EXPECT_EQ(df["raw"]["devices_reporting"], 0);  // no target on this node
+  ASSERT_EQ(df["pools"].size(), 2u);
+  EXPECT_EQ(df["pools"][0]["name"], "rep3");
+  EXPECT_EQ(df["pools"][0]["volumes"], 2);
+  EXPECT_EQ(df["pools"][0]["thick_reserved"], 300ull << 30);
+  EXPECT_EQ(df["pools"][0]["max_avail"], (4ull << 30) / 3);
+  EXPECT_EQ(df["pools"][1]["max_avail"], (4ull << 30) * 2 / 3);
+  EXPECT_TRUE(df["devices"][0]["used"].is_null());
+  o = Adm({"df"});
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("POOLS"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("0 of 1 devices"), std::string::npos) << o.out;
+}
+
 TEST_F(CliTest, StateSurvivesDaemonRestart) {
   StartDaemon();
   ASSERT_EQ(Adm({"host", "add", "h1", "--address", "10.0.0.1:7800"}).exit_code,
             0);
+  ASSERT_EQ(
+      Adm({"device", "add", "h1", "/dev/x", "--capacity", "1T"}).exit_code, 0);
   ASSERT_EQ(Adm({"pool", "create", "p", "--policy", "ec:2,1"}).exit_code, 0);
   ASSERT_EQ(Adm({"volume", "create", "v", "--pool", "p", "--size", "2G",
                  "--provisioning", "thick"})
@@ -371,7 +431,7 @@ TEST_F(CliTest, StateSurvivesDaemonRestart) {
   json v = AdmJson({"volume", "show", "v"});
   EXPECT_EQ(v["size"], 2ull << 30);
   EXPECT_EQ(v["provisioning"], "thick");
-  EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 2);
+  EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 3);
   // Ids continue after the restart.
   Output o = Adm({"host", "add", "h2", "--address", "10.0.0.2:7800"});
   EXPECT_EQ(o.out, "host 'h2' added (id 2)\n");
