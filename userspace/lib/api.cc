@@ -483,7 +483,16 @@ Result<json> Api::PoolCreate(JsonFields& a) {
   }
   p.pg_num = static_cast<uint32_t>(pg_num);
   CVM_ASSIGN_OR_RETURN(Pool created, store_.CreatePool(std::move(p)));
-  return ToJson(created);
+  json out = ToJson(created);
+  // Created either way (hosts may come later), but said at once.
+  CVM_ASSIGN_OR_RETURN(std::string problem,
+                       store_.PoolPlacementProblem(created));
+  if (!problem.empty()) {
+    out["warning"] = fmt::format(
+        "pool '{}' cannot be placed on the current topology yet: {}",
+        created.name, problem);
+  }
+  return out;
 }
 
 Result<json> Api::PoolList(JsonFields& a) {

@@ -322,6 +322,61 @@ Result<Topology> MetadataStore::LoadTopology() {
   return t;
 }
 
+namespace {
+
+// Why `pool` cannot be placed in an epoch's map; empty when it can.
+std::string Unplaceable(const Pool& pool, const std::string& problem,
+                        const std::vector<std::string>& left_out) {
+  if (!problem.empty()) return problem;
+  const std::string prefix = fmt::format("pool '{}': ", pool.name);
+  for (const auto& why : left_out) {
+    if (why.starts_with(prefix)) return why.substr(prefix.size());
+  }
+  return {};
+}
+
+}  // namespace
+
+// A topology change must not take a pool that holds volumes out of the map
+// (its volumes would stop being served, and cvm.ko refuses a map that drops
+// the pool of an attached volume): refused, naming the pool and why. A pool
+// that could not be placed before the change is not held against it (the
+// change may be part of fixing that).
+Status MetadataStore::CheckPoolsStayPlaceable(uint64_t current,
+                                              const std::string& reason,
+                                              const Topology& next,
+                                              const SealedMap& sealed) {
+  if (sealed.problem.empty() && sealed.left_out.empty()) return {};
+  std::optional<MapEpoch> before;
+  if (current != 0) {
+    CVM_ASSIGN_OR_RETURN(before, GetEpoch(current));
+  }
+  CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
+  for (const Pool& pool : next.pools) {
+    const std::string why = Unplaceable(pool, sealed.problem, sealed.left_out);
+    if (why.empty()) continue;
+    if (!before ||
+        !Unplaceable(pool, before->problem, before->left_out).empty()) {
+      continue;
+    }
+    const auto n =
+        std::count_if(volumes.begin(), volumes.end(),
+                      [&](const Volume& v) { return v.pool_id == pool.id; });
+    if (n == 0) continue;
+    return InUse(
+        fmt::format("{} would leave pool '{}' ({} volume{}) unplaceable: {}",
+                    reason, pool.name, n, n == 1 ? "" : "s", why));
+  }
+  return {};
+}
+
+Result<std::string> MetadataStore::PoolPlacementProblem(const Pool& pool) {
+  CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+  if (current == 0) return std::string("the cluster has no devices yet");
+  CVM_ASSIGN_OR_RETURN(MapEpoch e, GetEpoch(current));
+  return Unplaceable(pool, e.problem, e.left_out);
+}
+
 Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
                                 const Topology& next) {
   CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
@@ -359,6 +414,7 @@ Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
   }
 
   SealedMap sealed = SealMap(e.epoch, next, indexes);
+  CVM_RETURN_IF_ERROR(CheckPoolsStayPlaceable(current, e.reason, next, sealed));
   e.map_size = sealed.blob.size();
   e.map_crc = sealed.crc;
   e.problem = sealed.problem;
@@ -743,6 +799,13 @@ Result<Volume> MetadataStore::CreateVolume(const VolumeSpec& spec) {
     if (other.name == v.name) {
       return AlreadyExists(fmt::format("volume '{}' already exists", v.name));
     }
+  }
+  CVM_ASSIGN_OR_RETURN(std::string unplaceable, PoolPlacementProblem(pool));
+  if (!unplaceable.empty()) {
+    return Unavailable(fmt::format(
+        "pool '{}' cannot be placed on the current topology ({}): add hosts "
+        "or devices first",
+        pool.name, unplaceable));
   }
   if (v.provisioning == Provisioning::kThick) {
     CVM_RETURN_IF_ERROR(CheckThickFits(v, pool, volumes));

@@ -128,6 +128,8 @@ class MetadataStore {
   Result<Pool> GetPoolById(uint64_t id);
   Result<std::vector<Pool>> ListPools();
   Status DeletePool(std::string_view name);
+  // Why the current epoch's map cannot place `pool` ("" when it can).
+  Result<std::string> PoolPlacementProblem(const Pool& pool);
   // Changes a pool's min_size (0: the policy's default); a new map epoch.
   Result<Pool> SetPoolMinSize(std::string_view name, uint32_t min_size);
 
@@ -189,6 +191,8 @@ class MetadataStore {
   Result<uint64_t> CountKeys(Cf cf);
   Status CheckThickFits(const Volume& v, const Pool& pool,
                         const std::vector<Volume>& volumes);
+  Status CheckPoolsStayPlaceable(uint64_t current, const std::string& reason,
+                                 const Topology& next, const SealedMap& sealed);
   int64_t Now() const;
 
   std::string dir_;

@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "test_util.h"
@@ -130,6 +131,16 @@ TEST_F(ApiOnEmptyStoreTest, FullLifecycleThroughCall) {
       {{"host", "h1"}, {"path", "/dev/nvme0n1"}, {"capacity", 1ull << 40}});
   ASSERT_OK(dev);
   EXPECT_EQ((*dev)["host"], "h1");
+  // ec:4,2 needs six hosts; volumes go only into placeable pools.
+  for (int i = 2; i <= 6; ++i) {
+    const std::string h = "h" + std::to_string(i);
+    ASSERT_OK(api_->Call(
+        "host.add",
+        {{"name", h}, {"addresses", {fmt::format("10.0.0.{}:7800", i)}}}));
+    ASSERT_OK(api_->Call(
+        "device.add",
+        {{"host", h}, {"path", "/dev/nvme0n1"}, {"capacity", 1ull << 40}}));
+  }
   ASSERT_OK(api_->Call(
       "pool.create", {{"name", "ec"}, {"policy", "ec:4,2"}, {"pg_num", 128}}));
   ASSERT_OK(api_->Call(
@@ -147,7 +158,7 @@ TEST_F(ApiOnEmptyStoreTest, FullLifecycleThroughCall) {
   EXPECT_EQ(api_->Call("volume.list", json::object())->size(), 1u);
   auto status = api_->Call("status", json::object());
   ASSERT_OK(status);
-  EXPECT_EQ((*status)["map_epoch"], 4);
+  EXPECT_EQ((*status)["map_epoch"], 14);
   EXPECT_EQ((*status)["counts"]["volumes"], 1);
   EXPECT_ERROR(api_->Call("pool.delete", {{"name", "ec"}}), Code::kInUse,
                "'v'");

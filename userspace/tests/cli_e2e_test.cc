@@ -125,6 +125,22 @@ class CliTest : public ::testing::Test {
     return j;
   }
 
+  // Hosts h<first>..h<last> at 10.0.0.<i>:7800, each with one device of
+  // `capacity`: volumes go only into pools the topology can place.
+  void AddHostsWithDevices(int first, int last,
+                           const std::string& capacity = "1T") {
+    for (int i = first; i <= last; ++i) {
+      const std::string h = "h" + std::to_string(i);
+      ASSERT_EQ(Adm({"host", "add", h, "--address",
+                     "10.0.0." + std::to_string(i) + ":7800"})
+                    .exit_code,
+                0);
+      ASSERT_EQ(
+          Adm({"device", "add", h, "/dev/x", "--capacity", capacity}).exit_code,
+          0);
+    }
+  }
+
   TempDir dir_;
   pid_t daemon_ = -1;
 };
@@ -147,6 +163,22 @@ TEST_F(CliWithDaemonTest, BuildsAClusterAndListsIt) {
   o = Adm({"device", "add", "h1", "/dev/nvme0n1", "--capacity", "1T"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out, "device 1 added: h1:/dev/nvme0n1 (1 TiB)\n");
+  o = Adm({"pool", "create", "early", "--policy", "replicated:3"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("\nwarning: pool 'early' cannot be placed on the "
+                       "current topology yet: "),
+            std::string::npos)
+      << o.out;
+  o = Adm({"volume", "create", "v0", "--pool", "early", "--size", "1G"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("pool 'early' cannot be placed on the current topology"),
+            std::string::npos)
+      << o.err;
+  EXPECT_EQ(Adm({"pool", "delete", "early"}).exit_code, 0);
+  // ec:4,2 needs six hosts.
+  ASSERT_EQ(
+      Adm({"device", "add", "h2", "/dev/x", "--capacity", "1T"}).exit_code, 0);
+  AddHostsWithDevices(3, 6);
   EXPECT_EQ(
       Adm({"pool", "create", "rep", "--policy", "replicated:3"}).exit_code, 0);
   EXPECT_EQ(
@@ -183,14 +215,15 @@ TEST_F(CliWithDaemonTest, BuildsAClusterAndListsIt) {
       << o.out;
 
   json status = AdmJson({"status"});
-  EXPECT_EQ(status["daemon"]["map_epoch"], 5);  // 2 hosts, 1 device, 2 pools
+  // 6 hosts, 6 devices, 2 pools, a pool created and deleted
+  EXPECT_EQ(status["daemon"]["map_epoch"], 16);
   EXPECT_EQ(status["daemon"]["counts"]["volumes"], 2);
   EXPECT_EQ(status["modules"]["cvm"].contains("loaded") ||
                 status["modules"]["cvm"].contains("error"),
             true);
   o = Adm({"status"});
   EXPECT_EQ(o.exit_code, 0);
-  EXPECT_NE(o.out.find("map epoch:         5"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("map epoch:         16"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("cvm module:"), std::string::npos) << o.out;
   // No cvm.ko here: cvmd runs anyway, waiting for it; no path reported yet.
   EXPECT_EQ(status["daemon"]["path_events"], "waiting for cvm.ko");
@@ -211,7 +244,7 @@ TEST_F(CliWithDaemonTest, BuildsAClusterAndListsIt) {
   o = Adm({"pool", "set", "rep", "--min-size", "3"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out, "pool 'rep': min_size 3\n");
-  EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 6);
+  EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 17);
   o = Adm({"pool", "set", "rep", "--min-size", "4"});
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_NE(o.err.find("min_size 4 must be from 1 to 3"), std::string::npos)
@@ -236,6 +269,7 @@ TEST_F(CliWithDaemonTest, BuildsAClusterAndListsIt) {
 }
 
 TEST_F(CliWithDaemonTest, ErrorsGoToStderrWithNonZeroExit) {
+  AddHostsWithDevices(1, 2);
   Output o = Adm({"volume", "create", "v", "--pool", "x", "--size", "10G"});
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_EQ(o.out, "");
@@ -360,10 +394,7 @@ TEST_F(CliWithDaemonTest, BadAddressesAndWeightsAreRefusedAtTheApi) {
 // Issue 15: a thick 900P volume was accepted on 30 TiB of raw space, and
 // nothing showed used or free space.
 TEST_F(CliWithDaemonTest, ThickVolumesMustFitAndDfShowsWhy) {
-  ASSERT_EQ(Adm({"host", "add", "h1", "--address", "10.0.0.1:7800"}).exit_code,
-            0);
-  ASSERT_EQ(
-      Adm({"device", "add", "h1", "/dev/x", "--capacity", "1T"}).exit_code, 0);
+  AddHostsWithDevices(1, 3, "400G");  // 1200 GiB raw
   ASSERT_EQ(
       Adm({"pool", "create", "rep3", "--policy", "replicated:3"}).exit_code, 0);
   ASSERT_EQ(Adm({"pool", "create", "ec", "--policy", "ec:2,1"}).exit_code, 0);
@@ -373,54 +404,51 @@ TEST_F(CliWithDaemonTest, ThickVolumesMustFitAndDfShowsWhy) {
   EXPECT_EQ(o.err,
             "cvmadm: volume create: thick volume 'big' of 900 PiB needs 2.64 "
             "EiB of raw space in pool 'rep3' (replicated:3); the devices hold "
-            "1 TiB, of which thick volumes already take 0 B\n");
+            "1.17 TiB, of which thick volumes already take 0 B\n");
   // Thin volumes promise nothing.
   EXPECT_EQ(
       Adm({"volume", "create", "thin", "--pool", "rep3", "--size", "900P"})
           .exit_code,
       0);
-  // 300 GiB x 3 = 900 GiB of 1 TiB; then 124 GiB raw are left.
+  // 300 GiB x 3 = 900 GiB of 1200; then 300 GiB raw are left.
   EXPECT_EQ(Adm({"volume", "create", "t1", "--pool", "rep3", "--size", "300G",
                  "--provisioning", "thick"})
                 .exit_code,
             0);
-  o = Adm({"volume", "create", "t2", "--pool", "ec", "--size", "100G",
+  o = Adm({"volume", "create", "t2", "--pool", "ec", "--size", "250G",
            "--provisioning", "thick"});
   EXPECT_EQ(o.exit_code, 1);
-  EXPECT_NE(o.err.find("needs 150 GiB of raw space in pool 'ec' (ec:2,1); "
-                       "the devices hold 1 TiB, of which thick volumes "
+  EXPECT_NE(o.err.find("needs 375 GiB of raw space in pool 'ec' (ec:2,1); "
+                       "the devices hold 1.17 TiB, of which thick volumes "
                        "already take 900 GiB"),
             std::string::npos)
       << o.err;
-  EXPECT_EQ(Adm({"volume", "create", "t2", "--pool", "ec", "--size", "80G",
+  EXPECT_EQ(Adm({"volume", "create", "t2", "--pool", "ec", "--size", "180G",
                  "--provisioning", "thick"})
                 .exit_code,
             0);
 
   json df = AdmJson({"df"});
-  EXPECT_EQ(df["raw"]["capacity"], 1ull << 40);
-  EXPECT_EQ(df["raw"]["thick_reserved"], 1020ull << 30);
-  EXPECT_EQ(df["raw"]["available"], 4ull << 30);
+  EXPECT_EQ(df["raw"]["capacity"], 1200ull << 30);
+  EXPECT_EQ(df["raw"]["thick_reserved"], 1170ull << 30);
+  EXPECT_EQ(df["raw"]["available"], 30ull << 30);
   EXPECT_EQ(df["raw"]["devices_reporting"], 0);  // no target on this node
   ASSERT_EQ(df["pools"].size(), 2u);
   EXPECT_EQ(df["pools"][0]["name"], "rep3");
   EXPECT_EQ(df["pools"][0]["volumes"], 2);
   EXPECT_EQ(df["pools"][0]["thick_reserved"], 300ull << 30);
-  EXPECT_EQ(df["pools"][0]["max_avail"], (4ull << 30) / 3);
-  EXPECT_EQ(df["pools"][1]["max_avail"], (4ull << 30) * 2 / 3);
+  EXPECT_EQ(df["pools"][0]["max_avail"], 10ull << 30);
+  EXPECT_EQ(df["pools"][1]["max_avail"], 20ull << 30);
   EXPECT_TRUE(df["devices"][0]["used"].is_null());
   o = Adm({"df"});
   EXPECT_EQ(o.exit_code, 0);
   EXPECT_NE(o.out.find("POOLS"), std::string::npos) << o.out;
-  EXPECT_NE(o.out.find("0 of 1 devices"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("0 of 3 devices"), std::string::npos) << o.out;
 }
 
 TEST_F(CliTest, StateSurvivesDaemonRestart) {
   StartDaemon();
-  ASSERT_EQ(Adm({"host", "add", "h1", "--address", "10.0.0.1:7800"}).exit_code,
-            0);
-  ASSERT_EQ(
-      Adm({"device", "add", "h1", "/dev/x", "--capacity", "1T"}).exit_code, 0);
+  AddHostsWithDevices(1, 3);
   ASSERT_EQ(Adm({"pool", "create", "p", "--policy", "ec:2,1"}).exit_code, 0);
   ASSERT_EQ(Adm({"volume", "create", "v", "--pool", "p", "--size", "2G",
                  "--provisioning", "thick"})
@@ -431,10 +459,10 @@ TEST_F(CliTest, StateSurvivesDaemonRestart) {
   json v = AdmJson({"volume", "show", "v"});
   EXPECT_EQ(v["size"], 2ull << 30);
   EXPECT_EQ(v["provisioning"], "thick");
-  EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 3);
+  EXPECT_EQ(AdmJson({"status"})["daemon"]["map_epoch"], 7);
   // Ids continue after the restart.
-  Output o = Adm({"host", "add", "h2", "--address", "10.0.0.2:7800"});
-  EXPECT_EQ(o.out, "host 'h2' added (id 2)\n");
+  Output o = Adm({"host", "add", "h4", "--address", "10.0.0.4:7800"});
+  EXPECT_EQ(o.out, "host 'h4' added (id 4)\n");
 }
 
 TEST_F(CliWithDaemonTest, SecondDaemonIsRefused) {

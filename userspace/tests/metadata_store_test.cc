@@ -45,8 +45,9 @@ class EmptyStoreTest : public ::testing::Test {
   std::atomic<bool> fail_commit_{false};
 };
 
-// Adds host h1 with device /dev/nvme0n1, pool "rep" (replicated:3) and
-// volume "vol" in it.
+// Adds host h1 with device /dev/nvme0n1, pool "rep" (replicated:1, so the
+// one host can place it: volumes go only into placeable pools) and volume
+// "vol" in it.
 class PopulatedStoreTest : public EmptyStoreTest {
  protected:
   void SetUp() override {
@@ -55,6 +56,7 @@ class PopulatedStoreTest : public EmptyStoreTest {
     ASSERT_OK(store_->AddDevice({"h1", "/dev/nvme0n1", TiB, 1.0, "nvme"}));
     Pool p;
     p.name = "rep";
+    p.policy = Policy::Replicated(1);
     ASSERT_OK(store_->CreatePool(p));
     VolumeSpec v;
     v.name = "vol";
@@ -204,6 +206,43 @@ TEST_F(PopulatedStoreTest, SnapshotsAdvanceTheVolumeSeq) {
   ASSERT_OK(store_->CreateSnapshot("other", "s1"));  // per-volume names
 }
 
+// Issue 15: a pool the topology could no longer place was silently left out
+// of the map while it held volumes, and volumes could be created in a pool
+// that could not be placed.
+TEST_F(EmptyStoreTest, PoolsWithVolumesStayPlaceable) {
+  for (const char* h : {"h1", "h2", "h3"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  Pool p;
+  p.name = "rep3";
+  ASSERT_OK(store_->CreatePool(p));
+  EXPECT_EQ(*store_->PoolPlacementProblem(p), "");
+  Pool ec;
+  ec.name = "ec";
+  ec.policy = Policy::Erasure(4, 2);
+  ASSERT_OK(store_->CreatePool(ec));
+  EXPECT_NE(store_->PoolPlacementProblem(ec)->find("failure domains"),
+            std::string::npos);
+  VolumeSpec v;
+  v.name = "v";
+  v.pool = "ec";
+  v.size = GiB;
+  EXPECT_ERROR(store_->CreateVolume(v), Code::kUnavailable,
+               "pool 'ec' cannot be placed on the current topology");
+  v.pool = "rep3";
+  ASSERT_OK(store_->CreateVolume(v));
+
+  const uint64_t epoch = Epoch();
+  EXPECT_ERROR(store_->RemoveDevice(3), Code::kInUse,
+               "device.remove 3 would leave pool 'rep3' (1 volume) "
+               "unplaceable");
+  EXPECT_EQ(Epoch(), epoch);  // nothing committed
+  // The ec pool, unplaceable all along and empty, does not block anything.
+  ASSERT_OK(store_->DeleteVolume("v"));
+  ASSERT_OK(store_->RemoveDevice(3));
+}
+
 TEST_F(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
   ASSERT_OK(store_->AddHost(MakeHost("h1")));
   EXPECT_EQ(Epoch(), 1u);
@@ -216,6 +255,7 @@ TEST_F(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
   EXPECT_EQ(Epoch(), 3u);
   Pool p;
   p.name = "p";
+  p.policy = Policy::Replicated(1);
   ASSERT_OK(store_->CreatePool(p));
   EXPECT_EQ(Epoch(), 4u);
   VolumeSpec v;
@@ -224,6 +264,8 @@ TEST_F(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
   v.size = GiB;
   ASSERT_OK(store_->CreateVolume(v));
   ASSERT_OK(store_->CreateSnapshot("v", "s"));
+  ASSERT_OK(store_->DeleteSnapshot("v", "s"));
+  ASSERT_OK(store_->DeleteVolume("v"));
   EXPECT_EQ(Epoch(), 4u);  // volumes are not topology
   ASSERT_OK(store_->RemoveDevice(d->id));
   EXPECT_EQ(Epoch(), 5u);
@@ -306,7 +348,7 @@ TEST_F(PopulatedStoreTest, SurvivesRestart) {
   EXPECT_EQ(Epoch(), epoch);
   EXPECT_EQ(store_->GetHost("h1")->addresses[0], "10.0.0.1:7800");
   EXPECT_EQ(store_->GetDevice(1)->capacity, TiB);
-  EXPECT_EQ(store_->GetPool("rep")->policy, Policy::Replicated(3));
+  EXPECT_EQ(store_->GetPool("rep")->policy, Policy::Replicated(1));
   EXPECT_EQ(store_->GetVolume("vol")->snap_seq, 1u);
   EXPECT_EQ(store_->ListSnapshots()->size(), 1u);
   EXPECT_EQ(store_->EpochHistory()->size(), epoch);
@@ -380,8 +422,10 @@ TEST_F(PopulatedStoreTest, PathStateBelongsToAKnownDevice) {
   fail_commit_ = false;
   EXPECT_FALSE(store_->GetPathState(1)->has_value());
 
-  // Removing the device removes its path record in the same commit.
+  // Removing the device removes its path record in the same commit (the
+  // volume goes first: its pool would have nowhere to be placed).
   ASSERT_OK(store_->RecordPathState(Path(1, false, 5)));
+  ASSERT_OK(store_->DeleteVolume("vol"));
   ASSERT_OK(store_->RemoveDevice(1));
   EXPECT_TRUE(store_->ListPathStates()->empty());
 }

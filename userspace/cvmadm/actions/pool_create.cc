@@ -49,6 +49,9 @@ int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
                   Str(r->data, "name"), Str(r->data, "id"),
                   PolicyText(r->data.value("policy", nlohmann::json())),
                   Str(r->data, "pg_num"), Str(r->data, "effective_min_size"));
+  if (r->data.contains("warning")) {
+    r->text += "\nwarning: " + r->data["warning"].get<std::string>();
+  }
   return 0;
 }
 
