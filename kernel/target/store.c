@@ -94,6 +94,7 @@
 #include <linux/hash.h>
 #include <linux/highmem.h>
 #include <linux/log2.h>
+#include <linux/min_heap.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
@@ -214,6 +215,7 @@ struct cvm_store_dev {
 	struct hlist_head	*buckets;
 	unsigned int		hash_bits;
 	u64			nr_objects;
+	u64			nr_intents;	/* changed under meta_lock */
 	u64			fence_start;
 	struct cvm_fence_table	fence;
 	u64			instance;	/* cvm_wire_hello.instance */
@@ -272,14 +274,12 @@ unsigned int cvm_store_count(void)
 /*
  * cvm_store_usage_next() - usage of the first device served with an id of
  * at least *@index; advances *@index past it.  -ENOENT when there is none.
- * Objects and intents are counted from the index, so the figures are a
- * moment's view, not a transaction.
+ * The figures are read without a lock: a moment's view, not a
+ * transaction.
  */
 int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u)
 {
-	struct cvm_store_obj *obj;
 	struct cvm_store_dev *d;
-	unsigned int b;
 
 	rcu_read_lock();
 	d = xa_find(&cvm_store_devs, index, U32_MAX, XA_PRESENT);
@@ -293,12 +293,8 @@ int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u)
 	u->id = d->id;
 	strscpy(u->path, d->path, sizeof(u->path));
 	u->capacity = d->nr_extents << CVM_EXTENT_SHIFT;
-	spin_lock(&d->idx_lock);
-	u->objects = d->nr_objects;
-	for (b = 0; b < (1U << d->hash_bits); b++)
-		hlist_for_each_entry(obj, &d->buckets[b], node)
-			u->intents += READ_ONCE(obj->intent);
-	spin_unlock(&d->idx_lock);
+	u->objects = READ_ONCE(d->nr_objects);
+	u->intents = READ_ONCE(d->nr_intents);
 	/* Every object shard is one extent. */
 	u->used = u->objects << CVM_EXTENT_SHIFT;
 	cvm_store_put(d);
@@ -307,6 +303,16 @@ int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u)
 }
 
 /* Index */
+
+/* The shard's intent bit in memory, and the device's count of them. */
+static void cvm_store_obj_set_intent(struct cvm_store_dev *d,
+				     struct cvm_store_obj *obj, bool intent)
+{
+	lockdep_assert_held(&d->meta_lock);
+	if (obj->intent != intent)
+		WRITE_ONCE(d->nr_intents, d->nr_intents + (intent ? 1 : -1));
+	WRITE_ONCE(obj->intent, intent);
+}
 
 static u32 cvm_store_hash(struct cvm_store_dev *d, u64 vol, u64 obj, u16 shard)
 {
@@ -730,6 +736,7 @@ static int cvm_store_load_entry(struct cvm_store_dev *d, u64 ext,
 	obj->extent = ext;
 	obj->version = le32_to_cpu(e->version);
 	obj->intent = flags & CVM_OBJ_F_INTENT;
+	d->nr_intents += obj->intent;	/* loading: no request yet */
 	cvm_store_insert(d, obj);
 	return 0;
 }
@@ -1131,8 +1138,8 @@ static u16 cvm_store_alloc_obj(struct cvm_store_dev *d,
 	obj->snap_seq = le64_to_cpu(h->snap_seq);
 	obj->shard = le16_to_cpu(h->shard);
 	obj->extent = ext;
-	obj->intent = h->opcode == CVM_WIRE_OP_WRITE ||
-		      h->opcode == CVM_WIRE_OP_BUMP;
+	cvm_store_obj_set_intent(d, obj, h->opcode == CVM_WIRE_OP_WRITE ||
+					 h->opcode == CVM_WIRE_OP_BUMP);
 	atomic_set(&obj->inflight, 1);
 	cvm_store_insert(d, obj);
 	*objp = obj;
@@ -1204,6 +1211,7 @@ static void cvm_store_remove_work(struct work_struct *w)
 		status = CVM_WIRE_STATUS_IO_ERROR;
 		goto out_unlock;
 	}
+	cvm_store_obj_set_intent(d, obj, false);
 	cvm_store_set_bit(d, obj->extent, false);
 	if (cvm_store_write_bitmap(d, obj->extent, 0))
 		pr_warn_ratelimited("device %u: bitmap write failed; extent reclaimed at next load\n",
@@ -1232,7 +1240,7 @@ static u16 cvm_store_set_intent(struct cvm_store_dev *d,
 				   d->id);
 		return CVM_WIRE_STATUS_IO_ERROR;
 	}
-	WRITE_ONCE(obj->intent, true);
+	cvm_store_obj_set_intent(d, obj, true);
 	return CVM_WIRE_STATUS_OK;
 }
 
@@ -1289,7 +1297,7 @@ static u16 cvm_store_write_ent(struct cvm_store_dev *d,
 				   d->id);
 		return CVM_WIRE_STATUS_IO_ERROR;
 	}
-	WRITE_ONCE(obj->intent, intent);
+	cvm_store_obj_set_intent(d, obj, intent);
 	WRITE_ONCE(obj->version, version);
 	return CVM_WIRE_STATUS_OK;
 }
@@ -1378,11 +1386,29 @@ static int cvm_store_list_cmp(const void *a, const void *b)
 	return (int)le16_to_cpu(x->shard) - (int)le16_to_cpu(y->shard);
 }
 
+/* The heap of cvm_store_list_work() keeps the largest key on top. */
+static bool cvm_store_list_greater(const void *a, const void *b)
+{
+	return cvm_store_list_cmp(a, b) > 0;
+}
+
+static void cvm_store_list_swap(void *a, void *b)
+{
+	swap(*(struct cvm_wire_list_ent *)a, *(struct cvm_wire_list_ent *)b);
+}
+
+static const struct min_heap_callbacks cvm_store_list_heap = {
+	.elem_size	= sizeof(struct cvm_wire_list_ent),
+	.less		= cvm_store_list_greater,
+	.swp		= cvm_store_list_swap,
+};
+
 /*
  * LIST: the shards of a volume from @object_no on, in ascending order, at
  * most as many as the request's @length holds.  The index is a hash, so
- * every call walks it whole: a device holds at most a few thousand
- * extents per TiB.
+ * every call walks it whole (262,144 extents per TiB), keeping the smallest
+ * keys in a heap of the reply's size: memory is bounded by the reply, not
+ * by the device.
  */
 static void cvm_store_list_work(struct work_struct *w)
 {
@@ -1394,40 +1420,48 @@ static void cvm_store_list_work(struct work_struct *w)
 	u32 room = min(le32_to_cpu(h->length), req->data_len) /
 		   sizeof(struct cvm_wire_list_ent);
 	struct cvm_store_dev *d = io->d;
-	struct cvm_wire_list_ent *ents;
+	struct cvm_wire_list_ent ent;
 	struct cvm_store_obj *obj;
-	u64 n = 0, max;
+	struct min_heap heap;
 	unsigned int b;
 
-	/* Under meta_lock no entry appears, goes or changes its bit. */
-	mutex_lock(&d->meta_lock);
-	max = d->nr_objects;
-	ents = kvcalloc(max ?: 1, sizeof(*ents), GFP_KERNEL);
-	if (!ents) {
-		mutex_unlock(&d->meta_lock);
+	if (!room) {
+		cvm_store_reply(io, CVM_WIRE_STATUS_OK, 0);
+		return;
+	}
+	heap.data = kvcalloc(room, sizeof(ent), GFP_KERNEL);
+	if (!heap.data) {
 		cvm_store_reply(io, CVM_WIRE_STATUS_BUSY, 0);
 		return;
 	}
+	heap.nr = 0;
+	heap.size = room;
+
+	/* Under meta_lock no entry appears, goes or changes its bit. */
+	mutex_lock(&d->meta_lock);
 	for (b = 0; b < (1U << d->hash_bits); b++) {
 		hlist_for_each_entry(obj, &d->buckets[b], node) {
 			if (obj->volume_id != vol || obj->object_no < from ||
-			    (intent_only && !obj->intent) || n >= max)
+			    (intent_only && !obj->intent))
 				continue;
-			ents[n].object_no = cpu_to_le64(obj->object_no);
-			ents[n].shard = cpu_to_le16(obj->shard);
-			ents[n].flags = cpu_to_le16(obj->intent ?
-						    CVM_WIRE_STAT_F_INTENT : 0);
-			ents[n].version = cpu_to_le32(obj->version);
-			ents[n].snap_seq = cpu_to_le64(obj->snap_seq);
-			n++;
+			ent.object_no = cpu_to_le64(obj->object_no);
+			ent.shard = cpu_to_le16(obj->shard);
+			ent.flags = cpu_to_le16(obj->intent ?
+						CVM_WIRE_STAT_F_INTENT : 0);
+			ent.version = cpu_to_le32(obj->version);
+			ent.snap_seq = cpu_to_le64(obj->snap_seq);
+			if (heap.nr < heap.size)
+				min_heap_push(&heap, &ent, &cvm_store_list_heap);
+			else if (cvm_store_list_cmp(&ent, heap.data) < 0)
+				min_heap_pop_push(&heap, &ent,
+						  &cvm_store_list_heap);
 		}
 	}
 	mutex_unlock(&d->meta_lock);
-	sort(ents, n, sizeof(*ents), cvm_store_list_cmp, NULL);
-	n = min_t(u64, n, room);
-	cvm_store_copy_payload(req, ents, n * sizeof(*ents));
-	kvfree(ents);
-	cvm_store_reply(io, CVM_WIRE_STATUS_OK, n * sizeof(*ents));
+	sort(heap.data, heap.nr, sizeof(ent), cvm_store_list_cmp, NULL);
+	cvm_store_copy_payload(req, heap.data, heap.nr * sizeof(ent));
+	kvfree(heap.data);
+	cvm_store_reply(io, CVM_WIRE_STATUS_OK, heap.nr * sizeof(ent));
 }
 
 /* WRITE_ZEROES and DISCARD: the range reads as zeroes afterwards. */

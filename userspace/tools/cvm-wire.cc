@@ -21,6 +21,7 @@
 // each class on its own connection, checks that the target closes it
 // without a reply, and that a good connection still works afterwards.
 
+#include <endian.h>
 #include <fmt/core.h>
 #include <linux/cvm_wire.h>
 
@@ -54,6 +55,7 @@ struct Options {
   std::string out;
   bool fua = false;
   uint64_t count = 1;
+  bool count_given = false;
   uint32_t shards = 1;
 };
 
@@ -62,7 +64,7 @@ struct Options {
   fmt::print(
       stderr,
       "usage: cvm-wire HOST:PORT "
-      "write|read|remove|stat|stats|clean|bump|flush|sums|dump|fuzz "
+      "write|read|remove|stat|stats|list|clean|bump|flush|sums|dump|fuzz "
       "--device ID [--volume V] [--object N] [--shard S] [--attach-epoch E] "
       "[--offset O] "
       "[--length L] [--count C] [--shards S] [--pattern BYTE|--file F] [--fua] "
@@ -121,6 +123,7 @@ Options Parse(int argc, char** argv) {
       o.shards = Number(a, val());
     } else if (a == "--count") {
       o.count = Number(a, val());
+      o.count_given = true;
     } else if (a == "--fua") {
       o.fua = true;
     } else if (a == "--cluster") {
@@ -372,6 +375,36 @@ int main(int argc, char** argv) {
       }
     }
     return 0;
+  }
+  if (o.verb == "list") {
+    // Pages through LIST, --count entries a page (default 1,000; --fua asks
+    // for shards with the write-intent bit only): "object shard version
+    // intent" per shard, in the order the target answers.
+    constexpr uint64_t kMaxPage =
+        CVM_WIRE_MAX_DATA_LEN / sizeof(cvm_wire_list_ent);
+    if (o.count_given && (o.count == 0 || o.count > kMaxPage))
+      Usage(fmt::format("list: --count from 1 to {}", kMaxPage));
+    const auto page = static_cast<uint32_t>(o.count_given ? o.count : 1000);
+    uint64_t from = o.key.object_no;
+    for (;;) {
+      cvm::wire::Header h = cvm::wire::MakeRequest(CVM_WIRE_OP_LIST);
+      h.volume_id = o.key.volume_id;
+      h.object_no = from;
+      h.length = page * sizeof(cvm_wire_list_ent);
+      if (o.fua) h.flags |= CVM_WIRE_F_INTENT;
+      auto r = conn->Call(h);
+      if (int rc = Report(r, "list")) return rc;
+      const size_t n = r->data.size() / sizeof(cvm_wire_list_ent);
+      for (size_t i = 0; i < n; i++) {
+        cvm_wire_list_ent e;
+        std::memcpy(&e, r->data.data() + i * sizeof(e), sizeof(e));
+        fmt::print("{} {} {} {}\n", le64toh(e.object_no), le16toh(e.shard),
+                   le32toh(e.version),
+                   (le16toh(e.flags) & CVM_WIRE_STAT_F_INTENT) ? 1 : 0);
+        from = le64toh(e.object_no) + 1;
+      }
+      if (n < page) return 0;
+    }
   }
   if (o.verb == "remove") return Report(conn->Remove(o.key), "remove");
   if (o.verb == "clean") {
