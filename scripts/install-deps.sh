@@ -13,6 +13,8 @@ PKGS=(
 	librocksdb-dev libnl-3-dev libnl-genl-3-dev
 	libboost-program-options-dev libfmt-dev libgtest-dev libisal-dev
 	nlohmann-json3-dev clang-format
+	# cvmd's systemd unit, checked with systemd-analyze
+	systemd
 	# userspace rdma client (cvm-rdma-wire)
 	librdmacm-dev libibverbs-dev
 	# test VM and what runs inside it
