@@ -88,4 +88,5 @@ step "fio on /dev/cvm0 (replicated x3 over loopback TCP)"
 fio_iops "cvm /dev/cvm0" /dev/cvm0 randwrite
 fio_iops "cvm /dev/cvm0" /dev/cvm0 randread
 echo
-echo "RDMA and erasure-coded pools come next; see README.md."
+echo "The same over RDMA (host add --transport rdma), erasure-coded pools (--policy ec:K,M)"
+echo "and cvmadm df / device list for space: README.md; make bench compares with NVMe-oF and md."
