@@ -25,6 +25,7 @@ SOL_NETLINK = 270
 NETLINK_EXT_ACK = 11
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
 NLM_F_ACK_TLVS = 0x200
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -167,6 +168,31 @@ class Genl:
                     return replies, -err, text
                 if mtype == NLMSG_DONE:
                     return replies, 0, ""
+                replies.append(payload)
+
+    def dump(self, family, cmd, attrs=b""):
+        """NLM_F_DUMP request; returns (replies, errno, extack)."""
+        self.seq += 1
+        body = struct.pack("=BBH", cmd, 1, 0) + attrs
+        msg = struct.pack("=IHHII", 16 + len(body), family,
+                          NLM_F_REQUEST | NLM_F_DUMP, self.seq, 0) + body
+        self.sock.send(msg)
+        replies = []
+        while True:
+            data = self.sock.recv(1 << 20)
+            off = 0
+            while off + 16 <= len(data):
+                mlen, mtype, _, mseq, _ = struct.unpack_from("=IHHII", data,
+                                                             off)
+                payload = data[off + 16:off + mlen]
+                off += (mlen + 3) & ~3
+                if mseq != self.seq:
+                    continue
+                if mtype == NLMSG_DONE:
+                    return replies, 0, ""
+                if mtype == NLMSG_ERROR:
+                    (err,) = struct.unpack_from("=i", payload, 0)
+                    return replies, -err, ""
                 replies.append(payload)
 
     def family(self, name):

@@ -369,7 +369,9 @@ Result<json> Api::ClusterDf(JsonFields& a) {
   std::map<uint64_t, std::string> host_names;
   for (const auto& h : hosts) host_names[h.id] = h.name;
   const auto usage = LocalUsage();
-  uint64_t raw = 0, used = 0, reporting = 0, reserved = 0;
+  CVM_ASSIGN_OR_RETURN(RawSpace space, store_.GetRawSpace(volumes));
+  const uint64_t raw = space.capacity, reserved = space.thick_reserved;
+  uint64_t used = 0, reporting = 0;
   json devs = json::array();
   for (const auto& d : devices) {
     json j = {
@@ -385,17 +387,12 @@ Result<json> Api::ClusterDf(JsonFields& a) {
         ++reporting;
       }
     }
-    if (d.in) raw += d.capacity;
     devs.push_back(std::move(j));
   }
   std::map<uint64_t, uint64_t> provisioned, thick;
   for (const auto& v : volumes) {
     provisioned[v.pool_id] += v.size;
-    if (v.provisioning != Provisioning::kThick) continue;
-    thick[v.pool_id] += v.size;
-    for (const auto& p : pools) {
-      if (p.id == v.pool_id) reserved += RawBytes(p.policy, v.size);
-    }
+    if (v.provisioning == Provisioning::kThick) thick[v.pool_id] += v.size;
   }
   // Thick volumes' allocated extents are inside their reservation: count
   // the larger of the two, never both.

@@ -745,20 +745,27 @@ Status MetadataStore::DeletePool(std::string_view name) {
 // capacity of the devices that take data, less what the thick volumes
 // there already hold (every pool places on every device: no device classes
 // in placement yet). Thin volumes promise nothing (`cvmadm df` shows them).
-Status MetadataStore::CheckThickFits(const Volume& v, const Pool& pool,
-                                     const std::vector<Volume>& volumes) {
+Result<RawSpace> MetadataStore::GetRawSpace(
+    const std::vector<Volume>& volumes) {
   CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
   CVM_ASSIGN_OR_RETURN(auto pools, ListPools());
-  uint64_t raw = 0, reserved = 0;
+  RawSpace space;
   for (const auto& d : devices) {
-    if (d.in) raw += d.capacity;
+    if (d.in) space.capacity += d.capacity;
   }
-  for (const auto& other : volumes) {
-    if (other.provisioning != Provisioning::kThick) continue;
+  for (const auto& v : volumes) {
+    if (v.provisioning != Provisioning::kThick) continue;
     for (const auto& p : pools) {
-      if (p.id == other.pool_id) reserved += RawBytes(p.policy, other.size);
+      if (p.id == v.pool_id) space.thick_reserved += RawBytes(p.policy, v.size);
     }
   }
+  return space;
+}
+
+Status MetadataStore::CheckThickFits(const Volume& v, const Pool& pool,
+                                     const std::vector<Volume>& volumes) {
+  CVM_ASSIGN_OR_RETURN(RawSpace space, GetRawSpace(volumes));
+  const uint64_t raw = space.capacity, reserved = space.thick_reserved;
   const uint64_t need = RawBytes(pool.policy, v.size);
   if (need > raw || reserved > raw - need) {
     return NoSpace(fmt::format(

@@ -77,6 +77,13 @@ struct VolumeSpec {
   Provisioning provisioning = Provisioning::kThin;
 };
 
+// Raw bytes of the devices that are in, and what thick volumes reserve of
+// them (their size times their pool's overhead).
+struct RawSpace {
+  uint64_t capacity = 0;
+  uint64_t thick_reserved = 0;
+};
+
 struct Counts {
   uint64_t hosts = 0, devices = 0, pools = 0, volumes = 0, snapshots = 0;
 };
@@ -161,6 +168,8 @@ class MetadataStore {
   Result<std::vector<MapEpoch>> EpochHistory(size_t limit = 0);
 
   Result<Counts> Count();
+  // `volumes`: the store's volumes, as the caller listed them.
+  Result<RawSpace> GetRawSpace(const std::vector<Volume>& volumes);
 
  private:
   struct Handles;

@@ -78,7 +78,6 @@ EVENT_ATTR_STALE_OBJECTS = C["CVM_EVENT_ATTR_STALE_OBJECTS"]
 CTRL_ATTR_MCAST_GRP_ID = 2
 NETLINK_ADD_MEMBERSHIP = 1
 CHUNK_MAX = C["CVM_MAP_CHUNK_MAX"]
-NLM_F_DUMP = 0x300
 
 # kernel/common/map_codec.h, placement.h
 MAP_MAGIC = 0x4D4D5643
@@ -188,29 +187,7 @@ class Cvm:
 
     def dump(self, cmd, attrs=b""):
         """NLM_F_DUMP request; returns (replies, errno, extack)."""
-        g = self.g
-        g.seq += 1
-        body = struct.pack("=BBH", cmd, 1, 0) + attrs
-        msg = struct.pack("=IHHII", 16 + len(body), self.fid,
-                          mg.NLM_F_REQUEST | NLM_F_DUMP, g.seq, 0) + body
-        g.sock.send(msg)
-        replies = []
-        while True:
-            data = g.sock.recv(1 << 20)
-            off = 0
-            while off + 16 <= len(data):
-                mlen, mtype, _, mseq, _ = struct.unpack_from("=IHHII", data,
-                                                             off)
-                payload = data[off + 16:off + mlen]
-                off += (mlen + 3) & ~3
-                if mseq != g.seq:
-                    continue
-                if mtype == mg.NLMSG_DONE:
-                    return replies, 0, ""
-                if mtype == mg.NLMSG_ERROR:
-                    (err,) = struct.unpack_from("=i", payload, 0)
-                    return replies, -err, ""
-                replies.append(payload)
+        return self.g.dump(self.fid, cmd, attrs)
 
     def map_set(self, blob, paths, chunk=CHUNK_MAX, extra=b"",
                 total=None):

@@ -54,6 +54,28 @@ def read_log(path):
         return ss, out
 
 
+def apply(entries, ss, log, dev):
+    """Writes @entries (of read_log()) from the open @log onto the open
+    @dev, discarded ranges as zeroes, and makes them durable on the disk
+    and out of the page cache: the target reads the disk with bios."""
+    for sector, n, flags, data_at, _ in entries:
+        if flags & MARK or not n:
+            continue
+        dev.seek(sector * ss)
+        if flags & DISCARD:
+            dev.write(bytes(n * ss))
+        else:
+            log.seek(data_at)
+            dev.write(log.read(n * ss))
+    sync(dev)
+
+
+def sync(f):
+    f.flush()
+    os.fsync(f.fileno())
+    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def flag_text(flags):
     return "".join(c for bit, c in ((FLUSH, "F"), (FUA, "U"), (DISCARD, "D"),
                                     (MARK, "M")) if flags & bit) or "-"
@@ -77,19 +99,7 @@ def main(argv):
             raise Bad("entries %d..%d: the log has %d" % (first, end,
                                                           len(entries)))
         with open(argv[2], "rb") as log, open(argv[3], "r+b") as dev:
-            for sector, n, flags, data_at, _ in entries[first:end]:
-                if flags & MARK or not n:
-                    continue
-                dev.seek(sector * ss)
-                if flags & DISCARD:
-                    dev.write(bytes(n * ss))
-                else:
-                    log.seek(data_at)
-                    dev.write(log.read(n * ss))
-            dev.flush()
-            os.fsync(dev.fileno())
-            # Out of the page cache: the target reads the disk with bios.
-            os.posix_fadvise(dev.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            apply(entries[first:end], ss, log, dev)
     except (Bad, OSError, struct.error) as e:
         print("log_writes: %s" % e, file=sys.stderr)
         return 1

@@ -52,16 +52,7 @@ def main(argv):
     applied, bad = 0, 0
     with open(log, "rb") as logf, open(dev, "r+b") as devf:
         for cut in cuts:
-            for sector, n, flags, data_at, _ in entries[applied:cut]:
-                if flags & log_writes.MARK or not n:
-                    continue
-                devf.seek(sector * ss)
-                if flags & log_writes.DISCARD:
-                    devf.write(bytes(n * ss))
-                else:
-                    logf.seek(data_at)
-                    devf.write(logf.read(n * ss))
-            sync(devf)
+            log_writes.apply(entries[applied:cut], ss, logf, devf)
             applied = cut
             marks = [int(e[4][1:]) for e in entries[:cut]
                      if e[2] & log_writes.MARK and e[4] in steps]
@@ -71,21 +62,13 @@ def main(argv):
             why = check_cut(t, run, expected, k, nobj, fence_step)
             devf.seek(0)
             devf.write(meta)
-            sync(devf)
+            log_writes.sync(devf)
             if why:
                 bad += 1
                 print("cut after entry %d (step %d done): %s" % (cut - 1, k,
                                                                  why))
     print("%d cuts, %d bad" % (len(cuts), bad))
     return 1 if bad else 0
-
-
-def sync(f):
-    """To the disk, and out of the page cache: the target reads and writes
-    the disk with bios, around it."""
-    f.flush()
-    os.fsync(f.fileno())
-    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def check_cut(t, run, expected, k, nobj, fence_step):

@@ -108,30 +108,10 @@ class Target:
 
     def dump(self, cmd, attrs=b""):
         """NLM_F_DUMP request; returns the replies."""
-        g = self.g
-        g.seq += 1
-        body = struct.pack("=BBH", C[cmd], 1, 0) + attrs
-        msg = struct.pack("=IHHII", 16 + len(body), self.fid,
-                          mg.NLM_F_REQUEST | 0x300, g.seq, 0) + body
-        g.sock.send(msg)
-        replies = []
-        while True:
-            data = g.sock.recv(1 << 20)
-            off = 0
-            while off + 16 <= len(data):
-                mlen, mtype, _, mseq, _ = struct.unpack_from("=IHHII", data,
-                                                             off)
-                payload = data[off + 16:off + mlen]
-                off += (mlen + 3) & ~3
-                if mseq != g.seq:
-                    continue
-                if mtype == mg.NLMSG_DONE:
-                    return replies
-                if mtype == mg.NLMSG_ERROR:
-                    (err,) = struct.unpack_from("=i", payload, 0)
-                    raise Refused("%s: %s" % (cmd, errno.errorcode.get(-err,
-                                                                       err)))
-                replies.append(payload)
+        replies, err, _ = self.g.dump(self.fid, C[cmd], attrs)
+        if err:
+            raise Refused("%s: %s" % (cmd, errno.errorcode.get(err, err)))
+        return replies
 
     def expect(self, what, cmd, attrs, want_err):
         replies, err, text = self.g.request(self.fid, C[cmd], attrs)
