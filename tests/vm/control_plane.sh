@@ -20,7 +20,7 @@ work=$(mktemp -d /tmp/cvm-control.XXXXXX)
 export CVM_SOCKET=$work/cvmd.sock
 version=$(cat VERSION)
 
-start_cvmd() { "$cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" 2>>"$work/cvmd.log"; }
+start_cvmd() { "$cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" --log-file "$work/cvmd.log"; }
 stop_cvmd() {
 	local pid
 	pid=$(cat "$work/pid" 2>/dev/null) || return 0

@@ -36,7 +36,7 @@ export CVM_SOCKET=$work/cvmd.sock
 
 start_cvmd() {
 	"$cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" \
-		--host storage1 2>>"$work/cvmd.log"
+		--host storage1 --log-file "$work/cvmd.log"
 }
 stop_cvmd() {
 	local pid
@@ -193,8 +193,14 @@ check "volume attach vol0 prints /dev/cvm0" \
 check "attach again refused: attached to /dev/cvm0 already" \
 	refuses "volume 'vol0' is attached to /dev/cvm0 already" "$cvmadm" volume attach vol0
 check "attach epoch 1 recorded" eval "[[ \$(attach_epoch) == 1 ]]"
-check "volume attach --json names the device" \
-	refuses "attached to /dev/cvm0" "$cvmadm" --json volume attach vol0
+# With --json a refusal is a JSON error on stdout, nothing on stderr.
+attach_json_error() {
+	local out rc=0
+	out=$("$cvmadm" --json volume attach vol0 2>/dev/null) || rc=$?
+	((rc != 0)) && grep -q '"code": "in_use"' <<<"$out" &&
+		grep -q 'attached to /dev/cvm0' <<<"$out" || { echo "rc $rc: $out"; return 1; }
+}
+check "volume attach --json refuses with a JSON error naming the device" attach_json_error
 
 echo "# device 1 cut off while /dev/cvm0 is written; cvmd records the path events"
 for i in 1 2 3; do

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <set>
@@ -40,11 +41,25 @@ po::options_description GlobalOptions(std::string* socket, bool* json) {
   return global;
 }
 
-// Prints the result: data (or its text) on stdout, the error on stderr.
-int Print(const CliResult& r, const Context& ctx, const std::string& command) {
+nlohmann::json ErrorJson(const std::string& code, const std::string& message) {
+  return {{"code", code.empty() ? "internal" : code}, {"message", message}};
+}
+
+// Prints the result: data (or its text) on stdout, the error on stderr. With
+// --json everything is one JSON document on stdout, an error as its "error"
+// object ({"code", "message"}), so a script reads one stream.
+int Print(CliResult r, const Context& ctx, const std::string& command) {
   if (ctx.json) {
+    if (r.err != 0) {
+      const std::string message =
+          r.error.empty() ? std::string(strerror(-r.err)) : r.error;
+      if (!r.data.is_object()) r.data = nlohmann::json::object();
+      r.data["error"] = ErrorJson(r.code, message);
+    }
     if (!r.data.is_null()) std::cout << DumpJson(r.data, 2) << "\n";
-  } else if (!r.text.empty()) {
+    return r.err != 0 ? kExitFailure : 0;
+  }
+  if (!r.text.empty()) {
     std::cout << r.text;
     if (r.text.back() != '\n') std::cout << "\n";
   }
@@ -124,6 +139,24 @@ int Shell::Run(int argc, const char* const* argv) {
     }
   };
 
+  // A usage error: with --json, one JSON error on stdout (code "usage");
+  // otherwise the message and the help on stderr.
+  const bool json_requested =
+      std::find(args.begin(), args.end(), "--json") != args.end();
+  const auto usage_error = [&](const std::string& message,
+                               const std::function<void()>& print_help) {
+    if (json_requested) {
+      std::cout << DumpJson(
+                       nlohmann::json{{"error", ErrorJson("usage", message)}},
+                       2)
+                << "\n";
+    } else {
+      std::cerr << "cvmadm: " << message << "\n\n";
+      print_help();
+    }
+    return kExitUsage;
+  };
+
   if (version && words.empty()) {
     std::cout << "cvmadm " << Version() << "\n";
     return 0;
@@ -140,23 +173,17 @@ int Shell::Run(int argc, const char* const* argv) {
         std::any_of(actions.begin(), actions.end(),
                     [&](const Action& a) { return a.command[0] == words[0]; });
     if (!noun_known) {
-      std::cerr << "cvmadm: unknown command '" << Printable(words[0])
-                << "'\n\n";
-      usage(std::cerr, "");
-      return kExitUsage;
+      return usage_error("unknown command '" + Printable(words[0]) + "'",
+                         [&] { usage(std::cerr, ""); });
     }
     if (words.size() == 1 && help) {
       usage(std::cout, words[0]);
       return 0;
     }
-    if (words.size() == 1) {
-      std::cerr << "cvmadm: " << words[0] << ": missing verb\n\n";
-    } else {
-      std::cerr << "cvmadm: " << words[0] << ": unknown verb '"
-                << Printable(words[1]) << "'\n\n";
-    }
-    usage(std::cerr, words[0]);
-    return kExitUsage;
+    return usage_error(words.size() == 1 ? words[0] + ": missing verb"
+                                         : words[0] + ": unknown verb '" +
+                                               Printable(words[1]) + "'",
+                       [&] { usage(std::cerr, words[0]); });
   }
 
   const Action& action = *match;
@@ -221,9 +248,7 @@ int Shell::Run(int argc, const char* const* argv) {
         what.replace(p, flag.size(), "<" + opt->long_name() + ">");
       }
     }
-    std::cerr << "cvmadm: " << command << ": " << what << "\n\n";
-    action_help(std::cerr);
-    return kExitUsage;
+    return usage_error(command + ": " + what, [&] { action_help(std::cerr); });
   }
 
   Context ctx;
@@ -245,13 +270,17 @@ int Fail(CliResult* result, const Status& status) {
   result->err = CodeToErrno(status.code());
   if (result->err == 0) result->err = -EFAULT;
   result->error = status.message();
+  result->code = std::string(CodeName(status.code()));
   return result->err;
 }
 
 int CallDaemon(Context& ctx, std::string_view op, const nlohmann::json& args,
                CliResult* result) {
   Result<nlohmann::json> reply = ctx.client().Call(op, args);
-  if (!reply.ok()) return Fail(result, reply.status());
+  if (!reply.ok()) {
+    result->transport_error = !ctx.client().answered();
+    return Fail(result, reply.status());
+  }
   result->data = std::move(reply).value();
   return 0;
 }
@@ -266,16 +295,31 @@ Result<uint64_t> SizeOption(const po::variables_map& vm,
   return parsed;
 }
 
-Result<uint64_t> IdArgument(const po::variables_map& vm,
-                            const std::string& name) {
+namespace {
+
+Result<uint64_t> PositiveInteger(const po::variables_map& vm,
+                                 const std::string& name,
+                                 const std::string& shown) {
   const std::string text = vm[name].as<std::string>();
   uint64_t id = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
   if (ec != std::errc() || ptr != text.data() + text.size() || id == 0) {
-    return InvalidArgument(fmt::format("<{}> '{}' is not a positive integer",
-                                       name, Printable(text)));
+    return InvalidArgument(fmt::format("{} '{}' is not a positive integer",
+                                       shown, Printable(text)));
   }
   return id;
+}
+
+}  // namespace
+
+Result<uint64_t> IdArgument(const po::variables_map& vm,
+                            const std::string& name) {
+  return PositiveInteger(vm, name, "<" + name + ">");
+}
+
+Result<uint64_t> IdOption(const po::variables_map& vm,
+                          const std::string& name) {
+  return PositiveInteger(vm, name, "--" + name);
 }
 
 std::string RenderTable(const std::vector<std::string>& headers,

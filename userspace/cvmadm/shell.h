@@ -21,8 +21,10 @@ namespace po = boost::program_options;
 
 // One shape for every command's outcome (Vitastor's cli_result_t).
 struct CliResult {
-  int err = 0;          // 0, or a negative errno
-  std::string error;    // why it failed, when err != 0
+  int err = 0;        // 0, or a negative errno
+  std::string error;  // why it failed, when err != 0
+  std::string code;   // the API's error code name ("not_found"), if any
+  bool transport_error = false;  // cvmd never answered
   nlohmann::json data;  // the machine-readable result: what --json prints
   std::string text;     // the same, for people
 };
@@ -76,9 +78,11 @@ int CallDaemon(Context& ctx, std::string_view op, const nlohmann::json& args,
 Result<uint64_t> SizeOption(const po::variables_map& vm,
                             const std::string& name);
 
-// A positive decimal id argument (boost would accept "-1" as 2^64-1).
+// A positive decimal id argument (boost would accept "-1" as 2^64-1);
+// errors name it "<name>". IdOption is the same for an option ("--name").
 Result<uint64_t> IdArgument(const po::variables_map& vm,
                             const std::string& name);
+Result<uint64_t> IdOption(const po::variables_map& vm, const std::string& name);
 
 // Column-aligned table with a header row.
 std::string RenderTable(const std::vector<std::string>& headers,

@@ -1,5 +1,6 @@
 // cvmd: the CVM metadata daemon. Owns the RocksDB metadata store and serves
-// the local API on a unix socket until SIGTERM or SIGINT.
+// the local API on a unix socket until SIGTERM or SIGINT. Detached, it logs
+// to --log-file; with --foreground (as systemd runs it), to stderr.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -8,7 +9,9 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -33,6 +36,9 @@ struct Config {
   std::string db = "/var/lib/cvm/db";
   std::string socket = kDefaultSocketPath;
   std::string pid_file;
+  // Where a detached cvmd logs: it must not keep the caller's stderr open
+  // (`cvmd 2>&1 | head` would never return). In the foreground, stderr.
+  std::string log_file = "/var/log/cvm/cvmd.log";
   std::string host;  // "this host": where volume attach attaches
   bool foreground = false;
   bool debug = false;
@@ -43,7 +49,19 @@ struct Config {
 // works and a failed start still reports why and exits non-zero.
 class Readiness {
  public:
-  void Detach() {
+  // Opens `log_file` first, so a log that cannot be written is refused on
+  // the caller's terminal; the daemon's stderr then goes there.
+  void Detach(const std::string& log_file) {
+    std::error_code ec;
+    std::filesystem::create_directories(
+        std::filesystem::path(log_file).parent_path(), ec);
+    const int log_fd = ::open(log_file.c_str(),
+                              O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (log_fd < 0) {
+      std::fprintf(stderr, "cvmd: cannot open log file %s: %s\n",
+                   log_file.c_str(), std::strerror(errno));
+      std::exit(1);
+    }
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       std::perror("cvmd: pipe");
@@ -75,9 +93,11 @@ class Readiness {
     const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd >= 0) {
       ::dup2(null_fd, STDIN_FILENO);
-      ::dup2(null_fd, STDOUT_FILENO);  // logs stay on stderr
+      ::dup2(null_fd, STDOUT_FILENO);
       ::close(null_fd);
     }
+    ::dup2(log_fd, STDERR_FILENO);  // the log; the caller's stderr is let go
+    ::close(log_fd);
   }
   void Ready() { Send("R"); }
   void Failed(const std::string& reason) { Send(reason); }
@@ -108,7 +128,7 @@ int Serve(const Config& config) {
                                        "stop it first",
                                        config.socket));
   }
-  if (!config.foreground) readiness.Detach();
+  if (!config.foreground) readiness.Detach(config.log_file);
 
   // Block the stop signals in every thread (RocksDB's included) and take them
   // through a signalfd that the server loop polls.
@@ -211,6 +231,11 @@ int main(int argc, char** argv) {
       "stay in the foreground (default: detach once serving)")(
       "pid-file", po::value(&config.pid_file)->value_name("PATH"),
       "write the daemon's pid here")(
+      "log-file",
+      po::value(&config.log_file)
+          ->value_name("PATH")
+          ->default_value(config.log_file),
+      "where a detached cvmd logs (appended; in the foreground: stderr)")(
       "host", po::value(&config.host)->value_name("NAME"),
       "this host's name in the cluster: volumes attach here and are "
       "recorded as attached to it (default: the machine's hostname)")(
@@ -247,7 +272,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Detaching changes to "/": relative paths must mean what the user meant.
-  for (std::string* path : {&config.db, &config.socket, &config.pid_file}) {
+  for (std::string* path :
+       {&config.db, &config.socket, &config.pid_file, &config.log_file}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();
   }
   return cvm::Serve(config);

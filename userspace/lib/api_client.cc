@@ -92,6 +92,7 @@ Result<std::string> ApiClient::ReadLine(Clock::time_point deadline) {
 }
 
 Result<json> ApiClient::CallRaw(std::string_view request_text) {
+  answered_ = false;
   CVM_RETURN_IF_ERROR(EnsureConnected());
   const auto deadline = Clock::now() + timeout_;
   std::string line(request_text);
@@ -104,6 +105,7 @@ Result<json> ApiClient::CallRaw(std::string_view request_text) {
     buffer_.clear();
     return reply.status();
   }
+  answered_ = true;
   json response = json::parse(*reply, nullptr, /*allow_exceptions=*/false);
   if (response.is_discarded() || !response.is_object()) {
     fd_.reset();

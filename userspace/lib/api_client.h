@@ -31,6 +31,9 @@ class ApiClient {
   Result<nlohmann::json> CallRaw(std::string_view request_text);
 
   const std::string& socket_path() const { return socket_path_; }
+  // Whether the last call got cvmd's answer (an error or not), rather than
+  // failing to connect, send or read one.
+  bool answered() const { return answered_; }
 
  private:
   Status EnsureConnected();
@@ -42,6 +45,7 @@ class ApiClient {
   std::chrono::milliseconds timeout_;
   UniqueFd fd_;
   std::string buffer_;  // bytes read past the last line
+  bool answered_ = false;
 };
 
 }  // namespace cvm

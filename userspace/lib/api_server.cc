@@ -79,7 +79,7 @@ Status ApiServer::Listen() {
   if (::chmod(path.c_str(), options_.socket_mode) != 0) {
     return IoError(fmt::format("cannot chmod {}: {}", path, strerror(errno)));
   }
-  if (::listen(listen_fd_.get(), 64) != 0) {
+  if (::listen(listen_fd_.get(), SOMAXCONN) != 0) {
     return IoError(
         fmt::format("cannot listen on {}: {}", path, strerror(errno)));
   }
@@ -91,9 +91,12 @@ void ApiServer::Stop() {
   [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));
 }
 
+// Accepts up to the connection limit. Clients beyond it wait in the listen
+// backlog (their connect retries while that is full): a burst of cvmadm
+// calls is served in turn, never hung up on.
 void ApiServer::Accept(std::vector<Connection>& conns) {
   static uint64_t next_id = 1;
-  for (;;) {
+  while (conns.size() < options_.max_connections) {
     UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr,
                           SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) {
@@ -102,17 +105,6 @@ void ApiServer::Accept(std::vector<Connection>& conns) {
         LogWarn("accept on {}: {}", options_.socket_path, strerror(errno));
       }
       return;
-    }
-    if (conns.size() >= options_.max_connections) {
-      // Best effort: tell the client why, then hang up.
-      const std::string busy =
-          DumpJson(ErrorResponse(Unavailable(
-              fmt::format("cvmd is serving {} connections already; retry later",
-                          conns.size())))) +
-          "\n";
-      [[maybe_unused]] ssize_t n =
-          ::send(fd.get(), busy.data(), busy.size(), MSG_NOSIGNAL);
-      continue;
     }
     Connection c;
     c.fd = std::move(fd);
@@ -198,7 +190,10 @@ Status ApiServer::Run(int stop_fd) {
     fds.clear();
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     fds.push_back({stop_fd, POLLIN, 0});  // poll ignores a negative fd
-    fds.push_back({listen_fd_.get(), POLLIN, 0});
+    // At the limit, new clients stay in the backlog until one leaves.
+    fds.push_back(
+        {conns.size() < options_.max_connections ? listen_fd_.get() : -1,
+         POLLIN, 0});
     const size_t first_conn = fds.size();
     auto now = Clock::now();
     auto wait = std::chrono::milliseconds(1000);

@@ -792,6 +792,14 @@ Result<Volume> MetadataStore::CreateVolume(const VolumeSpec& spec) {
           ? std::min(kDefaultEcStripeUnit, spec.object_size)
           : spec.object_size);
   CVM_RETURN_IF_ERROR(ValidateVolume(v));
+  // cvm.ko serves whole 4 KiB blocks (an EC device's logical block, every
+  // device's physical one) and refuses other sizes at attach: refuse here.
+  if (v.size % kVolumeBlockSize != 0) {
+    return InvalidArgument(fmt::format(
+        "volume size {} is not a multiple of 4 KiB, the block cvm devices "
+        "serve",
+        v.size));
+  }
   const bool ec = pool.policy.kind == Policy::Kind::kErasure;
   const uint64_t shard = ec ? v.object_size / pool.policy.k : v.object_size;
   if (shard > kTargetExtentSize) {

@@ -21,6 +21,7 @@ inline constexpr size_t kMaxNameLength = 63;
 inline constexpr size_t kMaxAddresses = 16;
 inline constexpr size_t kMaxPathLength = 4095;
 inline constexpr uint64_t kSectorSize = 512;
+inline constexpr uint64_t kVolumeBlockSize = 4 * KiB;  // what cvm.ko serves
 inline constexpr uint64_t kMinObjectSize = 64 * KiB;
 inline constexpr uint64_t kMaxObjectSize = 64 * MiB;
 // A target keeps an object shard in one extent of this size

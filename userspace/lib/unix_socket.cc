@@ -6,7 +6,9 @@
 #include <poll.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 namespace cvm {
 
@@ -22,35 +24,38 @@ Status MakeUnixAddress(const std::string& path, sockaddr_un* addr) {
   return {};
 }
 
+// A unix socket's connect does not wait for a full listen backlog: it fails
+// with EAGAIN and leaves the socket unconnected (a later send says "Transport
+// endpoint is not connected"). So it is retried, with a growing pause, until
+// the server takes the connection or `timeout` passes.
 Result<UniqueFd> ConnectUnix(const std::string& path,
                              std::chrono::milliseconds timeout) {
   sockaddr_un addr;
   CVM_RETURN_IF_ERROR(MakeUnixAddress(path, &addr));
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd.valid()) return IoError(fmt::format("socket: {}", strerror(errno)));
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
-      0) {
-    if (errno != EINPROGRESS && errno != EAGAIN) {
-      const int err = errno;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    UniqueFd fd(
+        ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd.valid()) return IoError(fmt::format("socket: {}", strerror(errno)));
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ==
+        0) {
+      return fd;
+    }
+    const int err = errno;
+    if (err != EAGAIN && err != EINTR) {
       return Unavailable(
           fmt::format("cannot connect to cvmd at {}: {}", path, strerror(err)));
     }
-    // A full backlog: wait for the connection to complete.
-    pollfd p{fd.get(), POLLOUT, 0};
-    int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
-    if (n <= 0) {
+    if (std::chrono::steady_clock::now() + pause > deadline) {
       return Status(Code::kTimeout,
-                    fmt::format("connecting to cvmd at {} timed out", path));
+                    fmt::format("connecting to cvmd at {} timed out after {} "
+                                "ms: its backlog stayed full",
+                                path, timeout.count()));
     }
-    int err = 0;
-    socklen_t len = sizeof(err);
-    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      return Unavailable(
-          fmt::format("cannot connect to cvmd at {}: {}", path, strerror(err)));
-    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
-  return fd;
 }
 
 Result<bool> SocketIsLive(const std::string& path) {

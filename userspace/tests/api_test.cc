@@ -165,9 +165,10 @@ TEST_F(ApiOnEmptyStoreTest, FullLifecycleThroughCall) {
   EXPECT_ERROR(api_->Call("volume.create",
                           {{"name", "w"}, {"pool", "x"}, {"size", 512}}),
                Code::kNotFound, "pool 'x' does not exist");
-  ASSERT_OK(api_->Call("snapshot.create", {{"volume", "v"}, {"name", "s"}}));
-  EXPECT_EQ(api_->Call("snapshot.list", {{"volume", "v"}})->size(), 1u);
-  ASSERT_OK(api_->Call("snapshot.delete", {{"volume", "v"}, {"name", "s"}}));
+  // No data path behind snapshots yet: refused, and nothing recorded.
+  EXPECT_ERROR(api_->Call("snapshot.create", {{"volume", "v"}, {"name", "s"}}),
+               Code::kInvalidArgument, "not served yet");
+  EXPECT_EQ(api_->Call("snapshot.list", {{"volume", "v"}})->size(), 0u);
   ASSERT_OK(api_->Call("volume.delete", {{"name", "v"}}));
   auto history = api_->Call("map.history", {{"limit", 1}});
   ASSERT_OK(history);

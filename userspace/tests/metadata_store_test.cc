@@ -2,16 +2,17 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <rocksdb/db.h>
 
 #include <atomic>
 
+#include "raw_store.h"
 #include "test_util.h"
 
 namespace cvm {
 namespace {
 
 using testing::TempDir;
+using testing::WriteRaw;
 
 // An empty store in a fresh directory, with a fixed clock and a commit-failure
 // switch; Reopen() closes and opens it again as a restart would.
@@ -428,31 +429,6 @@ TEST_F(PopulatedStoreTest, PathStateBelongsToAKnownDevice) {
   ASSERT_OK(store_->DeleteVolume("vol"));
   ASSERT_OK(store_->RemoveDevice(1));
   EXPECT_TRUE(store_->ListPathStates()->empty());
-}
-
-// Writes `value` under `key` of column family `cf` with RocksDB directly,
-// behind the store's back, as disk corruption or a buggy writer would.
-void WriteRaw(const std::string& dir, Cf cf, const std::string& key,
-              const std::string& value) {
-  std::vector<std::string> names;
-  ASSERT_TRUE(
-      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names)
-    descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* db = nullptr;
-  ASSERT_TRUE(
-      rocksdb::DB::Open(rocksdb::DBOptions(), dir, descriptors, &handles, &db)
-          .ok());
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == CfName(cf)) {
-      ASSERT_TRUE(
-          db->Put(rocksdb::WriteOptions(), handles[i], key, value).ok());
-    }
-  }
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-  delete db;  // RocksDB's own API hands out a raw owning pointer
 }
 
 TEST_F(PopulatedStoreTest, CorruptRecordIsRefusedWithAReason) {

@@ -29,7 +29,7 @@ void GetArguments(po::options_description* positional,
 }
 
 int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
-  auto pg_num = IdArgument(vm, "pg-num");
+  auto pg_num = IdOption(vm, "pg-num");
   if (!pg_num.ok()) return Fail(r, pg_num.status());
   nlohmann::json args = {
       {"name", vm["name"].as<std::string>()},
@@ -39,7 +39,7 @@ int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
   const std::string device_class = vm["device-class"].as<std::string>();
   if (!device_class.empty()) args["device_class"] = device_class;
   if (vm.count("min-size")) {
-    auto min_size = IdArgument(vm, "min-size");
+    auto min_size = IdOption(vm, "min-size");
     if (!min_size.ok()) return Fail(r, min_size.status());
     args["min_size"] = *min_size;
   }

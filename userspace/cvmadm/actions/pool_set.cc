@@ -22,7 +22,7 @@ int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
   const std::string text = vm["min-size"].as<std::string>();
   uint64_t min_size = 0;
   if (text != "default") {
-    auto n = IdArgument(vm, "min-size");
+    auto n = IdOption(vm, "min-size");
     if (!n.ok()) return Fail(r, n.status());
     min_size = *n;
   }

@@ -57,39 +57,50 @@ int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
   std::string text;
   CliResult daemon;
   const int err = CallDaemon(ctx, "status", nlohmann::json::object(), &daemon);
+  // Only a failed connection means cvmd is not there; an answer, even an
+  // error, comes from a running cvmd.
+  const bool reachable = err == 0 || !daemon.transport_error;
+  std::vector<std::pair<std::string, std::string>> fields;
   if (err == 0) {
     const auto& d = daemon.data;
-    const auto& c = d.value("counts", nlohmann::json::object());
-    std::vector<std::pair<std::string, std::string>> fields = {
-        {"cvmd", fmt::format("running, version {}, pid {}", Str(d, "version"),
-                             Str(d, "pid"))},
-        {"socket", ctx.socket_path},
-        {"database", Str(d, "db")},
-        {"map epoch", Str(d, "map_epoch")},
-        {"objects",
-         fmt::format("{} hosts, {} devices, {} pools, {} volumes, {} snapshots",
-                     Str(c, "hosts"), Str(c, "devices"), Str(c, "pools"),
-                     Str(c, "volumes"), Str(c, "snapshots"))}};
-    AddPathFields(d, &fields);
-    fields.push_back({"cvm module", ModuleLine(modules[CVM_GENL_NAME])});
+    fields.push_back({"cvmd", fmt::format("running, version {}, pid {}",
+                                          Str(d, "version"), Str(d, "pid"))});
+    fields.push_back({"socket", ctx.socket_path});
+    fields.push_back({"database", Str(d, "db")});
+    if (d.contains("store_error")) {
+      fields.push_back({"store error", Str(d["store_error"], "message")});
+      daemon.err = -EIO;
+      daemon.error = "cvmd's store fails: " + Str(d["store_error"], "message");
+    } else {
+      const auto& c = d.value("counts", nlohmann::json::object());
+      fields.push_back({"map epoch", Str(d, "map_epoch")});
+      fields.push_back(
+          {"objects",
+           fmt::format("{} hosts, {} devices, {} pools, {} volumes, {} "
+                       "snapshots",
+                       Str(c, "hosts"), Str(c, "devices"), Str(c, "pools"),
+                       Str(c, "volumes"), Str(c, "snapshots"))});
+      AddPathFields(d, &fields);
+    }
+  } else if (reachable) {
     fields.push_back(
-        {"cvm_target module", ModuleLine(modules[CVM_TARGET_GENL_NAME])});
-    text = RenderFields(fields);
+        {"cvmd", "running, but its status failed: " + daemon.error});
   } else {
-    text = RenderFields(
-        {{"cvmd", "not reachable at " + ctx.socket_path},
-         {"cvm module", ModuleLine(modules[CVM_GENL_NAME])},
-         {"cvm_target module", ModuleLine(modules[CVM_TARGET_GENL_NAME])}});
+    fields.push_back({"cvmd", "not reachable at " + ctx.socket_path});
   }
-  r->data = {{"daemon", err == 0 ? daemon.data
-                                 : nlohmann::json{{"running", false},
-                                                  {"error", daemon.error}}},
+  fields.push_back({"cvm module", ModuleLine(modules[CVM_GENL_NAME])});
+  fields.push_back(
+      {"cvm_target module", ModuleLine(modules[CVM_TARGET_GENL_NAME])});
+  text = RenderFields(fields);
+  r->data = {{"daemon",
+              err == 0 ? daemon.data : nlohmann::json{{"error", daemon.error}}},
              {"modules", modules}};
-  if (err == 0) r->data["daemon"]["running"] = true;
+  r->data["daemon"]["running"] = reachable;
   r->text = std::move(text);
   r->err = daemon.err;
   r->error = daemon.error;
-  return err;
+  r->code = daemon.code;
+  return daemon.err;
 }
 
 Shell::Registrar action({{"status"},
