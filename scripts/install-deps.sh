@@ -15,6 +15,9 @@ PKGS=(
 	nlohmann-json3-dev clang-format
 	# cvmd's systemd unit, checked with systemd-analyze
 	systemd
+	# the cluster store: etcd (server for tests and nodes, etcdctl to look),
+	# reached through its v3 JSON gateway with cpp-httplib
+	etcd-server etcd-client libcpp-httplib-dev
 	# userspace rdma client (cvm-rdma-wire)
 	librdmacm-dev libibverbs-dev
 	# test VM and what runs inside it

@@ -1,4 +1,5 @@
-// cvmd: the CVM metadata daemon. Owns the RocksDB metadata store and serves
+// cvmd: the CVM metadata daemon. Keeps the metadata store (embedded RocksDB
+// on one node, or etcd shared by every cvmd of a cluster) and serves
 // the local API on a unix socket until SIGTERM or SIGINT. Detached, it logs
 // to --log-file; with --foreground (as systemd runs it), to stderr.
 
@@ -34,6 +35,7 @@ namespace {
 
 struct Config {
   std::string db = "/var/lib/cvm/db";
+  std::string store;  // etcd://... or a RocksDB directory; default: db
   std::string socket = kDefaultSocketPath;
   std::string pid_file;
   // Where a detached cvmd logs: it must not keep the caller's stderr open
@@ -142,13 +144,16 @@ int Serve(const Config& config) {
   if (!signal_fd.valid()) return Fail(readiness, "signalfd failed");
 
   std::error_code ec;
-  std::filesystem::create_directories(config.db, ec);
-  if (ec) {
-    return Fail(readiness,
-                fmt::format("cannot create database directory {}: {}",
-                            config.db, ec.message()));
+  const bool etcd = config.store.rfind("etcd://", 0) == 0;
+  if (!etcd) {
+    std::filesystem::create_directories(config.store, ec);
+    if (ec) {
+      return Fail(readiness,
+                  fmt::format("cannot create database directory {}: {}",
+                              config.store, ec.message()));
+    }
   }
-  auto store = MetadataStore::Open(config.db);
+  auto store = MetadataStore::Open(config.store);
   if (!store.ok()) return Fail(readiness, store.status().message());
 
   // cvm.ko's path events are recorded as they come (no map epoch). Joined
@@ -191,8 +196,8 @@ int Serve(const Config& config) {
     }
   }
   auto epoch = (*store)->CurrentEpoch();
-  LogInfo("cvmd {} serving {} (database {}, map epoch {})", Version(),
-          config.socket, config.db, epoch.ok() ? *epoch : 0);
+  LogInfo("cvmd {} serving {} (store {}, map epoch {})", Version(),
+          config.socket, config.store, epoch.ok() ? *epoch : 0);
   readiness.Ready();
 
   Status run = server.Run(signal_fd.get());
@@ -221,12 +226,15 @@ int main(int argc, char** argv) {
   options.add_options()("help,h", "show this help")("version",
                                                     "print the version")(
       "db", po::value(&config.db)->value_name("DIR")->default_value(config.db),
-      "metadata database directory (RocksDB)")(
-      "socket",
-      po::value(&config.socket)
-          ->value_name("PATH")
-          ->default_value(config.socket),
-      "unix socket for the local API")(
+      "metadata database directory (RocksDB, this node alone)")(
+      "store", po::value(&config.store)->value_name("LOCATION"),
+      "the metadata store: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] for a "
+      "cluster (every cvmd on one etcd), or a RocksDB directory (default: "
+      "--db)")("socket",
+               po::value(&config.socket)
+                   ->value_name("PATH")
+                   ->default_value(config.socket),
+               "unix socket for the local API")(
       "foreground,f", po::bool_switch(&config.foreground),
       "stay in the foreground (default: detach once serving)")(
       "pid-file", po::value(&config.pid_file)->value_name("PATH"),
@@ -272,9 +280,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Detaching changes to "/": relative paths must mean what the user meant.
+  if (config.store.empty()) config.store = config.db;
   for (std::string* path :
        {&config.db, &config.socket, &config.pid_file, &config.log_file}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();
+  }
+  if (config.store.rfind("etcd://", 0) != 0) {
+    config.store = std::filesystem::absolute(config.store).string();
   }
   return cvm::Serve(config);
 }

@@ -198,7 +198,7 @@ json Api::HandleRequest(std::string_view text) {
 // with errors is not an unreachable one, and says why ("store_error").
 Result<json> Api::DaemonStatus(JsonFields& a) {
   CVM_RETURN_IF_ERROR(a.Expect({}).status());
-  json out = {{"version", Version()}, {"db", store_.dir()}};
+  json out = {{"version", Version()}, {"db", store_.location()}};
   const auto from_store = [this]() -> Result<json> {
     CVM_ASSIGN_OR_RETURN(uint64_t epoch, store_.CurrentEpoch());
     CVM_ASSIGN_OR_RETURN(Counts c, store_.Count());

@@ -1,13 +1,13 @@
 #include "metadata_store.h"
 
 #include <fmt/format.h>
-#include <rocksdb/db.h>
-#include <rocksdb/options.h>
-#include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <cstdlib>
 #include <ctime>
+#include <thread>
 
 #include "json_fields.h"
 #include "units.h"
@@ -15,25 +15,11 @@
 namespace cvm {
 namespace {
 
-constexpr Cf kAllCfs[] = {Cf::kMeta,      Cf::kHosts,   Cf::kDevices,
-                          Cf::kPools,     Cf::kVolumes, Cf::kSnapshots,
-                          Cf::kMapEpochs, Cf::kMaps,    Cf::kPaths};
-
 constexpr std::string_view kSchemaKey = "schema_version";
 constexpr std::string_view kEpochKey = "map_epoch";
 
 std::string CounterKey(std::string_view kind) {
   return fmt::format("next_id/{}", kind);
-}
-
-rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
-
-Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  if (s.ok()) return {};
-  if (s.IsCorruption()) {
-    return Corruption(fmt::format("{}: {}", what, s.ToString()));
-  }
-  return IoError(fmt::format("{}: {}", what, s.ToString()));
 }
 
 Result<uint64_t> ParseDecimal(std::string_view text, std::string_view what) {
@@ -112,145 +98,99 @@ std::string EncodeIdKey(uint64_t id) {
   return key;
 }
 
-// Owns the DB and its column-family handles; handles must go before the DB.
-struct MetadataStore::Handles {
-  std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> all;  // everything opened
-  rocksdb::ColumnFamilyHandle* cf[std::size(kAllCfs)] = {};
-
-  rocksdb::ColumnFamilyHandle* operator[](Cf c) const {
-    return cf[static_cast<size_t>(c)];
-  }
-  ~Handles() {
-    if (!db) return;
-    for (auto* handle : all) db->DestroyColumnFamilyHandle(handle);
-    db->Close();
-  }
-};
-
-MetadataStore::MetadataStore(std::string dir, StoreOptions options,
-                             std::unique_ptr<Handles> handles)
-    : dir_(std::move(dir)),
+MetadataStore::MetadataStore(std::string location, StoreOptions options,
+                             std::unique_ptr<KvStore> kv)
+    : location_(std::move(location)),
       options_(std::move(options)),
-      h_(std::move(handles)) {}
+      kv_(std::move(kv)) {}
 
 MetadataStore::~MetadataStore() = default;
 
 Result<std::unique_ptr<MetadataStore>> MetadataStore::Open(
-    const std::string& dir, StoreOptions options) {
-  rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
-  db_options.keep_log_file_num = 4;
-  db_options.max_log_file_size = 1 << 20;
-
-  // Open every family that exists (a newer version may have added some) plus
-  // the ones we need.
-  std::vector<std::string> names;
-  rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_options, dir, &names);
-  if (!ls.ok()) names.clear();  // a new database
-  if (std::find(names.begin(), names.end(),
-                rocksdb::kDefaultColumnFamilyName) == names.end()) {
-    names.push_back(rocksdb::kDefaultColumnFamilyName);
-  }
-  for (Cf cf : kAllCfs) {
-    if (std::find(names.begin(), names.end(), CfName(cf)) == names.end()) {
-      names.emplace_back(CfName(cf));
-    }
-  }
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& name : names) {
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  }
-
-  auto handles = std::make_unique<Handles>();
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::Open(db_options, dir, descriptors, &handles->all, &raw);
-  if (!s.ok()) {
-    const std::string text = s.ToString();
-    if (s.IsIOError() && (text.find("lock") != std::string::npos ||
-                          text.find("LOCK") != std::string::npos)) {
-      return Unavailable(fmt::format(
-          "metadata database {} is locked by another process (is another cvmd "
-          "running?): {}",
-          dir, text));
-    }
-    return FromRocks(s, fmt::format("cannot open metadata database {}", dir));
-  }
-  handles->db.reset(raw);
-  for (size_t i = 0; i < names.size(); ++i) {
-    for (Cf cf : kAllCfs) {
-      if (names[i] == CfName(cf))
-        handles->cf[static_cast<size_t>(cf)] = handles->all[i];
-    }
-  }
-
+    const std::string& location, StoreOptions options) {
+  CVM_ASSIGN_OR_RETURN(auto kv, OpenKvStore(location));
   if (!options.clock)
     options.clock = [] { return int64_t{std::time(nullptr)}; };
   std::unique_ptr<MetadataStore> store(
-      new MetadataStore(dir, std::move(options), std::move(handles)));
+      new MetadataStore(location, std::move(options), std::move(kv)));
   CVM_RETURN_IF_ERROR(store->InitSchema());
   return store;
 }
 
+namespace {
+
+const Status& StatusOf(const Status& s) { return s; }
+template <typename T>
+const Status& StatusOf(const Result<T>& r) {
+  return r.status();
+}
+
+constexpr int kTransactAttempts = 20;
+
+}  // namespace
+
+template <typename F>
+auto MetadataStore::Transact(F&& change) -> decltype(change()) {
+  std::lock_guard lock(mutex_);
+  for (int attempt = 1;; ++attempt) {
+    if (Status s = kv_->Begin(); !s.ok()) return s;
+    auto result = change();
+    kv_->End();
+    if (StatusOf(result).code() != Code::kConflict ||
+        attempt == kTransactAttempts) {
+      return result;
+    }
+    // Another cvmd won: a short, growing, jittered pause before the checks
+    // run again, so racing writers spread out.
+    std::this_thread::sleep_for(std::chrono::microseconds(
+        (500 + std::rand() % 1000) * std::min(attempt, 10)));
+  }
+}
+
 Status MetadataStore::InitSchema() {
-  CVM_ASSIGN_OR_RETURN(auto version, GetRaw(Cf::kMeta, kSchemaKey));
-  if (version) {
-    CVM_ASSIGN_OR_RETURN(uint64_t v, ParseDecimal(*version, kSchemaKey));
-    if (v != kSchemaVersion) {
-      return Corruption(fmt::format(
-          "metadata database {} has schema version {}; this cvmd supports {}",
-          dir_, v, kSchemaVersion));
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(auto version, GetRaw(Cf::kMeta, kSchemaKey));
+    if (version) {
+      CVM_ASSIGN_OR_RETURN(uint64_t v, ParseDecimal(*version, kSchemaKey));
+      if (v != kSchemaVersion) {
+        return Corruption(fmt::format(
+            "metadata store {} has schema version {}; this cvmd supports {}",
+            location_, v, kSchemaVersion));
+      }
+      return {};
     }
-    return {};
-  }
-  // No version: only a brand-new database may get one.
-  for (Cf cf : kAllCfs) {
-    CVM_ASSIGN_OR_RETURN(uint64_t n, CountKeys(cf));
-    if (n != 0) {
-      return Corruption(fmt::format(
-          "metadata database {} has records but no schema version", dir_));
+    // No version: only a brand-new store may get one.
+    for (Cf cf : kAllCfs) {
+      CVM_ASSIGN_OR_RETURN(uint64_t n, CountKeys(cf));
+      if (n != 0) {
+        return Corruption(fmt::format(
+            "metadata store {} has records but no schema version", location_));
+      }
     }
-  }
-  rocksdb::WriteBatch batch;
-  batch.Put(h_->operator[](Cf::kMeta), ToSlice(kSchemaKey),
-            std::to_string(kSchemaVersion));
-  return Commit(batch);
+    KvBatch batch;
+    batch.Put(Cf::kMeta, kSchemaKey, std::to_string(kSchemaVersion));
+    return Commit(batch);
+  });
 }
 
 int64_t MetadataStore::Now() const { return options_.clock(); }
 
-Status MetadataStore::Commit(rocksdb::WriteBatch& batch) {
+Status MetadataStore::Commit(const KvBatch& batch) {
   if (options_.fail_commit && options_.fail_commit()) {
     return IoError("commit failed (injected)");
   }
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
-  return FromRocks(h_->db->Write(wo, &batch), "metadata commit");
+  return kv_->Commit(batch, options_.sync);
 }
 
 Result<std::optional<std::string>> MetadataStore::GetRaw(Cf cf,
                                                          std::string_view key) {
-  std::string value;
-  rocksdb::Status s =
-      h_->db->Get(rocksdb::ReadOptions(), (*h_)[cf], ToSlice(key), &value);
-  if (s.IsNotFound()) return std::optional<std::string>();
-  CVM_RETURN_IF_ERROR(FromRocks(s, fmt::format("read {}", CfName(cf))));
-  return std::optional<std::string>(std::move(value));
+  return kv_->Get(cf, key);
 }
 
 Status MetadataStore::ScanRaw(
     Cf cf,
     const std::function<Status(std::string_view, std::string_view)>& fn) {
-  std::unique_ptr<rocksdb::Iterator> it(
-      h_->db->NewIterator(rocksdb::ReadOptions(), (*h_)[cf]));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    CVM_RETURN_IF_ERROR(
-        fn(std::string_view(it->key().data(), it->key().size()),
-           std::string_view(it->value().data(), it->value().size())));
-  }
-  return FromRocks(it->status(), fmt::format("scan {}", CfName(cf)));
+  return kv_->Scan(cf, fn);
 }
 
 template <typename T>
@@ -290,14 +230,7 @@ Result<std::optional<T>> MetadataStore::GetById(
   return std::optional<T>(std::move(record).value());
 }
 
-Result<uint64_t> MetadataStore::CountKeys(Cf cf) {
-  uint64_t n = 0;
-  CVM_RETURN_IF_ERROR(ScanRaw(cf, [&](std::string_view, std::string_view) {
-    ++n;
-    return Status();
-  }));
-  return n;
-}
+Result<uint64_t> MetadataStore::CountKeys(Cf cf) { return kv_->Count(cf); }
 
 Result<uint64_t> MetadataStore::ReadCounter(std::string_view key) {
   CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, key));
@@ -305,12 +238,11 @@ Result<uint64_t> MetadataStore::ReadCounter(std::string_view key) {
   return ParseDecimal(*raw, key);
 }
 
-Result<uint64_t> MetadataStore::NextId(rocksdb::WriteBatch& batch,
-                                       std::string_view kind) {
+Result<uint64_t> MetadataStore::NextId(KvBatch& batch, std::string_view kind) {
   const std::string key = CounterKey(kind);
   CVM_ASSIGN_OR_RETURN(uint64_t last, ReadCounter(key));
   const uint64_t id = last + 1;
-  batch.Put((*h_)[Cf::kMeta], key, std::to_string(id));
+  batch.Put(Cf::kMeta, key, std::to_string(id));
   return id;
 }
 
@@ -377,7 +309,7 @@ Result<std::string> MetadataStore::PoolPlacementProblem(const Pool& pool) {
   return Unplaceable(pool, e.problem, e.left_out);
 }
 
-Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
+Status MetadataStore::BumpEpoch(KvBatch& batch, std::string reason,
                                 const Topology& next) {
   CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
   MapEpoch e;
@@ -401,9 +333,8 @@ Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
           CVM_ASSIGN_OR_RETURN(next_index, ReadCounter(CounterKey("bucket")));
         }
         index = ++*next_index;
-        batch.Put((*h_)[Cf::kMeta], meta_key, std::to_string(index));
-        batch.Put((*h_)[Cf::kMeta], CounterKey("bucket"),
-                  std::to_string(index));
+        batch.Put(Cf::kMeta, meta_key, std::to_string(index));
+        batch.Put(Cf::kMeta, CounterKey("bucket"), std::to_string(index));
       }
       if (index == 0 || index >= CVM_MAX_BUCKETS / 2) {
         return InvalidArgument(fmt::format(
@@ -419,10 +350,10 @@ Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
   e.map_crc = sealed.crc;
   e.problem = sealed.problem;
   e.left_out = sealed.left_out;
-  batch.Put((*h_)[Cf::kMeta], ToSlice(kEpochKey), std::to_string(e.epoch));
-  batch.Put((*h_)[Cf::kMapEpochs], EncodeIdKey(e.epoch), Encode(ToJson(e)));
+  batch.Put(Cf::kMeta, kEpochKey, std::to_string(e.epoch));
+  batch.Put(Cf::kMapEpochs, EncodeIdKey(e.epoch), Encode(ToJson(e)));
   if (!sealed.blob.empty()) {
-    batch.Put((*h_)[Cf::kMaps], EncodeIdKey(e.epoch), sealed.blob);
+    batch.Put(Cf::kMaps, EncodeIdKey(e.epoch), sealed.blob);
   }
   return {};
 }
@@ -431,32 +362,34 @@ Status MetadataStore::BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
 
 Result<Host> MetadataStore::AddHost(Host spec) {
   CVM_RETURN_IF_ERROR(ValidateNewHost(spec));
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(auto hosts, ListHosts());
-  for (const auto& h : hosts) {
-    if (h.name == spec.name) {
-      return AlreadyExists(fmt::format("host '{}' already exists", spec.name));
-    }
-    // One address, one host: the map reaches each device by its host's
-    // first address, and a target listener serves one host.
-    for (const auto& a : spec.addresses) {
-      if (std::find(h.addresses.begin(), h.addresses.end(), a) !=
-          h.addresses.end()) {
+  return Transact([&]() -> Result<Host> {
+    CVM_ASSIGN_OR_RETURN(auto hosts, ListHosts());
+    for (const auto& h : hosts) {
+      if (h.name == spec.name) {
         return AlreadyExists(
-            fmt::format("address '{}' is already host '{}''s", a, h.name));
+            fmt::format("host '{}' already exists", spec.name));
+      }
+      // One address, one host: the map reaches each device by its host's
+      // first address, and a target listener serves one host.
+      for (const auto& a : spec.addresses) {
+        if (std::find(h.addresses.begin(), h.addresses.end(), a) !=
+            h.addresses.end()) {
+          return AlreadyExists(
+              fmt::format("address '{}' is already host '{}''s", a, h.name));
+        }
       }
     }
-  }
-  rocksdb::WriteBatch batch;
-  CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "host"));
-  spec.created = Now();
-  batch.Put((*h_)[Cf::kHosts], EncodeIdKey(spec.id), Encode(ToJson(spec)));
-  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-  next.hosts.push_back(spec);
-  CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("host.add {}", spec.name), next));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return spec;
+    KvBatch batch;
+    CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "host"));
+    spec.created = Now();
+    batch.Put(Cf::kHosts, EncodeIdKey(spec.id), Encode(ToJson(spec)));
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    next.hosts.push_back(spec);
+    CVM_RETURN_IF_ERROR(
+        BumpEpoch(batch, fmt::format("host.add {}", spec.name), next));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return spec;
+  });
 }
 
 Result<Host> MetadataStore::GetHost(std::string_view name) {
@@ -478,60 +411,62 @@ Result<std::vector<Host>> MetadataStore::ListHosts() {
 }
 
 Status MetadataStore::RemoveHost(std::string_view name) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Host host, GetHost(name));
-  CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
-  std::vector<std::string> users;
-  for (const auto& d : devices) {
-    if (d.host_id == host.id)
-      users.push_back(fmt::format("{} ({})", d.id, d.path));
-  }
-  if (!users.empty()) {
-    return InUse(
-        fmt::format("host '{}' still has devices {}; remove them first",
-                    host.name, ListNames(users)));
-  }
-  if (!host.listeners.empty()) {
-    return InUse(fmt::format(
-        "host '{}' still listens on {}; run 'target unlisten' first", host.name,
-        ListNames(host.listeners)));
-  }
-  rocksdb::WriteBatch batch;
-  batch.Delete((*h_)[Cf::kHosts], EncodeIdKey(host.id));
-  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-  std::erase_if(next.hosts, [&](const Host& h) { return h.id == host.id; });
-  CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("host.remove {}", host.name), next));
-  return Commit(batch);
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(Host host, GetHost(name));
+    CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
+    std::vector<std::string> users;
+    for (const auto& d : devices) {
+      if (d.host_id == host.id)
+        users.push_back(fmt::format("{} ({})", d.id, d.path));
+    }
+    if (!users.empty()) {
+      return InUse(
+          fmt::format("host '{}' still has devices {}; remove them first",
+                      host.name, ListNames(users)));
+    }
+    if (!host.listeners.empty()) {
+      return InUse(fmt::format(
+          "host '{}' still listens on {}; run 'target unlisten' first",
+          host.name, ListNames(host.listeners)));
+    }
+    KvBatch batch;
+    batch.Delete(Cf::kHosts, EncodeIdKey(host.id));
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    std::erase_if(next.hosts, [&](const Host& h) { return h.id == host.id; });
+    CVM_RETURN_IF_ERROR(
+        BumpEpoch(batch, fmt::format("host.remove {}", host.name), next));
+    return Commit(batch);
+  });
 }
 
 Result<Host> MetadataStore::SetListener(std::string_view address,
                                         bool listening) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(auto hosts, ListHosts());
-  for (Host& h : hosts) {
-    if (std::find(h.addresses.begin(), h.addresses.end(), address) ==
-        h.addresses.end()) {
-      continue;
+  return Transact([&]() -> Result<Host> {
+    CVM_ASSIGN_OR_RETURN(auto hosts, ListHosts());
+    for (Host& h : hosts) {
+      if (std::find(h.addresses.begin(), h.addresses.end(), address) ==
+          h.addresses.end()) {
+        continue;
+      }
+      const bool was = std::find(h.listeners.begin(), h.listeners.end(),
+                                 address) != h.listeners.end();
+      if (was == listening) return std::move(h);
+      if (listening) {
+        h.listeners.emplace_back(address);
+      } else {
+        std::erase(h.listeners, std::string(address));
+      }
+      CVM_RETURN_IF_ERROR(ValidateHost(h));
+      KvBatch batch;
+      batch.Put(Cf::kHosts, EncodeIdKey(h.id), Encode(ToJson(h)));
+      CVM_RETURN_IF_ERROR(Commit(batch));
+      return std::move(h);
     }
-    const bool was = std::find(h.listeners.begin(), h.listeners.end(),
-                               address) != h.listeners.end();
-    if (was == listening) return std::move(h);
-    if (listening) {
-      h.listeners.emplace_back(address);
-    } else {
-      std::erase(h.listeners, std::string(address));
-    }
-    CVM_RETURN_IF_ERROR(ValidateHost(h));
-    rocksdb::WriteBatch batch;
-    batch.Put((*h_)[Cf::kHosts], EncodeIdKey(h.id), Encode(ToJson(h)));
-    CVM_RETURN_IF_ERROR(Commit(batch));
-    return std::move(h);
-  }
-  return NotFound(fmt::format(
-      "no host has address '{}' (listeners serve a host's addresses: see "
-      "'host list')",
-      Printable(address)));
+    return NotFound(fmt::format(
+        "no host has address '{}' (listeners serve a host's addresses: see "
+        "'host list')",
+        Printable(address)));
+  });
 }
 
 // ---- devices ----
@@ -543,28 +478,29 @@ Result<Device> MetadataStore::AddDevice(const DeviceSpec& spec) {
   d.weight = spec.weight;
   d.device_class = spec.device_class;
   CVM_RETURN_IF_ERROR(ValidateNewDevice(d));
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Host host, GetHost(spec.host));
-  CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
-  for (const auto& other : devices) {
-    if (other.host_id == host.id && other.path == d.path) {
-      return AlreadyExists(
-          fmt::format("device {} on host '{}' already exists as device {}",
-                      d.path, host.name, other.id));
+  return Transact([&]() -> Result<Device> {
+    CVM_ASSIGN_OR_RETURN(Host host, GetHost(spec.host));
+    CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
+    for (const auto& other : devices) {
+      if (other.host_id == host.id && other.path == d.path) {
+        return AlreadyExists(
+            fmt::format("device {} on host '{}' already exists as device {}",
+                        d.path, host.name, other.id));
+      }
     }
-  }
-  d.host_id = host.id;
-  rocksdb::WriteBatch batch;
-  CVM_ASSIGN_OR_RETURN(d.id, NextId(batch, "device"));
-  d.created = Now();
-  batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
-  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-  next.devices.push_back(d);
-  CVM_RETURN_IF_ERROR(BumpEpoch(
-      batch, fmt::format("device.add {} {}:{}", d.id, host.name, d.path),
-      next));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return d;
+    d.host_id = host.id;
+    KvBatch batch;
+    CVM_ASSIGN_OR_RETURN(d.id, NextId(batch, "device"));
+    d.created = Now();
+    batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    next.devices.push_back(d);
+    CVM_RETURN_IF_ERROR(BumpEpoch(
+        batch, fmt::format("device.add {} {}:{}", d.id, host.name, d.path),
+        next));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return d;
+  });
 }
 
 Result<Device> MetadataStore::GetDevice(uint64_t id) {
@@ -578,57 +514,60 @@ Result<std::vector<Device>> MetadataStore::ListDevices() {
 }
 
 Status MetadataStore::RemoveDevice(uint64_t id) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
-  if (d.served) {
-    return InUse(fmt::format(
-        "device {} is served by its target; run 'target device remove {}' "
-        "first",
-        d.id, d.id));
-  }
-  rocksdb::WriteBatch batch;
-  batch.Delete((*h_)[Cf::kDevices], EncodeIdKey(d.id));
-  batch.Delete((*h_)[Cf::kPaths], EncodeIdKey(d.id));
-  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-  std::erase_if(next.devices, [&](const Device& o) { return o.id == d.id; });
-  CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("device.remove {}", d.id), next));
-  return Commit(batch);
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
+    if (d.served) {
+      return InUse(fmt::format(
+          "device {} is served by its target; run 'target device remove {}' "
+          "first",
+          d.id, d.id));
+    }
+    KvBatch batch;
+    batch.Delete(Cf::kDevices, EncodeIdKey(d.id));
+    batch.Delete(Cf::kPaths, EncodeIdKey(d.id));
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    std::erase_if(next.devices, [&](const Device& o) { return o.id == d.id; });
+    CVM_RETURN_IF_ERROR(
+        BumpEpoch(batch, fmt::format("device.remove {}", d.id), next));
+    return Commit(batch);
+  });
 }
 
 Result<Device> MetadataStore::SetDeviceState(uint64_t id,
                                              std::optional<bool> up,
                                              std::optional<bool> in) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
-  const Device before = d;
-  if (up) d.up = *up;
-  if (in) d.in = *in;
-  if (d.up == before.up && d.in == before.in) return d;
-  rocksdb::WriteBatch batch;
-  batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
-  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-  for (Device& o : next.devices) {
-    if (o.id == d.id) o = d;
-  }
-  CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch,
-                fmt::format("device.state {} {},{}", d.id, d.up ? "up" : "down",
-                            d.in ? "in" : "out"),
-                next));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return d;
+  return Transact([&]() -> Result<Device> {
+    CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
+    const Device before = d;
+    if (up) d.up = *up;
+    if (in) d.in = *in;
+    if (d.up == before.up && d.in == before.in) return d;
+    KvBatch batch;
+    batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    for (Device& o : next.devices) {
+      if (o.id == d.id) o = d;
+    }
+    CVM_RETURN_IF_ERROR(
+        BumpEpoch(batch,
+                  fmt::format("device.state {} {},{}", d.id,
+                              d.up ? "up" : "down", d.in ? "in" : "out"),
+                  next));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return d;
+  });
 }
 
 Result<Device> MetadataStore::SetDeviceServed(uint64_t id, bool served) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
-  if (d.served == served) return d;
-  d.served = served;
-  rocksdb::WriteBatch batch;
-  batch.Put((*h_)[Cf::kDevices], EncodeIdKey(d.id), Encode(ToJson(d)));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return d;
+  return Transact([&]() -> Result<Device> {
+    CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
+    if (d.served == served) return d;
+    d.served = served;
+    KvBatch batch;
+    batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return d;
+  });
 }
 
 // ---- paths ----
@@ -636,13 +575,14 @@ Result<Device> MetadataStore::SetDeviceServed(uint64_t id, bool served) {
 Result<PathState> MetadataStore::RecordPathState(PathState state) {
   CVM_RETURN_IF_ERROR(ValidatePathState(state));
   // Under the mutex, so a record cannot outlive its device's removal.
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Device d, GetDevice(state.device_id));
-  state.since = Now();
-  rocksdb::WriteBatch batch;
-  batch.Put((*h_)[Cf::kPaths], EncodeIdKey(d.id), Encode(ToJson(state)));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return state;
+  return Transact([&]() -> Result<PathState> {
+    CVM_ASSIGN_OR_RETURN(Device d, GetDevice(state.device_id));
+    state.since = Now();
+    KvBatch batch;
+    batch.Put(Cf::kPaths, EncodeIdKey(d.id), Encode(ToJson(state)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return state;
+  });
 }
 
 Result<std::optional<PathState>> MetadataStore::GetPathState(
@@ -658,25 +598,27 @@ Result<std::vector<PathState>> MetadataStore::ListPathStates() {
 
 Result<Pool> MetadataStore::CreatePool(Pool spec) {
   CVM_RETURN_IF_ERROR(ValidatePool(spec));
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(auto pools, ListPools());
-  for (const auto& p : pools) {
-    if (p.name == spec.name) {
-      return AlreadyExists(fmt::format("pool '{}' already exists", spec.name));
+  return Transact([&]() -> Result<Pool> {
+    CVM_ASSIGN_OR_RETURN(auto pools, ListPools());
+    for (const auto& p : pools) {
+      if (p.name == spec.name) {
+        return AlreadyExists(
+            fmt::format("pool '{}' already exists", spec.name));
+      }
     }
-  }
-  rocksdb::WriteBatch batch;
-  CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "pool"));
-  spec.created = Now();
-  batch.Put((*h_)[Cf::kPools], EncodeIdKey(spec.id), Encode(ToJson(spec)));
-  // Pools are part of the map (DESIGN.md "map"): initiators need pg_num and
-  // policy to place objects, so a pool change is a new epoch too.
-  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-  next.pools.push_back(spec);
-  CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("pool.create {}", spec.name), next));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return spec;
+    KvBatch batch;
+    CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "pool"));
+    spec.created = Now();
+    batch.Put(Cf::kPools, EncodeIdKey(spec.id), Encode(ToJson(spec)));
+    // Pools are part of the map (DESIGN.md "map"): initiators need pg_num and
+    // policy to place objects, so a pool change is a new epoch too.
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    next.pools.push_back(spec);
+    CVM_RETURN_IF_ERROR(
+        BumpEpoch(batch, fmt::format("pool.create {}", spec.name), next));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return spec;
+  });
 }
 
 Result<Pool> MetadataStore::GetPool(std::string_view name) {
@@ -699,44 +641,46 @@ Result<std::vector<Pool>> MetadataStore::ListPools() {
 
 Result<Pool> MetadataStore::SetPoolMinSize(std::string_view name,
                                            uint32_t min_size) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(name));
-  pool.min_size = min_size;
-  CVM_RETURN_IF_ERROR(ValidatePool(pool));
-  rocksdb::WriteBatch batch;
-  batch.Put((*h_)[Cf::kPools], EncodeIdKey(pool.id), Encode(ToJson(pool)));
-  // min_size is in the map: initiators apply it to every write.
-  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-  for (Pool& p : next.pools) {
-    if (p.id == pool.id) p = pool;
-  }
-  CVM_RETURN_IF_ERROR(BumpEpoch(
-      batch, fmt::format("pool.set {} min_size {}", pool.name, min_size),
-      next));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return pool;
+  return Transact([&]() -> Result<Pool> {
+    CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(name));
+    pool.min_size = min_size;
+    CVM_RETURN_IF_ERROR(ValidatePool(pool));
+    KvBatch batch;
+    batch.Put(Cf::kPools, EncodeIdKey(pool.id), Encode(ToJson(pool)));
+    // min_size is in the map: initiators apply it to every write.
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    for (Pool& p : next.pools) {
+      if (p.id == pool.id) p = pool;
+    }
+    CVM_RETURN_IF_ERROR(BumpEpoch(
+        batch, fmt::format("pool.set {} min_size {}", pool.name, min_size),
+        next));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return pool;
+  });
 }
 
 Status MetadataStore::DeletePool(std::string_view name) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(name));
-  CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
-  std::vector<std::string> users;
-  for (const auto& v : volumes) {
-    if (v.pool_id == pool.id) users.push_back("'" + v.name + "'");
-  }
-  if (!users.empty()) {
-    return InUse(
-        fmt::format("pool '{}' still has volumes {}; delete them first",
-                    pool.name, ListNames(users)));
-  }
-  rocksdb::WriteBatch batch;
-  batch.Delete((*h_)[Cf::kPools], EncodeIdKey(pool.id));
-  CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-  std::erase_if(next.pools, [&](const Pool& p) { return p.id == pool.id; });
-  CVM_RETURN_IF_ERROR(
-      BumpEpoch(batch, fmt::format("pool.delete {}", pool.name), next));
-  return Commit(batch);
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(name));
+    CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
+    std::vector<std::string> users;
+    for (const auto& v : volumes) {
+      if (v.pool_id == pool.id) users.push_back("'" + v.name + "'");
+    }
+    if (!users.empty()) {
+      return InUse(
+          fmt::format("pool '{}' still has volumes {}; delete them first",
+                      pool.name, ListNames(users)));
+    }
+    KvBatch batch;
+    batch.Delete(Cf::kPools, EncodeIdKey(pool.id));
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    std::erase_if(next.pools, [&](const Pool& p) { return p.id == pool.id; });
+    CVM_RETURN_IF_ERROR(
+        BumpEpoch(batch, fmt::format("pool.delete {}", pool.name), next));
+    return Commit(batch);
+  });
 }
 
 // ---- volumes ----
@@ -783,55 +727,56 @@ Result<Volume> MetadataStore::CreateVolume(const VolumeSpec& spec) {
   v.size = spec.size;
   v.object_size = spec.object_size;
   v.provisioning = spec.provisioning;
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(spec.pool));
-  // Replicated objects are not striped; EC stripes default to small units,
-  // so that 4 KiB writes touch one data chunk and larger ones fill stripes.
-  v.stripe_unit = spec.stripe_unit.value_or(
-      pool.policy.kind == Policy::Kind::kErasure
-          ? std::min(kDefaultEcStripeUnit, spec.object_size)
-          : spec.object_size);
-  CVM_RETURN_IF_ERROR(ValidateVolume(v));
-  // cvm.ko serves whole 4 KiB blocks (an EC device's logical block, every
-  // device's physical one) and refuses other sizes at attach: refuse here.
-  if (v.size % kVolumeBlockSize != 0) {
-    return InvalidArgument(fmt::format(
-        "volume size {} is not a multiple of 4 KiB, the block cvm devices "
-        "serve",
-        v.size));
-  }
-  const bool ec = pool.policy.kind == Policy::Kind::kErasure;
-  const uint64_t shard = ec ? v.object_size / pool.policy.k : v.object_size;
-  if (shard > kTargetExtentSize) {
-    return InvalidArgument(fmt::format(
-        "object size {} in pool '{}' makes object shards of {}: a target "
-        "keeps at most {} per shard",
-        FormatSize(v.object_size), pool.name, FormatSize(shard),
-        FormatSize(kTargetExtentSize)));
-  }
-  CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
-  for (const auto& other : volumes) {
-    if (other.name == v.name) {
-      return AlreadyExists(fmt::format("volume '{}' already exists", v.name));
+  return Transact([&]() -> Result<Volume> {
+    CVM_ASSIGN_OR_RETURN(Pool pool, GetPool(spec.pool));
+    // Replicated objects are not striped; EC stripes default to small units,
+    // so that 4 KiB writes touch one data chunk and larger ones fill stripes.
+    v.stripe_unit = spec.stripe_unit.value_or(
+        pool.policy.kind == Policy::Kind::kErasure
+            ? std::min(kDefaultEcStripeUnit, spec.object_size)
+            : spec.object_size);
+    CVM_RETURN_IF_ERROR(ValidateVolume(v));
+    // cvm.ko serves whole 4 KiB blocks (an EC device's logical block, every
+    // device's physical one) and refuses other sizes at attach: refuse here.
+    if (v.size % kVolumeBlockSize != 0) {
+      return InvalidArgument(fmt::format(
+          "volume size {} is not a multiple of 4 KiB, the block cvm devices "
+          "serve",
+          v.size));
     }
-  }
-  CVM_ASSIGN_OR_RETURN(std::string unplaceable, PoolPlacementProblem(pool));
-  if (!unplaceable.empty()) {
-    return Unavailable(fmt::format(
-        "pool '{}' cannot be placed on the current topology ({}): add hosts "
-        "or devices first",
-        pool.name, unplaceable));
-  }
-  if (v.provisioning == Provisioning::kThick) {
-    CVM_RETURN_IF_ERROR(CheckThickFits(v, pool, volumes));
-  }
-  v.pool_id = pool.id;
-  rocksdb::WriteBatch batch;
-  CVM_ASSIGN_OR_RETURN(v.id, NextId(batch, "volume"));
-  v.created = Now();
-  batch.Put((*h_)[Cf::kVolumes], EncodeIdKey(v.id), Encode(ToJson(v)));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return v;
+    const bool ec = pool.policy.kind == Policy::Kind::kErasure;
+    const uint64_t shard = ec ? v.object_size / pool.policy.k : v.object_size;
+    if (shard > kTargetExtentSize) {
+      return InvalidArgument(fmt::format(
+          "object size {} in pool '{}' makes object shards of {}: a target "
+          "keeps at most {} per shard",
+          FormatSize(v.object_size), pool.name, FormatSize(shard),
+          FormatSize(kTargetExtentSize)));
+    }
+    CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
+    for (const auto& other : volumes) {
+      if (other.name == v.name) {
+        return AlreadyExists(fmt::format("volume '{}' already exists", v.name));
+      }
+    }
+    CVM_ASSIGN_OR_RETURN(std::string unplaceable, PoolPlacementProblem(pool));
+    if (!unplaceable.empty()) {
+      return Unavailable(fmt::format(
+          "pool '{}' cannot be placed on the current topology ({}): add hosts "
+          "or devices first",
+          pool.name, unplaceable));
+    }
+    if (v.provisioning == Provisioning::kThick) {
+      CVM_RETURN_IF_ERROR(CheckThickFits(v, pool, volumes));
+    }
+    v.pool_id = pool.id;
+    KvBatch batch;
+    CVM_ASSIGN_OR_RETURN(v.id, NextId(batch, "volume"));
+    v.created = Now();
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return v;
+  });
 }
 
 Result<Volume> MetadataStore::GetVolume(std::string_view name) {
@@ -847,58 +792,62 @@ Result<std::vector<Volume>> MetadataStore::ListVolumes() {
 }
 
 Status MetadataStore::DeleteVolume(std::string_view name) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
-  CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
-  std::vector<std::string> users;
-  for (const auto& s : snapshots) {
-    if (s.volume_id == v.id) users.push_back("'" + s.name + "'");
-  }
-  if (!users.empty()) {
-    return InUse(
-        fmt::format("volume '{}' still has snapshots {}; delete them first",
-                    v.name, ListNames(users)));
-  }
-  if (!v.attached_host.empty()) {
-    return InUse(
-        fmt::format("volume '{}' is attached to host '{}'; detach it first",
-                    v.name, v.attached_host));
-  }
-  rocksdb::WriteBatch batch;
-  batch.Delete((*h_)[Cf::kVolumes], EncodeIdKey(v.id));
-  return Commit(batch);
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
+    std::vector<std::string> users;
+    for (const auto& s : snapshots) {
+      if (s.volume_id == v.id) users.push_back("'" + s.name + "'");
+    }
+    if (!users.empty()) {
+      return InUse(
+          fmt::format("volume '{}' still has snapshots {}; delete them first",
+                      v.name, ListNames(users)));
+    }
+    if (!v.attached_host.empty()) {
+      return InUse(
+          fmt::format("volume '{}' is attached to host '{}'; detach it first",
+                      v.name, v.attached_host));
+    }
+    KvBatch batch;
+    batch.Delete(Cf::kVolumes, EncodeIdKey(v.id));
+    return Commit(batch);
+  });
 }
 
 Result<Volume> MetadataStore::AttachVolume(std::string_view name,
                                            std::string_view host) {
   CVM_RETURN_IF_ERROR(ValidateName("host", host));
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
-  if (!v.attached_host.empty() && v.attached_host != host) {
-    return InUse(
-        fmt::format("volume '{}' is attached to host '{}'; detach it there "
-                    "first",
-                    v.name, v.attached_host));
-  }
-  v.attached_host = std::string(host);
-  ++v.attach_epoch;
-  rocksdb::WriteBatch batch;
-  batch.Put((*h_)[Cf::kVolumes], EncodeIdKey(v.id), Encode(ToJson(v)));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return v;
+  return Transact([&]() -> Result<Volume> {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    if (!v.attached_host.empty() && v.attached_host != host) {
+      return InUse(
+          fmt::format("volume '{}' is attached to host '{}'; detach it there "
+                      "first",
+                      v.name, v.attached_host));
+    }
+    v.attached_host = std::string(host);
+    ++v.attach_epoch;
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return v;
+  });
 }
 
 Result<Volume> MetadataStore::DetachVolume(std::string_view name) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
-  if (v.attached_host.empty()) {
-    return InvalidArgument(fmt::format("volume '{}' is not attached", v.name));
-  }
-  v.attached_host.clear();
-  rocksdb::WriteBatch batch;
-  batch.Put((*h_)[Cf::kVolumes], EncodeIdKey(v.id), Encode(ToJson(v)));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return v;
+  return Transact([&]() -> Result<Volume> {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    if (v.attached_host.empty()) {
+      return InvalidArgument(
+          fmt::format("volume '{}' is not attached", v.name));
+    }
+    v.attached_host.clear();
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return v;
+  });
 }
 
 // ---- snapshots ----
@@ -906,28 +855,29 @@ Result<Volume> MetadataStore::DetachVolume(std::string_view name) {
 Result<Snapshot> MetadataStore::CreateSnapshot(std::string_view volume,
                                                std::string_view name) {
   CVM_RETURN_IF_ERROR(ValidateName("snapshot", name));
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(volume));
-  CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
-  for (const auto& s : snapshots) {
-    if (s.volume_id == v.id && s.name == name) {
-      return AlreadyExists(fmt::format("snapshot '{}@{}' already exists",
-                                       v.name, std::string(name)));
+  return Transact([&]() -> Result<Snapshot> {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(volume));
+    CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
+    for (const auto& s : snapshots) {
+      if (s.volume_id == v.id && s.name == name) {
+        return AlreadyExists(fmt::format("snapshot '{}@{}' already exists",
+                                         v.name, std::string(name)));
+      }
     }
-  }
-  rocksdb::WriteBatch batch;
-  Snapshot s;
-  CVM_ASSIGN_OR_RETURN(s.id, NextId(batch, "snapshot"));
-  s.volume_id = v.id;
-  s.name = std::string(name);
-  s.seq = v.snap_seq + 1;
-  s.size = v.size;
-  s.created = Now();
-  v.snap_seq = s.seq;  // new writes must now preserve this snapshot's data
-  batch.Put((*h_)[Cf::kSnapshots], EncodeIdKey(s.id), Encode(ToJson(s)));
-  batch.Put((*h_)[Cf::kVolumes], EncodeIdKey(v.id), Encode(ToJson(v)));
-  CVM_RETURN_IF_ERROR(Commit(batch));
-  return s;
+    KvBatch batch;
+    Snapshot s;
+    CVM_ASSIGN_OR_RETURN(s.id, NextId(batch, "snapshot"));
+    s.volume_id = v.id;
+    s.name = std::string(name);
+    s.seq = v.snap_seq + 1;
+    s.size = v.size;
+    s.created = Now();
+    v.snap_seq = s.seq;  // new writes must now preserve this snapshot's data
+    batch.Put(Cf::kSnapshots, EncodeIdKey(s.id), Encode(ToJson(s)));
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return s;
+  });
 }
 
 Result<std::vector<Snapshot>> MetadataStore::ListSnapshots() {
@@ -936,18 +886,19 @@ Result<std::vector<Snapshot>> MetadataStore::ListSnapshots() {
 
 Status MetadataStore::DeleteSnapshot(std::string_view volume,
                                      std::string_view name) {
-  std::lock_guard lock(mutex_);
-  CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(volume));
-  CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
-  for (const auto& s : snapshots) {
-    if (s.volume_id == v.id && s.name == name) {
-      rocksdb::WriteBatch batch;
-      batch.Delete((*h_)[Cf::kSnapshots], EncodeIdKey(s.id));
-      return Commit(batch);
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(volume));
+    CVM_ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
+    for (const auto& s : snapshots) {
+      if (s.volume_id == v.id && s.name == name) {
+        KvBatch batch;
+        batch.Delete(Cf::kSnapshots, EncodeIdKey(s.id));
+        return Commit(batch);
+      }
     }
-  }
-  return NotFound(
-      fmt::format("snapshot '{}@{}' does not exist", v.name, Printable(name)));
+    return NotFound(fmt::format("snapshot '{}@{}' does not exist", v.name,
+                                Printable(name)));
+  });
 }
 
 // ---- epochs and counts ----

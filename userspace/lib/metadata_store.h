@@ -1,14 +1,17 @@
 #pragma once
 
-// The cluster metadata store: RocksDB with one column family per record kind
-// (hosts, devices, pools, volumes, snapshots, map_epochs, paths) plus "meta"
+// The cluster metadata store, over a KvStore (kv_store.h): embedded RocksDB
+// on one node, etcd for a cluster. One key family per record kind (hosts,
+// devices, pools, volumes, snapshots, map_epochs, maps, paths) plus "meta"
 // for the schema version, id counters and the current map epoch.
 //
-// Every change is one atomic WriteBatch: the record, the id counter it used
-// and, for topology changes (hosts, devices, pools), the map-epoch bump and its
-// history record commit together or not at all. Checks (names unique,
-// references exist, nothing still in use) and the batch run under one mutex,
-// so a check cannot go stale before its write lands.
+// Every change is one atomic batch: the record, the id counter it used and,
+// for topology changes (hosts, devices, pools), the map-epoch bump and its
+// history record commit together or not at all. Its checks (names unique,
+// references exist, nothing still in use) read one state of the store, and
+// the batch commits only if no other writer committed since: otherwise the
+// checks run again on the new state (Transact). Within one process a mutex
+// keeps changes in turn; across cvmds sharing etcd, the compare does.
 
 #include <cstdint>
 #include <functional>
@@ -20,32 +23,13 @@
 #include <vector>
 
 #include "cluster_map.h"
+#include "kv_store.h"
 #include "model.h"
 #include "status.h"
-
-namespace rocksdb {
-class DB;
-class ColumnFamilyHandle;
-class WriteBatch;
-}  // namespace rocksdb
 
 namespace cvm {
 
 inline constexpr uint64_t kSchemaVersion = 1;
-
-// Column families, in the order they are opened.
-enum class Cf {
-  kMeta,
-  kHosts,
-  kDevices,
-  kPools,
-  kVolumes,
-  kSnapshots,
-  kMapEpochs,
-  kMaps,   // epoch -> the sealed binary map (kernel/common map codec)
-  kPaths,  // device id -> PathState: what cvm.ko last said of its path
-};
-std::string_view CfName(Cf cf);
 
 // Records are keyed by their id, 8 bytes big-endian, so iteration is id order.
 std::string EncodeIdKey(uint64_t id);
@@ -90,15 +74,18 @@ struct Counts {
 
 class MetadataStore {
  public:
-  // Opens (creating if needed) the database in `dir`. Fails with kUnavailable
-  // when another process holds it, kCorruption on a bad schema.
-  static Result<std::unique_ptr<MetadataStore>> Open(const std::string& dir,
-                                                     StoreOptions options = {});
+  // Opens `location` (OpenKvStore: a RocksDB directory, created if needed,
+  // or etcd://HOST:PORT,...[/PREFIX]). Fails with kUnavailable when another
+  // process holds the RocksDB directory or etcd cannot be reached,
+  // kCorruption on a bad schema.
+  static Result<std::unique_ptr<MetadataStore>> Open(
+      const std::string& location, StoreOptions options = {});
   ~MetadataStore();
   MetadataStore(const MetadataStore&) = delete;
   MetadataStore& operator=(const MetadataStore&) = delete;
 
-  const std::string& dir() const { return dir_; }
+  // What Open was given: the directory or the etcd URI.
+  const std::string& location() const { return location_; }
 
   // Hosts. `spec.id` and `spec.created` are assigned.
   Result<Host> AddHost(Host spec);
@@ -172,20 +159,23 @@ class MetadataStore {
   Result<RawSpace> GetRawSpace(const std::vector<Volume>& volumes);
 
  private:
-  struct Handles;
-  MetadataStore(std::string dir, StoreOptions options,
-                std::unique_ptr<Handles> handles);
+  MetadataStore(std::string location, StoreOptions options,
+                std::unique_ptr<KvStore> kv);
+
+  // Runs `change` (checks, then one Commit) in turn with this process's other
+  // changes, again on the new state while another writer wins (kConflict).
+  template <typename F>
+  auto Transact(F&& change) -> decltype(change());
 
   Status InitSchema();
   Result<uint64_t> ReadCounter(std::string_view key);
-  Result<uint64_t> NextId(rocksdb::WriteBatch& batch, std::string_view kind);
+  Result<uint64_t> NextId(KvBatch& batch, std::string_view kind);
   // Hosts, devices and pools as stored now.
   Result<Topology> LoadTopology();
   // Adds the next epoch, its history record and its sealed map, built from
   // `next` (the topology once `batch` commits), to `batch`.
-  Status BumpEpoch(rocksdb::WriteBatch& batch, std::string reason,
-                   const Topology& next);
-  Status Commit(rocksdb::WriteBatch& batch);
+  Status BumpEpoch(KvBatch& batch, std::string reason, const Topology& next);
+  Status Commit(const KvBatch& batch);
 
   Result<std::optional<std::string>> GetRaw(Cf cf, std::string_view key);
   // Calls `fn(key, value)` for every record of `cf`; stops on error.
@@ -204,9 +194,9 @@ class MetadataStore {
                                  const Topology& next, const SealedMap& sealed);
   int64_t Now() const;
 
-  std::string dir_;
+  std::string location_;
   StoreOptions options_;
-  std::unique_ptr<Handles> h_;
+  std::unique_ptr<KvStore> kv_;
   std::mutex mutex_;  // serializes check-then-write sequences
 };
 

@@ -25,6 +25,7 @@ constexpr CodeInfo kCodes[] = {
     {Code::kBadRequest, "bad_request", EPROTO},
     {Code::kUnknownOp, "unknown_op", EOPNOTSUPP},
     {Code::kNoSpace, "no_space", ENOSPC},
+    {Code::kConflict, "conflict", EAGAIN},
     {Code::kInternal, "internal", EFAULT},
 };
 

@@ -27,7 +27,9 @@ enum class Code {
   kBadRequest,       // the request itself (not its arguments) is malformed
   kUnknownOp,        // the request names an op nobody handles
   kNoSpace,          // refused: the cluster has not the capacity it asks for
-  kInternal,         // a bug: should never reach a user
+  kConflict,  // another writer changed the store first; the change may be
+              // retried
+  kInternal,  // a bug: should never reach a user
 };
 
 std::string_view CodeName(Code code);

@@ -11,10 +11,12 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "api_client.h"
+#include "etcd_server.h"
 #include "raw_store.h"
 #include "test_util.h"
 #include "unix_socket.h"
@@ -565,6 +567,85 @@ TEST_F(CliTest, StatusTellsAStoreErrorFromAnUnreachableDaemon) {
   EXPECT_EQ(o.out.find("not reachable"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("running"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("store error"), std::string::npos) << o.out;
+}
+
+// Issue 15, the cluster store: two cvmds (two nodes' daemons) on one etcd.
+// What one creates the other lists; 20 creates of the same names through
+// both at once land once each. Costs about 2 s (etcd starts once).
+TEST_F(CliTest, TwoDaemonsShareOneEtcdStore) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string store = testing::UniqueEtcdUri();
+  pid_t daemons[2];
+  std::string sockets[2];
+  for (int i = 0; i < 2; ++i) {
+    sockets[i] = dir_.Sub("node" + std::to_string(i) + ".sock");
+    daemons[i] = Spawn({CVMD_BIN, "--store", store, "--socket", sockets[i],
+                        "--host", "node" + std::to_string(i), "--foreground"},
+                       dir_.Sub("cvmd" + std::to_string(i) + ".out"),
+                       dir_.Sub("cvmd" + std::to_string(i) + ".log"));
+    ASSERT_GT(daemons[i], 0);
+  }
+  for (int i = 0; i < 2; ++i) {
+    bool live = false;
+    for (int t = 0; t < 500 && !live; ++t) {
+      auto l = SocketIsLive(sockets[i]);
+      live = l.ok() && *l;
+      if (!live) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(live) << ReadFile(
+        dir_.Sub("cvmd" + std::to_string(i) + ".log"));
+  }
+  const auto adm = [&](int node, const std::vector<std::string>& args) {
+    return Run({CVMADM_BIN, "--socket", sockets[node]}, args);
+  };
+  for (int i = 1; i <= 2; ++i) {
+    const std::string h = "h" + std::to_string(i);
+    ASSERT_EQ(adm(i % 2, {"host", "add", h, "--address",
+                          "10.0.0." + std::to_string(i) + ":7800"})
+                  .exit_code,
+              0);
+    ASSERT_EQ(adm(i % 2, {"device", "add", h, "/dev/x", "--capacity", "1T"})
+                  .exit_code,
+              0);
+  }
+  ASSERT_EQ(
+      adm(0, {"pool", "create", "p", "--policy", "replicated:2"}).exit_code, 0);
+  Output o = adm(1, {"pool", "list"});
+  EXPECT_NE(o.out.find("replicated"), std::string::npos) << o.out << o.err;
+  // The same 10 names through both daemons at once.
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 20; ++i) {
+    const std::string n = std::to_string(i);
+    pids.push_back(
+        Spawn({CVMADM_BIN, "--socket", sockets[i % 2], "volume", "create",
+               "v" + std::to_string(i / 2), "--pool", "p", "--size", "1G"},
+              dir_.Sub("c" + n + ".out"), dir_.Sub("c" + n + ".err")));
+  }
+  int ok = 0, exists = 0;
+  for (int i = 0; i < 20; ++i) {
+    if (Wait(pids[i]) == 0) {
+      ++ok;
+    } else if (ReadFile(dir_.Sub("c" + std::to_string(i) + ".err"))
+                   .find("already exists") != std::string::npos) {
+      ++exists;
+    }
+  }
+  EXPECT_EQ(ok, 10);
+  EXPECT_EQ(exists, 10);
+  for (int node = 0; node < 2; ++node) {
+    o = adm(node, {"volume", "list", "--json"});
+    json list = json::parse(o.out, nullptr, false);
+    ASSERT_TRUE(list.is_array()) << o.out;
+    EXPECT_EQ(list.size(), 10u);
+    std::set<uint64_t> ids;
+    for (const auto& v : list) ids.insert(v["id"].get<uint64_t>());
+    EXPECT_EQ(ids.size(), 10u);
+  }
+  for (pid_t d : daemons) {
+    kill(d, SIGTERM);
+    EXPECT_EQ(Wait(d), 0);
+  }
 }
 
 TEST_F(CliTest, StateSurvivesDaemonRestart) {

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <set>
+#include <thread>
 
+#include "etcd_server.h"
 #include "raw_store.h"
 #include "test_util.h"
 
@@ -14,11 +17,26 @@ namespace {
 using testing::TempDir;
 using testing::WriteRaw;
 
-// An empty store in a fresh directory, with a fixed clock and a commit-failure
-// switch; Reopen() closes and opens it again as a restart would.
-class EmptyStoreTest : public ::testing::Test {
+// The suite runs against both stores: embedded RocksDB in a fresh
+// directory, and a fresh prefix of a real etcd (etcd_server.h).
+std::string StoreName(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
+
+// An empty store, with a fixed clock and a commit-failure switch; Reopen()
+// closes and opens it again as a restart would.
+class EmptyStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { Reopen(); }
+  void SetUp() override {
+    if (GetParam() == "etcd") {
+      ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+          << testing::EtcdServer::Get().error();
+      location_ = testing::UniqueEtcdUri();
+    } else {
+      location_ = dir_.Sub("db");
+    }
+    Reopen();
+  }
 
   void Reopen() {
     store_.reset();
@@ -26,7 +44,7 @@ class EmptyStoreTest : public ::testing::Test {
     options.clock = [] { return int64_t{1700000000}; };
     options.fail_commit = [this] { return fail_commit_.load(); };
     options.sync = false;
-    auto opened = MetadataStore::Open(dir_.Sub("db"), std::move(options));
+    auto opened = MetadataStore::Open(location_, std::move(options));
     ASSERT_OK(opened);
     store_ = std::move(opened).value();
   }
@@ -42,6 +60,7 @@ class EmptyStoreTest : public ::testing::Test {
   uint64_t Epoch() { return *store_->CurrentEpoch(); }
 
   TempDir dir_;
+  std::string location_;  // the RocksDB directory or the etcd URI
   std::unique_ptr<MetadataStore> store_;
   std::atomic<bool> fail_commit_{false};
 };
@@ -75,7 +94,7 @@ class PopulatedStoreTest : public EmptyStoreTest {
   }
 };
 
-TEST_F(EmptyStoreTest, StartsEmptyAtEpochZero) {
+TEST_P(EmptyStoreTest, StartsEmptyAtEpochZero) {
   EXPECT_EQ(Epoch(), 0u);
   auto counts = store_->Count();
   ASSERT_OK(counts);
@@ -84,7 +103,7 @@ TEST_F(EmptyStoreTest, StartsEmptyAtEpochZero) {
   EXPECT_TRUE(store_->EpochHistory()->empty());
 }
 
-TEST_F(EmptyStoreTest, HostCrud) {
+TEST_P(EmptyStoreTest, HostCrud) {
   auto h = store_->AddHost(MakeHost("h1"));
   ASSERT_OK(h);
   EXPECT_EQ(h->id, 1u);
@@ -100,7 +119,7 @@ TEST_F(EmptyStoreTest, HostCrud) {
   EXPECT_EQ(store_->ListHosts()->size(), 1u);
 }
 
-TEST_F(EmptyStoreTest, NamesAreUniquePerKind) {
+TEST_P(EmptyStoreTest, NamesAreUniquePerKind) {
   ASSERT_OK(store_->AddHost(MakeHost("same")));
   EXPECT_ERROR(store_->AddHost(MakeHost("same")), Code::kAlreadyExists,
                "host 'same' already exists");
@@ -111,7 +130,7 @@ TEST_F(EmptyStoreTest, NamesAreUniquePerKind) {
                "pool 'same' already exists");
 }
 
-TEST_F(EmptyStoreTest, RefusesInvalidRecords) {
+TEST_P(EmptyStoreTest, RefusesInvalidRecords) {
   EXPECT_ERROR(store_->AddHost(MakeHost("bad name")), Code::kInvalidArgument,
                "host name 'bad name' is invalid");
   Pool p;
@@ -124,7 +143,7 @@ TEST_F(EmptyStoreTest, RefusesInvalidRecords) {
   EXPECT_EQ(store_->Count()->pools, 0u);
 }
 
-TEST_F(EmptyStoreTest, ReferencesMustExist) {
+TEST_P(EmptyStoreTest, ReferencesMustExist) {
   EXPECT_ERROR(store_->AddDevice({"nohost", "/dev/nvme0n1", TiB, 1.0, "nvme"}),
                Code::kNotFound, "host 'nohost' does not exist");
   VolumeSpec v;
@@ -137,7 +156,7 @@ TEST_F(EmptyStoreTest, ReferencesMustExist) {
                "volume 'novol' does not exist");
 }
 
-TEST_F(PopulatedStoreTest, DeviceCrudAndUniquePathPerHost) {
+TEST_P(PopulatedStoreTest, DeviceCrudAndUniquePathPerHost) {
   EXPECT_ERROR(store_->AddDevice({"h1", "/dev/nvme0n1", TiB, 1.0, "nvme"}),
                Code::kAlreadyExists, "already exists as device 1");
   auto d = store_->AddDevice({"h1", "/dev/nvme1n1", 2 * TiB, 2.0, "nvme"});
@@ -151,7 +170,7 @@ TEST_F(PopulatedStoreTest, DeviceCrudAndUniquePathPerHost) {
   EXPECT_ERROR(store_->RemoveDevice(99), Code::kNotFound, "device 99");
 }
 
-TEST_F(PopulatedStoreTest, VolumeCrudAndValidation) {
+TEST_P(PopulatedStoreTest, VolumeCrudAndValidation) {
   auto v = store_->GetVolume("vol");
   ASSERT_OK(v);
   EXPECT_EQ(v->size, 10 * GiB);
@@ -177,7 +196,7 @@ TEST_F(PopulatedStoreTest, VolumeCrudAndValidation) {
   EXPECT_ERROR(store_->DeleteVolume("vol"), Code::kNotFound, "does not exist");
 }
 
-TEST_F(PopulatedStoreTest, RefusesToDeleteWhatIsInUse) {
+TEST_P(PopulatedStoreTest, RefusesToDeleteWhatIsInUse) {
   EXPECT_ERROR(store_->RemoveHost("h1"), Code::kInUse,
                "host 'h1' still has devices 1 (/dev/nvme0n1)");
   EXPECT_ERROR(store_->DeletePool("rep"), Code::kInUse,
@@ -193,7 +212,7 @@ TEST_F(PopulatedStoreTest, RefusesToDeleteWhatIsInUse) {
   ASSERT_OK(store_->RemoveHost("h1"));
 }
 
-TEST_F(PopulatedStoreTest, SnapshotsAdvanceTheVolumeSeq) {
+TEST_P(PopulatedStoreTest, SnapshotsAdvanceTheVolumeSeq) {
   auto s1 = store_->CreateSnapshot("vol", "s1");
   ASSERT_OK(s1);
   EXPECT_EQ(s1->seq, 1u);
@@ -210,7 +229,7 @@ TEST_F(PopulatedStoreTest, SnapshotsAdvanceTheVolumeSeq) {
 // Issue 15: a pool the topology could no longer place was silently left out
 // of the map while it held volumes, and volumes could be created in a pool
 // that could not be placed.
-TEST_F(EmptyStoreTest, PoolsWithVolumesStayPlaceable) {
+TEST_P(EmptyStoreTest, PoolsWithVolumesStayPlaceable) {
   for (const char* h : {"h1", "h2", "h3"}) {
     ASSERT_OK(store_->AddHost(MakeHost(h)));
     ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
@@ -244,7 +263,7 @@ TEST_F(EmptyStoreTest, PoolsWithVolumesStayPlaceable) {
   ASSERT_OK(store_->RemoveDevice(3));
 }
 
-TEST_F(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
+TEST_P(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
   ASSERT_OK(store_->AddHost(MakeHost("h1")));
   EXPECT_EQ(Epoch(), 1u);
   auto d = store_->AddDevice({"h1", "/dev/nvme0n1", TiB, 1.0, "nvme"});
@@ -286,7 +305,7 @@ TEST_F(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
 }
 
 // min_size is part of the map: a change cuts an epoch; bad values refused.
-TEST_F(EmptyStoreTest, PoolMinSizeIsValidatedAndCutsAnEpoch) {
+TEST_P(EmptyStoreTest, PoolMinSizeIsValidatedAndCutsAnEpoch) {
   Pool p;
   p.name = "p";
   p.min_size = 4;  // replicated(3)
@@ -318,7 +337,7 @@ TEST_F(EmptyStoreTest, PoolMinSizeIsValidatedAndCutsAnEpoch) {
   EXPECT_EQ(EffectiveMinSize(ec), 4u);  // k for m = 1
 }
 
-TEST_F(EmptyStoreTest, FailedCommitLeavesNothingBehind) {
+TEST_P(EmptyStoreTest, FailedCommitLeavesNothingBehind) {
   ASSERT_OK(store_->AddHost(MakeHost("h1")));
   fail_commit_ = true;
   EXPECT_ERROR(store_->AddHost(MakeHost("h2")), Code::kIoError, "injected");
@@ -335,14 +354,14 @@ TEST_F(EmptyStoreTest, FailedCommitLeavesNothingBehind) {
   EXPECT_EQ(Epoch(), 2u);
 }
 
-TEST_F(EmptyStoreTest, RejectedOpConsumesNoId) {
+TEST_P(EmptyStoreTest, RejectedOpConsumesNoId) {
   ASSERT_OK(store_->AddHost(MakeHost("h1")));
   EXPECT_FALSE(store_->AddHost(MakeHost("h1")).ok());
   EXPECT_FALSE(store_->AddHost(MakeHost("bad name")).ok());
   EXPECT_EQ(store_->AddHost(MakeHost("h2"))->id, 2u);
 }
 
-TEST_F(PopulatedStoreTest, SurvivesRestart) {
+TEST_P(PopulatedStoreTest, SurvivesRestart) {
   ASSERT_OK(store_->CreateSnapshot("vol", "s1"));
   const uint64_t epoch = Epoch();
   Reopen();
@@ -358,9 +377,15 @@ TEST_F(PopulatedStoreTest, SurvivesRestart) {
   EXPECT_EQ(Epoch(), epoch + 1);
 }
 
-TEST_F(PopulatedStoreTest, SecondOpenIsRefusedWhileLocked) {
-  auto second = MetadataStore::Open(dir_.Sub("db"));
-  EXPECT_ERROR(second, Code::kUnavailable, "is locked by another process");
+// RocksDB has one process at a time; etcd is shared by every cvmd.
+TEST_P(PopulatedStoreTest, SecondOpenIsRefusedOnlyForRocksDb) {
+  auto second = MetadataStore::Open(location_);
+  if (GetParam() == "rocksdb") {
+    EXPECT_ERROR(second, Code::kUnavailable, "is locked by another process");
+  } else {
+    ASSERT_OK(second);
+    EXPECT_EQ((*second)->GetVolume("vol")->size, 10 * GiB);
+  }
 }
 
 PathState Path(uint64_t device, bool up, uint64_t stale,
@@ -373,7 +398,7 @@ PathState Path(uint64_t device, bool up, uint64_t stale,
   return p;
 }
 
-TEST_F(PopulatedStoreTest, PathStateRoundTripsWithoutANewEpoch) {
+TEST_P(PopulatedStoreTest, PathStateRoundTripsWithoutANewEpoch) {
   const uint64_t epoch = Epoch();
   auto none = store_->GetPathState(1);
   ASSERT_OK(none);
@@ -401,7 +426,7 @@ TEST_F(PopulatedStoreTest, PathStateRoundTripsWithoutANewEpoch) {
   EXPECT_EQ(store_->EpochHistory()->size(), epoch);
 }
 
-TEST_F(PopulatedStoreTest, PathStateSurvivesRestart) {
+TEST_P(PopulatedStoreTest, PathStateSurvivesRestart) {
   ASSERT_OK(store_->RecordPathState(Path(1, false, 12)));
   Reopen();
   auto got = store_->GetPathState(1);
@@ -410,7 +435,7 @@ TEST_F(PopulatedStoreTest, PathStateSurvivesRestart) {
   EXPECT_EQ(**got, (PathState{1, false, 1700000000, 12, "127.0.0.1:7001"}));
 }
 
-TEST_F(PopulatedStoreTest, PathStateBelongsToAKnownDevice) {
+TEST_P(PopulatedStoreTest, PathStateBelongsToAKnownDevice) {
   EXPECT_ERROR(store_->RecordPathState(Path(9, true, 0)), Code::kNotFound,
                "device 9 does not exist");
   EXPECT_ERROR(store_->RecordPathState(Path(1, true, 0, "")),
@@ -431,9 +456,9 @@ TEST_F(PopulatedStoreTest, PathStateBelongsToAKnownDevice) {
   EXPECT_TRUE(store_->ListPathStates()->empty());
 }
 
-TEST_F(PopulatedStoreTest, CorruptRecordIsRefusedWithAReason) {
+TEST_P(PopulatedStoreTest, CorruptRecordIsRefusedWithAReason) {
   store_.reset();
-  WriteRaw(dir_.Sub("db"), Cf::kVolumes, EncodeIdKey(1), "{\"id\":1,\"name\":");
+  WriteRaw(location_, Cf::kVolumes, EncodeIdKey(1), "{\"id\":1,\"name\":");
   Reopen();
   EXPECT_ERROR(store_->GetVolume("vol"), Code::kCorruption,
                "volumes/1: volume record is not valid JSON");
@@ -444,22 +469,22 @@ TEST_F(PopulatedStoreTest, CorruptRecordIsRefusedWithAReason) {
   EXPECT_OK(store_->GetHost("h1"));
 }
 
-TEST_F(PopulatedStoreTest, RecordUnderTheWrongKeyIsCorrupt) {
+TEST_P(PopulatedStoreTest, RecordUnderTheWrongKeyIsCorrupt) {
   const std::string host2 =
       R"({"id":7,"name":"h7","addresses":["a:1"],)"
       R"("transport":"tcp","rack":"","row":"","created":0})";
   store_.reset();
-  WriteRaw(dir_.Sub("db"), Cf::kHosts, EncodeIdKey(2), host2);
-  WriteRaw(dir_.Sub("db"), Cf::kDevices, "short", "{}");
+  WriteRaw(location_, Cf::kHosts, EncodeIdKey(2), host2);
+  WriteRaw(location_, Cf::kDevices, "short", "{}");
   Reopen();
   EXPECT_ERROR(store_->ListHosts(), Code::kCorruption,
                "hosts/2: record says id 7");
   EXPECT_ERROR(store_->ListDevices(), Code::kCorruption, "key of 5 bytes");
 }
 
-TEST_F(PopulatedStoreTest, CorruptPathRecordIsRefusedWithAReason) {
+TEST_P(PopulatedStoreTest, CorruptPathRecordIsRefusedWithAReason) {
   store_.reset();
-  WriteRaw(dir_.Sub("db"), Cf::kPaths, EncodeIdKey(1),
+  WriteRaw(location_, Cf::kPaths, EncodeIdKey(1),
            R"({"device_id":1,"state":"sideways","since":0,)"
            R"("stale_objects":0,"address":"a:1"})");
   Reopen();
@@ -469,12 +494,73 @@ TEST_F(PopulatedStoreTest, CorruptPathRecordIsRefusedWithAReason) {
   EXPECT_OK(store_->GetDevice(1));  // the device itself is fine
 }
 
-TEST_F(EmptyStoreTest, RefusesAnUnknownSchemaVersion) {
+TEST_P(EmptyStoreTest, RefusesAnUnknownSchemaVersion) {
   store_.reset();
-  WriteRaw(dir_.Sub("db"), Cf::kMeta, "schema_version", "99");
-  auto opened = MetadataStore::Open(dir_.Sub("db"));
+  WriteRaw(location_, Cf::kMeta, "schema_version", "99");
+  auto opened = MetadataStore::Open(location_);
   EXPECT_ERROR(opened, Code::kCorruption, "schema version 99");
 }
+
+// Two writers add the same 30 host names at once: over etcd two stores (two
+// cvmds), over RocksDB two threads of one. Each name is taken exactly once,
+// ids are unique and every epoch is one more than the last.
+TEST_P(EmptyStoreTest, ConcurrentWritersNeverBothWin) {
+  std::unique_ptr<MetadataStore> second;
+  if (GetParam() == "etcd") {
+    auto opened = MetadataStore::Open(location_);
+    ASSERT_OK(opened);
+    second = std::move(opened).value();
+  }
+  MetadataStore* stores[2] = {store_.get(),
+                              second ? second.get() : store_.get()};
+  constexpr int kNames = 30;
+  std::atomic<int> won{0}, lost{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kNames; ++i) {
+        Host h;
+        h.name = fmt::format("h{}", i);
+        // Distinct addresses per writer: only the name collides.
+        h.addresses = {fmt::format("10.{}.0.{}:7800", w, i + 1)};
+        auto added = stores[w]->AddHost(h);
+        if (added.ok()) {
+          ++won;
+        } else if (added.status().code() == Code::kAlreadyExists) {
+          ++lost;
+        } else {
+          ADD_FAILURE() << added.status().ToString();
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(won, kNames);
+  EXPECT_EQ(lost, kNames);
+  auto hosts = store_->ListHosts();
+  ASSERT_OK(hosts);
+  std::set<std::string> names;
+  std::set<uint64_t> ids;
+  for (const auto& h : *hosts) {
+    names.insert(h.name);
+    ids.insert(h.id);
+  }
+  EXPECT_EQ(hosts->size(), static_cast<size_t>(kNames));
+  EXPECT_EQ(names.size(), static_cast<size_t>(kNames));
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kNames));
+  auto history = store_->EpochHistory();
+  ASSERT_OK(history);
+  ASSERT_EQ(history->size(), static_cast<size_t>(kNames));
+  for (size_t i = 0; i < history->size(); ++i) {
+    EXPECT_EQ((*history)[i].epoch, i + 1);
+  }
+  EXPECT_EQ(Epoch(), static_cast<uint64_t>(kNames));
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, EmptyStoreTest,
+                         ::testing::Values("rocksdb", "etcd"), StoreName);
+INSTANTIATE_TEST_SUITE_P(Stores, PopulatedStoreTest,
+                         ::testing::Values("rocksdb", "etcd"), StoreName);
 
 }  // namespace
 }  // namespace cvm

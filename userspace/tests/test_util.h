@@ -46,8 +46,8 @@ template <typename T>
 // A fresh directory under /tmp, removed with everything in it.
 class TempDir {
  public:
-  TempDir() {
-    std::string tmpl = "/tmp/cvm_test_XXXXXX";
+  explicit TempDir(const std::string& parent = "/tmp") {
+    std::string tmpl = parent + "/cvm_test_XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr) std::abort();
     path_ = tmpl;
   }
