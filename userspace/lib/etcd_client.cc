@@ -1,0 +1,264 @@
+#include "etcd_client.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <charconv>
+
+#include "json_fields.h"
+
+namespace cvm {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr char kB64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+}  // namespace
+
+std::string EtcdB64(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v =
+        (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    const uint32_t v = uint8_t(in[i]) << 16;
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+Result<std::string> EtcdUnb64(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+  };
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    const int v = value(c);
+    if (v < 0) return Corruption("etcd sent invalid base64");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::string EtcdPrefixEnd(std::string prefix) {
+  while (!prefix.empty()) {
+    if (static_cast<unsigned char>(prefix.back()) != 0xff) {
+      prefix.back() = static_cast<char>(prefix.back() + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return std::string(1, '\0');  // everything
+}
+
+int64_t EtcdInt(const json& j, const char* name) {
+  if (!j.is_object() || !j.contains(name)) return 0;
+  const json& v = j[name];
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_string()) {
+    int64_t out = 0;
+    const std::string& s = v.get_ref<const std::string&>();
+    std::from_chars(s.data(), s.data() + s.size(), out);
+    return out;
+  }
+  return 0;
+}
+
+namespace {
+
+Status CheckEndpoint(std::string_view text, std::string* host, int* port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return InvalidArgument(
+        fmt::format("etcd endpoint '{}' must be HOST:PORT", Printable(text)));
+  }
+  *host = std::string(text.substr(0, colon));
+  const auto p = text.substr(colon + 1);
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), *port);
+  if (ec != std::errc() || end != p.data() + p.size() || *port < 1 ||
+      *port > 65535) {
+    return InvalidArgument(fmt::format(
+        "etcd endpoint '{}': port must be 1 to 65535", Printable(text)));
+  }
+  for (char c : *host) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+          c == '-')) {
+      return InvalidArgument(
+          fmt::format("etcd endpoint '{}': bad host name", Printable(text)));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<EtcdUri> ParseEtcdUri(const std::string& uri) {
+  constexpr std::string_view kScheme = "etcd://";
+  if (uri.rfind(kScheme, 0) != 0) {
+    return InvalidArgument(fmt::format("'{}' is not an etcd:// store", uri));
+  }
+  std::string_view rest = std::string_view(uri).substr(kScheme.size());
+  EtcdUri out;
+  out.prefix = "/cvm";
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    out.prefix = std::string(rest.substr(slash));
+    rest = rest.substr(0, slash);
+    while (out.prefix.size() > 1 && out.prefix.back() == '/') {
+      out.prefix.pop_back();
+    }
+    if (out.prefix == "/") {
+      return InvalidArgument("etcd store prefix must not be empty");
+    }
+  }
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const auto text = rest.substr(0, comma);
+    std::string host;
+    int port = 0;
+    CVM_RETURN_IF_ERROR(CheckEndpoint(text, &host, &port));
+    out.endpoints.emplace_back(text);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  if (out.endpoints.empty()) {
+    return InvalidArgument(
+        "etcd store needs at least one endpoint: etcd://HOST:PORT[,...]");
+  }
+  return out;
+}
+
+struct EtcdClient::Endpoint {
+  std::string host;
+  int port = 0;
+  std::unique_ptr<httplib::Client> client;
+  std::string Name() const { return fmt::format("{}:{}", host, port); }
+};
+
+EtcdClient::EtcdClient(const std::vector<std::string>& endpoints) {
+  for (const auto& e : endpoints) {
+    auto ep = std::make_unique<Endpoint>();
+    static_cast<void>(CheckEndpoint(e, &ep->host, &ep->port));
+    endpoints_.push_back(std::move(ep));
+  }
+}
+
+EtcdClient::~EtcdClient() = default;
+
+std::string EtcdClient::EndpointName(size_t i) const {
+  return endpoints_[i]->Name();
+}
+
+std::string EtcdClient::Describe() const {
+  std::string out;
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    out += (i ? "," : "") + endpoints_[i]->Name();
+  }
+  return out;
+}
+
+// One POST. `try_next`: the failure is the endpoint's (unreachable, no
+// leader), so another member may serve the request.
+Result<json> EtcdClient::Post(Endpoint& ep, const std::string& path,
+                              const std::string& text, bool* try_next) {
+  *try_next = false;
+  if (!ep.client) {
+    ep.client = std::make_unique<httplib::Client>(ep.host, ep.port);
+    ep.client->set_connection_timeout(std::chrono::seconds(2));
+    ep.client->set_read_timeout(std::chrono::seconds(15));
+    ep.client->set_keep_alive(true);
+    ep.client->set_tcp_nodelay(true);  // no 40 ms Nagle stall per request
+  }
+  auto res = ep.client->Post(path, text, "application/json");
+  if (!res) {
+    ep.client.reset();
+    *try_next = true;
+    return Unavailable(
+        fmt::format("{}: {}", ep.Name(), httplib::to_string(res.error())));
+  }
+  json reply = json::parse(res->body, nullptr, false);
+  if (res->status == 200 && reply.is_object()) return reply;
+  const std::string message =
+      reply.is_object() ? reply.value("message", reply.value("error", ""))
+                        : Printable(res->body.substr(0, 200));
+  // gRPC code 14 (unavailable) and 4 (deadline): a member without a leader
+  // or quorum; another member may have one.
+  const int64_t code = reply.is_object() ? EtcdInt(reply, "code") : 0;
+  if (res->status == 503 || code == 14 || code == 4) {
+    *try_next = true;
+    return Unavailable(fmt::format("{}: {}", ep.Name(), message));
+  }
+  if (message.find("compacted") != std::string::npos) {
+    return Status(Code::kConflict, "etcd: " + message);
+  }
+  return IoError(fmt::format("etcd {} {}: HTTP {}: {}", ep.Name(), path,
+                             res->status, message));
+}
+
+Result<json> EtcdClient::Call(const std::string& path, const json& body) {
+  std::lock_guard lock(mutex_);
+  const std::string text = body.dump();
+  std::string errors;
+  for (size_t tried = 0; tried < endpoints_.size(); ++tried) {
+    bool try_next = false;
+    auto r = Post(*endpoints_[current_], path, text, &try_next);
+    if (r.ok() || !try_next) return r;
+    errors += "; " + r.status().message();
+    current_ = (current_ + 1) % endpoints_.size();
+  }
+  return Unavailable(
+      fmt::format("the cluster store (etcd) cannot take requests: {}",
+                  errors.empty() ? "no endpoint" : errors.substr(2)));
+}
+
+Result<json> EtcdClient::CallOne(size_t endpoint, const std::string& path,
+                                 const json& body) {
+  std::lock_guard lock(mutex_);
+  Endpoint& ep = *endpoints_[endpoint];
+  httplib::Client one(ep.host, ep.port);
+  one.set_connection_timeout(std::chrono::seconds(1));
+  one.set_read_timeout(std::chrono::seconds(2));
+  one.set_tcp_nodelay(true);
+  auto res = one.Post(path, body.dump(), "application/json");
+  if (!res) {
+    return Unavailable(
+        fmt::format("{}: {}", ep.Name(), httplib::to_string(res.error())));
+  }
+  json reply = json::parse(res->body, nullptr, false);
+  if (res->status != 200 || !reply.is_object()) {
+    return Unavailable(fmt::format("{}: HTTP {}", ep.Name(), res->status));
+  }
+  return reply;
+}
+
+}  // namespace cvm
