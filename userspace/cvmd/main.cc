@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "api_server.h"
+#include "cluster_presence.h"
 #include "kernel_sync.h"
 #include "log.h"
 #include "metadata_store.h"
@@ -42,6 +43,11 @@ struct Config {
   // (`cvmd 2>&1 | head` would never return). In the foreground, stderr.
   std::string log_file = "/var/log/cvm/cvmd.log";
   std::string host;  // "this host": where volume attach attaches
+  // Cluster (etcd) only: this cvmd's lease, how many map epochs the leader
+  // keeps, how often it compacts etcd.
+  int lease_ttl = 10;
+  uint64_t keep_epochs = 100;
+  int compact_every = 3600;
   bool foreground = false;
   bool debug = false;
 };
@@ -167,7 +173,40 @@ int Serve(const Config& config) {
   }
 
   const int64_t started = std::time(nullptr);
+  const nlohmann::json node_info = {
+      {"pid", ::getpid()}, {"version", Version()}, {"started", started}};
+  // Which cvmds are up and which one leads: over etcd a lease per cvmd and
+  // a leader key (the leader prunes old map epochs and compacts etcd);
+  // with RocksDB this cvmd alone.
+  std::unique_ptr<Presence> presence;
+  if (etcd) {
+    auto uri = ParseEtcdUri(config.store);
+    if (!uri.ok()) return Fail(readiness, uri.status().message());
+    PresenceOptions options;
+    options.ttl = std::chrono::seconds(config.lease_ttl);
+    options.compact_every = std::chrono::seconds(config.compact_every);
+    options.node_info = node_info;
+    options.leader_tick = [&db = **store,
+                           keep = config.keep_epochs](int64_t lease) {
+      auto pruned = db.PruneEpochs(keep, lease);
+      if (!pruned.ok()) {
+        LogWarn("pruning map epochs: {}", pruned.status().message());
+      } else if (*pruned > 0) {
+        LogInfo("pruned {} map epochs (keeping the newest {})", *pruned, keep);
+      }
+    };
+    auto etcd_presence =
+        std::make_unique<EtcdPresence>(*uri, config.host, std::move(options));
+    if (Status s = etcd_presence->Start(); !s.ok()) {
+      return Fail(readiness,
+                  "joining the cluster's presence in etcd: " + s.message());
+    }
+    presence = std::move(etcd_presence);
+  } else {
+    presence = std::make_unique<LocalPresence>(config.host, node_info);
+  }
   Api api(**store);
+  api.SetPresence(presence.get());
   api.SetStatusInfo([&config, &path_events, started] {
     return nlohmann::json{
         {"pid", ::getpid()},
@@ -235,6 +274,17 @@ int main(int argc, char** argv) {
                    ->value_name("PATH")
                    ->default_value(config.socket),
                "unix socket for the local API")(
+      "lease-ttl",
+      po::value(&config.lease_ttl)->value_name("S")->default_value(10),
+      "etcd store: seconds this cvmd's lease lives without renewal (its "
+      "node is shown down, and another cvmd may lead, after that)")(
+      "keep-epochs",
+      po::value(&config.keep_epochs)->value_name("N")->default_value(100),
+      "etcd store: map epochs the leader keeps (older ones are pruned)")(
+      "compact-every",
+      po::value(&config.compact_every)->value_name("S")->default_value(3600),
+      "etcd store: seconds between the leader's compactions and "
+      "defragmentations of etcd (0: never)")(
       "foreground,f", po::bool_switch(&config.foreground),
       "stay in the foreground (default: detach once serving)")(
       "pid-file", po::value(&config.pid_file)->value_name("PATH"),
@@ -274,6 +324,12 @@ int main(int argc, char** argv) {
     config.host = name;
     // A dotted FQDN: its first label, as host names are short identifiers.
     config.host = config.host.substr(0, config.host.find('.'));
+  }
+  if (config.lease_ttl < 2 || config.lease_ttl > 3600 ||
+      config.keep_epochs < 1 || config.compact_every < 0) {
+    std::cerr << "cvmd: --lease-ttl must be 2..3600 s, --keep-epochs >= 1, "
+                 "--compact-every >= 0\n";
+    return 2;
   }
   if (auto s = cvm::ValidateName("host", config.host); !s.ok()) {
     std::cerr << "cvmd: --host: " << s.message() << "\n";

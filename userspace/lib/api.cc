@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "cluster_presence.h"
 #include "log.h"
 #include "version.h"
 
@@ -221,6 +222,7 @@ Result<json> Api::DaemonStatus(JsonFields& a) {
                           {"message", stored.status().message()}};
   }
   if (status_info_) out.update(status_info_());
+  if (presence_) out["cluster"] = presence_->View();
   return out;
 }
 
@@ -248,8 +250,17 @@ Result<json> Api::HostAdd(JsonFields& a) {
 Result<json> Api::HostList(JsonFields& a) {
   CVM_RETURN_IF_ERROR(a.Expect({}).status());
   CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
+  const json view = presence_ ? presence_->View() : json::object();
+  const json nodes = view.value("nodes", json::object());
   json out = json::array();
-  for (const auto& h : hosts) out.push_back(ToJson(h));
+  for (const auto& h : hosts) {
+    json j = ToJson(h);
+    if (presence_) {
+      j["up"] = nodes.contains(h.name);  // its cvmd's lease lives
+      j["leader"] = view.value("leader", "") == h.name;
+    }
+    out.push_back(std::move(j));
+  }
   return out;
 }
 

@@ -25,6 +25,8 @@
 
 namespace cvm {
 
+class Presence;
+
 inline constexpr size_t kMaxRequestBytes = 1 << 20;
 inline constexpr int kMaxRequestDepth = 32;
 
@@ -41,6 +43,10 @@ class Api {
   // every topology change pushes the new map through it (best effort).
   // Without it those ops are kUnavailable.
   void SetKernelSync(KernelSync* sync) { sync_ = sync; }
+
+  // Which cvmds are up and which leads (cluster_presence.h): "status"
+  // shows it, "host.list" marks each host up or down and the leader.
+  void SetPresence(Presence* presence) { presence_ = presence; }
 
   // Runs one op. Never throws; bad args are kInvalidArgument, unknown ops
   // kUnknownOp.
@@ -100,6 +106,7 @@ class Api {
   MetadataStore& store_;
   std::function<nlohmann::json()> status_info_;
   KernelSync* sync_ = nullptr;
+  Presence* presence_ = nullptr;
 };
 
 nlohmann::json OkResponse(nlohmann::json data);

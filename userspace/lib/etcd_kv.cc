@@ -187,12 +187,18 @@ class EtcdKv final : public KvStore {
         {{"request_put",
           {{"key", EtcdB64(ChangeKey())},
            {"value", EtcdB64(std::to_string(change_count_ + 1))}}}});
-    const json txn = {
-        {"compare", json::array({{{"key", EtcdB64(ChangeKey())},
-                                  {"target", "MOD"},
-                                  {"result", "EQUAL"},
-                                  {"mod_revision", change_mod_}}})},
-        {"success", std::move(success)}};
+    json compare = json::array({{{"key", EtcdB64(ChangeKey())},
+                                 {"target", "MOD"},
+                                 {"result", "EQUAL"},
+                                 {"mod_revision", change_mod_}}});
+    if (batch.leader_lease()) {
+      compare.push_back({{"key", EtcdB64(LeaderKey())},
+                         {"target", "LEASE"},
+                         {"result", "EQUAL"},
+                         {"lease", batch.leader_lease()}});
+    }
+    const json txn = {{"compare", std::move(compare)},
+                      {"success", std::move(success)}};
     auto r = Call("/v3/kv/txn", txn);
     if (!r.ok()) {
       DeletePieces(written_pieces);
@@ -200,6 +206,11 @@ class EtcdKv final : public KvStore {
     }
     if (!r->value("succeeded", false)) {
       DeletePieces(written_pieces);
+      if (batch.leader_lease() && !HoldsLeaderKey(batch.leader_lease())) {
+        return Unavailable(
+            "this cvmd no longer holds the leader lease; the change is "
+            "left to the new leader");
+      }
       return Status(Code::kConflict,
                     "another cvmd changed the cluster store first");
     }
@@ -214,6 +225,13 @@ class EtcdKv final : public KvStore {
   };
 
   std::string ChangeKey() const { return prefix_ + "/change"; }
+  std::string LeaderKey() const { return prefix_ + "/leader"; }
+
+  bool HoldsLeaderKey(int64_t lease) {
+    auto r = Call("/v3/kv/range", {{"key", EtcdB64(LeaderKey())}});
+    if (!r.ok() || !r->contains("kvs") || (*r)["kvs"].empty()) return false;
+    return EtcdInt((*r)["kvs"][0], "lease") == lease;
+  }
   std::string FamilyPrefix(Cf cf) const {
     return fmt::format("{}/{}/", prefix_, CfName(cf));
   }

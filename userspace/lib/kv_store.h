@@ -55,8 +55,15 @@ class KvBatch {
   }
   const std::vector<Op>& ops() const { return ops_; }
 
+  // Commit only while etcd lease `lease` holds the cluster's leader key
+  // (cluster_presence.h): a leader paused past its lease cannot write.
+  // RocksDB has one cvmd, always the leader, and ignores it.
+  void RequireLeaderLease(int64_t lease) { leader_lease_ = lease; }
+  int64_t leader_lease() const { return leader_lease_; }
+
  private:
   std::vector<Op> ops_;
+  int64_t leader_lease_ = 0;
 };
 
 using KvScanFn = std::function<Status(std::string_view, std::string_view)>;

@@ -941,6 +941,32 @@ Result<std::vector<MapEpoch>> MetadataStore::EpochHistory(size_t limit) {
   return all;
 }
 
+Result<uint64_t> MetadataStore::PruneEpochs(uint64_t keep,
+                                            int64_t leader_lease) {
+  // etcd takes at most 128 operations per transaction: 2 per epoch here.
+  constexpr size_t kMaxPerCommit = 48;
+  return Transact([&]() -> Result<uint64_t> {
+    CVM_ASSIGN_OR_RETURN(uint64_t current, CurrentEpoch());
+    const uint64_t oldest_kept = current > keep ? current - keep + 1 : 1;
+    KvBatch batch;
+    batch.RequireLeaderLease(leader_lease);
+    uint64_t pruned = 0;
+    CVM_RETURN_IF_ERROR(ScanRaw(
+        Cf::kMapEpochs, [&](std::string_view key, std::string_view) -> Status {
+          CVM_ASSIGN_OR_RETURN(uint64_t epoch,
+                               DecodeIdKey(key, Cf::kMapEpochs));
+          if (epoch >= oldest_kept || pruned == kMaxPerCommit) return {};
+          batch.Delete(Cf::kMapEpochs, key);
+          batch.Delete(Cf::kMaps, key);
+          ++pruned;
+          return {};
+        }));
+    if (pruned == 0) return uint64_t{0};
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return pruned;
+  });
+}
+
 Result<Counts> MetadataStore::Count() {
   Counts c;
   CVM_ASSIGN_OR_RETURN(c.hosts, CountKeys(Cf::kHosts));

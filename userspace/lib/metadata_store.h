@@ -154,6 +154,12 @@ class MetadataStore {
   // The newest `limit` epochs, oldest first (limit 0 = all).
   Result<std::vector<MapEpoch>> EpochHistory(size_t limit = 0);
 
+  // Leader work: forgets the sealed maps and history records of epochs
+  // older than the newest `keep` (keep >= 1: the current one stays), at
+  // most 48 per call; returns how many went. Over etcd the commit requires
+  // `leader_lease` to hold the leader key.
+  Result<uint64_t> PruneEpochs(uint64_t keep, int64_t leader_lease);
+
   Result<Counts> Count();
   // `volumes`: the store's volumes, as the caller listed them.
   Result<RawSpace> GetRawSpace(const std::vector<Volume>& volumes);

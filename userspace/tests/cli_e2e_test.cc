@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -76,6 +77,29 @@ class CliTest : public ::testing::Test {
   }
 
   std::string Socket() const { return dir_.Sub("cvmd.sock"); }
+  std::string NodeSocket(const std::string& node) const {
+    return dir_.Sub(node + ".sock");
+  }
+
+  // A cvmd for host `node` on `store` (an etcd URI) with a socket of its
+  // own, as on another machine; returns its pid once it serves, or -1.
+  pid_t StartNode(const std::string& store, const std::string& node,
+                  const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {CVMD_BIN,   "--store",        store,
+                                     "--socket", NodeSocket(node), "--host",
+                                     node,       "--foreground"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const pid_t pid =
+        Spawn(args, dir_.Sub(node + ".out"), dir_.Sub(node + ".log"));
+    for (int t = 0; pid > 0 && t < 500; ++t) {
+      auto live = SocketIsLive(NodeSocket(node));
+      if (live.ok() && *live) return pid;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << node
+                  << " did not serve: " << ReadFile(dir_.Sub(node + ".log"));
+    return -1;
+  }
   std::string Db() const { return dir_.Sub("db"); }
 
   void StartDaemon() {
@@ -579,22 +603,10 @@ TEST_F(CliTest, TwoDaemonsShareOneEtcdStore) {
   pid_t daemons[2];
   std::string sockets[2];
   for (int i = 0; i < 2; ++i) {
-    sockets[i] = dir_.Sub("node" + std::to_string(i) + ".sock");
-    daemons[i] = Spawn({CVMD_BIN, "--store", store, "--socket", sockets[i],
-                        "--host", "node" + std::to_string(i), "--foreground"},
-                       dir_.Sub("cvmd" + std::to_string(i) + ".out"),
-                       dir_.Sub("cvmd" + std::to_string(i) + ".log"));
+    const std::string node = "node" + std::to_string(i);
+    daemons[i] = StartNode(store, node);
     ASSERT_GT(daemons[i], 0);
-  }
-  for (int i = 0; i < 2; ++i) {
-    bool live = false;
-    for (int t = 0; t < 500 && !live; ++t) {
-      auto l = SocketIsLive(sockets[i]);
-      live = l.ok() && *l;
-      if (!live) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ASSERT_TRUE(live) << ReadFile(
-        dir_.Sub("cvmd" + std::to_string(i) + ".log"));
+    sockets[i] = NodeSocket(node);
   }
   const auto adm = [&](int node, const std::vector<std::string>& args) {
     return Run({CVMADM_BIN, "--socket", sockets[node]}, args);
@@ -645,6 +657,106 @@ TEST_F(CliTest, TwoDaemonsShareOneEtcdStore) {
   for (pid_t d : daemons) {
     kill(d, SIGTERM);
     EXPECT_EQ(Wait(d), 0);
+  }
+}
+
+// Issue 15, health and the leader lease: three cvmds on one etcd with 2 s
+// leases. `status` names one leader everywhere and `host list` shows who is
+// up; the leader's cvmd killed (SIGKILL: no goodbye), another leads within
+// about a lease and the dead one shows down; a leader paused past its
+// lease (SIGSTOP) loses the lead and follows once it runs again. Costs
+// about 8 s.
+TEST_F(CliTest, LeaderFailsOverAndStatusShowsWhoIsUp) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string store = testing::UniqueEtcdUri();
+  std::map<std::string, pid_t> pids;
+  for (const char* node : {"n1", "n2", "n3"}) {
+    pids[node] = StartNode(store, node, {"--lease-ttl", "2"});
+    ASSERT_GT(pids[node], 0);
+  }
+  const auto adm = [&](const std::string& node,
+                       const std::vector<std::string>& args) {
+    return Run({CVMADM_BIN, "--socket", NodeSocket(node)}, args);
+  };
+  const auto cluster = [&](const std::string& node) {
+    Output o = adm(node, {"status", "--json"});
+    json j = json::parse(o.out, nullptr, false);
+    return j.is_object() ? j["daemon"].value("cluster", json::object())
+                         : json::object();
+  };
+  for (int i = 1; i <= 3; ++i) {
+    const std::string n = "n" + std::to_string(i);
+    ASSERT_EQ(adm("n1", {"host", "add", n, "--address",
+                         "10.0.0." + std::to_string(i) + ":7800"})
+                  .exit_code,
+              0);
+  }
+  const std::string leader = cluster("n2")["leader"];
+  EXPECT_EQ(leader, "n1");  // the first cvmd to ask
+  for (const char* node : {"n1", "n2", "n3"}) {
+    EXPECT_EQ(cluster(node)["leader"], leader) << node;
+  }
+  Output o = adm("n3", {"status"});
+  EXPECT_NE(o.out.find("leader:"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("n1, n2, n3"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("healthy, etcd 3.4"), std::string::npos) << o.out;
+  o = adm("n3", {"host", "list"});
+  EXPECT_NE(o.out.find("n1    up (leader)"), std::string::npos) << o.out;
+
+  // The leader dies without a word: its lease runs out.
+  const auto killed = std::chrono::steady_clock::now();
+  kill(pids[leader], SIGKILL);
+  Wait(pids[leader]);
+  std::string next;
+  for (int t = 0; t < 200 && next.empty(); ++t) {
+    const json c = cluster("n2");
+    if (c.value("leader", "") != "" && c.value("leader", "") != leader) {
+      next = c["leader"];
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  const auto failover = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - killed);
+  ASSERT_NE(next, "") << "no new leader";
+  std::cout << "leader failover after SIGKILL (2 s lease): " << failover.count()
+            << " ms\n";
+  EXPECT_LT(failover, std::chrono::seconds(8));
+  json hosts = json::parse(adm("n2", {"host", "list", "--json"}).out);
+  for (const auto& h : hosts) {
+    EXPECT_EQ(h["up"], h["name"] != leader) << h.dump();
+  }
+
+  // The new leader paused past its lease: the third takes over; once it
+  // runs again it follows.
+  const std::string third = next == "n2" ? "n3" : "n2";
+  kill(pids[next], SIGSTOP);
+  std::string after;
+  for (int t = 0; t < 200 && after != third; ++t) {
+    after = cluster(third).value("leader", "");
+    if (after != third)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(after, third) << adm(third, {"status", "--json"}).out
+                          << ReadFile(dir_.Sub(third + ".log"));
+  kill(pids[next], SIGCONT);
+  json resumed;
+  for (int t = 0; t < 200; ++t) {
+    resumed = cluster(next);
+    if (resumed.value("leader", "") == third &&
+        !resumed.value("is_leader", true) && resumed["nodes"].contains(next)) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(resumed.value("leader", ""), third) << resumed.dump();
+  EXPECT_FALSE(resumed.value("is_leader", true));
+  EXPECT_TRUE(resumed["nodes"].contains(next)) << "rejoined with a new lease";
+  for (const auto& [node, pid] : pids) {
+    if (node == leader) continue;
+    kill(pid, SIGTERM);
+    EXPECT_EQ(Wait(pid), 0) << node;
   }
 }
 

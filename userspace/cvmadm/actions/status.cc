@@ -45,6 +45,36 @@ void AddPathFields(const nlohmann::json& daemon,
   }
 }
 
+// The leader, the cvmds that are up and, over etcd, each member's health.
+void AddClusterFields(
+    const nlohmann::json& c,
+    std::vector<std::pair<std::string, std::string>>* fields) {
+  if (c.empty()) return;
+  const std::string leader = c.value("leader", "");
+  fields->push_back(
+      {"leader",
+       leader.empty()
+           ? "none"
+           : leader + (c.value("is_leader", false) ? " (this cvmd)" : "")});
+  std::string up;
+  const nlohmann::json nodes = c.value("nodes", nlohmann::json::object());
+  for (const auto& [host, info] : nodes.items()) {
+    up += (up.empty() ? "" : ", ") + host;
+  }
+  fields->push_back({"cvmds up", up.empty() ? "none" : up});
+  for (const auto& m : c.value("etcd_members", nlohmann::json::array())) {
+    std::string text;
+    if (m.value("healthy", false)) {
+      text = fmt::format("healthy, etcd {}, {} KiB{}", Str(m, "version"),
+                         m.value("db_size", 0) / 1024,
+                         m.value("is_leader", false) ? ", raft leader" : "");
+    } else {
+      text = "unreachable: " + Str(m, "error");
+    }
+    fields->push_back({"etcd " + Str(m, "endpoint"), text});
+  }
+}
+
 int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
   nlohmann::json modules = nlohmann::json::object();
   for (const char* family : {CVM_GENL_NAME, CVM_TARGET_GENL_NAME}) {
@@ -66,7 +96,8 @@ int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
     fields.push_back({"cvmd", fmt::format("running, version {}, pid {}",
                                           Str(d, "version"), Str(d, "pid"))});
     fields.push_back({"socket", ctx.socket_path});
-    fields.push_back({"database", Str(d, "db")});
+    fields.push_back({"store", Str(d, "db")});
+    AddClusterFields(d.value("cluster", nlohmann::json::object()), &fields);
     if (d.contains("store_error")) {
       fields.push_back({"store error", Str(d["store_error"], "message")});
       daemon.err = -EIO;
