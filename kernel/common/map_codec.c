@@ -113,7 +113,7 @@ int cvm_map_encode(const struct cvm_map *map, void *buf, size_t len,
 		p[10] = pool->m;
 		p[11] = pool->failure_domain;
 		p[12] = pool->min_size;
-		p[13] = 0;
+		p[13] = pool->device_class;
 		p[14] = 0;
 		p[15] = 0;
 	}
@@ -242,7 +242,8 @@ int cvm_map_decode(const void *buf, size_t len, struct cvm_map **mapp,
 		pool->m = p[10];
 		pool->failure_domain = p[11];
 		pool->min_size = p[12];
-		if (p[13] || p[14] || p[15]) {
+		pool->device_class = p[13];
+		if (p[14] || p[15]) {
 			ret = cvm_fail(err, -EBADMSG,
 				       "reserved pool field not zero", pool->id);
 			goto out_free;

@@ -17,13 +17,17 @@
  *	36  u32 nr_pools
  *	40  u32 flags		none defined, must be 0
  *	44  u32 reserved	must be 0
- *   nr_devices records:  u32 id, u32 weight, u32 state
+ *   nr_devices records:  u32 id, u32 weight, u32 state (bits 0-1: up, in;
+ *			  bits 8-15: device class, 0 = none)
  *   nr_buckets records:  s32 id, u32 type, u32 nr_children
  *   nr_children records: s32 item id, bucket by bucket in bucket order
  *   nr_pools records:    u32 id, u32 pg_num, u8 kind, u8 k, u8 m,
- *			  u8 failure_domain, u8 min_size, u8 reserved[3] (0)
+ *			  u8 failure_domain, u8 min_size, u8 device_class,
+ *			  u8 reserved[2] (0)
  *
- * Versions: 1 first; 2 pool records grow to 16 bytes with min_size.  A
+ * Versions: 1 first; 2 pool records grow to 16 bytes with min_size; 3
+ * device classes (a device's in its state, a pool's in byte 13): a pool
+ * with a class places only on devices of it.  A
  * decoder reads exactly CVM_MAP_VERSION (cvmd and the modules ship together).
  *
  * The decoder trusts nothing: it checks the header, the length implied by
@@ -39,7 +43,7 @@ extern "C" {
 #endif
 
 #define CVM_MAP_MAGIC		0x4d4d5643u
-#define CVM_MAP_VERSION		2
+#define CVM_MAP_VERSION		3
 #define CVM_MAP_HEADER_LEN	48
 #define CVM_MAP_DEVICE_LEN	12
 #define CVM_MAP_BUCKET_LEN	12

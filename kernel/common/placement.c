@@ -110,9 +110,12 @@ static u64 neg_log2_q32(u32 u)
  * not change the winner).  The cost is scaled by 2^24 so that weights of
  * up to 2^48 (the heaviest tree) keep 20 bits of resolution.  Returns the
  * winner's cvm_child.index, or CVM_DEV_NONE when every child weighs 0.
+ * @cw: a class's child weights (cvm_map.class_weight), or NULL for the
+ * whole tree's.
  */
 static u32 straw2_choose(const struct cvm_map *map,
-			 const struct cvm_bucket *b, u32 x, u32 r)
+			 const struct cvm_bucket *b, const u64 *cw, u32 x,
+			 u32 r)
 {
 	const struct cvm_child *c = &map->resolved[b->first_child];
 	u32 best = CVM_DEV_NONE;
@@ -120,13 +123,14 @@ static u32 straw2_choose(const struct cvm_map *map,
 	u32 i;
 
 	for (i = 0; i < b->nr_children; i++) {
+		const u64 weight = cw ? cw[b->first_child + i] : c[i].weight;
 		u32 u;
 		u64 cost;
 
-		if (!c[i].weight)
+		if (!weight)
 			continue;
 		u = cvm_hash32_3(CVM_SEED_STRAW2, x, (u32)c[i].id, r) & 0xffff;
-		cost = div64_u64(neg_log2_q32(u) << 24, c[i].weight);
+		cost = div64_u64(neg_log2_q32(u) << 24, weight);
 		if (best == CVM_DEV_NONE || cost < best_cost) {
 			best = c[i].index;
 			best_cost = cost;
@@ -147,14 +151,28 @@ static u32 item_type(const struct cvm_map *map, u32 index)
  * decrease downwards (checked by cvm_map_finalize()), so this takes at
  * most CVM_TYPE_ROOT steps.
  */
-static u32 descend(const struct cvm_map *map, u32 index, u32 stop, u32 x,
-		   u32 r)
+static u32 descend(const struct cvm_map *map, const u64 *cw, u32 index,
+		   u32 stop, u32 x, u32 r)
 {
 	while (index != CVM_DEV_NONE && item_type(map, index) > stop)
 		index = straw2_choose(map,
 				      &map->buckets[index & ~CVM_CHILD_BUCKET],
-				      x, r);
+				      cw, x, r);
 	return index;
+}
+
+/* The child weights @pool sees: its class's, or NULL for the whole tree. */
+static const u64 *pool_weights(const struct cvm_map *map,
+			       const struct cvm_pool *pool)
+{
+	u32 i;
+
+	if (!pool->device_class)
+		return NULL;
+	for (i = 0; i < map->nr_classes; i++)
+		if (map->classes[i] == pool->device_class)
+			return map->class_weight + (size_t)i * map->nr_children;
+	return NULL;	/* not reached: finalize gave every pool class one */
 }
 
 /*
@@ -207,11 +225,13 @@ int cvm_place_pg(const struct cvm_map *map, const struct cvm_pool *pool,
 	struct pg_choice c;
 	const u32 width = cvm_pool_width(pool);
 	const u32 root = map->root | CVM_CHILD_BUCKET;
+	const u64 *cw;
 	u32 x, round, slot, filled = 0;
 
 	if (!map->finalized || pg >= pool->pg_num ||
 	    width > CVM_MAX_PG_WIDTH)
 		return -EINVAL;
+	cw = pool_weights(map, pool);
 
 	x = cvm_hash32_2(CVM_SEED_PG_INPUT, pool->id, pg);
 	for (slot = 0; slot < width; slot++) {
@@ -226,11 +246,12 @@ int cvm_place_pg(const struct cvm_map *map, const struct cvm_pool *pool,
 
 			if (c.dev[slot] != CVM_DEV_NONE)
 				continue;
-			fd = descend(map, root, pool->failure_domain, x, r);
+			fd = descend(map, cw, root, pool->failure_domain, x,
+				     r);
 			if (fd == CVM_DEV_NONE ||
 			    domain_taken(&c, width, slot, fd))
 				continue;
-			dev = descend(map, fd, CVM_TYPE_DEVICE, x, r);
+			dev = descend(map, cw, fd, CVM_TYPE_DEVICE, x, r);
 			if (dev == CVM_DEV_NONE)
 				continue;
 			if (!(map->devices[dev].state & CVM_DEV_IN)) {
@@ -415,6 +436,8 @@ int cvm_map_alloc(struct cvm_map **mapp, u32 nr_devices, u32 nr_buckets,
 
 void cvm_map_free(struct cvm_map *map)
 {
+	if (map)
+		cvm_free(map->class_weight);
 	cvm_free(map);
 }
 
@@ -498,7 +521,7 @@ static int check_items(struct cvm_map *map, struct finalize_scratch *s,
 		if (d->id >= CVM_MAX_DEVICES)
 			return cvm_fail(err, -EINVAL,
 					"device id out of range", d->id);
-		if (d->state & ~CVM_DEV_STATE_MASK)
+		if (d->state & ~(CVM_DEV_STATE_MASK | CVM_DEV_CLASS_MASK))
 			return cvm_fail(err, -EINVAL,
 					"unknown device state bits", d->id);
 		if (s->dev_index[d->id] != CVM_DEV_NONE)
@@ -687,10 +710,119 @@ static void sum_weights(struct cvm_map *map)
 	}
 }
 
+/* Adds @cls to the map's classes; -E2BIG past CVM_MAX_CLASSES. */
+static int add_class(struct cvm_map *map, u8 cls, struct cvm_err *err)
+{
+	u32 n;
+
+	for (n = 0; n < map->nr_classes; n++)
+		if (map->classes[n] == cls)
+			return 0;
+	if (map->nr_classes == CVM_MAX_CLASSES)
+		return cvm_fail(err, -E2BIG,
+				"pools ask for more than 8 device classes", cls);
+	map->classes[map->nr_classes++] = cls;
+	return 0;
+}
+
+/*
+ * Per class pools ask for, the children's weights counting only the class's
+ * devices: the bottom-up sum of sum_weights(), once per class.
+ */
+static void sum_class_weights(struct cvm_map *map, u32 n, u64 *sum)
+{
+	u64 *cw = map->class_weight + (size_t)n * map->nr_children;
+	u32 type, i, j;
+
+	for (type = CVM_TYPE_HOST; type <= CVM_TYPE_ROOT; type++) {
+		for (i = 0; i < map->nr_buckets; i++) {
+			const struct cvm_bucket *b = &map->buckets[i];
+			const struct cvm_child *c =
+				&map->resolved[b->first_child];
+			u64 total = 0;
+
+			if (b->type != type)
+				continue;
+			for (j = 0; j < b->nr_children; j++) {
+				const u32 idx = c[j].index & ~CVM_CHILD_BUCKET;
+				const struct cvm_device *d = &map->devices[idx];
+				u64 w = 0;
+
+				if (c[j].index & CVM_CHILD_BUCKET)
+					w = sum[idx];
+				else if (cvm_dev_class(d->state) ==
+					 map->classes[n])
+					w = d->weight;
+				cw[b->first_child + j] = w;
+				total += w;
+			}
+			sum[i] = total;
+		}
+	}
+}
+
+static int class_weights(struct cvm_map *map, struct cvm_err *err)
+{
+	u64 *sum;
+	u32 i;
+	int ret;
+
+	for (i = 0; i < map->nr_pools; i++) {
+		if (!map->pools[i].device_class)
+			continue;
+		ret = add_class(map, map->pools[i].device_class, err);
+		if (ret)
+			return ret;
+	}
+	if (!map->nr_classes)
+		return 0;
+	map->class_weight = cvm_zalloc((size_t)map->nr_classes *
+				       map->nr_children * sizeof(u64));
+	sum = cvm_zalloc((size_t)map->nr_buckets * sizeof(u64));
+	if (!map->class_weight || !sum) {
+		cvm_free(sum);
+		return cvm_fail(err, -ENOMEM,
+				"out of memory for class weights", 0);
+	}
+	for (i = 0; i < map->nr_classes; i++)
+		sum_class_weights(map, i, sum);
+	cvm_free(sum);
+	return 0;
+}
+
+/*
+ * Failure domains of each level L, and those with weight as the whole tree
+ * (@cw NULL) or a class (@cw its weights) weighs them.  A failure domain of
+ * level L is an item of type <= L whose parent's type is > L.
+ */
+static void count_domains(const struct cvm_map *map, const u64 *cw,
+			  u32 *domains, u32 *weighted)
+{
+	u32 level, i, j;
+
+	for (i = 0; i < map->nr_buckets; i++) {
+		const struct cvm_bucket *b = &map->buckets[i];
+
+		for (j = 0; j < b->nr_children; j++) {
+			const u32 child = b->first_child + j;
+			const u32 type =
+				item_type(map, map->resolved[child].index);
+			const u64 w = cw ? cw[child] :
+				      map->resolved[child].weight;
+
+			for (level = type; level < b->type; level++) {
+				domains[level]++;
+				if (w)
+					weighted[level]++;
+			}
+		}
+	}
+}
+
 /*
  * Each pool needs as many failure domains as PG slots, and as many of them
- * with weight, or some slots could never be filled.  A failure domain of
- * level L is an item of type <= L whose parent's type is > L.
+ * with weight (in its class, if it asks for one), or some slots could never
+ * be filled.
  */
 static int check_pools(const struct cvm_map *map, struct cvm_err *err)
 {
@@ -701,29 +833,22 @@ static int check_pools(const struct cvm_map *map, struct cvm_err *err)
 
 	if (!map->bucket_weight[map->root])
 		return cvm_fail(err, -EINVAL, "total weight is zero", 0);
-
-	for (i = 0; i < map->nr_buckets; i++) {
-		const struct cvm_bucket *b = &map->buckets[i];
-
-		for (j = 0; j < b->nr_children; j++) {
-			const struct cvm_child *c =
-				&map->resolved[b->first_child + j];
-			const u32 type = item_type(map, c->index);
-
-			for (level = type; level < b->type; level++) {
-				domains[level]++;
-				if (c->weight)
-					weighted[level]++;
-			}
-		}
-	}
+	count_domains(map, NULL, domains, weighted);
 
 	for (i = 0; i < map->nr_pools; i++) {
 		const struct cvm_pool *pool = &map->pools[i];
+		u32 class_domains[CVM_TYPE_ROOT] = { 0 };
+		u32 class_weighted[CVM_TYPE_ROOT] = { 0 };
+		const u32 *have = weighted;
 
 		ret = cvm_pool_check(pool, err);
 		if (ret)
 			return ret;
+		if (pool->device_class) {
+			count_domains(map, pool_weights(map, pool),
+				      class_domains, class_weighted);
+			have = class_weighted;
+		}
 		for (j = 0; j < i; j++)
 			if (map->pools[j].id == pool->id)
 				return cvm_fail(err, -EINVAL,
@@ -733,8 +858,10 @@ static int check_pools(const struct cvm_map *map, struct cvm_err *err)
 			return cvm_fail(err, -EINVAL,
 					"pool has more slots than failure domains",
 					pool->id);
-		if (weighted[level] < cvm_pool_width(pool))
+		if (have[level] < cvm_pool_width(pool))
 			return cvm_fail(err, -EINVAL,
+					pool->device_class ?
+					"pool has more slots than failure domains with devices of its class" :
 					"pool has more slots than failure domains with weight",
 					pool->id);
 	}
@@ -790,8 +917,10 @@ int cvm_map_finalize(struct cvm_map *map, struct cvm_err *err)
 		ret = check_types(map, err);
 	if (!ret) {
 		sum_weights(map);
-		ret = check_pools(map, err);
+		ret = class_weights(map, err);
 	}
+	if (!ret)
+		ret = check_pools(map, err);
 	cvm_free(s);
 	if (!ret)
 		map->finalized = true;

@@ -29,6 +29,13 @@
  * its data (I/O to it is degraded, not remapped).  Weight 0 removes a device
  * from the tree's weights entirely; "out" keeps its weight and refuses it,
  * so its data spreads over the whole cluster and nothing else moves.
+ *
+ * Device classes: a device may carry a class (1 .. 255, e.g. "ssd"), and a
+ * pool may ask for one.  Such a pool sees the tree weighed by that class
+ * alone (Ceph's shadow trees): a bucket weighs the sum of its devices of
+ * the class, other devices weigh 0, so its PGs land only on the class and
+ * spread over it as the class's weights say.  A pool with class 0 sees
+ * every device.
  */
 #ifndef _CVM_PLACEMENT_H
 #define _CVM_PLACEMENT_H
@@ -51,6 +58,7 @@ extern "C" {
 #define CVM_EC_MAX_M		4
 #define CVM_MAX_PG_WIDTH	12	/* devices per PG: replicas or k + m */
 #define CVM_CHOOSE_ROUNDS	50
+#define CVM_MAX_CLASSES		8	/* distinct classes pools ask for */
 
 /* PG table entry for a slot no device could be found for. */
 #define CVM_DEV_NONE		U32_MAX
@@ -68,6 +76,14 @@ enum cvm_item_type {
 #define CVM_DEV_UP		0x1u	/* reachable */
 #define CVM_DEV_IN		0x2u	/* may hold data; out is skipped */
 #define CVM_DEV_STATE_MASK	(CVM_DEV_UP | CVM_DEV_IN)
+/* The device's class sits in state bits 8..15; 0 = none. */
+#define CVM_DEV_CLASS_SHIFT	8
+#define CVM_DEV_CLASS_MASK	(0xffu << CVM_DEV_CLASS_SHIFT)
+
+static inline u32 cvm_dev_class(u32 state)
+{
+	return (state & CVM_DEV_CLASS_MASK) >> CVM_DEV_CLASS_SHIFT;
+}
 
 enum cvm_pool_kind {
 	CVM_POOL_REPLICATED = 1,
@@ -96,6 +112,7 @@ struct cvm_bucket {
  * @pg_num: power of two, 1 .. CVM_MAX_PG_NUM
  * @min_size: copies (replicated) or shards (EC) a write must reach to be
  *	acknowledged; 0: the policy's default (cvm_pool_min_size())
+ * @device_class: place only on devices of this class; 0: on any device
  */
 struct cvm_pool {
 	u32 id;
@@ -105,6 +122,7 @@ struct cvm_pool {
 	u8 m;
 	u8 failure_domain;
 	u8 min_size;
+	u8 device_class;
 };
 
 /* Straw2 candidate: a bucket child with what a draw needs, in one line. */
@@ -137,6 +155,13 @@ struct cvm_map {
 	/* Set by cvm_map_finalize(). */
 	struct cvm_child *resolved;	/* parallel to children */
 	u64 *bucket_weight;
+	/*
+	 * Per class pools ask for, classes[i]: the children's weights counting
+	 * only devices of that class, class_weight[i * nr_children + child].
+	 */
+	u32 nr_classes;
+	u8 classes[CVM_MAX_CLASSES];
+	u64 *class_weight;
 	u32 root;			/* bucket index */
 	bool finalized;
 };

@@ -205,6 +205,13 @@ static void bad_state(struct cvm_map *m)
 	m->devices[0].state = 0x10;
 }
 
+/* Only device 0 is of class 1: a pool of that class has too few hosts. */
+static void few_class_domains(struct cvm_map *m)
+{
+	m->devices[0].state |= 1u << CVM_DEV_CLASS_SHIFT;
+	m->pools[0].device_class = 1;
+}
+
 static const struct bad_map_case bad_map_cases[] = {
 	{ "duplicate device", dup_device, -EINVAL, "duplicate device id" },
 	{ "dangling child", dangling, -EINVAL, "not a known device" },
@@ -215,6 +222,7 @@ static const struct bad_map_case bad_map_cases[] = {
 	{ "few domains", few_domains, -EINVAL, "more slots than failure" },
 	{ "pg_num", bad_pg_num, -EINVAL, "pg_num" },
 	{ "state", bad_state, -EINVAL, "state bits" },
+	{ "class", few_class_domains, -EINVAL, "devices of its class" },
 };
 
 static void bad_map_desc(const struct bad_map_case *c, char *desc)

@@ -76,6 +76,26 @@ Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
   MapLayout layout;
   layout.epoch = epoch;
 
+  // Device classes by name, numbered 1.. in name order (0: no class). A
+  // pool's class that no device has still gets a number: its weight is 0,
+  // so the pool is refused as unplaceable rather than placed anywhere.
+  std::map<std::string, uint32_t> class_ids;
+  for (const Device& d : topology.devices) class_ids[d.device_class];
+  for (const Pool& p : topology.pools) {
+    if (!p.device_class.empty()) class_ids[p.device_class];
+  }
+  class_ids.erase("");
+  if (class_ids.size() > 255) {
+    return InvalidArgument(fmt::format(
+        "{} device classes; the map holds at most 255", class_ids.size()));
+  }
+  uint32_t next_class = 1;
+  for (auto& [name, id] : class_ids) id = next_class++;
+  const auto class_of = [&](const std::string& name) -> uint32_t {
+    auto it = class_ids.find(name);
+    return it == class_ids.end() ? 0 : it->second;
+  };
+
   std::map<uint64_t, std::vector<int32_t>> host_devices;
   for (const Device& d : topology.devices) {
     if (d.id >= CVM_MAX_DEVICES) {
@@ -89,7 +109,8 @@ Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
           "device {} weight {} does not fit the map's 16.16 fixed point", d.id,
           d.weight));
     }
-    uint32_t state = (d.up ? CVM_DEV_UP : 0) | (d.in ? CVM_DEV_IN : 0);
+    uint32_t state = (d.up ? CVM_DEV_UP : 0) | (d.in ? CVM_DEV_IN : 0) |
+                     class_of(d.device_class) << CVM_DEV_CLASS_SHIFT;
     layout.devices.push_back(
         {static_cast<uint32_t>(d.id), static_cast<uint32_t>(weight), state});
     host_devices[d.host_id].push_back(static_cast<int32_t>(d.id));
@@ -161,6 +182,7 @@ Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
     }
     pool.failure_domain = static_cast<uint8_t>(ItemType(p.failure_domain));
     pool.min_size = static_cast<uint8_t>(p.min_size);
+    pool.device_class = static_cast<uint8_t>(class_of(p.device_class));
     layout.pools.push_back(pool);
   }
   return layout;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <set>
 #include <thread>
 
 #include "json_fields.h"
@@ -606,6 +607,20 @@ Result<Pool> MetadataStore::CreatePool(Pool spec) {
             fmt::format("pool '{}' already exists", spec.name));
       }
     }
+    // A class names devices that exist: a typo ("sdd") is refused with the
+    // classes there are, not stored to place nothing.
+    if (!spec.device_class.empty()) {
+      CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
+      std::set<std::string> classes;
+      for (const auto& d : devices) classes.insert(d.device_class);
+      if (!classes.count(spec.device_class)) {
+        std::string known;
+        for (const auto& c : classes) known += (known.empty() ? "" : ", ") + c;
+        return InvalidArgument(
+            fmt::format("no device has class '{}' (the devices' classes: {})",
+                        spec.device_class, known.empty() ? "none yet" : known));
+      }
+    }
     KvBatch batch;
     CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "pool"));
     spec.created = Now();
@@ -687,20 +702,29 @@ Status MetadataStore::DeletePool(std::string_view name) {
 
 // A thick volume is a promise of its whole size: it must fit in the raw
 // capacity of the devices that take data, less what the thick volumes
-// there already hold (every pool places on every device: no device classes
-// in placement yet). Thin volumes promise nothing (`cvmadm df` shows them).
-Result<RawSpace> MetadataStore::GetRawSpace(
-    const std::vector<Volume>& volumes) {
+// there already hold. A pool of a device class places on that class alone:
+// its volumes are counted against the class's devices, and the thick
+// volumes of pools of the class and of pools of no class (which may place
+// there) as already holding it. Thin volumes promise nothing (`cvmadm df`
+// shows them).
+Result<RawSpace> MetadataStore::GetRawSpace(const std::vector<Volume>& volumes,
+                                            const std::string& device_class) {
   CVM_ASSIGN_OR_RETURN(auto devices, ListDevices());
   CVM_ASSIGN_OR_RETURN(auto pools, ListPools());
   RawSpace space;
   for (const auto& d : devices) {
-    if (d.in) space.capacity += d.capacity;
+    if (d.in && (device_class.empty() || d.device_class == device_class)) {
+      space.capacity += d.capacity;
+    }
   }
   for (const auto& v : volumes) {
     if (v.provisioning != Provisioning::kThick) continue;
     for (const auto& p : pools) {
-      if (p.id == v.pool_id) space.thick_reserved += RawBytes(p.policy, v.size);
+      if (p.id != v.pool_id) continue;
+      if (device_class.empty() || p.device_class.empty() ||
+          p.device_class == device_class) {
+        space.thick_reserved += RawBytes(p.policy, v.size);
+      }
     }
   }
   return space;
@@ -708,15 +732,19 @@ Result<RawSpace> MetadataStore::GetRawSpace(
 
 Status MetadataStore::CheckThickFits(const Volume& v, const Pool& pool,
                                      const std::vector<Volume>& volumes) {
-  CVM_ASSIGN_OR_RETURN(RawSpace space, GetRawSpace(volumes));
+  CVM_ASSIGN_OR_RETURN(RawSpace space, GetRawSpace(volumes, pool.device_class));
   const uint64_t raw = space.capacity, reserved = space.thick_reserved;
   const uint64_t need = RawBytes(pool.policy, v.size);
   if (need > raw || reserved > raw - need) {
     return NoSpace(fmt::format(
         "thick volume '{}' of {} needs {} of raw space in pool '{}' ({}); "
-        "the devices hold {}, of which thick volumes already take {}",
+        "the devices{} hold {}, of which thick volumes already take {}",
         v.name, FormatSize(v.size), FormatSize(need), pool.name,
-        ToString(pool.policy), FormatSize(raw), FormatSize(reserved)));
+        ToString(pool.policy),
+        pool.device_class.empty()
+            ? ""
+            : fmt::format(" of class '{}'", pool.device_class),
+        FormatSize(raw), FormatSize(reserved)));
   }
   return {};
 }

@@ -161,8 +161,10 @@ class MetadataStore {
   Result<uint64_t> PruneEpochs(uint64_t keep, int64_t leader_lease);
 
   Result<Counts> Count();
-  // `volumes`: the store's volumes, as the caller listed them.
-  Result<RawSpace> GetRawSpace(const std::vector<Volume>& volumes);
+  // `volumes`: the store's volumes, as the caller listed them;
+  // `device_class`: only that class's devices ("": every device).
+  Result<RawSpace> GetRawSpace(const std::vector<Volume>& volumes,
+                               const std::string& device_class = "");
 
  private:
   MetadataStore(std::string location, StoreOptions options,

@@ -760,6 +760,58 @@ TEST_F(CliTest, LeaderFailsOverAndStatusShowsWhoIsUp) {
   }
 }
 
+// Issue 15: `pool create --device-class ssd` was stored and ignored (PGs
+// landed on every class) and an unknown class was accepted. Three hosts
+// with an nvme and an ssd each: the ssd pool's PGs are all on ssds, a pool
+// of no class uses both, a class no device has is refused, and a thick
+// volume in the ssd pool must fit the ssds alone.
+TEST_F(CliWithDaemonTest, PoolsOfADeviceClassPlaceOnlyThere) {
+  AddHostsWithDevices(1, 3, "4T");  // devices 1, 2, 3: nvme
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(Adm({"device", "add", "h" + std::to_string(i), "/dev/fast",
+                   "--capacity", "1T", "--class", "ssd"})
+                  .exit_code,
+              0);  // devices 4, 5, 6
+  }
+  Output o = Adm({"pool", "create", "typo", "--policy", "replicated:3",
+                  "--device-class", "sdd"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("no device has class 'sdd' (the devices' classes: "
+                       "nvme, ssd)"),
+            std::string::npos)
+      << o.err;
+  ASSERT_EQ(Adm({"pool", "create", "fast", "--policy", "replicated:3",
+                 "--device-class", "ssd"})
+                .exit_code,
+            0);
+  ASSERT_EQ(
+      Adm({"pool", "create", "any", "--policy", "replicated:3"}).exit_code, 0);
+  json map = AdmJson({"map", "show"});
+  ASSERT_TRUE(map["pools"].is_array()) << map.dump();
+  for (const auto& pool : map["pools"]) {
+    const json& per = pool["pgs_per_device"];
+    uint64_t on_ssd = 0, on_nvme = 0;
+    for (const auto& [dev, n] : per.items()) {
+      (std::stoi(dev) >= 4 ? on_ssd : on_nvme) += n.get<uint64_t>();
+    }
+    if (pool["name"] == "fast") {
+      EXPECT_EQ(on_nvme, 0u) << per.dump();
+      EXPECT_EQ(on_ssd, 64u * 3);
+    } else {
+      EXPECT_GT(on_nvme, 0u) << per.dump();
+      EXPECT_GT(on_ssd, 0u) << per.dump();
+    }
+  }
+  // 3 TiB of ssd: a thick 1.5 TiB rep3 volume (4.5 TiB raw) does not fit
+  // there, though the cluster has 15 TiB.
+  o = Adm({"volume", "create", "big", "--pool", "fast", "--size", "1536G",
+           "--provisioning", "thick"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("the devices of class 'ssd' hold 3 TiB"),
+            std::string::npos)
+      << o.err;
+}
+
 TEST_F(CliTest, StateSurvivesDaemonRestart) {
   StartDaemon();
   AddHostsWithDevices(1, 3);

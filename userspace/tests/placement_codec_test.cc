@@ -182,7 +182,7 @@ TEST_F(MapCodecTest, BadMapInsideRefused) {
   ExpectRefused(-EINVAL, "duplicate device id");
 
   blob_ = Encode(map_.get());
-  Put32(CVM_MAP_HEADER_LEN + 8, 0x100);  // unknown state bit
+  Put32(CVM_MAP_HEADER_LEN + 8, 0x10000);  // unknown state bit
   FixCrc();
   ExpectRefused(-EINVAL, "state bits");
 

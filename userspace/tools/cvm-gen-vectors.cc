@@ -24,7 +24,9 @@ using cvm::tools::MapPtr;
 constexpr unsigned kRows = 4;  // full rows printed per pool
 
 // 2 rows x 2 racks x 3 hosts, 3 or 4 devices per host: 42 devices with
-// weights 0.5 .. 2.0, two out, one down but in, one of weight zero.
+// weights 0.5 .. 2.0, two out, one down but in, one of weight zero; every
+// third device of class 1 ("ssd"), the others of class 2. Pools 1-4 see
+// every device; pool 5 only class 1.
 MapBuilder FixedMap() {
   MapBuilder b;
   b.epoch = 7;
@@ -47,10 +49,15 @@ MapBuilder FixedMap() {
   b.device(22).state = CVM_DEV_UP;
   b.device(13).state = CVM_DEV_IN;
   b.device(30).weight = 0;
+  for (auto &d : b.devices) {
+    d.state |= (d.id % 3 == 0 ? 1u : 2u) << CVM_DEV_CLASS_SHIFT;
+  }
   b.AddPool(1, CVM_POOL_REPLICATED, 3, 0, CVM_TYPE_HOST, 256);
   b.AddPool(2, CVM_POOL_EC, 4, 2, CVM_TYPE_HOST, 128);
   b.AddPool(3, CVM_POOL_REPLICATED, 2, 0, CVM_TYPE_RACK, 64);
   b.AddPool(4, CVM_POOL_EC, 2, 1, CVM_TYPE_DEVICE, 32);
+  b.AddPool(5, CVM_POOL_REPLICATED, 3, 0, CVM_TYPE_HOST, 64);
+  b.pools.back().device_class = 1;
   return b;
 }
 

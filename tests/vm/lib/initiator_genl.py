@@ -81,7 +81,7 @@ CHUNK_MAX = C["CVM_MAP_CHUNK_MAX"]
 
 # kernel/common/map_codec.h, placement.h
 MAP_MAGIC = 0x4D4D5643
-MAP_VERSION = 2
+MAP_VERSION = 3
 MAP_HEADER_LEN = 48
 TYPE_HOST = 1
 TYPE_ROOT = 4
@@ -101,7 +101,8 @@ def crc32c(data, crc=0xFFFFFFFF):
 
 def encode_map(epoch, devices, buckets, pools):
     """devices: [(id, weight, state)]; buckets: [(id, type, [child ids])];
-    pools: [(id, pg_num, kind, k, m, failure_domain[, min_size])]."""
+    pools: [(id, pg_num, kind, k, m, failure_domain[, min_size
+    [, device_class]])]."""
     body = b""
     for d in devices:
         body += struct.pack("<III", *d)
@@ -113,7 +114,7 @@ def encode_map(epoch, devices, buckets, pools):
             body += struct.pack("<i", c)
             nr_children += 1
     for p in pools:
-        body += struct.pack("<IIBBBBB3x", *(tuple(p) + (0,) * (7 - len(p))))
+        body += struct.pack("<IIBBBBBB2x", *(tuple(p) + (0,) * (8 - len(p))))
     total = MAP_HEADER_LEN + len(body)
     hdr = struct.pack("<IHHII", MAP_MAGIC, MAP_VERSION, MAP_HEADER_LEN,
                       total, 0)
