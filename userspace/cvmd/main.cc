@@ -26,6 +26,7 @@
 #include "log.h"
 #include "metadata_store.h"
 #include "netlink_client.h"
+#include "store_follower.h"
 #include "unix_socket.h"
 #include "version.h"
 
@@ -219,9 +220,18 @@ int Serve(const Config& config) {
   // restarted cvmd and the kernel agree once `cvmd` returns.
   NetlinkKernel kernel;
   KernelSync sync(**store, kernel, config.host);
+  sync.SetCluster(etcd);
   const nlohmann::json reconciled = sync.Reconcile();
   LogInfo("kernel reconciled as host '{}': {}", config.host, reconciled.dump());
   api.SetKernelSync(&sync);
+  // In a cluster other cvmds change the store too: apply this host's part
+  // of every change (maps, its attachments, devices, listeners).
+  std::unique_ptr<StoreFollower> follower;
+  if (etcd) {
+    follower = std::make_unique<StoreFollower>(
+        **store, [&sync] { static_cast<void>(sync.Reconcile()); });
+    follower->Start();
+  }
   ServerOptions server_options;
   server_options.socket_path = config.socket;
   ApiServer server(api, server_options);
@@ -240,6 +250,7 @@ int Serve(const Config& config) {
   readiness.Ready();
 
   Status run = server.Run(signal_fd.get());
+  if (follower) follower->Stop();
   path_events.Stop();
   signalfd_siginfo info{};
   if (::read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {

@@ -746,11 +746,15 @@ Result<KernelSync*> Api::Sync() {
   return sync_;
 }
 
+// "host": another host, whose cvmd attaches (detaches) it as it follows
+// the store; absent or this host: done here, in this kernel.
 Result<json> Api::VolumeAttach(JsonFields& a) {
-  a.Expect({"name"});
+  a.Expect({"name", "host"});
   const std::string name = a.String("name");
+  const auto host = a.OptString("host");
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  if (host && *host != sync->host()) return sync->AttachRemote(name, *host);
   return sync->Attach(name);
 }
 
@@ -760,6 +764,10 @@ Result<json> Api::VolumeDetach(JsonFields& a) {
   const bool force = a.OptBool("force").value_or(false);
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
+  if (!v.attached_host.empty() && v.attached_host != sync->host()) {
+    return sync->DetachRemote(name);
+  }
   return sync->Detach(name, force);
 }
 

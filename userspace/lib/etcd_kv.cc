@@ -217,6 +217,16 @@ class EtcdKv final : public KvStore {
     return {};
   }
 
+  // The change counter's mod_revision: every commit moves it.
+  Result<int64_t> ChangeMark() override {
+    CVM_ASSIGN_OR_RETURN(json r,
+                         Call("/v3/kv/range", {{"key", EtcdB64(ChangeKey())}}));
+    if (!r.contains("kvs") || !r["kvs"].is_array() || r["kvs"].empty()) {
+      return int64_t{0};
+    }
+    return EtcdInt(r["kvs"][0], "mod_revision");
+  }
+
  private:
   struct Manifest {
     std::string tag;

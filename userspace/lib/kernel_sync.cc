@@ -89,6 +89,7 @@ Status RecordPathEvent(MetadataStore& store, const PathEvent& event) {
 }
 
 Result<uint64_t> KernelSync::PushMap() {
+  std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(uint64_t epoch, store_.CurrentEpoch());
   if (epoch == 0) return NotFound("no map yet: add a host and a device");
   CVM_ASSIGN_OR_RETURN(ModuleStatus st, kernel_.Query(CVM_GENL_NAME));
@@ -112,6 +113,7 @@ Result<uint64_t> KernelSync::PushMap() {
 }
 
 void KernelSync::PushMapBestEffort(std::string_view why) {
+  std::lock_guard lock(mutex_);
   auto st = kernel_.Query(CVM_GENL_NAME);
   if (!st.ok()) {
     LogWarn("after {}: cannot query cvm.ko: {}", why, st.status().message());
@@ -153,6 +155,7 @@ Result<KernelVolume> KernelSync::KernelAttach(const Volume& v) {
 }
 
 Result<json> KernelSync::Attach(std::string_view name) {
+  std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
   CVM_ASSIGN_OR_RETURN(auto kvols, kernel_.VolumeList());
   if (auto k = FindKernelVolume(kvols, v.id)) {
@@ -201,6 +204,7 @@ Result<json> KernelSync::Attach(std::string_view name) {
 }
 
 Result<json> KernelSync::Detach(std::string_view name, bool force) {
+  std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
   if (v.attached_host.empty()) {
     return InvalidArgument(fmt::format("volume '{}' is not attached", v.name));
@@ -246,6 +250,7 @@ Result<Host> KernelSync::HostWithAddress(std::string_view address) {
 }
 
 Result<json> KernelSync::Listen(std::string_view address) {
+  std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address));
   CVM_ASSIGN_OR_RETURN(Host host, HostWithAddress(address));
   Listener l;
@@ -262,6 +267,7 @@ Result<json> KernelSync::Listen(std::string_view address) {
 }
 
 Result<json> KernelSync::Unlisten(std::string_view address) {
+  std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address));
   CVM_ASSIGN_OR_RETURN(Host host, HostWithAddress(address));
   Status s = kernel_.TargetUnlisten(hp.addr, hp.port);
@@ -274,6 +280,7 @@ Result<json> KernelSync::Unlisten(std::string_view address) {
 }
 
 Result<json> KernelSync::DeviceAdd(uint64_t id, bool format, bool force) {
+  std::lock_guard lock(mutex_);
   if (force && !format) {
     return InvalidArgument("--force only goes with --format");
   }
@@ -294,6 +301,7 @@ Result<json> KernelSync::DeviceAdd(uint64_t id, bool format, bool force) {
 }
 
 Result<json> KernelSync::DeviceRemove(uint64_t id) {
+  std::lock_guard lock(mutex_);
   CVM_ASSIGN_OR_RETURN(Device d, store_.GetDevice(id));
   Status s = kernel_.TargetDeviceRemove(static_cast<uint32_t>(d.id));
   if (!s.ok() && !(s.code() == Code::kNotFound && d.served)) {
@@ -314,7 +322,9 @@ Result<std::map<uint64_t, TargetDeviceUsage>> KernelSync::TargetUsage() {
 }
 
 json KernelSync::Reconcile() {
+  std::lock_guard lock(mutex_);
   json report = {{"host", host_},
+                 {"detached", json::array()},
                  {"devices", json::array()},
                  {"listeners", json::array()},
                  {"attached", json::array()},
@@ -327,8 +337,14 @@ json KernelSync::Reconcile() {
   if (target.ok() && target->loaded) {
     auto devices = store_.ListDevices();
     if (!devices.ok()) error("devices", devices.status());
+    // In a cluster only this host's devices and listeners are served here.
+    uint64_t my_host_id = 0;
+    if (cluster_) {
+      auto me = store_.GetHost(host_);
+      if (me.ok()) my_host_id = me->id;
+    }
     for (const Device& d : devices.ok() ? *devices : std::vector<Device>{}) {
-      if (!d.served) continue;
+      if (!d.served || (cluster_ && d.host_id != my_host_id)) continue;
       Status s = kernel_.TargetDeviceAdd(static_cast<uint32_t>(d.id), d.path,
                                          false, false);
       if (s.ok()) report["devices"].push_back(d.id);
@@ -339,6 +355,7 @@ json KernelSync::Reconcile() {
     auto hosts = store_.ListHosts();
     if (!hosts.ok()) error("hosts", hosts.status());
     for (const Host& h : hosts.ok() ? *hosts : std::vector<Host>{}) {
+      if (cluster_ && h.name != host_) continue;
       for (const std::string& a : h.listeners) {
         auto hp = ParseHostPort(a);
         if (!hp.ok()) {
@@ -378,8 +395,14 @@ json KernelSync::Reconcile() {
     error("volumes", kvols.ok() ? volumes.status() : kvols.status());
     return report;
   }
+  const auto now = std::chrono::steady_clock::now();
   for (const Volume& v : *volumes) {
     if (v.attached_host != host_ || FindKernelVolume(*kvols, v.id)) continue;
+    // A failed attach is tried again after a pause, not at once: its epoch
+    // bump is itself a store change that would run this again.
+    auto retry = attach_retry_after_.find(v.id);
+    if (retry != attach_retry_after_.end() && now < retry->second) continue;
+    attach_retry_after_[v.id] = now + std::chrono::seconds(10);
     // Every attach is a new epoch, re-attaches too (fencing).
     auto bumped = store_.AttachVolume(v.name, host_);
     if (!bumped.ok()) {
@@ -391,8 +414,9 @@ json KernelSync::Reconcile() {
       error(fmt::format("volume '{}'", v.name), k.status());
       continue;
     }
-    LogInfo("reconcile: volume '{}' re-attached as {} (attach epoch {})",
-            v.name, DevPath(k->minor), bumped->attach_epoch);
+    attach_retry_after_.erase(v.id);
+    LogInfo("reconcile: volume '{}' attached as {} (attach epoch {})", v.name,
+            DevPath(k->minor), bumped->attach_epoch);
     report["attached"].push_back(
         json{{"name", v.name}, {"device", DevPath(k->minor)}});
   }
@@ -401,14 +425,67 @@ json KernelSync::Reconcile() {
         std::any_of(volumes->begin(), volumes->end(), [&](const Volume& v) {
           return v.id == k.id && v.attached_host == host_;
         });
-    if (!known) {
+    if (known) continue;
+    if (!cluster_) {
       LogWarn(
           "reconcile: {} (volume id {}) is attached in the kernel but "
           "not recorded as attached here; left alone",
           DevPath(k.minor), k.id);
+      continue;
+    }
+    // Detached (or moved) by another node: let go of it once it is closed;
+    // an open device stays and is tried again at the next change or resync.
+    Status s = kernel_.VolumeDetach(k.id, /*force=*/false);
+    if (s.ok()) {
+      LogInfo(
+          "reconcile: {} (volume id {}) detached: no longer recorded "
+          "as attached to this host",
+          DevPath(k.minor), k.id);
+      busy_logged_.erase(k.id);
+      report["detached"].push_back(DevPath(k.minor));
+    } else if (busy_logged_.insert(k.id).second) {
+      error(fmt::format("{} (volume id {}) is no longer attached here but "
+                        "cannot be detached yet",
+                        DevPath(k.minor), k.id),
+            s);
     }
   }
   return report;
+}
+
+Result<json> KernelSync::AttachRemote(std::string_view name,
+                                      std::string_view host) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Host h, store_.GetHost(host));
+  CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
+  if (v.attached_host == h.name) {
+    return InUse(fmt::format("volume '{}' is attached to host '{}' already",
+                             v.name, h.name));
+  }
+  CVM_ASSIGN_OR_RETURN(Volume attached, store_.AttachVolume(name, h.name));
+  LogInfo(
+      "volume '{}' recorded as attached to host '{}' (attach epoch {}); "
+      "its cvmd attaches it",
+      attached.name, h.name, attached.attach_epoch);
+  json out = ToJson(attached);
+  out["device"] = nullptr;  // known on that host once it attached it
+  return out;
+}
+
+Result<json> KernelSync::DetachRemote(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
+  if (v.attached_host.empty()) {
+    return InvalidArgument(fmt::format("volume '{}' is not attached", v.name));
+  }
+  CVM_ASSIGN_OR_RETURN(Volume detached, store_.DetachVolume(name));
+  LogInfo(
+      "volume '{}' recorded as detached from host '{}'; its cvmd "
+      "detaches it",
+      detached.name, v.attached_host);
+  return json{{"detached", detached.name},
+              {"host", v.attached_host},
+              {"device", nullptr}};
 }
 
 }  // namespace cvm

@@ -9,10 +9,17 @@
 // "This host" is cvmd's --host name: volumes attach here and are recorded
 // as attached to it. With the single-node RocksDB store one cvmd drives the
 // local kernel, so target devices and listeners recorded as served are
-// re-added here whichever host record they belong to.
+// re-added here whichever host record they belong to. In a cluster (etcd,
+// SetCluster) every cvmd applies only its own host's part: its devices and
+// listeners, and the volumes recorded as attached to it (attached when the
+// record appears, detached when it goes), whichever node made the change
+// (StoreFollower runs Reconcile on every change).
 
+#include <chrono>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +49,7 @@ class KernelSync {
       : store_(store), kernel_(kernel), host_(std::move(host)) {}
 
   const std::string& host() const { return host_; }
+  void SetCluster(bool cluster) { cluster_ = cluster; }
 
   // Installs the store's current map in cvm.ko unless the kernel's is as
   // new. Returns the epoch the kernel holds afterwards.
@@ -61,10 +69,20 @@ class KernelSync {
   // empty when the module is not loaded. Only this node's devices appear.
   Result<std::map<uint64_t, TargetDeviceUsage>> TargetUsage();
 
-  // cvmd start: re-add served target devices and listeners, push the map,
-  // re-attach this host's volumes the kernel lacks. Never fails as a whole:
-  // the answer lists what was done and what failed ("errors").
+  // cvmd start, and in a cluster every store change: re-add served target
+  // devices and listeners, push the map, re-attach this host's volumes the
+  // kernel lacks (in a cluster also detach those no longer recorded here).
+  // Never fails as a whole: the answer lists what was done and what failed
+  // ("errors").
   nlohmann::json Reconcile();
+
+  // Records `volume` as attached to another `host`, whose cvmd attaches it
+  // (any-node administration); kInUse when attached elsewhere.
+  Result<nlohmann::json> AttachRemote(std::string_view volume,
+                                      std::string_view host);
+  // Records `volume` as detached from the other host it is attached to;
+  // that host's cvmd detaches it once its device is closed.
+  Result<nlohmann::json> DetachRemote(std::string_view volume);
 
  private:
   Result<Host> HostWithAddress(std::string_view address);
@@ -73,6 +91,12 @@ class KernelSync {
   MetadataStore& store_;
   Kernel& kernel_;
   std::string host_;
+  bool cluster_ = false;
+  // The API thread and the store follower both drive the kernel.
+  std::recursive_mutex mutex_;
+  std::set<uint64_t> busy_logged_;  // volumes whose busy detach was logged
+  // Volume id -> when a failed reconcile attach may be tried again.
+  std::map<uint64_t, std::chrono::steady_clock::time_point> attach_retry_after_;
 };
 
 }  // namespace cvm

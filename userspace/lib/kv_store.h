@@ -85,6 +85,10 @@ class KvStore {
   virtual Result<uint64_t> Count(Cf cf) = 0;
   // `sync`: durable before it returns (etcd always is).
   virtual Status Commit(const KvBatch& batch, bool sync) = 0;
+
+  // A mark that moves with every commit, by any writer: the store changed
+  // when it differs from the last one read (StoreFollower polls it).
+  virtual Result<int64_t> ChangeMark() = 0;
 };
 
 // Opens `location`: "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]" (PREFIX

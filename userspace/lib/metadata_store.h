@@ -161,6 +161,9 @@ class MetadataStore {
   Result<uint64_t> PruneEpochs(uint64_t keep, int64_t leader_lease);
 
   Result<Counts> Count();
+
+  // Moves with every change by any cvmd (KvStore::ChangeMark).
+  Result<int64_t> ChangeMark() { return kv_->ChangeMark(); }
   // `volumes`: the store's volumes, as the caller listed them;
   // `device_class`: only that class's devices ("": every device).
   Result<RawSpace> GetRawSpace(const std::vector<Volume>& volumes,

@@ -7,6 +7,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "kv_store.h"
 
@@ -78,8 +79,13 @@ class RocksKv final : public KvStore {
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
-    return FromRocks(db_->Write(wo, &wb), "metadata commit");
+    CVM_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &wb), "metadata commit"));
+    ++commits_;
+    return {};
   }
+
+  // One process writes (the lock file): its own commits are every change.
+  Result<int64_t> ChangeMark() override { return commits_.load(); }
 
  private:
   rocksdb::ColumnFamilyHandle* Handle(Cf cf) const {
@@ -87,6 +93,7 @@ class RocksKv final : public KvStore {
   }
 
   std::string dir_;
+  std::atomic<int64_t> commits_{0};
   // Handles go before the DB (the destructor), which RocksDB's own API hands
   // out as a raw owning pointer.
   std::unique_ptr<rocksdb::DB> db_;

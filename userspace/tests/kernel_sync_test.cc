@@ -4,8 +4,11 @@
 #include <linux/cvm.h>
 
 #include <map>
+#include <thread>
 
 #include "api.h"
+#include "etcd_server.h"
+#include "store_follower.h"
 #include "test_util.h"
 
 namespace cvm {
@@ -440,6 +443,96 @@ TEST_F(KernelSyncTest, PathEventsAreRecordedAndShownPerDevice) {
   EXPECT_EQ(RecordPathEvent(*store_, {PathEventKind::kUp, 99, "a:1", 0}).code(),
             Code::kNotFound);
   EXPECT_EQ(store_->ListPathStates()->size(), 1u);
+}
+
+// Issue 15, any-node administration: two cvmds on one etcd, storage node
+// h1 and client c1, each with its own kernel. Changes made through h1 are
+// applied by c1 as it follows the store: the map, an attachment made "on
+// c1" from h1, a detach (once the device is closed); c1 serves none of
+// h1's target devices. Polls every 20 ms; about a second in all.
+TEST(KernelSyncClusterTest, EachNodeAppliesItsOwnPartOfEveryChange) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string uri = testing::UniqueEtcdUri();
+  auto store_h1 = MetadataStore::Open(uri);
+  auto store_c1 = MetadataStore::Open(uri);
+  ASSERT_OK(store_h1);
+  ASSERT_OK(store_c1);
+  FakeKernel kernel_h1, kernel_c1;
+  KernelSync sync_h1(**store_h1, kernel_h1, "h1");
+  KernelSync sync_c1(**store_c1, kernel_c1, "c1");
+  sync_h1.SetCluster(true);
+  sync_c1.SetCluster(true);
+  Api api(**store_h1);
+  api.SetKernelSync(&sync_h1);
+  StoreFollower follower(
+      **store_c1, [&] { static_cast<void>(sync_c1.Reconcile()); },
+      std::chrono::milliseconds(20), std::chrono::milliseconds(200));
+  follower.Start();
+  const auto wait_for = [](auto done) {
+    const auto start = std::chrono::steady_clock::now();
+    while (!done() && std::chrono::steady_clock::now() - start <
+                          std::chrono::seconds(10)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+  };
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_OK(api.Call("host.add",
+                       {{"name", "h" + std::to_string(i)},
+                        {"addresses", {"127.0.0.1:700" + std::to_string(i)}}}));
+    ASSERT_OK(api.Call("device.add", {{"host", "h" + std::to_string(i)},
+                                      {"path", "/dev/ram0"},
+                                      {"capacity", 1 << 28}}));
+  }
+  ASSERT_OK(api.Call("host.add",
+                     {{"name", "c1"}, {"addresses", {"127.0.0.1:7100"}}}));
+  ASSERT_OK(
+      api.Call("pool.create",
+               {{"name", "rep3"}, {"policy", "replicated:3"}, {"pg_num", 64}}));
+  ASSERT_OK(api.Call("volume.create",
+                     {{"name", "vol0"}, {"pool", "rep3"}, {"size", 1 << 27}}));
+  ASSERT_OK(api.Call("target.device.add", {{"id", 1}, {"format", true}}));
+  const uint64_t epoch = *(*store_h1)->CurrentEpoch();
+  wait_for([&] { return kernel_c1.map_epoch == epoch; });
+  EXPECT_EQ(kernel_c1.map_epoch, epoch);
+
+  // Attached "on c1" from h1: recorded, and c1's cvmd attaches it.
+  auto attached = api.Call("volume.attach", {{"name", "vol0"}, {"host", "c1"}});
+  ASSERT_OK(attached);
+  EXPECT_TRUE((*attached)["device"].is_null());
+  const uint64_t id = (*store_h1)->GetVolume("vol0")->id;
+  wait_for([&] { return kernel_c1.volumes.count(id) == 1; });
+  EXPECT_EQ(kernel_c1.volumes.count(id), 1u);
+  EXPECT_TRUE(kernel_h1.volumes.empty());
+  EXPECT_EQ((*store_h1)->GetVolume("vol0")->attached_host, "c1");
+
+  // A topology change made on h1 reaches c1's kernel.
+  ASSERT_OK(
+      api.Call("device.add",
+               {{"host", "h2"}, {"path", "/dev/ram1"}, {"capacity", 1 << 28}}));
+  const uint64_t next = *(*store_h1)->CurrentEpoch();
+  const auto took = wait_for([&] { return kernel_c1.map_epoch == next; });
+  EXPECT_EQ(kernel_c1.map_epoch, next);
+  std::cout << "map epoch " << next << " on the other node after "
+            << took.count() << " ms (20 ms polls)\n";
+
+  // Detached from h1 while c1 has it open: c1 keeps it until it is closed.
+  kernel_c1.open = true;
+  ASSERT_OK(api.Call("volume.detach", {{"name", "vol0"}}));
+  EXPECT_TRUE((*store_h1)->GetVolume("vol0")->attached_host.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(kernel_c1.volumes.count(id), 1u);  // open: not pulled away
+  kernel_c1.open = false;
+  wait_for([&] { return kernel_c1.volumes.count(id) == 0; });
+  EXPECT_EQ(kernel_c1.volumes.count(id), 0u);
+
+  // Only h1 serves h1's device; c1 serves nothing.
+  EXPECT_EQ(kernel_h1.devices.size(), 1u);
+  EXPECT_TRUE(kernel_c1.devices.empty());
+  follower.Stop();
+  EXPECT_GT(follower.rounds(), 3u);
 }
 
 TEST(KernelSyncWithoutKernelTest, OpsSayThereIsNoKernelAccess) {

@@ -22,7 +22,12 @@ int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
   const auto& dev = r->data["device"];
   r->text = fmt::format(
       "volume '{}' detached{}", Str(r->data, "detached"),
-      dev.is_string() ? " from " + dev.get<std::string>() : std::string());
+      dev.is_string() ? " from " + dev.get<std::string>()
+      : r->data.contains("host")
+          ? fmt::format(" from host '{}' (its cvmd lets go of the device "
+                        "once it is closed)",
+                        Str(r->data, "host"))
+          : std::string());
   return 0;
 }
 
