@@ -745,14 +745,13 @@ static void sum_class_weights(struct cvm_map *map, u32 n, u64 *sum)
 				continue;
 			for (j = 0; j < b->nr_children; j++) {
 				const u32 idx = c[j].index & ~CVM_CHILD_BUCKET;
-				const struct cvm_device *d = &map->devices[idx];
 				u64 w = 0;
 
 				if (c[j].index & CVM_CHILD_BUCKET)
 					w = sum[idx];
-				else if (cvm_dev_class(d->state) ==
+				else if (cvm_dev_class(map->devices[idx].state) ==
 					 map->classes[n])
-					w = d->weight;
+					w = map->devices[idx].weight;
 				cw[b->first_child + j] = w;
 				total += w;
 			}
@@ -766,6 +765,11 @@ static int class_weights(struct cvm_map *map, struct cvm_err *err)
 	u64 *sum;
 	u32 i;
 	int ret;
+
+	/* A finalize that failed earlier may have left some. */
+	cvm_free(map->class_weight);
+	map->class_weight = NULL;
+	map->nr_classes = 0;
 
 	for (i = 0; i < map->nr_pools; i++) {
 		if (!map->pools[i].device_class)

@@ -765,7 +765,8 @@ Result<json> Api::VolumeDetach(JsonFields& a) {
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
   CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
-  if (!v.attached_host.empty() && v.attached_host != sync->host()) {
+  if (sync->cluster() && !v.attached_host.empty() &&
+      v.attached_host != sync->host()) {
     return sync->DetachRemote(name);
   }
   return sync->Detach(name, force);

@@ -95,6 +95,7 @@ Status EtcdPresence::Campaign() {
 }
 
 Status EtcdPresence::KeepAlive() {
+  const int64_t sent = NowMs();  // the lease runs from before the request
   CVM_ASSIGN_OR_RETURN(
       json r, etcd_.Call("/v3/lease/keepalive", {{"ID", lease_.load()}}));
   const json result = r.value("result", json::object());
@@ -104,7 +105,7 @@ Status EtcdPresence::KeepAlive() {
     leader_ = false;
     return Status(Code::kNotFound, "lease expired");
   }
-  renewed_ms_ = NowMs();
+  renewed_ms_ = sent;
   return {};
 }
 
@@ -143,6 +144,7 @@ Status EtcdPresence::Start() {
   CVM_RETURN_IF_ERROR(Register());
   CVM_RETURN_IF_ERROR(Campaign());
   thread_ = std::thread([this] { Run(); });
+  leader_thread_ = std::thread([this] { RunLeader(); });
   return {};
 }
 
@@ -160,7 +162,17 @@ void EtcdPresence::Run() {
     if (s.ok()) s = Campaign();
     if (!s.ok()) {
       LogWarn("keeping this node's presence in etcd: {}", s.message());
-    } else if (IsLeader()) {
+    }
+    lock.lock();
+  }
+}
+
+void EtcdPresence::RunLeader() {
+  const auto period = std::chrono::milliseconds(options_.ttl) / 3;
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
+    lock.unlock();
+    if (IsLeader()) {
       if (options_.leader_tick) options_.leader_tick(lease_);
       CompactIfDue();
     }
@@ -176,6 +188,7 @@ void EtcdPresence::Stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (leader_thread_.joinable()) leader_thread_.join();
   if (lease_) {
     static_cast<void>(etcd_.Call("/v3/lease/revoke", {{"ID", lease_.load()}}));
   }
@@ -201,7 +214,8 @@ json EtcdPresence::View() {
     for (const json& kv : r->value("kvs", json::array())) {
       auto value = EtcdUnb64(kv.value("value", ""));
       json info = value.ok() ? json::parse(*value, nullptr, false) : json();
-      if (info.is_object() && info.contains("host")) {
+      if (info.is_object() && info.contains("host") &&
+          info["host"].is_string()) {
         view["nodes"][info["host"].get<std::string>()] = info;
       }
     }

@@ -83,7 +83,8 @@ class EtcdPresence final : public Presence {
   Status Campaign();
   Status KeepAlive();
   void CompactIfDue();
-  void Run();
+  void Run();        // keeps the lease and the leader key
+  void RunLeader();  // the leader's work, apart so it never delays a renewal
 
   EtcdClient etcd_;
   std::string prefix_;
@@ -98,6 +99,7 @@ class EtcdPresence final : public Presence {
   std::condition_variable wake_;
   bool stop_ = false;
   std::thread thread_;
+  std::thread leader_thread_;
 };
 
 }  // namespace cvm

@@ -190,7 +190,8 @@ std::string EtcdClient::Describe() const {
 // One POST. `try_next`: the failure is the endpoint's (unreachable, no
 // leader), so another member may serve the request.
 Result<json> EtcdClient::Post(Endpoint& ep, const std::string& path,
-                              const std::string& text, bool* try_next) {
+                              const std::string& text, bool idempotent,
+                              bool* try_next) {
   *try_next = false;
   if (!ep.client) {
     ep.client = std::make_unique<httplib::Client>(ep.host, ep.port);
@@ -201,10 +202,17 @@ Result<json> EtcdClient::Post(Endpoint& ep, const std::string& path,
   }
   auto res = ep.client->Post(path, text, "application/json");
   if (!res) {
+    const auto error = res.error();
     ep.client.reset();
+    if (!idempotent && error != httplib::Error::Connection) {
+      return Unavailable(fmt::format(
+          "{}: {} after the request was sent: whether etcd applied the "
+          "change is unknown; look before trying again",
+          ep.Name(), httplib::to_string(error)));
+    }
     *try_next = true;
     return Unavailable(
-        fmt::format("{}: {}", ep.Name(), httplib::to_string(res.error())));
+        fmt::format("{}: {}", ep.Name(), httplib::to_string(error)));
   }
   json reply = json::parse(res->body, nullptr, false);
   if (res->status == 200 && reply.is_object()) return reply;
@@ -214,6 +222,12 @@ Result<json> EtcdClient::Post(Endpoint& ep, const std::string& path,
   // gRPC code 14 (unavailable) and 4 (deadline): a member without a leader
   // or quorum; another member may have one.
   const int64_t code = reply.is_object() ? EtcdInt(reply, "code") : 0;
+  if (!idempotent && code == 4) {  // timed out: it may still commit
+    return Unavailable(fmt::format(
+        "{}: {}: whether etcd applied the change is unknown; look before "
+        "trying again",
+        ep.Name(), message));
+  }
   if (res->status == 503 || code == 14 || code == 4) {
     *try_next = true;
     return Unavailable(fmt::format("{}: {}", ep.Name(), message));
@@ -225,13 +239,14 @@ Result<json> EtcdClient::Post(Endpoint& ep, const std::string& path,
                              res->status, message));
 }
 
-Result<json> EtcdClient::Call(const std::string& path, const json& body) {
+Result<json> EtcdClient::Call(const std::string& path, const json& body,
+                              bool idempotent) {
   std::lock_guard lock(mutex_);
   const std::string text = body.dump();
   std::string errors;
   for (size_t tried = 0; tried < endpoints_.size(); ++tried) {
     bool try_next = false;
-    auto r = Post(*endpoints_[current_], path, text, &try_next);
+    auto r = Post(*endpoints_[current_], path, text, idempotent, &try_next);
     if (r.ok() || !try_next) return r;
     errors += "; " + r.status().message();
     current_ = (current_ + 1) % endpoints_.size();
@@ -241,10 +256,11 @@ Result<json> EtcdClient::Call(const std::string& path, const json& body) {
                   errors.empty() ? "no endpoint" : errors.substr(2)));
 }
 
+// Its own short-lived client, so it holds no lock: a slow member's status
+// never delays the lease keepalive.
 Result<json> EtcdClient::CallOne(size_t endpoint, const std::string& path,
                                  const json& body) {
-  std::lock_guard lock(mutex_);
-  Endpoint& ep = *endpoints_[endpoint];
+  const Endpoint& ep = *endpoints_[endpoint];
   httplib::Client one(ep.host, ep.port);
   one.set_connection_timeout(std::chrono::seconds(1));
   one.set_read_timeout(std::chrono::seconds(2));

@@ -46,8 +46,13 @@ class EtcdClient {
 
   // POSTs `body` to `path` ("/v3/kv/range"); kUnavailable once every
   // endpoint failed, kConflict when etcd says a revision was compacted.
+  // A request that is not `idempotent` (a transaction) goes to the next
+  // endpoint only when it surely did not reach etcd (no connection, a
+  // member without a leader); once it may have been applied (no answer,
+  // a timeout) it fails with kUnavailable saying the outcome is unknown.
   Result<nlohmann::json> Call(const std::string& path,
-                              const nlohmann::json& body);
+                              const nlohmann::json& body,
+                              bool idempotent = true);
   // The same to one endpoint only, with a short timeout (member health).
   Result<nlohmann::json> CallOne(size_t endpoint, const std::string& path,
                                  const nlohmann::json& body);
@@ -59,7 +64,8 @@ class EtcdClient {
  private:
   struct Endpoint;
   Result<nlohmann::json> Post(Endpoint& ep, const std::string& path,
-                              const std::string& text, bool* try_next);
+                              const std::string& text, bool idempotent,
+                              bool* try_next);
 
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   size_t current_ = 0;

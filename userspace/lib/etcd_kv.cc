@@ -27,6 +27,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "etcd_client.h"
 #include "json_fields.h"
@@ -79,6 +80,7 @@ class EtcdKv final : public KvStore {
     CVM_ASSIGN_OR_RETURN(json r,
                          Call("/v3/kv/range", {{"key", EtcdB64(ChangeKey())}}));
     read_revision_ = EtcdInt(r["header"], "revision");
+    change_thread_ = std::this_thread::get_id();
     change_mod_ = 0;
     change_count_ = 0;
     if (r.contains("kvs") && r["kvs"].is_array() && !r["kvs"].empty()) {
@@ -94,11 +96,12 @@ class EtcdKv final : public KvStore {
   void End() override {
     in_change_ = false;
     read_revision_ = 0;
+    change_thread_ = std::thread::id();
   }
 
   Result<std::optional<std::string>> Get(Cf cf, std::string_view key) override {
     json req = {{"key", EtcdB64(RecordKey(cf, key))}};
-    const int64_t rev = read_revision_;
+    const int64_t rev = ReadRevision();
     if (rev) req["revision"] = rev;
     CVM_ASSIGN_OR_RETURN(json r, Call("/v3/kv/range", req));
     if (!r.contains("kvs") || !r["kvs"].is_array() || r["kvs"].empty()) {
@@ -115,7 +118,7 @@ class EtcdKv final : public KvStore {
     const std::string family = FamilyPrefix(cf);
     const std::string end = EtcdPrefixEnd(family);
     std::string from = family;
-    int64_t rev = read_revision_;  // pages of one scan read one revision
+    int64_t rev = ReadRevision();  // pages of one scan read one revision
     for (;;) {
       json req = {{"key", EtcdB64(from)},
                   {"range_end", EtcdB64(end)},
@@ -144,7 +147,7 @@ class EtcdKv final : public KvStore {
     json req = {{"key", EtcdB64(family)},
                 {"range_end", EtcdB64(EtcdPrefixEnd(family))},
                 {"count_only", true}};
-    if (read_revision_) req["revision"] = read_revision_.load();
+    if (const int64_t rev = ReadRevision()) req["revision"] = rev;
     CVM_ASSIGN_OR_RETURN(json r, Call("/v3/kv/range", req));
     return static_cast<uint64_t>(EtcdInt(r, "count"));
   }
@@ -199,9 +202,10 @@ class EtcdKv final : public KvStore {
     }
     const json txn = {{"compare", std::move(compare)},
                       {"success", std::move(success)}};
-    auto r = Call("/v3/kv/txn", txn);
+    auto r = etcd_.Call("/v3/kv/txn", txn, /*idempotent=*/false);
     if (!r.ok()) {
-      DeletePieces(written_pieces);
+      // The transaction may have committed: its pieces stay (unreferenced
+      // ones are only space).
       return r.status();
     }
     if (!r->value("succeeded", false)) {
@@ -274,7 +278,7 @@ class EtcdKv final : public KvStore {
   // The value as etcd holds it now (a manifest stays a manifest).
   Result<std::optional<std::string>> RawValue(const std::string& key) {
     json req = {{"key", EtcdB64(key)}};
-    if (read_revision_) req["revision"] = read_revision_.load();
+    if (const int64_t rev = ReadRevision()) req["revision"] = rev;
     CVM_ASSIGN_OR_RETURN(json r, Call("/v3/kv/range", req));
     if (!r.contains("kvs") || !r["kvs"].is_array() || r["kvs"].empty()) {
       return std::optional<std::string>();
@@ -353,8 +357,16 @@ class EtcdKv final : public KvStore {
   EtcdClient etcd_;
   std::string prefix_;
   std::mt19937_64 rng_{std::random_device{}()};
-  // Begin's view: reads at read_revision_ (0: the latest).
+  // Begin's view: the thread between Begin and End reads at
+  // read_revision_; any other thread (a status, the store follower) reads
+  // the latest state.
+  int64_t ReadRevision() const {
+    return change_thread_.load() == std::this_thread::get_id()
+               ? read_revision_.load()
+               : 0;
+  }
   std::atomic<int64_t> read_revision_{0};
+  std::atomic<std::thread::id> change_thread_{};
   int64_t change_mod_ = 0;
   int64_t change_count_ = 0;
   bool in_change_ = false;

@@ -404,7 +404,7 @@ json KernelSync::Reconcile() {
     if (retry != attach_retry_after_.end() && now < retry->second) continue;
     attach_retry_after_[v.id] = now + std::chrono::seconds(10);
     // Every attach is a new epoch, re-attaches too (fencing).
-    auto bumped = store_.AttachVolume(v.name, host_);
+    auto bumped = store_.AttachVolume(v.name, host_, /*reattach_only=*/true);
     if (!bumped.ok()) {
       error(fmt::format("volume '{}'", v.name), bumped.status());
       continue;
@@ -426,7 +426,9 @@ json KernelSync::Reconcile() {
           return v.id == k.id && v.attached_host == host_;
         });
     if (known) continue;
-    if (!cluster_) {
+    // A store that does not know this host (a wrong --store prefix, a
+    // new cluster) is no reason to pull devices away.
+    if (!cluster_ || !store_.GetHost(host_).ok()) {
       LogWarn(
           "reconcile: {} (volume id {}) is attached in the kernel but "
           "not recorded as attached here; left alone",
@@ -456,6 +458,12 @@ json KernelSync::Reconcile() {
 Result<json> KernelSync::AttachRemote(std::string_view name,
                                       std::string_view host) {
   std::lock_guard lock(mutex_);
+  if (!cluster_) {
+    return InvalidArgument(fmt::format(
+        "attaching on host '{}' needs the cluster store (cvmd --store "
+        "etcd://...): with RocksDB no other cvmd would bring it up",
+        host));
+  }
   CVM_ASSIGN_OR_RETURN(Host h, store_.GetHost(host));
   CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
   if (v.attached_host == h.name) {

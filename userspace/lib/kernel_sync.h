@@ -50,6 +50,7 @@ class KernelSync {
 
   const std::string& host() const { return host_; }
   void SetCluster(bool cluster) { cluster_ = cluster; }
+  bool cluster() const { return cluster_; }
 
   // Installs the store's current map in cvm.ko unless the kernel's is as
   // new. Returns the epoch the kernel holds afterwards.

@@ -47,12 +47,13 @@ class KvBatch {
     std::string key;
     std::optional<std::string> value;  // none: delete
   };
+  // One op per key, the last wins: etcd refuses a transaction that names
+  // a key twice (a new host with a new rack and row bumps one counter
+  // twice).
   void Put(Cf cf, std::string_view key, std::string_view value) {
-    ops_.push_back({cf, std::string(key), std::string(value)});
+    Set(cf, key, std::string(value));
   }
-  void Delete(Cf cf, std::string_view key) {
-    ops_.push_back({cf, std::string(key), std::nullopt});
-  }
+  void Delete(Cf cf, std::string_view key) { Set(cf, key, std::nullopt); }
   const std::vector<Op>& ops() const { return ops_; }
 
   // Commit only while etcd lease `lease` holds the cluster's leader key
@@ -62,6 +63,16 @@ class KvBatch {
   int64_t leader_lease() const { return leader_lease_; }
 
  private:
+  void Set(Cf cf, std::string_view key, std::optional<std::string> value) {
+    for (auto& op : ops_) {
+      if (op.cf == cf && op.key == key) {
+        op.value = std::move(value);
+        return;
+      }
+    }
+    ops_.push_back({cf, std::string(key), std::move(value)});
+  }
+
   std::vector<Op> ops_;
   int64_t leader_lease_ = 0;
 };

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -143,8 +144,9 @@ auto MetadataStore::Transact(F&& change) -> decltype(change()) {
     }
     // Another cvmd won: a short, growing, jittered pause before the checks
     // run again, so racing writers spread out.
+    thread_local std::mt19937 jitter{std::random_device{}()};
     std::this_thread::sleep_for(std::chrono::microseconds(
-        (500 + std::rand() % 1000) * std::min(attempt, 10)));
+        (500 + jitter() % 1000) * std::min(attempt, 10)));
   }
 }
 
@@ -620,6 +622,15 @@ Result<Pool> MetadataStore::CreatePool(Pool spec) {
             fmt::format("no device has class '{}' (the devices' classes: {})",
                         spec.device_class, known.empty() ? "none yet" : known));
       }
+      std::set<std::string> pool_classes = {spec.device_class};
+      for (const auto& p : pools) {
+        if (!p.device_class.empty()) pool_classes.insert(p.device_class);
+      }
+      if (pool_classes.size() > CVM_MAX_CLASSES) {
+        return InvalidArgument(fmt::format(
+            "pools may ask for at most {} device classes between them",
+            CVM_MAX_CLASSES));
+      }
     }
     KvBatch batch;
     CVM_ASSIGN_OR_RETURN(spec.id, NextId(batch, "pool"));
@@ -844,10 +855,15 @@ Status MetadataStore::DeleteVolume(std::string_view name) {
 }
 
 Result<Volume> MetadataStore::AttachVolume(std::string_view name,
-                                           std::string_view host) {
+                                           std::string_view host,
+                                           bool reattach_only) {
   CVM_RETURN_IF_ERROR(ValidateName("host", host));
   return Transact([&]() -> Result<Volume> {
     CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    if (reattach_only && v.attached_host != host) {
+      return InvalidArgument(fmt::format(
+          "volume '{}' is no longer attached to host '{}'", v.name, host));
+    }
     if (!v.attached_host.empty() && v.attached_host != host) {
       return InUse(
           fmt::format("volume '{}' is attached to host '{}'; detach it there "
@@ -971,8 +987,9 @@ Result<std::vector<MapEpoch>> MetadataStore::EpochHistory(size_t limit) {
 
 Result<uint64_t> MetadataStore::PruneEpochs(uint64_t keep,
                                             int64_t leader_lease) {
-  // etcd takes at most 128 operations per transaction: 2 per epoch here.
-  constexpr size_t kMaxPerCommit = 48;
+  // etcd takes at most 128 operations per transaction: up to 3 per epoch
+  // here (a map in pieces adds a range delete), and the change counter.
+  constexpr size_t kMaxPerCommit = 40;
   return Transact([&]() -> Result<uint64_t> {
     CVM_ASSIGN_OR_RETURN(uint64_t current, CurrentEpoch());
     const uint64_t oldest_kept = current > keep ? current - keep + 1 : 1;

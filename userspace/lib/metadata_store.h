@@ -135,7 +135,10 @@ class MetadataStore {
   // Records the volume as attached to `host` with the next attach epoch.
   // Refused (kInUse) when it is attached to another host; attaching again
   // to the same host (the kernel lost it) bumps the epoch once more.
-  Result<Volume> AttachVolume(std::string_view name, std::string_view host);
+  // `reattach_only`: only if it is still recorded as attached to `host`
+  // (a re-attach must not undo a detach made meanwhile on another node).
+  Result<Volume> AttachVolume(std::string_view name, std::string_view host,
+                              bool reattach_only = false);
   // Records the volume as detached; kInvalidArgument when it is not attached.
   Result<Volume> DetachVolume(std::string_view name);
 
@@ -156,7 +159,7 @@ class MetadataStore {
 
   // Leader work: forgets the sealed maps and history records of epochs
   // older than the newest `keep` (keep >= 1: the current one stays), at
-  // most 48 per call; returns how many went. Over etcd the commit requires
+  // most 40 per call; returns how many went. Over etcd the commit requires
   // `leader_lease` to hold the leader key.
   Result<uint64_t> PruneEpochs(uint64_t keep, int64_t leader_lease);
 

@@ -361,6 +361,14 @@ TEST_F(KernelSyncTest, VolumesOfOtherHostsAreNotReattachedHere) {
             Code::kInUse);
 }
 
+// With RocksDB no other cvmd follows the store: attaching "on h2" would be
+// recorded and never brought up.
+TEST_F(KernelSyncTest, AttachOnAnotherHostNeedsTheClusterStore) {
+  EXPECT_ERROR(Call("volume.attach", {{"name", "vol0"}, {"host", "h2"}}),
+               Code::kInvalidArgument, "needs the cluster store");
+  EXPECT_TRUE(Vol("vol0").attached_host.empty());
+}
+
 TEST_F(KernelSyncTest, ArgumentErrors) {
   EXPECT_EQ(Call("volume.attach", json::object()).status().code(),
             Code::kInvalidArgument);

@@ -501,6 +501,22 @@ TEST_P(EmptyStoreTest, RefusesAnUnknownSchemaVersion) {
   EXPECT_ERROR(opened, Code::kCorruption, "schema version 99");
 }
 
+// A host with a new row and a new rack takes two bucket ids in one
+// change: one counter written once (etcd refuses a key twice in one
+// transaction; RocksDB took it).
+TEST_P(EmptyStoreTest, HostWithANewRowAndRackIsOneChange) {
+  Host h = MakeHost("h1");
+  h.row = "row1";
+  h.rack = "rack1";
+  ASSERT_OK(store_->AddHost(h));
+  EXPECT_EQ(Epoch(), 1u);
+  Host h2 = MakeHost("h2");
+  h2.row = "row2";
+  h2.rack = "rack2";
+  ASSERT_OK(store_->AddHost(h2));
+  EXPECT_EQ(Epoch(), 2u);
+}
+
 // Two writers add the same 30 host names at once: over etcd two stores (two
 // cvmds), over RocksDB two threads of one. Each name is taken exactly once,
 // ids are unique and every epoch is one more than the last.

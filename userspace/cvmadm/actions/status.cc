@@ -66,7 +66,7 @@ void AddClusterFields(
     std::string text;
     if (m.value("healthy", false)) {
       text = fmt::format("healthy, etcd {}, {} KiB{}", Str(m, "version"),
-                         m.value("db_size", 0) / 1024,
+                         m.value("db_size", int64_t{0}) / 1024,
                          m.value("is_leader", false) ? ", raft leader" : "");
     } else {
       text = "unreachable: " + Str(m, "error");
@@ -101,6 +101,7 @@ int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
     if (d.contains("store_error")) {
       fields.push_back({"store error", Str(d["store_error"], "message")});
       daemon.err = -EIO;
+      daemon.code = Str(d["store_error"], "code");
       daemon.error = "cvmd's store fails: " + Str(d["store_error"], "message");
     } else {
       const auto& c = d.value("counts", nlohmann::json::object());
