@@ -128,4 +128,12 @@ inline std::string UniqueEtcdUri() {
          std::to_string(n++);
 }
 
+// Where a test of the store suite keeps its store: "rocksdb", a directory
+// in `dir`; "etcd", a fresh prefix of the shared test etcd ("" when it
+// could not start: EtcdServer::Get().error() says why).
+inline std::string StoreLocation(const std::string& store, const TempDir& dir) {
+  if (store != "etcd") return dir.Sub("db");
+  return EtcdServer::Get().uri().empty() ? "" : UniqueEtcdUri();
+}
+
 }  // namespace cvm::testing

@@ -18,13 +18,8 @@ using testing::TempDir;
 class KvStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "etcd") {
-      ASSERT_NE(testing::EtcdServer::Get().uri(), "")
-          << testing::EtcdServer::Get().error();
-      location_ = testing::UniqueEtcdUri();
-    } else {
-      location_ = dir_.Sub("db");
-    }
+    location_ = testing::StoreLocation(GetParam(), dir_);
+    ASSERT_NE(location_, "") << testing::EtcdServer::Get().error();
     auto kv = OpenKvStore(location_);
     ASSERT_OK(kv);
     kv_ = std::move(kv).value();

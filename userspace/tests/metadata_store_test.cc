@@ -28,13 +28,8 @@ std::string StoreName(const ::testing::TestParamInfo<std::string>& info) {
 class EmptyStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "etcd") {
-      ASSERT_NE(testing::EtcdServer::Get().uri(), "")
-          << testing::EtcdServer::Get().error();
-      location_ = testing::UniqueEtcdUri();
-    } else {
-      location_ = dir_.Sub("db");
-    }
+    location_ = testing::StoreLocation(GetParam(), dir_);
+    ASSERT_NE(location_, "") << testing::EtcdServer::Get().error();
     Reopen();
   }
 
