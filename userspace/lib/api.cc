@@ -250,7 +250,8 @@ Result<json> Api::HostAdd(JsonFields& a) {
 Result<json> Api::HostList(JsonFields& a) {
   CVM_RETURN_IF_ERROR(a.Expect({}).status());
   CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
-  const json view = presence_ ? presence_->View() : json::object();
+  const json view =
+      presence_ ? presence_->View(/*members=*/false) : json::object();
   const json nodes = view.value("nodes", json::object());
   json out = json::array();
   for (const auto& h : hosts) {

@@ -18,7 +18,7 @@ int64_t NowMs() {
 
 }  // namespace
 
-json LocalPresence::View() {
+json LocalPresence::View(bool /*members: none*/) {
   json node = info_;
   node["host"] = host_;
   return {{"leader", host_}, {"is_leader", true}, {"nodes", {{host_, node}}}};
@@ -143,52 +143,34 @@ Status EtcdPresence::Start() {
   CVM_RETURN_IF_ERROR(Grant());
   CVM_RETURN_IF_ERROR(Register());
   CVM_RETURN_IF_ERROR(Campaign());
-  thread_ = std::thread([this] { Run(); });
-  leader_thread_ = std::thread([this] { RunLeader(); });
+  const auto period = std::chrono::milliseconds(options_.ttl) / 3;
+  renew_thread_.Start(period, [this] { Renew(); });
+  leader_thread_.Start(period, [this] { LeaderWork(); });
   return {};
 }
 
-void EtcdPresence::Run() {
-  const auto period = std::chrono::milliseconds(options_.ttl) / 3;
-  std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
-    lock.unlock();
-    Status s = KeepAlive();
-    if (s.code() == Code::kNotFound) {
-      LogWarn("cvmd's etcd lease expired; taking a new one");
-      s = Grant();
-      if (s.ok()) s = Register();
-    }
-    if (s.ok()) s = Campaign();
-    if (!s.ok()) {
-      LogWarn("keeping this node's presence in etcd: {}", s.message());
-    }
-    lock.lock();
+void EtcdPresence::Renew() {
+  Status s = KeepAlive();
+  if (s.code() == Code::kNotFound) {
+    LogWarn("cvmd's etcd lease expired; taking a new one");
+    s = Grant();
+    if (s.ok()) s = Register();
   }
+  if (s.ok()) s = Campaign();
+  if (!s.ok()) LogWarn("keeping this node's presence in etcd: {}", s.message());
 }
 
-void EtcdPresence::RunLeader() {
-  const auto period = std::chrono::milliseconds(options_.ttl) / 3;
-  std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
-    lock.unlock();
-    if (IsLeader()) {
-      if (options_.leader_tick) options_.leader_tick(lease_);
-      CompactIfDue();
-    }
-    lock.lock();
-  }
+void EtcdPresence::LeaderWork() {
+  if (!IsLeader()) return;
+  if (options_.leader_tick) options_.leader_tick(lease_);
+  CompactIfDue();
 }
 
 void EtcdPresence::Stop() {
-  {
-    std::lock_guard lock(mutex_);
-    if (stop_) return;
-    stop_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  if (leader_thread_.joinable()) leader_thread_.join();
+  if (stopped_) return;
+  stopped_ = true;
+  renew_thread_.Stop();
+  leader_thread_.Stop();
   if (lease_) {
     static_cast<void>(etcd_.Call("/v3/lease/revoke", {{"ID", lease_.load()}}));
   }
@@ -200,7 +182,7 @@ bool EtcdPresence::IsLeader() const {
   return leader_ && NowMs() - renewed_ms_ < ttl_ms;
 }
 
-json EtcdPresence::View() {
+json EtcdPresence::View(bool members) {
   json view = {{"is_leader", IsLeader()},
                {"lease_ttl", options_.ttl.count()},
                {"leader", ""},
@@ -228,7 +210,7 @@ json EtcdPresence::View() {
     json leader = value.ok() ? json::parse(*value, nullptr, false) : json();
     if (leader.is_object()) view["leader"] = leader.value("host", "");
   }
-  for (size_t i = 0; i < etcd_.size(); ++i) {
+  for (size_t i = 0; members && i < etcd_.size(); ++i) {
     json member = {{"endpoint", etcd_.EndpointName(i)}};
     auto st = etcd_.CallOne(i, "/v3/maintenance/status", json::object());
     if (st.ok()) {

@@ -17,15 +17,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 
 #include "etcd_client.h"
+#include "periodic.h"
 #include "status.h"
 
 namespace cvm {
@@ -46,8 +44,9 @@ class Presence {
   virtual ~Presence() = default;
   virtual bool IsLeader() const = 0;
   // {"leader": host or "", "is_leader": bool, "nodes": {host: info},
-  //  "store": ..., "etcd_members": [...] (etcd only), "lease_ttl": s}
-  virtual nlohmann::json View() = 0;
+  //  "lease_ttl": s, and with `members` "etcd_members": [...] (etcd only:
+  //  a status request to every member)}
+  virtual nlohmann::json View(bool members = true) = 0;
 };
 
 class LocalPresence final : public Presence {
@@ -55,7 +54,7 @@ class LocalPresence final : public Presence {
   LocalPresence(std::string host, nlohmann::json info)
       : host_(std::move(host)), info_(std::move(info)) {}
   bool IsLeader() const override { return true; }
-  nlohmann::json View() override;
+  nlohmann::json View(bool members = true) override;
 
  private:
   std::string host_;
@@ -74,7 +73,7 @@ class EtcdPresence final : public Presence {
   void Stop();
 
   bool IsLeader() const override;
-  nlohmann::json View() override;
+  nlohmann::json View(bool members = true) override;
   int64_t lease() const { return lease_; }
 
  private:
@@ -83,8 +82,8 @@ class EtcdPresence final : public Presence {
   Status Campaign();
   Status KeepAlive();
   void CompactIfDue();
-  void Run();        // keeps the lease and the leader key
-  void RunLeader();  // the leader's work, apart so it never delays a renewal
+  void Renew();       // keeps the lease and the leader key
+  void LeaderWork();  // the leader's, apart so it never delays a renewal
 
   EtcdClient etcd_;
   std::string prefix_;
@@ -95,11 +94,9 @@ class EtcdPresence final : public Presence {
   std::atomic<int64_t> renewed_ms_{0};  // steady clock of the last renewal
   int64_t compact_due_ms_ = 0;
   int64_t compact_mark_ = 0;  // the revision the next compaction goes to
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  std::thread thread_;
-  std::thread leader_thread_;
+  bool stopped_ = false;
+  Periodic renew_thread_;
+  Periodic leader_thread_;
 };
 
 }  // namespace cvm

@@ -77,17 +77,15 @@ class EtcdKv final : public KvStore {
   }
 
   Status Begin() override {
-    CVM_ASSIGN_OR_RETURN(json r,
-                         Call("/v3/kv/range", {{"key", EtcdB64(ChangeKey())}}));
-    read_revision_ = EtcdInt(r["header"], "revision");
+    CVM_ASSIGN_OR_RETURN(OneKey change, ReadKey(ChangeKey(), /*revision=*/0));
+    read_revision_ = change.revision;
     change_thread_ = std::this_thread::get_id();
-    change_mod_ = 0;
+    change_mod_ = change.mod_revision;
     change_count_ = 0;
-    if (r.contains("kvs") && r["kvs"].is_array() && !r["kvs"].empty()) {
-      const json& kv = r["kvs"][0];
-      change_mod_ = EtcdInt(kv, "mod_revision");
-      CVM_ASSIGN_OR_RETURN(std::string v, EtcdUnb64(kv.value("value", "")));
-      std::from_chars(v.data(), v.data() + v.size(), change_count_);
+    if (change.value) {
+      std::from_chars(change.value->data(),
+                      change.value->data() + change.value->size(),
+                      change_count_);
     }
     in_change_ = true;
     return {};
@@ -100,17 +98,12 @@ class EtcdKv final : public KvStore {
   }
 
   Result<std::optional<std::string>> Get(Cf cf, std::string_view key) override {
-    json req = {{"key", EtcdB64(RecordKey(cf, key))}};
     const int64_t rev = ReadRevision();
-    if (rev) req["revision"] = rev;
-    CVM_ASSIGN_OR_RETURN(json r, Call("/v3/kv/range", req));
-    if (!r.contains("kvs") || !r["kvs"].is_array() || r["kvs"].empty()) {
-      return std::optional<std::string>();
-    }
-    CVM_ASSIGN_OR_RETURN(std::string v,
-                         EtcdUnb64(r["kvs"][0].value("value", "")));
-    CVM_ASSIGN_OR_RETURN(
-        v, Assemble(cf, key, std::move(v), EtcdInt(r["header"], "revision")));
+    CVM_ASSIGN_OR_RETURN(OneKey k, ReadKey(RecordKey(cf, key), rev));
+    if (!k.value) return std::optional<std::string>();
+    // Pieces at the revision the record was read at.
+    CVM_ASSIGN_OR_RETURN(std::string v, Assemble(cf, key, std::move(*k.value),
+                                                 rev ? rev : k.revision));
     return std::optional<std::string>(std::move(v));
   }
 
@@ -160,9 +153,9 @@ class EtcdKv final : public KvStore {
     for (const auto& op : batch.ops()) {
       const std::string key = RecordKey(op.cf, op.key);
       // Pieces of the value this op replaces go with it.
-      CVM_ASSIGN_OR_RETURN(auto old, RawValue(key));
-      if (old && IsManifest(*old)) {
-        CVM_ASSIGN_OR_RETURN(Manifest m, ParseManifest(*old));
+      CVM_ASSIGN_OR_RETURN(OneKey old, ReadKey(key, ReadRevision()));
+      if (old.value && IsManifest(*old.value)) {
+        CVM_ASSIGN_OR_RETURN(Manifest m, ParseManifest(*old.value));
         const std::string p = PiecePrefix(op.cf, op.key, m.tag);
         success.push_back({{"request_delete_range",
                             {{"key", EtcdB64(p)},
@@ -223,12 +216,8 @@ class EtcdKv final : public KvStore {
 
   // The change counter's mod_revision: every commit moves it.
   Result<int64_t> ChangeMark() override {
-    CVM_ASSIGN_OR_RETURN(json r,
-                         Call("/v3/kv/range", {{"key", EtcdB64(ChangeKey())}}));
-    if (!r.contains("kvs") || !r["kvs"].is_array() || r["kvs"].empty()) {
-      return int64_t{0};
-    }
-    return EtcdInt(r["kvs"][0], "mod_revision");
+    CVM_ASSIGN_OR_RETURN(OneKey change, ReadKey(ChangeKey(), /*revision=*/0));
+    return change.mod_revision;
   }
 
  private:
@@ -242,9 +231,8 @@ class EtcdKv final : public KvStore {
   std::string LeaderKey() const { return prefix_ + "/leader"; }
 
   bool HoldsLeaderKey(int64_t lease) {
-    auto r = Call("/v3/kv/range", {{"key", EtcdB64(LeaderKey())}});
-    if (!r.ok() || !r->contains("kvs") || (*r)["kvs"].empty()) return false;
-    return EtcdInt((*r)["kvs"][0], "lease") == lease;
+    auto leader = ReadKey(LeaderKey(), /*revision=*/0);
+    return leader.ok() && leader->value && leader->lease == lease;
   }
   std::string FamilyPrefix(Cf cf) const {
     return fmt::format("{}/{}/", prefix_, CfName(cf));
@@ -275,17 +263,26 @@ class EtcdKv final : public KvStore {
     return m;
   }
 
-  // The value as etcd holds it now (a manifest stays a manifest).
-  Result<std::optional<std::string>> RawValue(const std::string& key) {
+  // One etcd key as stored (a manifest stays a manifest), at `revision`
+  // (0: the latest), with the store revision the answer was read at.
+  struct OneKey {
+    std::optional<std::string> value;
+    int64_t revision = 0, mod_revision = 0, lease = 0;
+  };
+  Result<OneKey> ReadKey(const std::string& key, int64_t revision) {
     json req = {{"key", EtcdB64(key)}};
-    if (const int64_t rev = ReadRevision()) req["revision"] = rev;
+    if (revision) req["revision"] = revision;
     CVM_ASSIGN_OR_RETURN(json r, Call("/v3/kv/range", req));
+    OneKey out;
+    out.revision = EtcdInt(r["header"], "revision");
     if (!r.contains("kvs") || !r["kvs"].is_array() || r["kvs"].empty()) {
-      return std::optional<std::string>();
+      return out;
     }
-    CVM_ASSIGN_OR_RETURN(std::string v,
-                         EtcdUnb64(r["kvs"][0].value("value", "")));
-    return std::optional<std::string>(std::move(v));
+    const json& kv = r["kvs"][0];
+    CVM_ASSIGN_OR_RETURN(out.value, EtcdUnb64(kv.value("value", "")));
+    out.mod_revision = EtcdInt(kv, "mod_revision");
+    out.lease = EtcdInt(kv, "lease");
+    return out;
   }
 
   // A value as the store was given it: a manifest's pieces read back (at

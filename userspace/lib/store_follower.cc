@@ -12,44 +12,29 @@ StoreFollower::StoreFollower(MetadataStore& store, std::function<void()> apply,
 StoreFollower::~StoreFollower() { Stop(); }
 
 void StoreFollower::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_.Start(
+      poll_, [this] { Round(); }, /*at_once=*/true);
 }
 
-void StoreFollower::Stop() {
-  {
-    std::lock_guard lock(mutex_);
-    if (stop_) return;
-    stop_ = true;
+void StoreFollower::Stop() { thread_.Stop(); }
+
+void StoreFollower::Round() {
+  auto mark = store_.ChangeMark();
+  if (!mark.ok()) {
+    // The store is away (etcd without quorum): the kernel keeps what it
+    // has, and this catches up once it answers.
+    if (!warned_) LogWarn("following the store: {}", mark.status().message());
+    warned_ = true;
+    return;
   }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void StoreFollower::Run() {
-  using Clock = std::chrono::steady_clock;
-  int64_t applied_mark = -1;
-  Clock::time_point last_round;
-  bool warned = false;
-  std::unique_lock lock(mutex_);
-  do {
-    lock.unlock();
-    auto mark = store_.ChangeMark();
-    if (!mark.ok()) {
-      // The store is away (etcd without quorum): the kernel keeps what it
-      // has, and this catches up once it answers.
-      if (!warned) LogWarn("following the store: {}", mark.status().message());
-      warned = true;
-    } else {
-      warned = false;
-      if (*mark != applied_mark || Clock::now() - last_round >= resync_) {
-        apply_();
-        ++rounds_;
-        applied_mark = *mark;
-        last_round = Clock::now();
-      }
-    }
-    lock.lock();
-  } while (!wake_.wait_for(lock, poll_, [this] { return stop_; }));
+  warned_ = false;
+  const auto now = std::chrono::steady_clock::now();
+  if (*mark != applied_mark_ || now - last_round_ >= resync_) {
+    apply_();
+    ++rounds_;
+    applied_mark_ = *mark;
+    last_round_ = std::chrono::steady_clock::now();
+  }
 }
 
 }  // namespace cvm

@@ -10,12 +10,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
-#include <thread>
 
 #include "metadata_store.h"
+#include "periodic.h"
 
 namespace cvm {
 
@@ -34,16 +32,16 @@ class StoreFollower {
   uint64_t rounds() const { return rounds_; }
 
  private:
-  void Run();
+  void Round();
 
   MetadataStore& store_;
   std::function<void()> apply_;
   std::chrono::milliseconds poll_, resync_;
   std::atomic<uint64_t> rounds_{0};
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  std::thread thread_;
+  int64_t applied_mark_ = -1;  // the change mark the last round applied
+  std::chrono::steady_clock::time_point last_round_;
+  bool warned_ = false;
+  Periodic thread_;
 };
 
 }  // namespace cvm

@@ -1,0 +1,54 @@
+#pragma once
+
+// A thread that runs a function every period until stopped: the loop that
+// node presence (lease renewal, the leader's work) and the store follower
+// each need, written once.
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace cvm {
+
+class Periodic {
+ public:
+  Periodic() = default;
+  ~Periodic() { Stop(); }
+  Periodic(const Periodic&) = delete;
+  Periodic& operator=(const Periodic&) = delete;
+
+  // Runs `fn` every `period` on a thread of its own, the first time at once
+  // when `at_once`, else after one period.
+  void Start(std::chrono::milliseconds period, std::function<void()> fn,
+             bool at_once = false) {
+    thread_ = std::thread([this, period, fn = std::move(fn), at_once] {
+      if (at_once) fn();
+      std::unique_lock lock(mutex_);
+      while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
+        lock.unlock();
+        fn();
+        lock.lock();
+      }
+    });
+  }
+
+  // Wakes the thread and waits for it; a round under way finishes first.
+  void Stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cvm
