@@ -221,6 +221,18 @@ int Serve(const Config& config) {
   NetlinkKernel kernel;
   KernelSync sync(**store, kernel, config.host);
   sync.SetCluster(etcd);
+  sync.SetLiveHosts([&presence]() -> Result<std::set<std::string>> {
+    const nlohmann::json view = presence->View(/*members=*/false);
+    if (view.contains("error")) {
+      return Unavailable("which cvmds are up: " +
+                         view["error"].get<std::string>());
+    }
+    std::set<std::string> live;
+    for (const auto& [host, info] :
+         view.value("nodes", nlohmann::json::object()).items())
+      live.insert(host);
+    return live;
+  });
   const nlohmann::json reconciled = sync.Reconcile();
   LogInfo("kernel reconciled as host '{}': {}", config.host, reconciled.dump());
   api.SetKernelSync(&sync);

@@ -49,6 +49,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"map.show", &Api::MapShow},
       {"volume.attach", &Api::VolumeAttach},
       {"volume.detach", &Api::VolumeDetach},
+      {"volume.migrate", &Api::VolumeMigrate},
       {"target.listen", &Api::TargetListen},
       {"target.unlisten", &Api::TargetUnlisten},
       {"target.device.add", &Api::TargetDeviceAdd},
@@ -771,6 +772,19 @@ Result<json> Api::VolumeDetach(JsonFields& a) {
     return sync->DetachRemote(name);
   }
   return sync->Detach(name, force);
+}
+
+// Moves an attached volume to another host, from any node; returns once
+// its device serves there.
+Result<json> Api::VolumeMigrate(JsonFields& a) {
+  a.Expect({"name", "to", "force"});
+  const std::string name = a.String("name");
+  const std::string to = a.String("to");
+  const bool force = a.OptBool("force").value_or(false);
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(ValidateName("host", to));
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->Migrate(name, to, force);
 }
 
 Result<json> Api::TargetListen(JsonFields& a) {

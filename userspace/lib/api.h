@@ -92,6 +92,7 @@ class Api {
   Result<nlohmann::json> MapHistory(JsonFields& a);
   Result<nlohmann::json> VolumeAttach(JsonFields& a);
   Result<nlohmann::json> VolumeDetach(JsonFields& a);
+  Result<nlohmann::json> VolumeMigrate(JsonFields& a);
   Result<nlohmann::json> TargetListen(JsonFields& a);
   Result<nlohmann::json> TargetUnlisten(JsonFields& a);
   Result<nlohmann::json> TargetDeviceAdd(JsonFields& a);

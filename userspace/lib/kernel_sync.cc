@@ -1,11 +1,13 @@
 #include "kernel_sync.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <linux/cvm.h>
 
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "cluster_map.h"
 #include "json_fields.h"
@@ -126,21 +128,83 @@ void KernelSync::PushMapBestEffort(std::string_view why) {
   }
 }
 
-Result<KernelVolume> KernelSync::KernelAttach(const Volume& v) {
-  // The new epoch reaches the targets before the new attachment's first
-  // request, so none of an older attachment's lands after it (fencing).
-  // This node's targets only; other nodes' cvmd fence theirs.
+uint64_t KernelSync::MyHostId() {
+  if (my_host_id_ == 0) {
+    if (auto me = store_.GetHost(host_); me.ok()) my_host_id_ = me->id;
+  }
+  return my_host_id_;
+}
+
+Status KernelSync::FenceHere(const Volume& v) {
+  if (v.attach_epoch == 0) return {};
+  const uint64_t me = cluster_ ? MyHostId() : 0;
+  if (cluster_) {
+    auto it = v.fenced.find(me);
+    if (me == 0 || (it != v.fenced.end() && it->second >= v.attach_epoch))
+      return {};
+  }
   CVM_ASSIGN_OR_RETURN(ModuleStatus target,
                        kernel_.Query(CVM_TARGET_GENL_NAME));
-  if (target.loaded) {
-    Status fenced = kernel_.TargetVolumeFence(v.id, v.attach_epoch);
-    if (!fenced.ok()) {
-      return Status(fenced.code(),
-                    fmt::format("volume '{}': attach epoch {} not set on the "
-                                "targets: {}",
-                                v.name, v.attach_epoch, fenced.message()));
+  if (!target.loaded) return {};
+  Status fenced = kernel_.TargetVolumeFence(v.id, v.attach_epoch);
+  if (!fenced.ok()) {
+    return Status(fenced.code(),
+                  fmt::format("volume '{}': attach epoch {} not set on the "
+                              "targets: {}",
+                              v.name, v.attach_epoch, fenced.message()));
+  }
+  if (!cluster_) return {};
+  return store_.RecordFenced(v.id, me, v.attach_epoch)
+      .WithContext(fmt::format("volume '{}': recording attach epoch {} fenced",
+                               v.name, v.attach_epoch));
+}
+
+Result<std::vector<std::string>> KernelSync::Unfenced(const Volume& v) {
+  std::vector<std::string> missing;
+  if (!cluster_) return missing;  // one node: KernelAttach fenced it
+  std::set<std::string> live;
+  if (live_hosts_) {
+    CVM_ASSIGN_OR_RETURN(live, live_hosts_());
+  }
+  CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
+  CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
+  std::set<uint64_t> storage;
+  for (const Device& d : devices) {
+    if (d.served) storage.insert(d.host_id);
+  }
+  for (const Host& h : hosts) {
+    if (!storage.count(h.id) || !live.count(h.name)) continue;
+    auto it = v.fenced.find(h.id);
+    if (it == v.fenced.end() || it->second < v.attach_epoch)
+      missing.push_back(h.name);
+  }
+  return missing;
+}
+
+Status KernelSync::WaitFenced(const Volume& v, std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  Volume now = v;
+  for (;;) {
+    CVM_ASSIGN_OR_RETURN(auto missing, Unfenced(now));
+    if (missing.empty()) return {};
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Unavailable(fmt::format(
+          "volume '{}': attach epoch {} is not yet set on the targets of "
+          "host(s) {}",
+          v.name, v.attach_epoch, fmt::join(missing, ", ")));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CVM_ASSIGN_OR_RETURN(now, store_.GetVolume(v.name));
+    if (now.attach_epoch != v.attach_epoch || now.attached_host != host_) {
+      return InUse(fmt::format(
+          "volume '{}' changed while its attach waited for fencing (now "
+          "host '{}', attach epoch {})",
+          v.name, now.attached_host, now.attach_epoch));
     }
   }
+}
+
+Result<KernelVolume> KernelSync::KernelAttach(const Volume& v) {
   KernelVolume k;
   k.id = v.id;
   k.pool_id = static_cast<uint32_t>(v.pool_id);
@@ -151,7 +215,13 @@ Result<KernelVolume> KernelSync::KernelAttach(const Volume& v) {
   CVM_ASSIGN_OR_RETURN(Pool pool, store_.GetPoolById(v.pool_id));
   if (pool.policy.kind == Policy::Kind::kErasure)
     k.stripe_unit = static_cast<uint32_t>(v.stripe_unit);
-  return kernel_.VolumeAttach(k);
+  CVM_ASSIGN_OR_RETURN(KernelVolume attached, kernel_.VolumeAttach(k));
+  // Served: the next attach needs an epoch of its own.
+  if (Status s = store_.MarkServed(v.name, host_, v.attach_epoch); !s.ok()) {
+    LogWarn("volume '{}': attach epoch {} not recorded as served: {}", v.name,
+            v.attach_epoch, s.message());
+  }
+  return attached;
 }
 
 Result<json> KernelSync::Attach(std::string_view name) {
@@ -182,10 +252,14 @@ Result<json> KernelSync::Attach(std::string_view name) {
   }
   CVM_ASSIGN_OR_RETURN(uint64_t map_epoch, PushMap());
   CVM_ASSIGN_OR_RETURN(Volume attached, store_.AttachVolume(name, host_));
-  auto k = KernelAttach(attached);
+  // The new epoch reaches the targets before the new attachment's first
+  // request, so none of an older attachment's lands after it.
+  Status fenced = FenceHere(attached);
+  if (fenced.ok()) fenced = WaitFenced(attached, cluster_timeout_);
+  auto k = fenced.ok() ? KernelAttach(attached) : Result<KernelVolume>(fenced);
   if (!k.ok()) {
     // Roll the record back; the epoch stays spent (epochs only grow).
-    if (auto undo = store_.DetachVolume(name); !undo.ok()) {
+    if (auto undo = store_.DetachVolume(name, host_); !undo.ok()) {
       LogError(
           "volume '{}': kernel attach failed and the record could not "
           "be rolled back: {}",
@@ -230,7 +304,7 @@ Result<json> KernelSync::Detach(std::string_view name, bool force) {
       out["device"] = DevPath(k->minor);
     }
   }
-  CVM_ASSIGN_OR_RETURN(Volume detached, store_.DetachVolume(name));
+  CVM_ASSIGN_OR_RETURN(Volume detached, store_.DetachVolume(name, host_));
   LogInfo("volume '{}' detached", detached.name);
   return out;
 }
@@ -328,6 +402,7 @@ json KernelSync::Reconcile() {
                  {"devices", json::array()},
                  {"listeners", json::array()},
                  {"attached", json::array()},
+                 {"waiting", json::array()},
                  {"errors", json::array()}};
   const auto error = [&](std::string what, const Status& s) {
     LogWarn("reconcile: {}: {}", what, s.message());
@@ -350,6 +425,17 @@ json KernelSync::Reconcile() {
       if (s.ok()) report["devices"].push_back(d.id);
       if (!s.ok() && s.code() != Code::kAlreadyExists) {
         error(fmt::format("device {}", d.id), s);
+      }
+    }
+    // Before the listeners: a node that was down sets the attach epochs
+    // cut meanwhile before any initiator can reach its targets again.
+    if (cluster_ && my_host_id != 0) {
+      auto volumes = store_.ListVolumes();
+      if (!volumes.ok()) error("volumes", volumes.status());
+      for (const Volume& v : volumes.ok() ? *volumes : std::vector<Volume>{}) {
+        if (Status s = FenceHere(v); !s.ok()) {
+          error(fmt::format("volume '{}'", v.name), s);
+        }
       }
     }
     auto hosts = store_.ListHosts();
@@ -395,28 +481,57 @@ json KernelSync::Reconcile() {
     error("volumes", kvols.ok() ? volumes.status() : kvols.status());
     return report;
   }
+  HandOverRequested(*volumes, *kvols, report);
   const auto now = std::chrono::steady_clock::now();
   for (const Volume& v : *volumes) {
-    if (v.attached_host != host_ || FindKernelVolume(*kvols, v.id)) continue;
+    if (v.attached_host != host_ || !v.migrate_to.empty() ||
+        FindKernelVolume(*kvols, v.id)) {
+      continue;
+    }
     // A failed attach is tried again after a pause, not at once: its epoch
     // bump is itself a store change that would run this again.
     auto retry = attach_retry_after_.find(v.id);
     if (retry != attach_retry_after_.end() && now < retry->second) continue;
-    attach_retry_after_[v.id] = now + std::chrono::seconds(10);
-    // Every attach is a new epoch, re-attaches too (fencing).
-    auto bumped = store_.AttachVolume(v.name, host_, /*reattach_only=*/true);
-    if (!bumped.ok()) {
-      error(fmt::format("volume '{}'", v.name), bumped.status());
+    const auto failed = [&](const Status& s) {
+      attach_retry_after_[v.id] = now + std::chrono::seconds(10);
+      error(fmt::format("volume '{}'", v.name), s);
+    };
+    // Every attach is a new epoch, re-attaches too, unless this one was
+    // never served (a hand-over or an attach from another node cut it).
+    auto next = store_.ReattachVolume(v.name, host_);
+    if (!next.ok()) {
+      failed(next.status());
       continue;
     }
-    auto k = KernelAttach(*bumped);
+    if (Status s = FenceHere(*next); !s.ok()) {
+      failed(s);
+      continue;
+    }
+    // The other nodes fence as they follow the store; each of their
+    // records is a change that runs this again.
+    auto missing = Unfenced(*next);
+    if (!missing.ok()) {
+      failed(missing.status());
+      continue;
+    }
+    if (!missing->empty()) {
+      if (fence_wait_logged_[v.id] != next->attach_epoch) {
+        fence_wait_logged_[v.id] = next->attach_epoch;
+        LogInfo("volume '{}' waits for host(s) {} to fence attach epoch {}",
+                v.name, fmt::join(*missing, ", "), next->attach_epoch);
+      }
+      report["waiting"].push_back(v.name);
+      continue;
+    }
+    auto k = KernelAttach(*next);
     if (!k.ok()) {
-      error(fmt::format("volume '{}'", v.name), k.status());
+      failed(k.status());
       continue;
     }
     attach_retry_after_.erase(v.id);
+    fence_wait_logged_.erase(v.id);
     LogInfo("reconcile: volume '{}' attached as {} (attach epoch {})", v.name,
-            DevPath(k->minor), bumped->attach_epoch);
+            DevPath(k->minor), next->attach_epoch);
     report["attached"].push_back(
         json{{"name", v.name}, {"device", DevPath(k->minor)}});
   }
@@ -486,7 +601,8 @@ Result<json> KernelSync::DetachRemote(std::string_view name) {
   if (v.attached_host.empty()) {
     return InvalidArgument(fmt::format("volume '{}' is not attached", v.name));
   }
-  CVM_ASSIGN_OR_RETURN(Volume detached, store_.DetachVolume(name));
+  CVM_ASSIGN_OR_RETURN(Volume detached,
+                       store_.DetachVolume(name, v.attached_host));
   LogInfo(
       "volume '{}' recorded as detached from host '{}'; its cvmd "
       "detaches it",
@@ -494,6 +610,158 @@ Result<json> KernelSync::DetachRemote(std::string_view name) {
   return json{{"detached", detached.name},
               {"host", v.attached_host},
               {"device", nullptr}};
+}
+
+void KernelSync::HandOverRequested(const std::vector<Volume>& volumes,
+                                   const std::vector<KernelVolume>& kvols,
+                                   json& report) {
+  for (const Volume& v : volumes) {
+    if (v.attached_host != host_ || v.migrate_to.empty()) continue;
+    auto k = FindKernelVolume(kvols, v.id);
+    if (k) {
+      Status s = kernel_.VolumeDetach(v.id, /*force=*/false);
+      if (!s.ok()) {
+        const std::string why =
+            s.code() == Code::kInUse
+                ? fmt::format(
+                      "{} is open on host '{}' (--force moves it "
+                      "anyway: its I/O there is then refused)",
+                      DevPath(k->minor), host_)
+                : fmt::format("{} on host '{}' could not be detached: {}",
+                              DevPath(k->minor), host_, s.message());
+        LogWarn("volume '{}' not handed to host '{}': {}", v.name, v.migrate_to,
+                why);
+        if (Status r = store_.RefuseMigration(v.name, host_, why); !r.ok()) {
+          report["errors"].push_back(fmt::format(
+              "volume '{}': refusal not recorded: {}", v.name, r.message()));
+        }
+        continue;
+      }
+    }
+    auto moved = store_.HandOver(v.name, host_, v.migrate_to);
+    if (!moved.ok()) {
+      report["errors"].push_back(fmt::format("volume '{}': hand-over: {}",
+                                             v.name, moved.status().message()));
+      continue;
+    }
+    LogInfo("volume '{}' handed to host '{}' (attach epoch {}){}", v.name,
+            moved->attached_host, moved->attach_epoch,
+            k ? fmt::format(", {} detached here", DevPath(k->minor)) : "");
+    report["handed_over"].push_back(v.name);
+  }
+}
+
+Result<json> KernelSync::Migrate(std::string_view name, std::string_view to,
+                                 bool force) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  if (!cluster_) {
+    return InvalidArgument(fmt::format(
+        "moving a volume to host '{}' needs the cluster store (cvmd --store "
+        "etcd://...)",
+        to));
+  }
+  CVM_ASSIGN_OR_RETURN(Host target, store_.GetHost(to));
+  CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
+  const std::string from = v.attached_host;
+  if (from.empty()) {
+    return InvalidArgument(
+        fmt::format("volume '{}' is not attached (attach it with --host {})",
+                    v.name, target.name));
+  }
+  if (from == target.name) {
+    return InvalidArgument(fmt::format(
+        "volume '{}' is attached to host '{}' already", v.name, from));
+  }
+  // A step polls the store until `done` says it is over (an error ends it).
+  const auto wait_for = [&](auto done, std::string what) -> Result<Volume> {
+    const auto deadline = Clock::now() + cluster_timeout_;
+    for (;;) {
+      CVM_ASSIGN_OR_RETURN(Volume now, store_.GetVolume(name));
+      CVM_ASSIGN_OR_RETURN(bool over, done(now));
+      if (over) return now;
+      if (Clock::now() >= deadline) return Unavailable(what);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  std::string old_device;
+  if (from == host_) {
+    // Here: let go of the device, then hand over.
+    std::lock_guard lock(mutex_);
+    CVM_ASSIGN_OR_RETURN(auto kvols, kernel_.VolumeList());
+    if (auto k = FindKernelVolume(kvols, v.id)) {
+      Status s = kernel_.VolumeDetach(v.id, force);
+      if (!s.ok()) {
+        if (s.code() == Code::kInUse && !force) {
+          return s.WithContext(fmt::format(
+              "{} is open (--force moves it anyway)", DevPath(k->minor)));
+        }
+        return s;
+      }
+      old_device = DevPath(k->minor);
+    }
+    CVM_ASSIGN_OR_RETURN(v, store_.HandOver(name, from, target.name));
+  } else if (force) {
+    // The old host may be down or its device open: the new epoch fences
+    // its I/O, and its cvmd lets go of the device once it is closed.
+    CVM_ASSIGN_OR_RETURN(v, store_.HandOver(name, from, target.name));
+  } else {
+    CVM_RETURN_IF_ERROR(store_.RequestMigration(name, target.name).status());
+    auto handed = wait_for(
+        [&](const Volume& now) -> Result<bool> {
+          if (now.attached_host == target.name) return true;
+          if (now.attached_host != from) {
+            return InUse(fmt::format(
+                "volume '{}' was detached or moved elsewhere meanwhile",
+                v.name));
+          }
+          if (now.migrate_to.empty()) {
+            return InUse(now.migrate_error.empty()
+                             ? fmt::format("the move of volume '{}' was "
+                                           "cancelled on host '{}'",
+                                           v.name, from)
+                             : now.migrate_error);
+          }
+          return false;
+        },
+        fmt::format("host '{}' did not hand volume '{}' over within {} ms "
+                    "(is its cvmd up? --force moves it anyway)",
+                    from, v.name, cluster_timeout_.count()));
+    if (!handed.ok()) {
+      // Withdraw the request, so that host does not act on it later.
+      static_cast<void>(
+          store_.RefuseMigration(name, from, handed.status().message()));
+      return handed.status();
+    }
+    v = *handed;
+  }
+  const auto handed_at = Clock::now();
+  LogInfo("volume '{}' moves from host '{}' to '{}' (attach epoch {})", v.name,
+          from, target.name, v.attach_epoch);
+  const uint64_t epoch = v.attach_epoch;
+  CVM_ASSIGN_OR_RETURN(
+      Volume served,
+      wait_for(
+          [&](const Volume& now) -> Result<bool> {
+            if (now.attached_host != target.name || now.attach_epoch < epoch) {
+              return InUse(fmt::format(
+                  "volume '{}' was detached or moved elsewhere meanwhile",
+                  v.name));
+            }
+            return now.served_epoch >= now.attach_epoch;
+          },
+          fmt::format("volume '{}' is handed to host '{}' (attach epoch {}), "
+                      "but its cvmd has not brought it up within {} ms",
+                      v.name, target.name, epoch, cluster_timeout_.count())));
+  const auto ms = [](auto d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
+  json out = ToJson(served);
+  out["from"] = from;
+  out["old_device"] = old_device.empty() ? json(nullptr) : json(old_device);
+  out["handover_ms"] = ms(handed_at - start);
+  out["total_ms"] = ms(Clock::now() - start);
+  return out;
 }
 
 }  // namespace cvm

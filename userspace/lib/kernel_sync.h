@@ -14,8 +14,24 @@
 // listeners, and the volumes recorded as attached to it (attached when the
 // record appears, detached when it goes), whichever node made the change
 // (StoreFollower runs Reconcile on every change).
+//
+// Fencing across nodes: every attach, re-attach and hand-over of a volume
+// has a new attach epoch, and no kernel device serves it until every
+// storage node whose cvmd is up has set it on its targets (each cvmd does
+// that for its own targets as it follows the store, before it listens, and
+// records it in the volume's `fenced`). From then on no request of an
+// older attachment is accepted anywhere. A storage node whose cvmd is down
+// is not waited for: the new attachment's first request raises its
+// targets' epoch, and its cvmd sets them all when it starts, before its
+// listeners.
+//
+// Migration: the volume's attached host is asked to hand it over
+// (`migrate_to`); its cvmd detaches the device unless it is open, and then
+// records the new host with a new attach epoch, or records why not. The
+// new host's cvmd attaches it once the epoch is fenced everywhere.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -51,6 +67,13 @@ class KernelSync {
   const std::string& host() const { return host_; }
   void SetCluster(bool cluster) { cluster_ = cluster; }
   bool cluster() const { return cluster_; }
+  // In a cluster: the hosts whose cvmd is up (the presence's nodes).
+  void SetLiveHosts(std::function<Result<std::set<std::string>>()> live) {
+    live_hosts_ = std::move(live);
+  }
+  // How long an attach waits for the other nodes to fence its epoch, and a
+  // migration for each of its steps.
+  void SetClusterTimeout(std::chrono::milliseconds t) { cluster_timeout_ = t; }
 
   // Installs the store's current map in cvm.ko unless the kernel's is as
   // new. Returns the epoch the kernel holds afterwards.
@@ -85,14 +108,41 @@ class KernelSync {
   // that host's cvmd detaches it once its device is closed.
   Result<nlohmann::json> DetachRemote(std::string_view volume);
 
+  // Moves an attached volume to host `to` (cluster only) and returns once
+  // the device serves there: refused while the device is open on its host
+  // unless `force` (the old host's I/O is then refused by the targets and
+  // its device let go of once closed).
+  Result<nlohmann::json> Migrate(std::string_view volume, std::string_view to,
+                                 bool force);
+
  private:
   Result<Host> HostWithAddress(std::string_view address);
+  // Sets v's attach epoch on this node's targets (when it serves any) and,
+  // in a cluster, records it in the volume.
+  Status FenceHere(const Volume& v);
+  // The storage nodes that are up and have not fenced v's epoch yet.
+  Result<std::vector<std::string>> Unfenced(const Volume& v);
+  // Waits up to `wait` until Unfenced(v) is empty; kUnavailable naming
+  // the nodes still missing.
+  Status WaitFenced(const Volume& v, std::chrono::milliseconds wait);
+  // The kernel attach of v (fenced everywhere), then records it served.
   Result<KernelVolume> KernelAttach(const Volume& v);
+  // This host's id in the store (0 while it has none).
+  uint64_t MyHostId();
+  // Reconcile's part for volumes this host is asked to hand over.
+  void HandOverRequested(const std::vector<Volume>& volumes,
+                         const std::vector<KernelVolume>& kvols,
+                         nlohmann::json& report);
 
   MetadataStore& store_;
   Kernel& kernel_;
   std::string host_;
   bool cluster_ = false;
+  std::function<Result<std::set<std::string>>()> live_hosts_;
+  std::chrono::milliseconds cluster_timeout_{30000};
+  uint64_t my_host_id_ = 0;
+  // Volume id -> the attach epoch whose wait for fences was logged.
+  std::map<uint64_t, uint64_t> fence_wait_logged_;
   // The API thread and the store follower both drive the kernel.
   std::recursive_mutex mutex_;
   std::set<uint64_t> busy_logged_;  // volumes whose busy detach was logged

@@ -855,15 +855,10 @@ Status MetadataStore::DeleteVolume(std::string_view name) {
 }
 
 Result<Volume> MetadataStore::AttachVolume(std::string_view name,
-                                           std::string_view host,
-                                           bool reattach_only) {
+                                           std::string_view host) {
   CVM_RETURN_IF_ERROR(ValidateName("host", host));
   return Transact([&]() -> Result<Volume> {
     CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
-    if (reattach_only && v.attached_host != host) {
-      return InvalidArgument(fmt::format(
-          "volume '{}' is no longer attached to host '{}'", v.name, host));
-    }
     if (!v.attached_host.empty() && v.attached_host != host) {
       return InUse(
           fmt::format("volume '{}' is attached to host '{}'; detach it there "
@@ -872,6 +867,7 @@ Result<Volume> MetadataStore::AttachVolume(std::string_view name,
     }
     v.attached_host = std::string(host);
     ++v.attach_epoch;
+    v.migrate_to.clear();
     KvBatch batch;
     batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
     CVM_RETURN_IF_ERROR(Commit(batch));
@@ -879,18 +875,135 @@ Result<Volume> MetadataStore::AttachVolume(std::string_view name,
   });
 }
 
-Result<Volume> MetadataStore::DetachVolume(std::string_view name) {
+Result<Volume> MetadataStore::DetachVolume(std::string_view name,
+                                           std::string_view expected_host) {
   return Transact([&]() -> Result<Volume> {
     CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
     if (v.attached_host.empty()) {
       return InvalidArgument(
           fmt::format("volume '{}' is not attached", v.name));
     }
+    if (!expected_host.empty() && v.attached_host != expected_host) {
+      return InUse(fmt::format("volume '{}' is now attached to host '{}'",
+                               v.name, v.attached_host));
+    }
     v.attached_host.clear();
+    v.migrate_to.clear();
     KvBatch batch;
     batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
     CVM_RETURN_IF_ERROR(Commit(batch));
     return v;
+  });
+}
+
+Result<Volume> MetadataStore::ReattachVolume(std::string_view name,
+                                             std::string_view host) {
+  return Transact([&]() -> Result<Volume> {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    if (v.attached_host != host) {
+      return InvalidArgument(fmt::format(
+          "volume '{}' is no longer attached to host '{}'", v.name, host));
+    }
+    // An epoch some kernel served may have requests of that attachment
+    // still about: the new one gets its own.
+    if (v.served_epoch < v.attach_epoch) return v;
+    ++v.attach_epoch;
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return v;
+  });
+}
+
+Status MetadataStore::MarkServed(std::string_view name, std::string_view host,
+                                 uint64_t epoch) {
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    if (v.attached_host != host || v.attach_epoch != epoch ||
+        v.served_epoch == epoch) {
+      return {};
+    }
+    v.served_epoch = epoch;
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    return Commit(batch);
+  });
+}
+
+Status MetadataStore::RecordFenced(uint64_t volume_id, uint64_t host_id,
+                                   uint64_t epoch) {
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(auto raw,
+                         GetRaw(Cf::kVolumes, EncodeIdKey(volume_id)));
+    if (!raw) return {};  // deleted meanwhile: nothing left to fence
+    CVM_ASSIGN_OR_RETURN(Volume v, DecodeVolume(*raw));
+    if (v.fenced[host_id] >= epoch) return {};
+    v.fenced[host_id] = epoch;
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    return Commit(batch);
+  });
+}
+
+Result<Volume> MetadataStore::RequestMigration(std::string_view name,
+                                               std::string_view to) {
+  return Transact([&]() -> Result<Volume> {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    CVM_ASSIGN_OR_RETURN(Host h, GetHost(to));
+    if (v.attached_host.empty()) {
+      return InvalidArgument(
+          fmt::format("volume '{}' is not attached (attach it with --host {})",
+                      v.name, h.name));
+    }
+    if (v.attached_host == h.name) {
+      return InvalidArgument(fmt::format(
+          "volume '{}' is attached to host '{}' already", v.name, h.name));
+    }
+    if (!v.migrate_to.empty() && v.migrate_to != h.name) {
+      return InUse(fmt::format("volume '{}' is moving to host '{}' already",
+                               v.name, v.migrate_to));
+    }
+    v.migrate_to = h.name;
+    v.migrate_error.clear();
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return v;
+  });
+}
+
+Result<Volume> MetadataStore::HandOver(std::string_view name,
+                                       std::string_view from,
+                                       std::string_view to) {
+  return Transact([&]() -> Result<Volume> {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    CVM_ASSIGN_OR_RETURN(Host h, GetHost(to));
+    if (v.attached_host != from) {
+      return InUse(fmt::format("volume '{}' is no longer attached to host '{}'",
+                               v.name, from));
+    }
+    v.attached_host = h.name;
+    ++v.attach_epoch;  // the old host's requests are refused from now on
+    v.migrate_to.clear();
+    v.migrate_error.clear();
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return v;
+  });
+}
+
+Status MetadataStore::RefuseMigration(std::string_view name,
+                                      std::string_view from,
+                                      std::string_view why) {
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    if (v.attached_host != from || v.migrate_to.empty()) return {};
+    v.migrate_to.clear();
+    v.migrate_error = std::string(why);
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    return Commit(batch);
   });
 }
 

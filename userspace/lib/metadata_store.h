@@ -135,12 +135,34 @@ class MetadataStore {
   // Records the volume as attached to `host` with the next attach epoch.
   // Refused (kInUse) when it is attached to another host; attaching again
   // to the same host (the kernel lost it) bumps the epoch once more.
-  // `reattach_only`: only if it is still recorded as attached to `host`
-  // (a re-attach must not undo a detach made meanwhile on another node).
-  Result<Volume> AttachVolume(std::string_view name, std::string_view host,
-                              bool reattach_only = false);
-  // Records the volume as detached; kInvalidArgument when it is not attached.
-  Result<Volume> DetachVolume(std::string_view name);
+  Result<Volume> AttachVolume(std::string_view name, std::string_view host);
+  // Records the volume as detached; kInvalidArgument when it is not
+  // attached, kInUse when `expected_host` is given and it is attached to
+  // another (a detach racing a newer attach elsewhere must not undo it).
+  Result<Volume> DetachVolume(std::string_view name,
+                              std::string_view expected_host = "");
+
+  // Fencing across nodes and migration (kernel_sync.h says who calls what).
+  // The volume's next attach on its host: a new attach epoch unless the
+  // current one was never served (a hand-over cut it), kInvalidArgument
+  // once the volume is no longer attached to `host`.
+  Result<Volume> ReattachVolume(std::string_view name, std::string_view host);
+  // `host`'s kernel device serves attach epoch `epoch` (if still current).
+  Status MarkServed(std::string_view name, std::string_view host,
+                    uint64_t epoch);
+  // Host `host_id`'s targets refuse the volume's attach epochs below
+  // `epoch` (raises the record; never lowers it).
+  Status RecordFenced(uint64_t volume_id, uint64_t host_id, uint64_t epoch);
+  // Asks the attached host to hand the volume to `to` once its device is
+  // closed (kInvalidArgument when not attached or attached to `to`).
+  Result<Volume> RequestMigration(std::string_view name, std::string_view to);
+  // The volume moves from `from` to `to` under a new attach epoch, if it is
+  // still attached to `from` (kInUse otherwise).
+  Result<Volume> HandOver(std::string_view name, std::string_view from,
+                          std::string_view to);
+  // The migration asked of `from` is refused, saying `why`.
+  Status RefuseMigration(std::string_view name, std::string_view from,
+                         std::string_view why);
 
   // Snapshots (model only for now: no data path behind them yet).
   Result<Snapshot> CreateSnapshot(std::string_view volume,

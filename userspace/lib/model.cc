@@ -47,6 +47,33 @@ std::string_view EnumName(Enum v,
   return "?";
 }
 
+// A volume's fence record, {"<host id>": epoch}: JSON keys are strings.
+json FencedToJson(const std::map<uint64_t, uint64_t>& fenced) {
+  json out = json::object();
+  for (const auto& [host, epoch] : fenced) out[std::to_string(host)] = epoch;
+  return out;
+}
+
+Result<std::map<uint64_t, uint64_t>> FencedFromJson(const json& j) {
+  std::map<uint64_t, uint64_t> out;
+  if (!j.is_object()) {
+    return Corruption("volume record field 'fenced' is not an object");
+  }
+  for (const auto& [key, epoch] : j.items()) {
+    uint64_t host = 0;
+    const auto [end, ec] =
+        std::from_chars(key.data(), key.data() + key.size(), host);
+    if (ec != std::errc() || end != key.data() + key.size() || host == 0 ||
+        !epoch.is_number_unsigned()) {
+      return Corruption(fmt::format(
+          "volume record field 'fenced': '{}' is not a host id with an epoch",
+          Printable(key)));
+    }
+    out[host] = epoch.get<uint64_t>();
+  }
+  return out;
+}
+
 bool IsNameChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
          c == '-';
@@ -468,6 +495,10 @@ json ToJson(const Volume& v) {
           {"snap_seq", v.snap_seq},
           {"attached_host", v.attached_host},
           {"attach_epoch", v.attach_epoch},
+          {"served_epoch", v.served_epoch},
+          {"fenced", FencedToJson(v.fenced)},
+          {"migrate_to", v.migrate_to},
+          {"migrate_error", v.migrate_error},
           {"created", v.created}};
 }
 
@@ -614,6 +645,7 @@ Result<Volume> DecodeVolume(std::string_view bytes) {
   JsonFields f(j, "volume record field", Code::kCorruption);
   f.Expect({"id", "name", "pool_id", "size", "object_size", "stripe_unit",
             "provisioning", "snap_seq", "attached_host", "attach_epoch",
+            "served_epoch", "fenced", "migrate_to", "migrate_error",
             "created"});
   Volume v;
   v.id = f.U64("id");
@@ -627,8 +659,16 @@ Result<Volume> DecodeVolume(std::string_view bytes) {
   // Older records lack the attachment fields: detached.
   v.attached_host = f.OptString("attached_host").value_or("");
   v.attach_epoch = f.OptU64("attach_epoch").value_or(0);
+  v.served_epoch = f.OptU64("served_epoch").value_or(0);
+  v.migrate_to = f.OptString("migrate_to").value_or("");
+  v.migrate_error = f.OptString("migrate_error").value_or("");
   v.created = f.I64("created");
   CVM_RETURN_IF_ERROR(f.status());
+  if (j.contains("fenced")) {
+    auto fenced = FencedFromJson(j["fenced"]);
+    if (!fenced.ok()) return fenced.status();
+    v.fenced = std::move(*fenced);
+  }
   if (v.id == 0 || v.pool_id == 0) {
     return Corruption("volume record: id and pool_id must be > 0");
   }

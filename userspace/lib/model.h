@@ -6,6 +6,7 @@
 // a record that decodes is a record the rest of the code may trust.
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -154,6 +155,19 @@ struct Volume {
   // Bumped on every attach and sent with every request: targets fence
   // writers with an older epoch. Never goes down, also across detaches.
   uint64_t attach_epoch = 0;
+  // The attach epoch a kernel device of attached_host last served (0:
+  // none yet). An epoch not yet served may be used by the next attach
+  // without a new one (a hand-over cuts it), one that was served never.
+  uint64_t served_epoch = 0;
+  // Host id -> the newest attach epoch that host's cvmd set on its
+  // targets (fencing across nodes): an attach waits until every storage
+  // node that is up has fenced its epoch.
+  std::map<uint64_t, uint64_t> fenced;
+  // A migration asked for: the host the attached host hands the volume to
+  // once its device is closed; "" when none. migrate_error: why the last
+  // one was refused ("" when it was not).
+  std::string migrate_to;
+  std::string migrate_error;
   int64_t created = 0;
 };
 

@@ -20,7 +20,7 @@ namespace cvm {
 class StoreFollower {
  public:
   StoreFollower(MetadataStore& store, std::function<void()> apply,
-                std::chrono::milliseconds poll = std::chrono::milliseconds(250),
+                std::chrono::milliseconds poll = std::chrono::milliseconds(100),
                 std::chrono::milliseconds resync = std::chrono::seconds(10));
   ~StoreFollower();  // Stop()
   StoreFollower(const StoreFollower&) = delete;

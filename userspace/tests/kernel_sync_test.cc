@@ -4,6 +4,7 @@
 #include <linux/cvm.h>
 
 #include <map>
+#include <set>
 #include <thread>
 
 #include "api.h"
@@ -54,8 +55,10 @@ class FakeKernel : public Kernel {
     cvm_map_free(raw);
     return {};
   }
+  std::function<void(const KernelVolume&)> on_attach;
   Result<KernelVolume> VolumeAttach(const KernelVolume& v) override {
     if (!initiator_loaded) return Unavailable("cvm module not loaded");
+    if (on_attach) on_attach(v);
     if (!next_attach_error.ok()) return std::exchange(next_attach_error, {});
     if (volumes.count(v.id)) return AlreadyExists("attached");
     KernelVolume k = v;
@@ -541,6 +544,159 @@ TEST(KernelSyncClusterTest, EachNodeAppliesItsOwnPartOfEveryChange) {
   EXPECT_TRUE(kernel_c1.devices.empty());
   follower.Stop();
   EXPECT_GT(follower.rounds(), 3u);
+}
+
+// Issue 15, migration and fencing across nodes: storage nodes h1 and h2,
+// initiators c1 and c2, four cvmds on one etcd, each following the store
+// (20 ms polls) with its own kernel; the API runs on h1. No kernel device
+// is attached before every storage node that is up recorded its attach
+// epoch fenced (on the old code c1 attached while h2 had fenced nothing);
+// a move is refused while the device is open on the old host; a move
+// fences both targets with a new epoch before c2 serves; --force moves it
+// off a host whose cvmd is down, which lets go of it once back; a move the
+// old host never answers times out and is withdrawn. About 2 s.
+TEST(KernelSyncClusterTest, MigrationFencesEveryTargetFirst) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string uri = testing::UniqueEtcdUri();
+  const std::vector<std::string> names = {"h1", "h2", "c1", "c2"};
+  std::map<std::string, std::unique_ptr<MetadataStore>> stores;
+  std::map<std::string, FakeKernel> kernels;
+  std::map<std::string, std::unique_ptr<KernelSync>> syncs;
+  std::map<std::string, std::unique_ptr<StoreFollower>> followers;
+  const std::set<std::string> live(names.begin(), names.end());
+  for (const std::string& n : names) {
+    auto store = MetadataStore::Open(uri);
+    ASSERT_OK(store);
+    stores[n] = std::move(*store);
+    kernels[n].initiator_loaded = n[0] == 'c';
+    kernels[n].target_loaded = n[0] == 'h';
+    syncs[n] = std::make_unique<KernelSync>(*stores[n], kernels[n], n);
+    syncs[n]->SetCluster(true);
+    syncs[n]->SetLiveHosts(
+        [&live]() -> Result<std::set<std::string>> { return live; });
+  }
+  const auto follow = [&](const std::string& n) {
+    followers[n] = std::make_unique<StoreFollower>(
+        *stores[n], [&, n] { static_cast<void>(syncs[n]->Reconcile()); },
+        std::chrono::milliseconds(20), std::chrono::milliseconds(200));
+    followers[n]->Start();
+  };
+  const auto wait_for = [](auto done) {
+    const auto start = std::chrono::steady_clock::now();
+    while (!done() && std::chrono::steady_clock::now() - start <
+                          std::chrono::seconds(10)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return done();
+  };
+  Api api(*stores["h1"]);
+  api.SetKernelSync(syncs["h1"].get());
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_OK(api.Call("host.add",
+                       {{"name", "h" + std::to_string(i)},
+                        {"addresses", {"127.0.0.1:700" + std::to_string(i)}}}));
+    ASSERT_OK(api.Call("device.add", {{"host", "h" + std::to_string(i)},
+                                      {"path", "/dev/ram0"},
+                                      {"capacity", 1 << 28}}));
+  }
+  ASSERT_OK(
+      api.Call("host.add", {{"name", "c1"}, {"addresses", {"10.0.0.1:1"}}}));
+  ASSERT_OK(
+      api.Call("host.add", {{"name", "c2"}, {"addresses", {"10.0.0.2:1"}}}));
+  ASSERT_OK(
+      api.Call("pool.create",
+               {{"name", "rep3"}, {"policy", "replicated:3"}, {"pg_num", 64}}));
+  ASSERT_OK(api.Call("volume.create",
+                     {{"name", "vol0"}, {"pool", "rep3"}, {"size", 1 << 27}}));
+  // h1 and h2 serve their devices (h3's is never served: not waited for).
+  ASSERT_OK(api.Call("target.device.add", {{"id", 1}, {"format", true}}));
+  ASSERT_OK((*stores["h2"]).SetDeviceServed(2, true).status());
+  const uint64_t id = stores["h1"]->GetVolume("vol0")->id;
+  // What the store said of the fences when a kernel attached the volume.
+  std::map<std::string, std::map<uint64_t, uint64_t>> fenced_at_attach;
+  for (const char* c : {"c1", "c2"}) {
+    kernels[c].on_attach = [&, c](const KernelVolume& k) {
+      auto v = stores[c]->GetVolume("vol0");
+      if (v.ok()) fenced_at_attach[c] = v->fenced;
+      EXPECT_EQ(k.attach_epoch, v.ok() ? v->attach_epoch : 0);
+    };
+  }
+  const auto fenced_everywhere = [&](const std::string& c, uint64_t epoch) {
+    const auto& f = fenced_at_attach[c];
+    return f.count(1) && f.at(1) >= epoch && f.count(2) && f.at(2) >= epoch;
+  };
+  for (const std::string& n : {"h1", "c1", "c2"}) follow(n);
+
+  // h2's cvmd is up but lags: c1 waits for it before attaching.
+  ASSERT_OK(api.Call("volume.attach", {{"name", "vol0"}, {"host", "c1"}}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(kernels["c1"].volumes.count(id), 0u) << "attached unfenced";
+  follow("h2");
+  ASSERT_TRUE(wait_for([&] { return kernels["c1"].volumes.count(id) == 1; }));
+  uint64_t epoch = kernels["c1"].volumes[id].attach_epoch;
+  EXPECT_TRUE(fenced_everywhere("c1", epoch));
+  EXPECT_EQ(kernels["h1"].fences[id], epoch);
+  EXPECT_EQ(kernels["h2"].fences[id], epoch);
+
+  // Open on c1: the move is refused with the reason; nothing changes.
+  kernels["c1"].open = true;
+  EXPECT_ERROR(api.Call("volume.migrate", {{"name", "vol0"}, {"to", "c2"}}),
+               Code::kInUse, "is open on host 'c1'");
+  Volume v = *stores["h1"]->GetVolume("vol0");
+  EXPECT_EQ(v.attached_host, "c1");
+  EXPECT_EQ(v.attach_epoch, epoch);
+  EXPECT_TRUE(v.migrate_to.empty());
+  EXPECT_EQ(kernels["c1"].volumes.count(id), 1u);
+
+  // Closed: c1 lets go, both targets fence the new epoch, c2 serves.
+  kernels["c1"].open = false;
+  auto moved = api.Call("volume.migrate", {{"name", "vol0"}, {"to", "c2"}});
+  ASSERT_OK(moved);
+  EXPECT_EQ((*moved)["from"], "c1");
+  EXPECT_EQ((*moved)["attached_host"], "c2");
+  std::cout << "idle volume moved c1 -> c2 in " << (*moved)["total_ms"]
+            << " ms (20 ms polls)\n";
+  EXPECT_EQ(kernels["c1"].volumes.count(id), 0u);
+  ASSERT_EQ(kernels["c2"].volumes.count(id), 1u);
+  const uint64_t moved_epoch = kernels["c2"].volumes[id].attach_epoch;
+  EXPECT_GT(moved_epoch, epoch);
+  EXPECT_TRUE(fenced_everywhere("c2", moved_epoch));
+  EXPECT_EQ(kernels["h1"].fences[id], moved_epoch);
+
+  // c2's cvmd stops with the device open: --force moves it to c1 anyway,
+  // the targets refuse c2's epoch, and c2 lets go once back and closed.
+  followers["c2"]->Stop();
+  kernels["c2"].open = true;
+  moved = api.Call("volume.migrate",
+                   {{"name", "vol0"}, {"to", "c1"}, {"force", true}});
+  ASSERT_OK(moved);
+  ASSERT_EQ(kernels["c1"].volumes.count(id), 1u);
+  epoch = kernels["c1"].volumes[id].attach_epoch;
+  EXPECT_GT(epoch, moved_epoch);
+  EXPECT_TRUE(fenced_everywhere("c1", epoch));
+  EXPECT_EQ(kernels["c2"].volumes.count(id), 1u);  // cut off, still there
+  follow("c2");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  kernels["c2"].open = false;
+  EXPECT_TRUE(wait_for([&] { return kernels["c2"].volumes.count(id) == 0; }));
+
+  // A move the old host never answers times out and is withdrawn.
+  followers["c1"]->Stop();
+  syncs["h1"]->SetClusterTimeout(std::chrono::milliseconds(300));
+  EXPECT_ERROR(api.Call("volume.migrate", {{"name", "vol0"}, {"to", "c2"}}),
+               Code::kUnavailable, "did not hand volume 'vol0' over");
+  v = *stores["h1"]->GetVolume("vol0");
+  EXPECT_EQ(v.attached_host, "c1");
+  EXPECT_TRUE(v.migrate_to.empty());
+  // Bad moves are refused with the reason.
+  EXPECT_ERROR(api.Call("volume.migrate", {{"name", "vol0"}, {"to", "c1"}}),
+               Code::kInvalidArgument, "attached to host 'c1' already");
+  EXPECT_ERROR(api.Call("volume.migrate", {{"name", "vol0"}, {"to", "zz"}}),
+               Code::kNotFound, "");
+  EXPECT_ERROR(api.Call("volume.migrate", {{"name", "vol0"}}),
+               Code::kInvalidArgument, "to");
+  for (auto& [n, f] : followers) f->Stop();
 }
 
 TEST(KernelSyncWithoutKernelTest, OpsSayThereIsNoKernelAccess) {
