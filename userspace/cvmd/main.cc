@@ -26,6 +26,7 @@
 #include "log.h"
 #include "metadata_store.h"
 #include "netlink_client.h"
+#include "node_identity.h"
 #include "store_follower.h"
 #include "unix_socket.h"
 #include "version.h"
@@ -44,6 +45,8 @@ struct Config {
   // (`cvmd 2>&1 | head` would never return). In the foreground, stderr.
   std::string log_file = "/var/log/cvm/cvmd.log";
   std::string host;  // "this host": where volume attach attaches
+  // Cluster only: the key this node joined with (node_identity.h).
+  std::string node_key = "/var/lib/cvm/node.key";
   // Cluster (etcd) only: this cvmd's lease, how many map epochs the leader
   // keeps, how often it compacts etcd.
   int lease_ttl = 10;
@@ -206,11 +209,19 @@ int Serve(const Config& config) {
   } else {
     presence = std::make_unique<LocalPresence>(config.host, node_info);
   }
+  // Which host this cvmd may act for: the one whose join token it was given.
+  NodeIdentity identity(**store, config.host, config.node_key, etcd);
+  if (const std::string why = identity.Check(); !why.empty()) {
+    LogWarn("not joined, applying nothing of the store: {}", why);
+  }
   Api api(**store);
   api.SetPresence(presence.get());
-  api.SetStatusInfo([&config, &path_events, started] {
+  api.SetNodeIdentity(&identity);
+  api.SetStatusInfo([&config, &path_events, &identity, started] {
     return nlohmann::json{
         {"pid", ::getpid()},
+        {"host", config.host},
+        {"joined", identity.joined()},
         {"socket", config.socket},
         {"started", started},
         {"path_events",
@@ -221,6 +232,7 @@ int Serve(const Config& config) {
   NetlinkKernel kernel;
   KernelSync sync(**store, kernel, config.host);
   sync.SetCluster(etcd);
+  sync.SetJoined([&identity] { return identity.joined(); });
   sync.SetLiveHosts([&presence]() -> Result<std::set<std::string>> {
     const nlohmann::json view = presence->View(/*members=*/false);
     if (view.contains("error")) {
@@ -320,7 +332,13 @@ int main(int argc, char** argv) {
       "host", po::value(&config.host)->value_name("NAME"),
       "this host's name in the cluster: volumes attach here and are "
       "recorded as attached to it (default: the machine's hostname)")(
-      "debug", po::bool_switch(&config.debug), "log debug messages");
+      "node-key",
+      po::value(&config.node_key)
+          ->value_name("PATH")
+          ->default_value(config.node_key),
+      "etcd store: the key this node joined the cluster with (written by "
+      "'cvmadm join', mode 0600)")("debug", po::bool_switch(&config.debug),
+                                   "log debug messages");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
@@ -360,8 +378,8 @@ int main(int argc, char** argv) {
   }
   // Detaching changes to "/": relative paths must mean what the user meant.
   if (config.store.empty()) config.store = config.db;
-  for (std::string* path :
-       {&config.db, &config.socket, &config.pid_file, &config.log_file}) {
+  for (std::string* path : {&config.db, &config.socket, &config.pid_file,
+                            &config.log_file, &config.node_key}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();
   }
   if (config.store.rfind("etcd://", 0) != 0) {

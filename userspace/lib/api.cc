@@ -7,6 +7,7 @@
 
 #include "cluster_presence.h"
 #include "log.h"
+#include "node_identity.h"
 #include "version.h"
 
 namespace cvm {
@@ -50,6 +51,8 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"volume.attach", &Api::VolumeAttach},
       {"volume.detach", &Api::VolumeDetach},
       {"volume.migrate", &Api::VolumeMigrate},
+      {"node.join", &Api::NodeJoin},
+      {"host.token", &Api::HostToken},
       {"target.listen", &Api::TargetListen},
       {"target.unlisten", &Api::TargetUnlisten},
       {"target.device.add", &Api::TargetDeviceAdd},
@@ -234,6 +237,21 @@ Result<json> Api::ListOps(JsonFields& a) {
 
 // ---- hosts ----
 
+namespace {
+
+// A host as the API shows it: whether it joined, never the digests.
+json HostView(const Host& h, bool cluster) {
+  json j = ToJson(h);
+  j.erase("join_hash");
+  j.erase("key_hash");
+  if (cluster) j["joined"] = !h.key_hash.empty();
+  return j;
+}
+
+}  // namespace
+
+// In a cluster a new host gets a one-time join token (node_identity.h);
+// this node's own host joins at once.
 Result<json> Api::HostAdd(JsonFields& a) {
   a.Expect({"name", "addresses", "transport", "rack", "row"});
   Host h;
@@ -244,8 +262,49 @@ Result<json> Api::HostAdd(JsonFields& a) {
   h.row = a.OptString("row").value_or("");
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(h.transport, ParseTransport(transport));
+  const bool cluster = identity_ != nullptr && identity_->cluster();
+  std::string secret;
+  if (cluster) {
+    CVM_ASSIGN_OR_RETURN(secret, RandomSecret());
+    h.join_hash = Sha256Hex(secret);
+  }
   CVM_ASSIGN_OR_RETURN(Host added, store_.AddHost(std::move(h)));
-  return ToJson(added);
+  json out = HostView(added, cluster);
+  if (!cluster) return out;
+  const std::string token = FormatJoinToken({added.name, secret});
+  if (added.name == identity_->host()) {
+    CVM_RETURN_IF_ERROR(identity_->Join(token).status().WithContext(fmt::format(
+        "host '{}' added, but this node did not join as it", added.name)));
+    out["joined"] = true;
+  } else {
+    out["join_token"] = token;
+  }
+  return out;
+}
+
+// A new join token for a host (a reinstalled node); its old key is void.
+Result<json> Api::HostToken(JsonFields& a) {
+  a.Expect({"name"});
+  const std::string name = a.String("name");
+  CVM_RETURN_IF_ERROR(a.status());
+  if (identity_ == nullptr || !identity_->cluster()) {
+    return InvalidArgument(
+        "join tokens need the cluster store (cvmd --store etcd://...)");
+  }
+  CVM_ASSIGN_OR_RETURN(std::string token, identity_->IssueToken(name));
+  return json{{"host", name}, {"join_token", token}};
+}
+
+// This cvmd joins the cluster as its host with the token host add printed.
+Result<json> Api::NodeJoin(JsonFields& a) {
+  a.Expect({"token"});
+  const std::string token = a.String("token");
+  CVM_RETURN_IF_ERROR(a.status());
+  if (identity_ == nullptr) return Unavailable("this cvmd cannot join");
+  CVM_ASSIGN_OR_RETURN(json joined, identity_->Join(token));
+  // Now it applies its host's part of the store.
+  if (sync_ != nullptr) joined["reconcile"] = sync_->Reconcile();
+  return joined;
 }
 
 Result<json> Api::HostList(JsonFields& a) {
@@ -255,8 +314,9 @@ Result<json> Api::HostList(JsonFields& a) {
       presence_ ? presence_->View(/*members=*/false) : json::object();
   const json nodes = view.value("nodes", json::object());
   json out = json::array();
+  const bool cluster = identity_ != nullptr && identity_->cluster();
   for (const auto& h : hosts) {
-    json j = ToJson(h);
+    json j = HostView(h, cluster);
     if (presence_) {
       j["up"] = nodes.contains(h.name);  // its cvmd's lease lives
       j["leader"] = view.value("leader", "") == h.name;
@@ -271,7 +331,7 @@ Result<json> Api::HostGet(JsonFields& a) {
   const std::string name = a.String("name");
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(Host h, store_.GetHost(name));
-  return ToJson(h);
+  return HostView(h, identity_ != nullptr && identity_->cluster());
 }
 
 Result<json> Api::HostRemove(JsonFields& a) {

@@ -26,6 +26,7 @@
 namespace cvm {
 
 class Presence;
+class NodeIdentity;
 
 inline constexpr size_t kMaxRequestBytes = 1 << 20;
 inline constexpr int kMaxRequestDepth = 32;
@@ -47,6 +48,8 @@ class Api {
   // Which cvmds are up and which leads (cluster_presence.h): "status"
   // shows it, "host.list" marks each host up or down and the leader.
   void SetPresence(Presence* presence) { presence_ = presence; }
+  // This node's identity in a cluster: host add issues join tokens.
+  void SetNodeIdentity(NodeIdentity* identity) { identity_ = identity; }
 
   // Runs one op. Never throws; bad args are kInvalidArgument, unknown ops
   // kUnknownOp.
@@ -93,6 +96,8 @@ class Api {
   Result<nlohmann::json> VolumeAttach(JsonFields& a);
   Result<nlohmann::json> VolumeDetach(JsonFields& a);
   Result<nlohmann::json> VolumeMigrate(JsonFields& a);
+  Result<nlohmann::json> NodeJoin(JsonFields& a);
+  Result<nlohmann::json> HostToken(JsonFields& a);
   Result<nlohmann::json> TargetListen(JsonFields& a);
   Result<nlohmann::json> TargetUnlisten(JsonFields& a);
   Result<nlohmann::json> TargetDeviceAdd(JsonFields& a);
@@ -108,6 +113,7 @@ class Api {
   std::function<nlohmann::json()> status_info_;
   KernelSync* sync_ = nullptr;
   Presence* presence_ = nullptr;
+  NodeIdentity* identity_ = nullptr;
 };
 
 nlohmann::json OkResponse(nlohmann::json data);

@@ -226,6 +226,11 @@ Result<KernelVolume> KernelSync::KernelAttach(const Volume& v) {
 
 Result<json> KernelSync::Attach(std::string_view name) {
   std::lock_guard lock(mutex_);
+  if (cluster_ && joined_ && !joined_()) {
+    return PermissionDenied(fmt::format(
+        "this cvmd has not joined the cluster as host '{}' (cvmadm join)",
+        host_));
+  }
   CVM_ASSIGN_OR_RETURN(Volume v, store_.GetVolume(name));
   CVM_ASSIGN_OR_RETURN(auto kvols, kernel_.VolumeList());
   if (auto k = FindKernelVolume(kvols, v.id)) {
@@ -408,6 +413,10 @@ json KernelSync::Reconcile() {
     LogWarn("reconcile: {}: {}", what, s.message());
     report["errors"].push_back(fmt::format("{}: {}", what, s.message()));
   };
+  if (cluster_ && joined_ && !joined_()) {
+    report["not_joined"] = true;
+    return report;
+  }
   auto target = kernel_.Query(CVM_TARGET_GENL_NAME);
   if (target.ok() && target->loaded) {
     auto devices = store_.ListDevices();

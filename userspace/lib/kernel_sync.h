@@ -71,6 +71,9 @@ class KernelSync {
   void SetLiveHosts(std::function<Result<std::set<std::string>>()> live) {
     live_hosts_ = std::move(live);
   }
+  // In a cluster: whether this cvmd has joined as its host; until then it
+  // applies nothing (node_identity.h).
+  void SetJoined(std::function<bool()> joined) { joined_ = std::move(joined); }
   // How long an attach waits for the other nodes to fence its epoch, and a
   // migration for each of its steps.
   void SetClusterTimeout(std::chrono::milliseconds t) { cluster_timeout_ = t; }
@@ -139,6 +142,7 @@ class KernelSync {
   std::string host_;
   bool cluster_ = false;
   std::function<Result<std::set<std::string>>()> live_hosts_;
+  std::function<bool()> joined_;
   std::chrono::milliseconds cluster_timeout_{30000};
   uint64_t my_host_id_ = 0;
   // Volume id -> the attach epoch whose wait for fences was logged.

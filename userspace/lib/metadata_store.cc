@@ -1,6 +1,7 @@
 #include "metadata_store.h"
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <charconv>
@@ -392,6 +393,41 @@ Result<Host> MetadataStore::AddHost(Host spec) {
         BumpEpoch(batch, fmt::format("host.add {}", spec.name), next));
     CVM_RETURN_IF_ERROR(Commit(batch));
     return spec;
+  });
+}
+
+Result<Host> MetadataStore::SetJoinHash(std::string_view name,
+                                        std::string_view join_hash) {
+  return Transact([&]() -> Result<Host> {
+    CVM_ASSIGN_OR_RETURN(Host h, GetHost(name));
+    h.join_hash = std::string(join_hash);
+    h.key_hash.clear();
+    KvBatch batch;
+    batch.Put(Cf::kHosts, EncodeIdKey(h.id), Encode(ToJson(h)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return h;
+  });
+}
+
+Result<Host> MetadataStore::JoinHost(std::string_view name,
+                                     std::string_view token_hash,
+                                     std::string_view key_hash) {
+  return Transact([&]() -> Result<Host> {
+    CVM_ASSIGN_OR_RETURN(Host h, GetHost(name));
+    if (h.join_hash.empty() || h.join_hash.size() != token_hash.size() ||
+        CRYPTO_memcmp(h.join_hash.data(), token_hash.data(),
+                      token_hash.size()) != 0) {
+      return PermissionDenied(fmt::format(
+          "the join token is not host '{}''s current one (used already, or "
+          "replaced by 'cvmadm host token {}')",
+          h.name, h.name));
+    }
+    h.join_hash.clear();
+    h.key_hash = std::string(key_hash);
+    KvBatch batch;
+    batch.Put(Cf::kHosts, EncodeIdKey(h.id), Encode(ToJson(h)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return h;
   });
 }
 

@@ -89,6 +89,13 @@ class MetadataStore {
 
   // Hosts. `spec.id` and `spec.created` are assigned.
   Result<Host> AddHost(Host spec);
+  // Joining (node_identity.h). SetJoinHash: host `name` may join once with
+  // the token whose digest is `join_hash`; any key it held is void.
+  // JoinHost: the token's digest must match the pending one; the host then
+  // holds the key whose digest is `key_hash`.
+  Result<Host> SetJoinHash(std::string_view name, std::string_view join_hash);
+  Result<Host> JoinHost(std::string_view name, std::string_view token_hash,
+                        std::string_view key_hash);
   Result<Host> GetHost(std::string_view name);
   Result<Host> GetHostById(uint64_t id);
   Result<std::vector<Host>> ListHosts();

@@ -454,6 +454,8 @@ json ToJson(const Host& h) {
           {"rack", h.rack},
           {"row", h.row},
           {"listeners", h.listeners},
+          {"join_hash", h.join_hash},
+          {"key_hash", h.key_hash},
           {"created", h.created}};
 }
 
@@ -558,7 +560,7 @@ Result<Host> DecodeHost(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "host"));
   JsonFields f(j, "host record field", Code::kCorruption);
   f.Expect({"id", "name", "addresses", "transport", "rack", "row", "listeners",
-            "created"});
+            "join_hash", "key_hash", "created"});
   Host h;
   h.id = f.U64("id");
   h.name = f.String("name");
@@ -568,6 +570,8 @@ Result<Host> DecodeHost(std::string_view bytes) {
   h.row = f.String("row");
   // Absent in records written before listeners were recorded.
   if (f.Raw("listeners") != nullptr) h.listeners = f.StringList("listeners");
+  h.join_hash = f.OptString("join_hash").value_or("");
+  h.key_hash = f.OptString("key_hash").value_or("");
   h.created = f.I64("created");
   CVM_RETURN_IF_ERROR(f.status());
   CVM_RETURN_IF_ERROR(

@@ -65,6 +65,12 @@ struct Host {
   // Addresses (a subset of `addresses`) the host's cvm_target listens on,
   // as set by "target listen": cvmd re-listens on them when it starts.
   std::vector<std::string> listeners;
+  // Joining a cluster (node_identity.h), as SHA-256 hex digests: of the
+  // one-time join token `host add` printed, until the host's cvmd joins
+  // with it; then of the key that cvmd keeps (its --node-key file). Both
+  // empty: added before hosts joined (or with RocksDB, one node).
+  std::string join_hash;
+  std::string key_hash;
   int64_t created = 0;  // unix seconds
 };
 

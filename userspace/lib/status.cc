@@ -26,6 +26,7 @@ constexpr CodeInfo kCodes[] = {
     {Code::kUnknownOp, "unknown_op", EOPNOTSUPP},
     {Code::kNoSpace, "no_space", ENOSPC},
     {Code::kConflict, "conflict", EAGAIN},
+    {Code::kPermissionDenied, "permission_denied", EACCES},
     {Code::kInternal, "internal", EFAULT},
 };
 

@@ -29,7 +29,8 @@ enum class Code {
   kNoSpace,          // refused: the cluster has not the capacity it asks for
   kConflict,  // another writer changed the store first; the change may be
               // retried
-  kInternal,  // a bug: should never reach a user
+  kPermissionDenied,  // the caller lacks the credential (a join token)
+  kInternal,          // a bug: should never reach a user
 };
 
 std::string_view CodeName(Code code);
@@ -77,6 +78,9 @@ inline Status Corruption(std::string m) {
 inline Status IoError(std::string m) { return {Code::kIoError, std::move(m)}; }
 inline Status Unavailable(std::string m) {
   return {Code::kUnavailable, std::move(m)};
+}
+inline Status PermissionDenied(std::string m) {
+  return {Code::kPermissionDenied, std::move(m)};
 }
 inline Status Internal(std::string m) {
   return {Code::kInternal, std::move(m)};

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -88,6 +89,9 @@ class CliTest : public ::testing::Test {
     std::vector<std::string> args = {CVMD_BIN,   "--store",        store,
                                      "--socket", NodeSocket(node), "--host",
                                      node,       "--foreground"};
+    if (std::find(extra.begin(), extra.end(), "--node-key") == extra.end()) {
+      args.insert(args.end(), {"--node-key", dir_.Sub(node + ".key")});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     const pid_t pid =
         Spawn(args, dir_.Sub(node + ".out"), dir_.Sub(node + ".log"));
@@ -666,6 +670,95 @@ TEST_F(CliTest, TwoDaemonsShareOneEtcdStore) {
 // about a lease and the dead one shows down; a leader paused past its
 // lease (SIGSTOP) loses the lead and follows once it runs again. Costs
 // about 8 s.
+// Issue 15, host registration: a host joins with a one-time token, never
+// by name alone. n1 adds itself (joined at once) and n2, whose cvmd is
+// already running: n2 stays unjoined (applies nothing) until `cvmadm join`
+// with the printed token; a wrong, foreign or spent token is refused with
+// the reason; a restarted n2 is n2 again only with the key it joined with;
+// `host token` voids that key. About 2 s.
+TEST_F(CliTest, HostsJoinWithAOneTimeToken) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string store = testing::UniqueEtcdUri();
+  std::map<std::string, pid_t> pids;
+  for (const char* node : {"n1", "n2"}) {
+    pids[node] = StartNode(store, node);
+    ASSERT_GT(pids[node], 0);
+  }
+  const auto adm = [&](const std::string& node,
+                       const std::vector<std::string>& args) {
+    return Run({CVMADM_BIN, "--socket", NodeSocket(node)}, args);
+  };
+  const auto joined = [&](const std::string& node) {
+    json st = json::parse(adm(node, {"status", "--json"}).out, nullptr, false);
+    return st.is_object() && st["daemon"].value("joined", false);
+  };
+  Output o = adm("n1", {"host", "add", "n1", "--address", "10.0.0.1:7800"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("this node joined as it"), std::string::npos) << o.out;
+  EXPECT_TRUE(joined("n1"));
+  o = adm("n1", {"host", "add", "n2", "--address", "10.0.0.2:7800"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const size_t at = o.out.find("cvmadm join ");
+  ASSERT_NE(at, std::string::npos) << o.out;
+  const std::string token =
+      o.out.substr(at + 12, o.out.find('\n', at) - at - 12);
+  EXPECT_FALSE(joined("n2"));
+  o = adm("n1", {"host", "list", "--json"});
+  json hosts = json::parse(o.out, nullptr, false);
+  ASSERT_TRUE(hosts.is_array()) << o.out;
+  EXPECT_EQ(hosts[1]["joined"], false);
+  EXPECT_FALSE(hosts[1].contains("join_hash")) << hosts[1].dump();
+
+  std::string wrong = token;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  o = adm("n2", {"join", wrong});
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_NE(o.err.find("not host 'n2''s current one"), std::string::npos)
+      << o.err;
+  o = adm("n2", {"join", "cvmjoin:n3:" + token.substr(token.size() - 64)});
+  EXPECT_NE(o.err.find("this token is for host 'n3'"), std::string::npos)
+      << o.err;
+  o = adm("n2", {"join", "n2"});
+  EXPECT_NE(o.err.find("not a join token"), std::string::npos) << o.err;
+  EXPECT_FALSE(joined("n2"));
+
+  o = adm("n2", {"join", token});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_TRUE(joined("n2"));
+  struct stat st {};
+  ASSERT_EQ(stat(dir_.Sub("n2.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  o = adm("n2", {"join", token});  // joined: its key stays
+  EXPECT_NE(o.err.find("has joined the cluster as host 'n2' already"),
+            std::string::npos)
+      << o.err;
+
+  // Restarted: n2 again with its key, never by name alone.
+  const auto restart = [&](const std::vector<std::string>& extra) {
+    kill(pids["n2"], SIGTERM);
+    EXPECT_EQ(Wait(pids["n2"]), 0);
+    pids["n2"] = StartNode(store, "n2", extra);
+    ASSERT_GT(pids["n2"], 0);
+  };
+  restart({"--node-key", dir_.Sub("other.key")});
+  EXPECT_FALSE(joined("n2"));
+  EXPECT_NE(ReadFile(dir_.Sub("n2.log")).find("no node key at"),
+            std::string::npos);
+  o = adm("n2", {"join", token});  // spent
+  EXPECT_NE(o.err.find("used already"), std::string::npos) << o.err;
+  restart({});
+  EXPECT_TRUE(joined("n2")) << ReadFile(dir_.Sub("n2.log"));
+  o = adm("n1", {"host", "token", "n2"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  restart({});
+  EXPECT_FALSE(joined("n2"));
+  for (auto& [node, pid] : pids) {
+    kill(pid, SIGTERM);
+    EXPECT_EQ(Wait(pid), 0);
+  }
+}
+
 TEST_F(CliTest, LeaderFailsOverAndStatusShowsWhoIsUp) {
   ASSERT_NE(testing::EtcdServer::Get().uri(), "")
       << testing::EtcdServer::Get().error();

@@ -31,8 +31,18 @@ int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
       {"row", vm["row"].as<std::string>()},
       {"rack", vm["rack"].as<std::string>()}};
   if (int err = CallDaemon(ctx, "host.add", args, r)) return err;
-  r->text = fmt::format("host '{}' added (id {})", r->data.value("name", ""),
-                        r->data.value("id", 0));
+  const std::string name = r->data.value("name", "");
+  r->text =
+      fmt::format("host '{}' added (id {})", name, r->data.value("id", 0));
+  // In a cluster the new host's cvmd joins with a one-time token.
+  if (r->data.contains("join_token")) {
+    r->text += fmt::format(
+        "\non host '{}', with its cvmd running (--host {}), join it with:\n"
+        "  cvmadm join {}",
+        name, name, r->data.value("join_token", ""));
+  } else if (r->data.value("joined", false)) {
+    r->text += "; this node joined as it";
+  }
   return 0;
 }
 
