@@ -28,7 +28,8 @@ std::string Joined(const std::vector<std::string>& words) {
   return out;
 }
 
-po::options_description GlobalOptions(std::string* socket, bool* json) {
+po::options_description GlobalOptions(std::string* socket, bool* json,
+                                      bool* wait) {
   const char* env = std::getenv("CVM_SOCKET");
   *socket = env && *env ? env : kDefaultSocketPath;
   po::options_description global("Global options");
@@ -37,7 +38,9 @@ po::options_description GlobalOptions(std::string* socket, bool* json) {
       fmt::format("cvmd's API socket (env CVM_SOCKET, default {})",
                   kDefaultSocketPath)
           .c_str())("json", po::bool_switch(json), "print results as JSON")(
-      "help,h", "show help");
+      "wait", po::bool_switch(wait),
+      "after a change that cuts a map epoch: wait until that epoch is "
+      "installed on every node that runs cvm.ko")("help,h", "show help");
   return global;
 }
 
@@ -97,7 +100,8 @@ int Shell::Run(int argc, const char* const* argv) {
 
   std::string socket;
   bool json = false;
-  const po::options_description global = GlobalOptions(&socket, &json);
+  bool wait = false;
+  const po::options_description global = GlobalOptions(&socket, &json, &wait);
 
   // Find the command words: the leading non-option words, skipping global
   // options (and the value of --socket).
@@ -263,6 +267,22 @@ int Shell::Run(int argc, const char* const* argv) {
     result.error = fmt::format("internal error: {}", e.what());
   }
   if (err != 0 && result.err == 0) result.err = err;
+  // --wait: the change names the epoch that carries it; wait for it.
+  if (err == 0 && wait && result.data.is_object() &&
+      result.data.contains("map_epoch")) {
+    CliResult waited;
+    if (int w = CallDaemon(ctx, "map.wait",
+                           {{"epoch", result.data["map_epoch"]}}, &waited)) {
+      waited.err = w;
+      return Print(waited, ctx, command);
+    }
+    result.data["installed"] = waited.data;
+    result.text +=
+        fmt::format("\nmap epoch {} installed on {} node(s) in {:.0f} ms",
+                    waited.data.value("epoch", 0),
+                    waited.data.value("nodes", nlohmann::json::object()).size(),
+                    waited.data.value("ms", 0.0));
+  }
   return Print(result, ctx, command);
 }
 

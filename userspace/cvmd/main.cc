@@ -233,6 +233,11 @@ int Serve(const Config& config) {
   KernelSync sync(**store, kernel, config.host);
   sync.SetCluster(etcd);
   sync.SetJoined([&identity] { return identity.joined(); });
+  sync.SetMapInstalled([&presence](uint64_t epoch) {
+    if (Status s = presence->Publish({{"map_epoch", epoch}}); !s.ok()) {
+      LogWarn("publishing map epoch {}: {}", epoch, s.message());
+    }
+  });
   sync.SetLiveHosts([&presence]() -> Result<std::set<std::string>> {
     const nlohmann::json view = presence->View(/*members=*/false);
     if (view.contains("error")) {
@@ -240,9 +245,8 @@ int Serve(const Config& config) {
                          view["error"].get<std::string>());
     }
     std::set<std::string> live;
-    for (const auto& [host, info] :
-         view.value("nodes", nlohmann::json::object()).items())
-      live.insert(host);
+    const nlohmann::json nodes = view.value("nodes", nlohmann::json::object());
+    for (const auto& [host, info] : nodes.items()) live.insert(host);
     return live;
   });
   const nlohmann::json reconciled = sync.Reconcile();

@@ -1,9 +1,12 @@
 #include "api.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "cluster_presence.h"
 #include "log.h"
@@ -52,6 +55,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"volume.detach", &Api::VolumeDetach},
       {"volume.migrate", &Api::VolumeMigrate},
       {"node.join", &Api::NodeJoin},
+      {"map.wait", &Api::MapWait},
       {"host.token", &Api::HostToken},
       {"target.listen", &Api::TargetListen},
       {"target.unlisten", &Api::TargetUnlisten},
@@ -91,6 +95,15 @@ Result<json> Api::Call(std::string_view op, const json& args) {
         std::find(std::begin(kTopologyOps), std::end(kTopologyOps), op) !=
             std::end(kTopologyOps)) {
       sync_->PushMapBestEffort(op);
+    }
+    // The change names the epoch that carries it (or a later one, which
+    // carries it too): `cvmadm --wait` waits for it on every node.
+    if (result.ok() && result->is_object() &&
+        std::find(std::begin(kTopologyOps), std::end(kTopologyOps), op) !=
+            std::end(kTopologyOps)) {
+      if (auto epoch = store_.CurrentEpoch(); epoch.ok()) {
+        (*result)["map_epoch"] = *epoch;
+      }
     }
     return result;
   }
@@ -293,6 +306,43 @@ Result<json> Api::HostToken(JsonFields& a) {
   }
   CVM_ASSIGN_OR_RETURN(std::string token, identity_->IssueToken(name));
   return json{{"host", name}, {"join_token", token}};
+}
+
+// Waits until every node whose cvm.ko holds a map (it publishes its epoch
+// in its presence key) holds `epoch` or a newer one.
+Result<json> Api::MapWait(JsonFields& a) {
+  a.Expect({"epoch", "timeout_ms"});
+  const uint64_t epoch = a.U64("epoch");
+  const uint64_t timeout_ms = a.OptU64("timeout_ms").value_or(60000);
+  CVM_RETURN_IF_ERROR(a.status());
+  if (presence_ == nullptr) return Unavailable("no presence to wait on");
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    const json view = presence_->View(/*members=*/false);
+    json nodes = json::object();
+    std::vector<std::string> behind;
+    const json all = view.value("nodes", json::object());
+    for (const auto& [host, info] : all.items()) {
+      if (!info.contains("map_epoch")) continue;  // no cvm.ko there
+      const uint64_t e = info.value("map_epoch", uint64_t{0});
+      nodes[host] = e;
+      if (e < epoch) behind.push_back(fmt::format("{} (epoch {})", host, e));
+    }
+    const double ms = std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+    if (!view.contains("error") && behind.empty()) {
+      return json{{"epoch", epoch}, {"nodes", nodes}, {"ms", ms}};
+    }
+    if (ms >= static_cast<double>(timeout_ms)) {
+      return Unavailable(fmt::format(
+          "map epoch {} not installed everywhere after {} ms: {}", epoch,
+          timeout_ms,
+          view.contains("error") ? view["error"].get<std::string>()
+                                 : fmt::format("{}", fmt::join(behind, ", "))));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 // This cvmd joins the cluster as its host with the token host add printed.

@@ -97,6 +97,7 @@ class Api {
   Result<nlohmann::json> VolumeDetach(JsonFields& a);
   Result<nlohmann::json> VolumeMigrate(JsonFields& a);
   Result<nlohmann::json> NodeJoin(JsonFields& a);
+  Result<nlohmann::json> MapWait(JsonFields& a);
   Result<nlohmann::json> HostToken(JsonFields& a);
   Result<nlohmann::json> TargetListen(JsonFields& a);
   Result<nlohmann::json> TargetUnlisten(JsonFields& a);

@@ -18,7 +18,14 @@ int64_t NowMs() {
 
 }  // namespace
 
+Status LocalPresence::Publish(const json& fields) {
+  std::lock_guard lock(mutex_);
+  info_.update(fields);
+  return {};
+}
+
 json LocalPresence::View(bool /*members: none*/) {
+  std::lock_guard lock(mutex_);
   json node = info_;
   node["host"] = host_;
   return {{"leader", host_}, {"is_leader", true}, {"nodes", {{host_, node}}}};
@@ -46,8 +53,20 @@ Status EtcdPresence::Grant() {
   return {};
 }
 
+Status EtcdPresence::Publish(const json& fields) {
+  {
+    std::lock_guard lock(info_mutex_);
+    options_.node_info.update(fields);
+  }
+  return Register();
+}
+
 Status EtcdPresence::Register() {
-  json info = options_.node_info;
+  json info;
+  {
+    std::lock_guard lock(info_mutex_);
+    info = options_.node_info;
+  }
   info["host"] = host_;
   info["lease"] = lease_.load();
   return etcd_

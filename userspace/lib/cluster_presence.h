@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -47,6 +48,9 @@ class Presence {
   //  "lease_ttl": s, and with `members` "etcd_members": [...] (etcd only:
   //  a status request to every member)}
   virtual nlohmann::json View(bool members = true) = 0;
+  // Adds `fields` to what this node's key says (the map epoch its cvm.ko
+  // holds, for `--wait`).
+  virtual Status Publish(const nlohmann::json& fields) = 0;
 };
 
 class LocalPresence final : public Presence {
@@ -55,9 +59,11 @@ class LocalPresence final : public Presence {
       : host_(std::move(host)), info_(std::move(info)) {}
   bool IsLeader() const override { return true; }
   nlohmann::json View(bool members = true) override;
+  Status Publish(const nlohmann::json& fields) override;
 
  private:
   std::string host_;
+  std::mutex mutex_;
   nlohmann::json info_;
 };
 
@@ -74,6 +80,7 @@ class EtcdPresence final : public Presence {
 
   bool IsLeader() const override;
   nlohmann::json View(bool members = true) override;
+  Status Publish(const nlohmann::json& fields) override;
   int64_t lease() const { return lease_; }
 
  private:
@@ -89,6 +96,7 @@ class EtcdPresence final : public Presence {
   std::string prefix_;
   std::string host_;
   PresenceOptions options_;
+  std::mutex info_mutex_;  // options_.node_info: Publish and Register
   std::atomic<int64_t> lease_{0};
   std::atomic<bool> leader_{false};
   std::atomic<int64_t> renewed_ms_{0};  // steady clock of the last renewal

@@ -96,7 +96,10 @@ Result<uint64_t> KernelSync::PushMap() {
   if (epoch == 0) return NotFound("no map yet: add a host and a device");
   CVM_ASSIGN_OR_RETURN(ModuleStatus st, kernel_.Query(CVM_GENL_NAME));
   if (!st.loaded) return Unavailable("cvm module not loaded");
-  if (st.map_epoch >= epoch) return st.map_epoch;
+  if (st.map_epoch >= epoch) {
+    NoteInstalled(st.map_epoch);
+    return st.map_epoch;
+  }
   CVM_ASSIGN_OR_RETURN(std::string blob, store_.GetMap(epoch));
   CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
   CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
@@ -111,7 +114,14 @@ Result<uint64_t> KernelSync::PushMap() {
       kernel_.MapSet(req).WithContext(fmt::format("map epoch {}", epoch)));
   LogInfo("map epoch {} installed in cvm.ko ({} bytes, {} paths)", epoch,
           blob.size(), req.paths.size());
+  NoteInstalled(epoch);
   return epoch;
+}
+
+void KernelSync::NoteInstalled(uint64_t epoch) {
+  if (published_epoch_ == epoch || !map_installed_) return;
+  published_epoch_ = epoch;
+  map_installed_(epoch);
 }
 
 void KernelSync::PushMapBestEffort(std::string_view why) {
@@ -475,6 +485,8 @@ json KernelSync::Reconcile() {
     return report;
   }
   if (!initiator->loaded) return report;
+  // cvm.ko is here: `--wait` waits for this node too, from its first map.
+  NoteInstalled(initiator->map_epoch);
   auto epoch = store_.CurrentEpoch();
   if (epoch.ok() && *epoch > 0) {
     auto pushed = PushMap();

@@ -35,6 +35,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -74,6 +75,10 @@ class KernelSync {
   // In a cluster: whether this cvmd has joined as its host; until then it
   // applies nothing (node_identity.h).
   void SetJoined(std::function<bool()> joined) { joined_ = std::move(joined); }
+  // Called with the map epoch cvm.ko holds whenever it changes.
+  void SetMapInstalled(std::function<void(uint64_t)> fn) {
+    map_installed_ = std::move(fn);
+  }
   // How long an attach waits for the other nodes to fence its epoch, and a
   // migration for each of its steps.
   void SetClusterTimeout(std::chrono::milliseconds t) { cluster_timeout_ = t; }
@@ -143,6 +148,9 @@ class KernelSync {
   bool cluster_ = false;
   std::function<Result<std::set<std::string>>()> live_hosts_;
   std::function<bool()> joined_;
+  std::function<void(uint64_t)> map_installed_;
+  std::optional<uint64_t> published_epoch_;  // none: nothing published
+  void NoteInstalled(uint64_t epoch);
   std::chrono::milliseconds cluster_timeout_{30000};
   uint64_t my_host_id_ = 0;
   // Volume id -> the attach epoch whose wait for fences was logged.

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "api.h"
+#include "cluster_presence.h"
 #include "etcd_server.h"
 #include "store_follower.h"
 #include "test_util.h"
@@ -697,6 +698,70 @@ TEST(KernelSyncClusterTest, MigrationFencesEveryTargetFirst) {
   EXPECT_ERROR(api.Call("volume.migrate", {{"name", "vol0"}}),
                Code::kInvalidArgument, "to");
   for (auto& [n, f] : followers) f->Stop();
+}
+
+// Issue 15: a change names the epoch that carries it, and `--wait` (the
+// map.wait op) returns once every node whose cvm.ko holds a map has it:
+// each cvmd publishes its kernel's epoch in its presence key. A node that
+// lags is named when the wait times out. About 1 s.
+TEST(KernelSyncClusterTest, ChangesNameTheirEpochAndWaitForEveryNode) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string uri = testing::UniqueEtcdUri();
+  auto etcd = ParseEtcdUri(uri);
+  ASSERT_OK(etcd);
+  std::map<std::string, std::unique_ptr<MetadataStore>> stores;
+  std::map<std::string, FakeKernel> kernels;
+  std::map<std::string, std::unique_ptr<KernelSync>> syncs;
+  std::map<std::string, std::unique_ptr<EtcdPresence>> presences;
+  for (const std::string n : {"h1", "c1"}) {
+    auto store = MetadataStore::Open(uri);
+    ASSERT_OK(store);
+    stores[n] = std::move(*store);
+    kernels[n].initiator_loaded = n == "c1";
+    presences[n] = std::make_unique<EtcdPresence>(*etcd, n, PresenceOptions{});
+    ASSERT_OK(presences[n]->Start());
+    syncs[n] = std::make_unique<KernelSync>(*stores[n], kernels[n], n);
+    syncs[n]->SetCluster(true);
+    syncs[n]->SetMapInstalled([p = presences[n].get()](uint64_t e) {
+      static_cast<void>(p->Publish({{"map_epoch", e}}));
+    });
+  }
+  StoreFollower follower(
+      *stores["c1"], [&] { static_cast<void>(syncs["c1"]->Reconcile()); },
+      std::chrono::milliseconds(20), std::chrono::milliseconds(200));
+  follower.Start();
+  Api api(*stores["h1"]);
+  api.SetKernelSync(syncs["h1"].get());
+  api.SetPresence(presences["h1"].get());
+  auto added =
+      api.Call("host.add", {{"name", "h1"}, {"addresses", {"127.0.0.1:7001"}}});
+  ASSERT_OK(added);
+  const uint64_t first = (*added)["map_epoch"].get<uint64_t>();
+  EXPECT_EQ(first, *stores["h1"]->CurrentEpoch());
+  auto device =
+      api.Call("device.add",
+               {{"host", "h1"}, {"path", "/dev/ram0"}, {"capacity", 1 << 28}});
+  ASSERT_OK(device);
+  const uint64_t epoch = (*device)["map_epoch"].get<uint64_t>();
+  EXPECT_GT(epoch, first);
+  auto waited = api.Call("map.wait", {{"epoch", epoch}});
+  ASSERT_OK(waited);
+  EXPECT_GE((*waited)["nodes"]["c1"].get<uint64_t>(), epoch) << waited->dump();
+  EXPECT_FALSE((*waited)["nodes"].contains("h1"));  // no cvm.ko there
+  EXPECT_GE(kernels["c1"].map_epoch, epoch);
+  std::cout << "epoch " << epoch << " on every node after " << (*waited)["ms"]
+            << " ms (20 ms polls)\n";
+
+  follower.Stop();  // c1 lags from now on
+  auto next =
+      api.Call("device.add",
+               {{"host", "h1"}, {"path", "/dev/ram1"}, {"capacity", 1 << 28}});
+  ASSERT_OK(next);
+  EXPECT_ERROR(api.Call("map.wait",
+                        {{"epoch", (*next)["map_epoch"]}, {"timeout_ms", 200}}),
+               Code::kUnavailable, "c1 (epoch " + std::to_string(epoch) + ")");
+  for (auto& [n, p] : presences) p->Stop();
 }
 
 TEST(KernelSyncWithoutKernelTest, OpsSayThereIsNoKernelAccess) {
