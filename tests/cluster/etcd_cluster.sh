@@ -1,20 +1,31 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 4 min: one boot of 4 guests)
-# cluster: --guests 4 --no-modules
+# tier: check (about 5 min: one boot of 3 guests)
+# cluster: --guests 3 --no-modules
 #
-# One cluster across machines, built with cvmadm (issue 15).  Guests 0, 1
-# and 2 are storage nodes: each runs an etcd member (the three form the
-# cluster store), cvm_target and a cvmd on etcd.  Guest 3 is an initiator
-# running only cvm and a cvmd.  The cluster is described from guest 0, each
-# storage node serves its own disk through its own cvmd, pools and volumes
-# are created from guest 1, and a replicated(3) and an ec(2,1) volume are
-# attached on the initiator from guest 2 (`volume attach --host g3`): the
-# initiator's cvmd, following the store, brings them up, and fio writes and
-# verifies both there.  Every cvmd shows the same leader and four cvmds up.
-# It reports the time from an attach on guest 2 to the device on guest 3,
-# and from a map change on guest 0 to the new epoch in guest 3's cvm.ko.
+# One cluster across machines, built and changed with cvmadm (issue 15).
+# Three guests, each a storage node and an initiator at once: an etcd
+# member (the three form the cluster store), cvm_target serving its disk,
+# cvm, and a cvmd on etcd.
+#
+#   - Joining: guest 0 adds itself (it joins at once) and the two others,
+#     which join with the printed one-time tokens (`cvmadm join`).
+#   - Any-node administration: pools and volumes made on guest 1; a
+#     replicated(3) volume attached on guest 2 from guest 0, an ec(2,1) one
+#     on guest 1 from guest 2; fio verifies both.
+#   - Migration with tagged writes: guest 2 fills tagged blocks, the volume
+#     moves to guest 1 (its time end to end is reported), where every
+#     block reads as written.  A move is refused while the device is open;
+#     --force moves it anyway, after which a write through the old host's
+#     still-open device fails (fenced) and the blocks still read as written.
+#   - `--wait`: a pool created on guest 0 returns once its epoch is in
+#     every node's cvm.ko (the time is reported).
+#   - etcd losing quorum (two members stopped): changes are refused, fio
+#     with verify on a volume works meanwhile; the store comes back.
+#   - The leader's guest powered off during a burst of creates from the two
+#     other nodes: a new leader, every name at most once, every acknowledged
+#     create there, ids unique.
 #
 #	scripts/vm-cluster.sh tests/cluster/etcd_cluster.sh
 set -u
@@ -23,105 +34,181 @@ cd "$top" || exit 1
 . "$top/scripts/vm-cluster-lib.sh"
 . "$top/tests/lib/check.sh"
 
-INIT=3
 STORE="etcd://$(guest_addr 0):2379,$(guest_addr 1):2379,$(guest_addr 2):2379/cvm"
 PEERS="g0=http://$(guest_addr 0):2380,g1=http://$(guest_addr 1):2380,g2=http://$(guest_addr 2):2380"
+ENDPOINTS="$(guest_addr 0):2379,$(guest_addr 1):2379,$(guest_addr 2):2379"
 CVMD=build/userspace/cvmd/cvmd
 ADM="build/userspace/cvmadm/cvmadm --socket /run/cvm/cvmd.sock"
+TAGGED="python3 tests/cluster/lib/tagged.py"
+LOG=/run/cvm-host/tags.log	# each guest's own share: $(_gdir I)/tags.log
+NOBJ=8
 
 on() { guest_run "$1" ". tests/cluster/lib/node.sh; $2"; }
 on_wait() { guest_wait "$1" "$2" ". tests/cluster/lib/node.sh; $3"; }
-now_ms() { date +%s%3N; }
+json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # TCG is slow: etcd's heartbeat and election timeouts are raised ten-fold.
+# A restart (no `fresh`) keeps the member's data.
 etcd_start() {
-	local i=$1 a
+	local i=$1 fresh=${2:-} a
 	a=$(guest_addr "$i")
-	echo "rm -rf /tmp/etcd; (setsid /usr/bin/etcd --name g$i --data-dir /tmp/etcd" \
+	echo "${fresh:+rm -rf /tmp/etcd;} (setsid /usr/bin/etcd --name g$i --data-dir /tmp/etcd" \
 		"--listen-client-urls http://$a:2379,http://127.0.0.1:2379" \
 		"--advertise-client-urls http://$a:2379 --listen-peer-urls http://$a:2380" \
 		"--initial-advertise-peer-urls http://$a:2380 --initial-cluster $PEERS" \
 		"--initial-cluster-token cvm-test --heartbeat-interval 500" \
-		"--election-timeout 5000 </dev/null >/tmp/etcd.log 2>&1 &)"
+		"--election-timeout 5000 </dev/null >>/tmp/etcd.log 2>&1 &)"
 }
-cvmd_start() {
-	echo "$CVMD --store $STORE --host g$1 --socket /run/cvm/cvmd.sock" \
-		"--log-file /tmp/cvmd.log --lease-ttl 10"
+etcd_healthy() {
+	echo "ETCDCTL_API=3 etcdctl --endpoints=$ENDPOINTS endpoint health 2>&1 | grep -c 'is healthy' | grep -qx $1"
 }
 
-echo "# etcd: a member on each storage guest"
+echo "# etcd, the modules and a cvmd on every guest"
 for i in 0 1 2; do
-	check "guest $i: etcd member g$i started" on $i "$(etcd_start $i)"
+	check "guest $i: etcd member g$i, cvm_target and cvm" on $i \
+		"$(etcd_start $i fresh) && node_load cvm_target && node_load cvm"
 done
-check "etcd: three healthy members" on_wait 0 120 \
-	"ETCDCTL_API=3 etcdctl --endpoints=$(guest_addr 0):2379,$(guest_addr 1):2379,$(guest_addr 2):2379 endpoint health 2>&1 | grep -c 'is healthy' | grep -qx 3"
-
-echo "# modules and a cvmd on every guest"
+check "etcd: three healthy members" on_wait 0 120 "$(etcd_healthy 3)"
 for i in 0 1 2; do
-	check "guest $i: load cvm_target" on $i "node_load cvm_target"
-done
-check "guest $INIT: load cvm" on $INIT "node_load cvm"
-for i in 0 1 2 $INIT; do
-	check "guest $i: cvmd on etcd as host g$i" on $i "$(cvmd_start $i)"
+	check "guest $i: cvmd on etcd as host g$i" on $i \
+		"$CVMD --store $STORE --host g$i --socket /run/cvm/cvmd.sock \
+			--log-file /tmp/cvmd.log --lease-ttl 6 --node-key /tmp/node.key"
 done
 
-echo "# the cluster, described from guest 0"
+echo "# joining: guest 0 adds every host; the others join with their tokens"
+check "host add g0 on guest 0: it joins at once" on 0 \
+	"$ADM host add g0 --address $(guest_addr 0):7001 | grep -q 'this node joined'"
+for i in 1 2; do
+	token=$(on 0 "$ADM host add g$i --address $(guest_addr $i):$((7001 + i)) --json" |
+		json_get 'd["join_token"]')
+	((i == 1)) && check "guest $i: not joined before its token" on $i \
+		"$ADM status --json | grep -q '\"joined\": false'"
+	check "guest $i: cvmadm join (token from host add g$i)" on $i "$ADM join $token"
+done
+check "guest 2: joining again is refused (its key stays)" on 2 \
+	"! $ADM join $token 2>/tmp/join.err && grep -q 'already' /tmp/join.err"
 for i in 0 1 2; do
-	check "host add g$i" on 0 "$ADM host add g$i --address $(guest_addr $i):$((7001 + i))"
-	check "device add g$i /dev/vda" on 0 \
-		"$ADM device add g$i /dev/vda --capacity \$(blockdev --getsize64 /dev/vda)"
-done
-check "host add g$INIT (the initiator)" on 0 \
-	"$ADM host add g$INIT --address $(guest_addr $INIT):7000"
-for i in 0 1 2; do
-	check "guest $i serves its own disk: target listen, target device add $((i + 1))" \
-		on $i "$ADM target listen --address $(guest_addr $i):$((7001 + i)) &&
-			$ADM target device add $((i + 1)) --format"
+	check "guest $i serves its disk: device add, target listen, target device add" on $i \
+		"$ADM device add g$i /dev/vda --capacity \$(blockdev --getsize64 /dev/vda) >/dev/null &&
+		 $ADM target listen --address $(guest_addr $i):$((7001 + i)) &&
+		 $ADM target device add $((i + 1)) --format"
 done
 
-echo "# pools and volumes, from guest 1"
-check "pool create rep3" on 1 "$ADM pool create rep3 --policy replicated:3 --pg-num 32"
-check "pool create ec21" on 1 "$ADM pool create ec21 --policy ec:2,1 --pg-num 32"
-check "volume create r0 (rep3, 32 MiB)" on 1 "$ADM volume create r0 --pool rep3 --size 32M"
-check "volume create e0 (ec21, 32 MiB)" on 1 "$ADM volume create e0 --pool ec21 --size 32M"
+echo "# pools and volumes from guest 1, attached from other nodes"
+check "guest 1: pools rep3 and ec21, volumes r0 and e0 (32 MiB)" on 1 \
+	"$ADM pool create rep3 --policy replicated:3 --pg-num 32 &&
+	 $ADM pool create ec21 --policy ec:2,1 --pg-num 32 &&
+	 $ADM volume create r0 --pool rep3 --size 32M &&
+	 $ADM volume create e0 --pool ec21 --size 32M"
+t0=$(date +%s%3N)
+check "volume attach r0 --host g2 (from guest 0)" on 0 "$ADM volume attach r0 --host g2"
+check "guest 2: its cvmd brings up r0" on_wait 2 120 "test -b /dev/cvm0"
+echo "attach from guest 0 to the device on guest 2: $(($(date +%s%3N) - t0)) ms (polled every 0.5 s from the host)"
+check "volume attach e0 --host g1 (from guest 2)" on 2 "$ADM volume attach e0 --host g1"
+check "guest 1: its cvmd brings up e0" on_wait 1 120 "test -b /dev/cvm0"
+check "guest 1: fio randwrite 4M with crc32c verify on e0" on 1 \
+	"fio --name=e0 --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=4M \
+		--direct=1 --iodepth=8 --ioengine=libaio --verify=crc32c --verify_fatal=1 \
+		--output=/tmp/fio-e0.out"
+check "guest 1: volume detach e0" on 1 "$ADM volume detach e0"
 
-echo "# attached on the initiator from guest 2"
-t0=$(now_ms)
-check "volume attach r0 --host g$INIT (from guest 2)" on 2 "$ADM volume attach r0 --host g$INIT"
-check "guest $INIT: its cvmd brings up r0 as /dev/cvm0" on_wait $INIT 120 "test -b /dev/cvm0"
-attach_ms=$(($(now_ms) - t0))
-check "volume attach e0 --host g$INIT (from guest 2)" on 2 "$ADM volume attach e0 --host g$INIT"
-check "guest $INIT: e0 as /dev/cvm1" on_wait $INIT 120 "test -b /dev/cvm1"
-echo "attach from guest 2 to the device on guest $INIT: $attach_ms ms (polled every 0.5 s from the host)"
+echo "# migration: tagged blocks written on guest 2, read on guest 1"
+check "guest 2: $((NOBJ * 16)) tagged blocks written to r0" on 2 \
+	"rm -f $LOG; $TAGGED write /dev/cvm0 $LOG --objects $NOBJ --fill"
+moved=$(on 0 "$ADM volume migrate r0 --to g1 --json")
+echo "$moved" | head -c 600; echo
+check "volume migrate r0 --to g1 (from guest 0)" \
+	eval "[[ \$(echo '$moved' | json_get 'd[\"attached_host\"]') == g1 ]]"
+echo "idle volume moved g2 -> g1: $(echo "$moved" | json_get '"%.0f ms (hand-over %.0f ms)" % (d["total_ms"], d["handover_ms"])') end to end"
+check "guest 2: no /dev/cvm0 any more" on 2 "! test -b /dev/cvm0"
+cp "$(_gdir 2)/tags.log" "$(_gdir 1)/tags.log"
+check "guest 1: every tagged block reads as written on guest 2" on 1 \
+	"$TAGGED check /dev/cvm0 $LOG --objects $NOBJ"
 
-for d in 0 1; do
-	check "guest $INIT: fio randwrite 16M with crc32c verify on /dev/cvm$d" \
-		on $INIT "fio --name=v$d --filename=/dev/cvm$d --rw=randwrite --bs=4k --size=16M \
-			--direct=1 --iodepth=8 --ioengine=libaio --verify=crc32c --verify_fatal=1 \
-			--output=/tmp/fio$d.out && grep -E 'WRITE:|READ:' /tmp/fio$d.out"
+echo "# an open device: refused, then --force; the old host is fenced"
+check "guest 1: /dev/cvm0 held open" on 1 \
+	"(setsid sh -c 'exec 3<>/dev/cvm0; sleep 600' </dev/null >/dev/null 2>&1 &); sleep 0.5"
+check "migrate r0 --to g2 while open on g1: refused with the reason" on 2 \
+	"$ADM volume migrate r0 --to g2 2>&1 | grep -q \"is open on host 'g1'\""
+check "guest 1 keeps r0" on 1 \
+	"test -b /dev/cvm0 && $ADM volume show r0 --json | grep -q '\"attached_host\": \"g1\"'"
+check "migrate r0 --to g2 --force" on 2 "$ADM volume migrate r0 --to g2 --force"
+check "guest 1: a write through its still-open device fails (fenced)" on 1 \
+	"test -b /dev/cvm0 && ! dd if=/dev/urandom of=/dev/cvm0 bs=4k count=16 oflag=direct conv=notrunc 2>/dev/null"
+check "guest 2: every tagged block still reads as written" on 2 \
+	"$TAGGED check /dev/cvm0 $LOG --objects $NOBJ"
+check "guest 1: the device goes once closed" on 1 \
+	"pkill -f 'sleep 600'; for t in \$(seq 50); do test -b /dev/cvm0 || exit 0; sleep 0.2; done; exit 1"
+
+echo "# a map change with --wait: returns once every node's cvm.ko has it"
+out=$(on 0 "$ADM pool create rep2 --policy replicated:2 --pg-num 16 --wait")
+echo "$out"
+check "pool create --wait: the epoch is on all 3 nodes" eval "grep -q 'installed on 3 node' <<<'$out'"
+check "guest 2: cvm.ko holds it" on 2 \
+	"test \$($ADM status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"modules\"][\"cvm\"][\"map_epoch\"])') -ge $(echo "$out" | sed -n 's/^map epoch \([0-9]*\) installed.*/\1/p')"
+
+echo "# etcd loses quorum: I/O on guest 2 goes on"
+for i in 0 1; do
+	check "guest $i: etcd stopped" on $i \
+		"pkill -x etcd; for t in \$(seq 50); do pgrep -x etcd >/dev/null || exit 0; sleep 0.2; done; exit 1"
 done
-
-echo "# health, seen from every node"
-leader=$(on 1 "$ADM status --json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["daemon"]["cluster"]["leader"])' 2>/dev/null)
-check "a leader is elected ('$leader')" eval "[[ '$leader' =~ ^g[0-3]\$ ]]"
-for i in 0 1 2 $INIT; do
-	check "guest $i: status names leader $leader and 4 cvmds up" on $i \
-		"$ADM status --json | python3 -c 'import json,sys; c = json.load(sys.stdin)[\"daemon\"][\"cluster\"]; sys.exit(not (c[\"leader\"] == \"$leader\" and len(c[\"nodes\"]) == 4))'"
+check "guest 2: the store refuses changes (no quorum)" on_wait 2 60 \
+	"! $ADM volume create q0 --pool rep2 --size 4M >/dev/null 2>&1"
+check "guest 2: fio randwrite 4M with crc32c verify on r0 meanwhile" on 2 \
+	"fio --name=q --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=4M --offset=16M \
+		--direct=1 --iodepth=4 --ioengine=libaio --verify=crc32c --verify_fatal=1 \
+		--output=/tmp/q.out"
+for i in 0 1; do
+	check "guest $i: etcd restarted" on $i "$(etcd_start $i)"
 done
-check "status: 3 healthy etcd members" on $INIT \
-	"test \$($ADM status | grep -c ': healthy, etcd') -eq 3"
-on 2 "$ADM status; $ADM host list"
+check "etcd: three healthy members again" on_wait 0 120 "$(etcd_healthy 3)"
+check "guest 2: the store answers again" on_wait 2 60 "$ADM volume list | grep -q r0"
 
-echo "# a map change on guest 0 reaches guest $INIT's kernel"
-epoch() { on $INIT "$ADM status --json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["modules"]["cvm"]["map_epoch"])'; }
-before=$(epoch)
-t0=$(now_ms)
-check "pool create rep2 (a new epoch) on guest 0" on 0 "$ADM pool create rep2 --policy replicated:2 --pg-num 16"
-check "guest $INIT: cvm.ko has a newer map epoch than $before" on_wait $INIT 60 \
-	"(( \$($ADM status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"modules\"][\"cvm\"][\"map_epoch\"])') > $before ))"
-echo "map change on guest 0 to the epoch in guest $INIT's cvm.ko: $(($(now_ms) - t0)) ms (polled every 0.5 s from the host)"
+echo "# the leader's guest powered off during a burst of creates"
+leader=$(on 1 "$ADM status --json" | json_get 'd["daemon"]["cluster"]["leader"]')
+check "a leader ('$leader')" eval "[[ '$leader' =~ ^g[0-2]\$ ]]"
+L=${leader#g}
+others=()
+for i in 0 1 2; do ((i == L)) || others+=("$i"); done
+for i in "${others[@]}"; do
+	# 12 creates each: 6 of its own names, 6 shared with the other node.
+	on $i "(for n in \$(seq 1 6); do
+		  $ADM volume create b$i-\$n --pool rep2 --size 4M >/dev/null 2>&1 && echo ok b$i-\$n || echo fail b$i-\$n
+		  $ADM volume create s\$n --pool rep2 --size 4M >/dev/null 2>&1 && echo ok s\$n || echo fail s\$n
+		done > /tmp/burst.out; touch /tmp/burst.done) </dev/null >/dev/null 2>&1 &"
+done
+sleep 2
+guest_poweroff "$L"
+echo "guest $L (the leader) powered off"
+for i in "${others[@]}"; do
+	check "guest $i: its burst ends" on_wait $i 180 "test -f /tmp/burst.done"
+done
+a=${others[0]}
+check "a new leader among guests ${others[*]}" on_wait $a 60 \
+	"$ADM status --json | python3 -c 'import json,sys; c = json.load(sys.stdin)[\"daemon\"][\"cluster\"]; sys.exit(not (c[\"leader\"] in (\"g${others[0]}\", \"g${others[1]}\") and len(c[\"nodes\"]) == 2))'"
+tmp=$(mktemp -d)
+on $a "$ADM volume list --json" >"$tmp/vols.json"
+for i in "${others[@]}"; do on $i "cat /tmp/burst.out"; done >"$tmp/burst"
+echo "creates acknowledged: $(grep -c '^ok' "$tmp/burst"), failed: $(grep -c '^fail' "$tmp/burst")"
+check "every acknowledged create is there, every name once, ids unique" \
+	python3 - "$tmp/vols.json" "$tmp/burst" <<'PYCHECK'
+import json, sys
+vols = json.load(open(sys.argv[1]))
+names = [v["name"] for v in vols]
+ids = [v["id"] for v in vols]
+acked = {l.split()[1] for l in open(sys.argv[2]) if l.startswith("ok ")}
+missing = acked - set(names)
+assert not missing, f"acknowledged but missing: {sorted(missing)}"
+assert len(names) == len(set(names)), "a name twice"
+assert len(ids) == len(set(ids)), "an id twice"
+PYCHECK
+rm -rf "$tmp"
+if ((L != 2)); then
+	check "guest 2: r0 still reads every tagged block" on 2 \
+		"$TAGGED check /dev/cvm0 $LOG --objects $NOBJ"
+fi
 
-for i in 0 1 2 $INIT; do
+for i in "${others[@]}"; do
 	on $i "grep -E 'warning|error' /tmp/cvmd.log | tail -n 5"
 done
 check_summary

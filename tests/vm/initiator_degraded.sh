@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # tier: check (about 120 s per transport)
-# transports: tcp rdma
+# transports: tcp rdma(full)
 #
 # Degraded replicated writes, stale tracking and resync, in one VM:
 # cvm_target.ko serves three brd devices behind three listeners (see

@@ -3,7 +3,7 @@
 #
 # tier: check (about 60 s per transport; the full tier's whole fio
 # matrix about 40 s more)
-# transports: tcp rdma
+# transports: tcp rdma(full)
 #
 # The replicated data path end to end in one VM: cvm_target.ko serves three
 # brd devices behind three listeners (three "hosts": 127.0.0.1:7001-7003

@@ -702,7 +702,7 @@ Result<json> KernelSync::Migrate(std::string_view name, std::string_view to,
       CVM_ASSIGN_OR_RETURN(bool over, done(now));
       if (over) return now;
       if (Clock::now() >= deadline) return Unavailable(what);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
   };
   std::string old_device;
