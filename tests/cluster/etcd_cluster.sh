@@ -45,6 +45,8 @@ NOBJ=8
 
 on() { guest_run "$1" ". tests/cluster/lib/node.sh; $2"; }
 on_wait() { guest_wait "$1" "$2" ". tests/cluster/lib/node.sh; $3"; }
+# A section's header, with the scenario's time so far.
+section() { echo "# $* [${SECONDS} s]"; }
 json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # TCG is slow: etcd's heartbeat and election timeouts are raised ten-fold.
@@ -63,7 +65,7 @@ etcd_healthy() {
 	echo "ETCDCTL_API=3 etcdctl --endpoints=$ENDPOINTS endpoint health 2>&1 | grep -c 'is healthy' | grep -qx $1"
 }
 
-echo "# etcd, the modules and a cvmd on every guest"
+section "etcd, the modules and a cvmd on every guest"
 for i in 0 1 2; do
 	check "guest $i: etcd member g$i, cvm_target and cvm" on $i \
 		"$(etcd_start $i fresh) && node_load cvm_target && node_load cvm"
@@ -75,7 +77,7 @@ for i in 0 1 2; do
 			--log-file /tmp/cvmd.log --lease-ttl 6 --node-key /tmp/node.key"
 done
 
-echo "# joining: guest 0 adds every host; the others join with their tokens"
+section "joining: guest 0 adds every host; the others join with their tokens"
 check "host add g0 on guest 0: it joins at once" on 0 \
 	"$ADM host add g0 --address $(guest_addr 0):7001 | grep -q 'this node joined'"
 for i in 1 2; do
@@ -94,7 +96,7 @@ for i in 0 1 2; do
 		 $ADM target device add $((i + 1)) --format"
 done
 
-echo "# pools and volumes from guest 1, attached from other nodes"
+section "pools and volumes from guest 1, attached from other nodes"
 check "guest 1: pools rep3 and ec21, volumes r0 and e0 (32 MiB)" on 1 \
 	"$ADM pool create rep3 --policy replicated:3 --pg-num 32 &&
 	 $ADM pool create ec21 --policy ec:2,1 --pg-num 32 &&
@@ -112,7 +114,7 @@ check "guest 1: fio randwrite 4M with crc32c verify on e0" on 1 \
 		--output=/tmp/fio-e0.out"
 check "guest 1: volume detach e0" on 1 "$ADM volume detach e0"
 
-echo "# migration: tagged blocks written on guest 2, read on guest 1"
+section "migration: tagged blocks written on guest 2, read on guest 1"
 check "guest 2: $((NOBJ * 16)) tagged blocks written to r0" on 2 \
 	"rm -f $LOG; $TAGGED write /dev/cvm0 $LOG --objects $NOBJ --fill"
 moved=$(on 0 "$ADM volume migrate r0 --to g1 --json")
@@ -125,7 +127,7 @@ cp "$(_gdir 2)/tags.log" "$(_gdir 1)/tags.log"
 check "guest 1: every tagged block reads as written on guest 2" on 1 \
 	"$TAGGED check /dev/cvm0 $LOG --objects $NOBJ"
 
-echo "# an open device: refused, then --force; the old host is fenced"
+section "an open device: refused, then --force; the old host is fenced"
 check "guest 1: /dev/cvm0 held open" on 1 \
 	"(setsid sh -c 'exec 3<>/dev/cvm0; sleep 600' </dev/null >/dev/null 2>&1 &); sleep 0.5"
 check "migrate r0 --to g2 while open on g1: refused with the reason" on 2 \
@@ -140,14 +142,14 @@ check "guest 2: every tagged block still reads as written" on 2 \
 check "guest 1: the device goes once closed" on 1 \
 	"pkill -f 'sleep 600'; for t in \$(seq 50); do test -b /dev/cvm0 || exit 0; sleep 0.2; done; exit 1"
 
-echo "# a map change with --wait: returns once every node's cvm.ko has it"
+section "a map change with --wait: returns once every node's cvm.ko has it"
 out=$(on 0 "$ADM pool create rep2 --policy replicated:2 --pg-num 16 --wait")
 echo "$out"
 check "pool create --wait: the epoch is on all 3 nodes" eval "grep -q 'installed on 3 node' <<<'$out'"
 check "guest 2: cvm.ko holds it" on 2 \
 	"test \$($ADM status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"modules\"][\"cvm\"][\"map_epoch\"])') -ge $(echo "$out" | sed -n 's/^map epoch \([0-9]*\) installed.*/\1/p')"
 
-echo "# etcd loses quorum: I/O on guest 2 goes on"
+section "etcd loses quorum: I/O on guest 2 goes on"
 for i in 0 1; do
 	check "guest $i: etcd stopped" on $i \
 		"pkill -x etcd; for t in \$(seq 50); do pgrep -x etcd >/dev/null || exit 0; sleep 0.2; done; exit 1"
@@ -164,7 +166,7 @@ done
 check "etcd: three healthy members again" on_wait 0 120 "$(etcd_healthy 3)"
 check "guest 2: the store answers again" on_wait 2 60 "$ADM volume list | grep -q r0"
 
-echo "# the leader's guest powered off during a burst of creates"
+section "the leader's guest powered off during a burst of creates"
 leader=$(on 1 "$ADM status --json" | json_get 'd["daemon"]["cluster"]["leader"]')
 check "a leader ('$leader')" eval "[[ '$leader' =~ ^g[0-2]\$ ]]"
 L=${leader#g}

@@ -163,7 +163,10 @@ int Serve(const Config& config) {
                               config.store, ec.message()));
     }
   }
-  auto store = MetadataStore::Open(config.store);
+  StoreOptions store_options;
+  // In a cluster the leader cuts map epochs, one for the changes pending.
+  store_options.defer_epochs = etcd;
+  auto store = MetadataStore::Open(config.store, store_options);
   if (!store.ok()) return Fail(readiness, store.status().message());
 
   // cvm.ko's path events are recorded as they come (no map epoch). Joined
@@ -183,6 +186,7 @@ int Serve(const Config& config) {
   // a leader key (the leader prunes old map epochs and compacts etcd);
   // with RocksDB this cvmd alone.
   std::unique_ptr<Presence> presence;
+  std::function<int64_t()> leader_lease;  // 0 unless this cvmd leads (etcd)
   if (etcd) {
     auto uri = ParseEtcdUri(config.store);
     if (!uri.ok()) return Fail(readiness, uri.status().message());
@@ -192,6 +196,10 @@ int Serve(const Config& config) {
     options.node_info = node_info;
     options.leader_tick = [&db = **store,
                            keep = config.keep_epochs](int64_t lease) {
+      // Changes left pending by a leader that stopped: cut now.
+      if (auto cut = db.CutPendingEpoch(lease); !cut.ok()) {
+        LogWarn("cutting a map epoch: {}", cut.status().message());
+      }
       auto pruned = db.PruneEpochs(keep, lease);
       if (!pruned.ok()) {
         LogWarn("pruning map epochs: {}", pruned.status().message());
@@ -205,6 +213,9 @@ int Serve(const Config& config) {
       return Fail(readiness,
                   "joining the cluster's presence in etcd: " + s.message());
     }
+    leader_lease = [p = etcd_presence.get()]() -> int64_t {
+      return p->IsLeader() ? p->lease() : 0;
+    };
     presence = std::move(etcd_presence);
   } else {
     presence = std::make_unique<LocalPresence>(config.host, node_info);
@@ -256,8 +267,18 @@ int Serve(const Config& config) {
   // of every change (maps, its attachments, devices, listeners).
   std::unique_ptr<StoreFollower> follower;
   if (etcd) {
-    follower = std::make_unique<StoreFollower>(
-        **store, [&sync] { static_cast<void>(sync.Reconcile()); });
+    follower = std::make_unique<StoreFollower>(**store, [&] {
+      // The leader cuts one epoch for the changes that came in together.
+      if (const int64_t lease = leader_lease(); lease != 0) {
+        auto cut = (*store)->CutPendingEpoch(lease);
+        if (!cut.ok()) {
+          LogWarn("cutting a map epoch: {}", cut.status().message());
+        } else if (*cut != 0) {
+          LogInfo("map epoch {} cut", *cut);
+        }
+      }
+      static_cast<void>(sync.Reconcile());
+    });
     follower->Start();
   }
   ServerOptions server_options;

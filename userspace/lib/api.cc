@@ -101,7 +101,7 @@ Result<json> Api::Call(std::string_view op, const json& args) {
     if (result.ok() && result->is_object() &&
         std::find(std::begin(kTopologyOps), std::end(kTopologyOps), op) !=
             std::end(kTopologyOps)) {
-      if (auto epoch = store_.CurrentEpoch(); epoch.ok()) {
+      if (auto epoch = store_.CarryingEpoch(); epoch.ok()) {
         (*result)["map_epoch"] = *epoch;
       }
     }

@@ -20,6 +20,9 @@ namespace {
 
 constexpr std::string_view kSchemaKey = "schema_version";
 constexpr std::string_view kEpochKey = "map_epoch";
+// The reasons of the changes the next epoch will carry (defer_epochs),
+// "; "-joined; absent when none is pending.
+constexpr std::string_view kPendingKey = "map_epoch_pending";
 
 std::string CounterKey(std::string_view kind) {
   return fmt::format("next_id/{}", kind);
@@ -308,6 +311,15 @@ Status MetadataStore::CheckPoolsStayPlaceable(uint64_t current,
 
 Result<std::string> MetadataStore::PoolPlacementProblem(const Pool& pool) {
   CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+  // Changes the leader has not cut yet count: the map they will make.
+  CVM_ASSIGN_OR_RETURN(auto pending, GetRaw(Cf::kMeta, kPendingKey));
+  if (pending) {
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    KvBatch scratch;
+    CVM_ASSIGN_OR_RETURN(SealedMap sealed,
+                         SealTopology(scratch, current + 1, next));
+    return Unplaceable(pool, sealed.problem, sealed.left_out);
+  }
   if (current == 0) return std::string("the cluster has no devices yet");
   CVM_ASSIGN_OR_RETURN(MapEpoch e, GetEpoch(current));
   return Unplaceable(pool, e.problem, e.left_out);
@@ -315,12 +327,44 @@ Result<std::string> MetadataStore::PoolPlacementProblem(const Pool& pool) {
 
 Status MetadataStore::BumpEpoch(KvBatch& batch, std::string reason,
                                 const Topology& next) {
-  CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
-  MapEpoch e;
-  e.epoch = current + 1;
-  e.created = Now();
-  e.reason = std::move(reason);
+  if (!options_.defer_epochs) {
+    return SealEpoch(batch, std::move(reason), next, /*record=*/true);
+  }
+  // Checked now, against the map it would make; cut by the leader.
+  CVM_RETURN_IF_ERROR(SealEpoch(batch, reason, next, /*record=*/false));
+  CVM_ASSIGN_OR_RETURN(auto pending, GetRaw(Cf::kMeta, kPendingKey));
+  std::string reasons = pending ? *pending + "; " + reason : reason;
+  // The history record keeps a readable line, not every change of a storm.
+  if (reasons.size() > 400) reasons = reasons.substr(0, 396) + " ...";
+  batch.Put(Cf::kMeta, kPendingKey, reasons);
+  return {};
+}
 
+Result<uint64_t> MetadataStore::CutPendingEpoch(int64_t leader_lease) {
+  return Transact([&]() -> Result<uint64_t> {
+    CVM_ASSIGN_OR_RETURN(auto pending, GetRaw(Cf::kMeta, kPendingKey));
+    if (!pending) return uint64_t{0};
+    CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    KvBatch batch;
+    batch.RequireLeaderLease(leader_lease);
+    CVM_RETURN_IF_ERROR(SealEpoch(batch, *pending, next, /*record=*/true));
+    batch.Delete(Cf::kMeta, kPendingKey);
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return current + 1;
+  });
+}
+
+Result<uint64_t> MetadataStore::CarryingEpoch() {
+  return Transact([&]() -> Result<uint64_t> {
+    CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+    CVM_ASSIGN_OR_RETURN(auto pending, GetRaw(Cf::kMeta, kPendingKey));
+    return pending ? current + 1 : current;
+  });
+}
+
+Result<SealedMap> MetadataStore::SealTopology(KvBatch& batch, uint64_t epoch,
+                                              const Topology& next) {
   // Rack and row buckets keep the id they were first given (cluster_map.h).
   BucketIndexes indexes;
   std::optional<uint64_t> next_index;
@@ -347,9 +391,19 @@ Status MetadataStore::BumpEpoch(KvBatch& batch, std::string reason,
       indexes[key] = static_cast<uint32_t>(index);
     }
   }
+  return SealMap(epoch, next, indexes);
+}
 
-  SealedMap sealed = SealMap(e.epoch, next, indexes);
+Status MetadataStore::SealEpoch(KvBatch& batch, std::string reason,
+                                const Topology& next, bool record) {
+  CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+  MapEpoch e;
+  e.epoch = current + 1;
+  e.created = Now();
+  e.reason = std::move(reason);
+  CVM_ASSIGN_OR_RETURN(SealedMap sealed, SealTopology(batch, e.epoch, next));
   CVM_RETURN_IF_ERROR(CheckPoolsStayPlaceable(current, e.reason, next, sealed));
+  if (!record) return {};
   e.map_size = sealed.blob.size();
   e.map_crc = sealed.crc;
   e.problem = sealed.problem;

@@ -42,6 +42,11 @@ struct StoreOptions {
   std::function<bool()> fail_commit;
   // fsync every commit (metadata is small and rare; losing it is not).
   bool sync = true;
+  // A cluster (etcd): a topology change is checked against the map it
+  // would make, but only recorded as pending; the leader cuts one epoch for
+  // all pending changes (CutPendingEpoch), so changes that arrive together
+  // share it. Off (one node): every change cuts its own epoch at once.
+  bool defer_epochs = false;
 };
 
 struct DeviceSpec {
@@ -191,6 +196,12 @@ class MetadataStore {
   // most 40 per call; returns how many went. Over etcd the commit requires
   // `leader_lease` to hold the leader key.
   Result<uint64_t> PruneEpochs(uint64_t keep, int64_t leader_lease);
+  // Leader work (defer_epochs): one new epoch carrying every pending
+  // change; returns it, or 0 when nothing is pending.
+  Result<uint64_t> CutPendingEpoch(int64_t leader_lease);
+  // The epoch that carries every change committed so far: the current one,
+  // or the next while changes are pending.
+  Result<uint64_t> CarryingEpoch();
 
   Result<Counts> Count();
 
@@ -218,6 +229,13 @@ class MetadataStore {
   // Adds the next epoch, its history record and its sealed map, built from
   // `next` (the topology once `batch` commits), to `batch`.
   Status BumpEpoch(KvBatch& batch, std::string reason, const Topology& next);
+  // The sealed map of `next` as epoch `epoch` (new rack and row bucket ids
+  // go in `batch`).
+  Result<SealedMap> SealTopology(KvBatch& batch, uint64_t epoch,
+                                 const Topology& next);
+  // BumpEpoch's work; `record` false: check only (no epoch, no map).
+  Status SealEpoch(KvBatch& batch, std::string reason, const Topology& next,
+                   bool record);
   Status Commit(const KvBatch& batch);
 
   Result<std::optional<std::string>> GetRaw(Cf cf, std::string_view key);

@@ -33,9 +33,10 @@ class EmptyStoreTest : public ::testing::TestWithParam<std::string> {
     Reopen();
   }
 
-  void Reopen() {
+  void Reopen(bool defer_epochs = false) {
     store_.reset();
     StoreOptions options;
+    options.defer_epochs = defer_epochs;
     options.clock = [] { return int64_t{1700000000}; };
     options.fail_commit = [this] { return fail_commit_.load(); };
     options.sync = false;
@@ -256,6 +257,53 @@ TEST_P(EmptyStoreTest, PoolsWithVolumesStayPlaceable) {
   // The ec pool, unplaceable all along and empty, does not block anything.
   ASSERT_OK(store_->DeleteVolume("v"));
   ASSERT_OK(store_->RemoveDevice(3));
+}
+
+// Issue 15, the leader cuts epochs: with defer_epochs (a cluster) changes
+// are checked at once but only recorded as pending, and one epoch carries
+// all that came in together. A pool is placeable for its volumes as soon
+// as its change is committed; an invalid change is still refused at once.
+TEST_P(EmptyStoreTest, PendingChangesShareTheEpochTheLeaderCuts) {
+  Reopen(/*defer_epochs=*/true);
+  for (const char* h : {"h1", "h2", "h3"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  Pool p;
+  p.name = "rep3";
+  ASSERT_OK(store_->CreatePool(p));
+  EXPECT_EQ(Epoch(), 0u);
+  EXPECT_EQ(*store_->CarryingEpoch(), 1u);
+  VolumeSpec v;
+  v.name = "v";
+  v.pool = "rep3";
+  v.size = GiB;
+  ASSERT_OK(store_->CreateVolume(v));  // placeable by the pending map
+  Pool ec;
+  ec.name = "ec";
+  ec.policy = Policy::Erasure(4, 2);
+  ASSERT_OK(store_->CreatePool(ec));
+  v.name = "w";
+  v.pool = "ec";
+  EXPECT_ERROR(store_->CreateVolume(v), Code::kUnavailable,
+               "pool 'ec' cannot be placed");
+
+  EXPECT_EQ(*store_->CutPendingEpoch(0), 1u);
+  EXPECT_EQ(Epoch(), 1u);
+  const MapEpoch e = *store_->GetEpoch(1);
+  EXPECT_NE(e.reason.find("host.add h1; device.add"), std::string::npos)
+      << e.reason;
+  EXPECT_NE(e.reason.find("pool.create ec"), std::string::npos) << e.reason;
+  EXPECT_OK(store_->GetMap(1));
+  EXPECT_EQ(*store_->CutPendingEpoch(0), 0u);  // nothing pending
+  EXPECT_EQ(*store_->CarryingEpoch(), 1u);
+
+  EXPECT_ERROR(store_->RemoveDevice(3), Code::kInUse,
+               "would leave pool 'rep3' (1 volume) unplaceable");
+  EXPECT_EQ(*store_->CarryingEpoch(), 1u);  // refused: nothing pending
+  ASSERT_OK(store_->AddHost(MakeHost("h4")));
+  EXPECT_EQ(*store_->CarryingEpoch(), 2u);
+  EXPECT_EQ(*store_->CutPendingEpoch(0), 2u);
 }
 
 TEST_P(EmptyStoreTest, TopologyChangesBumpTheEpochOthersDoNot) {
