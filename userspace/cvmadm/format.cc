@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "json_fields.h"
 #include "units.h"
 
@@ -64,6 +66,20 @@ std::string TimeText(const json& record, const char* key) {
 
 std::string PathText(const json& path, int64_t now) {
   if (!path.is_object()) return "-";
+  // Several initiators: which ones see it down, if any.
+  const json initiators = path.value("initiators", json::object());
+  if (initiators.is_object() && initiators.size() > 1) {
+    std::string down;
+    for (const auto& [host, i] : initiators.items()) {
+      if (i.is_object() && i.value("state", "") == "down")
+        down += (down.empty() ? "" : ",") + host;
+    }
+    return down.empty()
+               ? fmt::format("up ({} initiators)", initiators.size())
+               : fmt::format("down on {} of {}: {}",
+                             std::count(down.begin(), down.end(), ',') + 1,
+                             initiators.size(), down);
+  }
   const std::string state = path.value("state", "");
   if (state == "up") return "up";
   if (state != "down") return "-";

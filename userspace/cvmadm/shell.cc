@@ -78,7 +78,12 @@ int Print(CliResult r, const Context& ctx, const std::string& command) {
 }  // namespace
 
 ApiClient& Context::client() {
-  if (!client_) client_ = std::make_unique<ApiClient>(socket_path);
+  // Longer than cvmd's own waits (a migration's two steps of 20 s, an
+  // attach waiting for fencing, --wait), so their errors reach the user.
+  if (!client_) {
+    client_ =
+        std::make_unique<ApiClient>(socket_path, std::chrono::seconds(60));
+  }
   return *client_;
 }
 
@@ -273,6 +278,8 @@ int Shell::Run(int argc, const char* const* argv) {
     CliResult waited;
     if (int w = CallDaemon(ctx, "map.wait",
                            {{"epoch", result.data["map_epoch"]}}, &waited)) {
+      // The change itself is done: its answer (a join token) is not lost.
+      if (!json) std::cout << result.text << "\n";
       waited.err = w;
       return Print(waited, ctx, command);
     }

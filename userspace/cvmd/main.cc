@@ -172,9 +172,10 @@ int Serve(const Config& config) {
   // cvm.ko's path events are recorded as they come (no map epoch). Joined
   // before the reconcile below pushes a map, so the connections it makes
   // are seen; without cvm.ko the subscriber waits for it.
-  PathEventSubscriber path_events([&db = **store](const PathEvent& event) {
-    static_cast<void>(RecordPathEvent(db, event));
-  });
+  PathEventSubscriber path_events(
+      [&db = **store, host = config.host](const PathEvent& event) {
+        static_cast<void>(RecordPathEvent(db, host, event));
+      });
   if (Status s = path_events.Start(); !s.ok()) {
     return Fail(readiness, s.message());
   }
@@ -247,7 +248,9 @@ int Serve(const Config& config) {
   sync.SetMapInstalled([&presence](uint64_t epoch) {
     if (Status s = presence->Publish({{"map_epoch", epoch}}); !s.ok()) {
       LogWarn("publishing map epoch {}: {}", epoch, s.message());
+      return false;
     }
+    return true;
   });
   sync.SetLiveHosts([&presence]() -> Result<std::set<std::string>> {
     const nlohmann::json view = presence->View(/*members=*/false);

@@ -87,7 +87,8 @@ Result<json> Api::Call(std::string_view op, const json& args) {
     } catch (const std::exception& e) {
       return Internal(fmt::format("{} failed: {}", op, e.what()));
     }
-    // A topology change cut a new epoch: the kernel gets it now.
+    // A topology change cut a new epoch (in a cluster: the leader cuts
+    // it soon): the kernel gets the newest now.
     static constexpr std::string_view kTopologyOps[] = {
         "host.add",         "host.remove", "device.add",  "device.remove",
         "device.set_state", "pool.create", "pool.delete", "pool.set"};
@@ -257,7 +258,7 @@ json HostView(const Host& h, bool cluster) {
   json j = ToJson(h);
   j.erase("join_hash");
   j.erase("key_hash");
-  if (cluster) j["joined"] = !h.key_hash.empty();
+  if (cluster) j["joined"] = h.join_hash.empty() && !h.key_hash.empty();
   return j;
 }
 
@@ -313,7 +314,7 @@ Result<json> Api::HostToken(JsonFields& a) {
 Result<json> Api::MapWait(JsonFields& a) {
   a.Expect({"epoch", "timeout_ms"});
   const uint64_t epoch = a.U64("epoch");
-  const uint64_t timeout_ms = a.OptU64("timeout_ms").value_or(60000);
+  const uint64_t timeout_ms = a.OptU64("timeout_ms").value_or(30000);
   CVM_RETURN_IF_ERROR(a.status());
   if (presence_ == nullptr) return Unavailable("no presence to wait on");
   const auto start = std::chrono::steady_clock::now();

@@ -68,8 +68,10 @@ Result<std::vector<MapPath>> BuildMapPaths(const std::string& blob,
   return paths;
 }
 
-Status RecordPathEvent(MetadataStore& store, const PathEvent& event) {
+Status RecordPathEvent(MetadataStore& store, const std::string& host,
+                       const PathEvent& event) {
   PathState state;
+  state.host = host;
   state.device_id = event.device_id;
   state.up = event.kind == PathEventKind::kUp;
   state.stale_objects = event.stale_objects;
@@ -120,8 +122,7 @@ Result<uint64_t> KernelSync::PushMap() {
 
 void KernelSync::NoteInstalled(uint64_t epoch) {
   if (published_epoch_ == epoch || !map_installed_) return;
-  published_epoch_ = epoch;
-  map_installed_(epoch);
+  if (map_installed_(epoch)) published_epoch_ = epoch;
 }
 
 void KernelSync::PushMapBestEffort(std::string_view why) {
@@ -145,18 +146,22 @@ uint64_t KernelSync::MyHostId() {
   return my_host_id_;
 }
 
-Status KernelSync::FenceHere(const Volume& v) {
+Status KernelSync::FenceHere(const Volume& v, bool again) {
   if (v.attach_epoch == 0) return {};
   const uint64_t me = cluster_ ? MyHostId() : 0;
   if (cluster_) {
+    if (me == 0) return {};
     auto it = v.fenced.find(me);
-    if (me == 0 || (it != v.fenced.end() && it->second >= v.attach_epoch))
+    if (!again && it != v.fenced.end() && it->second >= v.attach_epoch)
       return {};
   }
   CVM_ASSIGN_OR_RETURN(ModuleStatus target,
                        kernel_.Query(CVM_TARGET_GENL_NAME));
-  if (!target.loaded) return {};
-  Status fenced = kernel_.TargetVolumeFence(v.id, v.attach_epoch);
+  // No cvm_target: nothing here takes requests; its devices are fenced
+  // (again) as they are added.
+  Status fenced = target.loaded
+                      ? kernel_.TargetVolumeFence(v.id, v.attach_epoch)
+                      : Status();
   if (!fenced.ok()) {
     return Status(fenced.code(),
                   fmt::format("volume '{}': attach epoch {} not set on the "
@@ -164,6 +169,8 @@ Status KernelSync::FenceHere(const Volume& v) {
                               v.name, v.attach_epoch, fenced.message()));
   }
   if (!cluster_) return {};
+  auto it = v.fenced.find(me);
+  if (it != v.fenced.end() && it->second >= v.attach_epoch) return {};
   return store_.RecordFenced(v.id, me, v.attach_epoch)
       .WithContext(fmt::format("volume '{}': recording attach epoch {} fenced",
                                v.name, v.attach_epoch));
@@ -171,7 +178,7 @@ Status KernelSync::FenceHere(const Volume& v) {
 
 Result<std::vector<std::string>> KernelSync::Unfenced(const Volume& v) {
   std::vector<std::string> missing;
-  if (!cluster_) return missing;  // one node: KernelAttach fenced it
+  if (!cluster_) return missing;  // one node: Attach fenced it here
   std::set<std::string> live;
   if (live_hosts_) {
     CVM_ASSIGN_OR_RETURN(live, live_hosts_());
@@ -191,26 +198,31 @@ Result<std::vector<std::string>> KernelSync::Unfenced(const Volume& v) {
   return missing;
 }
 
-Status KernelSync::WaitFenced(const Volume& v, std::chrono::milliseconds wait) {
-  const auto deadline = std::chrono::steady_clock::now() + wait;
-  Volume now = v;
+Status KernelSync::WaitServed(const Volume& v) {
+  const auto deadline = std::chrono::steady_clock::now() + cluster_timeout_;
   for (;;) {
-    CVM_ASSIGN_OR_RETURN(auto missing, Unfenced(now));
-    if (missing.empty()) return {};
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Unavailable(fmt::format(
-          "volume '{}': attach epoch {} is not yet set on the targets of "
-          "host(s) {}",
-          v.name, v.attach_epoch, fmt::join(missing, ", ")));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    CVM_ASSIGN_OR_RETURN(now, store_.GetVolume(v.name));
-    if (now.attach_epoch != v.attach_epoch || now.attached_host != host_) {
+    CVM_ASSIGN_OR_RETURN(Volume now, store_.GetVolume(v.name));
+    if (now.attach_epoch != v.attach_epoch ||
+        now.attached_host != v.attached_host) {
       return InUse(fmt::format(
-          "volume '{}' changed while its attach waited for fencing (now "
-          "host '{}', attach epoch {})",
+          "volume '{}' changed while its attach waited (now host '{}', "
+          "attach epoch {})",
           v.name, now.attached_host, now.attach_epoch));
     }
+    if (now.served_epoch >= now.attach_epoch) return {};
+    if (std::chrono::steady_clock::now() >= deadline) {
+      auto missing = Unfenced(now);
+      return Unavailable(
+          missing.ok() && !missing->empty()
+              ? fmt::format("volume '{}': attach epoch {} is not yet set on "
+                            "the targets of host(s) {} (their cvmd up but "
+                            "not following the store?)",
+                            v.name, v.attach_epoch, fmt::join(*missing, ", "))
+              : fmt::format("volume '{}': host '{}' has not brought it up "
+                            "within {} ms",
+                            v.name, v.attached_host, cluster_timeout_.count()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
 }
 
@@ -235,7 +247,7 @@ Result<KernelVolume> KernelSync::KernelAttach(const Volume& v) {
 }
 
 Result<json> KernelSync::Attach(std::string_view name) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   if (cluster_ && joined_ && !joined_()) {
     return PermissionDenied(fmt::format(
         "this cvmd has not joined the cluster as host '{}' (cvmadm join)",
@@ -267,11 +279,31 @@ Result<json> KernelSync::Attach(std::string_view name) {
   }
   CVM_ASSIGN_OR_RETURN(uint64_t map_epoch, PushMap());
   CVM_ASSIGN_OR_RETURN(Volume attached, store_.AttachVolume(name, host_));
-  // The new epoch reaches the targets before the new attachment's first
-  // request, so none of an older attachment's lands after it.
-  Status fenced = FenceHere(attached);
-  if (fenced.ok()) fenced = WaitFenced(attached, cluster_timeout_);
-  auto k = fenced.ok() ? KernelAttach(attached) : Result<KernelVolume>(fenced);
+  Result<KernelVolume> k = Internal("unset");
+  if (cluster_) {
+    // The store follower attaches it once every storage node fenced the
+    // new epoch; this waits without the lock, which that follower (and the
+    // fencing of other nodes' attaches) needs meanwhile.
+    lock.unlock();
+    Status served = WaitServed(attached);
+    lock.lock();
+    if (served.ok()) {
+      CVM_ASSIGN_OR_RETURN(auto now, kernel_.VolumeList());
+      auto found = FindKernelVolume(now, attached.id);
+      k = found ? Result<KernelVolume>(*found)
+                : Result<KernelVolume>(Unavailable(fmt::format(
+                      "volume '{}' is recorded as served here but cvm.ko "
+                      "does not have it",
+                      name)));
+    } else {
+      k = served;
+    }
+  } else {
+    // The new epoch reaches the targets before the new attachment's first
+    // request, so none of an older attachment's lands after it.
+    Status fenced = FenceHere(attached);
+    k = fenced.ok() ? KernelAttach(attached) : Result<KernelVolume>(fenced);
+  }
   if (!k.ok()) {
     // Roll the record back; the epoch stays spent (epochs only grow).
     if (auto undo = store_.DetachVolume(name, host_); !undo.ok()) {
@@ -384,6 +416,12 @@ Result<json> KernelSync::DeviceAdd(uint64_t id, bool format, bool force) {
   CVM_ASSIGN_OR_RETURN(Device served, store_.SetDeviceServed(d.id, true));
   LogInfo("target serves device {} ({}){}", d.id, d.path,
           format ? ", formatted" : "");
+  // An earlier fence did not reach this device: every volume's current
+  // attach epoch, before an initiator's older attachment can use it.
+  CVM_ASSIGN_OR_RETURN(auto volumes, store_.ListVolumes());
+  for (const Volume& v : volumes) {
+    CVM_RETURN_IF_ERROR(FenceHere(v, /*again=*/true));
+  }
   json out = ToJson(served);
   out["formatted"] = format;
   return out;
@@ -446,13 +484,15 @@ json KernelSync::Reconcile() {
         error(fmt::format("device {}", d.id), s);
       }
     }
-    // Before the listeners: a node that was down sets the attach epochs
-    // cut meanwhile before any initiator can reach its targets again.
-    if (cluster_ && my_host_id != 0) {
+    // Before the listeners (when this cvmd starts): the attach epochs cut
+    // while it was down. A device just added (again) gets every volume's
+    // current epoch: an earlier fence did not reach it.
+    const bool added = !report["devices"].empty();
+    if ((cluster_ && my_host_id != 0) || added) {
       auto volumes = store_.ListVolumes();
       if (!volumes.ok()) error("volumes", volumes.status());
       for (const Volume& v : volumes.ok() ? *volumes : std::vector<Volume>{}) {
-        if (Status s = FenceHere(v); !s.ok()) {
+        if (Status s = FenceHere(v, added); !s.ok()) {
           error(fmt::format("volume '{}'", v.name), s);
         }
       }
@@ -505,9 +545,28 @@ json KernelSync::Reconcile() {
   HandOverRequested(*volumes, *kvols, report);
   const auto now = std::chrono::steady_clock::now();
   for (const Volume& v : *volumes) {
-    if (v.attached_host != host_ || !v.migrate_to.empty() ||
-        FindKernelVolume(*kvols, v.id)) {
-      continue;
+    if (v.attached_host != host_ || !v.migrate_to.empty()) continue;
+    if (auto k = FindKernelVolume(*kvols, v.id)) {
+      if (k->attach_epoch >= v.attach_epoch) {
+        // Attached; a lost "served" record is written again.
+        if (v.served_epoch < k->attach_epoch) {
+          static_cast<void>(store_.MarkServed(v.name, host_, k->attach_epoch));
+        }
+        continue;
+      }
+      // An older attachment of this host (moved away by force while open,
+      // then back): fenced, every request of it fails. Let go of it once
+      // it is closed, then attach afresh.
+      if (Status s = kernel_.VolumeDetach(k->id, /*force=*/false); !s.ok()) {
+        if (busy_logged_.insert(k->id).second) {
+          error(fmt::format("{} (volume '{}') holds the fenced attach epoch "
+                            "{}; it is attached again once closed",
+                            DevPath(k->minor), v.name, k->attach_epoch),
+                s);
+        }
+        continue;
+      }
+      busy_logged_.erase(k->id);
     }
     // A failed attach is tried again after a pause, not at once: its epoch
     // bump is itself a store change that would run this again.
@@ -659,10 +718,15 @@ void KernelSync::HandOverRequested(const std::vector<Volume>& volumes,
         continue;
       }
     }
-    auto moved = store_.HandOver(v.name, host_, v.migrate_to);
+    auto moved = store_.HandOver(v.name, host_, v.migrate_to,
+                                 /*requested=*/true);
     if (!moved.ok()) {
       report["errors"].push_back(fmt::format("volume '{}': hand-over: {}",
                                              v.name, moved.status().message()));
+      // Say why, so the request neither dangles nor blocks the volume.
+      static_cast<void>(store_.RefuseMigration(
+          v.name, host_,
+          fmt::format("the hand-over failed: {}", moved.status().message())));
       continue;
     }
     LogInfo("volume '{}' handed to host '{}' (attach epoch {}){}", v.name,

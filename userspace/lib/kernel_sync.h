@@ -20,10 +20,11 @@
 // storage node whose cvmd is up has set it on its targets (each cvmd does
 // that for its own targets as it follows the store, before it listens, and
 // records it in the volume's `fenced`). From then on no request of an
-// older attachment is accepted anywhere. A storage node whose cvmd is down
-// is not waited for: the new attachment's first request raises its
-// targets' epoch, and its cvmd sets them all when it starts, before its
-// listeners.
+// older attachment is accepted by any storage node whose cvmd is up. One
+// whose cvmd is down is not waited for: its targets (still serving, if
+// the machine is up) learn the new epoch from the new attachment's first
+// request, and its cvmd sets them all when it starts. A device added to a
+// target gets every volume's epoch at once.
 //
 // Migration: the volume's attached host is asked to hand it over
 // (`migrate_to`); its cvmd detaches the device unless it is open, and then
@@ -55,10 +56,12 @@ Result<std::vector<MapPath>> BuildMapPaths(const std::string& blob,
                                            const std::vector<Host>& hosts,
                                            const std::vector<Device>& devices);
 
-// Records one of cvm.ko's path events as the device's path state (no new
-// map epoch) and logs it: a lost path as a warning, a made one as info. An
-// event for a device the store lacks is logged and not recorded.
-Status RecordPathEvent(MetadataStore& store, const PathEvent& event);
+// Records one of cvm.ko's path events, as seen by initiator `host`, as the
+// device's path state (no new map epoch) and logs it: a lost path as a warning,
+// a made one as info. An event for a device the store lacks is logged and not
+// recorded.
+Status RecordPathEvent(MetadataStore& store, const std::string& host,
+                       const PathEvent& event);
 
 class KernelSync {
  public:
@@ -76,7 +79,8 @@ class KernelSync {
   // applies nothing (node_identity.h).
   void SetJoined(std::function<bool()> joined) { joined_ = std::move(joined); }
   // Called with the map epoch cvm.ko holds whenever it changes.
-  void SetMapInstalled(std::function<void(uint64_t)> fn) {
+  // (`fn` false: not published, tried again at the next reconcile).
+  void SetMapInstalled(std::function<bool(uint64_t)> fn) {
     map_installed_ = std::move(fn);
   }
   // How long an attach waits for the other nodes to fence its epoch, and a
@@ -127,12 +131,14 @@ class KernelSync {
   Result<Host> HostWithAddress(std::string_view address);
   // Sets v's attach epoch on this node's targets (when it serves any) and,
   // in a cluster, records it in the volume.
-  Status FenceHere(const Volume& v);
+  // `again`: also when the record says this host did (a device added
+  // since).
+  Status FenceHere(const Volume& v, bool again = false);
   // The storage nodes that are up and have not fenced v's epoch yet.
   Result<std::vector<std::string>> Unfenced(const Volume& v);
-  // Waits up to `wait` until Unfenced(v) is empty; kUnavailable naming
-  // the nodes still missing.
-  Status WaitFenced(const Volume& v, std::chrono::milliseconds wait);
+  // Waits (cluster_timeout_) until v's host records v's attach epoch
+  // served; kUnavailable naming the storage nodes that have not fenced it.
+  Status WaitServed(const Volume& v);
   // The kernel attach of v (fenced everywhere), then records it served.
   Result<KernelVolume> KernelAttach(const Volume& v);
   // This host's id in the store (0 while it has none).
@@ -148,10 +154,10 @@ class KernelSync {
   bool cluster_ = false;
   std::function<Result<std::set<std::string>>()> live_hosts_;
   std::function<bool()> joined_;
-  std::function<void(uint64_t)> map_installed_;
+  std::function<bool(uint64_t)> map_installed_;
   std::optional<uint64_t> published_epoch_;  // none: nothing published
   void NoteInstalled(uint64_t epoch);
-  std::chrono::milliseconds cluster_timeout_{30000};
+  std::chrono::milliseconds cluster_timeout_{20000};
   uint64_t my_host_id_ = 0;
   // Volume id -> the attach epoch whose wait for fences was logged.
   std::map<uint64_t, uint64_t> fence_wait_logged_;

@@ -286,8 +286,18 @@ Status MetadataStore::CheckPoolsStayPlaceable(uint64_t current,
                                               const Topology& next,
                                               const SealedMap& sealed) {
   if (sealed.problem.empty() && sealed.left_out.empty()) return {};
+  // Compared with the map as it stands: with changes pending (not cut
+  // yet), the map they make, as the records read before this change.
   std::optional<MapEpoch> before;
-  if (current != 0) {
+  CVM_ASSIGN_OR_RETURN(auto pending, GetRaw(Cf::kMeta, kPendingKey));
+  if (pending) {
+    CVM_ASSIGN_OR_RETURN(Topology now, LoadTopology());
+    KvBatch scratch;
+    CVM_ASSIGN_OR_RETURN(SealedMap m, SealTopology(scratch, current + 1, now));
+    before = MapEpoch{};
+    before->problem = m.problem;
+    before->left_out = m.left_out;
+  } else if (current != 0) {
     CVM_ASSIGN_OR_RETURN(before, GetEpoch(current));
   }
   CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
@@ -671,6 +681,14 @@ Result<PathState> MetadataStore::RecordPathState(PathState state) {
   return Transact([&]() -> Result<PathState> {
     CVM_ASSIGN_OR_RETURN(Device d, GetDevice(state.device_id));
     state.since = Now();
+    // Every initiator's own last event stays; the top fields are the newest.
+    CVM_ASSIGN_OR_RETURN(auto before,
+                         GetById(Cf::kPaths, d.id, &DecodePathState));
+    if (before) state.initiators = std::move(before->initiators);
+    if (!state.host.empty()) {
+      state.initiators[state.host] = {state.up, state.since,
+                                      state.stale_objects, state.address};
+    }
     KvBatch batch;
     batch.Put(Cf::kPaths, EncodeIdKey(d.id), Encode(ToJson(state)));
     CVM_RETURN_IF_ERROR(Commit(batch));
@@ -1064,13 +1082,19 @@ Result<Volume> MetadataStore::RequestMigration(std::string_view name,
 
 Result<Volume> MetadataStore::HandOver(std::string_view name,
                                        std::string_view from,
-                                       std::string_view to) {
+                                       std::string_view to, bool requested) {
   return Transact([&]() -> Result<Volume> {
     CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
     CVM_ASSIGN_OR_RETURN(Host h, GetHost(to));
     if (v.attached_host != from) {
       return InUse(fmt::format("volume '{}' is no longer attached to host '{}'",
                                v.name, from));
+    }
+    if (requested && v.migrate_to != h.name) {
+      return InUse(
+          fmt::format("the move of volume '{}' to host '{}' was "
+                      "withdrawn",
+                      v.name, h.name));
     }
     v.attached_host = h.name;
     ++v.attach_epoch;  // the old host's requests are refused from now on

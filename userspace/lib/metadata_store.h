@@ -170,8 +170,10 @@ class MetadataStore {
   Result<Volume> RequestMigration(std::string_view name, std::string_view to);
   // The volume moves from `from` to `to` under a new attach epoch, if it is
   // still attached to `from` (kInUse otherwise).
+  // `requested`: only while a migration to `to` is still asked for (the
+  // asker may have withdrawn it).
   Result<Volume> HandOver(std::string_view name, std::string_view from,
-                          std::string_view to);
+                          std::string_view to, bool requested = false);
   // The migration asked of `from` is refused, saying `why`.
   Status RefuseMigration(std::string_view name, std::string_view from,
                          std::string_view why);

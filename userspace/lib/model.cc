@@ -517,11 +517,20 @@ json ToJson(const MapEpoch& e) {
 }
 
 json ToJson(const PathState& p) {
+  json initiators = json::object();
+  for (const auto& [host, i] : p.initiators) {
+    initiators[host] = {{"state", i.up ? "up" : "down"},
+                        {"since", i.since},
+                        {"stale_objects", i.stale_objects},
+                        {"address", i.address}};
+  }
   return {{"device_id", p.device_id},
           {"state", p.up ? "up" : "down"},
           {"since", p.since},
           {"stale_objects", p.stale_objects},
-          {"address", p.address}};
+          {"address", p.address},
+          {"host", p.host},
+          {"initiators", std::move(initiators)}};
 }
 
 std::string Encode(const json& record) { return DumpJson(record); }
@@ -726,14 +735,38 @@ Result<MapEpoch> DecodeMapEpoch(std::string_view bytes) {
 Result<PathState> DecodePathState(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "path"));
   JsonFields f(j, "path record field", Code::kCorruption);
-  f.Expect({"device_id", "state", "since", "stale_objects", "address"});
+  f.Expect({"device_id", "state", "since", "stale_objects", "address", "host",
+            "initiators"});
   PathState p;
   p.device_id = f.U64("device_id");
   const std::string state = f.String("state");
   p.since = f.I64("since");
   p.stale_objects = f.U64("stale_objects");
   p.address = f.String("address");
+  p.host = f.OptString("host").value_or("");
   CVM_RETURN_IF_ERROR(f.status());
+  if (j.contains("initiators")) {
+    if (!j["initiators"].is_object()) {
+      return Corruption("path record field 'initiators' is not an object");
+    }
+    for (const auto& [host, i] : j["initiators"].items()) {
+      JsonFields g(i, "path record initiator field", Code::kCorruption);
+      g.Expect({"state", "since", "stale_objects", "address"});
+      InitiatorPath ip;
+      const std::string st = g.String("state");
+      ip.since = g.I64("since");
+      ip.stale_objects = g.U64("stale_objects");
+      ip.address = g.String("address");
+      CVM_RETURN_IF_ERROR(g.status());
+      if ((st != "up" && st != "down") || !ValidateName("host", host).ok()) {
+        return Corruption(
+            fmt::format("path record: initiator '{}' with state '{}'",
+                        Printable(host), Printable(st)));
+      }
+      ip.up = st == "up";
+      p.initiators[host] = std::move(ip);
+    }
+  }
   if (p.device_id == 0) return Corruption("path record: device_id 0");
   if (state != "up" && state != "down") {
     return Corruption(fmt::format("path record: state '{}' is not up or down",

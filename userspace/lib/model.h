@@ -68,7 +68,8 @@ struct Host {
   // Joining a cluster (node_identity.h), as SHA-256 hex digests: of the
   // one-time join token `host add` printed, until the host's cvmd joins
   // with it; then of the key that cvmd keeps (its --node-key file). Both
-  // empty: added before hosts joined (or with RocksDB, one node).
+  // empty: added before hosts joined (it must be given a token with `host
+  // token`) or with RocksDB (one node, always joined).
   std::string join_hash;
   std::string key_hash;
   int64_t created = 0;  // unix seconds
@@ -204,6 +205,15 @@ struct MapEpoch {
 // PATH_UP events (include/uapi/linux/cvm.h), as cvmd recorded them. Not
 // topology: recording one cuts no map epoch.
 inline constexpr size_t kMaxPathAddressLength = 63;
+// What one initiator's cvm.ko last said of its path to a device.
+struct InitiatorPath {
+  bool up = false;
+  int64_t since = 0;
+  uint64_t stale_objects = 0;
+  std::string address;
+  bool operator==(const InitiatorPath&) const = default;
+};
+
 struct PathState {
   uint64_t device_id = 0;
   bool up = false;
@@ -212,6 +222,11 @@ struct PathState {
   // "down" what it had missed by then, on "up" what is left to resync.
   uint64_t stale_objects = 0;
   std::string address;  // the target's, as the kernel printed it
+  // The initiator host whose event this is ("" in older records); the
+  // fields above are the newest event of any initiator.
+  std::string host;
+  // Each initiator's own last event, by host name.
+  std::map<std::string, InitiatorPath> initiators;
   bool operator==(const PathState&) const = default;
 };
 

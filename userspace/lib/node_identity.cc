@@ -42,8 +42,10 @@ Status WriteKeyFile(const std::string& path, const std::string& key) {
   const auto dir = std::filesystem::path(path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir, ec);
   const std::string tmp = path + ".new";
-  UniqueFd fd(
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  // A fresh file of our own, never one found there (its mode, a symlink).
+  ::unlink(tmp.c_str());
+  UniqueFd fd(::open(
+      tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) {
     return IoError(
         fmt::format("cannot write node key {}: {}", tmp, strerror(errno)));
@@ -58,6 +60,13 @@ Status WriteKeyFile(const std::string& path, const std::string& key) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return IoError(
         fmt::format("cannot rename {} to {}: {}", tmp, path, strerror(errno)));
+  }
+  // The rename itself durable before the store names the key.
+  UniqueFd d(::open(dir.empty() ? "." : dir.c_str(),
+                    O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d.valid() || ::fsync(d.get()) != 0) {
+    return IoError(fmt::format("cannot sync the directory of {}: {}", path,
+                               strerror(errno)));
   }
   return {};
 }
@@ -139,10 +148,10 @@ std::string NodeIdentity::Check() {
         "token 'cvmadm host add' (or 'cvmadm host token {}') printed",
         host_, host_);
   } else if (h->key_hash.empty()) {
-    LogWarn(
-        "host '{}' was added before hosts joined with a token: taken as "
-        "joined",
-        host_);
+    why = fmt::format(
+        "host '{}' has no join token (added before hosts joined): 'cvmadm "
+        "host token {}' on a joined node issues one",
+        host_, host_);
   } else {
     auto key = ReadKeyFile(key_path_);
     if (!key.ok()) {

@@ -10,9 +10,11 @@
 // host NAME after a restart. Until it has joined, a cvmd serves its local
 // API but applies none of its host's part of the store (no targets, maps
 // or attachments). `cvmadm host token NAME` issues a new token and voids
-// the old key (a reinstalled node). With RocksDB there is one node: always
-// joined. Authenticating hosts to targets is the security issue's work;
-// this makes sure the cvmd acting for a host is the one the admin let in.
+// the old key (a reinstalled node; a cvmd running with the old key keeps
+// acting until it restarts: the join state is read at start). With RocksDB
+// there is one node: always joined. Authenticating hosts to targets is the
+// security issue's work; this makes sure the cvmd acting for a host is the one
+// the admin let in.
 
 #include <atomic>
 #include <mutex>

@@ -425,8 +425,8 @@ TEST_F(KernelSyncTest, PathEventsAreRecordedAndShownPerDevice) {
     EXPECT_EQ(d["path"], "/dev/ram" + std::to_string(d["id"].get<int>()));
   }
 
-  ASSERT_OK(
-      RecordPathEvent(*store_, {PathEventKind::kDown, 2, "127.0.0.1:7002", 7}));
+  ASSERT_OK(RecordPathEvent(*store_, "h1",
+                            {PathEventKind::kDown, 2, "127.0.0.1:7002", 7}));
   listed = Call("device.list", json::object());
   ASSERT_OK(listed);
   ASSERT_EQ(listed->size(), 3u);
@@ -441,8 +441,8 @@ TEST_F(KernelSyncTest, PathEventsAreRecordedAndShownPerDevice) {
   ASSERT_OK(got);
   EXPECT_EQ((*got)["path_state"], d2["path_state"]);
 
-  ASSERT_OK(
-      RecordPathEvent(*store_, {PathEventKind::kUp, 2, "127.0.0.1:7002", 7}));
+  ASSERT_OK(RecordPathEvent(*store_, "h1",
+                            {PathEventKind::kUp, 2, "127.0.0.1:7002", 7}));
   auto status = Call("status", json::object());
   ASSERT_OK(status);
   ASSERT_EQ((*status)["path_states"].size(), 1u);
@@ -452,8 +452,9 @@ TEST_F(KernelSyncTest, PathEventsAreRecordedAndShownPerDevice) {
   EXPECT_EQ(kernel_.map_sets, map_sets);  // and push nothing
 
   // An event for a device the store does not know is not recorded.
-  EXPECT_EQ(RecordPathEvent(*store_, {PathEventKind::kUp, 99, "a:1", 0}).code(),
-            Code::kNotFound);
+  EXPECT_EQ(
+      RecordPathEvent(*store_, "h1", {PathEventKind::kUp, 99, "a:1", 0}).code(),
+      Code::kNotFound);
   EXPECT_EQ(store_->ListPathStates()->size(), 1u);
 }
 
@@ -678,9 +679,25 @@ TEST(KernelSyncClusterTest, MigrationFencesEveryTargetFirst) {
   EXPECT_TRUE(fenced_everywhere("c1", epoch));
   EXPECT_EQ(kernels["c2"].volumes.count(id), 1u);  // cut off, still there
   follow("c2");
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  kernels["c2"].open = false;
-  EXPECT_TRUE(wait_for([&] { return kernels["c2"].volumes.count(id) == 0; }));
+  // Moved back to c2 while its old, fenced device is still open there: c2
+  // attaches afresh once that one is closed (the old code kept the fenced
+  // device as if current, and the move timed out).
+  syncs["h1"]->SetClusterTimeout(std::chrono::seconds(5));
+  std::thread closer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    kernels["c2"].open = false;
+  });
+  moved = api.Call("volume.migrate",
+                   {{"name", "vol0"}, {"to", "c2"}, {"force", true}});
+  closer.join();
+  ASSERT_OK(moved);
+  ASSERT_TRUE(wait_for([&] { return kernels["c2"].volumes.count(id) == 1; }));
+  EXPECT_EQ(kernels["c2"].volumes[id].attach_epoch,
+            (*moved)["attach_epoch"].get<uint64_t>());
+  EXPECT_GT(kernels["c2"].volumes[id].attach_epoch, epoch);
+  // And to c1 again, c1 having let go of its device meanwhile.
+  ASSERT_OK(api.Call("volume.migrate", {{"name", "vol0"}, {"to", "c1"}}));
+  EXPECT_EQ(kernels["c2"].volumes.count(id), 0u);
 
   // A move the old host never answers times out and is withdrawn.
   followers["c1"]->Stop();
@@ -698,6 +715,79 @@ TEST(KernelSyncClusterTest, MigrationFencesEveryTargetFirst) {
   EXPECT_ERROR(api.Call("volume.migrate", {{"name", "vol0"}}),
                Code::kInvalidArgument, "to");
   for (auto& [n, f] : followers) f->Stop();
+}
+
+// Review of issue 15: two storage nodes that are also initiators attach a
+// volume each, at the same time, through their own cvmd. Each attach
+// waits for the other node to fence; the old code held the node's lock
+// while waiting, so neither follower could fence the other's attach and
+// both failed after the timeout. About 1 s.
+TEST(KernelSyncClusterTest, TwoNodesAttachAtOnceWithoutWaitingOnEachOther) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string uri = testing::UniqueEtcdUri();
+  std::map<std::string, std::unique_ptr<MetadataStore>> stores;
+  std::map<std::string, FakeKernel> kernels;
+  std::map<std::string, std::unique_ptr<KernelSync>> syncs;
+  std::map<std::string, std::unique_ptr<Api>> apis;
+  std::map<std::string, std::unique_ptr<StoreFollower>> followers;
+  const std::set<std::string> live = {"h1", "h2"};
+  for (const std::string n : {"h1", "h2"}) {
+    auto store = MetadataStore::Open(uri);
+    ASSERT_OK(store);
+    stores[n] = std::move(*store);
+    syncs[n] = std::make_unique<KernelSync>(*stores[n], kernels[n], n);
+    syncs[n]->SetCluster(true);
+    syncs[n]->SetClusterTimeout(std::chrono::seconds(5));
+    syncs[n]->SetLiveHosts(
+        [&live]() -> Result<std::set<std::string>> { return live; });
+    apis[n] = std::make_unique<Api>(*stores[n]);
+    apis[n]->SetKernelSync(syncs[n].get());
+  }
+  Api& api = *apis["h1"];
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_OK(api.Call("host.add",
+                       {{"name", "h" + std::to_string(i)},
+                        {"addresses", {"127.0.0.1:700" + std::to_string(i)}}}));
+    ASSERT_OK(api.Call("device.add", {{"host", "h" + std::to_string(i)},
+                                      {"path", "/dev/ram0"},
+                                      {"capacity", 1 << 28}}));
+  }
+  ASSERT_OK(
+      api.Call("pool.create",
+               {{"name", "rep3"}, {"policy", "replicated:3"}, {"pg_num", 64}}));
+  for (const char* v : {"v1", "v2"}) {
+    ASSERT_OK(api.Call("volume.create",
+                       {{"name", v}, {"pool", "rep3"}, {"size", 1 << 27}}));
+  }
+  ASSERT_OK(apis["h1"]->Call("target.device.add", {{"id", 1}}));
+  ASSERT_OK(apis["h2"]->Call("target.device.add", {{"id", 2}}));
+  for (const std::string n : {"h1", "h2"}) {
+    followers[n] = std::make_unique<StoreFollower>(
+        *stores[n], [&, n] { static_cast<void>(syncs[n]->Reconcile()); },
+        std::chrono::milliseconds(20), std::chrono::milliseconds(200));
+    followers[n]->Start();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  Result<json> r2 = Internal("unset");
+  std::thread other([&] {
+    r2 = apis["h2"]->Call("volume.attach", {{"name", "v2"}});
+  });
+  Result<json> r1 = apis["h1"]->Call("volume.attach", {{"name", "v1"}});
+  other.join();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  ASSERT_OK(r1);
+  ASSERT_OK(r2);
+  EXPECT_EQ((*r1)["device"], "/dev/cvm0");
+  EXPECT_LT(took.count(), 4000);
+  std::cout << "two attaches at once: " << took.count() << " ms\n";
+  for (auto& [n, f] : followers) f->Stop();
+  for (const std::string n : {"h1", "h2"}) {
+    const Volume v = *stores[n]->GetVolume(n == "h1" ? "v1" : "v2");
+    EXPECT_GE(v.fenced.at(1), v.attach_epoch);
+    EXPECT_GE(v.fenced.at(2), v.attach_epoch);
+  }
 }
 
 // Issue 15: a change names the epoch that carries it, and `--wait` (the
@@ -724,7 +814,7 @@ TEST(KernelSyncClusterTest, ChangesNameTheirEpochAndWaitForEveryNode) {
     syncs[n] = std::make_unique<KernelSync>(*stores[n], kernels[n], n);
     syncs[n]->SetCluster(true);
     syncs[n]->SetMapInstalled([p = presences[n].get()](uint64_t e) {
-      static_cast<void>(p->Publish({{"map_epoch", e}}));
+      return p->Publish({{"map_epoch", e}}).ok();
     });
   }
   StoreFollower follower(

@@ -14,6 +14,7 @@
 namespace cvm {
 namespace {
 
+using nlohmann::json;
 using testing::TempDir;
 using testing::WriteRaw;
 
@@ -439,6 +440,40 @@ PathState Path(uint64_t device, bool up, uint64_t stale,
   p.stale_objects = stale;
   p.address = std::move(address);
   return p;
+}
+
+// Issue 15: path states as seen by each initiator. Two initiators report
+// the same device's path: each keeps its own last event, the top fields
+// are the newest, and an older record (no initiators) still reads.
+TEST_P(PopulatedStoreTest, PathStatesAreKeptPerInitiator) {
+  PathState down = Path(1, false, 7);
+  down.host = "c1";
+  ASSERT_OK(store_->RecordPathState(down));
+  PathState up = Path(1, true, 0);
+  up.host = "c2";
+  ASSERT_OK(store_->RecordPathState(up));
+  auto got = store_->GetPathState(1);
+  ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
+  const PathState& p = **got;
+  EXPECT_TRUE(p.up);
+  EXPECT_EQ(p.host, "c2");
+  ASSERT_EQ(p.initiators.size(), 2u);
+  EXPECT_FALSE(p.initiators.at("c1").up);
+  EXPECT_EQ(p.initiators.at("c1").stale_objects, 7u);
+  EXPECT_TRUE(p.initiators.at("c2").up);
+  const json j = ToJson(p);
+  EXPECT_EQ(j["initiators"]["c1"]["state"], "down") << j.dump();
+  EXPECT_EQ(*DecodePathState(Encode(j)), p);
+  // A record written before initiators were kept.
+  json old = j;
+  old.erase("initiators");
+  old.erase("host");
+  auto decoded = DecodePathState(Encode(old));
+  ASSERT_OK(decoded);
+  EXPECT_TRUE(decoded->initiators.empty());
+  old["initiators"] = {{"c 1", {{"state", "up"}}}};
+  EXPECT_EQ(DecodePathState(Encode(old)).status().code(), Code::kCorruption);
 }
 
 TEST_P(PopulatedStoreTest, PathStateRoundTripsWithoutANewEpoch) {
