@@ -208,6 +208,9 @@ rm -rf "$tmp"
 if ((L != 2)); then
 	check "guest 2: r0 still reads every tagged block" on 2 \
 		"$TAGGED check /dev/cvm0 $LOG --objects $NOBJ"
+	check "device $((L + 1)): its path is down as guest 2's cvm.ko sees it" on_wait 2 60 \
+		"$ADM device list --json | python3 -c 'import json,sys; d = [x for x in json.load(sys.stdin) if x[\"id\"] == $((L + 1))][0]; sys.exit(d[\"path_state\"][\"initiators\"][\"g2\"][\"state\"] != \"down\")'"
+	on 2 "$ADM device list"
 fi
 
 for i in "${others[@]}"; do

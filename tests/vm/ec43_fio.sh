@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 150 s: Reed-Solomon, m = 3)
+# tier: full (about 150 s: Reed-Solomon, m = 3; check runs ec42_fio, the same
+# code with m = 2)
 # transports: tcp
 #
 # ec(4,3) volumes: fio verify healthy, degraded and after the rebuild;

@@ -962,11 +962,25 @@ Status MetadataStore::DeleteVolume(std::string_view name) {
   });
 }
 
+// Changes one volume record in one transaction: `edit` checks `v` and
+// changes it, returning false to leave the record as it is.
+Result<Volume> MetadataStore::UpdateVolume(
+    std::string_view name, const std::function<Result<bool>(Volume&)>& edit) {
+  return Transact([&]() -> Result<Volume> {
+    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+    CVM_ASSIGN_OR_RETURN(bool changed, edit(v));
+    if (!changed) return v;
+    KvBatch batch;
+    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return v;
+  });
+}
+
 Result<Volume> MetadataStore::AttachVolume(std::string_view name,
                                            std::string_view host) {
   CVM_RETURN_IF_ERROR(ValidateName("host", host));
-  return Transact([&]() -> Result<Volume> {
-    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+  return UpdateVolume(name, [&](Volume& v) -> Result<bool> {
     if (!v.attached_host.empty() && v.attached_host != host) {
       return InUse(
           fmt::format("volume '{}' is attached to host '{}'; detach it there "
@@ -976,17 +990,13 @@ Result<Volume> MetadataStore::AttachVolume(std::string_view name,
     v.attached_host = std::string(host);
     ++v.attach_epoch;
     v.migrate_to.clear();
-    KvBatch batch;
-    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
-    CVM_RETURN_IF_ERROR(Commit(batch));
-    return v;
+    return true;
   });
 }
 
 Result<Volume> MetadataStore::DetachVolume(std::string_view name,
                                            std::string_view expected_host) {
-  return Transact([&]() -> Result<Volume> {
-    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+  return UpdateVolume(name, [&](Volume& v) -> Result<bool> {
     if (v.attached_host.empty()) {
       return InvalidArgument(
           fmt::format("volume '{}' is not attached", v.name));
@@ -997,45 +1007,38 @@ Result<Volume> MetadataStore::DetachVolume(std::string_view name,
     }
     v.attached_host.clear();
     v.migrate_to.clear();
-    KvBatch batch;
-    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
-    CVM_RETURN_IF_ERROR(Commit(batch));
-    return v;
+    return true;
   });
 }
 
 Result<Volume> MetadataStore::ReattachVolume(std::string_view name,
                                              std::string_view host) {
-  return Transact([&]() -> Result<Volume> {
-    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+  return UpdateVolume(name, [&](Volume& v) -> Result<bool> {
     if (v.attached_host != host) {
       return InvalidArgument(fmt::format(
           "volume '{}' is no longer attached to host '{}'", v.name, host));
     }
     // An epoch some kernel served may have requests of that attachment
     // still about: the new one gets its own.
-    if (v.served_epoch < v.attach_epoch) return v;
+    if (v.served_epoch < v.attach_epoch) return false;
     ++v.attach_epoch;
-    KvBatch batch;
-    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
-    CVM_RETURN_IF_ERROR(Commit(batch));
-    return v;
+    return true;
   });
 }
 
 Status MetadataStore::MarkServed(std::string_view name, std::string_view host,
                                  uint64_t epoch) {
-  return Transact([&]() -> Status {
-    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
-    if (v.attached_host != host || v.attach_epoch != epoch ||
-        v.served_epoch == epoch) {
-      return {};
-    }
-    v.served_epoch = epoch;
-    KvBatch batch;
-    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
-    return Commit(batch);
-  });
+  return UpdateVolume(name,
+                      [&](Volume& v) -> Result<bool> {
+                        if (v.attached_host != host ||
+                            v.attach_epoch != epoch ||
+                            v.served_epoch == epoch) {
+                          return false;
+                        }
+                        v.served_epoch = epoch;
+                        return true;
+                      })
+      .status();
 }
 
 Status MetadataStore::RecordFenced(uint64_t volume_id, uint64_t host_id,
@@ -1055,8 +1058,7 @@ Status MetadataStore::RecordFenced(uint64_t volume_id, uint64_t host_id,
 
 Result<Volume> MetadataStore::RequestMigration(std::string_view name,
                                                std::string_view to) {
-  return Transact([&]() -> Result<Volume> {
-    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+  return UpdateVolume(name, [&](Volume& v) -> Result<bool> {
     CVM_ASSIGN_OR_RETURN(Host h, GetHost(to));
     if (v.attached_host.empty()) {
       return InvalidArgument(
@@ -1073,18 +1075,14 @@ Result<Volume> MetadataStore::RequestMigration(std::string_view name,
     }
     v.migrate_to = h.name;
     v.migrate_error.clear();
-    KvBatch batch;
-    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
-    CVM_RETURN_IF_ERROR(Commit(batch));
-    return v;
+    return true;
   });
 }
 
 Result<Volume> MetadataStore::HandOver(std::string_view name,
                                        std::string_view from,
                                        std::string_view to, bool requested) {
-  return Transact([&]() -> Result<Volume> {
-    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
+  return UpdateVolume(name, [&](Volume& v) -> Result<bool> {
     CVM_ASSIGN_OR_RETURN(Host h, GetHost(to));
     if (v.attached_host != from) {
       return InUse(fmt::format("volume '{}' is no longer attached to host '{}'",
@@ -1092,33 +1090,30 @@ Result<Volume> MetadataStore::HandOver(std::string_view name,
     }
     if (requested && v.migrate_to != h.name) {
       return InUse(
-          fmt::format("the move of volume '{}' to host '{}' was "
-                      "withdrawn",
+          fmt::format("the move of volume '{}' to host '{}' was withdrawn",
                       v.name, h.name));
     }
     v.attached_host = h.name;
     ++v.attach_epoch;  // the old host's requests are refused from now on
     v.migrate_to.clear();
     v.migrate_error.clear();
-    KvBatch batch;
-    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
-    CVM_RETURN_IF_ERROR(Commit(batch));
-    return v;
+    return true;
   });
 }
 
 Status MetadataStore::RefuseMigration(std::string_view name,
                                       std::string_view from,
                                       std::string_view why) {
-  return Transact([&]() -> Status {
-    CVM_ASSIGN_OR_RETURN(Volume v, GetVolume(name));
-    if (v.attached_host != from || v.migrate_to.empty()) return {};
-    v.migrate_to.clear();
-    v.migrate_error = std::string(why);
-    KvBatch batch;
-    batch.Put(Cf::kVolumes, EncodeIdKey(v.id), Encode(ToJson(v)));
-    return Commit(batch);
-  });
+  return UpdateVolume(name,
+                      [&](Volume& v) -> Result<bool> {
+                        if (v.attached_host != from || v.migrate_to.empty()) {
+                          return false;
+                        }
+                        v.migrate_to.clear();
+                        v.migrate_error = std::string(why);
+                        return true;
+                      })
+      .status();
 }
 
 // ---- snapshots ----

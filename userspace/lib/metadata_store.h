@@ -231,6 +231,9 @@ class MetadataStore {
   // Adds the next epoch, its history record and its sealed map, built from
   // `next` (the topology once `batch` commits), to `batch`.
   Status BumpEpoch(KvBatch& batch, std::string reason, const Topology& next);
+  // One volume record changed in one transaction (`edit` false: unchanged).
+  Result<Volume> UpdateVolume(std::string_view name,
+                              const std::function<Result<bool>(Volume&)>& edit);
   // The sealed map of `next` as epoch `epoch` (new rack and row bucket ids
   // go in `batch`).
   Result<SealedMap> SealTopology(KvBatch& batch, uint64_t epoch,

@@ -458,6 +458,44 @@ TEST_F(KernelSyncTest, PathEventsAreRecordedAndShownPerDevice) {
   EXPECT_EQ(store_->ListPathStates()->size(), 1u);
 }
 
+// The cluster tests' topology, made through `api`: hosts h1..h3 with a
+// device each (ids 1..3), client hosts without devices, pool rep3
+// (replicated(3), 64 PGs) and 128 MiB volumes in it.
+Status DescribeCluster(Api& api, const std::vector<std::string>& clients,
+                       const std::vector<std::string>& volumes) {
+  for (int i = 1; i <= 3; ++i) {
+    const std::string h = "h" + std::to_string(i);
+    CVM_RETURN_IF_ERROR(
+        api.Call("host.add",
+                 {{"name", h},
+                  {"addresses", {"127.0.0.1:700" + std::to_string(i)}}})
+            .status());
+    CVM_RETURN_IF_ERROR(
+        api.Call("device.add",
+                 {{"host", h}, {"path", "/dev/ram0"}, {"capacity", 1 << 28}})
+            .status());
+  }
+  int n = 0;
+  for (const std::string& c : clients) {
+    CVM_RETURN_IF_ERROR(
+        api.Call("host.add",
+                 {{"name", c},
+                  {"addresses", {"10.0.0." + std::to_string(++n) + ":1"}}})
+            .status());
+  }
+  CVM_RETURN_IF_ERROR(
+      api.Call("pool.create",
+               {{"name", "rep3"}, {"policy", "replicated:3"}, {"pg_num", 64}})
+          .status());
+  for (const std::string& v : volumes) {
+    CVM_RETURN_IF_ERROR(
+        api.Call("volume.create",
+                 {{"name", v}, {"pool", "rep3"}, {"size", 1 << 27}})
+            .status());
+  }
+  return {};
+}
+
 // Issue 15, any-node administration: two cvmds on one etcd, storage node
 // h1 and client c1, each with its own kernel. Changes made through h1 are
 // applied by c1 as it follows the store: the map, an attachment made "on
@@ -491,21 +529,7 @@ TEST(KernelSyncClusterTest, EachNodeAppliesItsOwnPartOfEveryChange) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - start);
   };
-  for (int i = 1; i <= 3; ++i) {
-    ASSERT_OK(api.Call("host.add",
-                       {{"name", "h" + std::to_string(i)},
-                        {"addresses", {"127.0.0.1:700" + std::to_string(i)}}}));
-    ASSERT_OK(api.Call("device.add", {{"host", "h" + std::to_string(i)},
-                                      {"path", "/dev/ram0"},
-                                      {"capacity", 1 << 28}}));
-  }
-  ASSERT_OK(api.Call("host.add",
-                     {{"name", "c1"}, {"addresses", {"127.0.0.1:7100"}}}));
-  ASSERT_OK(
-      api.Call("pool.create",
-               {{"name", "rep3"}, {"policy", "replicated:3"}, {"pg_num", 64}}));
-  ASSERT_OK(api.Call("volume.create",
-                     {{"name", "vol0"}, {"pool", "rep3"}, {"size", 1 << 27}}));
+  ASSERT_OK(DescribeCluster(api, {"c1"}, {"vol0"}));
   ASSERT_OK(api.Call("target.device.add", {{"id", 1}, {"format", true}}));
   const uint64_t epoch = *(*store_h1)->CurrentEpoch();
   wait_for([&] { return kernel_c1.map_epoch == epoch; });
@@ -594,23 +618,7 @@ TEST(KernelSyncClusterTest, MigrationFencesEveryTargetFirst) {
   };
   Api api(*stores["h1"]);
   api.SetKernelSync(syncs["h1"].get());
-  for (int i = 1; i <= 3; ++i) {
-    ASSERT_OK(api.Call("host.add",
-                       {{"name", "h" + std::to_string(i)},
-                        {"addresses", {"127.0.0.1:700" + std::to_string(i)}}}));
-    ASSERT_OK(api.Call("device.add", {{"host", "h" + std::to_string(i)},
-                                      {"path", "/dev/ram0"},
-                                      {"capacity", 1 << 28}}));
-  }
-  ASSERT_OK(
-      api.Call("host.add", {{"name", "c1"}, {"addresses", {"10.0.0.1:1"}}}));
-  ASSERT_OK(
-      api.Call("host.add", {{"name", "c2"}, {"addresses", {"10.0.0.2:1"}}}));
-  ASSERT_OK(
-      api.Call("pool.create",
-               {{"name", "rep3"}, {"policy", "replicated:3"}, {"pg_num", 64}}));
-  ASSERT_OK(api.Call("volume.create",
-                     {{"name", "vol0"}, {"pool", "rep3"}, {"size", 1 << 27}}));
+  ASSERT_OK(DescribeCluster(api, {"c1", "c2"}, {"vol0"}));
   // h1 and h2 serve their devices (h3's is never served: not waited for).
   ASSERT_OK(api.Call("target.device.add", {{"id", 1}, {"format", true}}));
   ASSERT_OK((*stores["h2"]).SetDeviceServed(2, true).status());
@@ -745,21 +753,7 @@ TEST(KernelSyncClusterTest, TwoNodesAttachAtOnceWithoutWaitingOnEachOther) {
     apis[n]->SetKernelSync(syncs[n].get());
   }
   Api& api = *apis["h1"];
-  for (int i = 1; i <= 3; ++i) {
-    ASSERT_OK(api.Call("host.add",
-                       {{"name", "h" + std::to_string(i)},
-                        {"addresses", {"127.0.0.1:700" + std::to_string(i)}}}));
-    ASSERT_OK(api.Call("device.add", {{"host", "h" + std::to_string(i)},
-                                      {"path", "/dev/ram0"},
-                                      {"capacity", 1 << 28}}));
-  }
-  ASSERT_OK(
-      api.Call("pool.create",
-               {{"name", "rep3"}, {"policy", "replicated:3"}, {"pg_num", 64}}));
-  for (const char* v : {"v1", "v2"}) {
-    ASSERT_OK(api.Call("volume.create",
-                       {{"name", v}, {"pool", "rep3"}, {"size", 1 << 27}}));
-  }
+  ASSERT_OK(DescribeCluster(api, {}, {"v1", "v2"}));
   ASSERT_OK(apis["h1"]->Call("target.device.add", {{"id", 1}}));
   ASSERT_OK(apis["h2"]->Call("target.device.add", {{"id", 2}}));
   for (const std::string n : {"h1", "h2"}) {
