@@ -195,8 +195,17 @@ int Serve(const Config& config) {
     options.ttl = std::chrono::seconds(config.lease_ttl);
     options.compact_every = std::chrono::seconds(config.compact_every);
     options.node_info = node_info;
-    options.leader_tick = [&db = **store,
-                           keep = config.keep_epochs](int64_t lease) {
+    options.leader_tick = [&db = **store, keep = config.keep_epochs,
+                           ticks = 0](int64_t lease) mutable {
+      // About every 20 lease renewals: pieces no record names.
+      if (++ticks % 20 == 0) {
+        auto swept = db.SweepPieces();
+        if (!swept.ok()) {
+          LogWarn("sweeping unreferenced pieces: {}", swept.status().message());
+        } else if (*swept > 0) {
+          LogInfo("swept the pieces of {} unreferenced values", *swept);
+        }
+      }
       // Changes left pending by a leader that stopped: cut now.
       if (auto cut = db.CutPendingEpoch(lease); !cut.ok()) {
         LogWarn("cutting a map epoch: {}", cut.status().message());

@@ -46,7 +46,7 @@ Status EtcdPresence::Grant() {
   const int64_t id = EtcdInt(r, "ID");
   if (id == 0) {
     return IoError(
-        fmt::format("etcd granted no lease: {}", r.value("error", r.dump())));
+        fmt::format("etcd granted no lease: {}", r.dump().substr(0, 300)));
   }
   lease_ = id;
   renewed_ms_ = NowMs();

@@ -13,6 +13,19 @@ using nlohmann::json;
 
 namespace {
 
+// The reason in an etcd error reply: {"message": "..."} or {"error": "..."}
+// from unary calls, {"error": {"message": ...}} from streaming ones (lease
+// keepalive); whatever else, its text. Never throws on an odd shape.
+std::string ErrorMessage(const nlohmann::json& reply) {
+  for (const char* field : {"message", "error"}) {
+    auto it = reply.find(field);
+    if (it == reply.end()) continue;
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_object()) return ErrorMessage(*it);
+  }
+  return Printable(reply.dump().substr(0, 200));
+}
+
 constexpr char kB64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -216,9 +229,9 @@ Result<json> EtcdClient::Post(Endpoint& ep, const std::string& path,
   }
   json reply = json::parse(res->body, nullptr, false);
   if (res->status == 200 && reply.is_object()) return reply;
-  const std::string message =
-      reply.is_object() ? reply.value("message", reply.value("error", ""))
-                        : Printable(res->body.substr(0, 200));
+  const std::string message = reply.is_object()
+                                  ? ErrorMessage(reply)
+                                  : Printable(res->body.substr(0, 200));
   // gRPC code 14 (unavailable) and 4 (deadline): a member without a leader
   // or quorum; another member may have one.
   const int64_t code = reply.is_object() ? EtcdInt(reply, "code") : 0;

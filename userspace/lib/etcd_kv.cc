@@ -22,8 +22,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -214,6 +216,67 @@ class EtcdKv final : public KvStore {
     return {};
   }
 
+  Result<uint64_t> SweepPieces() override {
+    const std::string root = prefix_ + "/pieces/";
+    // "<family>/<hex of key>/<tag>/" -> the newest create_revision in it.
+    std::map<std::string, int64_t> groups;
+    int64_t revision = 0;
+    std::string from = root;
+    for (;;) {
+      json req = {{"key", EtcdB64(from)},
+                  {"range_end", EtcdB64(EtcdPrefixEnd(root))},
+                  {"keys_only", true},
+                  {"limit", kScanPage}};
+      if (revision) req["revision"] = revision;
+      CVM_ASSIGN_OR_RETURN(json r, Call("/v3/kv/range", req));
+      if (!revision) revision = EtcdInt(r["header"], "revision");
+      const json kvs = r.value("kvs", json::array());
+      for (const json& kv : kvs) {
+        CVM_ASSIGN_OR_RETURN(std::string k, EtcdUnb64(kv.value("key", "")));
+        from = k + '\0';
+        const std::string rest = k.substr(root.size());
+        const size_t cut = rest.rfind('/');
+        if (cut == std::string::npos) continue;
+        int64_t& newest = groups[rest.substr(0, cut + 1)];
+        newest = std::max(newest, EtcdInt(kv, "create_revision"));
+      }
+      if (kvs.empty() || !r.value("more", false)) break;
+    }
+    uint64_t swept = 0;
+    for (const auto& [group, created] : groups) {
+      // Young pieces may belong to a commit in flight.
+      if (created > last_sweep_revision_) continue;
+      const size_t a = group.find('/');
+      const size_t b = group.find('/', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      const std::string record =
+          fmt::format("{}/{}/{}", prefix_, group.substr(0, a),
+                      group.substr(a + 1, b - a - 1));
+      const std::string tag = group.substr(b + 1, group.size() - b - 2);
+      CVM_ASSIGN_OR_RETURN(OneKey rec, ReadKey(record, /*revision=*/0));
+      if (rec.value && IsManifest(*rec.value)) {
+        auto m = ParseManifest(*rec.value);
+        if (m.ok() && m->tag == tag) continue;  // referenced
+      }
+      // Deleted only while the record is still as read.
+      const std::string p = root + group;
+      const json txn = {
+          {"compare",
+           {{{"key", EtcdB64(record)},
+             {"target", "MOD"},
+             {"result", "EQUAL"},
+             {"mod_revision", rec.value ? rec.mod_revision : 0}}}},
+          {"success",
+           {{{"request_delete_range",
+              {{"key", EtcdB64(p)},
+               {"range_end", EtcdB64(EtcdPrefixEnd(p))}}}}}}};
+      CVM_ASSIGN_OR_RETURN(json r, etcd_.Call("/v3/kv/txn", txn));
+      if (r.value("succeeded", false)) ++swept;
+    }
+    last_sweep_revision_ = revision;
+    return swept;
+  }
+
   // The change counter's mod_revision: every commit moves it.
   Result<int64_t> ChangeMark() override {
     CVM_ASSIGN_OR_RETURN(OneKey change, ReadKey(ChangeKey(), /*revision=*/0));
@@ -367,6 +430,7 @@ class EtcdKv final : public KvStore {
   int64_t change_mod_ = 0;
   int64_t change_count_ = 0;
   bool in_change_ = false;
+  int64_t last_sweep_revision_ = 0;  // SweepPieces' previous store revision
 };
 
 }  // namespace

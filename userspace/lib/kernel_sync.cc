@@ -102,14 +102,17 @@ Result<uint64_t> KernelSync::PushMap() {
     NoteInstalled(st.map_epoch);
     return st.map_epoch;
   }
-  CVM_ASSIGN_OR_RETURN(std::string blob, store_.GetMap(epoch));
-  CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
-  CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
-  CVM_ASSIGN_OR_RETURN(auto paths, BuildMapPaths(blob, hosts, devices));
+  // The map and its devices' addresses from one revision of the store.
+  CVM_ASSIGN_OR_RETURN(MetadataStore::MapSnapshot snap,
+                       store_.ReadMapSnapshot());
+  epoch = snap.epoch;
+  CVM_ASSIGN_OR_RETURN(auto paths,
+                       BuildMapPaths(snap.blob, snap.hosts, snap.devices));
+  const std::string& blob = snap.blob;
   MapSetRequest req;
   req.blob = blob;
   req.paths = std::move(paths);
-  for (const Host& h : hosts) {
+  for (const Host& h : snap.hosts) {
     if (h.name == host_) req.host_id = h.id;
   }
   CVM_RETURN_IF_ERROR(

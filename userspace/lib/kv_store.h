@@ -100,6 +100,12 @@ class KvStore {
   // A mark that moves with every commit, by any writer: the store changed
   // when it differs from the last one read (StoreFollower polls it).
   virtual Result<int64_t> ChangeMark() = 0;
+
+  // Leader work: deletes the pieces of large values that no record names
+  // (a commit whose outcome was unknown, a cvmd stopped between writing
+  // its pieces and its commit), once they were there at the previous
+  // sweep already; returns how many values' pieces went. RocksDB has none.
+  virtual Result<uint64_t> SweepPieces() { return uint64_t{0}; }
 };
 
 // Opens `location`: "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]" (PREFIX

@@ -1199,6 +1199,18 @@ Result<std::string> MetadataStore::GetMap(uint64_t epoch) {
   return std::move(*blob);
 }
 
+Result<MetadataStore::MapSnapshot> MetadataStore::ReadMapSnapshot() {
+  return Transact([&]() -> Result<MapSnapshot> {
+    MapSnapshot snap;
+    CVM_ASSIGN_OR_RETURN(snap.epoch, ReadCounter(kEpochKey));
+    if (snap.epoch == 0) return snap;
+    CVM_ASSIGN_OR_RETURN(snap.blob, GetMap(snap.epoch));
+    CVM_ASSIGN_OR_RETURN(snap.hosts, ListHosts());
+    CVM_ASSIGN_OR_RETURN(snap.devices, ListDevices());
+    return snap;
+  });
+}
+
 Result<std::vector<MapEpoch>> MetadataStore::EpochHistory(size_t limit) {
   CVM_ASSIGN_OR_RETURN(auto all, ScanAll(Cf::kMapEpochs, &DecodeMapEpoch));
   if (limit != 0 && all.size() > limit) {

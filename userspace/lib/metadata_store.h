@@ -190,6 +190,16 @@ class MetadataStore {
   // The sealed map of `epoch`: kNotFound when that epoch's topology could
   // not be served (its record says why).
   Result<std::string> GetMap(uint64_t epoch);
+  // The current epoch's sealed map with the hosts and devices it names,
+  // all read at one revision: the addresses a map is pushed with are that
+  // map's, even while other cvmds change the store. Epoch 0: no map yet.
+  struct MapSnapshot {
+    uint64_t epoch = 0;
+    std::string blob;
+    std::vector<Host> hosts;
+    std::vector<Device> devices;
+  };
+  Result<MapSnapshot> ReadMapSnapshot();
   // The newest `limit` epochs, oldest first (limit 0 = all).
   Result<std::vector<MapEpoch>> EpochHistory(size_t limit = 0);
 
@@ -198,6 +208,9 @@ class MetadataStore {
   // most 40 per call; returns how many went. Over etcd the commit requires
   // `leader_lease` to hold the leader key.
   Result<uint64_t> PruneEpochs(uint64_t keep, int64_t leader_lease);
+  // Leader work: the pieces of large values no record names
+  // (KvStore::SweepPieces).
+  Result<uint64_t> SweepPieces() { return kv_->SweepPieces(); }
   // Leader work (defer_epochs): one new epoch carrying every pending
   // change; returns it, or 0 when nothing is pending.
   Result<uint64_t> CutPendingEpoch(int64_t leader_lease);

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <thread>
 
+#include "log.h"
+
 namespace cvm {
 
 class Periodic {
@@ -24,11 +26,20 @@ class Periodic {
   void Start(std::chrono::milliseconds period, std::function<void()> fn,
              bool at_once = false) {
     thread_ = std::thread([this, period, fn = std::move(fn), at_once] {
-      if (at_once) fn();
+      // The boundary: a round that throws (a reply of an odd shape) is
+      // logged and the next one runs; it never ends the daemon.
+      const auto round = [&fn] {
+        try {
+          fn();
+        } catch (const std::exception& e) {
+          LogError("periodic work failed: {}", e.what());
+        }
+      };
+      if (at_once) round();
       std::unique_lock lock(mutex_);
       while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
         lock.unlock();
-        fn();
+        round();
         lock.lock();
       }
     });

@@ -4,9 +4,12 @@
 #include "kv_store.h"
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <random>
+#include <thread>
 
+#include "etcd_client.h"
 #include "etcd_server.h"
 #include "test_util.h"
 
@@ -129,6 +132,82 @@ TEST(EtcdKvTest, CommitAfterAnotherWritersCommitConflicts) {
   EXPECT_EQ(**(*a)->Get(Cf::kHosts, "k"), "from b");
   (*a)->End();
   EXPECT_EQ(**(*a)->Get(Cf::kHosts, "k"), "newer");
+}
+
+// Pieces no record names (a transaction whose outcome was unknown) are
+// swept by the leader, but only at the second sweep that sees them, so a
+// commit in flight keeps its pieces; a value's own pieces always stay.
+TEST(EtcdKvTest, UnreferencedPiecesAreSwept) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string uri = testing::UniqueEtcdUri();
+  auto kv = OpenKvStore(uri);
+  ASSERT_OK(kv);
+  const std::string big(1 << 20, 'x');
+  ASSERT_OK((*kv)->Begin());
+  KvBatch batch;
+  batch.Put(Cf::kMaps, "a", big);
+  ASSERT_OK((*kv)->Commit(batch, true));
+  (*kv)->End();
+  auto parsed = ParseEtcdUri(uri);
+  ASSERT_OK(parsed);
+  EtcdClient client(parsed->endpoints);
+  for (int i = 0; i < 2; ++i) {  // an orphan of two pieces
+    ASSERT_OK(client.Call(
+        "/v3/kv/put",
+        {{"key", EtcdB64(parsed->prefix + "/pieces/maps/61/deadbeef/" +
+                         std::to_string(i))},
+         {"value", EtcdB64("lost")}}));
+  }
+  auto pieces = OpenKvStore(uri + "/pieces");
+  ASSERT_OK(pieces);
+  const auto count = [&] { return *(*pieces)->Count(Cf::kMaps); };
+  const uint64_t before = count();
+  EXPECT_EQ(*(*kv)->SweepPieces(), 0u);  // first seen: left
+  EXPECT_EQ(count(), before);
+  EXPECT_EQ(*(*kv)->SweepPieces(), 1u);  // still unreferenced: gone
+  EXPECT_EQ(count(), before - 2);
+  EXPECT_EQ(*(*kv)->SweepPieces(), 0u);
+  EXPECT_TRUE(**(*kv)->Get(Cf::kMaps, "a") == big);
+}
+
+// etcd's streaming calls (lease keepalive) answer errors as {"error":
+// {...}}, an object; the client read "error" as a string and threw, which
+// ended cvmd's presence thread and the daemon (seen in CI while etcd had
+// lost quorum). Any error reply is a status with its reason. The server
+// here answers as that etcd member did, byte for byte.
+TEST(EtcdClientTest, ErrorRepliesOfAnyShapeAreStatuses) {
+  httplib::Server server;
+  server.set_keep_alive_max_count(1);  // stop() need not wait on a client
+  const std::string streaming =
+      R"({"error":{"grpc_code":14,"http_code":408,"message":"grpc: the )"
+      R"(client connection is closing","http_status":"Request Timeout"}})";
+  server.Post("/v3/lease/keepalive",
+              [&](const httplib::Request&, httplib::Response& res) {
+                res.status = 408;
+                res.set_content(streaming, "application/json");
+              });
+  server.Post("/v3/kv/range",
+              [](const httplib::Request&, httplib::Response& res) {
+                res.status = 400;
+                res.set_content(R"({"error":{"odd":[1,2]},"code":"x"})",
+                                "application/json");
+              });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread serving([&] { server.listen_after_bind(); });
+  while (!server.is_running()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EtcdClient client({"127.0.0.1:" + std::to_string(port)});
+  EXPECT_ERROR(client.Call("/v3/lease/keepalive", {{"ID", 1}}), Code::kIoError,
+               "HTTP 408: grpc: the client connection is closing");
+  auto odd = client.Call("/v3/kv/range", {{"key", "YQ=="}});
+  EXPECT_FALSE(odd.ok());
+  EXPECT_NE(odd.status().message().find("odd"), std::string::npos)
+      << odd.status().message();
+  server.stop();
+  serving.join();
 }
 
 TEST(EtcdKvTest, BadUrisAndUnreachableEndpointsAreRefused) {
