@@ -108,9 +108,8 @@ Result<uint64_t> KernelSync::PushMap() {
   epoch = snap.epoch;
   CVM_ASSIGN_OR_RETURN(auto paths,
                        BuildMapPaths(snap.blob, snap.hosts, snap.devices));
-  const std::string& blob = snap.blob;
   MapSetRequest req;
-  req.blob = blob;
+  req.blob = snap.blob;
   req.paths = std::move(paths);
   for (const Host& h : snap.hosts) {
     if (h.name == host_) req.host_id = h.id;
@@ -118,7 +117,7 @@ Result<uint64_t> KernelSync::PushMap() {
   CVM_RETURN_IF_ERROR(
       kernel_.MapSet(req).WithContext(fmt::format("map epoch {}", epoch)));
   LogInfo("map epoch {} installed in cvm.ko ({} bytes, {} paths)", epoch,
-          blob.size(), req.paths.size());
+          snap.blob.size(), req.paths.size());
   NoteInstalled(epoch);
   return epoch;
 }
@@ -201,7 +200,7 @@ Result<std::vector<std::string>> KernelSync::Unfenced(const Volume& v) {
   return missing;
 }
 
-Status KernelSync::WaitServed(const Volume& v) {
+Result<Volume> KernelSync::WaitServed(const Volume& v) {
   const auto deadline = std::chrono::steady_clock::now() + cluster_timeout_;
   for (;;) {
     CVM_ASSIGN_OR_RETURN(Volume now, store_.GetVolume(v.name));
@@ -212,7 +211,7 @@ Status KernelSync::WaitServed(const Volume& v) {
           "attach epoch {})",
           v.name, now.attached_host, now.attach_epoch));
     }
-    if (now.served_epoch >= now.attach_epoch) return {};
+    if (now.served_epoch >= now.attach_epoch) return now;
     if (std::chrono::steady_clock::now() >= deadline) {
       auto missing = Unfenced(now);
       return Unavailable(
@@ -288,7 +287,7 @@ Result<json> KernelSync::Attach(std::string_view name) {
     // new epoch; this waits without the lock, which that follower (and the
     // fencing of other nodes' attaches) needs meanwhile.
     lock.unlock();
-    Status served = WaitServed(attached);
+    Status served = WaitServed(attached).status();
     lock.lock();
     if (served.ok()) {
       CVM_ASSIGN_OR_RETURN(auto now, kernel_.VolumeList());
@@ -826,21 +825,7 @@ Result<json> KernelSync::Migrate(std::string_view name, std::string_view to,
   const auto handed_at = Clock::now();
   LogInfo("volume '{}' moves from host '{}' to '{}' (attach epoch {})", v.name,
           from, target.name, v.attach_epoch);
-  const uint64_t epoch = v.attach_epoch;
-  CVM_ASSIGN_OR_RETURN(
-      Volume served,
-      wait_for(
-          [&](const Volume& now) -> Result<bool> {
-            if (now.attached_host != target.name || now.attach_epoch < epoch) {
-              return InUse(fmt::format(
-                  "volume '{}' was detached or moved elsewhere meanwhile",
-                  v.name));
-            }
-            return now.served_epoch >= now.attach_epoch;
-          },
-          fmt::format("volume '{}' is handed to host '{}' (attach epoch {}), "
-                      "but its cvmd has not brought it up within {} ms",
-                      v.name, target.name, epoch, cluster_timeout_.count())));
+  CVM_ASSIGN_OR_RETURN(Volume served, WaitServed(v));
   const auto ms = [](auto d) {
     return std::chrono::duration<double, std::milli>(d).count();
   };

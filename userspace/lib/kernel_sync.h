@@ -138,7 +138,8 @@ class KernelSync {
   Result<std::vector<std::string>> Unfenced(const Volume& v);
   // Waits (cluster_timeout_) until v's host records v's attach epoch
   // served; kUnavailable naming the storage nodes that have not fenced it.
-  Status WaitServed(const Volume& v);
+  // Returns the record as served.
+  Result<Volume> WaitServed(const Volume& v);
   // The kernel attach of v (fenced everywhere), then records it served.
   Result<KernelVolume> KernelAttach(const Volume& v);
   // This host's id in the store (0 while it has none).
