@@ -20,11 +20,12 @@ static void put_le16(u8 *p, u16 v)
 
 /* Length implied by the counts; u64 so no count can overflow it. */
 static u64 blob_len(u64 nr_devices, u64 nr_buckets, u64 nr_children,
-		    u64 nr_pools)
+		    u64 nr_pools, u64 nr_pins)
 {
 	return CVM_MAP_HEADER_LEN + nr_devices * CVM_MAP_DEVICE_LEN +
 	       nr_buckets * CVM_MAP_BUCKET_LEN +
-	       nr_children * CVM_MAP_CHILD_LEN + nr_pools * CVM_MAP_POOL_LEN;
+	       nr_children * CVM_MAP_CHILD_LEN + nr_pools * CVM_MAP_POOL_LEN +
+	       nr_pins * CVM_MAP_PIN_LEN;
 }
 
 /* CRC32C of the blob with the CRC field itself left out. */
@@ -52,7 +53,7 @@ static u32 listed_children(const struct cvm_map *map)
 size_t cvm_map_encoded_len(const struct cvm_map *map)
 {
 	return blob_len(map->nr_devices, map->nr_buckets,
-			listed_children(map), map->nr_pools);
+			listed_children(map), map->nr_pools, map->nr_pins);
 }
 
 /*
@@ -84,7 +85,7 @@ int cvm_map_encode(const struct cvm_map *map, void *buf, size_t len,
 	cvm_put_le32(p + 32, listed_children(map));
 	cvm_put_le32(p + 36, map->nr_pools);
 	cvm_put_le32(p + 40, 0);
-	cvm_put_le32(p + 44, 0);
+	cvm_put_le32(p + 44, map->nr_pins);
 	p += CVM_MAP_HEADER_LEN;
 
 	for (i = 0; i < map->nr_devices; i++, p += CVM_MAP_DEVICE_LEN) {
@@ -117,6 +118,14 @@ int cvm_map_encode(const struct cvm_map *map, void *buf, size_t len,
 		p[14] = 0;
 		p[15] = 0;
 	}
+	for (i = 0; i < map->nr_pins; i++, p += CVM_MAP_PIN_LEN) {
+		const struct cvm_pg_pin *pin = &map->pins[i];
+
+		cvm_put_le32(p, pin->pool_id);
+		cvm_put_le32(p + 4, pin->pg);
+		for (j = 0; j < CVM_MAX_PG_WIDTH; j++)
+			cvm_put_le32(p + 8 + 4 * j, pin->devs[j]);
+	}
 	cvm_put_le32((u8 *)buf + CVM_MAP_CRC_OFFSET,
 		     cvm_map_blob_crc(buf, total));
 	return 0;
@@ -126,7 +135,7 @@ int cvm_map_encode(const struct cvm_map *map, void *buf, size_t len,
 static int check_header(const u8 *p, size_t len, struct cvm_err *err)
 {
 	u64 expect;
-	u32 total;
+	u32 total, version;
 
 	if (len < CVM_MAP_HEADER_LEN)
 		return cvm_fail(err, -EBADMSG, "map blob shorter than header",
@@ -134,9 +143,10 @@ static int check_header(const u8 *p, size_t len, struct cvm_err *err)
 	if (cvm_get_le32(p) != CVM_MAP_MAGIC)
 		return cvm_fail(err, -EBADMSG, "bad map magic",
 				cvm_get_le32(p));
-	if (get_le16(p + 4) != CVM_MAP_VERSION)
+	version = get_le16(p + 4);
+	if (version < CVM_MAP_VERSION_MIN || version > CVM_MAP_VERSION)
 		return cvm_fail(err, -EPROTO, "unsupported map version",
-				get_le16(p + 4));
+				version);
 	if (get_le16(p + 6) != CVM_MAP_HEADER_LEN)
 		return cvm_fail(err, -EBADMSG, "bad map header length",
 				get_le16(p + 6));
@@ -149,8 +159,11 @@ static int check_header(const u8 *p, size_t len, struct cvm_err *err)
 	if (cvm_get_le32(p + 40))
 		return cvm_fail(err, -EBADMSG, "unknown map flags",
 				cvm_get_le32(p + 40));
-	if (cvm_get_le32(p + 44))
+	if (version < 4 && cvm_get_le32(p + 44))
 		return cvm_fail(err, -EBADMSG, "reserved map field not zero",
+				cvm_get_le32(p + 44));
+	if (cvm_get_le32(p + 44) > CVM_MAX_PINS)
+		return cvm_fail(err, -E2BIG, "too many pinned PGs",
 				cvm_get_le32(p + 44));
 	if (cvm_get_le32(p + 24) > CVM_MAX_DEVICES)
 		return cvm_fail(err, -E2BIG, "too many devices",
@@ -165,7 +178,8 @@ static int check_header(const u8 *p, size_t len, struct cvm_err *err)
 		return cvm_fail(err, -E2BIG, "too many pools",
 				cvm_get_le32(p + 36));
 	expect = blob_len(cvm_get_le32(p + 24), cvm_get_le32(p + 28),
-			  cvm_get_le32(p + 32), cvm_get_le32(p + 36));
+			  cvm_get_le32(p + 32), cvm_get_le32(p + 36),
+			  cvm_get_le32(p + 44));
 	if (expect != total)
 		return cvm_fail(err, -EBADMSG,
 				"map length does not match its counts", total);
@@ -191,7 +205,7 @@ int cvm_map_decode(const void *buf, size_t len, struct cvm_map **mapp,
 {
 	const u8 *p = buf;
 	struct cvm_map *map;
-	u32 i, next_child = 0;
+	u32 i, j, next_child = 0;
 	int ret;
 
 	ret = check_header(p, len, err);
@@ -202,6 +216,9 @@ int cvm_map_decode(const void *buf, size_t len, struct cvm_map **mapp,
 	if (ret)
 		return ret;
 	map->epoch = cvm_get_le64(p + 16);
+	ret = cvm_map_alloc_pins(map, cvm_get_le32(p + 44), err);
+	if (ret)
+		goto out_free;
 	p += CVM_MAP_HEADER_LEN;
 
 	for (i = 0; i < map->nr_devices; i++, p += CVM_MAP_DEVICE_LEN) {
@@ -248,6 +265,14 @@ int cvm_map_decode(const void *buf, size_t len, struct cvm_map **mapp,
 				       "reserved pool field not zero", pool->id);
 			goto out_free;
 		}
+	}
+	for (i = 0; i < map->nr_pins; i++, p += CVM_MAP_PIN_LEN) {
+		struct cvm_pg_pin *pin = &map->pins[i];
+
+		pin->pool_id = cvm_get_le32(p);
+		pin->pg = cvm_get_le32(p + 4);
+		for (j = 0; j < CVM_MAX_PG_WIDTH; j++)
+			pin->devs[j] = cvm_get_le32(p + 8 + 4 * j);
 	}
 
 	ret = cvm_map_finalize(map, err);

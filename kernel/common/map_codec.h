@@ -16,7 +16,7 @@
  *	32  u32 nr_children	sum of the buckets' nr_children
  *	36  u32 nr_pools
  *	40  u32 flags		none defined, must be 0
- *	44  u32 reserved	must be 0
+ *	44  u32 nr_pins		version 4; must be 0 in version 3
  *   nr_devices records:  u32 id, u32 weight, u32 state (bits 0-1: up, in;
  *			  bits 8-15: device class, 0 = none)
  *   nr_buckets records:  s32 id, u32 type, u32 nr_children
@@ -24,11 +24,15 @@
  *   nr_pools records:    u32 id, u32 pg_num, u8 kind, u8 k, u8 m,
  *			  u8 failure_domain, u8 min_size, u8 device_class,
  *			  u8 reserved[2] (0)
+ *   nr_pins records:     u32 pool_id, u32 pg, u32 devs[CVM_MAX_PG_WIDTH]
+ *			  (struct cvm_pg_pin), ascending by (pool_id, pg)
  *
  * Versions: 1 first; 2 pool records grow to 16 bytes with min_size; 3
  * device classes (a device's in its state, a pool's in byte 13): a pool
- * with a class places only on devices of it.  A
- * decoder reads exactly CVM_MAP_VERSION (cvmd and the modules ship together).
+ * with a class places only on devices of it; 4 pins (a PG's I/O stays on
+ * the devices holding its data while it moves).  The encoder writes
+ * CVM_MAP_VERSION; the decoder also reads version 3 (a map without pins,
+ * as a store written by the previous release keeps).
  *
  * The decoder trusts nothing: it checks the header, the length implied by
  * the counts, the CRC, and then the map itself through cvm_map_finalize().
@@ -43,12 +47,14 @@ extern "C" {
 #endif
 
 #define CVM_MAP_MAGIC		0x4d4d5643u
-#define CVM_MAP_VERSION		3
+#define CVM_MAP_VERSION		4
+#define CVM_MAP_VERSION_MIN	3
 #define CVM_MAP_HEADER_LEN	48
 #define CVM_MAP_DEVICE_LEN	12
 #define CVM_MAP_BUCKET_LEN	12
 #define CVM_MAP_CHILD_LEN	4
 #define CVM_MAP_POOL_LEN	16
+#define CVM_MAP_PIN_LEN		(8 + 4 * CVM_MAX_PG_WIDTH)
 #define CVM_MAP_CRC_OFFSET	12
 
 size_t cvm_map_encoded_len(const struct cvm_map *map);

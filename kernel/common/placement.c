@@ -271,6 +271,27 @@ int cvm_place_pg(const struct cvm_map *map, const struct cvm_pool *pool,
 	return 0;
 }
 
+/* The pin of PG @pg of pool @pool_id, or NULL; pins are sorted. */
+const struct cvm_pg_pin *cvm_map_pin(const struct cvm_map *map, u32 pool_id,
+				     u32 pg)
+{
+	u32 lo = 0, hi = map->nr_pins;
+
+	while (lo < hi) {
+		const u32 mid = lo + (hi - lo) / 2;
+		const struct cvm_pg_pin *p = &map->pins[mid];
+
+		if (p->pool_id == pool_id && p->pg == pg)
+			return p;
+		if (p->pool_id < pool_id ||
+		    (p->pool_id == pool_id && p->pg < pg))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 const struct cvm_pool *cvm_map_pool(const struct cvm_map *map, u32 pool_id)
 {
 	u32 i;
@@ -285,12 +306,15 @@ const struct cvm_pool *cvm_map_pool(const struct cvm_map *map, u32 pool_id)
  * cvm_pg_table_fill() - place every PG of @pool
  * @table: cvm_pg_table_entries(@pool) entries, @nr_entries of them
  *
+ * A pinned PG gets its pin (the devices holding its data), the others their
+ * up row.
+ *
  * Return: 0, or -EINVAL with @err set.
  */
 int cvm_pg_table_fill(const struct cvm_map *map, const struct cvm_pool *pool,
 		      u32 *table, size_t nr_entries, struct cvm_err *err)
 {
-	u32 pg;
+	u32 pg, i;
 	int ret;
 
 	if (!map->finalized)
@@ -310,6 +334,13 @@ int cvm_pg_table_fill(const struct cvm_map *map, const struct cvm_pool *pool,
 			return cvm_fail(err, ret, "PG placement failed", pg);
 		if ((pg & 1023) == 1023)
 			cvm_cond_resched();
+	}
+	for (i = 0; i < map->nr_pins; i++) {
+		const struct cvm_pg_pin *pin = &map->pins[i];
+
+		if (pin->pool_id == pool->id && pin->pg < pool->pg_num)
+			memcpy(table + (size_t)pin->pg * cvm_pool_width(pool),
+			       pin->devs, cvm_pool_width(pool) * sizeof(u32));
 	}
 	return 0;
 }
@@ -434,10 +465,37 @@ int cvm_map_alloc(struct cvm_map **mapp, u32 nr_devices, u32 nr_buckets,
 	return 0;
 }
 
+/*
+ * cvm_map_alloc_pins() - room for @nr_pins pins in an unfinalized map
+ *
+ * The caller fills them (sorted by pool and PG); cvm_map_finalize() checks
+ * them against the pools and devices.
+ *
+ * Return: 0, -E2BIG, -EINVAL (pins already allocated) or -ENOMEM.
+ */
+int cvm_map_alloc_pins(struct cvm_map *map, u32 nr_pins,
+		       struct cvm_err *err)
+{
+	if (map->pins || map->finalized)
+		return cvm_fail(err, -EINVAL, "map pins already set", 0);
+	if (nr_pins > CVM_MAX_PINS)
+		return cvm_fail(err, -E2BIG, "too many pinned PGs", nr_pins);
+	if (!nr_pins)
+		return 0;
+	map->pins = cvm_zalloc((size_t)nr_pins * sizeof(*map->pins));
+	if (!map->pins)
+		return cvm_fail(err, -ENOMEM, "out of memory for map pins",
+				nr_pins);
+	map->nr_pins = nr_pins;
+	return 0;
+}
+
 void cvm_map_free(struct cvm_map *map)
 {
-	if (map)
+	if (map) {
 		cvm_free(map->class_weight);
+		cvm_free(map->pins);
+	}
 	cvm_free(map);
 }
 
@@ -873,6 +931,59 @@ static int check_pools(const struct cvm_map *map, struct cvm_err *err)
 }
 
 /*
+ * Pins name a pool of the map and one of its PGs, in ascending order, and
+ * within the pool's width distinct devices of the map (or CVM_DEV_NONE);
+ * the entries beyond the width are CVM_DEV_NONE.
+ */
+static int check_pins(const struct cvm_map *map,
+		      const struct finalize_scratch *s, struct cvm_err *err)
+{
+	const struct cvm_pg_pin *prev = NULL;
+	u32 i, j, k;
+
+	for (i = 0; i < map->nr_pins; i++) {
+		const struct cvm_pg_pin *pin = &map->pins[i];
+		const struct cvm_pool *pool = cvm_map_pool(map, pin->pool_id);
+		u32 width;
+
+		if (!pool)
+			return cvm_fail(err, -EINVAL, "pin of an unknown pool",
+					pin->pool_id);
+		if (pin->pg >= pool->pg_num)
+			return cvm_fail(err, -EINVAL, "pin of a PG beyond pg_num",
+					pin->pg);
+		if (prev && (prev->pool_id > pin->pool_id ||
+			     (prev->pool_id == pin->pool_id &&
+			      prev->pg >= pin->pg)))
+			return cvm_fail(err, -EINVAL,
+					"pins not in ascending order", pin->pg);
+		prev = pin;
+		width = cvm_pool_width(pool);
+		for (j = 0; j < CVM_MAX_PG_WIDTH; j++) {
+			const u32 dev = pin->devs[j];
+
+			if (dev == CVM_DEV_NONE)
+				continue;
+			if (j >= width)
+				return cvm_fail(err, -EINVAL,
+						"pin has devices beyond the pool's width",
+						pin->pg);
+			if (dev >= CVM_MAX_DEVICES ||
+			    s->dev_index[dev] == CVM_DEV_NONE)
+				return cvm_fail(err, -EINVAL,
+						"pin names a device not in the map",
+						dev);
+			for (k = 0; k < j; k++)
+				if (pin->devs[k] == dev)
+					return cvm_fail(err, -EINVAL,
+							"pin names a device twice",
+							dev);
+		}
+	}
+	return 0;
+}
+
+/*
  * cvm_map_finalize() - validate a filled map and prepare it for placement
  *
  * Checks ids and their ranges, duplicates, dangling and repeated children,
@@ -925,6 +1036,8 @@ int cvm_map_finalize(struct cvm_map *map, struct cvm_err *err)
 	}
 	if (!ret)
 		ret = check_pools(map, err);
+	if (!ret)
+		ret = check_pins(map, s, err);
 	cvm_free(s);
 	if (!ret)
 		map->finalized = true;

@@ -59,6 +59,7 @@ extern "C" {
 #define CVM_MAX_PG_WIDTH	12	/* devices per PG: replicas or k + m */
 #define CVM_CHOOSE_ROUNDS	50
 #define CVM_MAX_CLASSES		8	/* distinct classes pools ask for */
+#define CVM_MAX_PINS		(1u << 20)	/* PGs pinned to acting rows */
 
 /* PG table entry for a slot no device could be found for. */
 #define CVM_DEV_NONE		U32_MAX
@@ -134,6 +135,24 @@ struct cvm_child {
 #define CVM_CHILD_BUCKET	0x80000000u
 
 /*
+ * struct cvm_pg_pin - a PG held on the devices that hold its data
+ * @pool_id, @pg: the PG
+ * @devs: its acting row, cvm_pool_width() entries (CVM_DEV_NONE for a slot
+ *	whose copy is lost); entries beyond the width are CVM_DEV_NONE
+ *
+ * Placement ("up") moves a PG as soon as the tree changes; its data does
+ * not.  A pin keeps the PG's I/O on the devices that hold its complete data
+ * (Ceph's pg_temp) until they have been copied to the up row; cvmd then
+ * cuts the pin in a later epoch.  cvm_pg_table_fill() gives pinned PGs
+ * their pin; cvm_place_pg() always gives the up row.
+ */
+struct cvm_pg_pin {
+	u32 pool_id;
+	u32 pg;
+	u32 devs[CVM_MAX_PG_WIDTH];
+};
+
+/*
  * struct cvm_map - one epoch of the cluster map
  *
  * The caller (or the decoder) fills epoch and the four arrays of the sizes
@@ -164,10 +183,16 @@ struct cvm_map {
 	u64 *class_weight;
 	u32 root;			/* bucket index */
 	bool finalized;
+
+	/* Pins, by (pool_id, pg) ascending; see cvm_map_alloc_pins(). */
+	u32 nr_pins;
+	struct cvm_pg_pin *pins;
 };
 
 int cvm_map_alloc(struct cvm_map **mapp, u32 nr_devices, u32 nr_buckets,
 		  u32 nr_children, u32 nr_pools, struct cvm_err *err);
+int cvm_map_alloc_pins(struct cvm_map *map, u32 nr_pins,
+		       struct cvm_err *err);
 void cvm_map_free(struct cvm_map *map);
 int cvm_map_finalize(struct cvm_map *map, struct cvm_err *err);
 
@@ -200,6 +225,8 @@ u32 cvm_object_pg(u64 volume_id, u64 object_no, u32 pg_num);
 
 int cvm_place_pg(const struct cvm_map *map, const struct cvm_pool *pool,
 		 u32 pg, u32 *devs);
+const struct cvm_pg_pin *cvm_map_pin(const struct cvm_map *map, u32 pool_id,
+				     u32 pg);
 
 /*
  * A PG table holds pg_num rows of cvm_pool_width() device ids, row pg at

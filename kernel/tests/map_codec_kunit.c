@@ -74,7 +74,7 @@ static void codec_refuses_bad_header(struct kunit *test)
 	expect_refused(test, blob, len, -EBADMSG, "magic");
 	blob[0] ^= 1;
 
-	blob[4] = CVM_MAP_VERSION - 1;	/* version 1: 12-byte pool records */
+	blob[4] = CVM_MAP_VERSION_MIN - 1;	/* version 2: 12-byte pool records */
 	expect_refused(test, blob, len, -EPROTO, "version");
 	blob[4] = CVM_MAP_VERSION;
 
@@ -87,9 +87,13 @@ static void codec_refuses_bad_header(struct kunit *test)
 	expect_refused(test, blob, len, -EBADMSG, "flags");
 	blob[40] = 0;
 
-	blob[44] = 1;
+	blob[44] = 1;	/* a pin the blob has no room for */
+	fix_crc(blob, len);
+	expect_refused(test, blob, len, -EBADMSG, "does not match its counts");
+	blob[4] = 3;	/* version 3 has no pins: the field is reserved */
 	fix_crc(blob, len);
 	expect_refused(test, blob, len, -EBADMSG, "reserved");
+	blob[4] = CVM_MAP_VERSION;
 	blob[44] = 0;
 
 	longer = kunit_kzalloc(test, len + 4, GFP_KERNEL);

@@ -50,6 +50,9 @@ Result<CMapPtr> MakeCMap(const MapLayout& layout) {
   map->epoch = layout.epoch;
   std::copy(layout.devices.begin(), layout.devices.end(), map->devices);
   std::copy(layout.pools.begin(), layout.pools.end(), map->pools);
+  int pret = cvm_map_alloc_pins(map.get(), layout.pins.size(), &err);
+  if (pret) return FromCvmErr(err, pret, "map pins");
+  std::copy(layout.pins.begin(), layout.pins.end(), map->pins);
   uint32_t next = 0;
   for (size_t i = 0; i < layout.buckets.size(); ++i) {
     const MapBucket& b = layout.buckets[i];
@@ -188,8 +191,76 @@ Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
   return layout;
 }
 
+namespace {
+
+// The pins `next` (a map without pins) needs, given where the data is.
+Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
+                                        const DataPlacement& data,
+                                        std::vector<std::string>* lost) {
+  std::vector<cvm_pg_pin> pins;
+  if (data.previous.empty() || data.pools_with_data.empty()) return pins;
+  cvm_err err{};
+  cvm_map* raw = nullptr;
+  int ret =
+      cvm_map_decode(data.previous.data(), data.previous.size(), &raw, &err);
+  if (ret) return Corruption(FromCvmErr(err, ret, "previous map").message());
+  CMapPtr prev(raw);
+  std::set<uint32_t> devices;
+  for (uint32_t i = 0; i < next.nr_devices; ++i) {
+    devices.insert(next.devices[i].id);
+  }
+  std::vector<const cvm_pool*> pools;
+  for (uint32_t i = 0; i < next.nr_pools; ++i) pools.push_back(&next.pools[i]);
+  std::sort(pools.begin(), pools.end(),
+            [](const cvm_pool* a, const cvm_pool* b) { return a->id < b->id; });
+  for (const cvm_pool* pool : pools) {
+    if (!data.pools_with_data.count(pool->id)) continue;
+    const cvm_pool* before = cvm_map_pool(prev.get(), pool->id);
+    const uint32_t width = cvm_pool_width(pool);
+    if (!before || before->pg_num != pool->pg_num ||
+        cvm_pool_width(before) != width) {
+      continue;  // the pool was not placed: nothing of it was written
+    }
+    uint32_t* table = nullptr;
+    size_t n = 0;
+    ret = cvm_pg_table_create(prev.get(), pool->id, &table, &n, &err);
+    if (ret) return FromCvmErr(err, ret, "previous map");
+    std::unique_ptr<uint32_t, decltype(&cvm_pg_table_free)> owner(
+        table, &cvm_pg_table_free);
+    for (uint32_t pg = 0; pg < pool->pg_num; ++pg) {
+      uint32_t up[CVM_MAX_PG_WIDTH];
+      if (cvm_place_pg(&next, pool, pg, up)) {
+        return Internal(
+            fmt::format("pool {} PG {}: placement failed", pool->id, pg));
+      }
+      const uint32_t* row = table + static_cast<size_t>(pg) * width;
+      if (std::equal(row, row + width, up) ||
+          data.settled.count({pool->id, pg})) {
+        continue;
+      }
+      cvm_pg_pin pin{};
+      pin.pool_id = pool->id;
+      pin.pg = pg;
+      std::fill(std::begin(pin.devs), std::end(pin.devs), CVM_DEV_NONE);
+      for (uint32_t s = 0; s < width; ++s) {
+        if (row[s] == CVM_DEV_NONE) continue;
+        if (!devices.count(row[s])) {
+          lost->push_back(
+              fmt::format("device {} (pool {} PG {})", row[s], pool->id, pg));
+          continue;
+        }
+        pin.devs[s] = row[s];
+      }
+      pins.push_back(pin);
+    }
+  }
+  return pins;
+}
+
+}  // namespace
+
 SealedMap SealMap(uint64_t epoch, const Topology& topology,
-                  const BucketIndexes& indexes) {
+                  const BucketIndexes& indexes, const DataPlacement& data) {
   SealedMap sealed;
   auto layout = LayoutFromTopology(epoch, topology, indexes);
   if (!layout.ok()) {
@@ -225,6 +296,21 @@ SealedMap SealMap(uint64_t epoch, const Topology& topology,
     sealed.problem = map.status().message();
     return sealed;
   }
+  // Then the PGs whose data is not where placement now puts it.
+  auto pins = PinsFor(*map->get(), data, &sealed.lost);
+  if (!pins.ok()) {
+    sealed.problem = pins.status().message();
+    return sealed;
+  }
+  if (!pins->empty()) {
+    sealed.pins = pins->size();
+    layout->pins = std::move(*pins);
+    map = MakeCMap(*layout);
+    if (!map.ok()) {
+      sealed.problem = map.status().message();
+      return sealed;
+    }
+  }
   std::string blob(cvm_map_encoded_len(map->get()), '\0');
   cvm_err err{};
   int ret = cvm_map_encode(map->get(), blob.data(), blob.size(), &err);
@@ -257,6 +343,9 @@ Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob) {
     p.pg_num = pool.pg_num;
     p.width = cvm_pool_width(&pool);
     p.table_crc = cvm_pg_table_crc(table, n);
+    for (uint32_t k = 0; k < map->nr_pins; ++k) {
+      p.pinned += map->pins[k].pool_id == pool.id;
+    }
     for (uint32_t d = 0; d < map->nr_devices; ++d) p.pgs[map->devices[d].id];
     for (size_t e = 0; e < n; ++e) {
       if (table[e] == CVM_DEV_NONE) {

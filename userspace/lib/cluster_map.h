@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@ struct MapLayout {
   std::vector<cvm_device> devices;
   std::vector<MapBucket> buckets;
   std::vector<cvm_pool> pools;
+  std::vector<cvm_pg_pin> pins;  // ascending (pool, pg); pools of `pools`
 };
 
 // Allocates and fills a cvm_map from `layout`, then validates it with
@@ -60,6 +62,17 @@ using BucketIndexes = std::map<std::string, uint32_t>;
 Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
                                      const BucketIndexes& indexes);
 
+// Where the data is, for pinning (placement.h): `previous` is the sealed
+// map the kernels were last given (empty: none yet). A PG of a pool in
+// `pools_with_data` whose row there differs from its up row in the new map
+// keeps its previous row as a pin, unless it is `settled` (its data has been
+// copied to the up row).
+struct DataPlacement {
+  std::string previous;
+  std::set<uint32_t> pools_with_data;
+  std::set<std::pair<uint32_t, uint32_t>> settled;  // (pool id, pg)
+};
+
 // One epoch's map: the sealed blob, or why the topology cannot be served yet
 // (no devices, fewer failure domains than a pool needs, ...).
 struct SealedMap {
@@ -68,9 +81,13 @@ struct SealedMap {
   uint32_t crc = 0;     // the blob's CRC32C, 0 without a blob
   // Pools left out of a servable map, each with why: "pool 'ec': ...".
   std::vector<std::string> left_out;
+  uint32_t pins = 0;  // PGs held on their previous rows
+  // Copies a pin could not keep because their device is gone from the
+  // topology: "device 4 (pool 1 PG 17)".
+  std::vector<std::string> lost;
 };
 SealedMap SealMap(uint64_t epoch, const Topology& topology,
-                  const BucketIndexes& indexes);
+                  const BucketIndexes& indexes, const DataPlacement& data = {});
 
 // Per-pool placement of a sealed map, as kernel/common computes it.
 struct PoolPlacement {
@@ -80,6 +97,7 @@ struct PoolPlacement {
   uint32_t table_crc = 0;            // cvm_pg_table_crc of the PG table
   std::map<uint32_t, uint32_t> pgs;  // device id -> PG slots it holds
   uint32_t unplaced = 0;             // slots no device could take
+  uint32_t pinned = 0;               // PGs held on the devices of their data
 };
 Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob);
 

@@ -374,7 +374,8 @@ Result<uint64_t> MetadataStore::CarryingEpoch() {
 }
 
 Result<SealedMap> MetadataStore::SealTopology(KvBatch& batch, uint64_t epoch,
-                                              const Topology& next) {
+                                              const Topology& next,
+                                              const PgSet& settled) {
   // Rack and row buckets keep the id they were first given (cluster_map.h).
   BucketIndexes indexes;
   std::optional<uint64_t> next_index;
@@ -401,18 +402,40 @@ Result<SealedMap> MetadataStore::SealTopology(KvBatch& batch, uint64_t epoch,
       indexes[key] = static_cast<uint32_t>(index);
     }
   }
-  return SealMap(epoch, next, indexes);
+  // Where the data is: written under the current epoch's map, the last one
+  // the kernels were given (changes pending a cut never reached them).
+  DataPlacement data;
+  data.settled = settled;
+  CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
+  for (const Volume& v : volumes) {
+    data.pools_with_data.insert(static_cast<uint32_t>(v.pool_id));
+  }
+  if (!data.pools_with_data.empty()) {
+    CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+    CVM_ASSIGN_OR_RETURN(auto blob, GetRaw(Cf::kMaps, EncodeIdKey(current)));
+    if (blob) data.previous = std::move(*blob);
+  }
+  return SealMap(epoch, next, indexes, data);
 }
 
 Status MetadataStore::SealEpoch(KvBatch& batch, std::string reason,
-                                const Topology& next, bool record) {
+                                const Topology& next, bool record,
+                                const PgSet& settled) {
   CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
   MapEpoch e;
   e.epoch = current + 1;
   e.created = Now();
   e.reason = std::move(reason);
-  CVM_ASSIGN_OR_RETURN(SealedMap sealed, SealTopology(batch, e.epoch, next));
+  CVM_ASSIGN_OR_RETURN(SealedMap sealed,
+                       SealTopology(batch, e.epoch, next, settled));
   CVM_RETURN_IF_ERROR(CheckPoolsStayPlaceable(current, e.reason, next, sealed));
+  if (!sealed.lost.empty()) {
+    return InUse(fmt::format(
+        "{} would drop {} cop{} of data not yet moved elsewhere: {}{}; mark "
+        "the device out and let its data move first",
+        e.reason, sealed.lost.size(), sealed.lost.size() == 1 ? "y" : "ies",
+        sealed.lost.front(), sealed.lost.size() > 1 ? ", ..." : ""));
+  }
   if (!record) return {};
   e.map_size = sealed.blob.size();
   e.map_crc = sealed.crc;

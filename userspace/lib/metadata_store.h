@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -248,12 +249,16 @@ class MetadataStore {
   Result<Volume> UpdateVolume(std::string_view name,
                               const std::function<Result<bool>(Volume&)>& edit);
   // The sealed map of `next` as epoch `epoch` (new rack and row bucket ids
-  // go in `batch`).
+  // go in `batch`). PGs of pools holding volumes stay pinned to the rows of
+  // the current epoch's map (cluster_map.h DataPlacement) unless `settled`.
+  using PgSet = std::set<std::pair<uint32_t, uint32_t>>;
   Result<SealedMap> SealTopology(KvBatch& batch, uint64_t epoch,
-                                 const Topology& next);
-  // BumpEpoch's work; `record` false: check only (no epoch, no map).
+                                 const Topology& next,
+                                 const PgSet& settled = {});
+  // BumpEpoch's work; `record` false: check only (no epoch, no map). A
+  // change that would drop a copy a pin still needs is refused.
   Status SealEpoch(KvBatch& batch, std::string reason, const Topology& next,
-                   bool record);
+                   bool record, const PgSet& settled = {});
   Status Commit(const KvBatch& batch);
 
   Result<std::optional<std::string>> GetRaw(Cf cf, std::string_view key);

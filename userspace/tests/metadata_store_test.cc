@@ -260,6 +260,60 @@ TEST_P(EmptyStoreTest, PoolsWithVolumesStayPlaceable) {
   ASSERT_OK(store_->RemoveDevice(3));
 }
 
+// Issue 16: adding capacity moved PGs of a pool holding a volume onto empty
+// devices, so the volume read back zeroes. Now a PG whose data is elsewhere
+// keeps its previous row as a pin in the map, a pool without volumes moves
+// freely, and a change that would drop a pinned copy is refused.
+TEST_P(EmptyStoreTest, PgsHoldingDataStayPinnedWhereTheirDataIs) {
+  for (const char* h : {"h1", "h2", "h3"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  Pool p;
+  p.name = "rep3";
+  p.pg_num = 64;
+  ASSERT_OK(store_->CreatePool(p));
+  Pool empty = p;
+  empty.name = "empty";
+  ASSERT_OK(store_->CreatePool(empty));
+  VolumeSpec v;
+  v.name = "v";
+  v.pool = "rep3";
+  v.size = GiB;
+  ASSERT_OK(store_->CreateVolume(v));
+  const auto before = PlacementOf(*store_->GetMap(Epoch()));
+  ASSERT_OK(before);
+
+  for (const char* h : {"h4", "h5"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  const auto after = PlacementOf(*store_->GetMap(Epoch()));
+  ASSERT_OK(after);
+  ASSERT_EQ(after->size(), 2u);
+  // Every PG of the pool with a volume reads from where it was written.
+  EXPECT_EQ((*after)[0].table_crc, (*before)[0].table_crc);
+  EXPECT_GT((*after)[0].pinned, 10u) << "2 of 5 hosts added: ~60% move";
+  EXPECT_EQ((*after)[0].pgs.at(4), 0u);  // the new devices hold none of it
+  EXPECT_EQ((*after)[0].pgs.at(5), 0u);
+  // The empty pool moved as placement says.
+  EXPECT_EQ((*after)[1].pinned, 0u);
+  EXPECT_NE((*after)[1].table_crc, (*before)[1].table_crc);
+  EXPECT_GT((*after)[1].pgs.at(4), 0u);
+
+  // Device 1 holds pinned copies: removing it is refused (its target is not
+  // serving it, so only the pin stands in the way).
+  const uint64_t epoch = Epoch();
+  EXPECT_ERROR(store_->RemoveDevice(1), Code::kInUse,
+               "device.remove 1 would drop");
+  EXPECT_EQ(Epoch(), epoch);
+  // Without the volume nothing is pinned any more, and it can go.
+  ASSERT_OK(store_->DeleteVolume("v"));
+  ASSERT_OK(store_->RemoveDevice(1));
+  const auto last = PlacementOf(*store_->GetMap(Epoch()));
+  EXPECT_EQ((*last)[0].pinned, 0u);
+}
+
 // Issue 15, the leader cuts epochs: with defer_epochs (a cluster) changes
 // are checked at once but only recorded as pending, and one epoch carries
 // all that came in together. A pool is placeable for its volumes as soon

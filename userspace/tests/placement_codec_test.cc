@@ -4,6 +4,7 @@
 // class of damaged or hostile blob with a reason.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -111,7 +112,7 @@ TEST_F(MapCodecTest, HeaderFieldsChecked) {
   blob_[3] = 'X';
   ExpectRefused(-EBADMSG, "magic");
   blob_[3] = 'M';
-  blob_[4] = CVM_MAP_VERSION - 1;  // version 1: 12-byte pool records
+  blob_[4] = CVM_MAP_VERSION_MIN - 1;  // version 2: no device classes
   ExpectRefused(-EPROTO, "version");
   blob_[4] = CVM_MAP_VERSION;
   blob_[6] = 52;
@@ -121,9 +122,87 @@ TEST_F(MapCodecTest, HeaderFieldsChecked) {
   FixCrc();
   ExpectRefused(-EBADMSG, "flags");
   Put32(40, 0);
-  Put32(44, 1);
+  Put32(44, 1);  // a pin the blob has no room for
+  FixCrc();
+  ExpectRefused(-EBADMSG, "does not match its counts");
+  blob_[4] = 3;  // version 3 has no pins: the field is reserved
   FixCrc();
   ExpectRefused(-EBADMSG, "reserved");
+  Put32(44, CVM_MAX_PINS + 1);
+  blob_[4] = CVM_MAP_VERSION;
+  FixCrc();
+  ExpectRefused(-E2BIG, "too many pinned PGs");
+}
+
+// A version-3 blob (no pins, as the previous release stored) still decodes.
+TEST_F(MapCodecTest, VersionThreeBlobsStillDecode) {
+  blob_[4] = 3;
+  FixCrc();
+  cvm_map *raw = nullptr;
+  cvm_err err{};
+  ASSERT_EQ(cvm_map_decode(blob_.data(), blob_.size(), &raw, &err), 0)
+      << err.why;
+  MapPtr back(raw);
+  EXPECT_EQ(back->nr_pins, 0u);
+  EXPECT_EQ(PgTable(back.get(), 1), PgTable(map_.get(), 1));
+}
+
+// Pins travel in the map and override the up row of their PG only; the
+// decoder refuses pins that name what the map does not have.
+TEST_F(MapCodecTest, PinsRoundTripAndOverrideTheirRowOnly) {
+  const std::vector<uint32_t> up = PgTable(map_.get(), 1);
+  const uint32_t pinned[3] = {up[7 * 3 + 2], up[7 * 3 + 1], CVM_DEV_NONE};
+  builder_.pins = {Pin(1, 7, {pinned[0], pinned[1], pinned[2]}),
+                   Pin(9, 3, {up[0], up[1], up[2]})};
+  MapPtr map;
+  ASSERT_EQ(builder_.Build(&map, nullptr), 0);
+  std::vector<uint8_t> blob = Encode(map.get());
+  EXPECT_EQ(blob.size(), blob_.size() + 2 * CVM_MAP_PIN_LEN);
+  cvm_map *raw = nullptr;
+  cvm_err err{};
+  ASSERT_EQ(cvm_map_decode(blob.data(), blob.size(), &raw, &err), 0) << err.why;
+  MapPtr back(raw);
+  ASSERT_EQ(back->nr_pins, 2u);
+  const std::vector<uint32_t> table = PgTable(back.get(), 1);
+  for (uint32_t pg = 0; pg < 1024; pg++) {
+    for (uint32_t s = 0; s < 3; s++) {
+      EXPECT_EQ(table[pg * 3 + s], pg == 7 ? pinned[s] : up[pg * 3 + s])
+          << pg << "/" << s;
+    }
+  }
+  ASSERT_NE(cvm_map_pin(back.get(), 9, 3), nullptr);
+  EXPECT_EQ(cvm_map_pin(back.get(), 9, 4), nullptr);
+  EXPECT_EQ(cvm_map_pin(back.get(), 1, 3), nullptr);
+  // cvm_place_pg still gives the up row.
+  uint32_t devs[CVM_MAX_PG_WIDTH];
+  ASSERT_EQ(cvm_place_pg(back.get(), &back->pools[0], 7, devs), 0);
+  EXPECT_TRUE(std::equal(devs, devs + 3, up.begin() + 21));
+  EXPECT_EQ(Encode(back.get()), blob);
+
+  struct Bad {
+    cvm_pg_pin pin;
+    const char *words;
+  };
+  const Bad bad[] = {
+      {Pin(5, 0, {0, 1, 2}), "unknown pool"},
+      {Pin(1, 1024, {0, 1, 2}), "beyond pg_num"},
+      {Pin(1, 3, {0, 999, 2}), "not in the map"},
+      {Pin(1, 3, {0, 0, 2}), "twice"},
+      {Pin(9, 3, {0, 1, 2, 3}), "beyond the pool's width"},
+  };
+  for (const Bad &b : bad) {
+    builder_.pins = {b.pin};
+    cvm_err e{};
+    MapPtr m;
+    EXPECT_EQ(builder_.Build(&m, &e), -EINVAL) << b.words;
+    ASSERT_NE(e.why, nullptr);
+    EXPECT_NE(std::string(e.why).find(b.words), std::string::npos) << e.why;
+  }
+  builder_.pins = {Pin(1, 9, {0, 1, 2}), Pin(1, 8, {0, 1, 2})};
+  cvm_err e{};
+  MapPtr m;
+  EXPECT_EQ(builder_.Build(&m, &e), -EINVAL);
+  EXPECT_NE(std::string(e.why).find("ascending"), std::string::npos);
 }
 
 TEST_F(MapCodecTest, AnyCorruptByteFailsTheCrc) {

@@ -99,6 +99,9 @@ class MapBuilder {
       for (int32_t c : b.children) map->children[next++] = c;
     }
     for (size_t i = 0; i < pools.size(); i++) map->pools[i] = pools[i];
+    ret = cvm_map_alloc_pins(map.get(), pins.size(), err);
+    if (ret) return ret;
+    for (size_t i = 0; i < pins.size(); i++) map->pins[i] = pins[i];
     if (finalize) {
       ret = cvm_map_finalize(map.get(), err);
       if (ret) return ret;
@@ -111,7 +114,20 @@ class MapBuilder {
   std::vector<cvm_device> devices;
   std::vector<Bucket> buckets;
   std::vector<cvm_pool> pools;
+  std::vector<cvm_pg_pin> pins;
 };
+
+// A pin of `pool`'s PG `pg` to `devs` (the rest of the row CVM_DEV_NONE).
+inline cvm_pg_pin Pin(uint32_t pool, uint32_t pg,
+                      std::initializer_list<uint32_t> devs) {
+  cvm_pg_pin pin{};
+  pin.pool_id = pool;
+  pin.pg = pg;
+  for (uint32_t &d : pin.devs) d = CVM_DEV_NONE;
+  size_t i = 0;
+  for (uint32_t d : devs) pin.devs[i++] = d;
+  return pin;
+}
 
 // The PG table of one pool, empty on error (with err set).
 inline std::vector<uint32_t> PgTable(const cvm_map *map, uint32_t pool_id,

@@ -1,0 +1,146 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# tier: check (about 35 s)
+# transports: tcp
+#
+# Issue 16: adding capacity must never make data unreadable.  Three hosts
+# (brd devices behind targets at 127.0.0.1:7001-7003) hold a replicated(3)
+# and an ec(2,1) volume with known data; fio writes and verifies on the
+# replicated one while two more hosts with devices are added
+# (127.0.0.1:7004-7005).  The map moves to new epochs whose placement
+# sends PGs to the empty new devices; PGs holding data stay pinned to the
+# devices holding it (kernel/common/placement.h), so every byte reads back
+# as written, fio sees no error, and the new devices hold nothing of the
+# old data.  On the code before pins both volumes read back zeroes where
+# PGs moved.  Runs INSIDE the VM:
+#
+#	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/scale_out.sh
+set -u
+top=${CVM_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$top" || exit 1
+. tests/lib/check.sh
+. tests/lib/cvm_vm.sh
+require_vm
+
+bin=$top/build/userspace
+cvmd=$bin/cvmd/cvmd
+cvmadm=$bin/cvmadm/cvmadm
+work=$(mktemp -d /tmp/cvm-scale-out.XXXXXX)
+export CVM_SOCKET=$work/cvmd.sock
+
+start_cvmd() {
+	"$cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" \
+		--host storage1 --log-file "$work/cvmd.log"
+}
+stop_cvmd() {
+	local pid
+	pid=$(cat "$work/pid" 2>/dev/null) || return 0
+	kill "$pid"
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	return 1
+}
+cleanup() {
+	stop_cvmd
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+ep() { echo "127.0.0.1:$((7000 + $1))"; }
+status_field() {
+	"$cvmadm" --json status | python3 -c \
+		"import json,sys; s=json.load(sys.stdin); print(s$1)"
+}
+# Until cvm.ko holds the store's newest epoch.
+epochs_agree() {
+	local k s i
+	for ((i = 0; i < 100; i++)); do
+		k=$(status_field '["modules"]["cvm"]["map_epoch"]')
+		s=$(status_field '["daemon"]["map_epoch"]')
+		[[ -n $k && $k == "$s" ]] && return 0
+		sleep 0.1
+	done
+	echo "kernel epoch '$k', store epoch '$s'"
+	return 1
+}
+add_host() {
+	"$cvmadm" host add "storage$1" --address "$(ep "$1")" --transport tcp &&
+	"$cvmadm" device add "storage$1" "/dev/ram$(($1 - 1))" --capacity 128M
+}
+serve_host() {
+	"$cvmadm" target listen --address "$(ep "$1")" &&
+	"$cvmadm" target device add "$1" --format
+}
+# Device I's used bytes as its target reports them.
+used() {
+	"$cvmadm" --json device list | python3 -c '
+import json, sys
+d = [d for d in json.load(sys.stdin) if d["id"] == int(sys.argv[1])][0]
+print(d["usage"]["used"] if d["usage"] else -1)' "$1"
+}
+pinned() {
+	"$cvmadm" --json map show | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+print(sum(p.get("pinned", 0) for p in m["pools"]))'
+}
+same() { cmp <(dd if="$1" bs=1M count="$2" iflag=direct status=none) "$3"; }
+fio_verify() {
+	fio --name=scale --filename=/dev/cvm0 --offset=32M --size=32M \
+		--rw=randwrite --bs=4k --iodepth=8 --ioengine=libaio --direct=1 \
+		--verify=crc32c --verify_fatal=1 --verify_backlog=256 \
+		--rate_iops=300 --runtime=15 --time_based \
+		--output="$work/fio.out" >/dev/null 2>&1 ||
+		{ cat "$work/fio.out"; return 1; }
+}
+
+check "brd: 5 x 128 MiB" modprobe brd rd_nr=5 rd_size=$((128 << 10))
+check "cvmd starts" start_cvmd
+for i in 1 2 3; do
+	check "host storage$i with /dev/ram$((i - 1))" add_host "$i"
+	check "storage$i serves its device" serve_host "$i"
+done
+check "pool rep3 (pg 64)" "$cvmadm" pool create rep3 --policy replicated:3 --pg-num 64
+check "pool ec21 (pg 32)" "$cvmadm" pool create ec21 --policy ec:2,1 --pg-num 32
+check "volume r0 (64 MiB) in rep3" "$cvmadm" volume create r0 --pool rep3 --size 64M
+check "volume e0 (32 MiB) in ec21" "$cvmadm" volume create e0 --pool ec21 --size 32M
+check "attach r0 as /dev/cvm0" eval "[[ \$('$cvmadm' volume attach r0) == /dev/cvm0 ]]"
+check "attach e0 as /dev/cvm1" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
+head -c $((32 << 20)) /dev/urandom >"$work/r0"
+head -c $((32 << 20)) /dev/urandom >"$work/e0"
+check "r0: 32 MiB of known data written" \
+	dd if="$work/r0" of=/dev/cvm0 bs=1M oflag=direct status=none
+check "e0: 32 MiB of known data written" \
+	dd if="$work/e0" of=/dev/cvm1 bs=1M oflag=direct status=none
+check "r0 reads back as written" same /dev/cvm0 32 "$work/r0"
+check "e0 reads back as written" same /dev/cvm1 32 "$work/e0"
+
+echo "# two hosts added while fio writes and verifies r0's second half"
+fio_verify &
+fio_pid=$!
+sleep 2
+for i in 4 5; do
+	check "host storage$i with /dev/ram$((i - 1)) added" add_host "$i"
+	check "storage$i serves its device" serve_host "$i"
+done
+check "cvm.ko holds the newest epoch" epochs_agree
+check "PGs holding data are pinned where their data is" eval "(( \$(pinned) > 0 ))"
+check "r0 reads back as written after the map moved" same /dev/cvm0 32 "$work/r0"
+check "e0 reads back as written after the map moved" same /dev/cvm1 32 "$work/e0"
+fio_rc=0
+wait "$fio_pid" || fio_rc=$?
+check "fio wrote and verified through the change without an error" \
+	eval "((fio_rc == 0)) || { cat '$work/fio.out'; false; }"
+check "the new devices hold none of the old data" \
+	eval "[[ \$(used 4) == 0 && \$(used 5) == 0 ]]"
+
+check "volume detach r0" "$cvmadm" volume detach r0
+check "volume detach e0" "$cvmadm" volume detach e0
+for i in 1 2 3 4 5; do
+	check "target device remove $i" "$cvmadm" target device remove "$i"
+	check "target unlisten $(ep "$i")" "$cvmadm" target unlisten --address "$(ep "$i")"
+done
+check "cvmd stops" stop_cvmd
+check "reload cvm.ko" eval "rmmod cvm && insmod kernel/cvm.ko"
+check "rmmod brd" rmmod brd
+check_summary
