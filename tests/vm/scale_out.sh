@@ -78,6 +78,24 @@ import json, sys
 d = [d for d in json.load(sys.stdin) if d["id"] == int(sys.argv[1])][0]
 print(d["usage"]["used"] if d["usage"] else -1)' "$1"
 }
+used_total() {
+	"$cvmadm" --json device list | python3 -c '
+import json, sys
+print(sum(d["usage"]["used"] for d in json.load(sys.stdin) if d["usage"]))'
+}
+# wait_for SECS EXPR: until EXPR (evaluated) holds.
+wait_for() {
+	local start=$SECONDS
+	while ((SECONDS - start < $1)); do
+		eval "$2" && return 0
+		sleep 0.5
+	done
+	echo "after $1 s still not: $2"
+	"$cvmadm" map show
+	"$cvmadm" device list
+	grep backfill "$work/cvmd.log" | tail -n 5
+	return 1
+}
 pinned() {
 	"$cvmadm" --json map show | python3 -c '
 import json, sys
@@ -134,6 +152,19 @@ check "fio wrote and verified through the change without an error" \
 check "the new devices hold none of the old data" \
 	eval "[[ \$(used 4) == 0 && \$(used 5) == 0 ]]"
 
+echo "# detached, the volumes' data moves to the new devices (backfill)"
+check "volume detach r0" "$cvmadm" volume detach r0
+check "volume detach e0" "$cvmadm" volume detach e0
+before=$(used_total)
+check "backfill copies the pinned PGs and cuts the pins" wait_for 90 '(( $(pinned) == 0 ))'
+check "cvm.ko holds the epoch that cut them" epochs_agree
+check "the new devices hold data now" eval "(( \$(used 4) > 0 && \$(used 5) > 0 ))"
+check "old copies removed: as much space used as before the move" \
+	wait_for 60 '(( $(used_total) == before ))'
+check "attach r0 again" eval "[[ \$('$cvmadm' volume attach r0) == /dev/cvm0 ]]"
+check "attach e0 again" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
+check "r0 reads back as written from its new devices" same /dev/cvm0 32 "$work/r0"
+check "e0 reads back as written from its new devices" same /dev/cvm1 32 "$work/e0"
 check "volume detach r0" "$cvmadm" volume detach r0
 check "volume detach e0" "$cvmadm" volume detach e0
 for i in 1 2 3 4 5; do

@@ -17,16 +17,19 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <string>
 
 #include "api.h"
 #include "api_server.h"
+#include "backfill.h"
 #include "cluster_presence.h"
 #include "kernel_sync.h"
 #include "log.h"
 #include "metadata_store.h"
 #include "netlink_client.h"
 #include "node_identity.h"
+#include "periodic.h"
 #include "store_follower.h"
 #include "unix_socket.h"
 #include "version.h"
@@ -52,6 +55,8 @@ struct Config {
   int lease_ttl = 10;
   uint64_t keep_epochs = 100;
   int compact_every = 3600;
+  // Seconds between the leader's backfill rounds (backfill.h).
+  int backfill_every = 2;
   bool foreground = false;
   bool debug = false;
 };
@@ -293,6 +298,42 @@ int Serve(const Config& config) {
     });
     follower->Start();
   }
+  // The leader moves the data of pinned PGs to where placement wants it
+  // (backfill.h); with RocksDB this cvmd is the leader.
+  Backfill backfill(
+      **store,
+      [&presence](uint64_t epoch) {
+        const nlohmann::json view = presence->View(/*members=*/false);
+        if (view.contains("error")) return false;
+        const nlohmann::json nodes =
+            view.value("nodes", nlohmann::json::object());
+        for (const auto& [host, info] : nodes.items()) {
+          if (info.contains("map_epoch") &&
+              info["map_epoch"].get<uint64_t>() < epoch) {
+            return false;
+          }
+        }
+        return true;
+      },
+      leader_lease);
+  Periodic backfill_rounds;
+  std::set<std::string> backfill_waits;  // logged once each, while they last
+  backfill_rounds.Start(std::chrono::seconds(config.backfill_every), [&] {
+    if (etcd && leader_lease() == 0) return;
+    if (!identity.joined()) return;
+    auto round = backfill.RunOnce();
+    if (!round.ok()) {
+      LogWarn("backfill: {}", round.status().message());
+      return;
+    }
+    std::set<std::string> waits(round->waiting.begin(), round->waiting.end());
+    for (const std::string& why : waits) {
+      if (!backfill_waits.count(why)) LogInfo("backfill waits: {}", why);
+    }
+    backfill_waits = std::move(waits);
+    // Over etcd every cvmd's follower installs it; here, this one.
+    if (round->settled_epoch != 0 && !etcd) sync.PushMapBestEffort("backfill");
+  });
   ServerOptions server_options;
   server_options.socket_path = config.socket;
   ApiServer server(api, server_options);
@@ -311,6 +352,7 @@ int Serve(const Config& config) {
   readiness.Ready();
 
   Status run = server.Run(signal_fd.get());
+  backfill_rounds.Stop();
   if (follower) follower->Stop();
   path_events.Stop();
   signalfd_siginfo info{};
@@ -357,6 +399,10 @@ int main(int argc, char** argv) {
       po::value(&config.compact_every)->value_name("S")->default_value(3600),
       "etcd store: seconds between the leader's compactions and "
       "defragmentations of etcd (0: never)")(
+      "backfill-every",
+      po::value(&config.backfill_every)->value_name("S")->default_value(2),
+      "seconds between the leader's backfill rounds, which move pinned "
+      "PGs' data to their up rows")(
       "foreground,f", po::bool_switch(&config.foreground),
       "stay in the foreground (default: detach once serving)")(
       "pid-file", po::value(&config.pid_file)->value_name("PATH"),
@@ -404,9 +450,10 @@ int main(int argc, char** argv) {
     config.host = config.host.substr(0, config.host.find('.'));
   }
   if (config.lease_ttl < 2 || config.lease_ttl > 3600 ||
-      config.keep_epochs < 1 || config.compact_every < 0) {
+      config.keep_epochs < 1 || config.compact_every < 0 ||
+      config.backfill_every < 1 || config.backfill_every > 3600) {
     std::cerr << "cvmd: --lease-ttl must be 2..3600 s, --keep-epochs >= 1, "
-                 "--compact-every >= 0\n";
+                 "--compact-every >= 0, --backfill-every 1..3600 s\n";
     return 2;
   }
   if (auto s = cvm::ValidateName("host", config.host); !s.ok()) {

@@ -365,6 +365,68 @@ Result<uint64_t> MetadataStore::CutPendingEpoch(int64_t leader_lease) {
   });
 }
 
+Result<uint64_t> MetadataStore::SettlePins(
+    uint64_t epoch, const std::map<uint32_t, CopiedVolumes>& copied,
+    int64_t leader_lease) {
+  return Transact([&]() -> Result<uint64_t> {
+    CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+    if (current != epoch) {
+      return Unavailable(fmt::format(
+          "map epoch {} was cut since the copy (it was {})", current, epoch));
+    }
+    CVM_ASSIGN_OR_RETURN(auto pending, GetRaw(Cf::kMeta, kPendingKey));
+    if (pending) return Unavailable("topology changes are pending a cut");
+    CVM_ASSIGN_OR_RETURN(auto volumes, ListVolumes());
+    std::map<uint32_t, size_t> in_pool;
+    for (const Volume& v : volumes) {
+      auto pool = copied.find(static_cast<uint32_t>(v.pool_id));
+      if (pool == copied.end()) continue;
+      ++in_pool[pool->first];
+      auto it = pool->second.find(v.id);
+      if (it == pool->second.end()) {
+        return Unavailable(fmt::format("volume '{}' was not copied", v.name));
+      }
+      if (!v.attached_host.empty() || v.attach_epoch != it->second) {
+        return Unavailable(
+            fmt::format("volume '{}' was attached since its copy", v.name));
+      }
+    }
+    for (const auto& [pool_id, vols] : copied) {
+      if (in_pool[pool_id] != vols.size()) {
+        return Unavailable(fmt::format(
+            "volumes of pool {} were deleted since the copy", pool_id));
+      }
+    }
+    CVM_ASSIGN_OR_RETURN(auto blob, GetRaw(Cf::kMaps, EncodeIdKey(current)));
+    if (!blob) return NotFound(fmt::format("map epoch {} has no map", current));
+    cvm_map* raw = nullptr;
+    cvm_err err{};
+    if (cvm_map_decode(blob->data(), blob->size(), &raw, &err)) {
+      return Corruption(fmt::format("map epoch {}: {}", current,
+                                    err.why ? err.why : "does not decode"));
+    }
+    CMapPtr map(raw);
+    PgSet settled;
+    for (uint32_t i = 0; i < map->nr_pins; ++i) {
+      if (copied.count(map->pins[i].pool_id)) {
+        settled.insert({map->pins[i].pool_id, map->pins[i].pg});
+      }
+    }
+    if (settled.empty()) return current;
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    KvBatch batch;
+    if (leader_lease != 0) batch.RequireLeaderLease(leader_lease);
+    CVM_RETURN_IF_ERROR(SealEpoch(
+        batch,
+        fmt::format("backfill: {} PGs of {} pool{} moved to their devices",
+                    settled.size(), copied.size(),
+                    copied.size() == 1 ? "" : "s"),
+        next, /*record=*/true, settled));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return current + 1;
+  });
+}
+
 Result<uint64_t> MetadataStore::CarryingEpoch() {
   return Transact([&]() -> Result<uint64_t> {
     CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));

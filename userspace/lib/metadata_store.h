@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -139,6 +140,17 @@ class MetadataStore {
   Result<std::string> PoolPlacementProblem(const Pool& pool);
   // Changes a pool's min_size (0: the policy's default); a new map epoch.
   Result<Pool> SetPoolMinSize(std::string_view name, uint32_t min_size);
+
+  // Backfill (backfill.h): the pins of the pools of `copied` in map
+  // `epoch` are cut in one new epoch, their PGs taking their up rows, if the
+  // store is still at `epoch` with no change pending and each pool's volumes
+  // are exactly its `copied` ones (volume id -> the attach epoch its data was
+  // copied under), none attached. Returns the new epoch. `leader_lease`
+  // (etcd): the commit requires it. Refusals are kUnavailable with why.
+  using CopiedVolumes = std::map<uint64_t, uint64_t>;
+  Result<uint64_t> SettlePins(uint64_t epoch,
+                              const std::map<uint32_t, CopiedVolumes>& copied,
+                              int64_t leader_lease);
 
   // Volumes.
   Result<Volume> CreateVolume(const VolumeSpec& spec);

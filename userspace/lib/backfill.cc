@@ -1,0 +1,415 @@
+#include "backfill.h"
+
+#include <fmt/format.h>
+#include <linux/cvm_wire.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "cluster_map.h"
+#include "ec_journal.h"
+#include "kernel_sync.h"
+#include "log.h"
+#include "wire_client.h"
+
+namespace cvm {
+namespace {
+
+constexpr uint32_t kListEntryLen = 24;  // struct cvm_wire_list_ent
+constexpr uint32_t kListBatch = 1024;
+constexpr uint32_t kCopyChunk = CVM_WIRE_MAX_DATA_LEN;
+
+struct ShardEntry {
+  uint64_t object_no = 0;
+  uint16_t shard = 0;
+  uint32_t version = 0;
+};
+
+// One connection per device, opened on first use; a device that cannot be
+// reached stays failed for the round.
+class Connections {
+ public:
+  explicit Connections(std::map<uint32_t, MapPath> paths)
+      : paths_(std::move(paths)) {}
+
+  Result<wire::Client*> Get(uint32_t device) {
+    if (auto it = open_.find(device); it != open_.end()) return &it->second;
+    auto p = paths_.find(device);
+    if (p == paths_.end()) {
+      return Unavailable(
+          fmt::format("device {} is not served by a target", device));
+    }
+    if (p->second.transport != "tcp") {
+      return Unavailable(fmt::format(
+          "device {} is reached over {}; the backfill speaks tcp only", device,
+          p->second.transport));
+    }
+    wire::Hello hello;
+    hello.device_id = device;
+    auto c = wire::Client::Connect(p->second.addr, p->second.port, hello, 5000);
+    if (!c.ok()) {
+      return c.status().WithContext(fmt::format(
+          "device {} at {}:{}", device, p->second.addr, p->second.port));
+    }
+    return &open_.emplace(device, std::move(*c)).first->second;
+  }
+
+ private:
+  std::map<uint32_t, MapPath> paths_;
+  std::map<uint32_t, wire::Client> open_;
+};
+
+Status ReplyOk(const Result<wire::Reply>& r, std::string_view what) {
+  if (!r.ok()) return r.status().WithContext(what);
+  if (r->header.status != CVM_WIRE_STATUS_OK) {
+    return Unavailable(
+        fmt::format("{}: {}", what, wire::StatusName(r->header.status)));
+  }
+  return {};
+}
+
+// Every object shard of `volume_id` the device holds.
+// LIST counts as a change for fencing: it speaks for the volume's current
+// attach epoch.
+Result<std::vector<ShardEntry>> ListShards(wire::Client& c, uint64_t volume_id,
+                                           uint64_t attach_epoch) {
+  std::vector<ShardEntry> out;
+  std::set<std::pair<uint64_t, uint16_t>> seen;
+  uint64_t from = 0;
+  for (;;) {
+    wire::Header h = wire::MakeRequest(CVM_WIRE_OP_LIST);
+    h.volume_id = volume_id;
+    h.attach_epoch = attach_epoch;
+    h.object_no = from;
+    h.length = kListBatch * kListEntryLen;
+    auto r = c.Call(h);
+    CVM_RETURN_IF_ERROR(ReplyOk(r, "LIST"));
+    const auto& d = r->data;
+    const size_t n = d.size() / kListEntryLen;
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* e = d.data() + i * kListEntryLen;
+      ShardEntry s;
+      s.object_no = wire::GetLe(e, 8);
+      s.shard = static_cast<uint16_t>(wire::GetLe(e + 8, 2));
+      s.version = static_cast<uint32_t>(wire::GetLe(e + 12, 4));
+      if (seen.insert({s.object_no, s.shard}).second) out.push_back(s);
+    }
+    if (n < kListBatch) return out;
+    // Go on from the last object (its other shards may follow), or past
+    // it if a whole batch was that one object.
+    const uint64_t last = wire::GetLe(d.data() + (n - 1) * kListEntryLen, 8);
+    from = last == from ? last + 1 : last;
+  }
+}
+
+// Bytes of one object shard: the object (replicated), or its chunks of
+// every stripe (EC).
+uint64_t ShardSize(const Volume& v, const Pool& pool) {
+  if (pool.policy.kind != Policy::Kind::kErasure) return v.object_size;
+  const uint64_t width = uint64_t{pool.policy.k} * v.stripe_unit;
+  return (v.object_size + width - 1) / width * v.stripe_unit;
+}
+
+bool AllZero(const std::vector<uint8_t>& b) {
+  return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0; });
+}
+
+// The whole shard from `src` to `dst`, at the source's version: what was at
+// `dst` goes first, then every chunk that is not zeroes, then SET_VERSION.
+Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
+                           const wire::ObjectKey& key, uint32_t version,
+                           uint64_t size) {
+  auto removed = dst.Remove(key);
+  if (!removed.ok()) return removed.status().WithContext("REMOVE");
+  if (removed->header.status != CVM_WIRE_STATUS_OK &&
+      removed->header.status != CVM_WIRE_STATUS_NOT_FOUND) {
+    return Unavailable(
+        fmt::format("REMOVE: {}", wire::StatusName(removed->header.status)));
+  }
+  uint64_t bytes = 0;
+  for (uint64_t off = 0; off < size; off += kCopyChunk) {
+    const uint32_t len =
+        static_cast<uint32_t>(std::min<uint64_t>(kCopyChunk, size - off));
+    wire::ObjectKey read_key = key;
+    read_key.attach_epoch = 0;  // a read speaks for no attachment
+    auto data = src.Read(read_key, off, len);
+    CVM_RETURN_IF_ERROR(ReplyOk(data, "READ"));
+    if (AllZero(data->data)) continue;
+    wire::Header h = wire::MakeRequest(CVM_WIRE_OP_WRITE);
+    h.volume_id = key.volume_id;
+    h.object_no = key.object_no;
+    h.shard = key.shard;
+    h.attach_epoch = key.attach_epoch;
+    h.offset = off;
+    h.length = len;
+    h.flags = CVM_WIRE_F_VERSIONED;
+    h.shard_version = version;
+    CVM_RETURN_IF_ERROR(ReplyOk(dst.Call(h, data->data), "WRITE"));
+    bytes += len;
+  }
+  auto set = dst.VersionOp(CVM_WIRE_OP_SET_VERSION, key, version);
+  if (!set.ok()) return set.status().WithContext("SET_VERSION");
+  if (set->header.status != CVM_WIRE_STATUS_OK &&
+      set->header.status != CVM_WIRE_STATUS_STALE_VERSION) {
+    return Unavailable(
+        fmt::format("SET_VERSION: {}", wire::StatusName(set->header.status)));
+  }
+  return bytes;
+}
+
+struct CMapView {
+  CMapPtr map;
+  std::map<uint32_t, std::vector<uint32_t>> tables;  // pool -> PG table
+  std::map<uint32_t, bool> up;                       // device -> up and in map
+
+  const uint32_t* Row(uint32_t pool, uint32_t pg, uint32_t width) const {
+    return tables.at(pool).data() + static_cast<size_t>(pg) * width;
+  }
+};
+
+Result<CMapView> View(const std::string& blob) {
+  CMapView v;
+  cvm_map* raw = nullptr;
+  cvm_err err{};
+  if (int ret = cvm_map_decode(blob.data(), blob.size(), &raw, &err); ret) {
+    return Corruption(fmt::format("map: {}", err.why ? err.why : "bad"));
+  }
+  v.map.reset(raw);
+  for (uint32_t i = 0; i < raw->nr_devices; ++i) {
+    v.up[raw->devices[i].id] = raw->devices[i].state & CVM_DEV_UP;
+  }
+  for (uint32_t i = 0; i < raw->nr_pools; ++i) {
+    uint32_t* table = nullptr;
+    size_t n = 0;
+    if (cvm_pg_table_create(raw, raw->pools[i].id, &table, &n, &err)) {
+      return Internal(fmt::format("PG table: {}", err.why ? err.why : "?"));
+    }
+    v.tables[raw->pools[i].id].assign(table, table + n);
+    cvm_pg_table_free(table);
+  }
+  return v;
+}
+
+}  // namespace
+
+Backfill::Backfill(MetadataStore& store, std::function<bool(uint64_t)> all_have,
+                   std::function<int64_t()> leader_lease)
+    : store_(store),
+      all_have_(std::move(all_have)),
+      leader_lease_(std::move(leader_lease)) {}
+
+Result<BackfillRound> Backfill::RunOnce() {
+  BackfillRound round;
+  CVM_ASSIGN_OR_RETURN(MetadataStore::MapSnapshot snap,
+                       store_.ReadMapSnapshot());
+  round.epoch = snap.epoch;
+  if (snap.blob.empty()) return round;
+  CVM_ASSIGN_OR_RETURN(CMapView view, View(snap.blob));
+  const cvm_map& map = *view.map;
+  CVM_ASSIGN_OR_RETURN(auto paths,
+                       BuildMapPaths(snap.blob, snap.hosts, snap.devices));
+  // Only devices a target serves are ever contacted.
+  std::set<uint32_t> served;
+  for (const Device& d : snap.devices) {
+    if (d.served) served.insert(static_cast<uint32_t>(d.id));
+  }
+  std::map<uint32_t, MapPath> by_device;
+  for (MapPath& p : paths) {
+    if (served.count(p.device_id)) by_device[p.device_id] = std::move(p);
+  }
+  Connections conns(std::move(by_device));
+  CVM_ASSIGN_OR_RETURN(auto volumes, store_.ListVolumes());
+  CVM_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+
+  std::map<uint32_t, MetadataStore::CopiedVolumes> ready;  // pool -> copies
+  std::set<uint32_t> pinned_pools;
+  for (uint32_t i = 0; i < map.nr_pins; ++i) {
+    pinned_pools.insert(map.pins[i].pool_id);
+  }
+  for (const Pool& pool : pools) {
+    const auto pool_id = static_cast<uint32_t>(pool.id);
+    if (!pinned_pools.count(pool_id)) continue;
+    const cvm_pool* cp = cvm_map_pool(&map, pool_id);
+    if (!cp) continue;
+    const uint32_t width = cvm_pool_width(cp);
+    const bool ec = cp->kind == CVM_POOL_EC;
+    const auto wait = [&](const std::string& why) {
+      round.waiting.push_back(fmt::format("pool '{}': {}", pool.name, why));
+    };
+    std::map<uint64_t, uint64_t> copied;  // volume id -> attach epoch
+    std::string blocked;
+    for (const Volume& v : volumes) {
+      if (v.pool_id != pool.id) continue;
+      if (!v.attached_host.empty()) {
+        blocked = fmt::format(
+            "volume '{}' is attached on '{}' (its data "
+            "moves once it is detached)",
+            v.name, v.attached_host);
+        break;
+      }
+      // Where each shard of the volume is, on the pins' devices.
+      std::set<uint32_t> sources;
+      for (uint32_t i = 0; i < map.nr_pins; ++i) {
+        if (map.pins[i].pool_id != pool_id) continue;
+        for (uint32_t s = 0; s < width; ++s) {
+          if (map.pins[i].devs[s] != CVM_DEV_NONE) {
+            sources.insert(map.pins[i].devs[s]);
+          }
+        }
+      }
+      // (object, shard) -> (version, device) of its newest copy in its row.
+      std::map<std::pair<uint64_t, uint16_t>, std::pair<uint32_t, uint32_t>>
+          best;
+      for (uint32_t dev : sources) {
+        auto c = conns.Get(dev);
+        if (!c.ok()) {
+          blocked = c.status().message();
+          break;
+        }
+        auto shards = ListShards(**c, v.id, v.attach_epoch);
+        if (!shards.ok()) {
+          blocked =
+              fmt::format("device {}: {}", dev, shards.status().message());
+          break;
+        }
+        for (const ShardEntry& e : *shards) {
+          if (e.object_no >= CVM_EC_JOURNAL_OBJECT) continue;
+          const uint32_t pg = cvm_object_pg(v.id, e.object_no, cp->pg_num);
+          const cvm_pg_pin* pin = cvm_map_pin(&map, pool_id, pg);
+          if (!pin) continue;
+          const bool in_row = ec ? e.shard < width && pin->devs[e.shard] == dev
+                                 : std::find(pin->devs, pin->devs + width,
+                                             dev) != pin->devs + width;
+          if (!in_row) continue;
+          auto [it, fresh] = best.try_emplace({e.object_no, e.shard},
+                                              std::pair{e.version, dev});
+          if (!fresh && e.version > it->second.first) {
+            it->second = {e.version, dev};
+          }
+        }
+      }
+      if (!blocked.empty()) break;
+      const uint64_t shard_size = ShardSize(v, pool);
+      for (const auto& [key, where] : best) {
+        const auto [object_no, shard] = key;
+        const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
+        const cvm_pg_pin* pin = cvm_map_pin(&map, pool_id, pg);
+        uint32_t up[CVM_MAX_PG_WIDTH];
+        if (cvm_place_pg(&map, cp, pg, up)) return Internal("placement");
+        // The up devices lacking this shard.
+        std::vector<uint32_t> targets;
+        for (uint32_t s = 0; s < width; ++s) {
+          if (up[s] == CVM_DEV_NONE) continue;
+          if (ec ? (s == shard && pin->devs[s] != up[s])
+                 : std::find(pin->devs, pin->devs + width, up[s]) ==
+                       pin->devs + width) {
+            targets.push_back(up[s]);
+          }
+        }
+        for (uint32_t dst : targets) {
+          auto src = conns.Get(where.second);
+          auto to = conns.Get(dst);
+          if (!src.ok() || !to.ok()) {
+            blocked = (!src.ok() ? src : to).status().message();
+            break;
+          }
+          const wire::ObjectKey k{v.id, object_no, shard, v.attach_epoch};
+          auto bytes = CopyShard(**src, **to, k, where.first, shard_size);
+          if (!bytes.ok()) {
+            blocked = fmt::format(
+                "volume '{}' object {} shard {} to device "
+                "{}: {}",
+                v.name, object_no, shard, dst, bytes.status().message());
+            break;
+          }
+          ++round.shards_copied;
+          round.bytes_copied += *bytes;
+        }
+        if (!blocked.empty()) break;
+      }
+      if (!blocked.empty()) break;
+      copied[v.id] = v.attach_epoch;
+    }
+    if (!blocked.empty()) {
+      wait(blocked);
+      continue;
+    }
+    ready[pool_id] = std::move(copied);
+  }
+  // Every pool whose data is in place is cut over in one epoch.
+  if (!ready.empty()) {
+    auto settled = store_.SettlePins(snap.epoch, ready,
+                                     leader_lease_ ? leader_lease_() : 0);
+    if (!settled.ok()) {
+      round.waiting.push_back(settled.status().message());
+      return round;
+    }
+    for (uint32_t i = 0; i < map.nr_pins; ++i) {
+      round.pgs_settled += ready.count(map.pins[i].pool_id);
+    }
+    round.settled_epoch = *settled;
+    sweep_pending_ = true;
+    LogInfo(
+        "backfill: {} PGs of {} pools moved to their devices in map "
+        "epoch {} ({} shards, {} MiB copied)",
+        round.pgs_settled, ready.size(), *settled, round.shards_copied,
+        round.bytes_copied >> 20);
+    return round;  // the sweep waits until every kernel has that epoch
+  }
+
+  // Copies no row names: only once every kernel holds this epoch, only of
+  // detached volumes, only in PGs that are not pinned.
+  if (!sweep_pending_ || !all_have_(snap.epoch)) return round;
+  bool complete = true;
+  for (const Volume& v : volumes) {
+    if (!v.attached_host.empty()) continue;
+    const cvm_pool* cp = cvm_map_pool(&map, static_cast<uint32_t>(v.pool_id));
+    if (!cp) continue;
+    const uint32_t width = cvm_pool_width(cp);
+    const bool ec = cp->kind == CVM_POOL_EC;
+    for (const auto& [dev, up] : view.up) {
+      if (!up || !served.count(dev)) continue;
+      auto c = conns.Get(dev);
+      if (!c.ok()) {
+        complete = false;
+        continue;
+      }
+      auto shards = ListShards(**c, v.id, v.attach_epoch);
+      if (!shards.ok()) {
+        complete = false;
+        continue;
+      }
+      for (const ShardEntry& e : *shards) {
+        if (e.object_no >= CVM_EC_JOURNAL_OBJECT) continue;
+        const uint32_t pg = cvm_object_pg(v.id, e.object_no, cp->pg_num);
+        if (cvm_map_pin(&map, cp->id, pg)) continue;
+        const uint32_t* row = view.Row(cp->id, pg, width);
+        const bool named = ec ? e.shard < width && row[e.shard] == dev
+                              : std::find(row, row + width, dev) != row + width;
+        if (named) continue;
+        const wire::ObjectKey k{v.id, e.object_no, e.shard, v.attach_epoch};
+        wire::Header h = wire::MakeRequest(CVM_WIRE_OP_REMOVE);
+        h.volume_id = k.volume_id;
+        h.object_no = k.object_no;
+        h.shard = k.shard;
+        h.attach_epoch = k.attach_epoch;
+        h.flags = CVM_WIRE_F_FUA;
+        if (ReplyOk((*c)->Call(h), "REMOVE").ok()) {
+          ++round.shards_removed;
+        } else {
+          complete = false;
+        }
+      }
+    }
+  }
+  if (complete) sweep_pending_ = false;
+  if (round.shards_removed) {
+    LogInfo("backfill: removed {} copies no map row names (epoch {})",
+            round.shards_removed, snap.epoch);
+  }
+  return round;
+}
+
+}  // namespace cvm

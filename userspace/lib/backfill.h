@@ -1,0 +1,70 @@
+#pragma once
+
+// Backfill: moves the data of pinned PGs (cluster_map.h) to the devices
+// placement now gives them, cuts the pins once a pool's data is there, and
+// returns the space of the copies no map row names any more.
+//
+// Where it runs, and why there: in the leader cvmd (the only cvmd of a
+// RocksDB node), over the wire protocol to the targets, for the volumes no
+// host has attached. The attach epoch orders a copy against writers: every
+// copy speaks for the volume's current attach epoch, a host that attaches
+// the volume meanwhile has every target fence older epochs first (so no copy
+// lands after its writes begin), and the cut-over commits only if every
+// volume of the pool still has the attach epoch it was copied under
+// (MetadataStore::SettlePins). An attached volume keeps its pool pinned, and
+// readable where its data is, until it is detached: copying under a writer
+// belongs in its initiator, under the object fences resync already uses
+// (not built yet).
+//
+// One round (RunOnce), for the current map epoch:
+//  1. for every pool with pins whose volumes are all detached: list each
+//     volume's object shards on the devices of the pins' rows, and copy
+//     every shard of a pinned PG to the slot of its up row that lacks it
+//     (whole shard, then SET_VERSION to the source's version, so an old copy
+//     never lands over a newer version); then SettlePins;
+//  2. once every cvmd's kernel holds the current epoch (`all_have`): remove
+//     the shards of detached volumes on devices their PG's row no longer
+//     names.
+// A round that fails part-way is simply run again: copies are whole-shard
+// and idempotent, and nothing is cut or removed before its data is in place.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "metadata_store.h"
+#include "status.h"
+
+namespace cvm {
+
+struct BackfillRound {
+  uint64_t epoch = 0;                // the map epoch it worked on
+  uint64_t shards_copied = 0;        // object shards copied to up rows
+  uint64_t bytes_copied = 0;         // their bytes
+  uint64_t shards_removed = 0;       // copies no row names, removed
+  uint64_t pgs_settled = 0;          // pins cut
+  uint64_t settled_epoch = 0;        // the epoch that cut them (0: none)
+  std::vector<std::string> waiting;  // pools left pinned, each with why
+};
+
+class Backfill {
+ public:
+  // `all_have(epoch)`: every cvmd whose cvm.ko holds a map holds `epoch`
+  // or newer. `leader_lease()`: the lease a cut-over commit requires (0 on
+  // RocksDB).
+  Backfill(MetadataStore& store, std::function<bool(uint64_t)> all_have,
+           std::function<int64_t()> leader_lease);
+
+  Result<BackfillRound> RunOnce();
+
+ private:
+  MetadataStore& store_;
+  std::function<bool(uint64_t)> all_have_;
+  std::function<int64_t()> leader_lease_;
+  // Copies may lie where no row names them: after a cut-over, and at start
+  // (a leader that stopped between cut and sweep).
+  bool sweep_pending_ = true;
+};
+
+}  // namespace cvm
