@@ -13,6 +13,7 @@
  *   ec_io.c	EC reads and writes, the stripe journal
  *   intent.c	persistent records of missed writes: write intent and
  *		object versions on the targets, cleaning, the scan at attach
+ *   backfill.c	copying pinned PGs of attached volumes to their up rows
  */
 #ifndef _CVM_INITIATOR_H
 #define _CVM_INITIATOR_H
@@ -85,8 +86,19 @@ struct cvm_path {
 };
 
 /*
+ * The backfill targets of a pinned PG (backfill.c): the devices of its up
+ * row that its pin (the row in @devs of its table) lacks.
+ */
+struct cvm_pg_targets {
+	u32	pg;
+	u32	nr;
+	u32	devs[CVM_MAX_PG_WIDTH];
+};
+
+/*
  * One pool's PG table: @pg_num rows of @width device ids.  @min_size: the
  * copies (shards) a write needs, the pool's or its policy's default.
+ * @targets: replicated pools' pinned PGs with backfill targets, by PG.
  */
 struct cvm_pool_table {
 	u32	pool_id;
@@ -96,7 +108,12 @@ struct cvm_pool_table {
 	u8	k, m;
 	u8	min_size;
 	u32	*devs;
+	u32	nr_targets;
+	struct cvm_pg_targets *targets;
 };
+
+const struct cvm_pg_targets *cvm_pool_targets(const struct cvm_pool_table *pt,
+					      u32 pg);
 
 /* Every device of the map, sorted by device id for bsearch(). */
 struct cvm_dev_path {
@@ -202,6 +219,8 @@ struct cvm_volume {
 	unsigned long		scan_gen;
 	bool			scan_done;
 	struct delayed_work	scan_work;
+	struct delayed_work	backfill_work;
+	u64			backfill_listed;	/* map epoch */
 };
 
 /* Largest piece (request part inside one object) of an EC volume. */
@@ -280,8 +299,8 @@ u64 cvm_stale_count(void);
 u64 cvm_stale_dev_count(u32 device_id);
 int cvm_stale_mark(u32 device_id, u64 volume_id, u64 object_no);
 int cvm_stale_settle(u64 volume_id, u64 object_no, const u32 *devs,
-		     unsigned int nr_devs, unsigned long acked,
-		     unsigned long missed, unsigned int need);
+		     unsigned int nr_devs, unsigned int nr_counted,
+		     unsigned long acked, unsigned long missed, unsigned int need);
 void cvm_stale_settle_begin(void);
 void cvm_stale_settle_end(void);
 void cvm_dev_flush_ok(u32 device_id, u64 gen, u64 instance);
@@ -334,6 +353,13 @@ bool cvm_intent_ready(struct cvm_volume *vol, const struct cvm_state *st,
 void cvm_intent_map_changed(void);
 void cvm_intent_attach(struct cvm_volume *vol);
 void cvm_intent_detach(struct cvm_volume *vol, bool clean);
+
+/* backfill.c */
+void cvm_backfill_attach(struct cvm_volume *vol);
+void cvm_backfill_detach(struct cvm_volume *vol);
+void cvm_backfill_map_changed(void);
+u64 cvm_backfill_done(const struct cvm_volume *vol);
+u64 cvm_stale_volume_count(u64 volume_id);
 
 /* netlink.c */
 extern const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1];

@@ -343,8 +343,10 @@ static void cvm_state_free(struct cvm_state *st)
 				cvm_path_put(st->paths[i].path);
 	kvfree(st->paths);
 	if (st->pools)
-		for (i = 0; i < st->nr_pools; i++)
+		for (i = 0; i < st->nr_pools; i++) {
 			cvm_pg_table_free(st->pools[i].devs);
+			kvfree(st->pools[i].targets);
+		}
 	kfree(st->pools);
 	cvm_map_free(st->map);
 	kfree(st);
@@ -465,6 +467,70 @@ static int cvm_state_build_paths(struct cvm_state *st,
 	return 0;
 }
 
+const struct cvm_pg_targets *cvm_pool_targets(const struct cvm_pool_table *pt,
+					      u32 pg)
+{
+	u32 lo = 0, hi = pt->nr_targets;
+
+	while (lo < hi) {
+		const u32 mid = lo + (hi - lo) / 2;
+
+		if (pt->targets[mid].pg == pg)
+			return &pt->targets[mid];
+		if (pt->targets[mid].pg < pg)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * A replicated pool's pinned PGs whose up row has devices the pin lacks:
+ * writes reach those too while backfill copies the rest (backfill.c).
+ */
+static int cvm_pool_table_targets(const struct cvm_map *map,
+				  const struct cvm_pool *pool,
+				  struct cvm_pool_table *pt)
+{
+	const u32 width = cvm_pool_width(pool);
+	u32 i, n = 0, s, j;
+
+	if (pool->kind != CVM_POOL_REPLICATED)
+		return 0;
+	for (i = 0; i < map->nr_pins; i++)
+		n += map->pins[i].pool_id == pool->id;
+	if (!n)
+		return 0;
+	pt->targets = kvcalloc(n, sizeof(*pt->targets), GFP_KERNEL);
+	if (!pt->targets)
+		return -ENOMEM;
+	for (i = 0; i < map->nr_pins; i++) {
+		const struct cvm_pg_pin *pin = &map->pins[i];
+		struct cvm_pg_targets *t = &pt->targets[pt->nr_targets];
+		u32 up[CVM_MAX_PG_WIDTH];
+
+		if (pin->pool_id != pool->id ||
+		    cvm_place_pg(map, pool, pin->pg, up))
+			continue;
+		t->pg = pin->pg;
+		t->nr = 0;
+		for (s = 0; s < width; s++) {
+			bool pinned = false;
+
+			if (up[s] == CVM_DEV_NONE)
+				continue;
+			for (j = 0; j < width; j++)
+				pinned |= pin->devs[j] == up[s];
+			if (!pinned)
+				t->devs[t->nr++] = up[s];
+		}
+		if (t->nr)
+			pt->nr_targets++;
+	}
+	return 0;
+}
+
 static int cvm_state_build_pools(struct cvm_state *st,
 				 struct netlink_ext_ack *extack)
 {
@@ -495,6 +561,9 @@ static int cvm_state_build_pools(struct cvm_state *st,
 		pt->k = pool->k;
 		pt->m = pool->m;
 		pt->min_size = cvm_pool_min_size(pool);
+		ret = cvm_pool_table_targets(map, pool, pt);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -574,6 +643,7 @@ static int cvm_map_commit(const struct cvm_map_set_req *req, const void *blob,
 	cvm_state_start_paths(st);
 	cvm_stale_kick_all();
 	cvm_intent_map_changed();	/* new devices are scanned first */
+	cvm_backfill_map_changed();
 	if (old)
 		queue_rcu_work(cvm_wq, &old->rwork);
 	pr_info("map epoch %llu installed: %u devices, %u pools\n",

@@ -84,6 +84,10 @@ static const struct nla_policy cvm_volume_nl_policy[CVM_VOLUME_ATTR_MAX + 1] = {
 	},
 	[CVM_VOLUME_ATTR_FLAGS] = NLA_POLICY_MASK(NLA_U32, CVM_VOLUME_F_ALL),
 	[CVM_VOLUME_ATTR_STRIPE_UNIT] = { .type = NLA_U32 },
+	[CVM_VOLUME_ATTR_BACKFILLED] = {
+		.type = NLA_REJECT,
+		.reject_message = "CVM_VOLUME_ATTR_BACKFILLED is only sent in replies",
+	},
 };
 
 static const struct nla_policy cvm_volume_cmd_nl_policy[CVM_ATTR_MAX + 1] = {
@@ -239,6 +243,8 @@ static int cvm_volume_fill(struct sk_buff *msg, const struct cvm_volume *vol)
 			      vol->attach_epoch, CVM_VOLUME_ATTR_PAD) ||
 	    nla_put_string(msg, CVM_VOLUME_ATTR_NAME, vol->name) ||
 	    nla_put_u32(msg, CVM_VOLUME_ATTR_MINOR, vol->minor) ||
+	    nla_put_u64_64bit(msg, CVM_VOLUME_ATTR_BACKFILLED,
+			      cvm_backfill_done(vol), CVM_VOLUME_ATTR_PAD) ||
 	    (vol->layout.ec_k &&
 	     nla_put_u32(msg, CVM_VOLUME_ATTR_STRIPE_UNIT,
 			 1U << vol->layout.unit_shift))) {

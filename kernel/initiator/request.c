@@ -83,7 +83,10 @@ struct cvm_io;
  * @tried: reads: replica slots tried so far, as a bit mask
  * @pending: sub-requests not completed yet, plus one while sending
  * @status: first error of a sub-request, BLK_STS_OK if none
- * @devs, @nr_devs: writes: the replicas (row of the PG) it was placed on
+ * @devs, @nr_devs: writes: the replicas (row of the PG) it was placed on,
+ *	then the PG's backfill targets (backfill.c)
+ * @nr_acting: writes: the first @nr_acting of @devs are the row; only they
+ *	count toward @need, take part in FLUSH and hold its record
  * @missed: writes: slots of @devs that did not take it, as a bit mask
  * @acked: writes: replicas that acknowledged it
  * @acked_mask: writes: slots of @devs that acknowledged it, as a bit mask
@@ -107,6 +110,7 @@ struct cvm_obj {
 	blk_status_t		status;
 	u32			devs[CVM_MAX_PG_WIDTH];
 	unsigned int		nr_devs;
+	unsigned int		nr_acting;
 	unsigned long		missed;
 	atomic_t		acked;
 	unsigned long		acked_mask;
@@ -275,6 +279,19 @@ static const u32 *cvm_obj_row(const struct cvm_obj *obj,
 	return &pt->devs[(size_t)pg * pt->width];
 }
 
+/* The backfill targets of @obj's PG (backfill.c), or NULL.  RCU held. */
+static const struct cvm_pg_targets *cvm_obj_targets(const struct cvm_obj *obj,
+						    const struct cvm_state *st)
+{
+	const struct cvm_volume *vol = obj->cmd->vol;
+	const struct cvm_pool_table *pt = cvm_state_pool(st, vol->pool_id);
+
+	if (!pt || !pt->nr_targets)
+		return NULL;
+	return cvm_pool_targets(pt, cvm_object_pg(vol->id, obj->ext.object_no,
+						  pt->pg_num));
+}
+
 /* Send a read to the first reachable replica not tried yet. */
 static bool cvm_obj_send_read(struct cvm_obj *obj, const struct cvm_state *st)
 {
@@ -315,6 +332,7 @@ static bool cvm_obj_send_read(struct cvm_obj *obj, const struct cvm_state *st)
  */
 static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 {
+	const struct cvm_pg_targets *targets;
 	struct cvm_xprt_req *reqs[CVM_MAX_PG_WIDTH];
 	unsigned int nr = 0, i, crcs;
 	struct cvm_conn *conn;
@@ -324,12 +342,18 @@ static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 	row = cvm_obj_row(obj, st, &width);
 	if (!row)
 		return false;
+	targets = cvm_obj_targets(obj, st);
 	obj->nr_devs = 0;
-	for (i = 0; i < width && i < CVM_MAX_PG_WIDTH; i++) {
-		if (row[i] == CVM_DEV_NONE)
+	for (i = 0; i < width + (targets ? targets->nr : 0) &&
+		    obj->nr_devs < CVM_MAX_PG_WIDTH; i++) {
+		const u32 dev = i < width ? row[i] : targets->devs[i - width];
+
+		if (i == width)
+			obj->nr_acting = obj->nr_devs;
+		if (dev == CVM_DEV_NONE)
 			continue;
-		obj->devs[obj->nr_devs] = row[i];
-		conn = cvm_dev_conn(st, row[i]);
+		obj->devs[obj->nr_devs] = dev;
+		conn = cvm_dev_conn(st, dev);
 		reqs[nr] = conn ? cvm_sub_alloc(obj, st, conn) : NULL;
 		if (!reqs[nr])
 			__set_bit(obj->nr_devs, &obj->missed);
@@ -337,7 +361,10 @@ static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 			nr++;
 		obj->nr_devs++;
 	}
-	obj->need = cvm_write_need(st, obj->cmd->vol->pool_id, obj->nr_devs);
+	if (!targets)
+		obj->nr_acting = obj->nr_devs;
+	obj->need = cvm_write_need(st, obj->cmd->vol->pool_id,
+				   obj->nr_acting);
 	if (!nr)
 		return false;
 	/* One payload CRC for all replicas that send one, not one each. */
@@ -447,7 +474,7 @@ static void cvm_obj_write_unflushed(struct cvm_obj *obj)
 	/* Durable where acknowledged; earlier writes keep their entry. */
 	if (obj->cmd->wire_flags & CVM_WIRE_F_FUA)
 		return;
-	for_each_set_bit(i, &obj->acked_mask, obj->nr_devs) {
+	for_each_set_bit(i, &obj->acked_mask, obj->nr_acting) {
 		devs[nr] = obj->devs[i];
 		instances[nr++] = READ_ONCE(obj->instances[i]);
 	}
@@ -478,8 +505,8 @@ static void cvm_obj_write_finish(struct cvm_obj *obj)
 		return;
 	}
 	fresh = cvm_stale_settle(vol->id, obj->ext.object_no, obj->devs,
-				 obj->nr_devs, obj->acked_mask, obj->missed,
-				 need);
+				 obj->nr_devs, obj->nr_acting, obj->acked_mask,
+				 obj->missed, need);
 	if (fresh < 0) {
 		/* Unrecorded, a missed copy could be read: fail the write. */
 		pr_warn_ratelimited("volume %llu object %llu: cannot record the replicas it missed as stale\n",
@@ -525,7 +552,7 @@ static void cvm_obj_record_work(struct work_struct *work)
 	const struct cvm_volume *vol = obj->cmd->vol;
 	unsigned int i, bumped = 0;
 
-	for_each_set_bit(i, &obj->acked_mask, obj->nr_devs) {
+	for_each_set_bit(i, &obj->acked_mask, obj->nr_acting) {
 		struct cvm_call c = {
 			.op = CVM_WIRE_OP_BUMP, .volume_id = vol->id,
 			.attach_epoch = vol->attach_epoch,
@@ -849,6 +876,9 @@ static void cvm_sub_done(struct cvm_xprt_req *req)
 		for (i = 0; i < obj->nr_devs; i++) {
 			if (obj->devs[i] != req->conn->hello.device_id)
 				continue;
+			/* A backfill target only misses it: copied again. */
+			if (i >= obj->nr_acting && sts != BLK_STS_OK)
+				sts = BLK_STS_TRANSPORT;
 			if (sts == BLK_STS_OK) {
 				WRITE_ONCE(obj->instances[i],
 					   req->conn->hello.instance);
@@ -1330,26 +1360,27 @@ void cvm_stale_settle_end(void)
  * cvm_stale_settle() - a write of the object reached the replicas of
  * @acked (a bit mask over @devs) and missed those of @missed
  *
- * Returns how many replicas of @acked are fresh for the object; when that
+ * Returns how many replicas of @acked among the first @nr_counted of @devs
+ * (the row; the rest are backfill targets) are fresh for the object; when that
  * is at least @need, the replicas of @missed have been recorded stale.
  * A negative errno when they could not all be recorded.
  */
 int cvm_stale_settle(u64 volume_id, u64 object_no, const u32 *devs,
-		     unsigned int nr_devs, unsigned long acked,
-		     unsigned long missed, unsigned int need)
+		     unsigned int nr_devs, unsigned int nr_counted,
+		     unsigned long acked, unsigned long missed, unsigned int need)
 {
 	unsigned int i;
 	int fresh = 0, ret = 0;
 
 	/* Nothing missed, nothing to mark: keep the lock off the hot path. */
 	if (!missed) {
-		for_each_set_bit(i, &acked, nr_devs)
+		for_each_set_bit(i, &acked, nr_counted)
 			if (!cvm_stale_test(devs[i], volume_id, object_no))
 				fresh++;
 		return fresh;
 	}
 	cvm_stale_settle_begin();
-	for_each_set_bit(i, &acked, nr_devs)
+	for_each_set_bit(i, &acked, nr_counted)
 		if (!cvm_stale_test(devs[i], volume_id, object_no))
 			fresh++;
 	if (fresh >= need)
@@ -1457,6 +1488,23 @@ static void cvm_stale_remove(struct cvm_stale_dev *sd,
 	atomic_long_dec(&cvm_stale_total);
 	spin_unlock_bh(&sd->lock);
 	kfree_rcu(so, rcu);
+}
+
+/* Stale objects of one volume, on every device (backfill.c). */
+u64 cvm_stale_volume_count(u64 volume_id)
+{
+	struct cvm_stale_obj *so;
+	struct cvm_stale_dev *sd;
+	unsigned long id;
+	u64 n = 0;
+
+	xa_for_each(&cvm_stale_devs, id, sd) {
+		spin_lock_bh(&sd->lock);
+		list_for_each_entry(so, &sd->objs, entry)
+			n += so->key.volume_id == volume_id;
+		spin_unlock_bh(&sd->lock);
+	}
+	return n;
 }
 
 u64 cvm_stale_count(void)
@@ -1600,6 +1648,7 @@ static int cvm_resync_set_version(u32 device_id, const struct cvm_resync_vol *v,
 static int cvm_resync_source(u32 device_id, const struct cvm_resync_vol *v,
 			     u64 object_no, u32 *src)
 {
+	const struct cvm_pg_targets *targets;
 	const struct cvm_pool_table *pt;
 	const struct cvm_state *st;
 	bool member = false;
@@ -1614,6 +1663,10 @@ static int cvm_resync_source(u32 device_id, const struct cvm_resync_vol *v,
 		goto out_unlock;
 	pg = cvm_object_pg(v->id, object_no, pt->pg_num);
 	row = &pt->devs[(size_t)pg * pt->width];
+	/* A backfill target is copied to from the row, never from. */
+	targets = cvm_pool_targets(pt, pg);
+	for (i = 0; targets && i < targets->nr; i++)
+		member |= targets->devs[i] == device_id;
 	for (i = 0; i < pt->width; i++) {
 		if (row[i] == device_id) {
 			member = true;

@@ -307,6 +307,7 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 
 	/* Read the targets' records of missed writes before any I/O. */
 	cvm_intent_attach(vol);
+	cvm_backfill_attach(vol);
 	ret = add_disk(disk);
 	if (ret)
 		goto out_stop_intent;
@@ -321,6 +322,7 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 
 out_stop_intent:
 	WRITE_ONCE(vol->dying, true);
+	cvm_backfill_detach(vol);
 	cvm_intent_detach(vol, false);
 out_cleanup_disk:
 	put_disk(disk);
@@ -344,6 +346,7 @@ static void cvm_volume_remove(struct cvm_volume *vol)
 	/* Freezes the queue: waits for every request in flight. */
 	del_gendisk(disk);
 	/* No I/O any more: clear the intent bits of what it wrote. */
+	cvm_backfill_detach(vol);
 	cvm_intent_detach(vol, true);
 	/* del_gendisk() exited the queue: the tag set may go now. */
 	blk_mq_free_tag_set(&vol->tag_set);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 35 s)
+# tier: check (about 70 s)
 # transports: tcp
 #
 # Issue 16: adding capacity must never make data unreadable.  Three hosts
@@ -96,6 +96,11 @@ wait_for() {
 	grep backfill "$work/cvmd.log" | tail -n 5
 	return 1
 }
+pinned_of() {
+	"$cvmadm" --json map show | python3 -c '
+import json, sys
+print([p["pinned"] for p in json.load(sys.stdin)["pools"] if p["name"] == sys.argv[1]][0])' "$1"
+}
 pinned() {
 	"$cvmadm" --json map show | python3 -c '
 import json, sys
@@ -107,7 +112,7 @@ fio_verify() {
 	fio --name=scale --filename=/dev/cvm0 --offset=32M --size=32M \
 		--rw=randwrite --bs=4k --iodepth=8 --ioengine=libaio --direct=1 \
 		--verify=crc32c --verify_fatal=1 --verify_backlog=256 \
-		--rate_iops=300 --runtime=15 --time_based \
+		--rate_iops=300 --runtime=30 --time_based \
 		--output="$work/fio.out" >/dev/null 2>&1 ||
 		{ cat "$work/fio.out"; return 1; }
 }
@@ -126,12 +131,16 @@ check "attach r0 as /dev/cvm0" eval "[[ \$('$cvmadm' volume attach r0) == /dev/c
 check "attach e0 as /dev/cvm1" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
 head -c $((32 << 20)) /dev/urandom >"$work/r0"
 head -c $((32 << 20)) /dev/urandom >"$work/e0"
-check "r0: 32 MiB of known data written" \
-	dd if="$work/r0" of=/dev/cvm0 bs=1M oflag=direct status=none
+check "r0: 32 MiB of known data written (and 32 MiB for fio)" \
+	eval "dd if='$work/r0' of=/dev/cvm0 bs=1M oflag=direct status=none &&
+	      dd if=/dev/urandom of=/dev/cvm0 bs=1M seek=32 count=32 oflag=direct status=none"
 check "e0: 32 MiB of known data written" \
 	dd if="$work/e0" of=/dev/cvm1 bs=1M oflag=direct status=none
 check "r0 reads back as written" same /dev/cvm0 32 "$work/r0"
 check "e0 reads back as written" same /dev/cvm1 32 "$work/e0"
+
+# Every object is allocated now: the same space is in use once data moved.
+used_before=$(used_total)
 
 echo "# two hosts added while fio writes and verifies r0's second half"
 fio_verify &
@@ -145,25 +154,29 @@ check "cvm.ko holds the newest epoch" epochs_agree
 check "PGs holding data are pinned where their data is" eval "(( \$(pinned) > 0 ))"
 check "r0 reads back as written after the map moved" same /dev/cvm0 32 "$work/r0"
 check "e0 reads back as written after the map moved" same /dev/cvm1 32 "$work/e0"
+echo "# r0 stays attached and written: cvm.ko copies its PGs (backfill.c)"
+check "rep3's pins are cut while fio writes r0" \
+	wait_for 60 '(( $(pinned_of rep3) == 0 ))'
+check "the new devices hold r0's data now" \
+	eval "(( \$(used 4) > 0 && \$(used 5) > 0 ))"
+check "fio was still running when the pins were cut" kill -0 "$fio_pid"
 fio_rc=0
 wait "$fio_pid" || fio_rc=$?
 check "fio wrote and verified through the change without an error" \
 	eval "((fio_rc == 0)) || { cat '$work/fio.out'; false; }"
-check "the new devices hold none of the old data" \
-	eval "[[ \$(used 4) == 0 && \$(used 5) == 0 ]]"
+check "r0 reads back as written from its new devices" same /dev/cvm0 32 "$work/r0"
+check "ec21 stays pinned while e0 is attached" eval "(( \$(pinned_of ec21) > 0 ))"
 
-echo "# detached, the volumes' data moves to the new devices (backfill)"
+echo "# detached, e0's data moves too (cvmd's backfill)"
 check "volume detach r0" "$cvmadm" volume detach r0
 check "volume detach e0" "$cvmadm" volume detach e0
-before=$(used_total)
 check "backfill copies the pinned PGs and cuts the pins" wait_for 90 '(( $(pinned) == 0 ))'
 check "cvm.ko holds the epoch that cut them" epochs_agree
-check "the new devices hold data now" eval "(( \$(used 4) > 0 && \$(used 5) > 0 ))"
 check "old copies removed: as much space used as before the move" \
-	wait_for 60 '(( $(used_total) == before ))'
+	wait_for 60 '(( $(used_total) == used_before ))'
 check "attach r0 again" eval "[[ \$('$cvmadm' volume attach r0) == /dev/cvm0 ]]"
 check "attach e0 again" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
-check "r0 reads back as written from its new devices" same /dev/cvm0 32 "$work/r0"
+check "r0 reads back as written after the detach" same /dev/cvm0 32 "$work/r0"
 check "e0 reads back as written from its new devices" same /dev/cvm1 32 "$work/e0"
 check "volume detach r0" "$cvmadm" volume detach r0
 check "volume detach e0" "$cvmadm" volume detach e0

@@ -319,8 +319,10 @@ int Serve(const Config& config) {
   Periodic backfill_rounds;
   std::set<std::string> backfill_waits;  // logged once each, while they last
   backfill_rounds.Start(std::chrono::seconds(config.backfill_every), [&] {
-    if (etcd && leader_lease() == 0) return;
     if (!identity.joined()) return;
+    // Every node reports what its cvm.ko copied; the leader acts on it.
+    sync.ReportBackfill();
+    if (etcd && leader_lease() == 0) return;
     auto round = backfill.RunOnce();
     if (!round.ok()) {
       LogWarn("backfill: {}", round.status().message());

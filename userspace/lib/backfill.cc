@@ -243,11 +243,22 @@ Result<BackfillRound> Backfill::RunOnce() {
     for (const Volume& v : volumes) {
       if (v.pool_id != pool.id) continue;
       if (!v.attached_host.empty()) {
-        blocked = fmt::format(
-            "volume '{}' is attached on '{}' (its data "
-            "moves once it is detached)",
-            v.name, v.attached_host);
-        break;
+        // Its initiator copies it, under its object fences.
+        if (ec) {
+          blocked = fmt::format(
+              "volume '{}' is attached on '{}' (an EC "
+              "volume's data moves once it is detached)",
+              v.name, v.attached_host);
+          break;
+        }
+        if (v.backfilled_epoch != snap.epoch ||
+            v.backfilled_attach != v.attach_epoch) {
+          blocked = fmt::format("volume '{}' is being copied by its host '{}'",
+                                v.name, v.attached_host);
+          break;
+        }
+        copied[v.id] = v.attach_epoch;
+        continue;
       }
       // Where each shard of the volume is, on the pins' devices.
       std::set<uint32_t> sources;
@@ -359,42 +370,66 @@ Result<BackfillRound> Backfill::RunOnce() {
     return round;  // the sweep waits until every kernel has that epoch
   }
 
-  // Copies no row names: only once every kernel holds this epoch, only of
-  // detached volumes, only in PGs that are not pinned.
+  // Copies no row names: only once every kernel holds this epoch (none
+  // reads or writes them then), only in PGs that are not pinned, and only
+  // where every device the row names holds the shard at least as new (a
+  // store written before pins existed may hold its only copy off its row:
+  // that one stays).
   if (!sweep_pending_ || !all_have_(snap.epoch)) return round;
   bool complete = true;
+  uint64_t kept = 0;
   for (const Volume& v : volumes) {
-    if (!v.attached_host.empty()) continue;
     const cvm_pool* cp = cvm_map_pool(&map, static_cast<uint32_t>(v.pool_id));
     if (!cp) continue;
     const uint32_t width = cvm_pool_width(cp);
     const bool ec = cp->kind == CVM_POOL_EC;
+    // (object, shard) -> device -> version, over every device reached.
+    std::map<std::pair<uint64_t, uint16_t>, std::map<uint32_t, uint32_t>> held;
     for (const auto& [dev, up] : view.up) {
       if (!up || !served.count(dev)) continue;
       auto c = conns.Get(dev);
-      if (!c.ok()) {
-        complete = false;
-        continue;
-      }
-      auto shards = ListShards(**c, v.id, v.attach_epoch);
+      auto shards = c.ok() ? ListShards(**c, v.id, v.attach_epoch)
+                           : Result<std::vector<ShardEntry>>(c.status());
       if (!shards.ok()) {
         complete = false;
         continue;
       }
       for (const ShardEntry& e : *shards) {
         if (e.object_no >= CVM_EC_JOURNAL_OBJECT) continue;
-        const uint32_t pg = cvm_object_pg(v.id, e.object_no, cp->pg_num);
-        if (cvm_map_pin(&map, cp->id, pg)) continue;
-        const uint32_t* row = view.Row(cp->id, pg, width);
-        const bool named = ec ? e.shard < width && row[e.shard] == dev
-                              : std::find(row, row + width, dev) != row + width;
-        if (named) continue;
-        const wire::ObjectKey k{v.id, e.object_no, e.shard, v.attach_epoch};
+        held[{e.object_no, e.shard}][dev] = e.version;
+      }
+    }
+    for (const auto& [key, where] : held) {
+      const auto [object_no, shard] = key;
+      const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
+      if (cvm_map_pin(&map, cp->id, pg)) continue;
+      const uint32_t* row = view.Row(cp->id, pg, width);
+      const auto named = [&](uint32_t dev) {
+        return ec ? shard < width && row[shard] == dev
+                  : std::find(row, row + width, dev) != row + width;
+      };
+      for (const auto& [dev, version] : where) {
+        if (named(dev)) continue;
+        bool covered = true;
+        for (uint32_t s = 0; s < width; ++s) {
+          if (row[s] == CVM_DEV_NONE || (ec && s != shard)) continue;
+          auto at = where.find(row[s]);
+          covered &= at != where.end() && at->second >= version;
+        }
+        if (!covered) {
+          ++kept;
+          continue;
+        }
+        auto c = conns.Get(dev);
+        if (!c.ok()) {
+          complete = false;
+          continue;
+        }
         wire::Header h = wire::MakeRequest(CVM_WIRE_OP_REMOVE);
-        h.volume_id = k.volume_id;
-        h.object_no = k.object_no;
-        h.shard = k.shard;
-        h.attach_epoch = k.attach_epoch;
+        h.volume_id = v.id;
+        h.object_no = object_no;
+        h.shard = shard;
+        h.attach_epoch = v.attach_epoch;
         h.flags = CVM_WIRE_F_FUA;
         if (ReplyOk((*c)->Call(h), "REMOVE").ok()) {
           ++round.shards_removed;
@@ -403,6 +438,12 @@ Result<BackfillRound> Backfill::RunOnce() {
         }
       }
     }
+  }
+  if (kept) {
+    LogWarn(
+        "backfill: kept {} copies no map row names: their rows lack them "
+        "(data written before PGs were pinned?)",
+        kept);
   }
   if (complete) sweep_pending_ = false;
   if (round.shards_removed) {

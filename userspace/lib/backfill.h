@@ -4,27 +4,30 @@
 // placement now gives them, cuts the pins once a pool's data is there, and
 // returns the space of the copies no map row names any more.
 //
-// Where it runs, and why there: in the leader cvmd (the only cvmd of a
-// RocksDB node), over the wire protocol to the targets, for the volumes no
-// host has attached. The attach epoch orders a copy against writers: every
-// copy speaks for the volume's current attach epoch, a host that attaches
-// the volume meanwhile has every target fence older epochs first (so no copy
-// lands after its writes begin), and the cut-over commits only if every
-// volume of the pool still has the attach epoch it was copied under
-// (MetadataStore::SettlePins). An attached volume keeps its pool pinned, and
-// readable where its data is, until it is detached: copying under a writer
-// belongs in its initiator, under the object fences resync already uses
-// (not built yet).
+// Where it runs, and why there: the copy of a volume is made by whoever may
+// write it, so that a copy can never land over a newer write.
+//  - An attached (replicated) volume is copied by its initiator's cvm.ko
+//    (kernel/initiator/backfill.c): while a PG is pinned its writes also
+//    reach the up row's new devices, and each object is copied under the
+//    object fence resync already uses, which holds off the object's writes.
+//    The host's cvmd records the epoch cvm.ko reports as copied
+//    (KernelSync::ReportBackfill). An attached EC volume waits for a detach.
+//  - A detached volume is copied here, in the leader cvmd (the only cvmd of
+//    a RocksDB node), over the wire protocol to the targets. Every request
+//    speaks for the volume's current attach epoch: a host that attaches it
+//    meanwhile has every target fence older epochs first, so no copy lands
+//    after its writes begin.
+// The cut-over commits only if every volume of the pool still has the
+// attach epoch it was copied under (MetadataStore::SettlePins).
 //
 // One round (RunOnce), for the current map epoch:
-//  1. for every pool with pins whose volumes are all detached: list each
-//     volume's object shards on the devices of the pins' rows, and copy
-//     every shard of a pinned PG to the slot of its up row that lacks it
+//  1. for every pool with pins whose attached volumes are copied: list each
+//     detached volume's object shards on the devices of the pins' rows, and
+//     copy every shard of a pinned PG to the slot of its up row that lacks it
 //     (whole shard, then SET_VERSION to the source's version, so an old copy
 //     never lands over a newer version); then SettlePins;
 //  2. once every cvmd's kernel holds the current epoch (`all_have`): remove
-//     the shards of detached volumes on devices their PG's row no longer
-//     names.
+//     the shards on devices their PG's row no longer names.
 // A round that fails part-way is simply run again: copies are whole-shard
 // and idempotent, and nothing is cut or removed before its data is in place.
 

@@ -122,6 +122,23 @@ Result<uint64_t> KernelSync::PushMap() {
   return epoch;
 }
 
+void KernelSync::ReportBackfill() {
+  auto volumes = kernel_.VolumeList();
+  if (!volumes.ok()) return;  // cvm.ko not loaded: nothing attached here
+  for (const KernelVolume& kv : *volumes) {
+    if (kv.backfilled_epoch == 0) continue;
+    auto recorded = store_.RecordBackfilled(kv.name, host_, kv.attach_epoch,
+                                            kv.backfilled_epoch);
+    if (!recorded.ok()) {
+      LogWarn("volume '{}': recording its backfill: {}", kv.name,
+              recorded.status().message());
+    } else if (*recorded) {
+      LogInfo("volume '{}': copied for map epoch {}", kv.name,
+              kv.backfilled_epoch);
+    }
+  }
+}
+
 void KernelSync::NoteInstalled(uint64_t epoch) {
   if (published_epoch_ == epoch || !map_installed_) return;
   if (map_installed_(epoch)) published_epoch_ = epoch;

@@ -90,6 +90,9 @@ class KernelSync {
   // Installs the store's current map in cvm.ko unless the kernel's is as
   // new. Returns the epoch the kernel holds afterwards.
   Result<uint64_t> PushMap();
+  // Records in the store how far cvm.ko has copied the pinned PGs of the
+  // volumes attached here (backfill.h); the leader cuts the pins on it.
+  void ReportBackfill();
   // PushMap when cvm.ko is loaded; failures are logged, never returned (the
   // store change that prompted it stands).
   void PushMapBestEffort(std::string_view why);

@@ -386,9 +386,16 @@ Result<uint64_t> MetadataStore::SettlePins(
       if (it == pool->second.end()) {
         return Unavailable(fmt::format("volume '{}' was not copied", v.name));
       }
-      if (!v.attached_host.empty() || v.attach_epoch != it->second) {
+      if (v.attach_epoch != it->second) {
         return Unavailable(
             fmt::format("volume '{}' was attached since its copy", v.name));
+      }
+      // Attached: its host copied it (and keeps every write on both).
+      if (!v.attached_host.empty() && (v.backfilled_epoch != epoch ||
+                                       v.backfilled_attach != v.attach_epoch)) {
+        return Unavailable(
+            fmt::format("volume '{}' is not copied yet by its host '{}'",
+                        v.name, v.attached_host));
       }
     }
     for (const auto& [pool_id, vols] : copied) {
@@ -425,6 +432,26 @@ Result<uint64_t> MetadataStore::SettlePins(
     CVM_RETURN_IF_ERROR(Commit(batch));
     return current + 1;
   });
+}
+
+Result<bool> MetadataStore::RecordBackfilled(std::string_view name,
+                                             std::string_view host,
+                                             uint64_t attach_epoch,
+                                             uint64_t map_epoch) {
+  bool recorded = false;
+  CVM_RETURN_IF_ERROR(UpdateVolume(name, [&](Volume& v) -> Result<bool> {
+                        if (v.attached_host != host ||
+                            v.attach_epoch != attach_epoch ||
+                            (v.backfilled_epoch == map_epoch &&
+                             v.backfilled_attach == attach_epoch)) {
+                          return false;
+                        }
+                        v.backfilled_epoch = map_epoch;
+                        v.backfilled_attach = attach_epoch;
+                        recorded = true;
+                        return true;
+                      }).status());
+  return recorded;
 }
 
 Result<uint64_t> MetadataStore::CarryingEpoch() {

@@ -145,9 +145,15 @@ class MetadataStore {
   // `epoch` are cut in one new epoch, their PGs taking their up rows, if the
   // store is still at `epoch` with no change pending and each pool's volumes
   // are exactly its `copied` ones (volume id -> the attach epoch its data was
-  // copied under), none attached. Returns the new epoch. `leader_lease`
+  // copied under), an attached one also reported copied by its host
+  // (RecordBackfilled) for `epoch`. Returns the new epoch. `leader_lease`
   // (etcd): the commit requires it. Refusals are kUnavailable with why.
   using CopiedVolumes = std::map<uint64_t, uint64_t>;
+  // The attached host's report: its cvm.ko has copied volume `name`'s
+  // pinned PGs of map `map_epoch` under `attach_epoch`. Ignored (returns
+  // false) unless the volume is attached to `host` with that epoch.
+  Result<bool> RecordBackfilled(std::string_view name, std::string_view host,
+                                uint64_t attach_epoch, uint64_t map_epoch);
   Result<uint64_t> SettlePins(uint64_t epoch,
                               const std::map<uint32_t, CopiedVolumes>& copied,
                               int64_t leader_lease);

@@ -501,6 +501,8 @@ json ToJson(const Volume& v) {
           {"fenced", FencedToJson(v.fenced)},
           {"migrate_to", v.migrate_to},
           {"migrate_error", v.migrate_error},
+          {"backfilled_epoch", v.backfilled_epoch},
+          {"backfilled_attach", v.backfilled_attach},
           {"created", v.created}};
 }
 
@@ -659,7 +661,7 @@ Result<Volume> DecodeVolume(std::string_view bytes) {
   f.Expect({"id", "name", "pool_id", "size", "object_size", "stripe_unit",
             "provisioning", "snap_seq", "attached_host", "attach_epoch",
             "served_epoch", "fenced", "migrate_to", "migrate_error",
-            "created"});
+            "backfilled_epoch", "backfilled_attach", "created"});
   Volume v;
   v.id = f.U64("id");
   v.name = f.String("name");
@@ -675,6 +677,8 @@ Result<Volume> DecodeVolume(std::string_view bytes) {
   v.served_epoch = f.OptU64("served_epoch").value_or(0);
   v.migrate_to = f.OptString("migrate_to").value_or("");
   v.migrate_error = f.OptString("migrate_error").value_or("");
+  v.backfilled_epoch = f.OptU64("backfilled_epoch").value_or(0);
+  v.backfilled_attach = f.OptU64("backfilled_attach").value_or(0);
   v.created = f.I64("created");
   CVM_RETURN_IF_ERROR(f.status());
   if (j.contains("fenced")) {

@@ -175,6 +175,11 @@ struct Volume {
   // one was refused ("" when it was not).
   std::string migrate_to;
   std::string migrate_error;
+  // The map epoch whose pinned PGs the attached host's cvm.ko has copied
+  // for this volume under attach epoch `backfilled_attach` (backfill.h;
+  // 0: none). Valid only while attach_epoch is that one.
+  uint64_t backfilled_epoch = 0;
+  uint64_t backfilled_attach = 0;
   int64_t created = 0;
 };
 

@@ -461,6 +461,12 @@ Result<KernelVolume> ParseVolume(nlmsghdr* nlh) {
   v.object_size = nla_get_u32(a[CVM_VOLUME_ATTR_OBJECT_SIZE]);
   v.attach_epoch = nla_get_u64(a[CVM_VOLUME_ATTR_ATTACH_EPOCH]);
   v.minor = nla_get_u32(a[CVM_VOLUME_ATTR_MINOR]);
+  if (const nlattr* b = a[CVM_VOLUME_ATTR_BACKFILLED]) {
+    if (nla_len(b) != 8)
+      return Status(Code::kBadRequest,
+                    "volume reply: backfilled attribute not 8 bytes");
+    v.backfilled_epoch = nla_get_u64(b);
+  }
   if (const nlattr* su = a[CVM_VOLUME_ATTR_STRIPE_UNIT]) {
     if (nla_len(su) != 4)
       return Status(Code::kBadRequest,

@@ -100,6 +100,9 @@ struct KernelVolume {
   uint64_t attach_epoch = 0;
   std::string name;
   uint32_t minor = 0;  // replies only
+  // Replies only: the map epoch whose pinned PGs cvm.ko has copied for the
+  // volume (0: not yet).
+  uint64_t backfilled_epoch = 0;
 };
 
 // One device cvm_target serves, as CVM_CMD_TARGET_DEVICE_LIST reports it.

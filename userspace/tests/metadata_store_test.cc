@@ -314,6 +314,63 @@ TEST_P(EmptyStoreTest, PgsHoldingDataStayPinnedWhereTheirDataIs) {
   EXPECT_EQ((*last)[0].pinned, 0u);
 }
 
+// Backfill's cut-over (backfill.h): pins go only when every volume of the
+// pool is copied under the attach epoch it still has, and an attached one
+// was reported copied by its own host for this very epoch.
+TEST_P(EmptyStoreTest, PinsAreCutOnlyOnceEveryVolumeIsCopied) {
+  for (const char* h : {"h1", "h2", "h3"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  Pool p;
+  p.name = "rep3";
+  p.pg_num = 32;
+  ASSERT_OK(store_->CreatePool(p));
+  VolumeSpec v;
+  v.pool = "rep3";
+  v.size = GiB;
+  v.name = "a";
+  ASSERT_OK(store_->CreateVolume(v));
+  v.name = "b";
+  ASSERT_OK(store_->CreateVolume(v));
+  ASSERT_OK(store_->AttachVolume("b", "h1"));
+  ASSERT_OK(store_->AddHost(MakeHost("h4")));
+  ASSERT_OK(store_->AddDevice({"h4", "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  const uint64_t e = Epoch();
+  ASSERT_GT((*PlacementOf(*store_->GetMap(e)))[0].pinned, 0u);
+  const uint64_t a_id = store_->GetVolume("a")->id;
+  const Volume b = *store_->GetVolume("b");
+  const std::map<uint32_t, MetadataStore::CopiedVolumes> copied = {
+      {1, {{a_id, 0}, {b.id, b.attach_epoch}}}};
+
+  EXPECT_ERROR(store_->SettlePins(e, {{1, {{a_id, 0}}}}, 0), Code::kUnavailable,
+               "volume 'b' was not copied");
+  EXPECT_ERROR(store_->SettlePins(e, copied, 0), Code::kUnavailable,
+               "volume 'b' is not copied yet by its host 'h1'");
+  // A report from another host, or of another epoch, does not count.
+  EXPECT_FALSE(*store_->RecordBackfilled("b", "h2", b.attach_epoch, e));
+  EXPECT_TRUE(*store_->RecordBackfilled("b", "h1", b.attach_epoch, e - 1));
+  EXPECT_ERROR(store_->SettlePins(e, copied, 0), Code::kUnavailable,
+               "not copied yet");
+  EXPECT_TRUE(*store_->RecordBackfilled("b", "h1", b.attach_epoch, e));
+  EXPECT_ERROR(store_->SettlePins(e - 1, copied, 0), Code::kUnavailable,
+               "was cut since the copy");
+  EXPECT_EQ(Epoch(), e);
+  const auto settled = store_->SettlePins(e, copied, 0);
+  ASSERT_OK(settled);
+  EXPECT_EQ(*settled, e + 1);
+  EXPECT_EQ((*PlacementOf(*store_->GetMap(e + 1)))[0].pinned, 0u);
+
+  // A volume attached again since its copy stops the cut.
+  ASSERT_OK(store_->SetDeviceState(4, std::nullopt, false));
+  const uint64_t e2 = Epoch();
+  ASSERT_GT((*PlacementOf(*store_->GetMap(e2)))[0].pinned, 0u);
+  ASSERT_OK(store_->DetachVolume("b", "h1"));
+  ASSERT_OK(store_->AttachVolume("b", "h2"));
+  EXPECT_ERROR(store_->SettlePins(e2, copied, 0), Code::kUnavailable,
+               "volume 'b' was attached since its copy");
+}
+
 // Issue 15, the leader cuts epochs: with defer_epochs (a cluster) changes
 // are checked at once but only recorded as pending, and one epoch carries
 // all that came in together. A pool is placeable for its volumes as soon

@@ -247,6 +247,11 @@ enum cvm_path_attr {
  *					OBJECT_SIZE; required to attach a
  *					volume of an EC pool, refused for a
  *					replicated one
+ *	CVM_VOLUME_ATTR_BACKFILLED	u64, replies only: the map epoch
+ *					whose pinned PGs this host has
+ *					copied to their up rows for the
+ *					volume (0: not yet); see
+ *					kernel/initiator/backfill.c
  */
 enum cvm_volume_attr {
 	CVM_VOLUME_ATTR_UNSPEC,
@@ -260,6 +265,7 @@ enum cvm_volume_attr {
 	CVM_VOLUME_ATTR_FLAGS,
 	CVM_VOLUME_ATTR_PAD,
 	CVM_VOLUME_ATTR_STRIPE_UNIT,
+	CVM_VOLUME_ATTR_BACKFILLED,
 	__CVM_VOLUME_ATTR_MAX,
 };
 #define CVM_VOLUME_ATTR_MAX (__CVM_VOLUME_ATTR_MAX - 1)

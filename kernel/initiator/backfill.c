@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Backfill of attached volumes: copying a replicated volume's pinned PGs to
+ * the devices placement now gives them.
+ *
+ * A map pins a PG to the devices holding its data while placement wants it
+ * elsewhere (kernel/common/placement.h); the devices of its up row that the
+ * pin lacks are its backfill targets (cvm_pool_table.targets).  While the
+ * pin lasts, writes reach the targets too (cvm_obj_send_all()) without
+ * counting toward the write's quorum, and reads never go to them.  At each
+ * map, every attached volume lists its objects on the pins' devices and
+ * records each object of a pinned PG stale on the PG's targets; the resync
+ * engine (request.c) then copies them from the pin's devices under the
+ * object fence, so a copy and a client write of one object never
+ * interleave, and a write a target misses records it stale again.
+ *
+ * The copy is complete for a map epoch once the listing of that epoch is
+ * done and the volume has no stale object left anywhere: VOLUME_LIST then
+ * reports the epoch (CVM_VOLUME_ATTR_BACKFILLED), and cvmd may cut the pins
+ * in a new epoch.  Unattached volumes are copied by cvmd itself
+ * (userspace/lib/backfill.h); erasure-coded volumes wait for a detach.
+ */
+#include "initiator.h"
+#include "../common/ec_journal.h"
+
+#define CVM_BACKFILL_RETRY	HZ
+#define CVM_BACKFILL_PAGES	16	/* 64 KiB of LIST entries */
+
+/*
+ * Record the objects @device_id lists of pinned PGs it holds stale on their
+ * targets.  -EAGAIN when the map changed meanwhile (a new run is queued).
+ */
+static int cvm_backfill_list_dev(struct cvm_volume *vol, u32 device_id,
+				 u64 epoch, struct bio_vec *bv,
+				 unsigned long *marked)
+{
+	const u32 room = CVM_BACKFILL_PAGES * PAGE_SIZE /
+			 sizeof(struct cvm_wire_list_ent) *
+			 sizeof(struct cvm_wire_list_ent);
+	u64 from = 0;
+	int ret;
+
+	for (;;) {
+		struct cvm_call c = {
+			.op = CVM_WIRE_OP_LIST, .volume_id = vol->id,
+			.attach_epoch = vol->attach_epoch, .object_no = from,
+			.length = room, .bvec = bv,
+			.nr_bvec = CVM_BACKFILL_PAGES, .data_len = room,
+		};
+		u32 n, i;
+
+		ret = cvm_call(device_id, &c);
+		if (ret)
+			return ret;
+		if (c.status)
+			return -EIO;
+		n = c.rsp_len / sizeof(struct cvm_wire_list_ent);
+		for (i = 0; i < n; i++) {
+			const struct cvm_pool_table *pt;
+			const struct cvm_pg_targets *t;
+			const struct cvm_state *st;
+			struct cvm_wire_list_ent ent;
+			size_t off = i * sizeof(ent);
+			u64 object_no;
+			u32 pg, j;
+			bool held = false;
+
+			memcpy_from_page((char *)&ent,
+					 bv[off / PAGE_SIZE].bv_page,
+					 off % PAGE_SIZE, sizeof(ent));
+			object_no = le64_to_cpu(ent.object_no);
+			from = object_no + 1;
+			if (object_no >= CVM_EC_JOURNAL_OBJECT)
+				continue;
+
+			rcu_read_lock();
+			st = rcu_dereference(cvm_state);
+			if (!st || st->map->epoch != epoch) {
+				rcu_read_unlock();
+				return -EAGAIN;
+			}
+			pt = cvm_state_pool(st, vol->pool_id);
+			pg = pt ? cvm_object_pg(vol->id, object_no,
+						pt->pg_num) : 0;
+			t = pt ? cvm_pool_targets(pt, pg) : NULL;
+			for (j = 0; t && j < pt->width; j++)
+				held |= pt->devs[(size_t)pg * pt->width + j] ==
+					device_id;
+			for (j = 0; t && held && j < t->nr; j++) {
+				if (cvm_stale_test(t->devs[j], vol->id,
+						   object_no))
+					continue;
+				ret = cvm_stale_mark(t->devs[j], vol->id,
+						     object_no);
+				if (ret)
+					break;
+				(*marked)++;
+			}
+			rcu_read_unlock();
+			if (ret)
+				return ret;
+		}
+		if (n < room / sizeof(struct cvm_wire_list_ent))
+			return 0;
+	}
+}
+
+static void cvm_backfill_work(struct work_struct *work)
+{
+	struct cvm_volume *vol = container_of(to_delayed_work(work),
+					      struct cvm_volume,
+					      backfill_work);
+	struct bio_vec bv[CVM_BACKFILL_PAGES];
+	const struct cvm_pool_table *pt;
+	const struct cvm_state *st;
+	unsigned long marked = 0;
+	u32 *devs = NULL, nr = 0, i, j, k;
+	u64 epoch = 0;
+	int ret = 0;
+
+	memset(bv, 0, sizeof(bv));
+	for (i = 0; i < CVM_BACKFILL_PAGES; i++) {
+		struct page *p = alloc_page(GFP_KERNEL);
+
+		if (!p)
+			goto out_retry;
+		bvec_set_page(&bv[i], p, PAGE_SIZE, 0);
+	}
+
+	/* The devices of the pins that have targets: they hold the data. */
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	pt = st ? cvm_state_pool(st, vol->pool_id) : NULL;
+	if (st)
+		epoch = st->map->epoch;
+	if (pt && pt->nr_targets) {
+		devs = kcalloc(pt->nr_targets * pt->width, sizeof(*devs),
+			       GFP_ATOMIC);
+		for (i = 0; devs && i < pt->nr_targets; i++) {
+			const u32 *row = &pt->devs[(size_t)pt->targets[i].pg *
+						   pt->width];
+
+			for (j = 0; j < pt->width; j++) {
+				if (row[j] == CVM_DEV_NONE)
+					continue;
+				for (k = 0; k < nr && devs[k] != row[j]; k++)
+					;
+				if (k == nr)
+					devs[nr++] = row[j];
+			}
+		}
+		if (!devs)
+			epoch = 0;
+	}
+	rcu_read_unlock();
+	if (!epoch)
+		goto out_retry;
+
+	for (i = 0; i < nr && !READ_ONCE(vol->dying); i++) {
+		ret = cvm_backfill_list_dev(vol, devs[i], epoch, bv, &marked);
+		if (ret)
+			break;
+	}
+	if (!ret && !READ_ONCE(vol->dying)) {
+		WRITE_ONCE(vol->backfill_listed, epoch);
+		if (nr)
+			pr_info("volume %llu: backfill of map epoch %llu: %lu object copies to make, listed on %u devices\n",
+				vol->id, epoch, marked, nr);
+	} else if (ret && ret != -EAGAIN) {
+		pr_warn_ratelimited("volume %llu: backfill listing failed (%pe), retrying\n",
+				    vol->id, ERR_PTR(ret));
+	}
+out_retry:
+	kfree(devs);
+	for (i = 0; i < CVM_BACKFILL_PAGES; i++)
+		if (bv[i].bv_page)
+			__free_page(bv[i].bv_page);
+	if (READ_ONCE(vol->backfill_listed) != epoch && !READ_ONCE(vol->dying))
+		queue_delayed_work(system_unbound_wq, &vol->backfill_work,
+				   ret == -EAGAIN ? 0 : CVM_BACKFILL_RETRY);
+}
+
+void cvm_backfill_attach(struct cvm_volume *vol)
+{
+	INIT_DELAYED_WORK(&vol->backfill_work, cvm_backfill_work);
+	vol->backfill_listed = 0;
+	queue_delayed_work(system_unbound_wq, &vol->backfill_work, 0);
+}
+
+void cvm_backfill_detach(struct cvm_volume *vol)
+{
+	cancel_delayed_work_sync(&vol->backfill_work);
+}
+
+/* Under cvm_config_mutex: a new map may pin (or release) PGs. */
+void cvm_backfill_map_changed(void)
+{
+	struct cvm_volume *vol;
+
+	lockdep_assert_held(&cvm_config_mutex);
+	list_for_each_entry(vol, &cvm_volumes, entry)
+		mod_delayed_work(system_unbound_wq, &vol->backfill_work, 0);
+}
+
+/*
+ * The map epoch whose pinned PGs this volume's copies are complete for, or
+ * 0: listed at the current epoch, nothing stale left.  EC volumes: 0 while
+ * their pool has pins (they are copied once detached).
+ */
+u64 cvm_backfill_done(const struct cvm_volume *vol)
+{
+	const struct cvm_pool_table *pt;
+	const struct cvm_state *st;
+	u64 epoch = 0;
+	bool pinned = false;
+	u32 i;
+
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	if (st) {
+		epoch = st->map->epoch;
+		pt = cvm_state_pool(st, vol->pool_id);
+		for (i = 0; i < st->map->nr_pins; i++)
+			pinned |= st->map->pins[i].pool_id == vol->pool_id;
+		if (pinned && pt && pt->kind != CVM_POOL_REPLICATED)
+			epoch = 0;
+	}
+	rcu_read_unlock();
+	if (!epoch || READ_ONCE(vol->backfill_listed) != epoch)
+		return 0;
+	return cvm_stale_volume_count(vol->id) ? 0 : epoch;
+}
