@@ -25,6 +25,25 @@
 
 #define CVM_BACKFILL_RETRY	HZ
 #define CVM_BACKFILL_PAGES	16	/* 64 KiB of LIST entries */
+#define CVM_BACKFILL_DRAIN	(5 * HZ)
+
+/*
+ * Writes placed with an older map went to the pins' devices only: one still
+ * in flight could create an object after its device was listed, and its new
+ * devices would never learn of it.  So every request in flight finishes
+ * first (new ones wait meanwhile, at most CVM_BACKFILL_DRAIN; held I/O
+ * makes it give up and try again later).
+ */
+static bool cvm_backfill_drain(struct cvm_volume *vol)
+{
+	struct request_queue *q = vol->disk->queue;
+	bool drained;
+
+	blk_freeze_queue_start(q);
+	drained = blk_mq_freeze_queue_wait_timeout(q, CVM_BACKFILL_DRAIN) > 0;
+	blk_mq_unfreeze_queue(q);
+	return drained;
+}
 
 /*
  * Record the objects @device_id lists of pinned PGs it holds stale on their
@@ -60,14 +79,11 @@ static int cvm_backfill_list_dev(struct cvm_volume *vol, u32 device_id,
 			const struct cvm_pg_targets *t;
 			const struct cvm_state *st;
 			struct cvm_wire_list_ent ent;
-			size_t off = i * sizeof(ent);
 			u64 object_no;
 			u32 pg, j;
 			bool held = false;
 
-			memcpy_from_page((char *)&ent,
-					 bv[off / PAGE_SIZE].bv_page,
-					 off % PAGE_SIZE, sizeof(ent));
+			cvm_list_ent_get(bv, i, &ent);
 			object_no = le64_to_cpu(ent.object_no);
 			from = object_no + 1;
 			if (object_no >= CVM_EC_JOURNAL_OBJECT)
@@ -156,11 +172,10 @@ static void cvm_backfill_work(struct work_struct *work)
 	if (!epoch)
 		goto out_retry;
 
-	for (i = 0; i < nr && !READ_ONCE(vol->dying); i++) {
+	if (nr && !cvm_backfill_drain(vol))
+		ret = -EBUSY;
+	for (i = 0; !ret && i < nr && !READ_ONCE(vol->dying); i++)
 		ret = cvm_backfill_list_dev(vol, devs[i], epoch, bv, &marked);
-		if (ret)
-			break;
-	}
 	if (!ret && !READ_ONCE(vol->dying)) {
 		WRITE_ONCE(vol->backfill_listed, epoch);
 		if (nr)

@@ -341,6 +341,8 @@ struct cvm_call {
 };
 
 int cvm_call(u32 device_id, struct cvm_call *c);
+void cvm_list_ent_get(const struct bio_vec *bv, u32 i,
+		      struct cvm_wire_list_ent *ent);
 u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs,
 		   u32 *need);
 int cvm_intent_stat(u32 device_id, u64 volume_id, u64 attach_epoch,

@@ -434,6 +434,26 @@ static int cvm_intent_late(struct cvm_volume *vol, u64 object_no,
 	return mark;
 }
 
+/*
+ * Entry @i of a LIST reply in @bv: 24-byte entries cross page boundaries
+ * (4096 is no multiple of 24), so it is copied in up to two pieces.
+ */
+void cvm_list_ent_get(const struct bio_vec *bv, u32 i,
+		      struct cvm_wire_list_ent *ent)
+{
+	size_t off = (size_t)i * sizeof(*ent), done = 0;
+
+	while (done < sizeof(*ent)) {
+		size_t in_page = off % PAGE_SIZE;
+		size_t n = min(sizeof(*ent) - done, PAGE_SIZE - in_page);
+
+		memcpy_from_page((char *)ent + done, bv[off / PAGE_SIZE].bv_page,
+				 in_page, n);
+		done += n;
+		off += n;
+	}
+}
+
 /* LIST @device_id's intent shards of the volume and settle each. */
 static int cvm_intent_scan_dev(struct cvm_volume *vol, u32 device_id,
 			       struct bio_vec *bv, struct page *page,
@@ -462,10 +482,8 @@ static int cvm_intent_scan_dev(struct cvm_volume *vol, u32 device_id,
 		n = c.rsp_len / sizeof(struct cvm_wire_list_ent);
 		for (i = 0; i < n; i++) {
 			struct cvm_wire_list_ent ent;
-			size_t off = i * sizeof(ent);
 
-			memcpy_from_page((char *)&ent, bv[off / PAGE_SIZE].bv_page,
-					 off % PAGE_SIZE, sizeof(ent));
+			cvm_list_ent_get(bv, i, &ent);
 			from = le64_to_cpu(ent.object_no) + 1;
 			/*
 			 * EC stripe journals are replayed at attach (ec_io.c);

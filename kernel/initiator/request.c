@@ -344,6 +344,7 @@ static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 		return false;
 	targets = cvm_obj_targets(obj, st);
 	obj->nr_devs = 0;
+	obj->nr_acting = 0;
 	for (i = 0; i < width + (targets ? targets->nr : 0) &&
 		    obj->nr_devs < CVM_MAX_PG_WIDTH; i++) {
 		const u32 dev = i < width ? row[i] : targets->devs[i - width];
@@ -355,13 +356,21 @@ static bool cvm_obj_send_all(struct cvm_obj *obj, const struct cvm_state *st)
 		obj->devs[obj->nr_devs] = dev;
 		conn = cvm_dev_conn(st, dev);
 		reqs[nr] = conn ? cvm_sub_alloc(obj, st, conn) : NULL;
-		if (!reqs[nr])
+		if (!reqs[nr]) {
 			__set_bit(obj->nr_devs, &obj->missed);
-		else
+		} else {
+			/*
+			 * A backfill target's copy is durable when it answers:
+			 * FLUSH accounting (flush.c) knows only the row.
+			 */
+			if (i >= width)
+				reqs[nr]->hdr.flags |=
+					cpu_to_le16(CVM_WIRE_F_FUA);
 			nr++;
+		}
 		obj->nr_devs++;
 	}
-	if (!targets)
+	if (i <= width)
 		obj->nr_acting = obj->nr_devs;
 	obj->need = cvm_write_need(st, obj->cmd->vol->pool_id,
 				   obj->nr_acting);

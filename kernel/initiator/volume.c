@@ -343,10 +343,11 @@ static void cvm_volume_remove(struct cvm_volume *vol)
 
 	list_del(&vol->entry);
 	pr_info("%s: volume %llu detached\n", disk->disk_name, vol->id);
+	/* Its listing freezes the queue too: stopped first. */
+	cvm_backfill_detach(vol);
 	/* Freezes the queue: waits for every request in flight. */
 	del_gendisk(disk);
 	/* No I/O any more: clear the intent bits of what it wrote. */
-	cvm_backfill_detach(vol);
 	cvm_intent_detach(vol, true);
 	/* del_gendisk() exited the queue: the tag set may go now. */
 	blk_mq_free_tag_set(&vol->tag_set);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 70 s)
+# tier: check (about 85 s)
 # transports: tcp
 #
 # Issue 16: adding capacity must never make data unreadable.  Three hosts
@@ -11,8 +11,11 @@
 # (127.0.0.1:7004-7005).  The map moves to new epochs whose placement
 # sends PGs to the empty new devices; PGs holding data stay pinned to the
 # devices holding it (kernel/common/placement.h), so every byte reads back
-# as written, fio sees no error, and the new devices hold nothing of the
-# old data.  On the code before pins both volumes read back zeroes where
+# as written and fio sees no error.  Then the data moves: cvm.ko copies
+# the attached replicated volume while fio goes on (pins cut under load),
+# cvmd copies the EC volume once detached, the copies no row names are
+# removed (the space used is what it was), and device 1 is drained and
+# removed.  On the code before pins both volumes read back different where
 # PGs moved.  Runs INSIDE the VM:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/scale_out.sh
@@ -178,9 +181,21 @@ check "attach r0 again" eval "[[ \$('$cvmadm' volume attach r0) == /dev/cvm0 ]]"
 check "attach e0 again" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
 check "r0 reads back as written after the detach" same /dev/cvm0 32 "$work/r0"
 check "e0 reads back as written from its new devices" same /dev/cvm1 32 "$work/e0"
+
+echo "# device 1 drained (r0 attached, e0 detached), then removed"
+check "volume detach e0" "$cvmadm" volume detach e0
+check "device drain 1: the map places nothing on it" \
+	"$cvmadm" device drain 1 --timeout 90
+check "r0 reads back as written" same /dev/cvm0 32 "$work/r0"
+check "target device remove 1" "$cvmadm" target device remove 1
+check "target unlisten $(ep 1)" "$cvmadm" target unlisten --address "$(ep 1)"
+check "device remove 1" "$cvmadm" device remove 1
+check "r0 reads back as written without device 1" same /dev/cvm0 32 "$work/r0"
+check "attach e0 again" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
+check "e0 reads back as written without device 1" same /dev/cvm1 32 "$work/e0"
 check "volume detach r0" "$cvmadm" volume detach r0
 check "volume detach e0" "$cvmadm" volume detach e0
-for i in 1 2 3 4 5; do
+for i in 2 3 4 5; do
 	check "target device remove $i" "$cvmadm" target device remove "$i"
 	check "target unlisten $(ep "$i")" "$cvmadm" target unlisten --address "$(ep "$i")"
 done

@@ -316,8 +316,8 @@ int Serve(const Config& config) {
         return true;
       },
       leader_lease);
-  Periodic backfill_rounds;
   std::set<std::string> backfill_waits;  // logged once each, while they last
+  Periodic backfill_rounds;
   backfill_rounds.Start(std::chrono::seconds(config.backfill_every), [&] {
     if (!identity.joined()) return;
     // Every node reports what its cvm.ko copied; the leader acts on it.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "cluster_map.h"
@@ -117,7 +118,8 @@ bool AllZero(const std::vector<uint8_t>& b) {
 }
 
 // The whole shard from `src` to `dst`, at the source's version: what was at
-// `dst` goes first, then every chunk that is not zeroes, then SET_VERSION.
+// `dst` goes first, then the first chunk and every other one that is not
+// zeroes (FUA), then SET_VERSION.
 Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
                            const wire::ObjectKey& key, uint32_t version,
                            uint64_t size) {
@@ -136,7 +138,9 @@ Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
     read_key.attach_epoch = 0;  // a read speaks for no attachment
     auto data = src.Read(read_key, off, len);
     CVM_RETURN_IF_ERROR(ReplyOk(data, "READ"));
-    if (AllZero(data->data)) continue;
+    // Zeroes need no write, except the first chunk: the shard must exist
+    // (SET_VERSION needs it; a thick volume's shard is all zeroes).
+    if (off != 0 && AllZero(data->data)) continue;
     wire::Header h = wire::MakeRequest(CVM_WIRE_OP_WRITE);
     h.volume_id = key.volume_id;
     h.object_no = key.object_no;
@@ -144,7 +148,8 @@ Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
     h.attach_epoch = key.attach_epoch;
     h.offset = off;
     h.length = len;
-    h.flags = CVM_WIRE_F_VERSIONED;
+    // Durable when answered: the old copies go once the pins are cut.
+    h.flags = CVM_WIRE_F_VERSIONED | CVM_WIRE_F_FUA;
     h.shard_version = version;
     CVM_RETURN_IF_ERROR(ReplyOk(dst.Call(h, data->data), "WRITE"));
     bytes += len;
@@ -361,7 +366,6 @@ Result<BackfillRound> Backfill::RunOnce() {
       round.pgs_settled += ready.count(map.pins[i].pool_id);
     }
     round.settled_epoch = *settled;
-    sweep_pending_ = true;
     LogInfo(
         "backfill: {} PGs of {} pools moved to their devices in map "
         "epoch {} ({} shards, {} MiB copied)",
@@ -370,12 +374,28 @@ Result<BackfillRound> Backfill::RunOnce() {
     return round;  // the sweep waits until every kernel has that epoch
   }
 
-  // Copies no row names: only once every kernel holds this epoch (none
-  // reads or writes them then), only in PGs that are not pinned, and only
-  // where every device the row names holds the shard at least as new (a
-  // store written before pins existed may hold its only copy off its row:
-  // that one stays).
-  if (!sweep_pending_ || !all_have_(snap.epoch)) return round;
+  // Copies on the rows PGs moved off (recorded when their pins were cut):
+  // only once every kernel holds this epoch (none reads or writes them
+  // then), only of PGs not pinned again, only devices the row no longer
+  // names, and only where every device the row names holds the shard at
+  // least as new.
+  if (!all_have_(snap.epoch)) return round;
+  CVM_ASSIGN_OR_RETURN(std::string moved_raw, store_.GetBackfillMoved());
+  if (moved_raw.empty()) return round;
+  const nlohmann::json moved =
+      nlohmann::json::parse(moved_raw, nullptr, /*allow_exceptions=*/false);
+  if (!moved.is_array()) return Corruption("backfill_moved is not an array");
+  // (pool, pg) -> the devices it moved off.
+  std::map<std::pair<uint32_t, uint32_t>, std::set<uint32_t>> off_row;
+  for (const auto& m : moved) {
+    if (!m.is_object() || !m.contains("devs") || !m["devs"].is_array()) {
+      return Corruption("backfill_moved entry without devs");
+    }
+    auto& devs = off_row[{m.value("pool", 0u), m.value("pg", 0u)}];
+    for (const auto& d : m["devs"]) {
+      if (d.is_number_unsigned()) devs.insert(d.get<uint32_t>());
+    }
+  }
   bool complete = true;
   uint64_t kept = 0;
   for (const Volume& v : volumes) {
@@ -383,10 +403,24 @@ Result<BackfillRound> Backfill::RunOnce() {
     if (!cp) continue;
     const uint32_t width = cvm_pool_width(cp);
     const bool ec = cp->kind == CVM_POOL_EC;
-    // (object, shard) -> device -> version, over every device reached.
+    // The devices this pool's PGs moved off, and every device of their rows.
+    std::set<uint32_t> devices;
+    for (const auto& [key, devs] : off_row) {
+      if (key.first != cp->id) continue;
+      if (cvm_map_pin(&map, cp->id, key.second)) continue;
+      devices.insert(devs.begin(), devs.end());
+      const uint32_t* row = view.Row(cp->id, key.second, width);
+      for (uint32_t s = 0; s < width; ++s) {
+        if (row[s] != CVM_DEV_NONE) devices.insert(row[s]);
+      }
+    }
+    // (object, shard) -> device -> version.
     std::map<std::pair<uint64_t, uint16_t>, std::map<uint32_t, uint32_t>> held;
-    for (const auto& [dev, up] : view.up) {
-      if (!up || !served.count(dev)) continue;
+    for (uint32_t dev : devices) {
+      if (!view.up.count(dev) || !view.up.at(dev) || !served.count(dev)) {
+        complete = false;
+        continue;
+      }
       auto c = conns.Get(dev);
       auto shards = c.ok() ? ListShards(**c, v.id, v.attach_epoch)
                            : Result<std::vector<ShardEntry>>(c.status());
@@ -402,14 +436,17 @@ Result<BackfillRound> Backfill::RunOnce() {
     for (const auto& [key, where] : held) {
       const auto [object_no, shard] = key;
       const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
-      if (cvm_map_pin(&map, cp->id, pg)) continue;
+      auto moved_off = off_row.find({cp->id, pg});
+      if (moved_off == off_row.end() || cvm_map_pin(&map, cp->id, pg)) {
+        continue;
+      }
       const uint32_t* row = view.Row(cp->id, pg, width);
       const auto named = [&](uint32_t dev) {
         return ec ? shard < width && row[shard] == dev
                   : std::find(row, row + width, dev) != row + width;
       };
       for (const auto& [dev, version] : where) {
-        if (named(dev)) continue;
+        if (named(dev) || !moved_off->second.count(dev)) continue;
         bool covered = true;
         for (uint32_t s = 0; s < width; ++s) {
           if (row[s] == CVM_DEV_NONE || (ec && s != shard)) continue;
@@ -445,7 +482,16 @@ Result<BackfillRound> Backfill::RunOnce() {
         "(data written before PGs were pinned?)",
         kept);
   }
-  if (complete) sweep_pending_ = false;
+  // Every moved PG swept (those pinned again stay for a later round).
+  bool pinned_again = false;
+  for (const auto& [key, devs] : off_row) {
+    pinned_again |= cvm_map_pin(&map, key.first, key.second) != nullptr;
+  }
+  if (complete && !pinned_again) {
+    if (Status s = store_.ClearBackfillMoved(moved_raw); !s.ok()) {
+      LogInfo("backfill: sweep record kept: {}", s.message());
+    }
+  }
   if (round.shards_removed) {
     LogInfo("backfill: removed {} copies no map row names (epoch {})",
             round.shards_removed, snap.epoch);

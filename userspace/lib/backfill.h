@@ -27,7 +27,9 @@
 //     (whole shard, then SET_VERSION to the source's version, so an old copy
 //     never lands over a newer version); then SettlePins;
 //  2. once every cvmd's kernel holds the current epoch (`all_have`): remove
-//     the shards on devices their PG's row no longer names.
+//     the shards on the devices PGs moved off (recorded by SettlePins, so a
+//     copy nobody moved is never touched) that their row no longer names,
+//     where the row holds the shard at least as new.
 // A round that fails part-way is simply run again: copies are whole-shard
 // and idempotent, and nothing is cut or removed before its data is in place.
 
@@ -65,9 +67,6 @@ class Backfill {
   MetadataStore& store_;
   std::function<bool(uint64_t)> all_have_;
   std::function<int64_t()> leader_lease_;
-  // Copies may lie where no row names them: after a cut-over, and at start
-  // (a leader that stopped between cut and sweep).
-  bool sweep_pending_ = true;
 };
 
 }  // namespace cvm

@@ -196,7 +196,8 @@ namespace {
 // The pins `next` (a map without pins) needs, given where the data is.
 Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
                                         const DataPlacement& data,
-                                        std::vector<std::string>* lost) {
+                                        std::vector<std::string>* lost,
+                                        std::vector<MovedOff>* abandoned) {
   std::vector<cvm_pg_pin> pins;
   if (data.previous.empty() || data.pools_with_data.empty()) return pins;
   cvm_err err{};
@@ -205,6 +206,32 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
       cvm_map_decode(data.previous.data(), data.previous.size(), &raw, &err);
   if (ret) return Corruption(FromCvmErr(err, ret, "previous map").message());
   CMapPtr prev(raw);
+  // Backfill targets of the previous map's pins that the new up row drops.
+  for (uint32_t i = 0; i < prev->nr_pins; ++i) {
+    const cvm_pg_pin& pin = prev->pins[i];
+    const cvm_pool* before = cvm_map_pool(prev.get(), pin.pool_id);
+    const cvm_pool* now = cvm_map_pool(&next, pin.pool_id);
+    uint32_t up_before[CVM_MAX_PG_WIDTH], up_now[CVM_MAX_PG_WIDTH];
+    if (!before || !now || cvm_pool_width(before) != cvm_pool_width(now) ||
+        before->pg_num != now->pg_num ||
+        cvm_place_pg(prev.get(), before, pin.pg, up_before) ||
+        cvm_place_pg(&next, now, pin.pg, up_now)) {
+      continue;
+    }
+    const uint32_t width = cvm_pool_width(now);
+    MovedOff m{pin.pool_id, pin.pg, {}};
+    for (uint32_t s = 0; s < width; ++s) {
+      const uint32_t d = up_before[s];
+      if (d == CVM_DEV_NONE ||
+          std::find(pin.devs, pin.devs + width, d) != pin.devs + width) {
+        continue;
+      }
+      if (std::find(up_now, up_now + width, d) == up_now + width) {
+        m.devs.push_back(d);
+      }
+    }
+    if (!m.devs.empty()) abandoned->push_back(std::move(m));
+  }
   std::set<uint32_t> devices;
   for (uint32_t i = 0; i < next.nr_devices; ++i) {
     devices.insert(next.devices[i].id);
@@ -297,7 +324,7 @@ SealedMap SealMap(uint64_t epoch, const Topology& topology,
     return sealed;
   }
   // Then the PGs whose data is not where placement now puts it.
-  auto pins = PinsFor(*map->get(), data, &sealed.lost);
+  auto pins = PinsFor(*map->get(), data, &sealed.lost, &sealed.abandoned);
   if (!pins.ok()) {
     sealed.problem = pins.status().message();
     return sealed;

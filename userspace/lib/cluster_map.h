@@ -73,6 +73,13 @@ struct DataPlacement {
   std::set<std::pair<uint32_t, uint32_t>> settled;  // (pool id, pg)
 };
 
+// A PG's copies on devices its row may no longer name (backfill's sweep).
+struct MovedOff {
+  uint32_t pool = 0;
+  uint32_t pg = 0;
+  std::vector<uint32_t> devs;
+};
+
 // One epoch's map: the sealed blob, or why the topology cannot be served yet
 // (no devices, fewer failure domains than a pool needs, ...).
 struct SealedMap {
@@ -85,6 +92,9 @@ struct SealedMap {
   // Copies a pin could not keep because their device is gone from the
   // topology: "device 4 (pool 1 PG 17)".
   std::vector<std::string> lost;
+  // Pinned PGs whose up row changed: the devices that were being filled
+  // (backfill targets) and no longer are hold copies nobody reads.
+  std::vector<MovedOff> abandoned;
 };
 SealedMap SealMap(uint64_t epoch, const Topology& topology,
                   const BucketIndexes& indexes, const DataPlacement& data = {});

@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "json_fields.h"
 #include "units.h"
@@ -23,6 +24,9 @@ constexpr std::string_view kEpochKey = "map_epoch";
 // The reasons of the changes the next epoch will carry (defer_epochs),
 // "; "-joined; absent when none is pending.
 constexpr std::string_view kPendingKey = "map_epoch_pending";
+// The rows PGs moved off when their pins were cut: where the copies the
+// sweep may remove are (backfill.h). A JSON array of {pool, pg, devs}.
+constexpr std::string_view kMovedKey = "backfill_moved";
 
 std::string CounterKey(std::string_view kind) {
   return fmt::format("next_id/{}", kind);
@@ -414,10 +418,16 @@ Result<uint64_t> MetadataStore::SettlePins(
     }
     CMapPtr map(raw);
     PgSet settled;
+    std::vector<MovedOff> moved;
     for (uint32_t i = 0; i < map->nr_pins; ++i) {
-      if (copied.count(map->pins[i].pool_id)) {
-        settled.insert({map->pins[i].pool_id, map->pins[i].pg});
+      const cvm_pg_pin& pin = map->pins[i];
+      if (!copied.count(pin.pool_id)) continue;
+      settled.insert({pin.pool_id, pin.pg});
+      MovedOff m{pin.pool_id, pin.pg, {}};
+      for (uint32_t d : pin.devs) {
+        if (d != CVM_DEV_NONE) m.devs.push_back(d);
       }
+      moved.push_back(std::move(m));
     }
     if (settled.empty()) return current;
     CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
@@ -428,9 +438,25 @@ Result<uint64_t> MetadataStore::SettlePins(
         fmt::format("backfill: {} PGs of {} pool{} moved to their devices",
                     settled.size(), copied.size(),
                     copied.size() == 1 ? "" : "s"),
-        next, /*record=*/true, settled));
+        next, /*record=*/true, settled, moved));
     CVM_RETURN_IF_ERROR(Commit(batch));
     return current + 1;
+  });
+}
+
+Result<std::string> MetadataStore::GetBackfillMoved() {
+  CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, kMovedKey));
+  return raw ? *raw : std::string();
+}
+
+Status MetadataStore::ClearBackfillMoved(const std::string& swept) {
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, kMovedKey));
+    if (!raw) return {};
+    if (*raw != swept) return Unavailable("more PGs moved since the sweep");
+    KvBatch batch;
+    batch.Delete(Cf::kMeta, kMovedKey);
+    return Commit(batch);
   });
 }
 
@@ -509,7 +535,8 @@ Result<SealedMap> MetadataStore::SealTopology(KvBatch& batch, uint64_t epoch,
 
 Status MetadataStore::SealEpoch(KvBatch& batch, std::string reason,
                                 const Topology& next, bool record,
-                                const PgSet& settled) {
+                                const PgSet& settled,
+                                const std::vector<MovedOff>& moved) {
   CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
   MapEpoch e;
   e.epoch = current + 1;
@@ -530,6 +557,23 @@ Status MetadataStore::SealEpoch(KvBatch& batch, std::string reason,
   e.map_crc = sealed.crc;
   e.problem = sealed.problem;
   e.left_out = sealed.left_out;
+  if (!moved.empty() || !sealed.abandoned.empty()) {
+    CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, kMovedKey));
+    nlohmann::json record = nlohmann::json::array();
+    if (raw) {
+      record = nlohmann::json::parse(*raw, nullptr, /*allow_exceptions=*/false);
+      if (!record.is_array()) {
+        return Corruption(fmt::format("{} is not a JSON array", kMovedKey));
+      }
+    }
+    for (const std::vector<MovedOff>* list :
+         {&moved, &std::as_const(sealed.abandoned)}) {
+      for (const MovedOff& m : *list) {
+        record.push_back({{"pool", m.pool}, {"pg", m.pg}, {"devs", m.devs}});
+      }
+    }
+    batch.Put(Cf::kMeta, kMovedKey, record.dump());
+  }
   batch.Put(Cf::kMeta, kEpochKey, std::to_string(e.epoch));
   batch.Put(Cf::kMapEpochs, EncodeIdKey(e.epoch), Encode(ToJson(e)));
   if (!sealed.blob.empty()) {

@@ -149,6 +149,11 @@ class MetadataStore {
   // (RecordBackfilled) for `epoch`. Returns the new epoch. `leader_lease`
   // (etcd): the commit requires it. Refusals are kUnavailable with why.
   using CopiedVolumes = std::map<uint64_t, uint64_t>;
+  // The rows of the PGs whose pins were cut, not swept yet: a JSON array of
+  // {pool, pg, devs} ("" when none). ClearBackfillMoved forgets them if
+  // the record is still `swept` (what the sweep read).
+  Result<std::string> GetBackfillMoved();
+  Status ClearBackfillMoved(const std::string& swept);
   // The attached host's report: its cvm.ko has copied volume `name`'s
   // pinned PGs of map `map_epoch` under `attach_epoch`. Ignored (returns
   // false) unless the volume is attached to `host` with that epoch.
@@ -275,8 +280,10 @@ class MetadataStore {
                                  const PgSet& settled = {});
   // BumpEpoch's work; `record` false: check only (no epoch, no map). A
   // change that would drop a copy a pin still needs is refused.
+  // `moved` (and the targets the change abandons) join the sweep's record.
   Status SealEpoch(KvBatch& batch, std::string reason, const Topology& next,
-                   bool record, const PgSet& settled = {});
+                   bool record, const PgSet& settled = {},
+                   const std::vector<MovedOff>& moved = {});
   Status Commit(const KvBatch& batch);
 
   Result<std::optional<std::string>> GetRaw(Cf cf, std::string_view key);

@@ -360,6 +360,14 @@ TEST_P(EmptyStoreTest, PinsAreCutOnlyOnceEveryVolumeIsCopied) {
   ASSERT_OK(settled);
   EXPECT_EQ(*settled, e + 1);
   EXPECT_EQ((*PlacementOf(*store_->GetMap(e + 1)))[0].pinned, 0u);
+  // The rows they moved off are recorded for the sweep, and forgotten only
+  // as the sweep read them.
+  const std::string moved = *store_->GetBackfillMoved();
+  EXPECT_NE(moved.find("\"devs\""), std::string::npos) << moved;
+  EXPECT_ERROR(store_->ClearBackfillMoved("[]"), Code::kUnavailable,
+               "moved since");
+  ASSERT_OK(store_->ClearBackfillMoved(moved));
+  EXPECT_EQ(*store_->GetBackfillMoved(), "");
 
   // A volume attached again since its copy stops the cut.
   ASSERT_OK(store_->SetDeviceState(4, std::nullopt, false));
