@@ -99,6 +99,16 @@ wait_for() {
 	grep backfill "$work/cvmd.log" | tail -n 5
 	return 1
 }
+recovery_shows_r0() {
+	"$cvmadm" --json recovery status | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+r0 = [v for p in d["pools"] for v in p["volumes"] if v["name"] == "r0"]
+assert d["moving_pgs"] > 0 and r0 and r0[0]["copied_by"] == "storage1", d'
+}
+recovery_idle() {
+	"$cvmadm" recovery status | grep -q '^map epoch [0-9]*: 0 of 96 PGs moving$'
+}
 pinned_of() {
 	"$cvmadm" --json map show | python3 -c '
 import json, sys
@@ -155,6 +165,7 @@ for i in 4 5; do
 done
 check "cvm.ko holds the newest epoch" epochs_agree
 check "PGs holding data are pinned where their data is" eval "(( \$(pinned) > 0 ))"
+check "recovery status: PGs moving, r0 copied by its host" recovery_shows_r0
 check "r0 reads back as written after the map moved" same /dev/cvm0 32 "$work/r0"
 check "e0 reads back as written after the map moved" same /dev/cvm1 32 "$work/e0"
 echo "# r0 stays attached and written: cvm.ko copies its PGs (backfill.c)"
@@ -177,6 +188,8 @@ check "backfill copies the pinned PGs and cuts the pins" wait_for 90 '(( $(pinne
 check "cvm.ko holds the epoch that cut them" epochs_agree
 check "old copies removed: as much space used as before the move" \
 	wait_for 60 '(( $(used_total) == used_before ))'
+check "recovery status: nothing moving, nothing left to remove" \
+	wait_for 10 recovery_idle
 check "attach r0 again" eval "[[ \$('$cvmadm' volume attach r0) == /dev/cvm0 ]]"
 check "attach e0 again" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
 check "r0 reads back as written after the detach" same /dev/cvm0 32 "$work/r0"

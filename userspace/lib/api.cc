@@ -51,6 +51,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"map.epoch", &Api::MapEpochOp},
       {"map.history", &Api::MapHistory},
       {"map.show", &Api::MapShow},
+      {"recovery.status", &Api::RecoveryStatus},
       {"volume.attach", &Api::VolumeAttach},
       {"volume.detach", &Api::VolumeDetach},
       {"volume.migrate", &Api::VolumeMigrate},
@@ -798,6 +799,57 @@ Result<json> Api::MapHistory(JsonFields& a) {
                        store_.EpochHistory(static_cast<size_t>(limit)));
   json out = json::array();
   for (const auto& e : history) out.push_back(ToJson(e));
+  return out;
+}
+
+// What backfill has left to do (backfill.h), from the store alone, so any
+// node answers: the PGs still pinned per pool, which volume each pool waits
+// for, and the PGs whose old copies are not swept yet.
+Result<json> Api::RecoveryStatus(JsonFields& a) {
+  a.Expect({});
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(uint64_t epoch, store_.CurrentEpoch());
+  json out = {{"map_epoch", epoch}, {"pools", json::array()}};
+  uint64_t moving = 0, pgs = 0;
+  if (epoch != 0) {
+    CVM_ASSIGN_OR_RETURN(MapEpoch e, store_.GetEpoch(epoch));
+    if (e.problem.empty()) {
+      CVM_ASSIGN_OR_RETURN(std::string blob, store_.GetMap(epoch));
+      CVM_ASSIGN_OR_RETURN(auto placements, PlacementOf(blob));
+      CVM_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+      CVM_ASSIGN_OR_RETURN(auto volumes, store_.ListVolumes());
+      for (const PoolPlacement& p : placements) {
+        pgs += p.pg_num;
+        moving += p.pinned;
+        json pool = {{"id", p.pool_id},
+                     {"pg_num", p.pg_num},
+                     {"moving_pgs", p.pinned},
+                     {"volumes", json::array()}};
+        for (const Pool& named : pools) {
+          if (named.id == p.pool_id) pool["name"] = named.name;
+        }
+        for (const Volume& v : volumes) {
+          if (v.pool_id != p.pool_id || p.pinned == 0) continue;
+          const bool attached = !v.attached_host.empty();
+          const bool copied = attached && v.backfilled_epoch == epoch &&
+                              v.backfilled_attach == v.attach_epoch;
+          pool["volumes"].push_back(
+              {{"name", v.name},
+               {"copied_by", attached ? v.attached_host : "cvmd"},
+               {"copied", copied}});
+        }
+        out["pools"].push_back(std::move(pool));
+      }
+    }
+  }
+  CVM_ASSIGN_OR_RETURN(std::string moved_raw, store_.GetBackfillMoved());
+  const json moved =
+      moved_raw.empty()
+          ? json::array()
+          : json::parse(moved_raw, nullptr, /*allow_exceptions=*/false);
+  out["moving_pgs"] = moving;
+  out["pgs"] = pgs;
+  out["sweep_pending_pgs"] = moved.is_array() ? moved.size() : 0;
   return out;
 }
 

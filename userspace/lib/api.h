@@ -92,6 +92,7 @@ class Api {
   Result<nlohmann::json> SnapshotDelete(JsonFields& a);
   Result<nlohmann::json> MapEpochOp(JsonFields& a);
   Result<nlohmann::json> MapShow(JsonFields& a);
+  Result<nlohmann::json> RecoveryStatus(JsonFields& a);
   Result<nlohmann::json> MapHistory(JsonFields& a);
   Result<nlohmann::json> VolumeAttach(JsonFields& a);
   Result<nlohmann::json> VolumeDetach(JsonFields& a);

@@ -454,7 +454,9 @@ Result<BackfillRound> Backfill::RunOnce() {
           covered &= at != where.end() && at->second >= version;
         }
         if (!covered) {
+          // The row is behind (a resync still to come): later.
           ++kept;
+          complete = false;
           continue;
         }
         auto c = conns.Get(dev);
@@ -477,9 +479,9 @@ Result<BackfillRound> Backfill::RunOnce() {
     }
   }
   if (kept) {
-    LogWarn(
-        "backfill: kept {} copies no map row names: their rows lack them "
-        "(data written before PGs were pinned?)",
+    LogInfo(
+        "backfill: {} copies off their rows wait: their rows do not hold "
+        "them as new yet",
         kept);
   }
   // Every moved PG swept (those pinned again stay for a later round).
