@@ -21,7 +21,6 @@
  * (userspace/lib/backfill.h); erasure-coded volumes wait for a detach.
  */
 #include "initiator.h"
-#include "../common/ec_journal.h"
 
 #define CVM_BACKFILL_RETRY	HZ
 #define CVM_BACKFILL_PAGES	16	/* 64 KiB of LIST entries */
@@ -45,80 +44,48 @@ static bool cvm_backfill_drain(struct cvm_volume *vol)
 	return drained;
 }
 
+struct cvm_backfill_list {
+	u64		epoch;
+	unsigned long	marked;
+};
+
 /*
- * Record the objects @device_id lists of pinned PGs it holds stale on their
- * targets.  -EAGAIN when the map changed meanwhile (a new run is queued).
+ * An object @device_id holds: if its PG is pinned there, record it stale
+ * on the PG's targets.  -EAGAIN when the map changed meanwhile (a new run
+ * is queued).
  */
-static int cvm_backfill_list_dev(struct cvm_volume *vol, u32 device_id,
-				 u64 epoch, struct bio_vec *bv,
-				 unsigned long *marked)
+static int cvm_backfill_list_obj(struct cvm_volume *vol, u32 device_id,
+				 u64 object_no, void *arg)
 {
-	const u32 room = CVM_BACKFILL_PAGES * PAGE_SIZE /
-			 sizeof(struct cvm_wire_list_ent) *
-			 sizeof(struct cvm_wire_list_ent);
-	u64 from = 0;
-	int ret;
+	struct cvm_backfill_list *bl = arg;
+	const struct cvm_pool_table *pt;
+	const struct cvm_pg_targets *t;
+	const struct cvm_state *st;
+	bool held = false;
+	int ret = 0;
+	u32 pg, j;
 
-	for (;;) {
-		struct cvm_call c = {
-			.op = CVM_WIRE_OP_LIST, .volume_id = vol->id,
-			.attach_epoch = vol->attach_epoch, .object_no = from,
-			.length = room, .bvec = bv,
-			.nr_bvec = CVM_BACKFILL_PAGES, .data_len = room,
-		};
-		u32 n, i;
-
-		ret = cvm_call(device_id, &c);
-		if (ret)
-			return ret;
-		if (c.status)
-			return -EIO;
-		n = c.rsp_len / sizeof(struct cvm_wire_list_ent);
-		for (i = 0; i < n; i++) {
-			const struct cvm_pool_table *pt;
-			const struct cvm_pg_targets *t;
-			const struct cvm_state *st;
-			struct cvm_wire_list_ent ent;
-			u64 object_no;
-			u32 pg, j;
-			bool held = false;
-
-			cvm_list_ent_get(bv, i, &ent);
-			object_no = le64_to_cpu(ent.object_no);
-			from = object_no + 1;
-			if (object_no >= CVM_EC_JOURNAL_OBJECT)
-				continue;
-
-			rcu_read_lock();
-			st = rcu_dereference(cvm_state);
-			if (!st || st->map->epoch != epoch) {
-				rcu_read_unlock();
-				return -EAGAIN;
-			}
-			pt = cvm_state_pool(st, vol->pool_id);
-			pg = pt ? cvm_object_pg(vol->id, object_no,
-						pt->pg_num) : 0;
-			t = pt ? cvm_pool_targets(pt, pg) : NULL;
-			for (j = 0; t && j < pt->width; j++)
-				held |= pt->devs[(size_t)pg * pt->width + j] ==
-					device_id;
-			for (j = 0; t && held && j < t->nr; j++) {
-				if (cvm_stale_test(t->devs[j], vol->id,
-						   object_no))
-					continue;
-				ret = cvm_stale_mark(t->devs[j], vol->id,
-						     object_no);
-				if (ret)
-					break;
-				(*marked)++;
-			}
-			rcu_read_unlock();
-			if (ret)
-				return ret;
-		}
-		if (n < room / sizeof(struct cvm_wire_list_ent))
-			return 0;
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	if (!st || st->map->epoch != bl->epoch) {
+		rcu_read_unlock();
+		return -EAGAIN;
 	}
+	pt = cvm_state_pool(st, vol->pool_id);
+	pg = pt ? cvm_object_pg(vol->id, object_no, pt->pg_num) : 0;
+	t = pt ? cvm_pool_targets(pt, pg) : NULL;
+	for (j = 0; t && j < pt->width; j++)
+		held |= pt->devs[(size_t)pg * pt->width + j] == device_id;
+	for (j = 0; t && held && j < t->nr; j++) {
+		if (cvm_stale_test(t->devs[j], vol->id, object_no))
+			continue;
+		ret = cvm_stale_mark(t->devs[j], vol->id, object_no);
+		if (ret)
+			break;
+		bl->marked++;
+	}
+	rcu_read_unlock();
+	return ret;
 }
 
 static void cvm_backfill_work(struct work_struct *work)
@@ -129,7 +96,7 @@ static void cvm_backfill_work(struct work_struct *work)
 	struct bio_vec bv[CVM_BACKFILL_PAGES];
 	const struct cvm_pool_table *pt;
 	const struct cvm_state *st;
-	unsigned long marked = 0;
+	struct cvm_backfill_list bl = {};
 	u32 *devs = NULL, nr = 0, i, j, k;
 	u64 epoch = 0;
 	int ret = 0;
@@ -171,16 +138,18 @@ static void cvm_backfill_work(struct work_struct *work)
 	rcu_read_unlock();
 	if (!epoch)
 		goto out_retry;
+	bl.epoch = epoch;
 
 	if (nr && !cvm_backfill_drain(vol))
 		ret = -EBUSY;
 	for (i = 0; !ret && i < nr && !READ_ONCE(vol->dying); i++)
-		ret = cvm_backfill_list_dev(vol, devs[i], epoch, bv, &marked);
+		ret = cvm_list_walk(vol, devs[i], 0, bv, CVM_BACKFILL_PAGES,
+				    cvm_backfill_list_obj, &bl);
 	if (!ret && !READ_ONCE(vol->dying)) {
 		WRITE_ONCE(vol->backfill_listed, epoch);
 		if (nr)
 			pr_info("volume %llu: backfill of map epoch %llu: %lu object copies to make, listed on %u devices\n",
-				vol->id, epoch, marked, nr);
+				vol->id, epoch, bl.marked, nr);
 	} else if (ret && ret != -EAGAIN) {
 		pr_warn_ratelimited("volume %llu: backfill listing failed (%pe), retrying\n",
 				    vol->id, ERR_PTR(ret));

@@ -341,8 +341,11 @@ struct cvm_call {
 };
 
 int cvm_call(u32 device_id, struct cvm_call *c);
-void cvm_list_ent_get(const struct bio_vec *bv, u32 i,
-		      struct cvm_wire_list_ent *ent);
+int cvm_list_walk(struct cvm_volume *vol, u32 device_id, u16 flags,
+		  struct bio_vec *bv, unsigned int nr_pages,
+		  int (*fn)(struct cvm_volume *vol, u32 device_id,
+			    u64 object_no, void *arg),
+		  void *arg);
 u32 cvm_intent_row(u32 pool_id, u64 volume_id, u64 object_no, u32 *devs,
 		   u32 *need);
 int cvm_intent_stat(u32 device_id, u64 volume_id, u64 attach_epoch,

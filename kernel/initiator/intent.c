@@ -438,8 +438,8 @@ static int cvm_intent_late(struct cvm_volume *vol, u64 object_no,
  * Entry @i of a LIST reply in @bv: 24-byte entries cross page boundaries
  * (4096 is no multiple of 24), so it is copied in up to two pieces.
  */
-void cvm_list_ent_get(const struct bio_vec *bv, u32 i,
-		      struct cvm_wire_list_ent *ent)
+static void cvm_list_ent_get(const struct bio_vec *bv, u32 i,
+			     struct cvm_wire_list_ent *ent)
 {
 	size_t off = (size_t)i * sizeof(*ent), done = 0;
 
@@ -454,12 +454,20 @@ void cvm_list_ent_get(const struct bio_vec *bv, u32 i,
 	}
 }
 
-/* LIST @device_id's intent shards of the volume and settle each. */
-static int cvm_intent_scan_dev(struct cvm_volume *vol, u32 device_id,
-			       struct bio_vec *bv, struct page *page,
-			       unsigned long *objs, unsigned long *marked)
+/*
+ * cvm_list_walk() - LIST @device_id's object shards of @vol (@flags: 0, or
+ * CVM_WIRE_F_INTENT for those with write intent) into @bv (@nr_pages
+ * pages) and call @fn with each object number, ascending.  EC stripe
+ * journals are left out (ec_io.c replays them at attach).  Stops at the
+ * first negative return of @fn, which it returns.
+ */
+int cvm_list_walk(struct cvm_volume *vol, u32 device_id, u16 flags,
+		  struct bio_vec *bv, unsigned int nr_pages,
+		  int (*fn)(struct cvm_volume *vol, u32 device_id,
+			    u64 object_no, void *arg),
+		  void *arg)
 {
-	const u32 room = CVM_LIST_PAGES * PAGE_SIZE /
+	const u32 room = nr_pages * PAGE_SIZE /
 			 sizeof(struct cvm_wire_list_ent) *
 			 sizeof(struct cvm_wire_list_ent);
 	u64 from = 0;
@@ -467,10 +475,10 @@ static int cvm_intent_scan_dev(struct cvm_volume *vol, u32 device_id,
 
 	for (;;) {
 		struct cvm_call c = {
-			.op = CVM_WIRE_OP_LIST, .flags = CVM_WIRE_F_INTENT,
+			.op = CVM_WIRE_OP_LIST, .flags = flags,
 			.volume_id = vol->id, .attach_epoch = vol->attach_epoch,
 			.object_no = from, .length = room, .bvec = bv,
-			.nr_bvec = CVM_LIST_PAGES, .data_len = room,
+			.nr_bvec = nr_pages, .data_len = room,
 		};
 		u32 n, i;
 
@@ -485,26 +493,57 @@ static int cvm_intent_scan_dev(struct cvm_volume *vol, u32 device_id,
 
 			cvm_list_ent_get(bv, i, &ent);
 			from = le64_to_cpu(ent.object_no) + 1;
-			/*
-			 * EC stripe journals are replayed at attach (ec_io.c);
-			 * an object listed by another device is settled.
-			 */
-			if (from - 1 >= CVM_EC_JOURNAL_OBJECT ||
-			    xa_get_mark(&vol->active, from - 1,
-					CVM_XA_SETTLED))
+			if (from - 1 >= CVM_EC_JOURNAL_OBJECT)
 				continue;
-			if (xa_load(&vol->active, from - 1))
-				ret = cvm_intent_late(vol, from - 1, device_id);
-			else
-				ret = cvm_intent_settle(vol, from - 1, page);
+			ret = fn(vol, device_id, from - 1, arg);
 			if (ret < 0)
 				return ret;
-			(*objs)++;
-			*marked += ret;
 		}
 		if (n < room / sizeof(struct cvm_wire_list_ent))
 			return 0;
 	}
+}
+
+struct cvm_intent_scan {
+	struct page	*page;
+	unsigned long	objs;
+	unsigned long	marked;
+};
+
+/* One intent shard listed: settle its object, once. */
+static int cvm_intent_scan_obj(struct cvm_volume *vol, u32 device_id,
+			       u64 object_no, void *arg)
+{
+	struct cvm_intent_scan *scan = arg;
+	int ret;
+
+	/* An object listed by another device is settled. */
+	if (xa_get_mark(&vol->active, object_no, CVM_XA_SETTLED))
+		return 0;
+	if (xa_load(&vol->active, object_no))
+		ret = cvm_intent_late(vol, object_no, device_id);
+	else
+		ret = cvm_intent_settle(vol, object_no, scan->page);
+	if (ret < 0)
+		return ret;
+	scan->objs++;
+	scan->marked += ret;
+	return 0;
+}
+
+/* LIST @device_id's intent shards of the volume and settle each. */
+static int cvm_intent_scan_dev(struct cvm_volume *vol, u32 device_id,
+			       struct bio_vec *bv, struct page *page,
+			       unsigned long *objs, unsigned long *marked)
+{
+	struct cvm_intent_scan scan = { .page = page };
+	int ret;
+
+	ret = cvm_list_walk(vol, device_id, CVM_WIRE_F_INTENT, bv,
+			    CVM_LIST_PAGES, cvm_intent_scan_obj, &scan);
+	*objs += scan.objs;
+	*marked += scan.marked;
+	return ret;
 }
 
 static void cvm_intent_scan_work(struct work_struct *work)

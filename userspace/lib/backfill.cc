@@ -4,6 +4,7 @@
 #include <linux/cvm_wire.h>
 
 #include <algorithm>
+#include <bit>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "ec_journal.h"
 #include "kernel_sync.h"
 #include "log.h"
+#include "object.h"
 #include "wire_client.h"
 
 namespace cvm {
@@ -106,11 +108,15 @@ Result<std::vector<ShardEntry>> ListShards(wire::Client& c, uint64_t volume_id,
 }
 
 // Bytes of one object shard: the object (replicated), or its chunks of
-// every stripe (EC).
+// every stripe (EC), as kernel/common computes them.
 uint64_t ShardSize(const Volume& v, const Pool& pool) {
   if (pool.policy.kind != Policy::Kind::kErasure) return v.object_size;
-  const uint64_t width = uint64_t{pool.policy.k} * v.stripe_unit;
-  return (v.object_size + width - 1) / width * v.stripe_unit;
+  cvm_layout l{};
+  l.size = v.size;
+  l.object_shift = static_cast<uint32_t>(std::countr_zero(v.object_size));
+  l.ec_k = pool.policy.k;
+  l.unit_shift = static_cast<uint32_t>(std::countr_zero(v.stripe_unit));
+  return cvm_ec_shard_size(&l);
 }
 
 bool AllZero(const std::vector<uint8_t>& b) {
@@ -141,17 +147,9 @@ Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
     // Zeroes need no write, except the first chunk: the shard must exist
     // (SET_VERSION needs it; a thick volume's shard is all zeroes).
     if (off != 0 && AllZero(data->data)) continue;
-    wire::Header h = wire::MakeRequest(CVM_WIRE_OP_WRITE);
-    h.volume_id = key.volume_id;
-    h.object_no = key.object_no;
-    h.shard = key.shard;
-    h.attach_epoch = key.attach_epoch;
-    h.offset = off;
-    h.length = len;
-    // Durable when answered: the old copies go once the pins are cut.
-    h.flags = CVM_WIRE_F_VERSIONED | CVM_WIRE_F_FUA;
-    h.shard_version = version;
-    CVM_RETURN_IF_ERROR(ReplyOk(dst.Call(h, data->data), "WRITE"));
+    // FUA, durable when answered: the old copies go once the pins are cut.
+    CVM_RETURN_IF_ERROR(
+        ReplyOk(dst.WriteVersioned(key, off, data->data, version), "WRITE"));
     bytes += len;
   }
   auto set = dst.VersionOp(CVM_WIRE_OP_SET_VERSION, key, version);
@@ -464,13 +462,8 @@ Result<BackfillRound> Backfill::RunOnce() {
           complete = false;
           continue;
         }
-        wire::Header h = wire::MakeRequest(CVM_WIRE_OP_REMOVE);
-        h.volume_id = v.id;
-        h.object_no = object_no;
-        h.shard = shard;
-        h.attach_epoch = v.attach_epoch;
-        h.flags = CVM_WIRE_F_FUA;
-        if (ReplyOk((*c)->Call(h), "REMOVE").ok()) {
+        const wire::ObjectKey k{v.id, object_no, shard, v.attach_epoch};
+        if (ReplyOk((*c)->Remove(k, /*fua=*/true), "REMOVE").ok()) {
           ++round.shards_removed;
         } else {
           complete = false;

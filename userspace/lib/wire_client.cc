@@ -432,12 +432,28 @@ Result<Reply> Client::Write(const ObjectKey& k, uint64_t offset,
   return Call(h, data);
 }
 
-Result<Reply> Client::Remove(const ObjectKey& k) {
+Result<Reply> Client::WriteVersioned(const ObjectKey& k, uint64_t offset,
+                                     std::span<const uint8_t> data,
+                                     uint32_t version) {
+  Header h = MakeRequest(CVM_WIRE_OP_WRITE);
+  h.volume_id = k.volume_id;
+  h.object_no = k.object_no;
+  h.shard = k.shard;
+  h.attach_epoch = k.attach_epoch;
+  h.offset = offset;
+  h.length = data.size();
+  h.flags = CVM_WIRE_F_VERSIONED | CVM_WIRE_F_FUA;
+  h.shard_version = version;
+  return Call(h, data);
+}
+
+Result<Reply> Client::Remove(const ObjectKey& k, bool fua) {
   Header h = MakeRequest(CVM_WIRE_OP_REMOVE);
   h.volume_id = k.volume_id;
   h.object_no = k.object_no;
   h.shard = k.shard;
   h.attach_epoch = k.attach_epoch;
+  if (fua) h.flags |= CVM_WIRE_F_FUA;
   return Call(h);
 }
 

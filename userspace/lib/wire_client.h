@@ -122,7 +122,11 @@ class Client {
   Result<Reply> Read(const ObjectKey& k, uint64_t offset, uint32_t length);
   Result<Reply> Write(const ObjectKey& k, uint64_t offset,
                       std::span<const uint8_t> data, bool fua = false);
-  Result<Reply> Remove(const ObjectKey& k);
+  // A resync's or backfill's copy: WRITE with CVM_WIRE_F_VERSIONED at
+  // `version` (refused over a newer shard), FUA.
+  Result<Reply> WriteVersioned(const ObjectKey& k, uint64_t offset,
+                               std::span<const uint8_t> data, uint32_t version);
+  Result<Reply> Remove(const ObjectKey& k, bool fua = false);
   Result<Reply> Stat(const ObjectKey& k);
   // BUMP, SET_VERSION (@version) or CLEAN of an object shard.
   Result<Reply> VersionOp(uint8_t op, const ObjectKey& k, uint32_t version = 0);
