@@ -110,7 +110,13 @@ static void cvm_backfill_work(struct work_struct *work)
 		bvec_set_page(&bv[i], p, PAGE_SIZE, 0);
 	}
 
-	/* The devices of the pins that have targets: they hold the data. */
+	/*
+	 * The devices of the pins that have targets: they hold the data.  A
+	 * device the map marks down (dead, marked out after
+	 * down_out_interval) is not listed: an object it holds is on enough
+	 * of the others too (cvmd cuts no pin that keeps min_size copies on
+	 * down devices).
+	 */
 	rcu_read_lock();
 	st = rcu_dereference(cvm_state);
 	pt = st ? cvm_state_pool(st, vol->pool_id) : NULL;
@@ -124,7 +130,8 @@ static void cvm_backfill_work(struct work_struct *work)
 						   pt->width];
 
 			for (j = 0; j < pt->width; j++) {
-				if (row[j] == CVM_DEV_NONE)
+				if (row[j] == CVM_DEV_NONE ||
+				    !cvm_state_dev_marked_up(st, row[j]))
 					continue;
 				for (k = 0; k < nr && devs[k] != row[j]; k++)
 					;
@@ -188,16 +195,18 @@ void cvm_backfill_map_changed(void)
 
 /*
  * The map epoch whose pinned PGs this volume's copies are complete for, or
- * 0: listed at the current epoch, nothing stale left.  EC volumes: 0 while
- * their pool has pins (they are copied once detached).
+ * 0: listed at the current epoch, no object of it stale on a backfill
+ * target.  (Stale copies on a pin's own devices, such as a dead one's,
+ * are resync's business: the copies to the targets never read them.)  EC
+ * volumes: 0 while their pool has pins (they are copied once detached).
  */
 u64 cvm_backfill_done(const struct cvm_volume *vol)
 {
-	const struct cvm_pool_table *pt;
+	const struct cvm_pool_table *pt = NULL;
 	const struct cvm_state *st;
-	u64 epoch = 0;
+	u64 epoch = 0, stale = 0;
 	bool pinned = false;
-	u32 i;
+	u32 i, j;
 
 	rcu_read_lock();
 	st = rcu_dereference(cvm_state);
@@ -209,8 +218,16 @@ u64 cvm_backfill_done(const struct cvm_volume *vol)
 		if (pinned && pt && pt->kind != CVM_POOL_REPLICATED)
 			epoch = 0;
 	}
+	/* Up to the first target holding a stale object of the volume. */
+	for (i = 0; epoch && READ_ONCE(vol->backfill_listed) == epoch && pt &&
+	     i < pt->nr_targets && !stale; i++) {
+		const struct cvm_pg_targets *t = &pt->targets[i];
+
+		for (j = 0; j < t->nr && !stale; j++)
+			stale = cvm_stale_volume_dev_count(t->devs[j], vol->id);
+	}
 	rcu_read_unlock();
 	if (!epoch || READ_ONCE(vol->backfill_listed) != epoch)
 		return 0;
-	return cvm_stale_volume_count(vol->id) ? 0 : epoch;
+	return stale ? 0 : epoch;
 }

@@ -111,6 +111,14 @@ bool cvm_state_dev_up(const struct cvm_state *st, u32 device_id)
 	return dp && dp->path && (dp->state & CVM_DEV_UP);
 }
 
+/* The map names the device and does not mark it down (dead, or out). */
+bool cvm_state_dev_marked_up(const struct cvm_state *st, u32 device_id)
+{
+	const struct cvm_dev_path *dp = cvm_state_dev(st, device_id);
+
+	return dp && (dp->state & CVM_DEV_UP);
+}
+
 u64 cvm_map_epoch(void)
 {
 	const struct cvm_state *st;

@@ -1500,19 +1500,19 @@ static void cvm_stale_remove(struct cvm_stale_dev *sd,
 }
 
 /* Stale objects of one volume, on every device (backfill.c). */
-u64 cvm_stale_volume_count(u64 volume_id)
+/* Objects of @volume_id recorded stale on @device_id. */
+u64 cvm_stale_volume_dev_count(u32 device_id, u64 volume_id)
 {
+	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
 	struct cvm_stale_obj *so;
-	struct cvm_stale_dev *sd;
-	unsigned long id;
 	u64 n = 0;
 
-	xa_for_each(&cvm_stale_devs, id, sd) {
-		spin_lock_bh(&sd->lock);
-		list_for_each_entry(so, &sd->objs, entry)
-			n += so->key.volume_id == volume_id;
-		spin_unlock_bh(&sd->lock);
-	}
+	if (!sd || !atomic_long_read(&sd->count))
+		return 0;
+	spin_lock_bh(&sd->lock);
+	list_for_each_entry(so, &sd->objs, entry)
+		n += so->key.volume_id == volume_id;
+	spin_unlock_bh(&sd->lock);
 	return n;
 }
 

@@ -24,6 +24,7 @@
 #include "api_server.h"
 #include "backfill.h"
 #include "cluster_presence.h"
+#include "down_out.h"
 #include "kernel_sync.h"
 #include "log.h"
 #include "metadata_store.h"
@@ -323,6 +324,13 @@ int Serve(const Config& config) {
     // Every node reports what its cvm.ko copied; the leader acts on it.
     sync.ReportBackfill();
     if (etcd && leader_lease() == 0) return;
+    // A device down for down_out_interval goes out: its data is rebuilt.
+    auto marked = MarkDownDevicesOut(**store, std::time(nullptr));
+    if (!marked.ok()) {
+      LogWarn("down/out check: {}", marked.status().message());
+    } else if (!marked->empty() && !etcd) {
+      sync.PushMapBestEffort("device down/out");
+    }
     auto round = backfill.RunOnce();
     if (!round.ok()) {
       LogWarn("backfill: {}", round.status().message());

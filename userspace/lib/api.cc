@@ -36,6 +36,8 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"device.get", &Api::DeviceGet},
       {"device.remove", &Api::DeviceRemove},
       {"device.set_state", &Api::DeviceSetState},
+      {"config.get", &Api::ConfigGet},
+      {"config.set", &Api::ConfigSet},
       {"pool.create", &Api::PoolCreate},
       {"pool.list", &Api::PoolList},
       {"pool.get", &Api::PoolGet},
@@ -567,11 +569,12 @@ Result<json> Api::DeviceGet(JsonFields& a) {
 }
 
 Result<json> Api::DeviceRemove(JsonFields& a) {
-  a.Expect({"id"});
+  a.Expect({"id", "force"});
   const uint64_t id = a.U64("id");
+  const bool force = a.OptBool("force").value_or(false);
   CVM_RETURN_IF_ERROR(a.status());
-  CVM_RETURN_IF_ERROR(store_.RemoveDevice(id));
-  return json{{"removed", id}};
+  CVM_RETURN_IF_ERROR(store_.RemoveDevice(id, force));
+  return json{{"removed", id}, {"forced", force}};
 }
 
 Result<json> Api::DeviceSetState(JsonFields& a) {
@@ -583,6 +586,26 @@ Result<json> Api::DeviceSetState(JsonFields& a) {
   if (!up && !in) return InvalidArgument("give 'up', 'in' or both");
   CVM_ASSIGN_OR_RETURN(Device d, store_.SetDeviceState(id, up, in));
   return DeviceJson(d);
+}
+
+// ---- cluster settings ----
+
+Result<json> Api::ConfigGet(JsonFields& a) {
+  a.Expect({});
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(ClusterSettings s, store_.GetSettings());
+  json about = json::object();
+  for (const auto& [name, what] : SettingNames()) about[name] = what;
+  return json{{"settings", ToJson(s)}, {"about", std::move(about)}};
+}
+
+Result<json> Api::ConfigSet(JsonFields& a) {
+  a.Expect({"key", "value"});
+  const std::string key = a.String("key");
+  const std::string value = a.String("value");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(ClusterSettings s, store_.SetSetting(key, value));
+  return json{{"settings", ToJson(s)}};
 }
 
 // ---- pools ----

@@ -1,6 +1,7 @@
 #include "backfill.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <linux/cvm_wire.h>
 
 #include <algorithm>
@@ -8,10 +9,12 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "cluster_map.h"
 #include "ec_journal.h"
+#include "erasure_code.h"
 #include "kernel_sync.h"
 #include "log.h"
 #include "object.h"
@@ -123,33 +126,40 @@ bool AllZero(const std::vector<uint8_t>& b) {
   return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0; });
 }
 
-// The whole shard from `src` to `dst`, at the source's version: what was at
-// `dst` goes first, then the first chunk and every other one that is not
-// zeroes (FUA), then SET_VERSION.
-Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
-                           const wire::ObjectKey& key, uint32_t version,
-                           uint64_t size) {
-  auto removed = dst.Remove(key);
+// Removes what `dst` holds of the shard (absent is fine).
+Status RemoveShard(wire::Client& dst, const wire::ObjectKey& key) {
+  auto removed = dst.Remove(key, /*fua=*/true);
   if (!removed.ok()) return removed.status().WithContext("REMOVE");
   if (removed->header.status != CVM_WIRE_STATUS_OK &&
       removed->header.status != CVM_WIRE_STATUS_NOT_FOUND) {
     return Unavailable(
         fmt::format("REMOVE: {}", wire::StatusName(removed->header.status)));
   }
+  return {};
+}
+
+// The shard's bytes [off, off + len), from wherever they come.
+using ChunkSource =
+    std::function<Result<std::vector<uint8_t>>(uint64_t off, uint32_t len)>;
+
+// The whole shard to `dst` at `version`: what was at `dst` goes first, then
+// the first chunk and every other one that is not zeroes (FUA), then
+// SET_VERSION.
+Result<uint64_t> WriteShard(wire::Client& dst, const wire::ObjectKey& key,
+                            uint32_t version, uint64_t size,
+                            const ChunkSource& read) {
+  CVM_RETURN_IF_ERROR(RemoveShard(dst, key));
   uint64_t bytes = 0;
   for (uint64_t off = 0; off < size; off += kCopyChunk) {
     const uint32_t len =
         static_cast<uint32_t>(std::min<uint64_t>(kCopyChunk, size - off));
-    wire::ObjectKey read_key = key;
-    read_key.attach_epoch = 0;  // a read speaks for no attachment
-    auto data = src.Read(read_key, off, len);
-    CVM_RETURN_IF_ERROR(ReplyOk(data, "READ"));
+    CVM_ASSIGN_OR_RETURN(std::vector<uint8_t> data, read(off, len));
     // Zeroes need no write, except the first chunk: the shard must exist
     // (SET_VERSION needs it; a thick volume's shard is all zeroes).
-    if (off != 0 && AllZero(data->data)) continue;
+    if (off != 0 && AllZero(data)) continue;
     // FUA, durable when answered: the old copies go once the pins are cut.
     CVM_RETURN_IF_ERROR(
-        ReplyOk(dst.WriteVersioned(key, off, data->data, version), "WRITE"));
+        ReplyOk(dst.WriteVersioned(key, off, data, version), "WRITE"));
     bytes += len;
   }
   auto set = dst.VersionOp(CVM_WIRE_OP_SET_VERSION, key, version);
@@ -162,6 +172,30 @@ Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
   return bytes;
 }
 
+// READ of `len` bytes at `off` of a shard (an absent one reads as zeroes).
+Result<std::vector<uint8_t>> ReadChunk(wire::Client& src,
+                                       const wire::ObjectKey& key, uint64_t off,
+                                       uint32_t len) {
+  wire::ObjectKey read_key = key;
+  read_key.attach_epoch = 0;  // a read speaks for no attachment
+  auto data = src.Read(read_key, off, len);
+  CVM_RETURN_IF_ERROR(ReplyOk(data, "READ"));
+  if (data->data.size() != len) {
+    return Unavailable(
+        fmt::format("READ returned {} bytes of {}", data->data.size(), len));
+  }
+  return std::move(data->data);
+}
+
+// The whole shard from `src` to `dst`, at the source's version.
+Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
+                           const wire::ObjectKey& key, uint32_t version,
+                           uint64_t size) {
+  return WriteShard(dst, key, version, size, [&](uint64_t off, uint32_t len) {
+    return ReadChunk(src, key, off, len);
+  });
+}
+
 struct CMapView {
   CMapPtr map;
   std::map<uint32_t, std::vector<uint32_t>> tables;  // pool -> PG table
@@ -170,7 +204,63 @@ struct CMapView {
   const uint32_t* Row(uint32_t pool, uint32_t pg, uint32_t width) const {
     return tables.at(pool).data() + static_cast<size_t>(pg) * width;
   }
+  // In the map and up: its copies can be read. A device marked down (by
+  // hand, or after down_out_interval) or removed (a pin then names none)
+  // holds nothing backfill may use.
+  bool Live(uint32_t dev) const {
+    auto it = up.find(dev);
+    return dev != CVM_DEV_NONE && it != up.end() && it->second;
+  }
 };
+
+// (object, shard) -> (version, device) of its newest copy in its row.
+using NewestCopies =
+    std::map<std::pair<uint64_t, uint16_t>, std::pair<uint32_t, uint32_t>>;
+
+// Shard `key.shard` of an EC object whose pin device is dead or gone,
+// rebuilt from the pin's shards on live devices (a live device lacking one
+// reads it as zeroes) and written to `dst` at the newest of their versions.
+Result<uint64_t> RebuildShard(Connections& conns, wire::Client& dst,
+                              const wire::ObjectKey& key, const cvm_pg_pin& pin,
+                              uint32_t width, const ErasureCode& code,
+                              const NewestCopies& newest, const CMapView& view,
+                              uint64_t size) {
+  uint32_t erased = 0;
+  uint32_t version = 0;
+  std::vector<wire::Client*> from(width, nullptr);
+  for (uint32_t j = 0; j < width; ++j) {
+    if (!view.Live(pin.devs[j])) {
+      erased |= 1u << j;
+      continue;
+    }
+    CVM_ASSIGN_OR_RETURN(from[j], conns.Get(pin.devs[j]));
+    auto at = newest.find({key.object_no, static_cast<uint16_t>(j)});
+    if (at != newest.end()) version = std::max(version, at->second.first);
+  }
+  if (static_cast<uint32_t>(std::popcount(erased)) > code.m()) {
+    return Unavailable(fmt::format(
+        "only {} of its {} shards are on live devices, {} are needed",
+        width - std::popcount(erased), width, code.k()));
+  }
+  std::vector<std::vector<uint8_t>> bufs(width);
+  return WriteShard(
+      dst, key, version, size,
+      [&](uint64_t off, uint32_t len) -> Result<std::vector<uint8_t>> {
+        std::vector<uint8_t*> ptrs(width);
+        for (uint32_t j = 0; j < width; ++j) {
+          if (from[j]) {
+            wire::ObjectKey k = key;
+            k.shard = static_cast<uint16_t>(j);
+            CVM_ASSIGN_OR_RETURN(bufs[j], ReadChunk(*from[j], k, off, len));
+          } else {
+            bufs[j].assign(len, 0);
+          }
+          ptrs[j] = bufs[j].data();
+        }
+        CVM_RETURN_IF_ERROR(code.Reconstruct(ptrs, erased, len));
+        return bufs[key.shard];
+      });
+}
 
 Result<CMapView> View(const std::string& blob) {
   CMapView v;
@@ -193,6 +283,46 @@ Result<CMapView> View(const std::string& blob) {
     cvm_pg_table_free(table);
   }
   return v;
+}
+
+// Why a pool's pinned PGs cannot be copied yet ("" when they can). A PG
+// with as many copies on down devices as its min_size may have had writes
+// acknowledged by those alone, so the live ones may be stale: it waits for
+// them to return (or for 'device remove --force', which gives them up).
+// And a PG needs one live copy (EC: k shards) to copy from.
+std::string PinsReadable(const cvm_map& map, const cvm_pool& cp,
+                         const Pool& pool, const CMapView& view) {
+  const uint32_t width = cvm_pool_width(&cp);
+  const uint32_t min_size = EffectiveMinSize(pool);
+  const uint32_t needed = cp.kind == CVM_POOL_EC ? cp.k : 1;
+  for (uint32_t i = 0; i < map.nr_pins; ++i) {
+    const cvm_pg_pin& pin = map.pins[i];
+    if (pin.pool_id != cp.id) continue;
+    std::vector<uint32_t> down;
+    uint32_t live = 0;
+    for (uint32_t s = 0; s < width; ++s) {
+      if (pin.devs[s] == CVM_DEV_NONE) continue;
+      if (view.Live(pin.devs[s])) {
+        ++live;
+      } else {
+        down.push_back(pin.devs[s]);
+      }
+    }
+    if (down.size() >= min_size) {
+      return fmt::format(
+          "PG {} has {} copies on down devices ({}), as many as its "
+          "min_size: writes may have been acknowledged by those alone, so it "
+          "waits for them to return (or for 'device remove --force')",
+          pin.pg, down.size(), fmt::join(down, ", "));
+    }
+    if (live < needed) {
+      return fmt::format(
+          "PG {} keeps {} of the {} {} it needs on live devices: its data "
+          "waits for a device to return",
+          pin.pg, live, needed, cp.kind == CVM_POOL_EC ? "shards" : "copy");
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -242,8 +372,14 @@ Result<BackfillRound> Backfill::RunOnce() {
       round.waiting.push_back(fmt::format("pool '{}': {}", pool.name, why));
     };
     std::map<uint64_t, uint64_t> copied;  // volume id -> attach epoch
-    std::string blocked;
+    std::string blocked = PinsReadable(map, *cp, pool, view);
+    std::optional<ErasureCode> code;
+    if (ec) {
+      CVM_ASSIGN_OR_RETURN(ErasureCode c, ErasureCode::Create(cp->k, cp->m));
+      code.emplace(std::move(c));
+    }
     for (const Volume& v : volumes) {
+      if (!blocked.empty()) break;
       if (v.pool_id != pool.id) continue;
       if (!v.attached_host.empty()) {
         // Its initiator copies it, under its object fences.
@@ -263,19 +399,16 @@ Result<BackfillRound> Backfill::RunOnce() {
         copied[v.id] = v.attach_epoch;
         continue;
       }
-      // Where each shard of the volume is, on the pins' devices.
+      // Where each shard of the volume is, on the pins' live devices.
       std::set<uint32_t> sources;
       for (uint32_t i = 0; i < map.nr_pins; ++i) {
         if (map.pins[i].pool_id != pool_id) continue;
         for (uint32_t s = 0; s < width; ++s) {
-          if (map.pins[i].devs[s] != CVM_DEV_NONE) {
+          if (view.Live(map.pins[i].devs[s]))
             sources.insert(map.pins[i].devs[s]);
-          }
         }
       }
-      // (object, shard) -> (version, device) of its newest copy in its row.
-      std::map<std::pair<uint64_t, uint16_t>, std::pair<uint32_t, uint32_t>>
-          best;
+      NewestCopies best;
       for (uint32_t dev : sources) {
         auto c = conns.Get(dev);
         if (!c.ok()) {
@@ -305,32 +438,47 @@ Result<BackfillRound> Backfill::RunOnce() {
         }
       }
       if (!blocked.empty()) break;
+      // Every object of a pinned PG: each slot of its up row the pin lacks
+      // gets the shard, copied from the pin's device, or (EC) rebuilt from
+      // the others where that device is dead or gone.
+      std::set<uint64_t> objects;
+      for (const auto& [key, where] : best) objects.insert(key.first);
       const uint64_t shard_size = ShardSize(v, pool);
-      for (const auto& [key, where] : best) {
-        const auto [object_no, shard] = key;
+      for (uint64_t object_no : objects) {
         const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
         const cvm_pg_pin* pin = cvm_map_pin(&map, pool_id, pg);
         uint32_t up[CVM_MAX_PG_WIDTH];
         if (cvm_place_pg(&map, cp, pg, up)) return Internal("placement");
-        // The up devices lacking this shard.
-        std::vector<uint32_t> targets;
-        for (uint32_t s = 0; s < width; ++s) {
-          if (up[s] == CVM_DEV_NONE) continue;
-          if (ec ? (s == shard && pin->devs[s] != up[s])
-                 : std::find(pin->devs, pin->devs + width, up[s]) ==
+        for (uint32_t s = 0; s < width && blocked.empty(); ++s) {
+          const uint32_t dst = up[s];
+          if (dst == CVM_DEV_NONE) continue;
+          if (ec ? pin->devs[s] == dst
+                 : std::find(pin->devs, pin->devs + width, dst) !=
                        pin->devs + width) {
-            targets.push_back(up[s]);
+            continue;
           }
-        }
-        for (uint32_t dst : targets) {
-          auto src = conns.Get(where.second);
-          auto to = conns.Get(dst);
-          if (!src.ok() || !to.ok()) {
-            blocked = (!src.ok() ? src : to).status().message();
-            break;
-          }
+          const uint16_t shard = ec ? static_cast<uint16_t>(s) : 0;
           const wire::ObjectKey k{v.id, object_no, shard, v.attach_epoch};
-          auto bytes = CopyShard(**src, **to, k, where.first, shard_size);
+          auto to = conns.Get(dst);
+          Result<uint64_t> bytes = uint64_t{0};
+          if (!to.ok()) {
+            bytes = to.status();
+          } else if (auto at = best.find({object_no, shard});
+                     at != best.end()) {
+            auto src = conns.Get(at->second.second);
+            bytes = src.ok() ? CopyShard(**src, **to, k, at->second.first,
+                                         shard_size)
+                             : Result<uint64_t>(src.status());
+          } else if (!ec || view.Live(pin->devs[s])) {
+            // Its live device never wrote it: the shard reads as zeroes.
+            Status removed = RemoveShard(**to, k);
+            bytes = removed.ok() ? Result<uint64_t>(uint64_t{0})
+                                 : Result<uint64_t>(removed);
+          } else {
+            bytes = RebuildShard(conns, **to, k, *pin, width, *code, best, view,
+                                 shard_size);
+            if (bytes.ok()) ++round.shards_rebuilt;
+          }
           if (!bytes.ok()) {
             blocked = fmt::format(
                 "volume '{}' object {} shard {} to device "
@@ -366,9 +514,9 @@ Result<BackfillRound> Backfill::RunOnce() {
     round.settled_epoch = *settled;
     LogInfo(
         "backfill: {} PGs of {} pools moved to their devices in map "
-        "epoch {} ({} shards, {} MiB copied)",
+        "epoch {} ({} shards, {} rebuilt, {} MiB copied)",
         round.pgs_settled, ready.size(), *settled, round.shards_copied,
-        round.bytes_copied >> 20);
+        round.shards_rebuilt, round.bytes_copied >> 20);
     return round;  // the sweep waits until every kernel has that epoch
   }
 
@@ -395,6 +543,7 @@ Result<BackfillRound> Backfill::RunOnce() {
     }
   }
   bool complete = true;
+  std::set<uint32_t> unreachable;
   uint64_t kept = 0;
   for (const Volume& v : volumes) {
     const cvm_pool* cp = cvm_map_pool(&map, static_cast<uint32_t>(v.pool_id));
@@ -415,8 +564,10 @@ Result<BackfillRound> Backfill::RunOnce() {
     // (object, shard) -> device -> version.
     std::map<std::pair<uint64_t, uint16_t>, std::map<uint32_t, uint32_t>> held;
     for (uint32_t dev : devices) {
-      if (!view.up.count(dev) || !view.up.at(dev) || !served.count(dev)) {
-        complete = false;
+      if (!view.up.count(dev)) continue;  // gone: nothing left to remove
+      if (!view.Live(dev) || !served.count(dev)) {
+        // Down: its old copies go once it returns (the record keeps it).
+        unreachable.insert(dev);
         continue;
       }
       auto c = conns.Get(dev);
@@ -483,7 +634,21 @@ Result<BackfillRound> Backfill::RunOnce() {
     pinned_again |= cvm_map_pin(&map, key.first, key.second) != nullptr;
   }
   if (complete && !pinned_again) {
-    if (Status s = store_.ClearBackfillMoved(moved_raw); !s.ok()) {
+    // What only down devices still hold stays recorded for their return.
+    nlohmann::json left = nlohmann::json::array();
+    for (const auto& [key, devs] : off_row) {
+      std::vector<uint32_t> down;
+      for (uint32_t d : devs) {
+        if (unreachable.count(d)) down.push_back(d);
+      }
+      if (!down.empty()) {
+        left.push_back(
+            {{"pool", key.first}, {"pg", key.second}, {"devs", down}});
+      }
+    }
+    if (Status s = store_.ClearBackfillMoved(
+            moved_raw, left.empty() ? std::string() : left.dump());
+        !s.ok()) {
       LogInfo("backfill: sweep record kept: {}", s.message());
     }
   }

@@ -46,6 +46,7 @@ namespace cvm {
 struct BackfillRound {
   uint64_t epoch = 0;                // the map epoch it worked on
   uint64_t shards_copied = 0;        // object shards copied to up rows
+  uint64_t shards_rebuilt = 0;       // of which rebuilt (EC, source dead)
   uint64_t bytes_copied = 0;         // their bytes
   uint64_t shards_removed = 0;       // copies no row names, removed
   uint64_t pgs_settled = 0;          // pins cut

@@ -196,8 +196,9 @@ namespace {
 // The pins `next` (a map without pins) needs, given where the data is.
 Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
                                         const DataPlacement& data,
-                                        std::vector<std::string>* lost,
-                                        std::vector<MovedOff>* abandoned) {
+                                        SealedMap* sealed) {
+  auto* lost = &sealed->lost;
+  auto* abandoned = &sealed->abandoned;
   std::vector<cvm_pg_pin> pins;
   if (data.previous.empty() || data.pools_with_data.empty()) return pins;
   cvm_err err{};
@@ -269,14 +270,21 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
       pin.pool_id = pool->id;
       pin.pg = pg;
       std::fill(std::begin(pin.devs), std::end(pin.devs), CVM_DEV_NONE);
+      uint32_t kept = 0;
       for (uint32_t s = 0; s < width; ++s) {
         if (row[s] == CVM_DEV_NONE) continue;
         if (!devices.count(row[s])) {
-          lost->push_back(
-              fmt::format("device {} (pool {} PG {})", row[s], pool->id, pg));
+          lost->push_back({row[s], pool->id, pg});
           continue;
         }
         pin.devs[s] = row[s];
+        ++kept;
+      }
+      const uint32_t needed = pool->kind == CVM_POOL_EC ? pool->k : 1;
+      if (kept < needed) {
+        sealed->unrecoverable.push_back(
+            fmt::format("pool {} PG {} ({} of {} {} left)", pool->id, pg, kept,
+                        needed, pool->kind == CVM_POOL_EC ? "shards" : "copy"));
       }
       pins.push_back(pin);
     }
@@ -324,7 +332,7 @@ SealedMap SealMap(uint64_t epoch, const Topology& topology,
     return sealed;
   }
   // Then the PGs whose data is not where placement now puts it.
-  auto pins = PinsFor(*map->get(), data, &sealed.lost, &sealed.abandoned);
+  auto pins = PinsFor(*map->get(), data, &sealed);
   if (!pins.ok()) {
     sealed.problem = pins.status().message();
     return sealed;

@@ -90,8 +90,16 @@ struct SealedMap {
   std::vector<std::string> left_out;
   uint32_t pins = 0;  // PGs held on their previous rows
   // Copies a pin could not keep because their device is gone from the
-  // topology: "device 4 (pool 1 PG 17)".
-  std::vector<std::string> lost;
+  // topology (the pin names CVM_DEV_NONE there instead).
+  struct LostCopy {
+    uint32_t device = 0;
+    uint32_t pool = 0;
+    uint32_t pg = 0;
+  };
+  std::vector<LostCopy> lost;
+  // Pinned PGs that keep fewer copies (EC: shards) than their data needs
+  // (1; k): "pool 1 PG 17 (1 of 2 shards left)".
+  std::vector<std::string> unrecoverable;
   // Pinned PGs whose up row changed: the devices that were being filled
   // (backfill targets) and no longer are hold copies nobody reads.
   std::vector<MovedOff> abandoned;

@@ -27,6 +27,9 @@ constexpr std::string_view kPendingKey = "map_epoch_pending";
 // The rows PGs moved off when their pins were cut: where the copies the
 // sweep may remove are (backfill.h). A JSON array of {pool, pg, devs}.
 constexpr std::string_view kMovedKey = "backfill_moved";
+constexpr std::string_view kSettingsKey = "settings";
+// Devices removed with --force: their copies were given up (dead device).
+constexpr std::string_view kForcedKey = "forced_removals";
 
 std::string CounterKey(std::string_view kind) {
   return fmt::format("next_id/{}", kind);
@@ -340,12 +343,15 @@ Result<std::string> MetadataStore::PoolPlacementProblem(const Pool& pool) {
 }
 
 Status MetadataStore::BumpEpoch(KvBatch& batch, std::string reason,
-                                const Topology& next) {
+                                const Topology& next,
+                                const std::set<uint32_t>& given_up) {
   if (!options_.defer_epochs) {
-    return SealEpoch(batch, std::move(reason), next, /*record=*/true);
+    return SealEpoch(batch, std::move(reason), next, /*record=*/true, {}, {},
+                     given_up);
   }
   // Checked now, against the map it would make; cut by the leader.
-  CVM_RETURN_IF_ERROR(SealEpoch(batch, reason, next, /*record=*/false));
+  CVM_RETURN_IF_ERROR(
+      SealEpoch(batch, reason, next, /*record=*/false, {}, {}, given_up));
   CVM_ASSIGN_OR_RETURN(auto pending, GetRaw(Cf::kMeta, kPendingKey));
   std::string reasons = pending ? *pending + "; " + reason : reason;
   // The history record keeps a readable line, not every change of a storm.
@@ -449,13 +455,18 @@ Result<std::string> MetadataStore::GetBackfillMoved() {
   return raw ? *raw : std::string();
 }
 
-Status MetadataStore::ClearBackfillMoved(const std::string& swept) {
+Status MetadataStore::ClearBackfillMoved(const std::string& swept,
+                                         const std::string& left) {
   return Transact([&]() -> Status {
     CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, kMovedKey));
     if (!raw) return {};
     if (*raw != swept) return Unavailable("more PGs moved since the sweep");
     KvBatch batch;
-    batch.Delete(Cf::kMeta, kMovedKey);
+    if (left.empty()) {
+      batch.Delete(Cf::kMeta, kMovedKey);
+    } else {
+      batch.Put(Cf::kMeta, kMovedKey, left);
+    }
     return Commit(batch);
   });
 }
@@ -536,7 +547,8 @@ Result<SealedMap> MetadataStore::SealTopology(KvBatch& batch, uint64_t epoch,
 Status MetadataStore::SealEpoch(KvBatch& batch, std::string reason,
                                 const Topology& next, bool record,
                                 const PgSet& settled,
-                                const std::vector<MovedOff>& moved) {
+                                const std::vector<MovedOff>& moved,
+                                const std::set<uint32_t>& given_up) {
   CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
   MapEpoch e;
   e.epoch = current + 1;
@@ -545,12 +557,33 @@ Status MetadataStore::SealEpoch(KvBatch& batch, std::string reason,
   CVM_ASSIGN_OR_RETURN(SealedMap sealed,
                        SealTopology(batch, e.epoch, next, settled));
   CVM_RETURN_IF_ERROR(CheckPoolsStayPlaceable(current, e.reason, next, sealed));
-  if (!sealed.lost.empty()) {
+  // Copies on a device removed by force (dead: they are rebuilt from the
+  // others) may go; any other copy not moved yet may not.
+  CVM_ASSIGN_OR_RETURN(std::set<uint32_t> forced, ForcedRemovals());
+  forced.insert(given_up.begin(), given_up.end());
+  std::vector<std::string> lost;
+  for (const SealedMap::LostCopy& l : sealed.lost) {
+    if (!forced.count(l.device)) {
+      lost.push_back(
+          fmt::format("device {} (pool {} PG {})", l.device, l.pool, l.pg));
+    }
+  }
+  if (!lost.empty()) {
     return InUse(fmt::format(
         "{} would drop {} cop{} of data not yet moved elsewhere: {}{}; mark "
-        "the device out and let its data move first",
-        e.reason, sealed.lost.size(), sealed.lost.size() == 1 ? "y" : "ies",
-        sealed.lost.front(), sealed.lost.size() > 1 ? ", ..." : ""));
+        "the device out and let its data move first (or, if it is dead, "
+        "remove it with --force)",
+        e.reason, lost.size(), lost.size() == 1 ? "y" : "ies", lost.front(),
+        lost.size() > 1 ? ", ..." : ""));
+  }
+  if (!sealed.unrecoverable.empty()) {
+    return InUse(fmt::format(
+        "{} would leave {} PG{} with too few copies to rebuild their data "
+        "from: {}{}",
+        e.reason, sealed.unrecoverable.size(),
+        sealed.unrecoverable.size() == 1 ? "" : "s",
+        sealed.unrecoverable.front(),
+        sealed.unrecoverable.size() > 1 ? ", ..." : ""));
   }
   if (!record) return {};
   e.map_size = sealed.blob.size();
@@ -772,22 +805,57 @@ Result<std::vector<Device>> MetadataStore::ListDevices() {
   return ScanAll(Cf::kDevices, &DecodeDevice);
 }
 
-Status MetadataStore::RemoveDevice(uint64_t id) {
+Result<std::set<uint32_t>> MetadataStore::ForcedRemovals() {
+  CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, kForcedKey));
+  std::set<uint32_t> ids;
+  if (!raw) return ids;
+  const nlohmann::json j =
+      nlohmann::json::parse(*raw, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array())
+    return Corruption(fmt::format("{} is not an array", kForcedKey));
+  for (const auto& id : j) {
+    if (!id.is_number_unsigned() || id.get<uint64_t>() > UINT32_MAX) {
+      return Corruption(fmt::format("{} holds a bad device id", kForcedKey));
+    }
+    ids.insert(id.get<uint32_t>());
+  }
+  return ids;
+}
+
+Status MetadataStore::RemoveDevice(uint64_t id, bool force) {
   return Transact([&]() -> Status {
     CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
-    if (d.served) {
+    KvBatch batch;
+    if (force) {
+      // Only a dead device: marked down, or every initiator's path down.
+      CVM_ASSIGN_OR_RETURN(auto path, GetPathState(d.id));
+      bool path_down = path.has_value() && !path->initiators.empty();
+      if (path) {
+        for (const auto& [host, ip] : path->initiators) path_down &= !ip.up;
+      }
+      if (d.up && !path_down) {
+        return InUse(fmt::format(
+            "device {} is up: --force removes only a dead device (marked "
+            "down, or unreachable from every initiator); drain it instead",
+            d.id));
+      }
+      CVM_ASSIGN_OR_RETURN(std::set<uint32_t> forced, ForcedRemovals());
+      forced.insert(static_cast<uint32_t>(d.id));
+      batch.Put(Cf::kMeta, kForcedKey, nlohmann::json(forced).dump());
+    } else if (d.served) {
       return InUse(fmt::format(
           "device {} is served by its target; run 'target device remove {}' "
-          "first",
+          "first (or, if the device is dead, remove it with --force)",
           d.id, d.id));
     }
-    KvBatch batch;
     batch.Delete(Cf::kDevices, EncodeIdKey(d.id));
     batch.Delete(Cf::kPaths, EncodeIdKey(d.id));
     CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
     std::erase_if(next.devices, [&](const Device& o) { return o.id == d.id; });
     CVM_RETURN_IF_ERROR(
-        BumpEpoch(batch, fmt::format("device.remove {}", d.id), next));
+        BumpEpoch(batch, fmt::format("device.remove {}", d.id), next,
+                  force ? std::set<uint32_t>{static_cast<uint32_t>(d.id)}
+                        : std::set<uint32_t>{}));
     return Commit(batch);
   });
 }
@@ -826,6 +894,25 @@ Result<Device> MetadataStore::SetDeviceServed(uint64_t id, bool served) {
     batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
     CVM_RETURN_IF_ERROR(Commit(batch));
     return d;
+  });
+}
+
+// ---- settings ----
+
+Result<ClusterSettings> MetadataStore::GetSettings() {
+  CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, kSettingsKey));
+  return DecodeClusterSettings(raw ? *raw : std::string());
+}
+
+Result<ClusterSettings> MetadataStore::SetSetting(std::string_view key,
+                                                  std::string_view value) {
+  return Transact([&]() -> Result<ClusterSettings> {
+    CVM_ASSIGN_OR_RETURN(ClusterSettings s, GetSettings());
+    CVM_RETURN_IF_ERROR(ApplySetting(&s, key, value));
+    KvBatch batch;
+    batch.Put(Cf::kMeta, kSettingsKey, Encode(ToJson(s)));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return s;
   });
 }
 

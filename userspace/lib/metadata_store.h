@@ -115,12 +115,23 @@ class MetadataStore {
   Result<Device> AddDevice(const DeviceSpec& spec);
   Result<Device> GetDevice(uint64_t id);
   Result<std::vector<Device>> ListDevices();
-  Status RemoveDevice(uint64_t id);
+  // Refused while PGs still keep data on the device (kInUse, with which),
+  // or while its target serves it. `force`: a dead device (marked down, or
+  // unreachable from every initiator that reported on it) goes anyway, and
+  // its copies are given up: pins name no device in their place, and
+  // backfill rebuilds them from the others; still refused if a PG would
+  // keep too few copies to rebuild from.
+  Status RemoveDevice(uint64_t id, bool force = false);
   // Changes up/down and in/out; bumps the epoch only if something changed.
   Result<Device> SetDeviceState(uint64_t id, std::optional<bool> up,
                                 std::optional<bool> in);
   // Records whether cvm_target serves the device. No new epoch.
   Result<Device> SetDeviceServed(uint64_t id, bool served);
+
+  // Cluster settings (model.h); the defaults until one is set.
+  Result<ClusterSettings> GetSettings();
+  Result<ClusterSettings> SetSetting(std::string_view key,
+                                     std::string_view value);
 
   // Path state per device, from cvm.ko's path events: one record per device,
   // replaced by each event; `state.since` is assigned. Not topology: no new
@@ -151,9 +162,13 @@ class MetadataStore {
   using CopiedVolumes = std::map<uint64_t, uint64_t>;
   // The rows of the PGs whose pins were cut, not swept yet: a JSON array of
   // {pool, pg, devs} ("" when none). ClearBackfillMoved forgets them if
-  // the record is still `swept` (what the sweep read).
+  // the record is still `swept` (what the sweep read), keeping `left` (what
+  // down devices still hold; "": nothing).
   Result<std::string> GetBackfillMoved();
-  Status ClearBackfillMoved(const std::string& swept);
+  Status ClearBackfillMoved(const std::string& swept,
+                            const std::string& left = "");
+  // Devices removed with --force (their copies were given up).
+  Result<std::set<uint32_t>> ForcedRemovals();
   // The attached host's report: its cvm.ko has copied volume `name`'s
   // pinned PGs of map `map_epoch` under `attach_epoch`. Ignored (returns
   // false) unless the volume is attached to `host` with that epoch.
@@ -267,7 +282,10 @@ class MetadataStore {
   Result<Topology> LoadTopology();
   // Adds the next epoch, its history record and its sealed map, built from
   // `next` (the topology once `batch` commits), to `batch`.
-  Status BumpEpoch(KvBatch& batch, std::string reason, const Topology& next);
+  // `given_up`: devices whose copies this change gives up (a forced
+  // removal in the same batch; ForcedRemovals() has the committed ones).
+  Status BumpEpoch(KvBatch& batch, std::string reason, const Topology& next,
+                   const std::set<uint32_t>& given_up = {});
   // One volume record changed in one transaction (`edit` false: unchanged).
   Result<Volume> UpdateVolume(std::string_view name,
                               const std::function<Result<bool>(Volume&)>& edit);
@@ -283,7 +301,8 @@ class MetadataStore {
   // `moved` (and the targets the change abandons) join the sweep's record.
   Status SealEpoch(KvBatch& batch, std::string reason, const Topology& next,
                    bool record, const PgSet& settled = {},
-                   const std::vector<MovedOff>& moved = {});
+                   const std::vector<MovedOff>& moved = {},
+                   const std::set<uint32_t>& given_up = {});
   Status Commit(const KvBatch& batch);
 
   Result<std::optional<std::string>> GetRaw(Cf cf, std::string_view key);

@@ -430,6 +430,59 @@ Status ValidateSnapshot(const Snapshot& s) {
   return {};
 }
 
+const std::vector<std::pair<std::string, std::string>>& SettingNames() {
+  static const std::vector<std::pair<std::string, std::string>> names = {
+      {"down_out_interval",
+       "seconds a device's path may stay down before it is marked out and "
+       "its data rebuilt elsewhere (0: never)"},
+  };
+  return names;
+}
+
+Status ApplySetting(ClusterSettings* s, std::string_view key,
+                    std::string_view value) {
+  if (key == "down_out_interval") {
+    uint64_t v = 0;
+    const auto [end, ec] =
+        std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || end != value.data() + value.size() ||
+        v > 30 * 86400) {
+      return InvalidArgument(fmt::format(
+          "down_out_interval must be 0 (never) to {} seconds, not '{}'",
+          30 * 86400, value));
+    }
+    s->down_out_interval = v;
+    return {};
+  }
+  std::string known;
+  for (const auto& [name, what] : SettingNames()) {
+    known += (known.empty() ? "" : ", ") + name;
+  }
+  return InvalidArgument(
+      fmt::format("unknown setting '{}' (known: {})", key, known));
+}
+
+json ToJson(const ClusterSettings& s) {
+  return {{"down_out_interval", s.down_out_interval}};
+}
+
+Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes) {
+  ClusterSettings s;
+  if (bytes.empty()) return s;
+  CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "settings"));
+  JsonFields f(j, "settings field", Code::kCorruption);
+  f.Expect({"down_out_interval"});
+  s.down_out_interval =
+      f.OptU64("down_out_interval").value_or(s.down_out_interval);
+  CVM_RETURN_IF_ERROR(f.status());
+  if (Status v = ApplySetting(&s, "down_out_interval",
+                              std::to_string(s.down_out_interval));
+      !v.ok()) {
+    return Corruption(v.message());
+  }
+  return s;
+}
+
 Status ValidatePathState(const PathState& p) {
   if (p.address.empty() || p.address.size() > kMaxPathAddressLength) {
     return InvalidArgument(fmt::format(

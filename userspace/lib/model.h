@@ -235,6 +235,24 @@ struct PathState {
   bool operator==(const PathState&) const = default;
 };
 
+// Cluster-wide settings (`cvmadm config`), one record in the store's meta.
+struct ClusterSettings {
+  // Seconds a device's path may stay down (every initiator that reported
+  // on it says down) before the leader marks it out and its data is
+  // rebuilt on the others; 0: never.
+  uint64_t down_out_interval = 600;
+  bool operator==(const ClusterSettings&) const = default;
+};
+// Each setting's name and what it means, for `config get` and errors.
+const std::vector<std::pair<std::string, std::string>>& SettingNames();
+// Sets `key` from its text form; kInvalidArgument (naming the key and the
+// accepted values) for an unknown key or a bad value.
+Status ApplySetting(ClusterSettings* s, std::string_view key,
+                    std::string_view value);
+nlohmann::json ToJson(const ClusterSettings& s);
+// An absent record is the defaults; unknown fields are refused.
+Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes);
+
 // Field rules, independent of other records (references are the store's job).
 // `kind` is used in messages: "volume name 'a b' ...".
 Status ValidateName(std::string_view kind, std::string_view name);

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <ctime>
 #include <set>
 #include <thread>
 
+#include "down_out.h"
 #include "etcd_server.h"
 #include "raw_store.h"
 #include "test_util.h"
@@ -768,6 +770,105 @@ TEST_P(EmptyStoreTest, ConcurrentWritersNeverBothWin) {
     EXPECT_EQ((*history)[i].epoch, i + 1);
   }
   EXPECT_EQ(Epoch(), static_cast<uint64_t>(kNames));
+}
+
+// Issue 16: cluster settings are validated and kept.
+TEST_P(EmptyStoreTest, SettingsAreValidatedAndKept) {
+  auto s = store_->GetSettings();
+  ASSERT_OK(s);
+  EXPECT_EQ(s->down_out_interval, 600u);
+  ASSERT_OK(store_->SetSetting("down_out_interval", "5"));
+  EXPECT_ERROR(store_->SetSetting("down_out_interval", "5s"),
+               Code::kInvalidArgument, "down_out_interval must be");
+  EXPECT_ERROR(store_->SetSetting("down_out_interval", "-1"),
+               Code::kInvalidArgument, "down_out_interval must be");
+  EXPECT_ERROR(store_->SetSetting("no_such", "1"), Code::kInvalidArgument,
+               "unknown setting 'no_such' (known: down_out_interval)");
+  EXPECT_EQ(store_->GetSettings()->down_out_interval, 5u);
+  EXPECT_EQ(
+      DecodeClusterSettings(R"({"down_out_interval":"x"})").status().code(),
+      Code::kCorruption);
+  EXPECT_EQ(DecodeClusterSettings(R"({"down_out_interval":1,"bogus":2})")
+                .status()
+                .code(),
+            Code::kCorruption);
+}
+
+// Issue 16: a device whose path stays down from every initiator for
+// down_out_interval is marked down and out (its PGs stay pinned to it until
+// rebuilt elsewhere); a dead device goes only with --force, which gives up
+// its copies, and never when a PG would keep too few to rebuild from.
+TEST_P(EmptyStoreTest, DeadDevicesGoOutAndForceRemovalGivesUpTheirCopies) {
+  for (const char* h : {"h1", "h2", "h3", "h4", "h5", "h6"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  Pool p;
+  p.name = "rep3";
+  p.pg_num = 64;
+  ASSERT_OK(store_->CreatePool(p));
+  VolumeSpec v;
+  v.name = "v";
+  v.pool = "rep3";
+  v.size = GiB;
+  ASSERT_OK(store_->CreateVolume(v));
+  ASSERT_OK(store_->SetSetting("down_out_interval", "5"));
+  PathState down = Path(6, false, 3);
+  down.host = "c1";
+  ASSERT_OK(store_->RecordPathState(down));
+  PathState half = Path(3, false, 0);  // down from c1, up from c2
+  half.host = "c1";
+  ASSERT_OK(store_->RecordPathState(half));
+  half.up = true;
+  half.host = "c2";
+  ASSERT_OK(store_->RecordPathState(half));
+  const uint64_t epoch = Epoch();
+  const int64_t now = 1700000000;  // the fixture's clock
+
+  auto early = MarkDownDevicesOut(*store_, now + 2);
+  ASSERT_OK(early);
+  EXPECT_TRUE(early->empty());
+  EXPECT_EQ(Epoch(), epoch);
+  auto marked = MarkDownDevicesOut(*store_, now + 10);
+  ASSERT_OK(marked);
+  ASSERT_EQ(marked->size(), 1u);  // device 3 still has a path up
+  EXPECT_EQ((*marked)[0].device_id, 6u);
+  EXPECT_FALSE(store_->GetDevice(6)->in);
+  EXPECT_FALSE(store_->GetDevice(6)->up);
+  EXPECT_TRUE(store_->GetDevice(3)->in);
+  EXPECT_EQ(Epoch(), epoch + 1);
+  auto placed = PlacementOf(*store_->GetMap(Epoch()));
+  ASSERT_OK(placed);
+  EXPECT_GT((*placed)[0].pinned, 0u) << "its PGs wait for the rebuild";
+  EXPECT_GT((*placed)[0].pgs.at(6), 0u);
+  ASSERT_OK(MarkDownDevicesOut(*store_, now + 20));
+  EXPECT_EQ(Epoch(), epoch + 1) << "marked once";
+
+  // Interval 0: never.
+  ASSERT_OK(store_->SetSetting("down_out_interval", "0"));
+  half.up = false;
+  ASSERT_OK(store_->RecordPathState(half));
+  ASSERT_OK(MarkDownDevicesOut(*store_, now + 100000));
+  EXPECT_TRUE(store_->GetDevice(3)->in);
+
+  // Its pinned copies keep device 6 in the map...
+  EXPECT_ERROR(store_->RemoveDevice(6), Code::kInUse,
+               "device.remove 6 would drop");
+  // ...--force is for dead devices only...
+  EXPECT_ERROR(store_->RemoveDevice(1, /*force=*/true), Code::kInUse,
+               "device 1 is up: --force removes only a dead device");
+  // ...and gives its copies up: the pins name no device in their place.
+  ASSERT_OK(store_->RemoveDevice(6, /*force=*/true));
+  placed = PlacementOf(*store_->GetMap(Epoch()));
+  ASSERT_OK(placed);
+  EXPECT_GT((*placed)[0].pinned, 0u);
+  EXPECT_EQ((*placed)[0].pgs.count(6), 0u);
+  // Two more dead devices would leave PGs with no copy at all.
+  ASSERT_OK(store_->SetDeviceState(1, false, false));
+  ASSERT_OK(store_->SetDeviceState(2, false, false));
+  ASSERT_OK(store_->RemoveDevice(1, /*force=*/true));
+  EXPECT_ERROR(store_->RemoveDevice(2, /*force=*/true), Code::kInUse,
+               "too few copies to rebuild their data from");
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, EmptyStoreTest,

@@ -3,7 +3,8 @@
 // Out: placement stops giving the device PGs; the PGs it holds stay pinned
 // to it (their data is there) until backfill has copied them to their new
 // rows, then they move off in one new map epoch and its copies are removed.
-// In: it takes PGs again, receiving only what it lacks. Drain: out, then
+// In: it is up and takes PGs again (a device the leader marked down and
+// out after down_out_interval comes back this way). Drain: out, then
 // wait until the map places nothing on it, after which 'target device
 // remove' and 'device remove' succeed.
 #include <fmt/format.h>
@@ -32,10 +33,10 @@ void GetDrainArguments(po::options_description* positional,
 int SetIn(const po::variables_map& vm, Context& ctx, CliResult* r, bool in) {
   auto id = IdArgument(vm, "id");
   if (!id.ok()) return Fail(r, id.status());
-  if (int err =
-          CallDaemon(ctx, "device.set_state", {{"id", *id}, {"in", in}}, r)) {
-    return err;
-  }
+  // In also marks it up: a device brought back is reachable again.
+  nlohmann::json args = {{"id", *id}, {"in", in}};
+  if (in) args["up"] = true;
+  if (int err = CallDaemon(ctx, "device.set_state", args, r)) return err;
   r->text = in ? fmt::format("device {} in: it takes PGs again", *id)
                : fmt::format(
                      "device {} out: its PGs move off once backfill has "

@@ -1,0 +1,196 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# tier: check (about 60 s)
+# transports: tcp
+#
+# Issue 16: a device lost for good is healed around with no command.  Four
+# hosts (brd devices behind targets at 127.0.0.1:7001-7004) hold a
+# replicated(3) volume r0 (attached, fio writing and verifying part of it)
+# and an ec(2,1) volume e0 (detached).  Device 4's target goes away for
+# good.  After down_out_interval (3 s here) the leader marks it down and
+# out (down_out.h); its PGs stay pinned to their rows while cvm.ko copies
+# r0's objects from the survivors and cvmd rebuilds e0's lost shards from
+# the other two (backfill.h), then the pins are cut.  A second device lost
+# after that loses nothing: both volumes still read back as written.  On
+# the code before this test nothing marked the device out, and the
+# backfill waited for the dead device forever (its listing failed).
+# Runs INSIDE the VM:
+#
+#	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/self_heal.sh
+set -u
+top=${CVM_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$top" || exit 1
+. tests/lib/check.sh
+. tests/lib/cvm_vm.sh
+require_vm
+
+bin=$top/build/userspace
+cvmd=$bin/cvmd/cvmd
+cvmadm=$bin/cvmadm/cvmadm
+work=$(mktemp -d /tmp/cvm-self-heal.XXXXXX)
+export CVM_SOCKET=$work/cvmd.sock
+
+start_cvmd() {
+	"$cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" \
+		--host storage1 --log-file "$work/cvmd.log" --backfill-every 1
+}
+stop_cvmd() {
+	local pid
+	pid=$(cat "$work/pid" 2>/dev/null) || return 0
+	kill "$pid"
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	return 1
+}
+cleanup() {
+	stop_cvmd
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+ep() { echo "127.0.0.1:$((7000 + $1))"; }
+add_host() {
+	"$cvmadm" host add "storage$1" --address "$(ep "$1")" --transport tcp &&
+	"$cvmadm" device add "storage$1" "/dev/ram$(($1 - 1))" --capacity 128M
+}
+serve_host() {
+	"$cvmadm" target listen --address "$(ep "$1")" &&
+	"$cvmadm" target device add "$1" --format
+}
+# The target of device I stops serving it for good (as if powered off).
+kill_device() {
+	"$cvmadm" target device remove "$1" &&
+	"$cvmadm" target unlisten --address "$(ep "$1")"
+}
+device_field() {
+	"$cvmadm" --json device list | python3 -c '
+import json, sys
+d = [d for d in json.load(sys.stdin) if d["id"] == int(sys.argv[1])][0]
+print(d[sys.argv[2]])' "$1" "$2"
+}
+pinned() {
+	"$cvmadm" --json map show | python3 -c '
+import json, sys
+print(sum(p.get("pinned", 0) for p in json.load(sys.stdin)["pools"]))'
+}
+# PGs the map places on device I.
+pgs_on() {
+	"$cvmadm" --json map show | python3 -c '
+import json, sys
+print(sum(p["pgs_per_device"].get(sys.argv[1], 0) for p in json.load(sys.stdin)["pools"]))' "$1"
+}
+wait_for() {
+	local start=$SECONDS
+	while ((SECONDS - start < $1)); do
+		eval "$2" && return 0
+		sleep 0.5
+	done
+	echo "after $1 s still not: $2"
+	"$cvmadm" map show
+	"$cvmadm" device list
+	"$cvmadm" recovery status
+	grep -E "backfill|marked" "$work/cvmd.log" | tail -n 8
+	return 1
+}
+# Every object of e0: its three shards, dumped from devices 1-3 (each
+# holds one of each PG's slots now), have the parity ISA-L computes.
+parity_isal() {
+	local vid obj unit o s d files bad=0
+	read -r vid obj unit < <("$cvmadm" --json volume show e0 | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print(v["id"], v["object_size"], v["stripe_unit"])')
+	local shard_len=$(((obj + 2 * unit - 1) / (2 * unit) * unit))
+	local count=$(((16 << 20) / obj))
+	mkdir -p "$work/shards"
+	for d in 1 2 3; do
+		"$bin/tools/cvm-wire" "$(ep "$d")" dump --device "$d" --volume "$vid" \
+			--object 0 --count "$count" --shards 3 --length "$shard_len" \
+			--out "$work/shards" >/dev/null || return 1
+	done
+	for ((o = 0; o < count; o++)); do
+		files=()
+		for s in 0 1 2; do
+			[[ -e "$work/shards/o$o.s$s" ]] || : >"$work/shards/o$o.s$s"
+			files+=("$work/shards/o$o.s$s")
+		done
+		"$bin/tools/cvm-ec-check" 2 1 "$unit" "${files[@]}" >/dev/null ||
+			{ echo "object $o: parity unlike ISA-L's"; bad=$((bad + 1)); }
+	done
+	echo "$count objects checked, $bad with parity unlike ISA-L's"
+	((bad == 0))
+}
+same() { cmp <(dd if="$1" bs=1M count="$2" iflag=direct status=none) "$3"; }
+fio_verify() {
+	fio --name=heal --filename=/dev/cvm0 --offset=16M --size=16M \
+		--rw=randwrite --bs=4k --iodepth=8 --ioengine=libaio --direct=1 \
+		--verify=crc32c --verify_fatal=1 --verify_backlog=256 \
+		--rate_iops=300 --runtime=20 --time_based \
+		--output="$work/fio.out" >/dev/null 2>&1 ||
+		{ cat "$work/fio.out"; return 1; }
+}
+
+check "brd: 4 x 128 MiB" modprobe brd rd_nr=4 rd_size=$((128 << 10))
+check "cvmd starts" start_cvmd
+for i in 1 2 3 4; do
+	check "host storage$i with /dev/ram$((i - 1))" add_host "$i"
+	check "storage$i serves its device" serve_host "$i"
+done
+check "config set down_out_interval 3" "$cvmadm" config set down_out_interval 3
+check "config get shows it" eval "'$cvmadm' config get down_out_interval | grep -q '^down_out_interval = 3 '"
+check "config set refuses a bad value" \
+	eval "'$cvmadm' config set down_out_interval soon 2>&1 | grep -q 'must be 0 (never)'"
+check "pool rep3 (pg 32)" "$cvmadm" pool create rep3 --policy replicated:3 --pg-num 32
+check "pool ec21 (pg 16)" "$cvmadm" pool create ec21 --policy ec:2,1 --pg-num 16
+check "volume r0 (32 MiB) in rep3" "$cvmadm" volume create r0 --pool rep3 --size 32M
+check "volume e0 (16 MiB, 1 MiB objects) in ec21" \
+	"$cvmadm" volume create e0 --pool ec21 --size 16M --object-size 1M
+check "attach r0 as /dev/cvm0" eval "[[ \$('$cvmadm' volume attach r0) == /dev/cvm0 ]]"
+check "attach e0 as /dev/cvm1" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
+head -c $((16 << 20)) /dev/urandom >"$work/r0"
+head -c $((16 << 20)) /dev/urandom >"$work/e0"
+check "r0: 16 MiB of known data written (and 16 MiB for fio)" \
+	eval "dd if='$work/r0' of=/dev/cvm0 bs=1M oflag=direct status=none &&
+	      dd if=/dev/urandom of=/dev/cvm0 bs=1M seek=16 count=16 oflag=direct status=none"
+check "e0: 16 MiB of known data written" \
+	dd if="$work/e0" of=/dev/cvm1 bs=1M oflag=direct status=none
+check "volume detach e0" "$cvmadm" volume detach e0
+check "device 4 holds PGs" eval "(( \$(pgs_on 4) > 0 ))"
+
+echo "# device 4 is lost for good while fio writes and verifies r0"
+fio_verify &
+fio_pid=$!
+check "device 4's target goes away" kill_device 4
+check "marked down and out after down_out_interval, with no command" \
+	wait_for 30 '[[ $(device_field 4 in) == False && $(device_field 4 up) == False ]]'
+check "cvmd logged why" grep -q "device 4 marked down and out" "$work/cvmd.log"
+check "r0 reads back as written while device 4's PGs move" same /dev/cvm0 16 "$work/r0"
+check "rebuilt from the survivors: pins cut, nothing left on device 4" \
+	wait_for 90 '(( $(pinned) == 0 && $(pgs_on 4) == 0 ))'
+check "cvmd rebuilt e0's lost shards from the other two" \
+	grep -Eq "backfill: .* moved to their devices .* [1-9][0-9]* rebuilt" "$work/cvmd.log"
+check "e0's parity is ISA-L's on every object" parity_isal
+fio_rc=0
+wait "$fio_pid" || fio_rc=$?
+check "fio wrote and verified through the loss without an error" \
+	eval "((fio_rc == 0)) || { cat '$work/fio.out'; false; }"
+check "r0 reads back as written" same /dev/cvm0 16 "$work/r0"
+check "attach e0 again" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
+check "e0 reads back as written" same /dev/cvm1 16 "$work/e0"
+check "device remove 4: it holds nothing any more" "$cvmadm" device remove 4
+
+echo "# a second device lost after the rebuild loses nothing"
+check "device 3's target goes away" kill_device 3
+check "r0 reads back as written without devices 3 and 4" same /dev/cvm0 16 "$work/r0"
+check "e0 reads back as written without devices 3 and 4" same /dev/cvm1 16 "$work/e0"
+
+check "volume detach r0" "$cvmadm" volume detach r0
+check "volume detach e0" "$cvmadm" volume detach e0
+for i in 1 2; do
+	check "target device remove $i" "$cvmadm" target device remove "$i"
+	check "target unlisten $(ep "$i")" "$cvmadm" target unlisten --address "$(ep "$i")"
+done
+check "cvmd stops" stop_cvmd
+check "reload cvm.ko" eval "rmmod cvm && insmod kernel/cvm.ko"
+check "rmmod brd" rmmod brd
+check_summary

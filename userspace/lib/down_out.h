@@ -1,0 +1,34 @@
+#pragma once
+
+// Self-healing: the leader marks a device down and out once every
+// initiator that reported on its path has seen it down for the cluster's
+// down_out_interval (model.h ClusterSettings). Placement then gives its
+// PGs to the other devices, their pins keep them readable from the
+// survivors meanwhile, and backfill (backfill.h) rebuilds the copies it
+// held: the cluster returns to full redundancy with no command.
+//
+// Only path events count (cvm.ko's PATH_DOWN/PATH_UP, as KernelSync
+// records them): a device no initiator has reported on is never marked
+// out, and one path still up keeps it in.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "metadata_store.h"
+#include "status.h"
+
+namespace cvm {
+
+struct DownOut {
+  uint64_t device_id = 0;
+  int64_t down_for = 0;  // seconds its path had been down
+};
+
+// Marks out (and down) every device in placement whose path has been down
+// from every reporting initiator for at least the interval at `now` (unix
+// seconds). Returns those it marked.
+Result<std::vector<DownOut>> MarkDownDevicesOut(MetadataStore& store,
+                                                int64_t now);
+
+}  // namespace cvm
