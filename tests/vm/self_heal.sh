@@ -170,6 +170,10 @@ check "rebuilt from the survivors: pins cut, nothing left on device 4" \
 check "cvmd rebuilt e0's lost shards from the other two" \
 	grep -Eq "backfill: .* moved to their devices .* [1-9][0-9]* rebuilt" "$work/cvmd.log"
 check "e0's parity is ISA-L's on every object" parity_isal
+check "cvmd logged the recovery's start, degraded PGs first, and its end" \
+	wait_for 10 'grep -Eq "recovery started: [0-9]+ PGs to move, [1-9][0-9]* of them degraded" "$work/cvmd.log" &&
+		     grep -q "recovery done: " "$work/cvmd.log"'
+check "status: recovery idle" eval "'$cvmadm' status | grep -Eq '^ *recovery:? +idle$'"
 fio_rc=0
 wait "$fio_pid" || fio_rc=$?
 check "fio wrote and verified through the loss without an error" \
@@ -181,6 +185,10 @@ check "device remove 4: it holds nothing any more" "$cvmadm" device remove 4
 
 echo "# a second device lost after the rebuild loses nothing"
 check "device 3's target goes away" kill_device 3
+check "device 3 is marked down and out too" \
+	wait_for 20 '[[ $(device_field 3 up) == False && $(device_field 3 in) == False ]]'
+check "recovery status: PGs degraded (two hosts left for three copies)" \
+	wait_for 20 '"$cvmadm" recovery status | grep -Eq "^[1-9][0-9]* PGs degraded, 0 misplaced"'
 check "r0 reads back as written without devices 3 and 4" same /dev/cvm0 16 "$work/r0"
 check "e0 reads back as written without devices 3 and 4" same /dev/cvm1 16 "$work/e0"
 

@@ -90,4 +90,38 @@ std::string PathText(const json& path, int64_t now) {
   return fmt::format("down {}, {} stale", age, Str(path, "stale_objects"));
 }
 
+std::string RecoveryLine(const nlohmann::json& d) {
+  const uint64_t moving = d.value("moving_pgs", uint64_t{0});
+  const uint64_t degraded = d.value("degraded_pgs", uint64_t{0});
+  const uint64_t misplaced = d.value("misplaced_pgs", uint64_t{0});
+  if (moving == 0 && degraded == 0) return "idle";
+  std::string line =
+      fmt::format("{} PGs degraded, {} misplaced", degraded, misplaced);
+  if (moving == 0) {
+    return line +
+           " (a device is down: it is marked out after "
+           "down_out_interval, then its data is rebuilt)";
+  }
+  const nlohmann::json p = d.value("progress", nlohmann::json::object());
+  if (p.empty()) return line + fmt::format(", {} moving", moving);
+  line += fmt::format("; {} of {} PGs moved in {} s", Str(p, "pgs_done"),
+                      Str(p, "pgs_total"), Str(p, "elapsed_s"));
+  const double rate = p.value("pgs_per_s", 0.0);
+  if (rate > 0) line += fmt::format(" ({:.1f} PGs/min)", rate * 60);
+  line += p.contains("eta_s") && p["eta_s"].is_number()
+              ? fmt::format(", ETA {} s", Str(p, "eta_s"))
+              : std::string(", ETA unknown");
+  const uint64_t bytes = p.value("bytes_copied_by_cvmd", uint64_t{0});
+  if (bytes) {
+    line += fmt::format("; cvmd copied {:.1f} MiB ({:.1f} MiB/s)",
+                        static_cast<double>(bytes) / (1 << 20),
+                        p.value("bytes_per_s_by_cvmd", 0.0) / (1 << 20));
+  }
+  if (p.value("shards_rebuilt", uint64_t{0})) {
+    line += fmt::format(", {} shards rebuilt", Str(p, "shards_rebuilt"));
+  }
+  if (p.value("stalled", false)) line += "; STALLED (see cvmd's log)";
+  return line;
+}
+
 }  // namespace cvm::adm

@@ -18,5 +18,8 @@ std::string TimeText(const nlohmann::json& record, const char* key);
 // A device's "path_state" (cvmd's record of cvm.ko's path events) at unix time
 // `now`: "up", "down 12s, 7 stale", or "-" when never reported.
 std::string PathText(const nlohmann::json& path, int64_t now);
+// One line of a recovery.status answer: "idle", or what moves, how fast
+// and for how long still.
+std::string RecoveryLine(const nlohmann::json& recovery);
 
 }  // namespace cvm::adm

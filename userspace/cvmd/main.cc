@@ -31,6 +31,7 @@
 #include "netlink_client.h"
 #include "node_identity.h"
 #include "periodic.h"
+#include "recovery_progress.h"
 #include "store_follower.h"
 #include "unix_socket.h"
 #include "version.h"
@@ -335,6 +336,10 @@ int Serve(const Config& config) {
     if (!round.ok()) {
       LogWarn("backfill: {}", round.status().message());
       return;
+    }
+    if (Status s = ObserveRecovery(**store, *round, std::time(nullptr));
+        !s.ok()) {
+      LogWarn("recovery progress: {}", s.message());
     }
     std::set<std::string> waits(round->waiting.begin(), round->waiting.end());
     for (const std::string& why : waits) {

@@ -11,6 +11,7 @@
 #include "cluster_presence.h"
 #include "log.h"
 #include "node_identity.h"
+#include "recovery_progress.h"
 #include "version.h"
 
 namespace cvm {
@@ -833,7 +834,7 @@ Result<json> Api::RecoveryStatus(JsonFields& a) {
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(uint64_t epoch, store_.CurrentEpoch());
   json out = {{"map_epoch", epoch}, {"pools", json::array()}};
-  uint64_t moving = 0, pgs = 0;
+  uint64_t moving = 0, pgs = 0, degraded = 0, misplaced = 0;
   if (epoch != 0) {
     CVM_ASSIGN_OR_RETURN(MapEpoch e, store_.GetEpoch(epoch));
     if (e.problem.empty()) {
@@ -844,9 +845,13 @@ Result<json> Api::RecoveryStatus(JsonFields& a) {
       for (const PoolPlacement& p : placements) {
         pgs += p.pg_num;
         moving += p.pinned;
+        degraded += p.degraded;
+        misplaced += p.misplaced;
         json pool = {{"id", p.pool_id},
                      {"pg_num", p.pg_num},
                      {"moving_pgs", p.pinned},
+                     {"degraded_pgs", p.degraded},
+                     {"misplaced_pgs", p.misplaced},
                      {"volumes", json::array()}};
         for (const Pool& named : pools) {
           if (named.id == p.pool_id) pool["name"] = named.name;
@@ -871,8 +876,32 @@ Result<json> Api::RecoveryStatus(JsonFields& a) {
           ? json::array()
           : json::parse(moved_raw, nullptr, /*allow_exceptions=*/false);
   out["moving_pgs"] = moving;
+  out["degraded_pgs"] = degraded;
+  out["misplaced_pgs"] = misplaced;
   out["pgs"] = pgs;
   out["sweep_pending_pgs"] = moved.is_array() ? moved.size() : 0;
+  // The leader's record of this recovery: rate and ETA in PGs.
+  CVM_ASSIGN_OR_RETURN(std::string raw, store_.GetRecoveryRecord());
+  CVM_ASSIGN_OR_RETURN(RecoveryProgress rp, DecodeRecoveryProgress(raw));
+  if (rp.started != 0 && moving != 0) {
+    const int64_t elapsed =
+        std::max<int64_t>(1, std::time(nullptr) - rp.started);
+    const uint64_t done = rp.pgs_total > moving ? rp.pgs_total - moving : 0;
+    const double rate = static_cast<double>(done) / elapsed;
+    json progress = {
+        {"started", rp.started},
+        {"elapsed_s", elapsed},
+        {"pgs_total", rp.pgs_total},
+        {"pgs_done", done},
+        {"pgs_per_s", rate},
+        {"bytes_copied_by_cvmd", rp.bytes_copied},
+        {"bytes_per_s_by_cvmd", static_cast<double>(rp.bytes_copied) / elapsed},
+        {"shards_rebuilt", rp.shards_rebuilt},
+        {"stalled", rp.stalled}};
+    progress["eta_s"] =
+        rate > 0 ? json(static_cast<int64_t>(moving / rate)) : json(nullptr);
+    out["progress"] = std::move(progress);
+  }
   return out;
 }
 

@@ -441,10 +441,19 @@ Result<BackfillRound> Backfill::RunOnce() {
       // Every object of a pinned PG: each slot of its up row the pin lacks
       // gets the shard, copied from the pin's device, or (EC) rebuilt from
       // the others where that device is dead or gone.
-      std::set<uint64_t> objects;
-      for (const auto& [key, where] : best) objects.insert(key.first);
+      // Degraded PGs (a copy on a dead device or none) before misplaced
+      // ones: their redundancy comes back first.
+      std::set<std::pair<bool, uint64_t>> order;
+      for (const auto& [key, where] : best) {
+        const uint32_t pg = cvm_object_pg(v.id, key.first, cp->pg_num);
+        const cvm_pg_pin* pin = cvm_map_pin(&map, pool_id, pg);
+        const bool degraded =
+            std::any_of(pin->devs, pin->devs + width,
+                        [&](uint32_t d) { return !view.Live(d); });
+        order.insert({!degraded, key.first});
+      }
       const uint64_t shard_size = ShardSize(v, pool);
-      for (uint64_t object_no : objects) {
+      for (const auto& [misplaced, object_no] : order) {
         const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
         const cvm_pg_pin* pin = cvm_map_pin(&map, pool_id, pg);
         uint32_t up[CVM_MAX_PG_WIDTH];

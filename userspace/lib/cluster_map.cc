@@ -381,13 +381,28 @@ Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob) {
     for (uint32_t k = 0; k < map->nr_pins; ++k) {
       p.pinned += map->pins[k].pool_id == pool.id;
     }
-    for (uint32_t d = 0; d < map->nr_devices; ++d) p.pgs[map->devices[d].id];
+    std::set<uint32_t> down;
+    for (uint32_t d = 0; d < map->nr_devices; ++d) {
+      p.pgs[map->devices[d].id];
+      if (!(map->devices[d].state & CVM_DEV_UP))
+        down.insert(map->devices[d].id);
+    }
     for (size_t e = 0; e < n; ++e) {
       if (table[e] == CVM_DEV_NONE) {
         ++p.unplaced;
       } else {
         ++p.pgs[table[e]];
       }
+    }
+    // Degraded: a slot of the PG's row (its pin, if pinned) without a live
+    // device. A pinned PG that is not degraded is only misplaced.
+    for (uint32_t pg = 0; pg < p.pg_num; ++pg) {
+      const uint32_t* row = table + static_cast<size_t>(pg) * p.width;
+      const bool degraded = std::any_of(row, row + p.width, [&](uint32_t d) {
+        return d == CVM_DEV_NONE || down.count(d);
+      });
+      p.degraded += degraded;
+      p.misplaced += !degraded && cvm_map_pin(map.get(), pool.id, pg);
     }
     out.push_back(std::move(p));
   }

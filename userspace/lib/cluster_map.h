@@ -116,6 +116,8 @@ struct PoolPlacement {
   std::map<uint32_t, uint32_t> pgs;  // device id -> PG slots it holds
   uint32_t unplaced = 0;             // slots no device could take
   uint32_t pinned = 0;               // PGs held on the devices of their data
+  uint32_t degraded = 0;   // PGs with a slot on no device or a down one
+  uint32_t misplaced = 0;  // pinned PGs with every copy on a live device
 };
 Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob);
 

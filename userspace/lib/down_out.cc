@@ -18,7 +18,8 @@ Result<std::vector<DownOut>> MarkDownDevicesOut(MetadataStore& store,
   for (PathState& p : paths) by_device[p.device_id] = std::move(p);
   CVM_ASSIGN_OR_RETURN(auto devices, store.ListDevices());
   for (const Device& d : devices) {
-    if (!d.in) continue;
+    // Out already, or marked down and kept in (below): nothing to do.
+    if (!d.in || !d.up) continue;
     auto p = by_device.find(d.id);
     if (p == by_device.end() || p->second.initiators.empty()) continue;
     // Down since the last initiator lost it; any path up keeps it in.
@@ -31,8 +32,17 @@ Result<std::vector<DownOut>> MarkDownDevicesOut(MetadataStore& store,
     if (!down || now - since < interval) continue;
     auto set = store.SetDeviceState(d.id, /*up=*/false, /*in=*/false);
     if (!set.ok()) {
-      LogWarn("device {}: marking it out failed: {}", d.id,
-              set.status().message());
+      // Out would leave a pool unplaceable (too few failure domains left):
+      // marked down only, its PGs stay degraded where they are.
+      auto down_only = store.SetDeviceState(d.id, /*up=*/false, std::nullopt);
+      LogWarn(
+          "device {}: its path has been down for {} s, but it stays in: {}; "
+          "{}",
+          d.id, now - since, set.status().message(),
+          down_only.ok()
+              ? "marked down, its PGs stay degraded until it "
+                "returns or a device is added"
+              : "marking it down failed too: " + down_only.status().message());
       continue;
     }
     LogInfo(

@@ -7,6 +7,11 @@
 // survivors meanwhile, and backfill (backfill.h) rebuilds the copies it
 // held: the cluster returns to full redundancy with no command.
 //
+// A device whose going out would leave a pool with volumes unplaceable
+// (fewer failure domains than its width) is marked down only: its PGs stay
+// degraded in place. A device marked down and kept in is left alone after
+// that ('device out' takes it out by hand).
+//
 // Only path events count (cvm.ko's PATH_DOWN/PATH_UP, as KernelSync
 // records them): a device no initiator has reported on is never marked
 // out, and one path still up keeps it in.

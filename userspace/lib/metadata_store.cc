@@ -30,6 +30,7 @@ constexpr std::string_view kMovedKey = "backfill_moved";
 constexpr std::string_view kSettingsKey = "settings";
 // Devices removed with --force: their copies were given up (dead device).
 constexpr std::string_view kForcedKey = "forced_removals";
+constexpr std::string_view kRecoveryKey = "recovery";
 
 std::string CounterKey(std::string_view kind) {
   return fmt::format("next_id/{}", kind);
@@ -803,6 +804,23 @@ Result<Device> MetadataStore::GetDevice(uint64_t id) {
 
 Result<std::vector<Device>> MetadataStore::ListDevices() {
   return ScanAll(Cf::kDevices, &DecodeDevice);
+}
+
+Result<std::string> MetadataStore::GetRecoveryRecord() {
+  CVM_ASSIGN_OR_RETURN(auto raw, GetRaw(Cf::kMeta, kRecoveryKey));
+  return raw ? *raw : std::string();
+}
+
+Status MetadataStore::PutRecoveryRecord(const std::string& record) {
+  return Transact([&]() -> Status {
+    KvBatch batch;
+    if (record.empty()) {
+      batch.Delete(Cf::kMeta, kRecoveryKey);
+    } else {
+      batch.Put(Cf::kMeta, kRecoveryKey, record);
+    }
+    return Commit(batch);
+  });
 }
 
 Result<std::set<uint32_t>> MetadataStore::ForcedRemovals() {

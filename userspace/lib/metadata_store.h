@@ -167,6 +167,10 @@ class MetadataStore {
   Result<std::string> GetBackfillMoved();
   Status ClearBackfillMoved(const std::string& swept,
                             const std::string& left = "");
+  // The leader's recovery progress record (recovery_progress.h), "" when
+  // nothing moves; putting "" removes it.
+  Result<std::string> GetRecoveryRecord();
+  Status PutRecoveryRecord(const std::string& record);
   // Devices removed with --force (their copies were given up).
   Result<std::set<uint32_t>> ForcedRemovals();
   // The attached host's report: its cvm.ko has copied volume `name`'s

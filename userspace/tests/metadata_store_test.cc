@@ -11,6 +11,7 @@
 #include "down_out.h"
 #include "etcd_server.h"
 #include "raw_store.h"
+#include "recovery_progress.h"
 #include "test_util.h"
 
 namespace cvm {
@@ -869,6 +870,64 @@ TEST_P(EmptyStoreTest, DeadDevicesGoOutAndForceRemovalGivesUpTheirCopies) {
   ASSERT_OK(store_->RemoveDevice(1, /*force=*/true));
   EXPECT_ERROR(store_->RemoveDevice(2, /*force=*/true), Code::kInUse,
                "too few copies to rebuild their data from");
+}
+
+// Issue 16: the leader's recovery record, from the first round that finds
+// PGs moving (the start) through a stall to the round that finds none.
+TEST_P(EmptyStoreTest, RecoveryProgressIsKeptFromStartToEnd) {
+  for (const char* h : {"h1", "h2", "h3"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  Pool p;
+  p.name = "rep3";
+  p.pg_num = 32;
+  ASSERT_OK(store_->CreatePool(p));
+  VolumeSpec v;
+  v.name = "v";
+  v.pool = "rep3";
+  v.size = GiB;
+  ASSERT_OK(store_->CreateVolume(v));
+  BackfillRound round;
+  round.epoch = Epoch();
+  ASSERT_OK(ObserveRecovery(*store_, round, 1000));
+  EXPECT_EQ(*store_->GetRecoveryRecord(), "") << "nothing moves";
+
+  ASSERT_OK(store_->AddHost(MakeHost("h4")));
+  ASSERT_OK(store_->AddDevice({"h4", "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  auto counts = CountPgs(*store_);
+  ASSERT_OK(counts);
+  ASSERT_GT(counts->moving, 0u);
+  EXPECT_EQ(counts->misplaced, counts->moving);
+  EXPECT_EQ(counts->degraded, 0u);
+  round.epoch = Epoch();
+  round.bytes_copied = 1 << 20;
+  round.shards_rebuilt = 1;
+  ASSERT_OK(ObserveRecovery(*store_, round, 1000));
+  auto rp = DecodeRecoveryProgress(*store_->GetRecoveryRecord());
+  ASSERT_OK(rp);
+  EXPECT_EQ(rp->started, 1000);
+  EXPECT_EQ(rp->pgs_total, counts->moving);
+  EXPECT_EQ(rp->pgs_moving, counts->moving);
+  EXPECT_EQ(rp->bytes_copied, 1u << 20);
+  EXPECT_FALSE(rp->stalled);
+  ASSERT_OK(ObserveRecovery(*store_, round, 1061));
+  rp = DecodeRecoveryProgress(*store_->GetRecoveryRecord());
+  EXPECT_TRUE(rp->stalled) << "no PG moved for 61 s";
+  EXPECT_EQ(rp->bytes_copied, 2u << 20);
+  EXPECT_EQ(rp->shards_rebuilt, 2u);
+  // A dead device: its PGs are degraded, not merely misplaced.
+  ASSERT_OK(store_->SetDeviceState(1, false, std::nullopt));
+  counts = CountPgs(*store_);
+  EXPECT_GT(counts->degraded, 0u);
+  EXPECT_EQ(DecodeRecoveryProgress("{}").status().code(), Code::kCorruption);
+
+  // Nothing moves any more: the record goes.
+  ASSERT_OK(store_->DeleteVolume("v"));
+  ASSERT_OK(store_->SetDeviceState(1, true, std::nullopt));
+  ASSERT_EQ(CountPgs(*store_)->moving, 0u);
+  ASSERT_OK(ObserveRecovery(*store_, round, 1100));
+  EXPECT_EQ(*store_->GetRecoveryRecord(), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, EmptyStoreTest,

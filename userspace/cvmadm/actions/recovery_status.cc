@@ -2,8 +2,10 @@
 //
 // What backfill has left to do: PGs still pinned to the devices of their
 // data (moving), per pool, with the volumes each pool waits for and who
-// copies them (their host's cvm.ko, or cvmd); and PGs whose old copies are
-// not removed yet.
+// copies them (their host's cvm.ko, or cvmd); PGs degraded (a copy on a
+// down device, or none) and misplaced; progress since the recovery started
+// (PGs moved, rate and ETA in PGs, the bytes cvmd's own copies wrote); and
+// PGs whose old copies are not removed yet.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -29,6 +31,9 @@ std::string Render(const nlohmann::json& d) {
   std::string text = fmt::format(
       "map epoch {}: {} of {} PGs moving{}\n", Str(d, "map_epoch"), moving, pgs,
       sweep ? fmt::format(", old copies of {} PGs to remove", sweep) : "");
+  if (moving || d.value("degraded_pgs", uint64_t{0})) {
+    text += RecoveryLine(d) + "\n";
+  }
   if (pgs && isatty(STDOUT_FILENO)) {
     const uint64_t done = (pgs - moving) * 40 / pgs;
     text += "[" + std::string(done, '#') + std::string(40 - done, '.') + "]\n";
@@ -42,11 +47,13 @@ std::string Render(const nlohmann::json& d) {
       if (!waits.empty()) waits += ", ";
       waits += fmt::format("{} (by {})", Str(v, "name"), Str(v, "copied_by"));
     }
-    rows.push_back({Str(p, "name"), Str(p, "moving_pgs"), Str(p, "pg_num"),
+    rows.push_back({Str(p, "name"), Str(p, "moving_pgs"),
+                    Str(p, "degraded_pgs"), Str(p, "pg_num"),
                     waits.empty() ? "-" : waits});
   }
   if (!rows.empty()) {
-    text += RenderTable({"POOL", "MOVING", "PG_NUM", "COPYING"}, rows);
+    text +=
+        RenderTable({"POOL", "MOVING", "DEGRADED", "PG_NUM", "COPYING"}, rows);
   }
   return text;
 }

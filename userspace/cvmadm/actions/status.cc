@@ -113,6 +113,12 @@ int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
                        Str(c, "hosts"), Str(c, "devices"), Str(c, "pools"),
                        Str(c, "volumes"), Str(c, "snapshots"))});
       AddPathFields(d, &fields);
+      CliResult recovery;
+      if (CallDaemon(ctx, "recovery.status", nlohmann::json::object(),
+                     &recovery) == 0) {
+        fields.push_back({"recovery", RecoveryLine(recovery.data)});
+        daemon.data["recovery"] = recovery.data;
+      }
     }
   } else if (reachable) {
     fields.push_back(
