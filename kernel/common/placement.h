@@ -76,7 +76,8 @@ enum cvm_item_type {
 /* Device state bits. */
 #define CVM_DEV_UP		0x1u	/* reachable */
 #define CVM_DEV_IN		0x2u	/* may hold data; out is skipped */
-#define CVM_DEV_STATE_MASK	(CVM_DEV_UP | CVM_DEV_IN)
+#define CVM_DEV_FULL		0x4u	/* past the full ratio: no new data */
+#define CVM_DEV_STATE_MASK	(CVM_DEV_UP | CVM_DEV_IN | CVM_DEV_FULL)
 /* The device's class sits in state bits 8..15; 0 = none. */
 #define CVM_DEV_CLASS_SHIFT	8
 #define CVM_DEV_CLASS_MASK	(0xffu << CVM_DEV_CLASS_SHIFT)

@@ -199,14 +199,16 @@ void cvm_backfill_map_changed(void)
  * target.  (Stale copies on a pin's own devices, such as a dead one's,
  * are resync's business: the copies to the targets never read them.)  EC
  * volumes: 0 while their pool has pins (they are copied once detached).
+ * The distinct target devices are gathered under RCU; their stale sets,
+ * which can be long, are walked after it, each once.
  */
 u64 cvm_backfill_done(const struct cvm_volume *vol)
 {
 	const struct cvm_pool_table *pt = NULL;
 	const struct cvm_state *st;
-	u64 epoch = 0, stale = 0;
-	bool pinned = false;
-	u32 i, j;
+	u32 *devs = NULL, nr = 0, i, j, k;
+	bool pinned = false, stale = false;
+	u64 epoch = 0;
 
 	rcu_read_lock();
 	st = rcu_dereference(cvm_state);
@@ -218,15 +220,29 @@ u64 cvm_backfill_done(const struct cvm_volume *vol)
 		if (pinned && pt && pt->kind != CVM_POOL_REPLICATED)
 			epoch = 0;
 	}
-	/* Up to the first target holding a stale object of the volume. */
-	for (i = 0; epoch && READ_ONCE(vol->backfill_listed) == epoch && pt &&
-	     i < pt->nr_targets && !stale; i++) {
-		const struct cvm_pg_targets *t = &pt->targets[i];
+	if (epoch && READ_ONCE(vol->backfill_listed) == epoch && pt &&
+	    pt->nr_targets) {
+		devs = kcalloc(pt->nr_targets * pt->width, sizeof(*devs),
+			       GFP_ATOMIC);
+		if (!devs)
+			epoch = 0;
+		for (i = 0; devs && i < pt->nr_targets; i++) {
+			const struct cvm_pg_targets *t = &pt->targets[i];
 
-		for (j = 0; j < t->nr && !stale; j++)
-			stale = cvm_stale_volume_dev_count(t->devs[j], vol->id);
+			for (j = 0; j < t->nr; j++) {
+				for (k = 0; k < nr && devs[k] != t->devs[j]; k++)
+					;
+				if (k == nr)
+					devs[nr++] = t->devs[j];
+			}
+		}
 	}
 	rcu_read_unlock();
+	for (i = 0; i < nr && !stale; i++) {
+		stale = cvm_stale_volume_on(devs[i], vol->id);
+		cond_resched();
+	}
+	kfree(devs);
 	if (!epoch || READ_ONCE(vol->backfill_listed) != epoch)
 		return 0;
 	return stale ? 0 : epoch;

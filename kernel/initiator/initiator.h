@@ -151,6 +151,7 @@ const struct cvm_pool_table *cvm_state_pool(const struct cvm_state *st,
 struct cvm_path *cvm_state_path(const struct cvm_state *st, u32 device_id);
 bool cvm_state_dev_up(const struct cvm_state *st, u32 device_id);
 bool cvm_state_dev_marked_up(const struct cvm_state *st, u32 device_id);
+bool cvm_state_dev_full(const struct cvm_state *st, u32 device_id);
 u64 cvm_map_epoch(void);
 
 /* map.c: MAP_SET, called under cvm_config_mutex */
@@ -365,7 +366,7 @@ void cvm_backfill_attach(struct cvm_volume *vol);
 void cvm_backfill_detach(struct cvm_volume *vol);
 void cvm_backfill_map_changed(void);
 u64 cvm_backfill_done(const struct cvm_volume *vol);
-u64 cvm_stale_volume_dev_count(u32 device_id, u64 volume_id);
+bool cvm_stale_volume_on(u32 device_id, u64 volume_id);
 
 /* netlink.c */
 extern const struct nla_policy cvm_path_nl_policy[CVM_PATH_ATTR_MAX + 1];

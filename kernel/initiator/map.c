@@ -119,6 +119,14 @@ bool cvm_state_dev_marked_up(const struct cvm_state *st, u32 device_id)
 	return dp && (dp->state & CVM_DEV_UP);
 }
 
+/* The map marks the device full (cvmd: past the cluster's full_ratio). */
+bool cvm_state_dev_full(const struct cvm_state *st, u32 device_id)
+{
+	const struct cvm_dev_path *dp = cvm_state_dev(st, device_id);
+
+	return dp && (dp->state & CVM_DEV_FULL);
+}
+
 u64 cvm_map_epoch(void)
 {
 	const struct cvm_state *st;

@@ -756,6 +756,31 @@ static bool cvm_obj_ready(const struct cvm_obj *obj)
 	return ready;
 }
 
+/*
+ * A write to an object whose row has a device the map marks full is
+ * refused with NO_SPACE before anything is sent: no copy takes it, so no
+ * replica goes stale because one device filled first.  cvmd marks a device
+ * full past the cluster's full_ratio and clears it once space was freed
+ * (discards and removals still go through).
+ */
+static bool cvm_obj_row_full(struct cvm_obj *obj)
+{
+	const struct cvm_state *st;
+	const u32 *row;
+	bool full = false;
+	u32 width, i;
+
+	if (obj->cmd->op != CVM_WIRE_OP_WRITE)
+		return false;
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	row = st ? cvm_obj_row(obj, st, &width) : NULL;
+	for (i = 0; row && i < width && !full; i++)
+		full = row[i] != CVM_DEV_NONE && cvm_state_dev_full(st, row[i]);
+	rcu_read_unlock();
+	return full;
+}
+
 /* Returns true when @obj is done; see the diagram above. */
 static bool cvm_obj_advance(struct cvm_obj *obj)
 {
@@ -766,6 +791,10 @@ static bool cvm_obj_advance(struct cvm_obj *obj)
 			if (obj->cmd->op != CVM_WIRE_OP_FLUSH &&
 			    !cvm_obj_ready(obj)) {
 				cvm_obj_fail(obj, BLK_STS_TRANSPORT);
+				return true;
+			}
+			if (cvm_obj_row_full(obj)) {
+				cvm_obj_fail(obj, BLK_STS_NOSPC);
 				return true;
 			}
 			/* Its intent bits are set now: clean them later. */
@@ -1500,20 +1529,24 @@ static void cvm_stale_remove(struct cvm_stale_dev *sd,
 }
 
 /* Stale objects of one volume, on every device (backfill.c). */
-/* Objects of @volume_id recorded stale on @device_id. */
-u64 cvm_stale_volume_dev_count(u32 device_id, u64 volume_id)
+/* Whether an object of @volume_id is recorded stale on @device_id. */
+bool cvm_stale_volume_on(u32 device_id, u64 volume_id)
 {
 	struct cvm_stale_dev *sd = xa_load(&cvm_stale_devs, device_id);
 	struct cvm_stale_obj *so;
-	u64 n = 0;
+	bool found = false;
 
 	if (!sd || !atomic_long_read(&sd->count))
-		return 0;
+		return false;
 	spin_lock_bh(&sd->lock);
-	list_for_each_entry(so, &sd->objs, entry)
-		n += so->key.volume_id == volume_id;
+	list_for_each_entry(so, &sd->objs, entry) {
+		if (so->key.volume_id == volume_id) {
+			found = true;
+			break;
+		}
+	}
 	spin_unlock_bh(&sd->lock);
-	return n;
+	return found;
 }
 
 u64 cvm_stale_count(void)

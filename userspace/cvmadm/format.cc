@@ -45,7 +45,10 @@ std::string PolicyText(const json& policy) {
 std::string DeviceStateText(const json& device) {
   const bool up = device.value("up", false);
   const bool in = device.value("in", false);
-  return fmt::format("{},{}", up ? "up" : "down", in ? "in" : "out");
+  const char* fill = device.value("full", false)       ? ",full"
+                     : device.value("nearfull", false) ? ",nearfull"
+                                                       : "";
+  return fmt::format("{},{}{}", up ? "up" : "down", in ? "in" : "out", fill);
 }
 
 std::string LocationText(const json& host) {

@@ -25,6 +25,7 @@
 #include "backfill.h"
 #include "cluster_presence.h"
 #include "down_out.h"
+#include "fullness.h"
 #include "kernel_sync.h"
 #include "log.h"
 #include "metadata_store.h"
@@ -324,6 +325,15 @@ int Serve(const Config& config) {
     if (!identity.joined()) return;
     // Every node reports what its cvm.ko copied; the leader acts on it.
     sync.ReportBackfill();
+    // And how full its target's devices are (fullness.h).
+    if (auto usage = sync.TargetUsage(); usage.ok()) {
+      auto changes = RecordFullness(**store, *usage);
+      if (!changes.ok()) {
+        LogWarn("fullness: {}", changes.status().message());
+      } else if (!changes->empty() && !etcd) {
+        sync.PushMapBestEffort("device fullness");
+      }
+    }
     if (etcd && leader_lease() == 0) return;
     // A device down for down_out_interval goes out: its data is rebuilt.
     auto marked = MarkDownDevicesOut(**store, std::time(nullptr));

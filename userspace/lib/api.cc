@@ -516,6 +516,8 @@ Result<json> Api::ClusterDf(JsonFields& a) {
         {"host", host_names.count(d.host_id) ? host_names[d.host_id] : "?"},
         {"capacity", d.capacity},
         {"in", d.in},
+        {"nearfull", d.nearfull},
+        {"full", d.full},
         {"used", nullptr}};
     if (auto u = usage.find(d.id); u != usage.end()) {
       j["used"] = u->second.used;

@@ -217,30 +217,19 @@ struct CMapView {
 using NewestCopies =
     std::map<std::pair<uint64_t, uint16_t>, std::pair<uint32_t, uint32_t>>;
 
-// Shard `key.shard` of an EC object whose pin device is dead or gone,
-// rebuilt from the pin's shards on live devices (a live device lacking one
-// reads it as zeroes) and written to `dst` at the newest of their versions.
+// Shard `key.shard` of an EC object, rebuilt from the pin's current shards
+// (every slot not in `erased`: on a live device at the object's newest
+// version; an absent one reads as zeroes) and written to `dst` at
+// `version`.
 Result<uint64_t> RebuildShard(Connections& conns, wire::Client& dst,
                               const wire::ObjectKey& key, const cvm_pg_pin& pin,
                               uint32_t width, const ErasureCode& code,
-                              const NewestCopies& newest, const CMapView& view,
+                              uint32_t erased, uint32_t version,
                               uint64_t size) {
-  uint32_t erased = 0;
-  uint32_t version = 0;
   std::vector<wire::Client*> from(width, nullptr);
   for (uint32_t j = 0; j < width; ++j) {
-    if (!view.Live(pin.devs[j])) {
-      erased |= 1u << j;
-      continue;
-    }
+    if (erased & (1u << j)) continue;
     CVM_ASSIGN_OR_RETURN(from[j], conns.Get(pin.devs[j]));
-    auto at = newest.find({key.object_no, static_cast<uint16_t>(j)});
-    if (at != newest.end()) version = std::max(version, at->second.first);
-  }
-  if (static_cast<uint32_t>(std::popcount(erased)) > code.m()) {
-    return Unavailable(fmt::format(
-        "only {} of its {} shards are on live devices, {} are needed",
-        width - std::popcount(erased), width, code.k()));
   }
   std::vector<std::vector<uint8_t>> bufs(width);
   return WriteShard(
@@ -299,21 +288,25 @@ std::string PinsReadable(const cvm_map& map, const cvm_pool& cp,
     const cvm_pg_pin& pin = map.pins[i];
     if (pin.pool_id != cp.id) continue;
     std::vector<uint32_t> down;
-    uint32_t live = 0;
+    uint32_t live = 0, none = 0;
     for (uint32_t s = 0; s < width; ++s) {
-      if (pin.devs[s] == CVM_DEV_NONE) continue;
-      if (view.Live(pin.devs[s])) {
+      if (pin.devs[s] == CVM_DEV_NONE) {
+        ++none;  // given up (device removed by force) or never placed
+      } else if (view.Live(pin.devs[s])) {
         ++live;
       } else {
         down.push_back(pin.devs[s]);
       }
     }
-    if (down.size() >= min_size) {
+    // Slots given up waive the rule for themselves only: a device down
+    // besides them may still hold the only acknowledged copy.
+    if (!down.empty() && down.size() + none >= min_size) {
       return fmt::format(
-          "PG {} has {} copies on down devices ({}), as many as its "
-          "min_size: writes may have been acknowledged by those alone, so it "
-          "waits for them to return (or for 'device remove --force')",
-          pin.pg, down.size(), fmt::join(down, ", "));
+          "PG {} has {} copies on down devices ({}) and {} given up, as "
+          "many as its min_size: writes may have been acknowledged by those "
+          "alone, so it waits for them to return (or for 'device remove "
+          "--force')",
+          pin.pg, down.size(), fmt::join(down, ", "), none);
     }
     if (live < needed) {
       return fmt::format(
@@ -344,9 +337,10 @@ Result<BackfillRound> Backfill::RunOnce() {
   CVM_ASSIGN_OR_RETURN(auto paths,
                        BuildMapPaths(snap.blob, snap.hosts, snap.devices));
   // Only devices a target serves are ever contacted.
-  std::set<uint32_t> served;
+  std::set<uint32_t> served, nearfull;
   for (const Device& d : snap.devices) {
     if (d.served) served.insert(static_cast<uint32_t>(d.id));
+    if (d.nearfull || d.full) nearfull.insert(static_cast<uint32_t>(d.id));
   }
   std::map<uint32_t, MapPath> by_device;
   for (MapPath& p : paths) {
@@ -458,6 +452,26 @@ Result<BackfillRound> Backfill::RunOnce() {
         const cvm_pg_pin* pin = cvm_map_pin(&map, pool_id, pg);
         uint32_t up[CVM_MAX_PG_WIDTH];
         if (cvm_place_pg(&map, cp, pg, up)) return Internal("placement");
+        // EC: the pin's current shards, on a live device at the object's
+        // newest version. A write a shard missed BUMPs the others (and
+        // creates absent ones), so a lower version, or an absent shard
+        // where the others have one, missed a write: never a source.
+        uint32_t newest = 0, stale = 0, current = 0;
+        for (uint32_t j = 0; ec && j < width; ++j) {
+          auto at = best.find({object_no, static_cast<uint16_t>(j)});
+          if (view.Live(pin->devs[j]) && at != best.end()) {
+            newest = std::max(newest, at->second.first);
+          }
+        }
+        for (uint32_t j = 0; ec && j < width; ++j) {
+          auto at = best.find({object_no, static_cast<uint16_t>(j)});
+          const uint32_t version = at != best.end() ? at->second.first : 0;
+          if (view.Live(pin->devs[j]) && version == newest) {
+            ++current;
+          } else {
+            stale |= 1u << j;
+          }
+        }
         for (uint32_t s = 0; s < width && blocked.empty(); ++s) {
           const uint32_t dst = up[s];
           if (dst == CVM_DEV_NONE) continue;
@@ -466,27 +480,37 @@ Result<BackfillRound> Backfill::RunOnce() {
                        pin->devs + width) {
             continue;
           }
+          if (nearfull.count(dst)) {
+            blocked = fmt::format(
+                "device {} is nearfull: backfill places no data there", dst);
+            break;
+          }
           const uint16_t shard = ec ? static_cast<uint16_t>(s) : 0;
           const wire::ObjectKey k{v.id, object_no, shard, v.attach_epoch};
           auto to = conns.Get(dst);
           Result<uint64_t> bytes = uint64_t{0};
           if (!to.ok()) {
             bytes = to.status();
+          } else if (ec && (stale & (1u << s)) && current < cp->k) {
+            bytes = Unavailable(fmt::format(
+                "only {} of its shards are current ({} needed): the others "
+                "are on down devices or missed writes",
+                current, cp->k));
+          } else if (ec && (stale & (1u << s))) {
+            bytes = RebuildShard(conns, **to, k, *pin, width, *code, stale,
+                                 newest, shard_size);
+            if (bytes.ok()) ++round.shards_rebuilt;
           } else if (auto at = best.find({object_no, shard});
                      at != best.end()) {
             auto src = conns.Get(at->second.second);
             bytes = src.ok() ? CopyShard(**src, **to, k, at->second.first,
                                          shard_size)
                              : Result<uint64_t>(src.status());
-          } else if (!ec || view.Live(pin->devs[s])) {
-            // Its live device never wrote it: the shard reads as zeroes.
+          } else {
+            // A current shard its live device never wrote: zeroes.
             Status removed = RemoveShard(**to, k);
             bytes = removed.ok() ? Result<uint64_t>(uint64_t{0})
                                  : Result<uint64_t>(removed);
-          } else {
-            bytes = RebuildShard(conns, **to, k, *pin, width, *code, best, view,
-                                 shard_size);
-            if (bytes.ok()) ++round.shards_rebuilt;
           }
           if (!bytes.ok()) {
             blocked = fmt::format(
@@ -655,9 +679,11 @@ Result<BackfillRound> Backfill::RunOnce() {
             {{"pool", key.first}, {"pg", key.second}, {"devs", down}});
       }
     }
-    if (Status s = store_.ClearBackfillMoved(
-            moved_raw, left.empty() ? std::string() : left.dump());
-        !s.ok()) {
+    const std::string kept_record = left.empty() ? std::string() : left.dump();
+    if (kept_record == moved_raw) {
+      // Only down devices' copies are left: nothing to write.
+    } else if (Status s = store_.ClearBackfillMoved(moved_raw, kept_record);
+               !s.ok()) {
       LogInfo("backfill: sweep record kept: {}", s.message());
     }
   }

@@ -113,6 +113,7 @@ Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
           d.weight));
     }
     uint32_t state = (d.up ? CVM_DEV_UP : 0) | (d.in ? CVM_DEV_IN : 0) |
+                     (d.full ? CVM_DEV_FULL : 0) |
                      class_of(d.device_class) << CVM_DEV_CLASS_SHIFT;
     layout.devices.push_back(
         {static_cast<uint32_t>(d.id), static_cast<uint32_t>(weight), state});

@@ -9,8 +9,9 @@
 //
 // A device whose going out would leave a pool with volumes unplaceable
 // (fewer failure domains than its width) is marked down only: its PGs stay
-// degraded in place. A device marked down and kept in is left alone after
-// that ('device out' takes it out by hand).
+// degraded in place, and out is tried again each round. And never more than
+// half of the devices go out this way: an outage of the initiators' own
+// network looks like every device dying (Ceph's mon_osd_min_in_ratio).
 //
 // Only path events count (cvm.ko's PATH_DOWN/PATH_UP, as KernelSync
 // records them): a device no initiator has reported on is never marked

@@ -903,6 +903,31 @@ Result<Device> MetadataStore::SetDeviceState(uint64_t id,
   });
 }
 
+Result<Device> MetadataStore::SetDeviceFill(uint64_t id, bool nearfull,
+                                            bool full) {
+  return Transact([&]() -> Result<Device> {
+    CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
+    if (d.nearfull == nearfull && d.full == full) return d;
+    const bool map_changes = d.full != full;
+    d.nearfull = nearfull;
+    d.full = full;
+    KvBatch batch;
+    batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
+    if (map_changes) {
+      CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+      for (Device& o : next.devices) {
+        if (o.id == d.id) o = d;
+      }
+      CVM_RETURN_IF_ERROR(BumpEpoch(
+          batch,
+          fmt::format("device.fill {} {}", d.id, full ? "full" : "not full"),
+          next));
+    }
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return d;
+  });
+}
+
 Result<Device> MetadataStore::SetDeviceServed(uint64_t id, bool served) {
   return Transact([&]() -> Result<Device> {
     CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));

@@ -430,11 +430,22 @@ Status ValidateSnapshot(const Snapshot& s) {
   return {};
 }
 
+namespace {
+constexpr uint64_t kMaxDownOutInterval = 30 * 86400;
+constexpr double kMinRatio = 0.05, kMaxRatio = 0.99;
+}  // namespace
+
 const std::vector<std::pair<std::string, std::string>>& SettingNames() {
   static const std::vector<std::pair<std::string, std::string>> names = {
       {"down_out_interval",
        "seconds a device's path may stay down before it is marked out and "
        "its data rebuilt elsewhere (0: never)"},
+      {"nearfull_ratio",
+       "share of a device's space past which it is nearfull: a warning, and "
+       "backfill places no data there"},
+      {"full_ratio",
+       "share of a device's space past which writes reaching it are refused "
+       "with NO_SPACE"},
   };
   return names;
 }
@@ -446,12 +457,32 @@ Status ApplySetting(ClusterSettings* s, std::string_view key,
     const auto [end, ec] =
         std::from_chars(value.data(), value.data() + value.size(), v);
     if (ec != std::errc() || end != value.data() + value.size() ||
-        v > 30 * 86400) {
+        v > kMaxDownOutInterval) {
       return InvalidArgument(fmt::format(
           "down_out_interval must be 0 (never) to {} seconds, not '{}'",
-          30 * 86400, value));
+          kMaxDownOutInterval, value));
     }
     s->down_out_interval = v;
+    return {};
+  }
+  if (key == "nearfull_ratio" || key == "full_ratio") {
+    double v = 0;
+    const auto [end, ec] =
+        std::from_chars(value.data(), value.data() + value.size(), v);
+    ClusterSettings next = *s;
+    (key == "full_ratio" ? next.full_ratio : next.nearfull_ratio) = v;
+    if (ec != std::errc() || end != value.data() + value.size() ||
+        !(v >= kMinRatio && v <= kMaxRatio)) {
+      return InvalidArgument(
+          fmt::format("{} must be a share from {} to {}, not '{}'", key,
+                      kMinRatio, kMaxRatio, value));
+    }
+    if (next.nearfull_ratio > next.full_ratio) {
+      return InvalidArgument(
+          fmt::format("nearfull_ratio {} must not exceed full_ratio {}",
+                      next.nearfull_ratio, next.full_ratio));
+    }
+    *s = next;
     return {};
   }
   std::string known;
@@ -463,7 +494,9 @@ Status ApplySetting(ClusterSettings* s, std::string_view key,
 }
 
 json ToJson(const ClusterSettings& s) {
-  return {{"down_out_interval", s.down_out_interval}};
+  return {{"down_out_interval", s.down_out_interval},
+          {"nearfull_ratio", s.nearfull_ratio},
+          {"full_ratio", s.full_ratio}};
 }
 
 Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes) {
@@ -471,15 +504,24 @@ Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes) {
   if (bytes.empty()) return s;
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "settings"));
   JsonFields f(j, "settings field", Code::kCorruption);
-  f.Expect({"down_out_interval"});
+  f.Expect({"down_out_interval", "nearfull_ratio", "full_ratio"});
   s.down_out_interval =
       f.OptU64("down_out_interval").value_or(s.down_out_interval);
+  const double nearfull =
+      f.OptDouble("nearfull_ratio").value_or(s.nearfull_ratio);
+  const double full = f.OptDouble("full_ratio").value_or(s.full_ratio);
   CVM_RETURN_IF_ERROR(f.status());
-  if (Status v = ApplySetting(&s, "down_out_interval",
-                              std::to_string(s.down_out_interval));
-      !v.ok()) {
-    return Corruption(v.message());
+  // The rules `config set` applies.
+  if (s.down_out_interval > kMaxDownOutInterval ||
+      !(nearfull >= kMinRatio && nearfull <= kMaxRatio) ||
+      !(full >= kMinRatio && full <= kMaxRatio) || nearfull > full) {
+    return Corruption(fmt::format(
+        "settings out of range: down_out_interval {}, nearfull_ratio {}, "
+        "full_ratio {}",
+        s.down_out_interval, nearfull, full));
   }
+  s.nearfull_ratio = nearfull;
+  s.full_ratio = full;
   return s;
 }
 
@@ -517,7 +559,8 @@ json ToJson(const Device& d) {
           {"path", d.path},     {"capacity", d.capacity},
           {"weight", d.weight}, {"class", d.device_class},
           {"up", d.up},         {"in", d.in},
-          {"served", d.served}, {"created", d.created}};
+          {"served", d.served}, {"nearfull", d.nearfull},
+          {"full", d.full},     {"created", d.created}};
 }
 
 json ToJson(const Policy& p) {
@@ -649,7 +692,7 @@ Result<Device> DecodeDevice(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "device"));
   JsonFields f(j, "device record field", Code::kCorruption);
   f.Expect({"id", "host_id", "path", "capacity", "weight", "class", "up", "in",
-            "served", "created"});
+            "served", "nearfull", "full", "created"});
   Device d;
   d.id = f.U64("id");
   d.host_id = f.U64("host_id");
@@ -659,7 +702,9 @@ Result<Device> DecodeDevice(std::string_view bytes) {
   d.device_class = f.String("class");
   d.up = f.Bool("up");
   d.in = f.Bool("in");
-  d.served = f.OptBool("served").value_or(false);  // older records lack it
+  d.served = f.OptBool("served").value_or(false);      // older records lack it
+  d.nearfull = f.OptBool("nearfull").value_or(false);  // and these
+  d.full = f.OptBool("full").value_or(false);
   d.created = f.I64("created");
   CVM_RETURN_IF_ERROR(f.status());
   if (d.id == 0 || d.host_id == 0) {

@@ -87,6 +87,11 @@ struct Device {
   // cvm_target serves it ("target device add"); cvmd re-adds it on start.
   // Not part of the map: changing it cuts no epoch.
   bool served = false;
+  // Past the cluster's nearfull_ratio (backfill places nothing here) and
+  // full_ratio (the map marks it full: writes that would reach it are
+  // refused with NO_SPACE), as its node's cvmd last measured it.
+  bool nearfull = false;
+  bool full = false;
   int64_t created = 0;
 };
 
@@ -241,6 +246,11 @@ struct ClusterSettings {
   // on it says down) before the leader marks it out and its data is
   // rebuilt on the others; 0: never.
   uint64_t down_out_interval = 600;
+  // Shares of a device's space past which it is nearfull (a warning;
+  // backfill places no data there) and full (writes reaching it are
+  // refused with NO_SPACE before any copy takes them).
+  double nearfull_ratio = 0.85;
+  double full_ratio = 0.95;
   bool operator==(const ClusterSettings&) const = default;
 };
 // Each setting's name and what it means, for `config get` and errors.

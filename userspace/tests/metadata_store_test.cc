@@ -8,8 +8,10 @@
 #include <set>
 #include <thread>
 
+#include "cluster_map.h"
 #include "down_out.h"
 #include "etcd_server.h"
+#include "fullness.h"
 #include "raw_store.h"
 #include "recovery_progress.h"
 #include "test_util.h"
@@ -784,11 +786,18 @@ TEST_P(EmptyStoreTest, SettingsAreValidatedAndKept) {
   EXPECT_ERROR(store_->SetSetting("down_out_interval", "-1"),
                Code::kInvalidArgument, "down_out_interval must be");
   EXPECT_ERROR(store_->SetSetting("no_such", "1"), Code::kInvalidArgument,
-               "unknown setting 'no_such' (known: down_out_interval)");
+               "unknown setting 'no_such' (known: down_out_interval, "
+               "nearfull_ratio, full_ratio)");
   EXPECT_EQ(store_->GetSettings()->down_out_interval, 5u);
   EXPECT_EQ(
       DecodeClusterSettings(R"({"down_out_interval":"x"})").status().code(),
       Code::kCorruption);
+  EXPECT_EQ(DecodeClusterSettings(R"({"nearfull_ratio":0.9,"full_ratio":0.8})")
+                .status()
+                .code(),
+            Code::kCorruption);
+  EXPECT_EQ(DecodeClusterSettings(R"({"down_out_interval":1})")->full_ratio,
+            0.95);
   EXPECT_EQ(DecodeClusterSettings(R"({"down_out_interval":1,"bogus":2})")
                 .status()
                 .code(),
@@ -928,6 +937,58 @@ TEST_P(EmptyStoreTest, RecoveryProgressIsKeptFromStartToEnd) {
   ASSERT_EQ(CountPgs(*store_)->moving, 0u);
   ASSERT_OK(ObserveRecovery(*store_, round, 1100));
   EXPECT_EQ(*store_->GetRecoveryRecord(), "");
+}
+
+// Issue 16: fullness. Past nearfull_ratio a device is marked nearfull (no
+// new epoch); past full_ratio full, which the map carries (CVM_DEV_FULL);
+// the marks clear only below their ratios by the margin.
+TEST_P(EmptyStoreTest, DevicesPastTheirRatiosAreMarkedFull) {
+  for (const char* h : {"h1", "h2", "h3"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  EXPECT_ERROR(store_->SetSetting("full_ratio", "0.5"), Code::kInvalidArgument,
+               "nearfull_ratio 0.85 must not exceed full_ratio 0.5");
+  EXPECT_ERROR(store_->SetSetting("full_ratio", "1.5"), Code::kInvalidArgument,
+               "full_ratio must be a share from 0.05 to 0.99");
+  ASSERT_OK(store_->SetSetting("nearfull_ratio", "0.4"));
+  ASSERT_OK(store_->SetSetting("full_ratio", "0.5"));
+  const auto usage = [](uint64_t used) {
+    std::map<uint64_t, TargetDeviceUsage> u;
+    u[1] = {1, "/dev/nvme0n1", 1000, used, 0, 0};
+    return u;
+  };
+  const uint64_t epoch = Epoch();
+  auto changes = RecordFullness(*store_, usage(300));
+  ASSERT_OK(changes);
+  EXPECT_TRUE(changes->empty());
+  changes = RecordFullness(*store_, usage(450));
+  ASSERT_EQ(changes->size(), 1u);
+  EXPECT_TRUE(store_->GetDevice(1)->nearfull);
+  EXPECT_FALSE(store_->GetDevice(1)->full);
+  EXPECT_EQ(Epoch(), epoch) << "nearfull is not in the map";
+  ASSERT_OK(RecordFullness(*store_, usage(500)));
+  EXPECT_TRUE(store_->GetDevice(1)->full);
+  EXPECT_EQ(Epoch(), epoch + 1);
+  auto blob = store_->GetMap(Epoch());
+  ASSERT_OK(blob);
+  cvm_map* raw = nullptr;
+  cvm_err err{};
+  ASSERT_EQ(cvm_map_decode(blob->data(), blob->size(), &raw, &err), 0);
+  CMapPtr map(raw);
+  for (uint32_t i = 0; i < map->nr_devices; ++i) {
+    EXPECT_EQ((map->devices[i].state & CVM_DEV_FULL) != 0,
+              map->devices[i].id == 1);
+  }
+  // Hysteresis: 49% keeps it full, 47% clears it.
+  ASSERT_OK(RecordFullness(*store_, usage(490)));
+  EXPECT_TRUE(store_->GetDevice(1)->full);
+  ASSERT_OK(RecordFullness(*store_, usage(470)));
+  EXPECT_FALSE(store_->GetDevice(1)->full);
+  EXPECT_TRUE(store_->GetDevice(1)->nearfull);
+  EXPECT_EQ(Epoch(), epoch + 2);
+  ASSERT_OK(RecordFullness(*store_, usage(0)));
+  EXPECT_FALSE(store_->GetDevice(1)->nearfull);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, EmptyStoreTest,

@@ -26,17 +26,30 @@ int Get(const po::variables_map& vm, Context& ctx, CliResult* r) {
   if (int err = CallDaemon(ctx, "config.get", nlohmann::json::object(), r)) {
     return err;
   }
-  const nlohmann::json settings = r->data.value("settings", nlohmann::json());
-  const nlohmann::json about = r->data.value("about", nlohmann::json());
+  const nlohmann::json none = nlohmann::json::object();
+  const auto member = [&](const char* name) -> const nlohmann::json& {
+    return r->data.is_object() && r->data.contains(name) &&
+                   r->data[name].is_object()
+               ? r->data[name]
+               : none;
+  };
+  const nlohmann::json& settings = member("settings");
+  const nlohmann::json& about = member("about");
+  const std::string only = vm.count("key") ? vm["key"].as<std::string>() : "";
   std::string text;
   for (const auto& [key, value] : settings.items()) {
-    if (vm.count("key") && vm["key"].as<std::string>() != key) continue;
+    if (!only.empty() && only != key) continue;
+    const auto what = about.find(key);
     text += fmt::format("{} = {}    # {}\n", key, value.dump(),
-                        about.value(key, std::string()));
+                        what != about.end() && what->is_string()
+                            ? what->get<std::string>()
+                            : std::string());
   }
   if (text.empty()) {
-    return Fail(r, InvalidArgument(fmt::format("unknown setting '{}'",
-                                               vm["key"].as<std::string>())));
+    return Fail(
+        r, InvalidArgument(only.empty()
+                               ? std::string("cvmd sent no settings")
+                               : fmt::format("unknown setting '{}'", only)));
   }
   text.pop_back();
   r->text = std::move(text);
@@ -50,10 +63,11 @@ int Set(const po::variables_map& vm, Context& ctx, CliResult* r) {
           CallDaemon(ctx, "config.set", {{"key", key}, {"value", value}}, r)) {
     return err;
   }
+  const bool shown = r->data.is_object() && r->data.contains("settings") &&
+                     r->data["settings"].is_object() &&
+                     r->data["settings"].contains(key);
   r->text = fmt::format("{} = {}", key,
-                        r->data.value("settings", nlohmann::json())
-                            .value(key, nlohmann::json())
-                            .dump());
+                        shown ? r->data["settings"][key].dump() : value);
   return 0;
 }
 

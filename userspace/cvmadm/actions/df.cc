@@ -44,6 +44,7 @@ int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
                        "THICK RESERVED", "MAX AVAIL"},
                       rows);
   rows.clear();
+  std::string warnings;
   for (const auto& d : r->data["devices"]) {
     const bool known = d.contains("used") && d["used"].is_number_unsigned();
     const uint64_t cap = d.value("capacity", uint64_t{0});
@@ -51,10 +52,20 @@ int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
                     known ? SizeText(d, "used") : "-",
                     known ? Percent(d["used"].get<uint64_t>(), cap) : "-",
                     d.value("in", false) ? "in" : "out"});
+    if (d.value("full", false)) {
+      warnings += fmt::format(
+          "WARNING: device {} is full: writes reaching it get NO_SPACE\n",
+          Str(d, "id"));
+    } else if (d.value("nearfull", false)) {
+      warnings += fmt::format(
+          "WARNING: device {} is nearfull: backfill places no data there\n",
+          Str(d, "id"));
+    }
   }
   text += "\nDEVICES (used: as their targets on this node report it)\n";
   text += RenderTable({"ID", "HOST", "CAPACITY", "USED", "FILL", "IN"}, rows);
-  r->text = text;
+  r->text = text + (warnings.empty() ? "" : "\n" + warnings);
+  if (!r->text.empty() && r->text.back() == '\n') r->text.pop_back();
   return 0;
 }
 

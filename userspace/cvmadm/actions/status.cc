@@ -113,6 +113,21 @@ int Execute(const po::variables_map&, Context& ctx, CliResult* r) {
                        Str(c, "hosts"), Str(c, "devices"), Str(c, "pools"),
                        Str(c, "volumes"), Str(c, "snapshots"))});
       AddPathFields(d, &fields);
+      CliResult devices;
+      if (CallDaemon(ctx, "device.list", nlohmann::json::object(), &devices) ==
+              0 &&
+          devices.data.is_array()) {
+        std::string fill;
+        for (const auto& dev : devices.data) {
+          const char* what = dev.value("full", false)       ? "full"
+                             : dev.value("nearfull", false) ? "nearfull"
+                                                            : nullptr;
+          if (!what) continue;
+          fill += fmt::format("{}device {} {}", fill.empty() ? "" : ", ",
+                              Str(dev, "id"), what);
+        }
+        if (!fill.empty()) fields.push_back({"WARNING fullness", fill});
+      }
       CliResult recovery;
       if (CallDaemon(ctx, "recovery.status", nlohmann::json::object(),
                      &recovery) == 0) {
