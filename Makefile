@@ -69,6 +69,7 @@ demo: deps
 # fio on raw brd, NVMe-oF/RDMA and /TCP, md raid1 and cvm over rdma and tcp in one VM: bench/README.md.
 bench: all
 	bench/run.sh
+	bench/recovery.sh
 
 install: all
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel modules_install

@@ -1106,6 +1106,17 @@ static void cvm_io_free_bvec(struct cvm_io *cmd)
 	cmd->bvec = NULL;
 }
 
+/* When this host last started a client request (resync pacing, below). */
+static unsigned long cvm_client_last;	/* jiffies of the last client request */
+
+static void cvm_client_seen(void)
+{
+	unsigned long now = jiffies;
+
+	if (READ_ONCE(cvm_client_last) != now)
+		WRITE_ONCE(cvm_client_last, now);
+}
+
 static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 				 const struct blk_mq_queue_data *bd)
 {
@@ -1124,6 +1135,7 @@ static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 	}
 
 	blk_mq_start_request(bd->rq);
+	cvm_client_seen();
 	atomic_set(&cmd->pending, cmd->nr_objs + 1);
 	for (i = 0; i < cmd->nr_objs; i++)
 		if (cvm_obj_advance(&cmd->objs[i]))
@@ -1631,7 +1643,57 @@ struct cvm_resync_vol {
 struct cvm_resync_buf {
 	struct page	*pages[CVM_RESYNC_PAGES];
 	struct bio_vec	bvec[CVM_RESYNC_PAGES];
+	u64		written;	/* bytes copied, for pacing */
 };
+
+/*
+ * ---- pacing: copies yield to client I/O ----
+ *
+ * A device's resync work (stale objects and backfill copies alike) runs at
+ * full speed while this host started no client request in the last
+ * 100 ms.  While it does, the work keeps to cvm.resync_min_rate KiB/s,
+ * sleeping between objects (never under an object fence), so client I/O
+ * gets the devices and the copy still progresses: DRBD's c-min-rate.  The
+ * window starts afresh each time the client becomes busy.  0: never yield.
+ */
+static unsigned int cvm_resync_min_rate = 8192;
+module_param_named(resync_min_rate, cvm_resync_min_rate, uint, 0644);
+MODULE_PARM_DESC(resync_min_rate,
+		 "KiB/s each device's resync and backfill copies keep to while client I/O runs (0: never yield)");
+
+static bool cvm_client_busy(void)
+{
+	return time_before(jiffies, READ_ONCE(cvm_client_last) + HZ / 10);
+}
+
+struct cvm_pace {
+	unsigned long	start;		/* when the client became busy */
+	u64		from;		/* bytes written by then */
+	bool		busy;
+};
+
+/* Between two objects: sleep while copying runs ahead of the minimum. */
+static void cvm_resync_pace(struct cvm_pace *pace, u64 written)
+{
+	u64 rate = (u64)READ_ONCE(cvm_resync_min_rate) << 10;
+	unsigned long due;
+
+	while (rate && cvm_client_busy()) {
+		if (!pace->busy) {
+			pace->busy = true;
+			pace->start = jiffies;
+			pace->from = written;
+			return;
+		}
+		due = pace->start +
+		      (unsigned long)div64_u64((written - pace->from) * HZ, rate);
+		if (!time_before(jiffies, due))
+			return;
+		schedule_timeout_interruptible(min_t(unsigned long,
+						     due - jiffies, HZ / 10));
+	}
+	pace->busy = false;
+}
 
 /*
  * One READ or WRITE of @len bytes at @offset of an object, on the current
@@ -1661,7 +1723,11 @@ static int cvm_resync_io(u32 device_id, u8 op, const struct cvm_resync_vol *v,
 		return ret == -ENOMEM ? ret : -ENOTCONN;
 	if (c.status == CVM_WIRE_STATUS_STALE_VERSION)
 		return -ESTALE;
-	return c.status == CVM_WIRE_STATUS_OK ? 0 : -EIO;
+	if (c.status != CVM_WIRE_STATUS_OK)
+		return -EIO;
+	if (op == CVM_WIRE_OP_WRITE)
+		buf->written += len;
+	return 0;
 }
 
 /* The copy is whole: the device takes the version it was copied at. */
@@ -1948,6 +2014,7 @@ static void cvm_resync_work(struct work_struct *work)
 	struct cvm_stale_dev *sd = container_of(to_delayed_work(work),
 						struct cvm_stale_dev, resync);
 	unsigned long pass = ++sd->pass;
+	struct cvm_pace pace = {};
 	struct cvm_resync_buf *buf;
 	struct cvm_stale_obj *so;
 	unsigned long done = 0;
@@ -1980,6 +2047,7 @@ static void cvm_resync_work(struct work_struct *work)
 			pr_warn_ratelimited("device %u: volume %llu object %llu not resynced (%pe), retrying\n",
 					    sd->device_id, so->key.volume_id,
 					    so->key.object_no, ERR_PTR(ret));
+		cvm_resync_pace(&pace, buf->written);
 		cond_resched();
 	}
 	cvm_resync_buf_free(buf);

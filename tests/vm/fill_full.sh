@@ -1,14 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 40 s)
+# tier: check (about 30 s)
 # transports: tcp
 #
 # Issue 16: a device filled to its full ratio.  Four hosts with 64 MiB
 # devices hold a thin replicated(3) volume of 128 MiB (more than they can
 # hold three times), its PGs spread unevenly, so one device fills first;
-# nearfull_ratio 0.3 and full_ratio 0.4 (small, so the writer cannot
-# outrun cvmd's round: the target's own limit is the backstop).  A writer
+# nearfull_ratio 0.3 and full_ratio 0.4, and a writer at 4 MiB/s: one
+# object (one 4 MiB extent on three devices) a second, so the writer
+# cannot outrun cvmd's round (the target's own limit is the backstop; at
+# 12 MiB/s of 1 MiB objects, each taking a whole extent, it did in CI).  A writer
 # fills the volume: past nearfull the fullest device is marked so (status
 # and df warn), past full the map marks it full and cvm.ko refuses writes
 # reaching it with NO_SPACE before sending any (fullness.h): the writer
@@ -84,22 +86,24 @@ wait_for() {
 }
 fill() {
 	fio --name=fill --filename=/dev/cvm0 --rw=write --bs=1M --size=128M \
-		--ioengine=libaio --iodepth=2 --direct=1 --rate=12m \
+		--ioengine=libaio --iodepth=2 --direct=1 --rate=4m \
 		--output="$work/fio.out" >/dev/null 2>&1
 }
 
 check "brd: 4 x 64 MiB" modprobe brd rd_nr=4 rd_size=$((64 << 10))
 check "cvmd starts" start_cvmd
+# Before the devices: each node's cvmd reads the ratios every 10 s, and at
+# once when it sees a device for the first time.
+check "config set nearfull_ratio 0.3" "$cvmadm" config set nearfull_ratio 0.3
+check "config set full_ratio 0.4" "$cvmadm" config set full_ratio 0.4
 for i in 1 2 3 4; do
 	check "host storage$i serving /dev/ram$((i - 1))" add_host "$i"
 done
-check "config set nearfull_ratio 0.3" "$cvmadm" config set nearfull_ratio 0.3
-check "config set full_ratio 0.4" "$cvmadm" config set full_ratio 0.4
 check "config set refuses full below nearfull" \
 	eval "'$cvmadm' config set full_ratio 0.2 2>&1 | grep -q 'must not exceed full_ratio'"
 check "pool rep3 (pg 16)" "$cvmadm" pool create rep3 --policy replicated:3 --pg-num 16
-check "volume v0 (128 MiB, thin, 1 MiB objects) in rep3" \
-	"$cvmadm" volume create v0 --pool rep3 --size 128M --object-size 1M
+check "volume v0 (128 MiB, thin) in rep3" \
+	"$cvmadm" volume create v0 --pool rep3 --size 128M
 check "attach v0 as /dev/cvm0" eval "[[ \$('$cvmadm' volume attach v0) == /dev/cvm0 ]]"
 
 echo "# a writer fills the volume past the devices' full ratio"

@@ -319,6 +319,8 @@ int Serve(const Config& config) {
         return true;
       },
       leader_lease);
+  FullnessMonitor fullness(**store);
+  RecoveryCache recovery_cache;
   std::set<std::string> backfill_waits;  // logged once each, while they last
   Periodic backfill_rounds;
   backfill_rounds.Start(std::chrono::seconds(config.backfill_every), [&] {
@@ -327,14 +329,17 @@ int Serve(const Config& config) {
     sync.ReportBackfill();
     // And how full its target's devices are (fullness.h).
     if (auto usage = sync.TargetUsage(); usage.ok()) {
-      auto changes = RecordFullness(**store, *usage);
+      auto changes = fullness.Round(*usage, std::time(nullptr));
       if (!changes.ok()) {
         LogWarn("fullness: {}", changes.status().message());
       } else if (!changes->empty() && !etcd) {
         sync.PushMapBestEffort("device fullness");
       }
     }
-    if (etcd && leader_lease() == 0) return;
+    if (etcd && leader_lease() == 0) {
+      recovery_cache.loaded = false;  // another leader may write it
+      return;
+    }
     // A device down for down_out_interval goes out: its data is rebuilt.
     auto marked = MarkDownDevicesOut(**store, std::time(nullptr));
     if (!marked.ok()) {
@@ -347,7 +352,8 @@ int Serve(const Config& config) {
       LogWarn("backfill: {}", round.status().message());
       return;
     }
-    if (Status s = ObserveRecovery(**store, *round, std::time(nullptr));
+    if (Status s = ObserveRecovery(**store, *round, std::time(nullptr),
+                                   &recovery_cache);
         !s.ok()) {
       LogWarn("recovery progress: {}", s.message());
     }

@@ -334,6 +334,17 @@ Result<BackfillRound> Backfill::RunOnce() {
   if (snap.blob.empty()) return round;
   CVM_ASSIGN_OR_RETURN(CMapView view, View(snap.blob));
   const cvm_map& map = *view.map;
+  round.counted = true;
+  round.pgs_moving = map.nr_pins;
+  for (const auto& [pool_id, table] : view.tables) {
+    const cvm_pool* cp = cvm_map_pool(&map, pool_id);
+    const uint32_t width = cp ? cvm_pool_width(cp) : 0;
+    for (size_t r = 0; width && r + width <= table.size(); r += width) {
+      round.pgs_degraded +=
+          std::any_of(table.begin() + r, table.begin() + r + width,
+                      [&](uint32_t d) { return !view.Live(d); });
+    }
+  }
   CVM_ASSIGN_OR_RETURN(auto paths,
                        BuildMapPaths(snap.blob, snap.hosts, snap.devices));
   // Only devices a target serves are ever contacted.

@@ -52,6 +52,11 @@ struct BackfillRound {
   uint64_t pgs_settled = 0;          // pins cut
   uint64_t settled_epoch = 0;        // the epoch that cut them (0: none)
   std::vector<std::string> waiting;  // pools left pinned, each with why
+  // The epoch's map: PGs pinned, and PGs with a slot on a down device or
+  // none (recovery_progress.h); `counted` once they are.
+  bool counted = false;
+  uint64_t pgs_moving = 0;
+  uint64_t pgs_degraded = 0;
 };
 
 class Backfill {

@@ -4,53 +4,68 @@
 
 namespace cvm {
 
-Result<std::vector<FillChange>> RecordFullness(
-    MetadataStore& store, const std::map<uint64_t, TargetDeviceUsage>& usage) {
+FullnessMonitor::FullnessMonitor(MetadataStore& store) : store_(store) {}
+
+Result<std::vector<FillChange>> FullnessMonitor::Round(
+    const std::map<uint64_t, TargetDeviceUsage>& usage, int64_t now) {
   std::vector<FillChange> changes;
   if (usage.empty()) return changes;
-  CVM_ASSIGN_OR_RETURN(ClusterSettings settings, store.GetSettings());
-  CVM_ASSIGN_OR_RETURN(auto devices, store.ListDevices());
-  for (const Device& d : devices) {
-    auto u = usage.find(d.id);
-    if (u == usage.end() || u->second.capacity == 0) continue;
-    const double used = static_cast<double>(u->second.used) /
-                        static_cast<double>(u->second.capacity);
+  // The store is read now and then, not every round: a store that cannot
+  // take requests (etcd without quorum) must not hold up every round.
+  // A device not seen yet is worth an early read (at most one a second).
+  bool unknown = false;
+  for (const auto& [id, u] : usage) unknown |= !marks_.count(id);
+  if (read_at_ == 0 || now - read_at_ >= kFillRefresh ||
+      (unknown && now != read_at_)) {
+    CVM_ASSIGN_OR_RETURN(settings_, store_.GetSettings());
+    CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
+    marks_.clear();
+    for (const Device& d : devices) marks_[d.id] = {d.nearfull, d.full};
+    read_at_ = now;
+  }
+  for (const auto& [id, u] : usage) {
+    auto known = marks_.find(id);
+    if (known == marks_.end() || u.capacity == 0) continue;
+    const auto [was_nearfull, was_full] = known->second;
+    const double used =
+        static_cast<double>(u.used) / static_cast<double>(u.capacity);
     // Set at the ratio, cleared only below it by the margin.
     const auto mark = [&](bool was, double ratio) {
       return was ? used >= ratio - kFillMargin : used >= ratio;
     };
-    const bool nearfull = mark(d.nearfull, settings.nearfull_ratio);
-    const bool full = mark(d.full, settings.full_ratio);
-    if (nearfull == d.nearfull && full == d.full) continue;
-    auto set = store.SetDeviceFill(d.id, nearfull, full);
+    const bool nearfull = mark(was_nearfull, settings_.nearfull_ratio);
+    const bool full = mark(was_full, settings_.full_ratio);
+    if (nearfull == was_nearfull && full == was_full) continue;
+    auto set = store_.SetDeviceFill(id, nearfull, full);
     if (!set.ok()) {
-      LogWarn("device {}: recording its fullness failed: {}", d.id,
+      LogWarn("device {}: recording its fullness failed: {}", id,
               set.status().message());
       continue;
     }
+    known->second = {nearfull, full};
     const double pct = used * 100;
-    if (full && !d.full) {
+    if (full && !was_full) {
       LogInfo(
           "device {} is full ({:.0f}% used, full_ratio {}): writes "
           "reaching it are refused with NO_SPACE",
-          d.id, pct, settings.full_ratio);
-    } else if (!full && d.full) {
+          id, pct, settings_.full_ratio);
+    } else if (!full && was_full) {
       LogInfo(
           "device {} is no longer full ({:.0f}% used, full_ratio {}): "
           "writes reaching it resume",
-          d.id, pct, settings.full_ratio);
-    } else if (nearfull && !d.nearfull) {
+          id, pct, settings_.full_ratio);
+    } else if (nearfull && !was_nearfull) {
       LogInfo(
           "device {} is nearfull ({:.0f}% used, nearfull_ratio {}): "
           "backfill places no data there",
-          d.id, pct, settings.nearfull_ratio);
-    } else if (!nearfull && d.nearfull) {
+          id, pct, settings_.nearfull_ratio);
+    } else if (!nearfull && was_nearfull) {
       LogInfo(
           "device {} is no longer nearfull ({:.0f}% used, "
           "nearfull_ratio {})",
-          d.id, pct, settings.nearfull_ratio);
+          id, pct, settings_.nearfull_ratio);
     }
-    changes.push_back({d.id, nearfull, full, used});
+    changes.push_back({id, nearfull, full, used});
   }
   return changes;
 }

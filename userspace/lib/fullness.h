@@ -31,12 +31,26 @@ struct FillChange {
   double used = 0;  // share of its space in use
 };
 
-// A device is marked again only this far below a ratio (hysteresis).
+// A mark is cleared only this far below its ratio (hysteresis).
 inline constexpr double kFillMargin = 0.02;
+// Seconds between reads of the settings and the devices' marks: a changed
+// ratio takes effect within this.
+inline constexpr int64_t kFillRefresh = 10;
 
-// Records the fullness of the devices in `usage` (this node's target);
-// returns the devices whose marks changed.
-Result<std::vector<FillChange>> RecordFullness(
-    MetadataStore& store, const std::map<uint64_t, TargetDeviceUsage>& usage);
+class FullnessMonitor {
+ public:
+  explicit FullnessMonitor(MetadataStore& store);
+  // Records the fullness of the devices in `usage` (this node's target) at
+  // `now` (unix seconds); returns the devices whose marks changed. The
+  // store is written only on a change, and read every kFillRefresh s.
+  Result<std::vector<FillChange>> Round(
+      const std::map<uint64_t, TargetDeviceUsage>& usage, int64_t now);
+
+ private:
+  MetadataStore& store_;
+  ClusterSettings settings_;
+  int64_t read_at_ = 0;
+  std::map<uint64_t, std::pair<bool, bool>> marks_;  // nearfull, full
+};
 
 }  // namespace cvm

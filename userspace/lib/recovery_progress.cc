@@ -65,10 +65,22 @@ Result<PgCounts> CountPgs(MetadataStore& store) {
 }
 
 Status ObserveRecovery(MetadataStore& store, const BackfillRound& round,
-                       int64_t now, int64_t stall_after) {
-  CVM_ASSIGN_OR_RETURN(PgCounts counts, CountPgs(store));
-  CVM_ASSIGN_OR_RETURN(std::string raw, store.GetRecoveryRecord());
-  CVM_ASSIGN_OR_RETURN(RecoveryProgress p, DecodeRecoveryProgress(raw));
+                       int64_t now, RecoveryCache* cache, int64_t stall_after) {
+  PgCounts counts;
+  if (round.counted) {
+    counts.moving = round.pgs_moving;
+    counts.degraded = round.pgs_degraded;
+  } else {
+    CVM_ASSIGN_OR_RETURN(counts, CountPgs(store));
+  }
+  RecoveryCache local;
+  if (!cache) cache = &local;
+  if (!cache->loaded) {
+    CVM_ASSIGN_OR_RETURN(std::string raw, store.GetRecoveryRecord());
+    CVM_ASSIGN_OR_RETURN(cache->last, DecodeRecoveryProgress(raw));
+    cache->loaded = true;
+  }
+  RecoveryProgress p = cache->last;
   const RecoveryProgress before = p;
   if (counts.moving == 0) {
     if (p.started == 0) return {};
@@ -77,7 +89,9 @@ Status ObserveRecovery(MetadataStore& store, const BackfillRound& round,
         "{} rebuilt)",
         p.pgs_total, now - p.started, p.bytes_copied >> 20, p.shards_copied,
         p.shards_rebuilt);
-    return store.PutRecoveryRecord("");
+    CVM_RETURN_IF_ERROR(store.PutRecoveryRecord(""));
+    cache->last = RecoveryProgress{};
+    return {};
   }
   if (p.started == 0) {
     p.started = p.last_moved = now;
@@ -111,7 +125,9 @@ Status ObserveRecovery(MetadataStore& store, const BackfillRound& round,
                 : fmt::format("{}", fmt::join(round.waiting, "; ")));
   }
   if (p == before) return {};
-  return store.PutRecoveryRecord(ToJson(p).dump());
+  CVM_RETURN_IF_ERROR(store.PutRecoveryRecord(ToJson(p).dump()));
+  cache->last = p;
+  return {};
 }
 
 }  // namespace cvm

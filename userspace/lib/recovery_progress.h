@@ -44,8 +44,19 @@ struct PgCounts {
 };
 Result<PgCounts> CountPgs(MetadataStore& store);
 
+// What the leader last read or wrote, so that a round changing nothing
+// touches the store not at all (the leader alone writes the record; clear
+// `loaded` when leadership may have moved).
+struct RecoveryCache {
+  bool loaded = false;
+  RecoveryProgress last;
+};
+
 // Called by the leader after each backfill round, at `now` (unix seconds).
+// The PG counts come from the round when it counted them, else from the
+// store (CountPgs).
 Status ObserveRecovery(MetadataStore& store, const BackfillRound& round,
-                       int64_t now, int64_t stall_after = 60);
+                       int64_t now, RecoveryCache* cache = nullptr,
+                       int64_t stall_after = 60);
 
 }  // namespace cvm

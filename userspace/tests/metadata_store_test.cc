@@ -959,15 +959,16 @@ TEST_P(EmptyStoreTest, DevicesPastTheirRatiosAreMarkedFull) {
     return u;
   };
   const uint64_t epoch = Epoch();
-  auto changes = RecordFullness(*store_, usage(300));
+  FullnessMonitor fullness(*store_);
+  auto changes = fullness.Round(usage(300), 1000);
   ASSERT_OK(changes);
   EXPECT_TRUE(changes->empty());
-  changes = RecordFullness(*store_, usage(450));
+  changes = fullness.Round(usage(450), 1001);
   ASSERT_EQ(changes->size(), 1u);
   EXPECT_TRUE(store_->GetDevice(1)->nearfull);
   EXPECT_FALSE(store_->GetDevice(1)->full);
   EXPECT_EQ(Epoch(), epoch) << "nearfull is not in the map";
-  ASSERT_OK(RecordFullness(*store_, usage(500)));
+  ASSERT_OK(fullness.Round(usage(500), 1002));
   EXPECT_TRUE(store_->GetDevice(1)->full);
   EXPECT_EQ(Epoch(), epoch + 1);
   auto blob = store_->GetMap(Epoch());
@@ -981,13 +982,13 @@ TEST_P(EmptyStoreTest, DevicesPastTheirRatiosAreMarkedFull) {
               map->devices[i].id == 1);
   }
   // Hysteresis: 49% keeps it full, 47% clears it.
-  ASSERT_OK(RecordFullness(*store_, usage(490)));
+  ASSERT_OK(fullness.Round(usage(490), 1003));
   EXPECT_TRUE(store_->GetDevice(1)->full);
-  ASSERT_OK(RecordFullness(*store_, usage(470)));
+  ASSERT_OK(fullness.Round(usage(470), 1004));
   EXPECT_FALSE(store_->GetDevice(1)->full);
   EXPECT_TRUE(store_->GetDevice(1)->nearfull);
   EXPECT_EQ(Epoch(), epoch + 2);
-  ASSERT_OK(RecordFullness(*store_, usage(0)));
+  ASSERT_OK(fullness.Round(usage(0), 1005));
   EXPECT_FALSE(store_->GetDevice(1)->nearfull);
 }
 
