@@ -343,8 +343,11 @@ int Serve(const Config& config) {
     // A device down for down_out_interval goes out: its data is rebuilt.
     auto marked = MarkDownDevicesOut(**store, std::time(nullptr));
     if (!marked.ok()) {
+      // The store cannot answer: the backfill round would not either.
       LogWarn("down/out check: {}", marked.status().message());
-    } else if (!marked->empty() && !etcd) {
+      return;
+    }
+    if (!marked->empty() && !etcd) {
       sync.PushMapBestEffort("device down/out");
     }
     auto round = backfill.RunOnce();

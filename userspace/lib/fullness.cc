@@ -9,7 +9,7 @@ FullnessMonitor::FullnessMonitor(MetadataStore& store) : store_(store) {}
 Result<std::vector<FillChange>> FullnessMonitor::Round(
     const std::map<uint64_t, TargetDeviceUsage>& usage, int64_t now) {
   std::vector<FillChange> changes;
-  if (usage.empty()) return changes;
+  if (usage.empty() || now < quiet_until_) return changes;
   // The store is read now and then, not every round: a store that cannot
   // take requests (etcd without quorum) must not hold up every round.
   // A device not seen yet is worth an early read (at most one a second).
@@ -17,10 +17,19 @@ Result<std::vector<FillChange>> FullnessMonitor::Round(
   for (const auto& [id, u] : usage) unknown |= !marks_.count(id);
   if (read_at_ == 0 || now - read_at_ >= kFillRefresh ||
       (unknown && now != read_at_)) {
-    CVM_ASSIGN_OR_RETURN(settings_, store_.GetSettings());
-    CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
+    // A store that cannot answer (etcd without quorum: each call waits out
+    // its timeout, holding the client) is left alone for a while.
+    auto settings = store_.GetSettings();
+    auto devices = settings.ok()
+                       ? store_.ListDevices()
+                       : Result<std::vector<Device>>(settings.status());
+    if (!devices.ok()) {
+      quiet_until_ = now + kFillQuiet;
+      return devices.status();
+    }
+    settings_ = *settings;
     marks_.clear();
-    for (const Device& d : devices) marks_[d.id] = {d.nearfull, d.full};
+    for (const Device& d : *devices) marks_[d.id] = {d.nearfull, d.full};
     read_at_ = now;
   }
   for (const auto& [id, u] : usage) {
@@ -40,7 +49,8 @@ Result<std::vector<FillChange>> FullnessMonitor::Round(
     if (!set.ok()) {
       LogWarn("device {}: recording its fullness failed: {}", id,
               set.status().message());
-      continue;
+      quiet_until_ = now + kFillQuiet;
+      break;
     }
     known->second = {nearfull, full};
     const double pct = used * 100;

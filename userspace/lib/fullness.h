@@ -36,6 +36,8 @@ inline constexpr double kFillMargin = 0.02;
 // Seconds between reads of the settings and the devices' marks: a changed
 // ratio takes effect within this.
 inline constexpr int64_t kFillRefresh = 10;
+// Seconds the store is left alone after it failed a call.
+inline constexpr int64_t kFillQuiet = 60;
 
 class FullnessMonitor {
  public:
@@ -50,6 +52,7 @@ class FullnessMonitor {
   MetadataStore& store_;
   ClusterSettings settings_;
   int64_t read_at_ = 0;
+  int64_t quiet_until_ = 0;
   std::map<uint64_t, std::pair<bool, bool>> marks_;  // nearfull, full
 };
 

@@ -125,18 +125,31 @@ Result<uint64_t> KernelSync::PushMap() {
 void KernelSync::ReportBackfill() {
   auto volumes = kernel_.VolumeList();
   if (!volumes.ok()) return;  // cvm.ko not loaded: nothing attached here
+  std::map<std::string, std::pair<uint64_t, uint64_t>> seen;
   for (const KernelVolume& kv : *volumes) {
     if (kv.backfilled_epoch == 0) continue;
+    const std::pair<uint64_t, uint64_t> report{kv.attach_epoch,
+                                               kv.backfilled_epoch};
+    // Recorded (or found recorded) already: no transaction every round.
+    if (auto it = backfill_reported_.find(kv.name);
+        it != backfill_reported_.end() && it->second == report) {
+      seen[kv.name] = report;
+      continue;
+    }
     auto recorded = store_.RecordBackfilled(kv.name, host_, kv.attach_epoch,
                                             kv.backfilled_epoch);
     if (!recorded.ok()) {
       LogWarn("volume '{}': recording its backfill: {}", kv.name,
               recorded.status().message());
-    } else if (*recorded) {
+      continue;
+    }
+    seen[kv.name] = report;
+    if (*recorded) {
       LogInfo("volume '{}': copied for map epoch {}", kv.name,
               kv.backfilled_epoch);
     }
   }
+  backfill_reported_ = std::move(seen);
 }
 
 void KernelSync::NoteInstalled(uint64_t epoch) {

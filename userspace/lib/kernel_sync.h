@@ -160,6 +160,9 @@ class KernelSync {
   std::function<bool()> joined_;
   std::function<bool(uint64_t)> map_installed_;
   std::optional<uint64_t> published_epoch_;  // none: nothing published
+  // ReportBackfill: volume -> (attach epoch, map epoch) the store already
+  // holds, so an unchanged report costs no store transaction each round.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> backfill_reported_;
   void NoteInstalled(uint64_t epoch);
   std::chrono::milliseconds cluster_timeout_{20000};
   uint64_t my_host_id_ = 0;
