@@ -17,6 +17,8 @@
 #
 #   BENCH_RUNTIME  seconds per fio run (default 10)
 #   BENCH_REC_MIB  volume size in MiB (default 128)
+#   BENCH_RESYNC_MIN_RATE  cvm.resync_min_rate for the run (KiB/s; unset:
+#                  the module's default; 0: copies never yield)
 set -euo pipefail
 top=${CVM_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top"
@@ -66,6 +68,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [[ -n ${BENCH_RESYNC_MIN_RATE:-} ]]; then
+	echo "$BENCH_RESYNC_MIN_RATE" >/sys/module/cvm/parameters/resync_min_rate
+fi
+echo "cvm.resync_min_rate: $(cat /sys/module/cvm/parameters/resync_min_rate) KiB/s"
 modprobe brd rd_nr=5 rd_size=$((512 << 10))
 "$bin/cvmd/cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" \
 	--host storage1 --log-file "$work/cvmd.log" --backfill-every 1

@@ -5,6 +5,7 @@
 #
 #   BENCH_RUNTIME  seconds per fio run (default 10)
 #   BENCH_REC_MIB  volume size in MiB (default 128)
+#   BENCH_RESYNC_MIN_RATE  cvm.resync_min_rate for the run (KiB/s)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
@@ -14,7 +15,8 @@ trap 'rm -f "$log"' EXIT
 set +e
 scripts/vm-run.sh --timeout 1500 --mem 4096 -- \
 	env BENCH_RUNTIME="${BENCH_RUNTIME:-10}" BENCH_REC_MIB="${BENCH_REC_MIB:-128}" \
-	BENCH_COMMIT="$commit" bench/recovery-in-vm.sh 2>&1 | tee "$log" |
+	BENCH_COMMIT="$commit" BENCH_RESYNC_MIN_RATE="${BENCH_RESYNC_MIN_RATE:-}" \
+	bench/recovery-in-vm.sh 2>&1 | tee "$log" |
 	grep -v '^@@CVM-BENCH-JSON' | grep -v '^{"kind": "recovery"'
 rc=${PIPESTATUS[0]}
 set -e
