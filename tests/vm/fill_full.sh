@@ -31,37 +31,13 @@ bin=$top/build/userspace
 cvmd=$bin/cvmd/cvmd
 cvmadm=$bin/cvmadm/cvmadm
 work=$(mktemp -d /tmp/cvm-fill-full.XXXXXX)
-export CVM_SOCKET=$work/cvmd.sock
-
-start_cvmd() {
-	"$cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" \
-		--host storage1 --log-file "$work/cvmd.log" --backfill-every 1
-}
-stop_cvmd() {
-	local pid
-	pid=$(cat "$work/pid" 2>/dev/null) || return 0
-	kill "$pid"
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	return 1
-}
-cleanup() {
-	stop_cvmd
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-ep() { echo "127.0.0.1:$((7000 + $1))"; }
+CVMD_ARGS="--backfill-every 1"
+. tests/lib/cvmd_local.sh
 add_host() {
 	"$cvmadm" host add "storage$1" --address "$(ep "$1")" --transport tcp &&
 	"$cvmadm" device add "storage$1" "/dev/ram$(($1 - 1))" --capacity 64M &&
 	"$cvmadm" target listen --address "$(ep "$1")" &&
 	"$cvmadm" target device add "$1" --format
-}
-device_field() {
-	"$cvmadm" --json device list | python3 -c '
-import json, sys
-d = [d for d in json.load(sys.stdin) if d["id"] == int(sys.argv[1])][0]
-print(d[sys.argv[2]])' "$1" "$2"
 }
 full_devices() {
 	"$cvmadm" --json device list | python3 -c '
@@ -72,17 +48,6 @@ stale_objects() {
 	"$cvmadm" --json status | python3 -c '
 import json, sys
 print(json.load(sys.stdin)["modules"]["cvm"]["stale_objects"])'
-}
-wait_for() {
-	local start=$SECONDS
-	while ((SECONDS - start < $1)); do
-		eval "$2" && return 0
-		sleep 0.5
-	done
-	echo "after $1 s still not: $2"
-	"$cvmadm" device list
-	grep -E "full" "$work/cvmd.log" | tail -n 5
-	return 1
 }
 fill() {
 	fio --name=fill --filename=/dev/cvm0 --rw=write --bs=1M --size=128M \

@@ -30,26 +30,7 @@ bin=$top/build/userspace
 cvmd=$bin/cvmd/cvmd
 cvmadm=$bin/cvmadm/cvmadm
 work=$(mktemp -d /tmp/cvm-scale-out.XXXXXX)
-export CVM_SOCKET=$work/cvmd.sock
-
-start_cvmd() {
-	"$cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" \
-		--host storage1 --log-file "$work/cvmd.log"
-}
-stop_cvmd() {
-	local pid
-	pid=$(cat "$work/pid" 2>/dev/null) || return 0
-	kill "$pid"
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	return 1
-}
-cleanup() {
-	stop_cvmd
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-ep() { echo "127.0.0.1:$((7000 + $1))"; }
+. tests/lib/cvmd_local.sh
 status_field() {
 	"$cvmadm" --json status | python3 -c \
 		"import json,sys; s=json.load(sys.stdin); print(s$1)"
@@ -86,19 +67,6 @@ used_total() {
 import json, sys
 print(sum(d["usage"]["used"] for d in json.load(sys.stdin) if d["usage"]))'
 }
-# wait_for SECS EXPR: until EXPR (evaluated) holds.
-wait_for() {
-	local start=$SECONDS
-	while ((SECONDS - start < $1)); do
-		eval "$2" && return 0
-		sleep 0.5
-	done
-	echo "after $1 s still not: $2"
-	"$cvmadm" map show
-	"$cvmadm" device list
-	grep backfill "$work/cvmd.log" | tail -n 5
-	return 1
-}
 # e0's pool stays pinned while it is attached (rep3 may be cut already).
 recovery_shows_e0() {
 	"$cvmadm" --json recovery status | python3 -c '
@@ -114,12 +82,6 @@ pinned_of() {
 	"$cvmadm" --json map show | python3 -c '
 import json, sys
 print([p["pinned"] for p in json.load(sys.stdin)["pools"] if p["name"] == sys.argv[1]][0])' "$1"
-}
-pinned() {
-	"$cvmadm" --json map show | python3 -c '
-import json, sys
-m = json.load(sys.stdin)
-print(sum(p.get("pinned", 0) for p in m["pools"]))'
 }
 same() { cmp <(dd if="$1" bs=1M count="$2" iflag=direct status=none) "$3"; }
 fio_verify() {

@@ -29,26 +29,8 @@ bin=$top/build/userspace
 cvmd=$bin/cvmd/cvmd
 cvmadm=$bin/cvmadm/cvmadm
 work=$(mktemp -d /tmp/cvm-self-heal.XXXXXX)
-export CVM_SOCKET=$work/cvmd.sock
-
-start_cvmd() {
-	"$cvmd" --db "$work/db" --socket "$CVM_SOCKET" --pid-file "$work/pid" \
-		--host storage1 --log-file "$work/cvmd.log" --backfill-every 1
-}
-stop_cvmd() {
-	local pid
-	pid=$(cat "$work/pid" 2>/dev/null) || return 0
-	kill "$pid"
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	return 1
-}
-cleanup() {
-	stop_cvmd
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-ep() { echo "127.0.0.1:$((7000 + $1))"; }
+CVMD_ARGS="--backfill-every 1"
+. tests/lib/cvmd_local.sh
 add_host() {
 	"$cvmadm" host add "storage$1" --address "$(ep "$1")" --transport tcp &&
 	"$cvmadm" device add "storage$1" "/dev/ram$(($1 - 1))" --capacity 128M
@@ -62,35 +44,11 @@ kill_device() {
 	"$cvmadm" target device remove "$1" &&
 	"$cvmadm" target unlisten --address "$(ep "$1")"
 }
-device_field() {
-	"$cvmadm" --json device list | python3 -c '
-import json, sys
-d = [d for d in json.load(sys.stdin) if d["id"] == int(sys.argv[1])][0]
-print(d[sys.argv[2]])' "$1" "$2"
-}
-pinned() {
-	"$cvmadm" --json map show | python3 -c '
-import json, sys
-print(sum(p.get("pinned", 0) for p in json.load(sys.stdin)["pools"]))'
-}
 # PGs the map places on device I.
 pgs_on() {
 	"$cvmadm" --json map show | python3 -c '
 import json, sys
 print(sum(p["pgs_per_device"].get(sys.argv[1], 0) for p in json.load(sys.stdin)["pools"]))' "$1"
-}
-wait_for() {
-	local start=$SECONDS
-	while ((SECONDS - start < $1)); do
-		eval "$2" && return 0
-		sleep 0.5
-	done
-	echo "after $1 s still not: $2"
-	"$cvmadm" map show
-	"$cvmadm" device list
-	"$cvmadm" recovery status
-	grep -E "backfill|marked" "$work/cvmd.log" | tail -n 8
-	return 1
 }
 # Every object of e0: its three shards, dumped from devices 1-3 (each
 # holds one of each PG's slots now), have the parity ISA-L computes.
