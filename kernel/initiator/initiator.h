@@ -141,6 +141,7 @@ struct cvm_state {
 	struct cvm_pool_table	*pools;
 	u32			nr_paths;
 	struct cvm_dev_path	*paths;
+	bool			any_full;	/* a device is CVM_DEV_FULL */
 	struct rcu_work		rwork;
 };
 

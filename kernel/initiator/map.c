@@ -465,6 +465,7 @@ static int cvm_state_build_paths(struct cvm_state *st,
 	for (i = 0; i < map->nr_devices; i++) {
 		st->paths[i].device_id = map->devices[i].id;
 		st->paths[i].state = map->devices[i].state;
+		st->any_full |= !!(map->devices[i].state & CVM_DEV_FULL);
 	}
 	/* cvm_map_finalize() refused duplicate device ids. */
 	sort(st->paths, st->nr_paths, sizeof(*st->paths), cvm_dev_path_cmp,

@@ -774,7 +774,8 @@ static bool cvm_obj_row_full(struct cvm_obj *obj)
 		return false;
 	rcu_read_lock();
 	st = rcu_dereference(cvm_state);
-	row = st ? cvm_obj_row(obj, st, &width) : NULL;
+	/* The common case, no device full, costs no row lookup. */
+	row = st && st->any_full ? cvm_obj_row(obj, st, &width) : NULL;
 	for (i = 0; row && i < width && !full; i++)
 		full = row[i] != CVM_DEV_NONE && cvm_state_dev_full(st, row[i]);
 	rcu_read_unlock();

@@ -26,6 +26,16 @@ cleanup() {
 trap cleanup EXIT
 
 ep() { echo "127.0.0.1:$((7000 + $1))"; }
+# add_host N [CAPACITY]: host storageN with /dev/ram(N-1) (default 128M).
+add_host() {
+	"$cvmadm" host add "storage$1" --address "$(ep "$1")" --transport tcp &&
+	"$cvmadm" device add "storage$1" "/dev/ram$(($1 - 1))" --capacity "${2:-128M}"
+}
+# serve_host N: storageN's target listens and serves its device.
+serve_host() {
+	"$cvmadm" target listen --address "$(ep "$1")" &&
+	"$cvmadm" target device add "$1" --format
+}
 # device_field ID FIELD: a field of device ID as `device list --json` has it.
 device_field() {
 	"$cvmadm" --json device list | python3 -c '

@@ -33,12 +33,6 @@ cvmadm=$bin/cvmadm/cvmadm
 work=$(mktemp -d /tmp/cvm-fill-full.XXXXXX)
 CVMD_ARGS="--backfill-every 1"
 . tests/lib/cvmd_local.sh
-add_host() {
-	"$cvmadm" host add "storage$1" --address "$(ep "$1")" --transport tcp &&
-	"$cvmadm" device add "storage$1" "/dev/ram$(($1 - 1))" --capacity 64M &&
-	"$cvmadm" target listen --address "$(ep "$1")" &&
-	"$cvmadm" target device add "$1" --format
-}
 full_devices() {
 	"$cvmadm" --json device list | python3 -c '
 import json, sys
@@ -62,7 +56,8 @@ check "cvmd starts" start_cvmd
 check "config set nearfull_ratio 0.3" "$cvmadm" config set nearfull_ratio 0.3
 check "config set full_ratio 0.4" "$cvmadm" config set full_ratio 0.4
 for i in 1 2 3 4; do
-	check "host storage$i serving /dev/ram$((i - 1))" add_host "$i"
+	check "host storage$i serving /dev/ram$((i - 1))" \
+		eval "add_host $i 64M && serve_host $i"
 done
 check "config set refuses full below nearfull" \
 	eval "'$cvmadm' config set full_ratio 0.2 2>&1 | grep -q 'must not exceed full_ratio'"

@@ -47,14 +47,6 @@ epochs_agree() {
 	echo "kernel epoch '$k', store epoch '$s'"
 	return 1
 }
-add_host() {
-	"$cvmadm" host add "storage$1" --address "$(ep "$1")" --transport tcp &&
-	"$cvmadm" device add "storage$1" "/dev/ram$(($1 - 1))" --capacity 128M
-}
-serve_host() {
-	"$cvmadm" target listen --address "$(ep "$1")" &&
-	"$cvmadm" target device add "$1" --format
-}
 # Device I's used bytes as its target reports them.
 used() {
 	"$cvmadm" --json device list | python3 -c '

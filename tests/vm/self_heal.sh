@@ -31,14 +31,6 @@ cvmadm=$bin/cvmadm/cvmadm
 work=$(mktemp -d /tmp/cvm-self-heal.XXXXXX)
 CVMD_ARGS="--backfill-every 1"
 . tests/lib/cvmd_local.sh
-add_host() {
-	"$cvmadm" host add "storage$1" --address "$(ep "$1")" --transport tcp &&
-	"$cvmadm" device add "storage$1" "/dev/ram$(($1 - 1))" --capacity 128M
-}
-serve_host() {
-	"$cvmadm" target listen --address "$(ep "$1")" &&
-	"$cvmadm" target device add "$1" --format
-}
 # The target of device I stops serving it for good (as if powered off).
 kill_device() {
 	"$cvmadm" target device remove "$1" &&

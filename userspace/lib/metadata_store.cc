@@ -887,20 +887,24 @@ Result<Device> MetadataStore::SetDeviceState(uint64_t id,
     if (up) d.up = *up;
     if (in) d.in = *in;
     if (d.up == before.up && d.in == before.in) return d;
-    KvBatch batch;
-    batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
+    CVM_RETURN_IF_ERROR(
+        PutDevice(d, fmt::format("device.state {} {},{}", d.id,
+                                 d.up ? "up" : "down", d.in ? "in" : "out")));
+    return d;
+  });
+}
+
+Status MetadataStore::PutDevice(const Device& d, std::string reason) {
+  KvBatch batch;
+  batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
+  if (!reason.empty()) {
     CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
     for (Device& o : next.devices) {
       if (o.id == d.id) o = d;
     }
-    CVM_RETURN_IF_ERROR(
-        BumpEpoch(batch,
-                  fmt::format("device.state {} {},{}", d.id,
-                              d.up ? "up" : "down", d.in ? "in" : "out"),
-                  next));
-    CVM_RETURN_IF_ERROR(Commit(batch));
-    return d;
-  });
+    CVM_RETURN_IF_ERROR(BumpEpoch(batch, std::move(reason), next));
+  }
+  return Commit(batch);
 }
 
 Result<Device> MetadataStore::SetDeviceFill(uint64_t id, bool nearfull,
@@ -908,22 +912,14 @@ Result<Device> MetadataStore::SetDeviceFill(uint64_t id, bool nearfull,
   return Transact([&]() -> Result<Device> {
     CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
     if (d.nearfull == nearfull && d.full == full) return d;
+    // Only `full` is in the map.
     const bool map_changes = d.full != full;
     d.nearfull = nearfull;
     d.full = full;
-    KvBatch batch;
-    batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
-    if (map_changes) {
-      CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
-      for (Device& o : next.devices) {
-        if (o.id == d.id) o = d;
-      }
-      CVM_RETURN_IF_ERROR(BumpEpoch(
-          batch,
-          fmt::format("device.fill {} {}", d.id, full ? "full" : "not full"),
-          next));
-    }
-    CVM_RETURN_IF_ERROR(Commit(batch));
+    CVM_RETURN_IF_ERROR(
+        PutDevice(d, map_changes ? fmt::format("device.fill {} {}", d.id,
+                                               full ? "full" : "not full")
+                                 : std::string()));
     return d;
   });
 }
@@ -933,9 +929,7 @@ Result<Device> MetadataStore::SetDeviceServed(uint64_t id, bool served) {
     CVM_ASSIGN_OR_RETURN(Device d, GetDevice(id));
     if (d.served == served) return d;
     d.served = served;
-    KvBatch batch;
-    batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
-    CVM_RETURN_IF_ERROR(Commit(batch));
+    CVM_RETURN_IF_ERROR(PutDevice(d, ""));
     return d;
   });
 }

@@ -287,6 +287,9 @@ class MetadataStore {
   Result<uint64_t> NextId(KvBatch& batch, std::string_view kind);
   // Hosts, devices and pools as stored now.
   Result<Topology> LoadTopology();
+  // Writes device `d` (in a transaction); a `reason` also cuts an epoch
+  // whose map has it ("": the change is not in the map).
+  Status PutDevice(const Device& d, std::string reason);
   // Adds the next epoch, its history record and its sealed map, built from
   // `next` (the topology once `batch` commits), to `batch`.
   // `given_up`: devices whose copies this change gives up (a forced

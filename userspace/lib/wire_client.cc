@@ -407,13 +407,23 @@ Result<Reply> Client::Call(Header req, std::span<const uint8_t> payload) {
   return reply;
 }
 
-Result<Reply> Client::Read(const ObjectKey& k, uint64_t offset,
-                           uint32_t length) {
-  Header h = MakeRequest(CVM_WIRE_OP_READ);
+namespace {
+
+// A request about one object shard, for the attachment `k` speaks for.
+Header ShardRequest(uint8_t op, const ObjectKey& k) {
+  Header h = MakeRequest(op);
   h.volume_id = k.volume_id;
   h.object_no = k.object_no;
   h.shard = k.shard;
   h.attach_epoch = k.attach_epoch;
+  return h;
+}
+
+}  // namespace
+
+Result<Reply> Client::Read(const ObjectKey& k, uint64_t offset,
+                           uint32_t length) {
+  Header h = ShardRequest(CVM_WIRE_OP_READ, k);
   h.offset = offset;
   h.length = length;
   return Call(h);
@@ -421,11 +431,7 @@ Result<Reply> Client::Read(const ObjectKey& k, uint64_t offset,
 
 Result<Reply> Client::Write(const ObjectKey& k, uint64_t offset,
                             std::span<const uint8_t> data, bool fua) {
-  Header h = MakeRequest(CVM_WIRE_OP_WRITE);
-  h.volume_id = k.volume_id;
-  h.object_no = k.object_no;
-  h.shard = k.shard;
-  h.attach_epoch = k.attach_epoch;
+  Header h = ShardRequest(CVM_WIRE_OP_WRITE, k);
   h.offset = offset;
   h.length = data.size();
   if (fua) h.flags |= CVM_WIRE_F_FUA;
@@ -435,11 +441,7 @@ Result<Reply> Client::Write(const ObjectKey& k, uint64_t offset,
 Result<Reply> Client::WriteVersioned(const ObjectKey& k, uint64_t offset,
                                      std::span<const uint8_t> data,
                                      uint32_t version) {
-  Header h = MakeRequest(CVM_WIRE_OP_WRITE);
-  h.volume_id = k.volume_id;
-  h.object_no = k.object_no;
-  h.shard = k.shard;
-  h.attach_epoch = k.attach_epoch;
+  Header h = ShardRequest(CVM_WIRE_OP_WRITE, k);
   h.offset = offset;
   h.length = data.size();
   h.flags = CVM_WIRE_F_VERSIONED | CVM_WIRE_F_FUA;
@@ -448,31 +450,18 @@ Result<Reply> Client::WriteVersioned(const ObjectKey& k, uint64_t offset,
 }
 
 Result<Reply> Client::Remove(const ObjectKey& k, bool fua) {
-  Header h = MakeRequest(CVM_WIRE_OP_REMOVE);
-  h.volume_id = k.volume_id;
-  h.object_no = k.object_no;
-  h.shard = k.shard;
-  h.attach_epoch = k.attach_epoch;
+  Header h = ShardRequest(CVM_WIRE_OP_REMOVE, k);
   if (fua) h.flags |= CVM_WIRE_F_FUA;
   return Call(h);
 }
 
 Result<Reply> Client::Stat(const ObjectKey& k) {
-  Header h = MakeRequest(CVM_WIRE_OP_STAT);
-  h.volume_id = k.volume_id;
-  h.object_no = k.object_no;
-  h.shard = k.shard;
-  h.attach_epoch = k.attach_epoch;
-  return Call(h);
+  return Call(ShardRequest(CVM_WIRE_OP_STAT, k));
 }
 
 Result<Reply> Client::VersionOp(uint8_t op, const ObjectKey& k,
                                 uint32_t version) {
-  Header h = MakeRequest(op);
-  h.volume_id = k.volume_id;
-  h.object_no = k.object_no;
-  h.shard = k.shard;
-  h.attach_epoch = k.attach_epoch;
+  Header h = ShardRequest(op, k);
   h.shard_version = version;
   return Call(h);
 }
