@@ -19,13 +19,15 @@ static void put_le16(u8 *p, u16 v)
 }
 
 /* Length implied by the counts; u64 so no count can overflow it. */
-static u64 blob_len(u64 nr_devices, u64 nr_buckets, u64 nr_children,
-		    u64 nr_pools, u64 nr_pins)
+static u64 blob_len(u32 header_len, u64 nr_devices, u64 nr_buckets,
+		    u64 nr_children, u64 nr_pools, u64 nr_pins,
+		    u64 nr_overrides)
 {
-	return CVM_MAP_HEADER_LEN + nr_devices * CVM_MAP_DEVICE_LEN +
+	return header_len + nr_devices * CVM_MAP_DEVICE_LEN +
 	       nr_buckets * CVM_MAP_BUCKET_LEN +
 	       nr_children * CVM_MAP_CHILD_LEN + nr_pools * CVM_MAP_POOL_LEN +
-	       nr_pins * CVM_MAP_PIN_LEN;
+	       nr_pins * CVM_MAP_PIN_LEN +
+	       nr_overrides * CVM_MAP_OVERRIDE_LEN;
 }
 
 /* CRC32C of the blob with the CRC field itself left out. */
@@ -52,8 +54,9 @@ static u32 listed_children(const struct cvm_map *map)
 
 size_t cvm_map_encoded_len(const struct cvm_map *map)
 {
-	return blob_len(map->nr_devices, map->nr_buckets,
-			listed_children(map), map->nr_pools, map->nr_pins);
+	return blob_len(CVM_MAP_HEADER_LEN, map->nr_devices, map->nr_buckets,
+			listed_children(map), map->nr_pools, map->nr_pins,
+			map->nr_overrides);
 }
 
 /*
@@ -86,6 +89,8 @@ int cvm_map_encode(const struct cvm_map *map, void *buf, size_t len,
 	cvm_put_le32(p + 36, map->nr_pools);
 	cvm_put_le32(p + 40, 0);
 	cvm_put_le32(p + 44, map->nr_pins);
+	cvm_put_le32(p + 48, map->nr_overrides);
+	cvm_put_le32(p + 52, 0);
 	p += CVM_MAP_HEADER_LEN;
 
 	for (i = 0; i < map->nr_devices; i++, p += CVM_MAP_DEVICE_LEN) {
@@ -126,9 +131,28 @@ int cvm_map_encode(const struct cvm_map *map, void *buf, size_t len,
 		for (j = 0; j < CVM_MAX_PG_WIDTH; j++)
 			cvm_put_le32(p + 8 + 4 * j, pin->devs[j]);
 	}
+	for (i = 0; i < map->nr_overrides; i++, p += CVM_MAP_OVERRIDE_LEN) {
+		const struct cvm_pg_override *o = &map->overrides[i];
+
+		cvm_put_le32(p, o->pool_id);
+		cvm_put_le32(p + 4, o->pg);
+		cvm_put_le32(p + 8, o->slot);
+		cvm_put_le32(p + 12, o->dev);
+	}
 	cvm_put_le32((u8 *)buf + CVM_MAP_CRC_OFFSET,
 		     cvm_map_blob_crc(buf, total));
 	return 0;
+}
+
+static u32 header_len(u32 version)
+{
+	return version < 5 ? CVM_MAP_HEADER_LEN_V4 : CVM_MAP_HEADER_LEN;
+}
+
+/* Overrides counted by a header; none before version 5. */
+static u32 header_overrides(const u8 *p)
+{
+	return get_le16(p + 4) < 5 ? 0 : cvm_get_le32(p + 48);
 }
 
 /* Header checks, in the order a reader would want to hear about them. */
@@ -137,7 +161,7 @@ static int check_header(const u8 *p, size_t len, struct cvm_err *err)
 	u64 expect;
 	u32 total, version;
 
-	if (len < CVM_MAP_HEADER_LEN)
+	if (len < CVM_MAP_HEADER_LEN_V4)
 		return cvm_fail(err, -EBADMSG, "map blob shorter than header",
 				len);
 	if (cvm_get_le32(p) != CVM_MAP_MAGIC)
@@ -147,9 +171,12 @@ static int check_header(const u8 *p, size_t len, struct cvm_err *err)
 	if (version < CVM_MAP_VERSION_MIN || version > CVM_MAP_VERSION)
 		return cvm_fail(err, -EPROTO, "unsupported map version",
 				version);
-	if (get_le16(p + 6) != CVM_MAP_HEADER_LEN)
+	if (get_le16(p + 6) != header_len(version))
 		return cvm_fail(err, -EBADMSG, "bad map header length",
 				get_le16(p + 6));
+	if (len < header_len(version))
+		return cvm_fail(err, -EBADMSG, "map blob shorter than header",
+				len);
 	total = cvm_get_le32(p + 8);
 	if (total > len)
 		return cvm_fail(err, -EBADMSG, "map blob truncated", total);
@@ -165,6 +192,12 @@ static int check_header(const u8 *p, size_t len, struct cvm_err *err)
 	if (cvm_get_le32(p + 44) > CVM_MAX_PINS)
 		return cvm_fail(err, -E2BIG, "too many pinned PGs",
 				cvm_get_le32(p + 44));
+	if (version >= 5 && cvm_get_le32(p + 52))
+		return cvm_fail(err, -EBADMSG, "reserved map field not zero",
+				cvm_get_le32(p + 52));
+	if (header_overrides(p) > CVM_MAX_OVERRIDES)
+		return cvm_fail(err, -E2BIG, "too many PG overrides",
+				header_overrides(p));
 	if (cvm_get_le32(p + 24) > CVM_MAX_DEVICES)
 		return cvm_fail(err, -E2BIG, "too many devices",
 				cvm_get_le32(p + 24));
@@ -177,9 +210,10 @@ static int check_header(const u8 *p, size_t len, struct cvm_err *err)
 	if (cvm_get_le32(p + 36) > CVM_MAX_POOLS)
 		return cvm_fail(err, -E2BIG, "too many pools",
 				cvm_get_le32(p + 36));
-	expect = blob_len(cvm_get_le32(p + 24), cvm_get_le32(p + 28),
-			  cvm_get_le32(p + 32), cvm_get_le32(p + 36),
-			  cvm_get_le32(p + 44));
+	expect = blob_len(header_len(version), cvm_get_le32(p + 24),
+			  cvm_get_le32(p + 28), cvm_get_le32(p + 32),
+			  cvm_get_le32(p + 36), cvm_get_le32(p + 44),
+			  header_overrides(p));
 	if (expect != total)
 		return cvm_fail(err, -EBADMSG,
 				"map length does not match its counts", total);
@@ -219,7 +253,10 @@ int cvm_map_decode(const void *buf, size_t len, struct cvm_map **mapp,
 	ret = cvm_map_alloc_pins(map, cvm_get_le32(p + 44), err);
 	if (ret)
 		goto out_free;
-	p += CVM_MAP_HEADER_LEN;
+	ret = cvm_map_alloc_overrides(map, header_overrides(p), err);
+	if (ret)
+		goto out_free;
+	p += header_len(get_le16(p + 4));
 
 	for (i = 0; i < map->nr_devices; i++, p += CVM_MAP_DEVICE_LEN) {
 		map->devices[i].id = cvm_get_le32(p);
@@ -273,6 +310,14 @@ int cvm_map_decode(const void *buf, size_t len, struct cvm_map **mapp,
 		pin->pg = cvm_get_le32(p + 4);
 		for (j = 0; j < CVM_MAX_PG_WIDTH; j++)
 			pin->devs[j] = cvm_get_le32(p + 8 + 4 * j);
+	}
+	for (i = 0; i < map->nr_overrides; i++, p += CVM_MAP_OVERRIDE_LEN) {
+		struct cvm_pg_override *o = &map->overrides[i];
+
+		o->pool_id = cvm_get_le32(p);
+		o->pg = cvm_get_le32(p + 4);
+		o->slot = cvm_get_le32(p + 8);
+		o->dev = cvm_get_le32(p + 12);
 	}
 
 	ret = cvm_map_finalize(map, err);

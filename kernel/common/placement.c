@@ -203,6 +203,54 @@ static bool domain_taken(const struct pg_choice *c, u32 width, u32 slot,
 	return false;
 }
 
+/* The first override of PG @pg of pool @pool_id, or NULL; they are sorted. */
+static const struct cvm_pg_override *
+first_override(const struct cvm_map *map, u32 pool_id, u32 pg)
+{
+	u32 lo = 0, hi = map->nr_overrides;
+
+	while (lo < hi) {
+		const u32 mid = lo + (hi - lo) / 2;
+		const struct cvm_pg_override *o = &map->overrides[mid];
+
+		if (o->pool_id < pool_id ||
+		    (o->pool_id == pool_id && o->pg < pg))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < map->nr_overrides && map->overrides[lo].pool_id == pool_id &&
+	    map->overrides[lo].pg == pg)
+		return &map->overrides[lo];
+	return NULL;
+}
+
+/*
+ * The balancer's overrides of one PG, each replacing one slot's device.  A
+ * set that would name a device twice is ignored as a whole and straw2's row
+ * stands (cvmd never writes one): a row never holds a device twice.
+ */
+static void apply_overrides(const struct cvm_map *map,
+			    const struct cvm_pool *pool, u32 pg, u32 *devs)
+{
+	const struct cvm_pg_override *o = first_override(map, pool->id, pg);
+	const struct cvm_pg_override *end = map->overrides + map->nr_overrides;
+	const u32 width = cvm_pool_width(pool);
+	u32 row[CVM_MAX_PG_WIDTH];
+	u32 i, j;
+
+	if (!o)
+		return;
+	memcpy(row, devs, width * sizeof(*row));
+	for (; o < end && o->pool_id == pool->id && o->pg == pg; o++)
+		row[o->slot] = o->dev;
+	for (i = 0; i < width; i++)
+		for (j = 0; j < i; j++)
+			if (row[i] != CVM_DEV_NONE && row[i] == row[j])
+				return;
+	memcpy(devs, row, width * sizeof(*row));
+}
+
 u32 cvm_object_pg(u64 volume_id, u64 object_no, u32 pg_num)
 {
 	return cvm_hash64_2(CVM_SEED_OBJECT_PG, volume_id, object_no) &
@@ -268,6 +316,7 @@ int cvm_place_pg(const struct cvm_map *map, const struct cvm_pool *pool,
 	for (slot = 0; slot < width; slot++)
 		devs[slot] = c.dev[slot] == CVM_DEV_NONE ? CVM_DEV_NONE :
 			     map->devices[c.dev[slot]].id;
+	apply_overrides(map, pool, pg, devs);
 	return 0;
 }
 
@@ -490,11 +539,39 @@ int cvm_map_alloc_pins(struct cvm_map *map, u32 nr_pins,
 	return 0;
 }
 
+/*
+ * cvm_map_alloc_overrides() - room for @nr_overrides overrides
+ *
+ * The caller fills them (sorted by pool, PG and slot); cvm_map_finalize()
+ * checks them against the pools and devices.
+ *
+ * Return: 0, -E2BIG, -EINVAL (already allocated) or -ENOMEM.
+ */
+int cvm_map_alloc_overrides(struct cvm_map *map, u32 nr_overrides,
+			    struct cvm_err *err)
+{
+	if (map->overrides || map->finalized)
+		return cvm_fail(err, -EINVAL, "map overrides already set", 0);
+	if (nr_overrides > CVM_MAX_OVERRIDES)
+		return cvm_fail(err, -E2BIG, "too many PG overrides",
+				nr_overrides);
+	if (!nr_overrides)
+		return 0;
+	map->overrides = cvm_zalloc((size_t)nr_overrides *
+				    sizeof(*map->overrides));
+	if (!map->overrides)
+		return cvm_fail(err, -ENOMEM, "out of memory for map overrides",
+				nr_overrides);
+	map->nr_overrides = nr_overrides;
+	return 0;
+}
+
 void cvm_map_free(struct cvm_map *map)
 {
 	if (map) {
 		cvm_free(map->class_weight);
 		cvm_free(map->pins);
+		cvm_free(map->overrides);
 	}
 	cvm_free(map);
 }
@@ -984,6 +1061,63 @@ static int check_pins(const struct cvm_map *map,
 }
 
 /*
+ * Overrides name a pool of the map, one of its PGs and a slot within its
+ * width, in strictly ascending order, and a device of the map that may take
+ * data for the pool: in, weighing more than 0, of the pool's class.
+ */
+static int check_overrides(const struct cvm_map *map,
+			   const struct finalize_scratch *s,
+			   struct cvm_err *err)
+{
+	const struct cvm_pg_override *prev = NULL;
+	const struct cvm_pool *pool = NULL;
+	u32 i;
+
+	for (i = 0; i < map->nr_overrides; i++) {
+		const struct cvm_pg_override *o = &map->overrides[i];
+		const struct cvm_device *d;
+
+		if (!pool || pool->id != o->pool_id)
+			pool = cvm_map_pool(map, o->pool_id);
+		if (!pool)
+			return cvm_fail(err, -EINVAL,
+					"override of an unknown pool",
+					o->pool_id);
+		if (o->pg >= pool->pg_num)
+			return cvm_fail(err, -EINVAL,
+					"override of a PG beyond pg_num", o->pg);
+		if (o->slot >= cvm_pool_width(pool))
+			return cvm_fail(err, -EINVAL,
+					"override of a slot beyond the pool's width",
+					o->slot);
+		if (prev && (prev->pool_id > o->pool_id ||
+			     (prev->pool_id == o->pool_id &&
+			      (prev->pg > o->pg ||
+			       (prev->pg == o->pg && prev->slot >= o->slot)))))
+			return cvm_fail(err, -EINVAL,
+					"overrides not in ascending order",
+					o->pg);
+		prev = o;
+		if (o->dev >= CVM_MAX_DEVICES ||
+		    s->dev_index[o->dev] == CVM_DEV_NONE)
+			return cvm_fail(err, -EINVAL,
+					"override names a device not in the map",
+					o->dev);
+		d = &map->devices[s->dev_index[o->dev]];
+		if (!(d->state & CVM_DEV_IN) || !d->weight)
+			return cvm_fail(err, -EINVAL,
+					"override names a device that takes no data",
+					o->dev);
+		if (pool->device_class &&
+		    cvm_dev_class(d->state) != pool->device_class)
+			return cvm_fail(err, -EINVAL,
+					"override names a device of another class",
+					o->dev);
+	}
+	return 0;
+}
+
+/*
  * cvm_map_finalize() - validate a filled map and prepare it for placement
  *
  * Checks ids and their ranges, duplicates, dangling and repeated children,
@@ -1038,6 +1172,8 @@ int cvm_map_finalize(struct cvm_map *map, struct cvm_err *err)
 		ret = check_pools(map, err);
 	if (!ret)
 		ret = check_pins(map, s, err);
+	if (!ret)
+		ret = check_overrides(map, s, err);
 	cvm_free(s);
 	if (!ret)
 		map->finalized = true;

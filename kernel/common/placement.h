@@ -60,6 +60,7 @@ extern "C" {
 #define CVM_CHOOSE_ROUNDS	50
 #define CVM_MAX_CLASSES		8	/* distinct classes pools ask for */
 #define CVM_MAX_PINS		(1u << 20)	/* PGs pinned to acting rows */
+#define CVM_MAX_OVERRIDES	(1u << 22)	/* balancer slot choices */
 
 /* PG table entry for a slot no device could be found for. */
 #define CVM_DEV_NONE		U32_MAX
@@ -154,6 +155,27 @@ struct cvm_pg_pin {
 };
 
 /*
+ * struct cvm_pg_override - the balancer's device for one slot of a PG
+ * @pool_id, @pg: the PG
+ * @slot: the slot, below the pool's width
+ * @dev: the device the slot gets instead of straw2's choice; in the map,
+ *	in, weighing more than 0, and of the pool's class if it has one
+ *
+ * Straw2 alone leaves devices 20-40 % above their share and moves 2-3x the
+ * least data when a device comes or goes (cvm-placement-stats).  cvmd's
+ * balancer (userspace/lib/balancer.cc) corrects both with explicit choices
+ * (Ceph's upmap): cvm_place_pg() gives straw2's row with these applied,
+ * which is the PG's up row.  Overrides are part of the map, so the kernel
+ * and cvmd compute the same rows.
+ */
+struct cvm_pg_override {
+	u32 pool_id;
+	u32 pg;
+	u32 slot;
+	u32 dev;
+};
+
+/*
  * struct cvm_map - one epoch of the cluster map
  *
  * The caller (or the decoder) fills epoch and the four arrays of the sizes
@@ -188,12 +210,18 @@ struct cvm_map {
 	/* Pins, by (pool_id, pg) ascending; see cvm_map_alloc_pins(). */
 	u32 nr_pins;
 	struct cvm_pg_pin *pins;
+
+	/* Overrides, by (pool_id, pg, slot) ascending; see alloc_overrides. */
+	u32 nr_overrides;
+	struct cvm_pg_override *overrides;
 };
 
 int cvm_map_alloc(struct cvm_map **mapp, u32 nr_devices, u32 nr_buckets,
 		  u32 nr_children, u32 nr_pools, struct cvm_err *err);
 int cvm_map_alloc_pins(struct cvm_map *map, u32 nr_pins,
 		       struct cvm_err *err);
+int cvm_map_alloc_overrides(struct cvm_map *map, u32 nr_overrides,
+			    struct cvm_err *err);
 void cvm_map_free(struct cvm_map *map);
 int cvm_map_finalize(struct cvm_map *map, struct cvm_err *err);
 

@@ -90,11 +90,21 @@ static void codec_refuses_bad_header(struct kunit *test)
 	blob[44] = 1;	/* a pin the blob has no room for */
 	fix_crc(blob, len);
 	expect_refused(test, blob, len, -EBADMSG, "does not match its counts");
-	blob[4] = 3;	/* version 3 has no pins: the field is reserved */
+	blob[44] = 0;
+
+	blob[4] = 4;	/* version 4's header is 48 bytes */
+	fix_crc(blob, len);
+	expect_refused(test, blob, len, -EBADMSG, "header length");
+	blob[4] = CVM_MAP_VERSION;
+
+	blob[48] += 1;	/* an override the blob has no room for */
+	fix_crc(blob, len);
+	expect_refused(test, blob, len, -EBADMSG, "does not match its counts");
+	blob[48] -= 1;
+	blob[52] = 1;
 	fix_crc(blob, len);
 	expect_refused(test, blob, len, -EBADMSG, "reserved");
-	blob[4] = CVM_MAP_VERSION;
-	blob[44] = 0;
+	blob[52] = 0;
 
 	longer = kunit_kzalloc(test, len + 4, GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, longer);

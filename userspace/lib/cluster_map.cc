@@ -53,6 +53,9 @@ Result<CMapPtr> MakeCMap(const MapLayout& layout) {
   int pret = cvm_map_alloc_pins(map.get(), layout.pins.size(), &err);
   if (pret) return FromCvmErr(err, pret, "map pins");
   std::copy(layout.pins.begin(), layout.pins.end(), map->pins);
+  pret = cvm_map_alloc_overrides(map.get(), layout.overrides.size(), &err);
+  if (pret) return FromCvmErr(err, pret, "map overrides");
+  std::copy(layout.overrides.begin(), layout.overrides.end(), map->overrides);
   uint32_t next = 0;
   for (size_t i = 0; i < layout.buckets.size(); ++i) {
     const MapBucket& b = layout.buckets[i];

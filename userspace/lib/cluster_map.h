@@ -36,6 +36,8 @@ struct MapLayout {
   std::vector<MapBucket> buckets;
   std::vector<cvm_pool> pools;
   std::vector<cvm_pg_pin> pins;  // ascending (pool, pg); pools of `pools`
+  // The balancer's, ascending (pool, pg, slot); pools of `pools`.
+  std::vector<cvm_pg_override> overrides;
 };
 
 // Allocates and fills a cvm_map from `layout`, then validates it with

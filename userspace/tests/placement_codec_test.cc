@@ -34,6 +34,17 @@ class MapCodecTest : public ::testing::Test {
                  cvm_map_blob_crc(blob_.data(), blob_.size()));
   }
 
+  // blob_ as an earlier release wrote it: version 3 or 4, a 48-byte header
+  // (no override count), no overrides.
+  void MakeOldFormat(uint16_t version) {
+    blob_.erase(blob_.begin() + CVM_MAP_HEADER_LEN_V4,
+                blob_.begin() + CVM_MAP_HEADER_LEN);
+    blob_[4] = static_cast<uint8_t>(version);
+    blob_[6] = CVM_MAP_HEADER_LEN_V4;
+    Put32(8, static_cast<uint32_t>(blob_.size()));
+    FixCrc();
+  }
+
   void Put32(size_t at, uint32_t v) { cvm_put_le32(blob_.data() + at, v); }
   uint32_t Get32(size_t at) { return cvm_get_le32(blob_.data() + at); }
 
@@ -115,9 +126,20 @@ TEST_F(MapCodecTest, HeaderFieldsChecked) {
   blob_[4] = CVM_MAP_VERSION_MIN - 1;  // version 2: no device classes
   ExpectRefused(-EPROTO, "version");
   blob_[4] = CVM_MAP_VERSION;
-  blob_[6] = 52;
+  blob_[6] = CVM_MAP_HEADER_LEN_V4;  // version 5's header is longer
   ExpectRefused(-EBADMSG, "header length");
   blob_[6] = CVM_MAP_HEADER_LEN;
+  Put32(52, 1);
+  FixCrc();
+  ExpectRefused(-EBADMSG, "reserved");
+  Put32(52, 0);
+  Put32(48, CVM_MAX_OVERRIDES + 1);
+  FixCrc();
+  ExpectRefused(-E2BIG, "too many PG overrides");
+  Put32(48, 1);  // an override the blob has no room for
+  FixCrc();
+  ExpectRefused(-EBADMSG, "does not match its counts");
+  Put32(48, 0);
   Put32(40, 4);
   FixCrc();
   ExpectRefused(-EBADMSG, "flags");
@@ -125,26 +147,112 @@ TEST_F(MapCodecTest, HeaderFieldsChecked) {
   Put32(44, 1);  // a pin the blob has no room for
   FixCrc();
   ExpectRefused(-EBADMSG, "does not match its counts");
-  blob_[4] = 3;  // version 3 has no pins: the field is reserved
-  FixCrc();
-  ExpectRefused(-EBADMSG, "reserved");
   Put32(44, CVM_MAX_PINS + 1);
-  blob_[4] = CVM_MAP_VERSION;
   FixCrc();
   ExpectRefused(-E2BIG, "too many pinned PGs");
+  Put32(44, 0);
+  MakeOldFormat(3);  // version 3 has no pins: the field is reserved
+  Put32(44, 1);
+  FixCrc();
+  ExpectRefused(-EBADMSG, "reserved");
 }
 
-// A version-3 blob (no pins, as the previous release stored) still decodes.
-TEST_F(MapCodecTest, VersionThreeBlobsStillDecode) {
-  blob_[4] = 3;
-  FixCrc();
-  cvm_map *raw = nullptr;
+// Blobs of versions 3 and 4 (48-byte header, no overrides; version 3 no
+// pins either), as earlier releases stored them, still decode.
+TEST_F(MapCodecTest, VersionThreeAndFourBlobsStillDecode) {
+  const std::vector<uint8_t> current = blob_;
+  for (uint16_t version : {3, 4}) {
+    blob_ = current;
+    MakeOldFormat(version);
+    cvm_map *raw = nullptr;
+    cvm_err err{};
+    ASSERT_EQ(cvm_map_decode(blob_.data(), blob_.size(), &raw, &err), 0)
+        << version << ": " << err.why;
+    MapPtr back(raw);
+    EXPECT_EQ(back->nr_pins, 0u);
+    EXPECT_EQ(back->nr_overrides, 0u);
+    EXPECT_EQ(PgTable(back.get(), 1), PgTable(map_.get(), 1));
+    ExpectRefused(CVM_MAP_HEADER_LEN_V4 - 1, -EBADMSG, "shorter than header");
+  }
+}
+
+// Overrides travel in the map and change only the slots they name; a set
+// that would put a device twice in a row is ignored whole; the decoder
+// refuses overrides naming what the map does not have or cannot use.
+TEST_F(MapCodecTest, OverridesRoundTripAndReplaceTheirSlotsOnly) {
+  const std::vector<uint32_t> up = PgTable(map_.get(), 1);
+  auto absent = [&](uint32_t pg) {  // a device not in PG pg's row
+    for (uint32_t d = 0;; d++) {
+      if (d != 9 &&
+          std::find(&up[pg * 3], &up[pg * 3] + 3, d) == &up[pg * 3] + 3)
+        return d;
+    }
+  };
+  const uint32_t to5 = absent(5), to7 = absent(7);
+  builder_.overrides = {{1, 5, 1, to5},
+                        {1, 7, 0, up[7 * 3 + 1]},  // a device twice: ignored
+                        {9, 3, 2, 0}};
+  MapPtr map;
   cvm_err err{};
-  ASSERT_EQ(cvm_map_decode(blob_.data(), blob_.size(), &raw, &err), 0)
-      << err.why;
+  ASSERT_EQ(builder_.Build(&map, &err), 0) << err.why;
+  std::vector<uint8_t> blob = Encode(map.get());
+  EXPECT_EQ(blob.size(), blob_.size() + 3 * CVM_MAP_OVERRIDE_LEN);
+  cvm_map *raw = nullptr;
+  ASSERT_EQ(cvm_map_decode(blob.data(), blob.size(), &raw, &err), 0) << err.why;
   MapPtr back(raw);
-  EXPECT_EQ(back->nr_pins, 0u);
-  EXPECT_EQ(PgTable(back.get(), 1), PgTable(map_.get(), 1));
+  ASSERT_EQ(back->nr_overrides, 3u);
+  const std::vector<uint32_t> table = PgTable(back.get(), 1);
+  for (uint32_t pg = 0; pg < 1024; pg++) {
+    for (uint32_t s = 0; s < 3; s++) {
+      EXPECT_EQ(table[pg * 3 + s], pg == 5 && s == 1 ? to5 : up[pg * 3 + s])
+          << pg << "/" << s;
+    }
+  }
+  // cvm_place_pg gives the overridden row (the up row), and a pin still
+  // wins over it in the table.
+  uint32_t devs[CVM_MAX_PG_WIDTH];
+  ASSERT_EQ(cvm_place_pg(back.get(), &back->pools[0], 5, devs), 0);
+  EXPECT_EQ(devs[1], to5);
+  EXPECT_EQ(Encode(back.get()), blob);
+  builder_.pins = {Pin(1, 5, {up[15], up[16], up[17]})};
+  ASSERT_EQ(builder_.Build(&map, &err), 0) << err.why;
+  EXPECT_EQ(PgTable(map.get(), 1), up);
+  builder_.pins.clear();
+
+  builder_.device(11).state = CVM_DEV_UP;  // out
+  builder_.device(12).weight = 0;
+  struct Bad {
+    cvm_pg_override o;
+    const char *words;
+  };
+  const Bad bad[] = {
+      {{5, 0, 0, 0}, "unknown pool"},
+      {{1, 1024, 0, to7}, "beyond pg_num"},
+      {{1, 7, 3, to7}, "beyond the pool's width"},
+      {{1, 7, 0, 999}, "not in the map"},
+      {{1, 7, 0, 11}, "takes no data"},
+      {{1, 7, 0, 12}, "takes no data"},
+  };
+  for (const Bad &b : bad) {
+    builder_.overrides = {b.o};
+    cvm_err e{};
+    MapPtr m;
+    EXPECT_EQ(builder_.Build(&m, &e), -EINVAL) << b.words;
+    ASSERT_NE(e.why, nullptr);
+    EXPECT_NE(std::string(e.why).find(b.words), std::string::npos) << e.why;
+  }
+  for (cvm_device &d : builder_.devices)
+    d.state |= (d.id == 14 ? 1u : 2u) << CVM_DEV_CLASS_SHIFT;
+  builder_.pools[0].device_class = 2;
+  builder_.overrides = {{1, 7, 0, 14}};
+  cvm_err e{};
+  EXPECT_EQ(builder_.Build(&map, &e), -EINVAL);
+  EXPECT_NE(std::string(e.why).find("another class"), std::string::npos)
+      << e.why;
+  builder_.pools[0].device_class = 0;
+  builder_.overrides = {{1, 7, 1, to7}, {1, 7, 0, to5}};
+  EXPECT_EQ(builder_.Build(&map, &e), -EINVAL);
+  EXPECT_NE(std::string(e.why).find("ascending"), std::string::npos) << e.why;
 }
 
 // Pins travel in the map and override the up row of their PG only; the

@@ -26,7 +26,10 @@ constexpr unsigned kRows = 4;  // full rows printed per pool
 // 2 rows x 2 racks x 3 hosts, 3 or 4 devices per host: 42 devices with
 // weights 0.5 .. 2.0, two out, one down but in, one of weight zero; every
 // third device of class 1 ("ssd"), the others of class 2. Pools 1-4 see
-// every device; pool 5 only class 1.
+// every device; pool 5 only class 1. Overrides change rows printed below:
+// one slot (pool 1 PG 1), two slots (pool 2 PG 2), one of a class pool
+// (pool 5 PG 3), and a set naming a device twice, which is ignored (pool 3
+// PG 0 keeps straw2's row).
 MapBuilder FixedMap() {
   MapBuilder b;
   b.epoch = 7;
@@ -58,6 +61,8 @@ MapBuilder FixedMap() {
   b.AddPool(4, CVM_POOL_EC, 2, 1, CVM_TYPE_DEVICE, 32);
   b.AddPool(5, CVM_POOL_REPLICATED, 3, 0, CVM_TYPE_HOST, 64);
   b.pools.back().device_class = 1;
+  b.overrides = {
+      {1, 1, 2, 40}, {2, 2, 0, 2}, {2, 2, 3, 8}, {3, 0, 1, 37}, {5, 3, 0, 12}};
   return b;
 }
 
@@ -104,11 +109,11 @@ struct cvm_vec_object {{
 	u32 pg;
 }};
 
-/* Encoded map, epoch {}: {} devices, {} buckets, {} pools. */
+/* Encoded map, epoch {}: {} devices, {} buckets, {} pools, {} overrides. */
 static const u8 cvm_vec_map[] = {{
 )",
-             kRows, map->epoch, map->nr_devices, map->nr_buckets,
-             map->nr_pools);
+             kRows, map->epoch, map->nr_devices, map->nr_buckets, map->nr_pools,
+             map->nr_overrides);
   for (size_t i = 0; i < blob.size(); i += 8) {
     fmt::print("\t");
     for (size_t j = i; j < std::min(blob.size(), i + 8); j++)

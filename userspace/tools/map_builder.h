@@ -102,6 +102,10 @@ class MapBuilder {
     ret = cvm_map_alloc_pins(map.get(), pins.size(), err);
     if (ret) return ret;
     for (size_t i = 0; i < pins.size(); i++) map->pins[i] = pins[i];
+    ret = cvm_map_alloc_overrides(map.get(), overrides.size(), err);
+    if (ret) return ret;
+    for (size_t i = 0; i < overrides.size(); i++)
+      map->overrides[i] = overrides[i];
     if (finalize) {
       ret = cvm_map_finalize(map.get(), err);
       if (ret) return ret;
@@ -115,6 +119,7 @@ class MapBuilder {
   std::vector<Bucket> buckets;
   std::vector<cvm_pool> pools;
   std::vector<cvm_pg_pin> pins;
+  std::vector<cvm_pg_override> overrides;  // ascending (pool, pg, slot)
 };
 
 // A pin of `pool`'s PG `pg` to `devs` (the rest of the row CVM_DEV_NONE).
