@@ -926,9 +926,10 @@ Result<json> Api::MapShow(JsonFields& a) {
   CVM_ASSIGN_OR_RETURN(auto placements, PlacementOf(blob));
   CVM_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
   for (const PoolPlacement& p : placements) {
-    json pool = {{"id", p.pool_id},        {"pg_num", p.pg_num},
-                 {"width", p.width},       {"table_crc", p.table_crc},
-                 {"unplaced", p.unplaced}, {"pinned", p.pinned}};
+    json pool = {{"id", p.pool_id},         {"pg_num", p.pg_num},
+                 {"width", p.width},        {"table_crc", p.table_crc},
+                 {"unplaced", p.unplaced},  {"pinned", p.pinned},
+                 {"overrides", p.overrides}};
     for (const Pool& named : pools) {
       if (named.id == p.pool_id) pool["name"] = named.name;
     }

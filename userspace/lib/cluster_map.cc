@@ -6,6 +6,8 @@
 #include <cmath>
 #include <set>
 
+#include "balancer.h"
+
 namespace cvm {
 namespace {
 
@@ -296,6 +298,51 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
   return pins;
 }
 
+// Runs the balancer on `crush` (a map without overrides) from the previous
+// map's up rows.
+Result<Balance> BalanceFrom(const cvm_map& crush, const Topology& topology,
+                            const DataPlacement& data) {
+  std::map<uint32_t, std::vector<uint32_t>> previous;
+  BalanceOptions options;
+  options.capped_pools = data.pools_with_data;
+  for (const Device& d : topology.devices) {
+    if (d.nearfull || d.full) {
+      options.no_new_data.insert(static_cast<uint32_t>(d.id));
+    }
+  }
+  uint32_t moving = 0;
+  if (!data.previous.empty()) {
+    cvm_err err{};
+    cvm_map* raw = nullptr;
+    int ret =
+        cvm_map_decode(data.previous.data(), data.previous.size(), &raw, &err);
+    if (ret) return Corruption(FromCvmErr(err, ret, "previous map").message());
+    CMapPtr prev(raw);
+    for (uint32_t i = 0; i < prev->nr_pins; ++i) {
+      moving += !data.settled.count({prev->pins[i].pool_id, prev->pins[i].pg});
+    }
+    for (uint32_t i = 0; i < crush.nr_pools; ++i) {
+      const cvm_pool* now = &crush.pools[i];
+      const cvm_pool* before = cvm_map_pool(prev.get(), now->id);
+      if (!before || before->pg_num != now->pg_num ||
+          cvm_pool_width(before) != cvm_pool_width(now)) {
+        continue;
+      }
+      std::vector<uint32_t> rows(cvm_pg_table_entries(now));
+      for (uint32_t pg = 0; pg < now->pg_num; ++pg) {
+        if (cvm_place_pg(prev.get(), before, pg,
+                         &rows[static_cast<size_t>(pg) * cvm_pool_width(now)]))
+          return Internal(
+              fmt::format("previous map: pool {} PG {} unplaced", now->id, pg));
+      }
+      previous[now->id] = std::move(rows);
+    }
+  }
+  options.max_moves =
+      data.balancer_max_moves > moving ? data.balancer_max_moves - moving : 0;
+  return ComputeBalance(crush, previous, options);
+}
+
 }  // namespace
 
 SealedMap SealMap(uint64_t epoch, const Topology& topology,
@@ -334,6 +381,23 @@ SealedMap SealMap(uint64_t epoch, const Topology& topology,
   if (!map.ok()) {
     sealed.problem = map.status().message();
     return sealed;
+  }
+  // The balancer's rows, from where the data was meant to be.
+  auto balance = BalanceFrom(*map->get(), topology, data);
+  if (!balance.ok()) {
+    sealed.problem = balance.status().message();
+    return sealed;
+  }
+  sealed.overrides = balance->overrides.size();
+  sealed.balancer_moves = balance->pgs_moved;
+  sealed.balancer_capped = balance->capped;
+  if (!balance->overrides.empty()) {
+    layout->overrides = std::move(balance->overrides);
+    map = MakeCMap(*layout);
+    if (!map.ok()) {
+      sealed.problem = map.status().message();
+      return sealed;
+    }
   }
   // Then the PGs whose data is not where placement now puts it.
   auto pins = PinsFor(*map->get(), data, &sealed);
@@ -384,6 +448,9 @@ Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob) {
     p.table_crc = cvm_pg_table_crc(table, n);
     for (uint32_t k = 0; k < map->nr_pins; ++k) {
       p.pinned += map->pins[k].pool_id == pool.id;
+    }
+    for (uint32_t k = 0; k < map->nr_overrides; ++k) {
+      p.overrides += map->overrides[k].pool_id == pool.id;
     }
     std::set<uint32_t> down;
     for (uint32_t d = 0; d < map->nr_devices; ++d) {

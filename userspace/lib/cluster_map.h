@@ -69,10 +69,15 @@ Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
 // `pools_with_data` whose row there differs from its up row in the new map
 // keeps its previous row as a pin, unless it is `settled` (its data has been
 // copied to the up row).
+//
+// The balancer (balancer.h) decides the up rows from the previous map's:
+// it moves at most `balancer_max_moves` PGs of pools with data, counting
+// the previous map's pins that are not `settled` (still moving).
 struct DataPlacement {
   std::string previous;
   std::set<uint32_t> pools_with_data;
   std::set<std::pair<uint32_t, uint32_t>> settled;  // (pool id, pg)
+  uint32_t balancer_max_moves = UINT32_MAX;
 };
 
 // A PG's copies on devices its row may no longer name (backfill's sweep).
@@ -105,6 +110,9 @@ struct SealedMap {
   // Pinned PGs whose up row changed: the devices that were being filled
   // (backfill targets) and no longer are hold copies nobody reads.
   std::vector<MovedOff> abandoned;
+  uint32_t overrides = 0;        // the balancer's slots in the map
+  uint32_t balancer_moves = 0;   // PGs it moved to even out shares
+  bool balancer_capped = false;  // more to even out, in later epochs
 };
 SealedMap SealMap(uint64_t epoch, const Topology& topology,
                   const BucketIndexes& indexes, const DataPlacement& data = {});
@@ -120,6 +128,7 @@ struct PoolPlacement {
   uint32_t pinned = 0;               // PGs held on the devices of their data
   uint32_t degraded = 0;   // PGs with a slot on no device or a down one
   uint32_t misplaced = 0;  // pinned PGs with every copy on a live device
+  uint32_t overrides = 0;  // slots the balancer chose, not straw2
 };
 Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob);
 

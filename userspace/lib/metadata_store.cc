@@ -537,11 +537,13 @@ Result<SealedMap> MetadataStore::SealTopology(KvBatch& batch, uint64_t epoch,
   for (const Volume& v : volumes) {
     data.pools_with_data.insert(static_cast<uint32_t>(v.pool_id));
   }
-  if (!data.pools_with_data.empty()) {
-    CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
-    CVM_ASSIGN_OR_RETURN(auto blob, GetRaw(Cf::kMaps, EncodeIdKey(current)));
-    if (blob) data.previous = std::move(*blob);
-  }
+  // The balancer starts from the same map's rows, data or not, so the
+  // overrides stay put until something changes.
+  CVM_ASSIGN_OR_RETURN(uint64_t current, ReadCounter(kEpochKey));
+  CVM_ASSIGN_OR_RETURN(auto blob, GetRaw(Cf::kMaps, EncodeIdKey(current)));
+  if (blob) data.previous = std::move(*blob);
+  CVM_ASSIGN_OR_RETURN(ClusterSettings settings, GetSettings());
+  data.balancer_max_moves = settings.balancer_max_moves;
   return SealMap(epoch, next, indexes, data);
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "json_fields.h"
+#include "placement.h"
 
 namespace cvm {
 
@@ -433,6 +434,7 @@ Status ValidateSnapshot(const Snapshot& s) {
 namespace {
 constexpr uint64_t kMaxDownOutInterval = 30 * 86400;
 constexpr double kMinRatio = 0.05, kMaxRatio = 0.99;
+constexpr uint64_t kMaxBalancerMoves = CVM_MAX_PG_NUM;
 }  // namespace
 
 const std::vector<std::pair<std::string, std::string>>& SettingNames() {
@@ -446,6 +448,9 @@ const std::vector<std::pair<std::string, std::string>>& SettingNames() {
       {"full_ratio",
        "share of a device's space past which writes reaching it are refused "
        "with NO_SPACE"},
+      {"balancer_max_moves",
+       "PGs the balancer moves at once to even out the devices' shares, "
+       "those still moving included (0: none)"},
   };
   return names;
 }
@@ -463,6 +468,19 @@ Status ApplySetting(ClusterSettings* s, std::string_view key,
           kMaxDownOutInterval, value));
     }
     s->down_out_interval = v;
+    return {};
+  }
+  if (key == "balancer_max_moves") {
+    uint64_t v = 0;
+    const auto [end, ec] =
+        std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || end != value.data() + value.size() ||
+        v > kMaxBalancerMoves) {
+      return InvalidArgument(
+          fmt::format("balancer_max_moves must be 0 (none) to {} PGs, not '{}'",
+                      kMaxBalancerMoves, value));
+    }
+    s->balancer_max_moves = static_cast<uint32_t>(v);
     return {};
   }
   if (key == "nearfull_ratio" || key == "full_ratio") {
@@ -496,7 +514,8 @@ Status ApplySetting(ClusterSettings* s, std::string_view key,
 json ToJson(const ClusterSettings& s) {
   return {{"down_out_interval", s.down_out_interval},
           {"nearfull_ratio", s.nearfull_ratio},
-          {"full_ratio", s.full_ratio}};
+          {"full_ratio", s.full_ratio},
+          {"balancer_max_moves", s.balancer_max_moves}};
 }
 
 Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes) {
@@ -504,22 +523,26 @@ Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes) {
   if (bytes.empty()) return s;
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "settings"));
   JsonFields f(j, "settings field", Code::kCorruption);
-  f.Expect({"down_out_interval", "nearfull_ratio", "full_ratio"});
+  f.Expect({"down_out_interval", "nearfull_ratio", "full_ratio",
+            "balancer_max_moves"});
   s.down_out_interval =
       f.OptU64("down_out_interval").value_or(s.down_out_interval);
   const double nearfull =
       f.OptDouble("nearfull_ratio").value_or(s.nearfull_ratio);
   const double full = f.OptDouble("full_ratio").value_or(s.full_ratio);
+  const uint64_t moves =
+      f.OptU64("balancer_max_moves").value_or(s.balancer_max_moves);
   CVM_RETURN_IF_ERROR(f.status());
   // The rules `config set` applies.
-  if (s.down_out_interval > kMaxDownOutInterval ||
+  if (s.down_out_interval > kMaxDownOutInterval || moves > kMaxBalancerMoves ||
       !(nearfull >= kMinRatio && nearfull <= kMaxRatio) ||
       !(full >= kMinRatio && full <= kMaxRatio) || nearfull > full) {
     return Corruption(fmt::format(
         "settings out of range: down_out_interval {}, nearfull_ratio {}, "
-        "full_ratio {}",
-        s.down_out_interval, nearfull, full));
+        "full_ratio {}, balancer_max_moves {}",
+        s.down_out_interval, nearfull, full, moves));
   }
+  s.balancer_max_moves = static_cast<uint32_t>(moves);
   s.nearfull_ratio = nearfull;
   s.full_ratio = full;
   return s;

@@ -251,6 +251,10 @@ struct ClusterSettings {
   // refused with NO_SPACE before any copy takes them).
   double nearfull_ratio = 0.85;
   double full_ratio = 0.95;
+  // PGs of pools holding data the balancer moves at once to even out the
+  // devices' shares (PGs still moving count against it); 0: none, rows
+  // then only follow devices that leave.
+  uint32_t balancer_max_moves = 64;
   bool operator==(const ClusterSettings&) const = default;
 };
 // Each setting's name and what it means, for `config get` and errors.

@@ -319,6 +319,68 @@ TEST_P(EmptyStoreTest, PgsHoldingDataStayPinnedWhereTheirDataIs) {
   EXPECT_EQ((*last)[0].pinned, 0u);
 }
 
+// Issue 16's balancer in the map cvmd seals: every device gets its share of
+// a pool's PGs exactly; a new device is given PGs by the balancer, at most
+// balancer_max_moves of them at once (none with 0), and every PG it moves
+// stays pinned to its data.
+TEST_P(EmptyStoreTest, MapsAreBalancedAndMovesAreCapped) {
+  for (const char* h : {"h1", "h2", "h3", "h4"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  Pool p;
+  p.name = "rep3";
+  p.pg_num = 256;
+  ASSERT_OK(store_->CreatePool(p));
+  VolumeSpec v;
+  v.name = "v";
+  v.pool = "rep3";
+  v.size = GiB;
+  ASSERT_OK(store_->CreateVolume(v));
+  auto placed = PlacementOf(*store_->GetMap(Epoch()));
+  ASSERT_OK(placed);
+  for (uint32_t d = 1; d <= 4; ++d) EXPECT_EQ((*placed)[0].pgs.at(d), 192u);
+  EXPECT_GT((*placed)[0].overrides, 0u) << "straw2 alone is not this even";
+
+  // Up rows holding device `dev`, as cvm.ko computes them.
+  auto up_rows_with = [&](uint32_t dev) {
+    auto blob = store_->GetMap(Epoch());
+    cvm_map* raw = nullptr;
+    EXPECT_EQ(cvm_map_decode(blob->data(), blob->size(), &raw, nullptr), 0);
+    CMapPtr map(raw);
+    uint32_t n = 0;
+    for (uint32_t pg = 0; pg < 256; ++pg) {
+      uint32_t row[CVM_MAX_PG_WIDTH];
+      EXPECT_EQ(cvm_place_pg(map.get(), &map->pools[0], pg, row), 0);
+      n += std::count(row, row + 3, dev);
+    }
+    return n;
+  };
+  ASSERT_OK(store_->SetSetting("balancer_max_moves", "0"));
+  ASSERT_OK(store_->AddHost(MakeHost("h5")));
+  ASSERT_OK(store_->AddDevice({"h5", "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  placed = PlacementOf(*store_->GetMap(Epoch()));
+  ASSERT_OK(placed);
+  EXPECT_EQ((*placed)[0].pinned, 0u) << "nothing moves with 0";
+  EXPECT_EQ(up_rows_with(5), 0u);
+
+  ASSERT_OK(store_->SetSetting("balancer_max_moves", "40"));
+  ASSERT_OK(store_->AddHost(MakeHost("h6")));
+  ASSERT_OK(store_->AddDevice({"h6", "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  placed = PlacementOf(*store_->GetMap(Epoch()));
+  ASSERT_OK(placed);
+  EXPECT_EQ((*placed)[0].pinned, 40u);
+  EXPECT_EQ((*placed)[0].pgs.at(5) + (*placed)[0].pgs.at(6), 0u)
+      << "the data stays where it is until copied";
+  EXPECT_EQ(up_rows_with(5) + up_rows_with(6), 40u)
+      << "each move takes one copy to a new device";
+  // 40 PGs still moving: another change moves nothing more.
+  ASSERT_OK(store_->AddHost(MakeHost("h7")));
+  ASSERT_OK(store_->AddDevice({"h7", "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  EXPECT_EQ(up_rows_with(7), 0u);
+  EXPECT_EQ(up_rows_with(5) + up_rows_with(6), 40u);
+}
+
 // Backfill's cut-over (backfill.h): pins go only when every volume of the
 // pool is copied under the attach epoch it still has, and an attached one
 // was reported copied by its own host for this very epoch.
@@ -787,7 +849,14 @@ TEST_P(EmptyStoreTest, SettingsAreValidatedAndKept) {
                Code::kInvalidArgument, "down_out_interval must be");
   EXPECT_ERROR(store_->SetSetting("no_such", "1"), Code::kInvalidArgument,
                "unknown setting 'no_such' (known: down_out_interval, "
-               "nearfull_ratio, full_ratio)");
+               "nearfull_ratio, full_ratio, balancer_max_moves)");
+  EXPECT_EQ(s->balancer_max_moves, 64u);
+  ASSERT_OK(store_->SetSetting("balancer_max_moves", "0"));
+  EXPECT_ERROR(store_->SetSetting("balancer_max_moves", "many"),
+               Code::kInvalidArgument, "balancer_max_moves must be 0 (none)");
+  EXPECT_ERROR(store_->SetSetting("balancer_max_moves", "99999999"),
+               Code::kInvalidArgument, "balancer_max_moves must be");
+  EXPECT_EQ(store_->GetSettings()->balancer_max_moves, 0u);
   EXPECT_EQ(store_->GetSettings()->down_out_interval, 5u);
   EXPECT_EQ(
       DecodeClusterSettings(R"({"down_out_interval":"x"})").status().code(),

@@ -39,12 +39,13 @@ int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
                     Str(p, "devices_used"), Str(p, "min_pgs"),
                     fmt::format("{:.1f}", p.value("mean_pgs", 0.0)),
                     Str(p, "max_pgs"), Str(p, "unplaced"), Str(p, "pinned"),
+                    Str(p, "overrides"),
                     fmt::format("{:08x}", p.value("table_crc", 0u))});
   }
   if (!rows.empty()) {
     text += "\n" + RenderTable({"POOL", "PG_NUM", "WIDTH", "DEVICES", "MIN_PGS",
                                 "MEAN_PGS", "MAX_PGS", "UNPLACED", "PINNED",
-                                "TABLE_CRC"},
+                                "BALANCED", "TABLE_CRC"},
                                rows);
   }
   r->text = std::move(text);
