@@ -216,6 +216,8 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
   // Backfill targets of the previous map's pins that the new up row drops.
   for (uint32_t i = 0; i < prev->nr_pins; ++i) {
     const cvm_pg_pin& pin = prev->pins[i];
+    // A settled PG's targets were filled: they hold its data now.
+    if (data.settled.count({pin.pool_id, pin.pg})) continue;
     const cvm_pool* before = cvm_map_pool(prev.get(), pin.pool_id);
     const cvm_pool* now = cvm_map_pool(&next, pin.pool_id);
     uint32_t up_before[CVM_MAX_PG_WIDTH], up_now[CVM_MAX_PG_WIDTH];
@@ -262,16 +264,23 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
     std::unique_ptr<uint32_t, decltype(&cvm_pg_table_free)> owner(
         table, &cvm_pg_table_free);
     for (uint32_t pg = 0; pg < pool->pg_num; ++pg) {
-      uint32_t up[CVM_MAX_PG_WIDTH];
+      uint32_t up[CVM_MAX_PG_WIDTH], up_before[CVM_MAX_PG_WIDTH];
       if (cvm_place_pg(&next, pool, pg, up)) {
         return Internal(
             fmt::format("pool {} PG {}: placement failed", pool->id, pg));
       }
+      // The data is on the previous map's row (its pin, if pinned), or on
+      // its up row once settled: filled by backfill. The balancer may move
+      // a settled PG again in this very epoch, so it is pinned to that row.
       const uint32_t* row = table + static_cast<size_t>(pg) * width;
-      if (std::equal(row, row + width, up) ||
-          data.settled.count({pool->id, pg})) {
-        continue;
+      if (data.settled.count({pool->id, pg})) {
+        if (cvm_place_pg(prev.get(), before, pg, up_before)) {
+          return Internal(fmt::format(
+              "previous map: pool {} PG {}: placement failed", pool->id, pg));
+        }
+        row = up_before;
       }
+      if (std::equal(row, row + width, up)) continue;
       cvm_pg_pin pin{};
       pin.pool_id = pool->id;
       pin.pg = pg;

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "../tools/map_builder.h"
 #include "cluster_map.h"
 #include "down_out.h"
 #include "etcd_server.h"
@@ -379,6 +380,38 @@ TEST_P(EmptyStoreTest, MapsAreBalancedAndMovesAreCapped) {
   ASSERT_OK(store_->AddDevice({"h7", "/dev/nvme0n1", TiB, 1.0, "nvme"}));
   EXPECT_EQ(up_rows_with(7), 0u);
   EXPECT_EQ(up_rows_with(5) + up_rows_with(6), 40u);
+
+  // The batch is copied and its pins cut: in that same epoch the balancer
+  // moves the next batch, and a PG it moves again stays pinned to the row
+  // its data was just copied to (it used to lose its pin: reads of empty
+  // devices).
+  const uint64_t e = Epoch();
+  const Volume vol = *store_->GetVolume("v");
+  const auto cut = store_->SettlePins(
+      e, {{static_cast<uint32_t>(vol.pool_id), {{vol.id, 0}}}}, 0);
+  ASSERT_OK(cut);
+  ASSERT_EQ(*cut, e + 1);
+  auto decode = [&](uint64_t epoch) {
+    auto blob = store_->GetMap(epoch);
+    cvm_map* raw = nullptr;
+    EXPECT_EQ(cvm_map_decode(blob->data(), blob->size(), &raw, nullptr), 0);
+    return CMapPtr(raw);
+  };
+  const CMapPtr before = decode(e), after = decode(e + 1);
+  const std::vector<uint32_t> table = tools::PgTable(after.get(), 1);
+  uint32_t moved_again = 0;
+  for (uint32_t pg = 0; pg < 256; ++pg) {
+    uint32_t was[CVM_MAX_PG_WIDTH], now[CVM_MAX_PG_WIDTH];
+    ASSERT_EQ(cvm_place_pg(before.get(), &before->pools[0], pg, was), 0);
+    ASSERT_EQ(cvm_place_pg(after.get(), &after->pools[0], pg, now), 0);
+    EXPECT_TRUE(std::equal(was, was + 3, table.begin() + pg * 3))
+        << "PG " << pg << " is not served from where its data is";
+    moved_again +=
+        cvm_map_pin(before.get(), 1, pg) && !std::equal(was, was + 3, now);
+  }
+  EXPECT_GT((*PlacementOf(*store_->GetMap(e + 1)))[0].pinned, 0u)
+      << "the next batch";
+  EXPECT_GT(moved_again, 0u) << "the case this checks did not arise";
 }
 
 // Backfill's cut-over (backfill.h): pins go only when every volume of the
