@@ -99,6 +99,11 @@ class PoolBalancer {
         return Internal(
             fmt::format("pool {} PG {}: placement failed", pool_.id, pg));
     }
+    crush_slots_.assign(map_.nr_devices, {});
+    for (size_t i = 0; i < n; ++i) {
+      auto it = index_.find(crush_[i]);
+      if (it != index_.end()) crush_slots_[it->second].push_back(i);
+    }
     rows_.assign(n, kNone);
     const std::vector<uint32_t>& from =
         previous && previous->size() == n ? *previous : crush_;
@@ -315,6 +320,19 @@ class PoolBalancer {
   // Moves one slot to `under` from the fullest device over its share that
   // has one that fits.
   bool MoveOneOnto(uint32_t under, std::set<uint32_t>* moved_pgs) {
+    // First the slots straw2 gives it: a device marked in again gets back
+    // the PGs it held before it went out (straw2 is stable across out and
+    // in), whose old copies are still on it.
+    for (size_t at : crush_slots_[under]) {
+      const uint32_t from = rows_[at];
+      const uint32_t pg = static_cast<uint32_t>(at / width_);
+      if (from != kNone && from != under && count_[from] > share_[from] &&
+          !InRow(pg, under) &&
+          Fits(pg, static_cast<uint32_t>(at % width_), under)) {
+        Move(from, under, at, moved_pgs);
+        return true;
+      }
+    }
     size_t tried = 0;
     for (auto it = ranked_.rbegin(); it != ranked_.rend(); ++it) {
       const uint32_t from = it->second;
@@ -355,7 +373,8 @@ class PoolBalancer {
   std::vector<double> weight_;
   std::vector<double> share_;    // slots the device should hold
   std::vector<uint32_t> crush_;  // straw2's rows, device ids
-  std::vector<uint32_t> rows_;   // the balancer's rows, device indexes
+  std::vector<std::vector<size_t>> crush_slots_;  // per device, in crush_
+  std::vector<uint32_t> rows_;  // the balancer's rows, device indexes
   std::vector<std::vector<size_t>> slots_;  // per device, its row entries
   std::vector<uint32_t> count_;
   // Devices that may hold the pool's data, by slots / share, emptiest first.

@@ -241,6 +241,30 @@ TEST(BalancerTest, MovesAreCappedAndResumed) {
   EXPECT_FALSE(Place(b, &base.table, other).balance.capped);
 }
 
+// A device marked out and in again gets back the PGs it held, whose old
+// copies it still has, not others.
+TEST(BalancerTest, DeviceMarkedInAgainGetsItsOwnPgsBack) {
+  Cluster c = MakeCluster(100, 5, 8192);
+  const Placed base = Place(c.b, nullptr);
+  const uint32_t victim = 37;
+  MapBuilder out = c.b;
+  out.device(victim).state = CVM_DEV_UP;
+  const Placed away = Place(out, &base.table);
+  const Placed back = Place(c.b, &away.table);
+  uint64_t held = 0, own = 0;
+  for (size_t i = 0; i < back.table.size(); i++) {
+    if (back.table[i] != victim) continue;
+    held++;
+    const size_t row = i / 3 * 3;
+    own += std::find(base.table.begin() + row, base.table.begin() + row + 3,
+                     victim) != base.table.begin() + row + 3;
+  }
+  EXPECT_GE(held,
+            0.95 * std::count(base.table.begin(), base.table.end(), victim));
+  EXPECT_GE(own, 0.95 * held) << "its own PGs, not others";
+  EXPECT_LE(MaxShare(c.b, back.table), kMaxShare);
+}
+
 // Devices that are nearfull, full or down are given no slot; their own
 // slots stay (a down device is still in: its data is degraded, not lost).
 TEST(BalancerTest, NoNewDataForFullOrDownDevices) {
