@@ -14,8 +14,8 @@
 # as written and fio sees no error.  Then the data moves: cvm.ko copies
 # the attached replicated volume while fio goes on (pins cut under load),
 # cvmd copies the EC volume once detached, the copies no row names are
-# removed (the space used is what it was), and device 1 is drained and
-# removed.  On the code before pins both volumes read back different where
+# removed (the space used is what it was), and host storage2 is drained
+# under fio verify (`host drain`) and removed.  On the code before pins both volumes read back different where
 # PGs moved.  Runs INSIDE the VM:
 #
 #	scripts/vm-run.sh tests/run-in-vm.sh tests/vm/scale_out.sh
@@ -150,20 +150,29 @@ check "attach e0 again" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
 check "r0 reads back as written after the detach" same /dev/cvm0 32 "$work/r0"
 check "e0 reads back as written from its new devices" same /dev/cvm1 32 "$work/e0"
 
-echo "# device 1 drained (r0 attached, e0 detached), then removed"
+echo "# host storage2 drained under fio verify (r0 attached, e0 detached), then removed"
 check "volume detach e0" "$cvmadm" volume detach e0
-check "device drain 1: the map places nothing on it" \
-	"$cvmadm" device drain 1 --timeout 90
+fio_verify &
+fio_pid=$!
+sleep 2
+check "host drain storage2: the map places nothing on it" \
+	"$cvmadm" host drain storage2 --timeout 90
+check "fio was still running when the drain ended" kill -0 "$fio_pid"
+fio_rc=0
+wait "$fio_pid" || fio_rc=$?
+check "fio wrote and verified through the drain without an error" \
+	eval "((fio_rc == 0)) || { cat '$work/fio.out'; false; }"
 check "r0 reads back as written" same /dev/cvm0 32 "$work/r0"
-check "target device remove 1" "$cvmadm" target device remove 1
-check "target unlisten $(ep 1)" "$cvmadm" target unlisten --address "$(ep 1)"
-check "device remove 1" "$cvmadm" device remove 1
-check "r0 reads back as written without device 1" same /dev/cvm0 32 "$work/r0"
+check "target device remove 2" "$cvmadm" target device remove 2
+check "target unlisten $(ep 2)" "$cvmadm" target unlisten --address "$(ep 2)"
+check "device remove 2" "$cvmadm" device remove 2
+check "host remove storage2" "$cvmadm" host remove storage2
+check "r0 reads back as written without storage2" same /dev/cvm0 32 "$work/r0"
 check "attach e0 again" eval "[[ \$('$cvmadm' volume attach e0) == /dev/cvm1 ]]"
-check "e0 reads back as written without device 1" same /dev/cvm1 32 "$work/e0"
+check "e0 reads back as written without storage2" same /dev/cvm1 32 "$work/e0"
 check "volume detach r0" "$cvmadm" volume detach r0
 check "volume detach e0" "$cvmadm" volume detach e0
-for i in 2 3 4 5; do
+for i in 1 3 4 5; do
 	check "target device remove $i" "$cvmadm" target device remove "$i"
 	check "target unlisten $(ep "$i")" "$cvmadm" target unlisten --address "$(ep "$i")"
 done

@@ -37,6 +37,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"device.get", &Api::DeviceGet},
       {"device.remove", &Api::DeviceRemove},
       {"device.set_state", &Api::DeviceSetState},
+      {"host.set_in", &Api::HostSetIn},
       {"config.get", &Api::ConfigGet},
       {"config.set", &Api::ConfigSet},
       {"pool.create", &Api::PoolCreate},
@@ -94,8 +95,9 @@ Result<json> Api::Call(std::string_view op, const json& args) {
     // A topology change cut a new epoch (in a cluster: the leader cuts
     // it soon): the kernel gets the newest now.
     static constexpr std::string_view kTopologyOps[] = {
-        "host.add",         "host.remove", "device.add",  "device.remove",
-        "device.set_state", "pool.create", "pool.delete", "pool.set"};
+        "host.add",      "host.remove",      "device.add",
+        "device.remove", "device.set_state", "host.set_in",
+        "pool.create",   "pool.delete",      "pool.set"};
     if (result.ok() && sync_ != nullptr &&
         std::find(std::begin(kTopologyOps), std::end(kTopologyOps), op) !=
             std::end(kTopologyOps)) {
@@ -589,6 +591,24 @@ Result<json> Api::DeviceSetState(JsonFields& a) {
   if (!up && !in) return InvalidArgument("give 'up', 'in' or both");
   CVM_ASSIGN_OR_RETURN(Device d, store_.SetDeviceState(id, up, in));
   return DeviceJson(d);
+}
+
+Result<json> Api::HostSetIn(JsonFields& a) {
+  a.Expect({"name", "in"});
+  const std::string name = a.String("name");
+  const bool in = a.Bool("in");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(auto changed, store_.SetHostIn(name, in));
+  CVM_ASSIGN_OR_RETURN(Host host, store_.GetHost(name));
+  CVM_ASSIGN_OR_RETURN(auto devices, store_.ListDevices());
+  json ids = json::array();
+  for (const Device& d : devices) {
+    if (d.host_id == host.id) ids.push_back(d.id);
+  }
+  return json{{"host", host.name},
+              {"in", in},
+              {"devices", std::move(ids)},
+              {"changed", changed.size()}};
 }
 
 // ---- cluster settings ----

@@ -78,6 +78,7 @@ class Api {
   Result<nlohmann::json> DeviceGet(JsonFields& a);
   Result<nlohmann::json> DeviceRemove(JsonFields& a);
   Result<nlohmann::json> DeviceSetState(JsonFields& a);
+  Result<nlohmann::json> HostSetIn(JsonFields& a);
   Result<nlohmann::json> ConfigGet(JsonFields& a);
   Result<nlohmann::json> ConfigSet(JsonFields& a);
   Result<nlohmann::json> PoolCreate(JsonFields& a);

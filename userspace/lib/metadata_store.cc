@@ -896,6 +896,36 @@ Result<Device> MetadataStore::SetDeviceState(uint64_t id,
   });
 }
 
+Result<std::vector<Device>> MetadataStore::SetHostIn(std::string_view name,
+                                                     bool in) {
+  return Transact([&]() -> Result<std::vector<Device>> {
+    CVM_ASSIGN_OR_RETURN(Host host, GetHost(name));
+    CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+    std::vector<Device> changed;
+    bool any = false;
+    KvBatch batch;
+    for (Device& d : next.devices) {
+      if (d.host_id != host.id) continue;
+      any = true;
+      if (d.in == in && (!in || d.up)) continue;
+      d.in = in;
+      if (in) d.up = true;
+      batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));
+      changed.push_back(d);
+    }
+    if (!any) {
+      return InvalidArgument(
+          fmt::format("host '{}' has no devices", Printable(name)));
+    }
+    if (changed.empty()) return changed;
+    CVM_RETURN_IF_ERROR(BumpEpoch(
+        batch, fmt::format("host.state {} {}", host.name, in ? "in" : "out"),
+        next));
+    CVM_RETURN_IF_ERROR(Commit(batch));
+    return changed;
+  });
+}
+
 Status MetadataStore::PutDevice(const Device& d, std::string reason) {
   KvBatch batch;
   batch.Put(Cf::kDevices, EncodeIdKey(d.id), Encode(ToJson(d)));

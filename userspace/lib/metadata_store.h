@@ -125,6 +125,9 @@ class MetadataStore {
   // Changes up/down and in/out; bumps the epoch only if something changed.
   Result<Device> SetDeviceState(uint64_t id, std::optional<bool> up,
                                 std::optional<bool> in);
+  // Every device of host `name` in or out (`in` also marks it up, as
+  // `device in` does), in one epoch: `host drain`. The devices changed.
+  Result<std::vector<Device>> SetHostIn(std::string_view name, bool in);
   // Records how full the device is (model.h Device); a new epoch only
   // when `full` changes (the map carries it).
   Result<Device> SetDeviceFill(uint64_t id, bool nearfull, bool full);

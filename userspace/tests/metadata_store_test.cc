@@ -414,6 +414,39 @@ TEST_P(EmptyStoreTest, MapsAreBalancedAndMovesAreCapped) {
   EXPECT_GT(moved_again, 0u) << "the case this checks did not arise";
 }
 
+// `host drain` takes every device of a host out in one epoch; `host in`
+// brings them back up and in.
+TEST_P(EmptyStoreTest, HostDevicesGoOutAndInTogether) {
+  for (const char* h : {"h1", "h2", "h3", "h4"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  ASSERT_OK(store_->AddDevice({"h4", "/dev/nvme1n1", TiB, 1.0, "nvme"}));
+  ASSERT_OK(store_->AddHost(MakeHost("empty")));
+  Pool p;
+  p.name = "rep3";
+  ASSERT_OK(store_->CreatePool(p));
+  const uint64_t e = Epoch();
+  auto out = store_->SetHostIn("h4", false);
+  ASSERT_OK(out);
+  EXPECT_EQ(out->size(), 2u);
+  EXPECT_EQ(Epoch(), e + 1) << "one epoch for both";
+  for (const Device& d : *store_->ListDevices()) {
+    EXPECT_EQ(d.in, d.host_id != store_->GetHost("h4")->id) << d.id;
+  }
+  EXPECT_EQ(store_->SetHostIn("h4", false)->size(), 0u);
+  EXPECT_EQ(Epoch(), e + 1) << "nothing changed, no epoch";
+  EXPECT_ERROR(store_->SetHostIn("nope", false), Code::kNotFound,
+               "host 'nope' does not exist");
+  EXPECT_ERROR(store_->SetHostIn("empty", false), Code::kInvalidArgument,
+               "host 'empty' has no devices");
+  ASSERT_OK(store_->SetDeviceState(4, false, std::nullopt));
+  ASSERT_OK(store_->SetHostIn("h4", true));
+  for (const Device& d : *store_->ListDevices()) {
+    EXPECT_TRUE(d.in && d.up) << d.id;
+  }
+}
+
 // Backfill's cut-over (backfill.h): pins go only when every volume of the
 // pool is copied under the attach epoch it still has, and an attached one
 // was reported copied by its own host for this very epoch.

@@ -1,4 +1,5 @@
 // cvmadm device out <id> | device in <id> | device drain <id> [--timeout S]
+// cvmadm host out <name> | host in <name> | host drain <name> [--timeout S]
 //
 // Out: placement stops giving the device PGs; the PGs it holds stay pinned
 // to it (their data is there) until backfill has copied them to their new
@@ -6,7 +7,8 @@
 // In: it is up and takes PGs again (a device the leader marked down and
 // out after down_out_interval comes back this way). Drain: out, then
 // wait until the map places nothing on it, after which 'target device
-// remove' and 'device remove' succeed.
+// remove' and 'device remove' succeed. The host forms do the same to every
+// device of a host at once, in one map epoch.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -22,12 +24,28 @@ void GetIdArgument(po::options_description* positional,
                             "device id (see 'device list')");
 }
 
-void GetDrainArguments(po::options_description* positional,
-                       po::options_description* options) {
-  GetIdArgument(positional, options);
+void GetNameArgument(po::options_description* positional,
+                     po::options_description*) {
+  positional->add_options()("name", po::value<std::string>()->required(),
+                            "host name (see 'host list')");
+}
+
+void AddTimeout(po::options_description* options) {
   options->add_options()(
       "timeout", po::value<uint64_t>()->value_name("S")->default_value(600),
       "seconds to wait for the data to move off (0: do not wait)");
+}
+
+void GetDrainArguments(po::options_description* positional,
+                       po::options_description* options) {
+  GetIdArgument(positional, options);
+  AddTimeout(options);
+}
+
+void GetHostDrainArguments(po::options_description* positional,
+                           po::options_description* options) {
+  GetNameArgument(positional, options);
+  AddTimeout(options);
 }
 
 int SetIn(const po::variables_map& vm, Context& ctx, CliResult* r, bool in) {
@@ -52,8 +70,8 @@ int In(const po::variables_map& vm, Context& ctx, CliResult* r) {
   return SetIn(vm, ctx, r, true);
 }
 
-// PGs (pinned ones included) the current map places on device `id`.
-Result<uint64_t> PgsOn(Context& ctx, uint64_t id) {
+// PGs (pinned ones included) the current map places on devices `ids`.
+Result<uint64_t> PgsOn(Context& ctx, const std::vector<uint64_t>& ids) {
   CliResult shown;
   if (CallDaemon(ctx, "map.show", nlohmann::json::object(), &shown)) {
     return Unavailable(shown.error);
@@ -61,9 +79,38 @@ Result<uint64_t> PgsOn(Context& ctx, uint64_t id) {
   uint64_t n = 0;
   for (const auto& p : shown.data.value("pools", nlohmann::json::array())) {
     const nlohmann::json per = p.value("pgs_per_device", nlohmann::json());
-    n += per.value(std::to_string(id), uint64_t{0});
+    for (uint64_t id : ids) n += per.value(std::to_string(id), uint64_t{0});
   }
   return n;
+}
+
+// Waits until the map places nothing on `ids`; `what` names them.
+int WaitDrained(const po::variables_map& vm, Context& ctx, CliResult* r,
+                const std::vector<uint64_t>& ids, const std::string& what,
+                const std::string& then) {
+  const auto timeout = std::chrono::seconds(vm["timeout"].as<uint64_t>());
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    auto n = PgsOn(ctx, ids);
+    if (!n.ok()) return Fail(r, n.status());
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (*n == 0) {
+      r->data["drained"] = true;
+      r->data["waited_ms"] =
+          std::chrono::duration_cast<std::chrono::milliseconds>(waited).count();
+      r->text = fmt::format("{} drained: the map places nothing on it; {}",
+                            what, then);
+      return 0;
+    }
+    if (waited >= timeout) {
+      return Fail(r, Unavailable(fmt::format(
+                         "{} still holds {} PGs after {} s; its data moves as "
+                         "backfill copies it (an attached EC volume's only "
+                         "once it is detached)",
+                         what, *n, timeout.count())));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
 }
 
 int Drain(const po::variables_map& vm, Context& ctx, CliResult* r) {
@@ -73,33 +120,46 @@ int Drain(const po::variables_map& vm, Context& ctx, CliResult* r) {
                            {{"id", *id}, {"in", false}}, r)) {
     return err;
   }
-  const auto timeout = std::chrono::seconds(vm["timeout"].as<uint64_t>());
-  const auto start = std::chrono::steady_clock::now();
-  for (;;) {
-    auto n = PgsOn(ctx, *id);
-    if (!n.ok()) return Fail(r, n.status());
-    const auto waited = std::chrono::steady_clock::now() - start;
-    if (*n == 0) {
-      r->data = {{"id", *id},
-                 {"drained", true},
-                 {"waited_ms",
-                  std::chrono::duration_cast<std::chrono::milliseconds>(waited)
-                      .count()}};
-      r->text = fmt::format(
-          "device {} drained: the map places nothing on it; 'target device "
-          "remove {}' and 'device remove {}' take it away",
-          *id, *id, *id);
-      return 0;
-    }
-    if (waited >= timeout) {
-      return Fail(r, Unavailable(fmt::format(
-                         "device {} still holds {} PGs after {} s; its data "
-                         "moves as backfill copies it (an attached EC "
-                         "volume's only once it is detached)",
-                         *id, *n, timeout.count())));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  r->data = {{"id", *id}};
+  return WaitDrained(
+      vm, ctx, r, {*id}, fmt::format("device {}", *id),
+      fmt::format("'target device remove {}' and 'device remove {}' take it "
+                  "away",
+                  *id, *id));
+}
+
+int HostSetIn(const po::variables_map& vm, Context& ctx, CliResult* r,
+              bool in) {
+  const std::string name = vm["name"].as<std::string>();
+  if (int err =
+          CallDaemon(ctx, "host.set_in", {{"name", name}, {"in", in}}, r)) {
+    return err;
   }
+  r->text = in ? fmt::format("host '{}' in: its devices take PGs again", name)
+               : fmt::format(
+                     "host '{}' out: its PGs move off once backfill has "
+                     "copied them ('host drain {}' waits for it)",
+                     name, name);
+  return 0;
+}
+
+int HostOut(const po::variables_map& vm, Context& ctx, CliResult* r) {
+  return HostSetIn(vm, ctx, r, false);
+}
+int HostIn(const po::variables_map& vm, Context& ctx, CliResult* r) {
+  return HostSetIn(vm, ctx, r, true);
+}
+
+int HostDrain(const po::variables_map& vm, Context& ctx, CliResult* r) {
+  if (int err = HostSetIn(vm, ctx, r, false)) return err;
+  std::vector<uint64_t> ids;
+  for (const auto& id : r->data.value("devices", nlohmann::json::array())) {
+    ids.push_back(id.get<uint64_t>());
+  }
+  const std::string name = vm["name"].as<std::string>();
+  return WaitDrained(vm, ctx, r, ids, fmt::format("host '{}'", name),
+                     "'target device remove' of each of its devices, "
+                     "'device remove' and 'host remove' take it away");
 }
 
 Shell::Registrar out_action({{"device", "out"},
@@ -116,5 +176,20 @@ Shell::Registrar drain_action({{"device", "drain"},
                                "has moved off",
                                &GetDrainArguments,
                                &Drain});
+Shell::Registrar host_out_action({{"host", "out"},
+                                  "Take every device of a host out of "
+                                  "placement (one map epoch)",
+                                  &GetNameArgument,
+                                  &HostOut});
+Shell::Registrar host_in_action({{"host", "in"},
+                                 "Let every device of a host take placement "
+                                 "groups again",
+                                 &GetNameArgument,
+                                 &HostIn});
+Shell::Registrar host_drain_action({{"host", "drain"},
+                                    "Take a host's devices out and wait until "
+                                    "their data has moved off",
+                                    &GetHostDrainArguments,
+                                    &HostDrain});
 
 }  // namespace cvm::adm::device_state
