@@ -18,6 +18,15 @@ Status FromCvmErr(const cvm_err& err, int ret, std::string_view what) {
                                      -ret));
 }
 
+// A sealed map blob, decoded and checked as the kernel does.
+Result<CMapPtr> DecodeMap(const std::string& blob, std::string_view what) {
+  cvm_err err{};
+  cvm_map* raw = nullptr;
+  const int ret = cvm_map_decode(blob.data(), blob.size(), &raw, &err);
+  if (ret) return Corruption(FromCvmErr(err, ret, what).message());
+  return CMapPtr(raw);
+}
+
 uint32_t ItemType(FailureDomain f) {
   switch (f) {
     case FailureDomain::kHost:
@@ -207,12 +216,9 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
   auto* abandoned = &sealed->abandoned;
   std::vector<cvm_pg_pin> pins;
   if (data.previous.empty() || data.pools_with_data.empty()) return pins;
+  CVM_ASSIGN_OR_RETURN(CMapPtr prev, DecodeMap(data.previous, "previous map"));
   cvm_err err{};
-  cvm_map* raw = nullptr;
-  int ret =
-      cvm_map_decode(data.previous.data(), data.previous.size(), &raw, &err);
-  if (ret) return Corruption(FromCvmErr(err, ret, "previous map").message());
-  CMapPtr prev(raw);
+  int ret = 0;
   // Backfill targets of the previous map's pins that the new up row drops.
   for (uint32_t i = 0; i < prev->nr_pins; ++i) {
     const cvm_pg_pin& pin = prev->pins[i];
@@ -321,12 +327,8 @@ Result<Balance> BalanceFrom(const cvm_map& crush, const Topology& topology,
   }
   uint32_t moving = 0;
   if (!data.previous.empty()) {
-    cvm_err err{};
-    cvm_map* raw = nullptr;
-    int ret =
-        cvm_map_decode(data.previous.data(), data.previous.size(), &raw, &err);
-    if (ret) return Corruption(FromCvmErr(err, ret, "previous map").message());
-    CMapPtr prev(raw);
+    CVM_ASSIGN_OR_RETURN(CMapPtr prev,
+                         DecodeMap(data.previous, "previous map"));
     for (uint32_t i = 0; i < prev->nr_pins; ++i) {
       moving += !data.settled.count({prev->pins[i].pool_id, prev->pins[i].pg});
     }
@@ -436,11 +438,9 @@ SealedMap SealMap(uint64_t epoch, const Topology& topology,
 }
 
 Result<std::vector<PoolPlacement>> PlacementOf(const std::string& blob) {
+  CVM_ASSIGN_OR_RETURN(CMapPtr map, DecodeMap(blob, "stored map"));
   cvm_err err{};
-  cvm_map* raw = nullptr;
-  int ret = cvm_map_decode(blob.data(), blob.size(), &raw, &err);
-  if (ret) return Corruption(FromCvmErr(err, ret, "stored map").message());
-  CMapPtr map(raw);
+  int ret = 0;
   std::vector<PoolPlacement> out;
   for (uint32_t i = 0; i < map->nr_pools; ++i) {
     const cvm_pool& pool = map->pools[i];
