@@ -228,7 +228,7 @@ first_override(const struct cvm_map *map, u32 pool_id, u32 pg)
 /*
  * The balancer's overrides of one PG, each replacing one slot's device.  A
  * set that would name a device twice is ignored as a whole and straw2's row
- * stands (cvmd never writes one): a row never holds a device twice.
+ * stands (cvmd refuses to seal one): a row never holds a device twice.
  */
 static void apply_overrides(const struct cvm_map *map,
 			    const struct cvm_pool *pool, u32 pg, u32 *devs)

@@ -59,6 +59,10 @@ static const struct nla_policy cvm_target_device_nl_policy[CVM_TARGET_DEVICE_ATT
 		.type = NLA_REJECT,
 		.reject_message = "INTENTS is only sent in replies",
 	},
+	[CVM_TARGET_DEVICE_ATTR_IO_ERRORS] = {
+		.type = NLA_REJECT,
+		.reject_message = "IO_ERRORS is only sent in replies",
+	},
 };
 
 static const struct nla_policy cvm_target_listener_nl_policy[CVM_TARGET_LISTENER_ATTR_MAX + 1] = {
@@ -367,7 +371,9 @@ static int cvm_target_device_fill(struct sk_buff *msg,
 	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_OBJECTS, u->objects,
 			      CVM_TARGET_DEVICE_ATTR_PAD) ||
 	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_INTENTS, u->intents,
-			      CVM_TARGET_DEVICE_ATTR_PAD)) {
+			      CVM_TARGET_DEVICE_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_IO_ERRORS,
+			      u->io_errors, CVM_TARGET_DEVICE_ATTR_PAD)) {
 		nla_nest_cancel(msg, nest);
 		return -EMSGSIZE;
 	}

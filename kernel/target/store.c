@@ -219,6 +219,7 @@ struct cvm_store_dev {
 	u64			fence_start;
 	struct cvm_fence_table	fence;
 	u64			instance;	/* cvm_wire_hello.instance */
+	atomic64_t		io_errors;	/* replies of IO_ERROR */
 };
 
 /* Per-request state of the store. */
@@ -295,6 +296,7 @@ int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u)
 	u->capacity = d->nr_extents << CVM_EXTENT_SHIFT;
 	u->objects = READ_ONCE(d->nr_objects);
 	u->intents = READ_ONCE(d->nr_intents);
+	u->io_errors = atomic64_read(&d->io_errors);
 	/* Every object shard is one extent. */
 	u->used = u->objects << CVM_EXTENT_SHIFT;
 	cvm_store_put(d);
@@ -996,6 +998,9 @@ static void cvm_store_reply(struct cvm_store_io *io, u16 status, u32 len)
 	if (io->gate >= 0)
 		cvm_fence_exit(&d->fence, io->gate);
 	kfree(io);
+	/* cvmd marks a device out that keeps failing (down_out.h). */
+	if (status == CVM_WIRE_STATUS_IO_ERROR)
+		atomic64_inc(&d->io_errors);
 	req->rsp_status = status;
 	req->rsp_len = len;
 	req->conn->ops->send_reply(req);

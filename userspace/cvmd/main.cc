@@ -24,6 +24,7 @@
 #include "api_server.h"
 #include "backfill.h"
 #include "cluster_presence.h"
+#include "disk_errors.h"
 #include "down_out.h"
 #include "fullness.h"
 #include "kernel_sync.h"
@@ -320,6 +321,7 @@ int Serve(const Config& config) {
       },
       leader_lease);
   FullnessMonitor fullness(**store);
+  DiskErrorMonitor disk_errors(**store);
   RecoveryCache recovery_cache;
   std::set<std::string> backfill_waits;  // logged once each, while they last
   Periodic backfill_rounds;
@@ -334,6 +336,13 @@ int Serve(const Config& config) {
         LogWarn("fullness: {}", changes.status().message());
       } else if (!changes->empty() && !etcd) {
         sync.PushMapBestEffort("device fullness");
+      }
+      // And whether their disks keep failing (disk_errors.h).
+      auto failing = disk_errors.Round(*usage, std::time(nullptr));
+      if (!failing.ok()) {
+        LogWarn("disk errors: {}", failing.status().message());
+      } else if (!failing->empty() && !etcd) {
+        sync.PushMapBestEffort("device disk errors");
       }
     }
     if (etcd && leader_lease() == 0) {

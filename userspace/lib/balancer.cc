@@ -75,6 +75,7 @@ class PoolBalancer {
     domain_.resize(map.nr_devices);
     eligible_.resize(map.nr_devices);
     takes_.resize(map.nr_devices);
+    up_.resize(map.nr_devices);
     weight_.resize(map.nr_devices);
     for (uint32_t d = 0; d < map.nr_devices; ++d) {
       const cvm_device& dev = map.devices[d];
@@ -88,6 +89,7 @@ class PoolBalancer {
                   !(dev.state & CVM_DEV_FULL) &&
                   !options.no_new_data.count(dev.id);
       weight_[d] = eligible_[d] ? dev.weight : 0;
+      up_[d] = dev.state & CVM_DEV_UP;
     }
   }
 
@@ -154,7 +156,14 @@ class PoolBalancer {
       } else {
         to = LeastFilled(pg, s);
       }
-      if (to == kNone) continue;  // no device fits: the slot stays empty
+      if (to == kNone)
+        to = Fallback(pg, s, c == index_.end() ? kNone : c->second);
+      if (to == kNone) {
+        // Nothing fits: the PG keeps straw2's row whole (what the kernel
+        // gives a row without overrides), so rows_ says what the map does.
+        KeepStraw2Row(pg);
+        continue;
+      }
       rows_[at] = to;
       Add(to, at);
       ++result_.refilled;
@@ -204,8 +213,18 @@ class PoolBalancer {
     return result_.pgs_moved;
   }
 
-  PoolBalance Finish(std::vector<cvm_pg_override>* out) {
+  Result<PoolBalance> Finish(std::vector<cvm_pg_override>* out) {
     result_.pool_id = pool_.id;
+    // The kernel ignores a PG's overrides that name a device twice: rows_
+    // would then not be the map's row.
+    for (uint32_t pg = 0; pg < pool_.pg_num; ++pg) {
+      const uint32_t* row = &rows_[size_t{pg} * width_];
+      for (uint32_t s = 1; s < width_; ++s) {
+        if (row[s] != kNone && std::find(row, row + s, row[s]) != row + s)
+          return Internal(fmt::format(
+              "balancer: pool {} PG {} names a device twice", pool_.id, pg));
+      }
+    }
     result_.balanced = true;
     for (uint32_t d = 0; d < map_.nr_devices; ++d) {
       if (share_[d] > 0)
@@ -273,10 +292,32 @@ class PoolBalancer {
     return true;
   }
 
+  // When no device that takes new data fits a hole: straw2's own choice if
+  // it fits (it is in; it may be down, nearfull or full), else the emptiest
+  // device that may hold the pool's data and fits.
+  uint32_t Fallback(uint32_t pg, uint32_t slot, uint32_t straw2) const {
+    if (straw2 != kNone && !InRow(pg, straw2) && Fits(pg, slot, straw2))
+      return straw2;
+    for (const auto& [ratio, d] : ranked_) {
+      if (!InRow(pg, d) && Fits(pg, slot, d)) return d;
+    }
+    return kNone;
+  }
+
+  void KeepStraw2Row(uint32_t pg) {
+    for (uint32_t s = 0; s < width_; ++s) {
+      const size_t at = size_t{pg} * width_ + s;
+      if (rows_[at] != kNone) Remove(rows_[at], at);
+      auto c = index_.find(crush_[at]);
+      rows_[at] = c == index_.end() ? kNone : c->second;
+      if (rows_[at] != kNone) Add(rows_[at], at);
+    }
+  }
+
   // The device furthest below its share that may take slot `slot` of `pg`.
   uint32_t LeastFilled(uint32_t pg, uint32_t slot) const {
     for (const auto& [ratio, d] : ranked_) {
-      if (takes_[d] && Fits(pg, slot, d)) return d;
+      if (takes_[d] && !InRow(pg, d) && Fits(pg, slot, d)) return d;
     }
     return kNone;
   }
@@ -296,7 +337,8 @@ class PoolBalancer {
       if (c == index_.end() || c->second == over || !Under(c->second)) continue;
       const uint32_t to = c->second;
       const uint32_t pg = static_cast<uint32_t>(at / width_);
-      if (!InRow(pg, to) && Fits(pg, static_cast<uint32_t>(at % width_), to)) {
+      if (Movable(pg) && !InRow(pg, to) &&
+          Fits(pg, static_cast<uint32_t>(at % width_), to)) {
         Move(over, to, at, moved_pgs);
         return true;
       }
@@ -307,7 +349,7 @@ class PoolBalancer {
       if (!Under(to) || ++tried > kCandidates) break;
       for (size_t at : slots_[over]) {
         const uint32_t pg = static_cast<uint32_t>(at / width_);
-        if (!InRow(pg, to) &&
+        if (Movable(pg) && !InRow(pg, to) &&
             Fits(pg, static_cast<uint32_t>(at % width_), to)) {
           Move(over, to, at, moved_pgs);
           return true;
@@ -327,7 +369,7 @@ class PoolBalancer {
       const uint32_t from = rows_[at];
       const uint32_t pg = static_cast<uint32_t>(at / width_);
       if (from != kNone && from != under && count_[from] > share_[from] &&
-          !InRow(pg, under) &&
+          Movable(pg) && !InRow(pg, under) &&
           Fits(pg, static_cast<uint32_t>(at % width_), under)) {
         Move(from, under, at, moved_pgs);
         return true;
@@ -339,7 +381,7 @@ class PoolBalancer {
       if (count_[from] <= share_[from] || ++tried > kCandidates) break;
       for (size_t at : slots_[from]) {
         const uint32_t pg = static_cast<uint32_t>(at / width_);
-        if (!InRow(pg, under) &&
+        if (Movable(pg) && !InRow(pg, under) &&
             Fits(pg, static_cast<uint32_t>(at % width_), under)) {
           Move(from, under, at, moved_pgs);
           return true;
@@ -347,6 +389,15 @@ class PoolBalancer {
       }
     }
     return false;
+  }
+
+  // Step 3 leaves a PG with a copy on a down device where it is: moving it
+  // would wait on that copy (backfill's min_size rule) and hold up the
+  // moves that restore redundancy.
+  bool Movable(uint32_t pg) const {
+    const uint32_t* row = &rows_[size_t{pg} * width_];
+    return std::all_of(row, row + width_,
+                       [&](uint32_t d) { return d == kNone || up_[d]; });
   }
 
   bool InRow(uint32_t pg, uint32_t d) const {
@@ -370,6 +421,7 @@ class PoolBalancer {
   std::vector<uint32_t> domain_;
   std::vector<bool> eligible_;  // may hold the pool's data
   std::vector<bool> takes_;     // may be given more of it now
+  std::vector<bool> up_;
   std::vector<double> weight_;
   std::vector<double> share_;    // slots the device should hold
   std::vector<uint32_t> crush_;  // straw2's rows, device ids
@@ -415,7 +467,8 @@ Result<Balance> ComputeBalance(
       out.pgs_moved += moved;
       out.capped |= capped;
     }
-    out.pools.push_back(b.Finish(&out.overrides));
+    CVM_ASSIGN_OR_RETURN(PoolBalance done, b.Finish(&out.overrides));
+    out.pools.push_back(done);
   }
   return out;
 }

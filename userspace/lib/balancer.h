@@ -15,14 +15,22 @@
 //  2. A slot whose device can no longer hold data for the pool (gone, out,
 //     weighing 0, another class) or shares a failure domain with an earlier
 //     slot is refilled with the device furthest below its share that the
-//     PG's failure domains allow (straw2's own choice first, if it is below
-//     its share). Those copies must move anyway; nothing else has moved.
-//  3. While a device holds more slots than its share rounded up, one of its
-//     slots moves to the device furthest below its share that the PG's
-//     failure domains allow (a PG whose straw2 row already has that device
-//     first: that move removes an override). Each move takes one copy from a
-//     device over its share to one under it, which any placement that
-//     balances must also move, so a change moves close to the least data.
+//     PG's failure domains allow and that takes new data (up, not nearfull
+//     or full); straw2's own choice first, if it is below its share. With
+//     none, straw2's choice or any device that may hold the data and fits;
+//     with none at all, the PG keeps straw2's row. Those copies must move
+//     anyway; nothing else has moved.
+//  3. A device more than 1 % over its share (and over it rounded up) gives
+//     slots, one at a time, to the device furthest below its share that the
+//     PG's failure domains allow (a PG whose straw2 row already has that
+//     device first: that move removes an override), until it holds its
+//     share rounded up; a device more than 1 % under its share (a new one)
+//     takes slots from the fullest devices over their share until it holds
+//     its share rounded down (straw2's slots first: a device marked in again
+//     gets back the PGs it held). Each move takes one copy from a device
+//     over its share to one under it, which any placement that balances
+//     must also move, so a change moves close to the least data. PGs with a
+//     copy on a down device are not moved by this step.
 //
 // Moves of step 3 are capped (options.max_moves PGs of pools holding data):
 // the leader runs the balancer at every map change, so a large correction is

@@ -975,14 +975,32 @@ Result<ClusterSettings> MetadataStore::GetSettings() {
 
 Result<ClusterSettings> MetadataStore::SetSetting(std::string_view key,
                                                   std::string_view value) {
-  return Transact([&]() -> Result<ClusterSettings> {
-    CVM_ASSIGN_OR_RETURN(ClusterSettings s, GetSettings());
-    CVM_RETURN_IF_ERROR(ApplySetting(&s, key, value));
-    KvBatch batch;
-    batch.Put(Cf::kMeta, kSettingsKey, Encode(ToJson(s)));
-    CVM_RETURN_IF_ERROR(Commit(batch));
-    return s;
-  });
+  uint32_t moves_before = 0;
+  CVM_ASSIGN_OR_RETURN(ClusterSettings set,
+                       Transact([&]() -> Result<ClusterSettings> {
+                         CVM_ASSIGN_OR_RETURN(ClusterSettings s, GetSettings());
+                         moves_before = s.balancer_max_moves;
+                         CVM_RETURN_IF_ERROR(ApplySetting(&s, key, value));
+                         KvBatch batch;
+                         batch.Put(Cf::kMeta, kSettingsKey, Encode(ToJson(s)));
+                         CVM_RETURN_IF_ERROR(Commit(batch));
+                         return s;
+                       }));
+  // The balancer runs when a map is sealed: a new cap takes effect in a new
+  // epoch now, not at the next change of the cluster.
+  if (set.balancer_max_moves != moves_before) {
+    CVM_RETURN_IF_ERROR(Transact([&]() -> Status {
+      CVM_ASSIGN_OR_RETURN(Topology next, LoadTopology());
+      if (next.devices.empty()) return {};
+      KvBatch batch;
+      CVM_RETURN_IF_ERROR(BumpEpoch(
+          batch,
+          fmt::format("config balancer_max_moves {}", set.balancer_max_moves),
+          next));
+      return Commit(batch);
+    }));
+  }
+  return set;
 }
 
 // ---- paths ----

@@ -435,6 +435,22 @@ namespace {
 constexpr uint64_t kMaxDownOutInterval = 30 * 86400;
 constexpr double kMinRatio = 0.05, kMaxRatio = 0.99;
 constexpr uint64_t kMaxBalancerMoves = CVM_MAX_PG_NUM;
+constexpr uint64_t kMaxIoErrorLimit = 1u << 20;
+
+// A whole decimal number in [0, max] for setting `key`, or why not:
+// "KEY must be 0 (ZERO) to MAX UNIT, not 'VALUE'".
+Result<uint64_t> SettingCount(std::string_view key, std::string_view value,
+                              uint64_t max, std::string_view zero,
+                              std::string_view unit) {
+  uint64_t v = 0;
+  const auto [end, ec] =
+      std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || v > max) {
+    return InvalidArgument(fmt::format("{} must be 0 ({}) to {} {}, not '{}'",
+                                       key, zero, max, unit, value));
+  }
+  return v;
+}
 }  // namespace
 
 const std::vector<std::pair<std::string, std::string>>& SettingNames() {
@@ -451,6 +467,9 @@ const std::vector<std::pair<std::string, std::string>>& SettingNames() {
       {"balancer_max_moves",
        "PGs the balancer moves at once to even out the devices' shares, "
        "those still moving included (0: none)"},
+      {"io_error_limit",
+       "failed requests of a device's disk within a minute after which it "
+       "is marked down and out (0: never)"},
   };
   return names;
 }
@@ -458,29 +477,21 @@ const std::vector<std::pair<std::string, std::string>>& SettingNames() {
 Status ApplySetting(ClusterSettings* s, std::string_view key,
                     std::string_view value) {
   if (key == "down_out_interval") {
-    uint64_t v = 0;
-    const auto [end, ec] =
-        std::from_chars(value.data(), value.data() + value.size(), v);
-    if (ec != std::errc() || end != value.data() + value.size() ||
-        v > kMaxDownOutInterval) {
-      return InvalidArgument(fmt::format(
-          "down_out_interval must be 0 (never) to {} seconds, not '{}'",
-          kMaxDownOutInterval, value));
-    }
-    s->down_out_interval = v;
+    CVM_ASSIGN_OR_RETURN(
+        s->down_out_interval,
+        SettingCount(key, value, kMaxDownOutInterval, "never", "seconds"));
     return {};
   }
   if (key == "balancer_max_moves") {
-    uint64_t v = 0;
-    const auto [end, ec] =
-        std::from_chars(value.data(), value.data() + value.size(), v);
-    if (ec != std::errc() || end != value.data() + value.size() ||
-        v > kMaxBalancerMoves) {
-      return InvalidArgument(
-          fmt::format("balancer_max_moves must be 0 (none) to {} PGs, not '{}'",
-                      kMaxBalancerMoves, value));
-    }
+    CVM_ASSIGN_OR_RETURN(
+        uint64_t v, SettingCount(key, value, kMaxBalancerMoves, "none", "PGs"));
     s->balancer_max_moves = static_cast<uint32_t>(v);
+    return {};
+  }
+  if (key == "io_error_limit") {
+    CVM_ASSIGN_OR_RETURN(uint64_t v, SettingCount(key, value, kMaxIoErrorLimit,
+                                                  "never", "requests"));
+    s->io_error_limit = static_cast<uint32_t>(v);
     return {};
   }
   if (key == "nearfull_ratio" || key == "full_ratio") {
@@ -515,7 +526,8 @@ json ToJson(const ClusterSettings& s) {
   return {{"down_out_interval", s.down_out_interval},
           {"nearfull_ratio", s.nearfull_ratio},
           {"full_ratio", s.full_ratio},
-          {"balancer_max_moves", s.balancer_max_moves}};
+          {"balancer_max_moves", s.balancer_max_moves},
+          {"io_error_limit", s.io_error_limit}};
 }
 
 Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes) {
@@ -524,7 +536,7 @@ Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes) {
   CVM_ASSIGN_OR_RETURN(json j, ParseRecord(bytes, "settings"));
   JsonFields f(j, "settings field", Code::kCorruption);
   f.Expect({"down_out_interval", "nearfull_ratio", "full_ratio",
-            "balancer_max_moves"});
+            "balancer_max_moves", "io_error_limit"});
   s.down_out_interval =
       f.OptU64("down_out_interval").value_or(s.down_out_interval);
   const double nearfull =
@@ -532,17 +544,21 @@ Result<ClusterSettings> DecodeClusterSettings(std::string_view bytes) {
   const double full = f.OptDouble("full_ratio").value_or(s.full_ratio);
   const uint64_t moves =
       f.OptU64("balancer_max_moves").value_or(s.balancer_max_moves);
+  const uint64_t io_errors =
+      f.OptU64("io_error_limit").value_or(s.io_error_limit);
   CVM_RETURN_IF_ERROR(f.status());
   // The rules `config set` applies.
   if (s.down_out_interval > kMaxDownOutInterval || moves > kMaxBalancerMoves ||
+      io_errors > kMaxIoErrorLimit ||
       !(nearfull >= kMinRatio && nearfull <= kMaxRatio) ||
       !(full >= kMinRatio && full <= kMaxRatio) || nearfull > full) {
     return Corruption(fmt::format(
         "settings out of range: down_out_interval {}, nearfull_ratio {}, "
-        "full_ratio {}, balancer_max_moves {}",
-        s.down_out_interval, nearfull, full, moves));
+        "full_ratio {}, balancer_max_moves {}, io_error_limit {}",
+        s.down_out_interval, nearfull, full, moves, io_errors));
   }
   s.balancer_max_moves = static_cast<uint32_t>(moves);
+  s.io_error_limit = static_cast<uint32_t>(io_errors);
   s.nearfull_ratio = nearfull;
   s.full_ratio = full;
   return s;

@@ -255,6 +255,9 @@ struct ClusterSettings {
   // devices' shares (PGs still moving count against it); 0: none, rows
   // then only follow devices that leave.
   uint32_t balancer_max_moves = 64;
+  // Failed requests (I/O errors of its disk, its path up) within a minute
+  // after which a device is marked down and out; 0: never.
+  uint32_t io_error_limit = 16;
   bool operator==(const ClusterSettings&) const = default;
 };
 // Each setting's name and what it means, for `config get` and errors.

@@ -405,9 +405,12 @@ Result<TargetDeviceUsage> ParseTargetDevice(nlmsghdr* nlh) {
     return Status(Code::kBadRequest, "malformed CVM_ATTR_TARGET_DEVICE");
   }
   constexpr std::pair<int, int> kLens[] = {
-      {CVM_TARGET_DEVICE_ATTR_ID, 4},      {CVM_TARGET_DEVICE_ATTR_CAPACITY, 8},
-      {CVM_TARGET_DEVICE_ATTR_USED, 8},    {CVM_TARGET_DEVICE_ATTR_OBJECTS, 8},
+      {CVM_TARGET_DEVICE_ATTR_ID, 4},
+      {CVM_TARGET_DEVICE_ATTR_CAPACITY, 8},
+      {CVM_TARGET_DEVICE_ATTR_USED, 8},
+      {CVM_TARGET_DEVICE_ATTR_OBJECTS, 8},
       {CVM_TARGET_DEVICE_ATTR_INTENTS, 8},
+      {CVM_TARGET_DEVICE_ATTR_IO_ERRORS, 8},
   };
   for (auto [type, len] : kLens) {
     if (a[type] == nullptr || nla_len(a[type]) != len) {
@@ -423,6 +426,7 @@ Result<TargetDeviceUsage> ParseTargetDevice(nlmsghdr* nlh) {
   u.used = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_USED]);
   u.objects = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_OBJECTS]);
   u.intents = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_INTENTS]);
+  u.io_errors = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_IO_ERRORS]);
   if (const nlattr* p = a[CVM_TARGET_DEVICE_ATTR_PATH]) {
     const char* c = static_cast<const char*>(nla_data(p));
     u.path = Printable(std::string_view(c, strnlen(c, nla_len(p))),
@@ -764,8 +768,13 @@ Result<std::vector<TargetDeviceUsage>> NetlinkKernel::TargetDeviceList() {
 }
 
 nlohmann::json ToJson(const TargetDeviceUsage& u) {
-  return {{"id", u.id},     {"path", u.path},       {"capacity", u.capacity},
-          {"used", u.used}, {"objects", u.objects}, {"intents", u.intents}};
+  return {{"id", u.id},
+          {"path", u.path},
+          {"capacity", u.capacity},
+          {"used", u.used},
+          {"objects", u.objects},
+          {"intents", u.intents},
+          {"io_errors", u.io_errors}};
 }
 
 Status NetlinkKernel::TargetVolumeFence(uint64_t volume_id,

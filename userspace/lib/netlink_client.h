@@ -109,10 +109,11 @@ struct KernelVolume {
 struct TargetDeviceUsage {
   uint32_t id = 0;
   std::string path;
-  uint64_t capacity = 0;  // bytes of object space
-  uint64_t used = 0;      // bytes allocated (whole extents)
-  uint64_t objects = 0;   // object shards held
-  uint64_t intents = 0;   // of them, with the write-intent bit set
+  uint64_t capacity = 0;   // bytes of object space
+  uint64_t used = 0;       // bytes allocated (whole extents)
+  uint64_t objects = 0;    // object shards held
+  uint64_t intents = 0;    // of them, with the write-intent bit set
+  uint64_t io_errors = 0;  // requests it failed since it was added
   bool operator==(const TargetDeviceUsage&) const = default;
 };
 nlohmann::json ToJson(const TargetDeviceUsage& u);

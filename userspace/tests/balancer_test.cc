@@ -286,6 +286,26 @@ TEST(BalancerTest, NoNewDataForFullOrDownDevices) {
   ExpectHostsApart(b, after.table, 3);
 }
 
+// A slot no device that takes new data can fill (4 hosts, rep3: one host
+// down, one device out) goes to a device that may hold the data and fits
+// its PG's failure domains (here the down one), never a second copy in one
+// host; and the kernel's rows are the balancer's.
+TEST(BalancerTest, HolesOnlyADownDeviceCanFill) {
+  MapBuilder b;
+  const int32_t root = b.AddBucket(CVM_TYPE_ROOT);
+  for (unsigned h = 0; h < 4; h++)
+    b.AddDevice(b.AddBucket(CVM_TYPE_HOST, root));
+  b.AddPool(1, CVM_POOL_REPLICATED, 3, 0, CVM_TYPE_HOST, 256);
+  const Placed base = Place(b, nullptr);
+  b.device(0).state = CVM_DEV_IN;  // down
+  b.device(1).state = CVM_DEV_UP;  // out
+  const Placed after = Place(b, &base.table);
+  ExpectHostsApart(b, after.table, 3);
+  for (uint32_t d : after.table) EXPECT_NE(d, 1u);
+  EXPECT_EQ(std::count(after.table.begin(), after.table.end(), 0u), 256)
+      << "every PG keeps or gets a copy on the down device: 3 hosts left";
+}
+
 // EC pools keep shard positions (a slot is a shard), a device class pool
 // stays on its class, and a tree whose domains cannot give every device
 // its share ends with the best it can do instead of looping.
@@ -305,6 +325,16 @@ TEST(BalancerTest, EcClassesAndImpossibleShares) {
   const Placed ec = Place(b, nullptr);
   EXPECT_LE(MaxShare(b, ec.table), kMaxShare);
   ExpectHostsApart(b, ec.table, 6);
+  {
+    MapBuilder out = b;
+    out.device(5).state = CVM_DEV_UP;
+    const Placed moved = Place(out, &ec.table);
+    ExpectHostsApart(out, moved.table, 6);
+    for (size_t i = 0; i < ec.table.size(); i++) {
+      if (ec.table[i] != 5u && ec.table[i] != moved.table[i])
+        ADD_FAILURE() << "shard " << i % 6 << " of PG " << i / 6 << " moved";
+    }
+  }
   const Placed cls = Place(b, nullptr, {}, 2);
   EXPECT_LE(MaxShare(b, cls.table, 1), kMaxShare);
   for (uint32_t d : cls.table) EXPECT_EQ(cvm_dev_class(b.device(d).state), 1u);

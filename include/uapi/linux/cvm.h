@@ -356,6 +356,9 @@ enum cvm_volume_attr {
  *	CVM_TARGET_DEVICE_ATTR_INTENTS	u64, replies only: of them, those
  *					whose write-intent bit is set (being
  *					written, or missed by a replica)
+ *	CVM_TARGET_DEVICE_ATTR_IO_ERRORS u64, replies only: requests the
+ *					device failed (CVM_WIRE_STATUS_IO_ERROR)
+ *					since it was added
  */
 enum cvm_target_device_attr {
 	CVM_TARGET_DEVICE_ATTR_UNSPEC,
@@ -367,6 +370,7 @@ enum cvm_target_device_attr {
 	CVM_TARGET_DEVICE_ATTR_USED,
 	CVM_TARGET_DEVICE_ATTR_OBJECTS,
 	CVM_TARGET_DEVICE_ATTR_INTENTS,
+	CVM_TARGET_DEVICE_ATTR_IO_ERRORS,
 	__CVM_TARGET_DEVICE_ATTR_MAX,
 };
 #define CVM_TARGET_DEVICE_ATTR_MAX (__CVM_TARGET_DEVICE_ATTR_MAX - 1)
