@@ -7,9 +7,9 @@
 # Issue 16: a disk that keeps failing while its path is up is marked out
 # and healed around with no command.  Four hosts hold a replicated(3)
 # volume r0 (attached, fio writing and verifying part of it); device 4 is a
-# memory-backed null_blk whose every sector is then made bad (null_blk's
-# badblocks), so its target answers each request with IO_ERROR while its
-# connection stays up.  cvmd reads the target's error count
+# device-mapper device over a RAM disk whose table is then swapped for dm's
+# "error" target (tests/lib/dm_table.py: the VM has no dmsetup), so its
+# target answers each request with IO_ERROR while its connection stays up.  cvmd reads the target's error count
 # (CVM_TARGET_DEVICE_ATTR_IO_ERRORS) each round and, past io_error_limit
 # failed requests within a minute, marks the device down and out
 # (disk_errors.h); cvm.ko copies its PGs from the survivors and the pins
@@ -31,12 +31,8 @@ cvmadm=$bin/cvmadm/cvmadm
 work=$(mktemp -d /tmp/cvm-disk-errors.XXXXXX)
 CVMD_ARGS="--backfill-every 1"
 . tests/lib/cvmd_local.sh
-nullb=/sys/kernel/config/nullb/cvmbad
-remove_nullb() {
-	[[ -d $nullb ]] || return 0
-	echo 0 >"$nullb/power" && rmdir "$nullb"
-}
-trap 'cleanup; remove_nullb; rmmod null_blk 2>/dev/null' EXIT
+dm=cvm-failing
+trap 'cleanup; python3 tests/lib/dm_table.py remove $dm 2>/dev/null' EXIT
 same() { cmp <(dd if="$1" bs=1M count="$2" iflag=direct status=none) "$3"; }
 pgs_on() {
 	"$cvmadm" --json map show | python3 -c '
@@ -51,25 +47,22 @@ fio_verify() {
 		--output="$work/fio.out" >/dev/null 2>&1 ||
 		{ cat "$work/fio.out"; return 1; }
 }
-# A 128 MiB memory-backed null_blk (configfs), /dev/nullb0.
-make_nullb() {
-	modprobe null_blk nr_devices=0 &&
-	{ mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config; } &&
-	mkdir "$nullb" &&
-	echo 128 >"$nullb/size" && echo 1 >"$nullb/memory_backed" &&
-	echo 1 >"$nullb/power" && [[ -b /dev/nullb0 ]]
+# /dev/dm-0: device-mapper over /dev/ram3, one to one.
+make_dm() {
+	modprobe dm_mod && python3 tests/lib/dm_table.py create "$dm" /dev/ram3 &&
+	[[ $(cat /sys/block/dm-0/dm/name) == "$dm" ]]
 }
 
-check "brd: 3 x 128 MiB" modprobe brd rd_nr=3 rd_size=$((128 << 10))
-check "null_blk: 128 MiB, memory-backed" make_nullb
+check "brd: 4 x 128 MiB" modprobe brd rd_nr=4 rd_size=$((128 << 10))
+check "device-mapper: /dev/dm-0 over /dev/ram3" make_dm
 check "cvmd starts" start_cvmd
 for i in 1 2 3; do
 	check "host storage$i with /dev/ram$((i - 1))" add_host "$i"
 	check "storage$i serves its device" serve_host "$i"
 done
-check "host storage4 with /dev/nullb0" \
+check "host storage4 with /dev/dm-0" \
 	eval "'$cvmadm' host add storage4 --address '$(ep 4)' --transport tcp &&
-	      '$cvmadm' device add storage4 /dev/nullb0 --capacity 128M"
+	      '$cvmadm' device add storage4 /dev/dm-0 --capacity 128M"
 check "storage4 serves its device" serve_host 4
 check "config set io_error_limit 8" "$cvmadm" config set io_error_limit 8
 check "pool rep3 (pg 32)" "$cvmadm" pool create rep3 --policy replicated:3 --pg-num 32
@@ -81,10 +74,11 @@ check "r0: 16 MiB of known data written (and 16 MiB for fio)" \
 	      dd if=/dev/urandom of=/dev/cvm0 bs=1M seek=16 count=16 oflag=direct status=none"
 check "device 4 holds PGs" eval "(( \$(pgs_on 4) > 0 ))"
 
-echo "# every sector of device 4 goes bad while fio writes and verifies r0"
+echo "# device 4's disk fails while fio writes and verifies r0"
 fio_verify &
 fio_pid=$!
-check "null_blk: every sector bad" eval "echo +0-262143 >'$nullb/badblocks'"
+check "device 4's disk fails every request from now on" \
+	python3 tests/lib/dm_table.py error "$dm"
 check "marked down and out for its errors, with no command" \
 	wait_for 30 '[[ $(device_field 4 in) == False && $(device_field 4 up) == False ]]'
 check "cvmd logged why" grep -q "device 4 marked down and out: its disk failed" "$work/cvmd.log"
@@ -106,7 +100,7 @@ for i in 1 2 3 4; do
 	check "target unlisten $(ep "$i")" "$cvmadm" target unlisten --address "$(ep "$i")"
 done
 check "cvmd stops" stop_cvmd
-check "null_blk removed" eval "remove_nullb && rmmod null_blk"
+check "device-mapper device removed" python3 tests/lib/dm_table.py remove "$dm"
 check "reload cvm.ko" eval "rmmod cvm && insmod kernel/cvm.ko"
 check "rmmod brd" rmmod brd
 check_summary
