@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # One cvmd on RocksDB inside the test VM, its hosts' targets on loopback
 # (storageN at 127.0.0.1:700N): what the issue-16 tests (scale_out,
-# self_heal, fill_full) share.  The caller sets $work (a scratch
+# self_heal, fill_full, disk_errors) share.  The caller sets $work (a scratch
 # directory), $cvmd and $cvmadm, and CVMD_ARGS (extra cvmd arguments);
 # sourcing exports CVM_SOCKET and traps EXIT to stop cvmd and remove $work.
 
@@ -43,6 +43,14 @@ import json, sys
 d = [d for d in json.load(sys.stdin) if d["id"] == int(sys.argv[1])][0]
 print(d[sys.argv[2]])' "$1" "$2"
 }
+# PGs the current map places on device I (pinned ones included).
+pgs_on() {
+	"$cvmadm" --json map show | python3 -c '
+import json, sys
+print(sum(p["pgs_per_device"].get(sys.argv[1], 0) for p in json.load(sys.stdin)["pools"]))' "$1"
+}
+# same DEV MIB FILE: the first MIB MiB of DEV read directly equal FILE.
+same() { cmp <(dd if="$1" bs=1M count="$2" iflag=direct status=none) "$3"; }
 # PGs pinned in the current map, over all pools.
 pinned() {
 	"$cvmadm" --json map show | python3 -c '

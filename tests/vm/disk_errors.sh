@@ -33,12 +33,6 @@ CVMD_ARGS="--backfill-every 1"
 . tests/lib/cvmd_local.sh
 dm=cvm-failing
 trap 'cleanup; python3 tests/lib/dm_table.py remove $dm 2>/dev/null' EXIT
-same() { cmp <(dd if="$1" bs=1M count="$2" iflag=direct status=none) "$3"; }
-pgs_on() {
-	"$cvmadm" --json map show | python3 -c '
-import json, sys
-print(sum(p["pgs_per_device"].get(sys.argv[1], 0) for p in json.load(sys.stdin)["pools"]))' "$1"
-}
 fio_verify() {
 	fio --name=disk --filename=/dev/cvm0 --offset=16M --size=16M \
 		--rw=randwrite --bs=4k --iodepth=8 --ioengine=libaio --direct=1 \

@@ -75,7 +75,6 @@ pinned_of() {
 import json, sys
 print([p["pinned"] for p in json.load(sys.stdin)["pools"] if p["name"] == sys.argv[1]][0])' "$1"
 }
-same() { cmp <(dd if="$1" bs=1M count="$2" iflag=direct status=none) "$3"; }
 fio_verify() {
 	fio --name=scale --filename=/dev/cvm0 --offset=32M --size=32M \
 		--rw=randwrite --bs=4k --iodepth=8 --ioengine=libaio --direct=1 \

@@ -36,12 +36,6 @@ kill_device() {
 	"$cvmadm" target device remove "$1" &&
 	"$cvmadm" target unlisten --address "$(ep "$1")"
 }
-# PGs the map places on device I.
-pgs_on() {
-	"$cvmadm" --json map show | python3 -c '
-import json, sys
-print(sum(p["pgs_per_device"].get(sys.argv[1], 0) for p in json.load(sys.stdin)["pools"]))' "$1"
-}
 # Every object of e0: its three shards, dumped from devices 1-3 (each
 # holds one of each PG's slots now), have the parity ISA-L computes.
 parity_isal() {
@@ -70,7 +64,6 @@ print(v["id"], v["object_size"], v["stripe_unit"])')
 	echo "$count objects checked, $bad with parity unlike ISA-L's"
 	((bad == 0))
 }
-same() { cmp <(dd if="$1" bs=1M count="$2" iflag=direct status=none) "$3"; }
 fio_verify() {
 	fio --name=heal --filename=/dev/cvm0 --offset=16M --size=16M \
 		--rw=randwrite --bs=4k --iodepth=8 --ioengine=libaio --direct=1 \

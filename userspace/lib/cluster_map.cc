@@ -208,15 +208,16 @@ Result<MapLayout> LayoutFromTopology(uint64_t epoch, const Topology& topology,
 
 namespace {
 
-// The pins `next` (a map without pins) needs, given where the data is.
+// The pins `next` (a map without pins) needs, given where the data is
+// (`prev`: data.previous decoded, null without one).
 Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
+                                        const cvm_map* prev,
                                         const DataPlacement& data,
                                         SealedMap* sealed) {
   auto* lost = &sealed->lost;
   auto* abandoned = &sealed->abandoned;
   std::vector<cvm_pg_pin> pins;
-  if (data.previous.empty() || data.pools_with_data.empty()) return pins;
-  CVM_ASSIGN_OR_RETURN(CMapPtr prev, DecodeMap(data.previous, "previous map"));
+  if (!prev || data.pools_with_data.empty()) return pins;
   cvm_err err{};
   int ret = 0;
   // Backfill targets of the previous map's pins that the new up row drops.
@@ -224,12 +225,12 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
     const cvm_pg_pin& pin = prev->pins[i];
     // A settled PG's targets were filled: they hold its data now.
     if (data.settled.count({pin.pool_id, pin.pg})) continue;
-    const cvm_pool* before = cvm_map_pool(prev.get(), pin.pool_id);
+    const cvm_pool* before = cvm_map_pool(prev, pin.pool_id);
     const cvm_pool* now = cvm_map_pool(&next, pin.pool_id);
     uint32_t up_before[CVM_MAX_PG_WIDTH], up_now[CVM_MAX_PG_WIDTH];
     if (!before || !now || cvm_pool_width(before) != cvm_pool_width(now) ||
         before->pg_num != now->pg_num ||
-        cvm_place_pg(prev.get(), before, pin.pg, up_before) ||
+        cvm_place_pg(prev, before, pin.pg, up_before) ||
         cvm_place_pg(&next, now, pin.pg, up_now)) {
       continue;
     }
@@ -257,7 +258,7 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
             [](const cvm_pool* a, const cvm_pool* b) { return a->id < b->id; });
   for (const cvm_pool* pool : pools) {
     if (!data.pools_with_data.count(pool->id)) continue;
-    const cvm_pool* before = cvm_map_pool(prev.get(), pool->id);
+    const cvm_pool* before = cvm_map_pool(prev, pool->id);
     const uint32_t width = cvm_pool_width(pool);
     if (!before || before->pg_num != pool->pg_num ||
         cvm_pool_width(before) != width) {
@@ -265,7 +266,7 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
     }
     uint32_t* table = nullptr;
     size_t n = 0;
-    ret = cvm_pg_table_create(prev.get(), pool->id, &table, &n, &err);
+    ret = cvm_pg_table_create(prev, pool->id, &table, &n, &err);
     if (ret) return FromCvmErr(err, ret, "previous map");
     std::unique_ptr<uint32_t, decltype(&cvm_pg_table_free)> owner(
         table, &cvm_pg_table_free);
@@ -280,7 +281,7 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
       // a settled PG again in this very epoch, so it is pinned to that row.
       const uint32_t* row = table + static_cast<size_t>(pg) * width;
       if (data.settled.count({pool->id, pg})) {
-        if (cvm_place_pg(prev.get(), before, pg, up_before)) {
+        if (cvm_place_pg(prev, before, pg, up_before)) {
           return Internal(fmt::format(
               "previous map: pool {} PG {}: placement failed", pool->id, pg));
         }
@@ -314,8 +315,9 @@ Result<std::vector<cvm_pg_pin>> PinsFor(const cvm_map& next,
 }
 
 // Runs the balancer on `crush` (a map without overrides) from the previous
-// map's up rows.
-Result<Balance> BalanceFrom(const cvm_map& crush, const Topology& topology,
+// map's up rows (`prev`, null without one).
+Result<Balance> BalanceFrom(const cvm_map& crush, const cvm_map* prev,
+                            const Topology& topology,
                             const DataPlacement& data) {
   std::map<uint32_t, std::vector<uint32_t>> previous;
   BalanceOptions options;
@@ -326,22 +328,20 @@ Result<Balance> BalanceFrom(const cvm_map& crush, const Topology& topology,
     }
   }
   uint32_t moving = 0;
-  if (!data.previous.empty()) {
-    CVM_ASSIGN_OR_RETURN(CMapPtr prev,
-                         DecodeMap(data.previous, "previous map"));
+  if (prev) {
     for (uint32_t i = 0; i < prev->nr_pins; ++i) {
       moving += !data.settled.count({prev->pins[i].pool_id, prev->pins[i].pg});
     }
     for (uint32_t i = 0; i < crush.nr_pools; ++i) {
       const cvm_pool* now = &crush.pools[i];
-      const cvm_pool* before = cvm_map_pool(prev.get(), now->id);
+      const cvm_pool* before = cvm_map_pool(prev, now->id);
       if (!before || before->pg_num != now->pg_num ||
           cvm_pool_width(before) != cvm_pool_width(now)) {
         continue;
       }
       std::vector<uint32_t> rows(cvm_pg_table_entries(now));
       for (uint32_t pg = 0; pg < now->pg_num; ++pg) {
-        if (cvm_place_pg(prev.get(), before, pg,
+        if (cvm_place_pg(prev, before, pg,
                          &rows[static_cast<size_t>(pg) * cvm_pool_width(now)]))
           return Internal(
               fmt::format("previous map: pool {} PG {} unplaced", now->id, pg));
@@ -394,7 +394,16 @@ SealedMap SealMap(uint64_t epoch, const Topology& topology,
     return sealed;
   }
   // The balancer's rows, from where the data was meant to be.
-  auto balance = BalanceFrom(*map->get(), topology, data);
+  CMapPtr prev;
+  if (!data.previous.empty()) {
+    auto decoded = DecodeMap(data.previous, "previous map");
+    if (!decoded.ok()) {
+      sealed.problem = decoded.status().message();
+      return sealed;
+    }
+    prev = std::move(*decoded);
+  }
+  auto balance = BalanceFrom(*map->get(), prev.get(), topology, data);
   if (!balance.ok()) {
     sealed.problem = balance.status().message();
     return sealed;
@@ -411,7 +420,7 @@ SealedMap SealMap(uint64_t epoch, const Topology& topology,
     }
   }
   // Then the PGs whose data is not where placement now puts it.
-  auto pins = PinsFor(*map->get(), data, &sealed);
+  auto pins = PinsFor(*map->get(), prev.get(), data, &sealed);
   if (!pins.ok()) {
     sealed.problem = pins.status().message();
     return sealed;
