@@ -12,7 +12,11 @@
  * records each object of a pinned PG stale on the PG's targets; the resync
  * engine (request.c) then copies them from the pin's devices under the
  * object fence, so a copy and a client write of one object never
- * interleave, and a write a target misses records it stale again.
+ * interleave, and a write a target misses records it stale again.  The
+ * targets are listed too: a target may hold copies already (a device back
+ * from being out keeps them), and each is recorded stale on it, so that
+ * resync writes only what differs and removes what the pin no longer has
+ * (an object discarded meanwhile would otherwise be read back).
  *
  * The copy is complete for a map epoch once the listing of that epoch is
  * done and the volume has no stale object left anywhere: VOLUME_LIST then
@@ -51,8 +55,8 @@ struct cvm_backfill_list {
 
 /*
  * An object @device_id holds: if its PG is pinned there, record it stale
- * on the PG's targets.  -EAGAIN when the map changed meanwhile (a new run
- * is queued).
+ * on the PG's targets; if @device_id is one of them, on @device_id.
+ * -EAGAIN when the map changed meanwhile (a new run is queued).
  */
 static int cvm_backfill_list_obj(struct cvm_volume *vol, u32 device_id,
 				 u64 object_no, void *arg)
@@ -76,8 +80,9 @@ static int cvm_backfill_list_obj(struct cvm_volume *vol, u32 device_id,
 	t = pt ? cvm_pool_targets(pt, pg) : NULL;
 	for (j = 0; t && j < pt->width; j++)
 		held |= pt->devs[(size_t)pg * pt->width + j] == device_id;
-	for (j = 0; t && held && j < t->nr; j++) {
-		if (cvm_stale_test(t->devs[j], vol->id, object_no))
+	for (j = 0; t && j < t->nr; j++) {
+		if ((!held && t->devs[j] != device_id) ||
+		    cvm_stale_test(t->devs[j], vol->id, object_no))
 			continue;
 		ret = cvm_stale_mark(t->devs[j], vol->id, object_no);
 		if (ret)
@@ -111,8 +116,8 @@ static void cvm_backfill_work(struct work_struct *work)
 	}
 
 	/*
-	 * The devices of the pins that have targets: they hold the data.  A
-	 * device the map marks down (dead, marked out after
+	 * The devices of the pins that have targets (they hold the data) and
+	 * the targets.  A device the map marks down (dead, marked out after
 	 * down_out_interval) is not listed: an object it holds is on enough
 	 * of the others too (cvmd cuts no pin that keeps min_size copies on
 	 * down devices).
@@ -123,20 +128,23 @@ static void cvm_backfill_work(struct work_struct *work)
 	if (st)
 		epoch = st->map->epoch;
 	if (pt && pt->nr_targets) {
-		devs = kcalloc(pt->nr_targets * pt->width, sizeof(*devs),
+		devs = kcalloc(pt->nr_targets * pt->width * 2, sizeof(*devs),
 			       GFP_ATOMIC);
 		for (i = 0; devs && i < pt->nr_targets; i++) {
-			const u32 *row = &pt->devs[(size_t)pt->targets[i].pg *
-						   pt->width];
+			const struct cvm_pg_targets *t = &pt->targets[i];
+			const u32 *row = &pt->devs[(size_t)t->pg * pt->width];
 
-			for (j = 0; j < pt->width; j++) {
-				if (row[j] == CVM_DEV_NONE ||
-				    !cvm_state_dev_marked_up(st, row[j]))
+			for (j = 0; j < pt->width + t->nr; j++) {
+				u32 dev = j < pt->width ? row[j] :
+					  t->devs[j - pt->width];
+
+				if (dev == CVM_DEV_NONE ||
+				    !cvm_state_dev_marked_up(st, dev))
 					continue;
-				for (k = 0; k < nr && devs[k] != row[j]; k++)
+				for (k = 0; k < nr && devs[k] != dev; k++)
 					;
 				if (k == nr)
-					devs[nr++] = row[j];
+					devs[nr++] = dev;
 			}
 		}
 		if (!devs)

@@ -1639,12 +1639,16 @@ struct cvm_resync_vol {
 /*
  * struct cvm_resync_buf - one chunk of an object
  * @pages, @bvec: CVM_RESYNC_PAGES pages and the bio_vecs over them
+ * @written: bytes copied, for pacing
+ * @current_objs: objects found whole on their device already (a device
+ *	back from being out keeps its copies): nothing of them was written
  */
 #define CVM_RESYNC_PAGES	(CVM_WIRE_MAX_DATA_LEN >> PAGE_SHIFT)
 struct cvm_resync_buf {
 	struct page	*pages[CVM_RESYNC_PAGES];
 	struct bio_vec	bvec[CVM_RESYNC_PAGES];
-	u64		written;	/* bytes copied, for pacing */
+	u64		written;
+	unsigned long	current_objs;
 };
 
 /*
@@ -1837,12 +1841,36 @@ static bool cvm_fence_drain(struct cvm_fence *f)
 }
 
 /*
+ * Does @device_id hold the @len bytes at @offset of the object that @buf
+ * holds?  Read into @held; false when it cannot tell.
+ */
+static bool cvm_resync_same(u32 device_id, const struct cvm_resync_vol *v,
+			    u64 object_no, u64 offset,
+			    const struct cvm_resync_buf *buf,
+			    struct cvm_resync_buf *held, u32 len)
+{
+	unsigned int i;
+
+	if (cvm_resync_io(device_id, CVM_WIRE_OP_READ, v, object_no, offset,
+			  held, len, 0))
+		return false;
+	for (i = 0; i < DIV_ROUND_UP(len, PAGE_SIZE); i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
+
+		if (memcmp(page_address(buf->pages[i]),
+			   page_address(held->pages[i]), n))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Copy one stale object to its device and clear it.  0 when done (or the
  * entry dropped), -ENOTCONN when the device is unreachable, another errno
  * to retry later.
  */
 static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
-			  struct cvm_resync_buf *buf)
+			  struct cvm_resync_buf *buf, struct cvm_resync_buf *held)
 {
 	u64 object_no = so->key.object_no;
 	struct cvm_resync_vol v = {};
@@ -1850,6 +1878,7 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 	struct cvm_fence *f;
 	u32 src = 0, len, version = 0, i;
 	u32 devs[CVM_MAX_PG_WIDTH], width, need;
+	bool copy_all, wrote = false;
 	u16 shard = 0;
 	u64 off;
 	int ret;
@@ -1930,6 +1959,13 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 		ret = -EAGAIN;
 		goto out_unfence;
 	}
+	/*
+	 * A copy the device holds already (it is back from being out, or it
+	 * missed part of the writes) is compared chunk by chunk: only what
+	 * differs is written.  Under the fence, so no write races the compare.
+	 */
+	copy_all = cvm_intent_stat(sd->device_id, v.id, v.attach_epoch,
+				   object_no, 0, &i) != 0;
 	len = min_t(u64, v.object_size, CVM_WIRE_MAX_DATA_LEN);
 	for (off = 0; off < v.object_size; off += len) {
 		ret = cvm_resync_io(src, CVM_WIRE_OP_READ, &v, object_no, off,
@@ -1938,11 +1974,17 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 			ret = -EAGAIN;		/* the source, not the device */
 			goto out_unfence;
 		}
+		if (!copy_all && cvm_resync_same(sd->device_id, &v, object_no,
+						 off, buf, held, len))
+			continue;
 		ret = cvm_resync_io(sd->device_id, CVM_WIRE_OP_WRITE, &v,
 				    object_no, off, buf, len, version);
 		if (ret)
 			goto out_refused;
+		wrote = true;
 	}
+	if (!wrote)
+		buf->current_objs++;
 out_version:
 	ret = cvm_resync_set_version(sd->device_id, &v, object_no, shard,
 				     version);
@@ -2016,7 +2058,7 @@ static void cvm_resync_work(struct work_struct *work)
 						struct cvm_stale_dev, resync);
 	unsigned long pass = ++sd->pass;
 	struct cvm_pace pace = {};
-	struct cvm_resync_buf *buf;
+	struct cvm_resync_buf *buf, *held;
 	struct cvm_stale_obj *so;
 	unsigned long done = 0;
 	int ret = 0;
@@ -2026,6 +2068,9 @@ static void cvm_resync_work(struct work_struct *work)
 	buf = cvm_resync_buf_alloc();
 	if (!buf)
 		goto out_retry;
+	held = cvm_resync_buf_alloc();
+	if (!held)
+		goto out_free_buf;
 	for (;;) {
 		spin_lock_bh(&sd->lock);
 		so = list_first_entry_or_null(&sd->objs, struct cvm_stale_obj,
@@ -2039,7 +2084,7 @@ static void cvm_resync_work(struct work_struct *work)
 		spin_unlock_bh(&sd->lock);
 		if (!so)
 			break;
-		ret = cvm_resync_obj(sd, so, buf);
+		ret = cvm_resync_obj(sd, so, buf, held);
 		if (ret == -ENOTCONN)
 			break;
 		if (!ret)
@@ -2051,10 +2096,13 @@ static void cvm_resync_work(struct work_struct *work)
 		cvm_resync_pace(&pace, buf->written);
 		cond_resched();
 	}
-	cvm_resync_buf_free(buf);
 	if (done)
-		pr_info("device %u: %lu stale objects resynced, %ld left\n",
-			sd->device_id, done, atomic_long_read(&sd->count));
+		pr_info("device %u: %lu stale objects resynced (%lu of them current there already), %ld left\n",
+			sd->device_id, done, buf->current_objs,
+			atomic_long_read(&sd->count));
+	cvm_resync_buf_free(held);
+out_free_buf:
+	cvm_resync_buf_free(buf);
 	/* Unreachable: the next connection restarts it. */
 	if (ret == -ENOTCONN)
 		return;

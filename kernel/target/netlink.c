@@ -63,6 +63,10 @@ static const struct nla_policy cvm_target_device_nl_policy[CVM_TARGET_DEVICE_ATT
 		.type = NLA_REJECT,
 		.reject_message = "IO_ERRORS is only sent in replies",
 	},
+	[CVM_TARGET_DEVICE_ATTR_COPIED] = {
+		.type = NLA_REJECT,
+		.reject_message = "COPIED is only sent in replies",
+	},
 };
 
 static const struct nla_policy cvm_target_listener_nl_policy[CVM_TARGET_LISTENER_ATTR_MAX + 1] = {
@@ -373,7 +377,9 @@ static int cvm_target_device_fill(struct sk_buff *msg,
 	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_INTENTS, u->intents,
 			      CVM_TARGET_DEVICE_ATTR_PAD) ||
 	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_IO_ERRORS,
-			      u->io_errors, CVM_TARGET_DEVICE_ATTR_PAD)) {
+			      u->io_errors, CVM_TARGET_DEVICE_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_COPIED, u->copied,
+			      CVM_TARGET_DEVICE_ATTR_PAD)) {
 		nla_nest_cancel(msg, nest);
 		return -EMSGSIZE;
 	}

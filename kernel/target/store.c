@@ -220,6 +220,7 @@ struct cvm_store_dev {
 	struct cvm_fence_table	fence;
 	u64			instance;	/* cvm_wire_hello.instance */
 	atomic64_t		io_errors;	/* replies of IO_ERROR */
+	atomic64_t		copied;		/* bytes of VERSIONED WRITEs */
 };
 
 /* Per-request state of the store. */
@@ -297,6 +298,7 @@ int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u)
 	u->objects = READ_ONCE(d->nr_objects);
 	u->intents = READ_ONCE(d->nr_intents);
 	u->io_errors = atomic64_read(&d->io_errors);
+	u->copied = atomic64_read(&d->copied);
 	/* Every object shard is one extent. */
 	u->used = u->objects << CVM_EXTENT_SHIFT;
 	cvm_store_put(d);
@@ -1001,6 +1003,11 @@ static void cvm_store_reply(struct cvm_store_io *io, u16 status, u32 len)
 	/* cvmd marks a device out that keeps failing (down_out.h). */
 	if (status == CVM_WIRE_STATUS_IO_ERROR)
 		atomic64_inc(&d->io_errors);
+	/* What resync and backfill sent, to show what a device received. */
+	if (status == CVM_WIRE_STATUS_OK &&
+	    req->hdr.opcode == CVM_WIRE_OP_WRITE &&
+	    (le16_to_cpu(req->hdr.flags) & CVM_WIRE_F_VERSIONED))
+		atomic64_add(le32_to_cpu(req->hdr.length), &d->copied);
 	req->rsp_status = status;
 	req->rsp_len = len;
 	req->conn->ops->send_reply(req);

@@ -36,6 +36,7 @@ struct cvm_store_usage {
 	u64	objects;	/* object shards held */
 	u64	intents;	/* of them, with their write-intent bit set */
 	u64	io_errors;	/* requests failed with IO_ERROR */
+	u64	copied;		/* bytes written by resync and backfill */
 };
 int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u);
 /* Carries out a validated data request and answers it (send_reply). */

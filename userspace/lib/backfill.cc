@@ -142,21 +142,34 @@ Status RemoveShard(wire::Client& dst, const wire::ObjectKey& key) {
 using ChunkSource =
     std::function<Result<std::vector<uint8_t>>(uint64_t off, uint32_t len)>;
 
-// The whole shard to `dst` at `version`: what was at `dst` goes first, then
-// the first chunk and every other one that is not zeroes (FUA), then
-// SET_VERSION.
+Result<std::vector<uint8_t>> ReadChunk(wire::Client& src,
+                                       const wire::ObjectKey& key, uint64_t off,
+                                       uint32_t len);
+
+// The whole shard to `dst` at `version`, then SET_VERSION. Where `dst` holds
+// none (`held` false), whatever was there goes first, then the first chunk
+// and every other one that is not zeroes are written (FUA). Where it holds
+// a copy (a device back from being out keeps its copies), each chunk is
+// compared with it and only the chunks that differ are written: a returning
+// device receives what it lacks, not everything again.
 Result<uint64_t> WriteShard(wire::Client& dst, const wire::ObjectKey& key,
                             uint32_t version, uint64_t size,
-                            const ChunkSource& read) {
-  CVM_RETURN_IF_ERROR(RemoveShard(dst, key));
+                            const ChunkSource& read, bool held) {
+  if (!held) CVM_RETURN_IF_ERROR(RemoveShard(dst, key));
   uint64_t bytes = 0;
   for (uint64_t off = 0; off < size; off += kCopyChunk) {
     const uint32_t len =
         static_cast<uint32_t>(std::min<uint64_t>(kCopyChunk, size - off));
     CVM_ASSIGN_OR_RETURN(std::vector<uint8_t> data, read(off, len));
-    // Zeroes need no write, except the first chunk: the shard must exist
-    // (SET_VERSION needs it; a thick volume's shard is all zeroes).
-    if (off != 0 && AllZero(data)) continue;
+    if (held) {
+      CVM_ASSIGN_OR_RETURN(std::vector<uint8_t> there,
+                           ReadChunk(dst, key, off, len));
+      if (there == data) continue;
+    } else if (off != 0 && AllZero(data)) {
+      // Zeroes need no write, except the first chunk: the shard must exist
+      // (SET_VERSION needs it; a thick volume's shard is all zeroes).
+      continue;
+    }
     // FUA, durable when answered: the old copies go once the pins are cut.
     CVM_RETURN_IF_ERROR(
         ReplyOk(dst.WriteVersioned(key, off, data, version), "WRITE"));
@@ -190,16 +203,18 @@ Result<std::vector<uint8_t>> ReadChunk(wire::Client& src,
 // The whole shard from `src` to `dst`, at the source's version.
 Result<uint64_t> CopyShard(wire::Client& src, wire::Client& dst,
                            const wire::ObjectKey& key, uint32_t version,
-                           uint64_t size) {
-  return WriteShard(dst, key, version, size, [&](uint64_t off, uint32_t len) {
-    return ReadChunk(src, key, off, len);
-  });
+                           uint64_t size, bool held) {
+  return WriteShard(
+      dst, key, version, size,
+      [&](uint64_t off, uint32_t len) { return ReadChunk(src, key, off, len); },
+      held);
 }
 
 struct CMapView {
   CMapPtr map;
   std::map<uint32_t, std::vector<uint32_t>> tables;  // pool -> PG table
   std::map<uint32_t, bool> up;                       // device -> up and in map
+  std::map<uint32_t, bool> in;                       // device -> marked in
 
   const uint32_t* Row(uint32_t pool, uint32_t pg, uint32_t width) const {
     return tables.at(pool).data() + static_cast<size_t>(pg) * width;
@@ -210,6 +225,11 @@ struct CMapView {
   bool Live(uint32_t dev) const {
     auto it = up.find(dev);
     return dev != CVM_DEV_NONE && it != up.end() && it->second;
+  }
+  // In the map and marked out: its copies are kept for its return.
+  bool Out(uint32_t dev) const {
+    auto it = in.find(dev);
+    return it != in.end() && !it->second;
   }
 };
 
@@ -224,8 +244,8 @@ using NewestCopies =
 Result<uint64_t> RebuildShard(Connections& conns, wire::Client& dst,
                               const wire::ObjectKey& key, const cvm_pg_pin& pin,
                               uint32_t width, const ErasureCode& code,
-                              uint32_t erased, uint32_t version,
-                              uint64_t size) {
+                              uint32_t erased, uint32_t version, uint64_t size,
+                              bool held) {
   std::vector<wire::Client*> from(width, nullptr);
   for (uint32_t j = 0; j < width; ++j) {
     if (erased & (1u << j)) continue;
@@ -248,7 +268,8 @@ Result<uint64_t> RebuildShard(Connections& conns, wire::Client& dst,
         }
         CVM_RETURN_IF_ERROR(code.Reconstruct(ptrs, erased, len));
         return bufs[key.shard];
-      });
+      },
+      held);
 }
 
 Result<CMapView> View(const std::string& blob) {
@@ -261,6 +282,7 @@ Result<CMapView> View(const std::string& blob) {
   v.map.reset(raw);
   for (uint32_t i = 0; i < raw->nr_devices; ++i) {
     v.up[raw->devices[i].id] = raw->devices[i].state & CVM_DEV_UP;
+    v.in[raw->devices[i].id] = raw->devices[i].state & CVM_DEV_IN;
   }
   for (uint32_t i = 0; i < raw->nr_pools; ++i) {
     uint32_t* table = nullptr;
@@ -319,6 +341,67 @@ std::string PinsReadable(const cvm_map& map, const cvm_pool& cp,
 }
 
 }  // namespace
+
+// Slot `s` of a pinned PG's up row, a device the pin lacks there (EC: in
+// that slot): a backfill target.
+bool IsTarget(const cvm_pg_pin& pin, const uint32_t* up, uint32_t width,
+              uint32_t s, bool ec) {
+  if (up[s] == CVM_DEV_NONE) return false;
+  return ec ? pin.devs[s] != up[s]
+            : std::find(pin.devs, pin.devs + width, up[s]) == pin.devs + width;
+}
+
+// (device, object, shard) of `v` that the pool's backfill targets hold
+// already. A device back from being out keeps its copies: they are
+// compared instead of copied again, and those of objects the pin no longer
+// holds (discarded meanwhile) are removed, never read back.
+using TargetHoldings = std::set<std::tuple<uint32_t, uint64_t, uint16_t>>;
+
+Result<TargetHoldings> ListTargetHoldings(const cvm_map& map,
+                                          const cvm_pool& cp,
+                                          const CMapView& view,
+                                          Connections& conns, const Volume& v) {
+  const uint32_t width = cvm_pool_width(&cp);
+  const bool ec = cp.kind == CVM_POOL_EC;
+  std::map<uint32_t, std::vector<uint32_t>> up_rows;  // pinned PG -> up row
+  std::set<uint32_t> targets;
+  for (uint32_t i = 0; i < map.nr_pins; ++i) {
+    const cvm_pg_pin& pin = map.pins[i];
+    if (pin.pool_id != cp.id) continue;
+    std::vector<uint32_t> up(CVM_MAX_PG_WIDTH);
+    if (cvm_place_pg(&map, &cp, pin.pg, up.data())) {
+      return Internal("placement");
+    }
+    for (uint32_t s = 0; s < width; ++s) {
+      if (IsTarget(pin, up.data(), width, s, ec) && view.Live(up[s])) {
+        targets.insert(up[s]);
+      }
+    }
+    up_rows[pin.pg] = std::move(up);
+  }
+  TargetHoldings held;
+  for (uint32_t dev : targets) {
+    CVM_ASSIGN_OR_RETURN(wire::Client * c, conns.Get(dev));
+    auto shards = ListShards(*c, v.id, v.attach_epoch);
+    if (!shards.ok()) {
+      return shards.status().WithContext(fmt::format("device {}", dev));
+    }
+    for (const ShardEntry& e : *shards) {
+      if (e.object_no >= CVM_EC_JOURNAL_OBJECT) continue;
+      const uint32_t pg = cvm_object_pg(v.id, e.object_no, cp.pg_num);
+      auto up = up_rows.find(pg);
+      if (up == up_rows.end()) continue;
+      const cvm_pg_pin* pin = cvm_map_pin(&map, cp.id, pg);
+      for (uint32_t s = 0; s < width; ++s) {
+        if (up->second[s] == dev && (!ec || s == e.shard) &&
+            IsTarget(*pin, up->second.data(), width, s, ec)) {
+          held.insert({dev, e.object_no, e.shard});
+        }
+      }
+    }
+  }
+  return held;
+}
 
 Backfill::Backfill(MetadataStore& store, std::function<bool(uint64_t)> all_have,
                    std::function<int64_t()> leader_lease)
@@ -443,20 +526,27 @@ Result<BackfillRound> Backfill::RunOnce() {
         }
       }
       if (!blocked.empty()) break;
+      auto held = ListTargetHoldings(map, *cp, view, conns, v);
+      if (!held.ok()) {
+        blocked = held.status().message();
+        break;
+      }
       // Every object of a pinned PG: each slot of its up row the pin lacks
       // gets the shard, copied from the pin's device, or (EC) rebuilt from
       // the others where that device is dead or gone.
       // Degraded PGs (a copy on a dead device or none) before misplaced
       // ones: their redundancy comes back first.
       std::set<std::pair<bool, uint64_t>> order;
-      for (const auto& [key, where] : best) {
-        const uint32_t pg = cvm_object_pg(v.id, key.first, cp->pg_num);
+      const auto enqueue = [&](uint64_t object_no) {
+        const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
         const cvm_pg_pin* pin = cvm_map_pin(&map, pool_id, pg);
         const bool degraded =
             std::any_of(pin->devs, pin->devs + width,
                         [&](uint32_t d) { return !view.Live(d); });
-        order.insert({!degraded, key.first});
-      }
+        order.insert({!degraded, object_no});
+      };
+      for (const auto& [key, where] : best) enqueue(key.first);
+      for (const auto& [dev, object_no, shard] : *held) enqueue(object_no);
       const uint64_t shard_size = ShardSize(v, pool);
       for (const auto& [misplaced, object_no] : order) {
         const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
@@ -498,6 +588,7 @@ Result<BackfillRound> Backfill::RunOnce() {
           }
           const uint16_t shard = ec ? static_cast<uint16_t>(s) : 0;
           const wire::ObjectKey k{v.id, object_no, shard, v.attach_epoch};
+          const bool there = held->count({dst, object_no, shard}) > 0;
           auto to = conns.Get(dst);
           Result<uint64_t> bytes = uint64_t{0};
           if (!to.ok()) {
@@ -509,13 +600,13 @@ Result<BackfillRound> Backfill::RunOnce() {
                 current, cp->k));
           } else if (ec && (stale & (1u << s))) {
             bytes = RebuildShard(conns, **to, k, *pin, width, *code, stale,
-                                 newest, shard_size);
+                                 newest, shard_size, there);
             if (bytes.ok()) ++round.shards_rebuilt;
           } else if (auto at = best.find({object_no, shard});
                      at != best.end()) {
             auto src = conns.Get(at->second.second);
             bytes = src.ok() ? CopyShard(**src, **to, k, at->second.first,
-                                         shard_size)
+                                         shard_size, there)
                              : Result<uint64_t>(src.status());
           } else {
             // A current shard its live device never wrote: zeroes.
@@ -609,8 +700,11 @@ Result<BackfillRound> Backfill::RunOnce() {
     std::map<std::pair<uint64_t, uint16_t>, std::map<uint32_t, uint32_t>> held;
     for (uint32_t dev : devices) {
       if (!view.up.count(dev)) continue;  // gone: nothing left to remove
-      if (!view.Live(dev) || !served.count(dev)) {
+      if (!view.Live(dev) || !served.count(dev) || view.Out(dev)) {
         // Down: its old copies go once it returns (the record keeps it).
+        // Out: they are kept until it is marked in again, when the PGs
+        // placement gives it back are compared, not copied again, and the
+        // others go; or until it is removed.
         unreachable.insert(dev);
         continue;
       }
@@ -678,7 +772,8 @@ Result<BackfillRound> Backfill::RunOnce() {
     pinned_again |= cvm_map_pin(&map, key.first, key.second) != nullptr;
   }
   if (complete && !pinned_again) {
-    // What only down devices still hold stays recorded for their return.
+    // What only down or out devices still hold stays recorded for their
+    // return.
     nlohmann::json left = nlohmann::json::array();
     for (const auto& [key, devs] : off_row) {
       std::vector<uint32_t> down;

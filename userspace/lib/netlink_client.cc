@@ -411,6 +411,7 @@ Result<TargetDeviceUsage> ParseTargetDevice(nlmsghdr* nlh) {
       {CVM_TARGET_DEVICE_ATTR_OBJECTS, 8},
       {CVM_TARGET_DEVICE_ATTR_INTENTS, 8},
       {CVM_TARGET_DEVICE_ATTR_IO_ERRORS, 8},
+      {CVM_TARGET_DEVICE_ATTR_COPIED, 8},
   };
   for (auto [type, len] : kLens) {
     if (a[type] == nullptr || nla_len(a[type]) != len) {
@@ -427,6 +428,7 @@ Result<TargetDeviceUsage> ParseTargetDevice(nlmsghdr* nlh) {
   u.objects = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_OBJECTS]);
   u.intents = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_INTENTS]);
   u.io_errors = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_IO_ERRORS]);
+  u.copied = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_COPIED]);
   if (const nlattr* p = a[CVM_TARGET_DEVICE_ATTR_PATH]) {
     const char* c = static_cast<const char*>(nla_data(p));
     u.path = Printable(std::string_view(c, strnlen(c, nla_len(p))),
@@ -774,7 +776,8 @@ nlohmann::json ToJson(const TargetDeviceUsage& u) {
           {"used", u.used},
           {"objects", u.objects},
           {"intents", u.intents},
-          {"io_errors", u.io_errors}};
+          {"io_errors", u.io_errors},
+          {"copied", u.copied}};
 }
 
 Status NetlinkKernel::TargetVolumeFence(uint64_t volume_id,

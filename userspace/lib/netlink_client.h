@@ -114,6 +114,7 @@ struct TargetDeviceUsage {
   uint64_t objects = 0;    // object shards held
   uint64_t intents = 0;    // of them, with the write-intent bit set
   uint64_t io_errors = 0;  // requests it failed since it was added
+  uint64_t copied = 0;     // bytes resync and backfill wrote to it since
   bool operator==(const TargetDeviceUsage&) const = default;
 };
 nlohmann::json ToJson(const TargetDeviceUsage& u);

@@ -359,6 +359,10 @@ enum cvm_volume_attr {
  *	CVM_TARGET_DEVICE_ATTR_IO_ERRORS u64, replies only: requests the
  *					device failed (CVM_WIRE_STATUS_IO_ERROR)
  *					since it was added
+ *	CVM_TARGET_DEVICE_ATTR_COPIED	u64, replies only: bytes of copies
+ *					written to the device since it was
+ *					added (WRITE with CVM_WIRE_F_VERSIONED:
+ *					resync and backfill)
  */
 enum cvm_target_device_attr {
 	CVM_TARGET_DEVICE_ATTR_UNSPEC,
@@ -371,6 +375,7 @@ enum cvm_target_device_attr {
 	CVM_TARGET_DEVICE_ATTR_OBJECTS,
 	CVM_TARGET_DEVICE_ATTR_INTENTS,
 	CVM_TARGET_DEVICE_ATTR_IO_ERRORS,
+	CVM_TARGET_DEVICE_ATTR_COPIED,
 	__CVM_TARGET_DEVICE_ATTR_MAX,
 };
 #define CVM_TARGET_DEVICE_ATTR_MAX (__CVM_TARGET_DEVICE_ATTR_MAX - 1)
