@@ -22,7 +22,10 @@
  * done and the volume has no stale object left anywhere: VOLUME_LIST then
  * reports the epoch (CVM_VOLUME_ATTR_BACKFILLED), and cvmd may cut the pins
  * in a new epoch.  Unattached volumes are copied by cvmd itself
- * (userspace/lib/backfill.h); erasure-coded volumes wait for a detach.
+ * (userspace/lib/backfill.h).  Erasure-coded volumes are copied the same
+ * way, shard by shard: a target gets its slot's shard (ec_io.c), read from
+ * the pin's device or rebuilt from the others; a PG whose target holds
+ * another of its shards in the pin (crossed) waits for a detach.
  */
 #include "initiator.h"
 
@@ -206,7 +209,7 @@ void cvm_backfill_map_changed(void)
  * 0: listed at the current epoch, no object of it stale on a backfill
  * target.  (Stale copies on a pin's own devices, such as a dead one's,
  * are resync's business: the copies to the targets never read them.)  EC
- * volumes: 0 while their pool has pins (they are copied once detached).
+ * volumes: 0 while their pool has a crossed PG (copied once detached).
  * The distinct target devices are gathered under RCU; their stale sets,
  * which can be long, are walked after it, each once.
  */
@@ -225,7 +228,7 @@ u64 cvm_backfill_done(const struct cvm_volume *vol)
 		pt = cvm_state_pool(st, vol->pool_id);
 		for (i = 0; i < st->map->nr_pins; i++)
 			pinned |= st->map->pins[i].pool_id == vol->pool_id;
-		if (pinned && pt && pt->kind != CVM_POOL_REPLICATED)
+		if (pinned && pt && pt->crossed)
 			epoch = 0;
 	}
 	if (epoch && READ_ONCE(vol->backfill_listed) == epoch && pt &&

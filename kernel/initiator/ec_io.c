@@ -26,6 +26,11 @@
  *  - Stripe locks serialise writes, and degraded reads, of a stripe: a
  *    stripe's data and parity must not be read while another write of the
  *    same stripe has changed one but not yet the other.
+ *  - Backfill: while a PG is pinned, the device placement now gives a slot
+ *    (its backfill target) gets every write of that shard too, without
+ *    counting toward the write's quorum; one that misses it is recorded
+ *    stale for the object on the target, and resync rebuilds the shard
+ *    there from the pin's shards (cvm_ec_resync()).
  *
  * Parity rows 0 and 1 (m <= 2) come from lib/raid6 (gen_syndrome, and its
  * recovery routines) and xor_blocks, the code md uses; rows 2 and 3 and
@@ -73,6 +78,7 @@ static struct mutex cvm_ec_locks[1 << CVM_EC_LOCK_BITS];
 struct cvm_ec_sub {
 	struct cvm_ec_ctx	*ctx;
 	unsigned int		shard;
+	bool			to_target;	/* the shard's backfill target */
 	struct bio_vec		*bvec;
 	int			result;	/* 0, -ENOTCONN (lost), -EIO */
 	blk_status_t		sts;
@@ -90,6 +96,8 @@ struct cvm_ec_sub {
  * @lost: shards not to be read or written: unreachable, stale, failed
  * @refused: shards a target refused at the last wait (I/O error, ...)
  * @unreachable: shards with no device or no live connection at placement
+ * @target: per shard, its backfill target (CVM_DEV_NONE: none)
+ * @target_missed: shards whose target missed a write
  * @buf: per shard, @nst units: stripe s0 + t's chunk at t * unit
  * @subs, @nr_subs, @pending, @done: sub-requests in flight
  * @locks, @nr_locks: stripe lock buckets held, ascending
@@ -112,6 +120,8 @@ struct cvm_ec_ctx {
 	unsigned int		need;		/* cvm_write_need() */
 	u32			refused;
 	u32			unreachable;
+	u32			target[CVM_EC_MAX_SHARDS];
+	u32			target_missed;
 	u64			instances[CVM_EC_MAX_SHARDS];
 	u8			*buf[CVM_EC_MAX_SHARDS];
 	struct cvm_ec_sub	subs[CVM_EC_MAX_SUBS];
@@ -236,7 +246,8 @@ static void cvm_ec_sub_done(struct cvm_xprt_req *req)
 
 	sub->sts = cvm_wire_blk_status(req);
 	/* Which device instance holds the write in its cache (flush.c). */
-	if (sub->sts == BLK_STS_OK && req->hdr.opcode == CVM_WIRE_OP_WRITE) {
+	if (sub->sts == BLK_STS_OK && req->hdr.opcode == CVM_WIRE_OP_WRITE &&
+	    !sub->to_target) {
 		u64 *inst = &ctx->instances[sub->shard];
 		u64 old = cmpxchg64(inst, 0, req->conn->hello.instance);
 
@@ -280,14 +291,24 @@ static struct bio_vec *cvm_ec_buf_bvec(u8 *p, u32 len, unsigned int *nr)
 	return bv;
 }
 
+/* A sub-request of @shard could not be sent. */
+static void cvm_ec_unsent(struct cvm_ec_ctx *ctx, unsigned int shard,
+			  bool to_target)
+{
+	if (to_target)
+		ctx->target_missed |= BIT(shard);
+	else
+		ctx->lost |= BIT(shard);
+}
+
 /*
  * Send @op of @len bytes at @off of object shard (@object_no, @shard) on
  * device @dev, from or to @p.  A shard that cannot be reached is marked
- * lost at once.
+ * lost at once (its backfill target, @to_target: missed).
  */
 static void cvm_ec_send_to(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 			   u32 dev, u64 object_no, u64 off, u8 *p, u32 len,
-			   u16 flags)
+			   u16 flags, bool to_target)
 {
 	const struct cvm_state *st;
 	struct cvm_ec_sub *sub;
@@ -295,20 +316,21 @@ static void cvm_ec_send_to(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 	struct cvm_conn *conn;
 	unsigned int nr;
 
-	if (!len || (ctx->lost & BIT(shard)))
+	if (!len || (!to_target && (ctx->lost & BIT(shard))))
 		return;
 	if (WARN_ON_ONCE(ctx->nr_subs == CVM_EC_MAX_SUBS)) {
-		ctx->lost |= BIT(shard);
+		cvm_ec_unsent(ctx, shard, to_target);
 		return;
 	}
 	sub = &ctx->subs[ctx->nr_subs];
 	sub->ctx = ctx;
 	sub->shard = shard;
+	sub->to_target = to_target;
 	sub->result = 0;
 	sub->sts = BLK_STS_OK;
 	sub->bvec = cvm_ec_buf_bvec(p, len, &nr);
 	if (!sub->bvec) {
-		ctx->lost |= BIT(shard);
+		cvm_ec_unsent(ctx, shard, to_target);
 		return;
 	}
 
@@ -319,7 +341,7 @@ static void cvm_ec_send_to(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 	if (!req) {
 		rcu_read_unlock();
 		kfree(sub->bvec);
-		ctx->lost |= BIT(shard);
+		cvm_ec_unsent(ctx, shard, to_target);
 		return;
 	}
 	req->hdr.opcode = op;
@@ -354,7 +376,20 @@ static void cvm_ec_send(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 	if (op == CVM_WIRE_OP_WRITE)
 		flags = ctx->wire_flags & CVM_WIRE_F_FUA;
 	cvm_ec_send_to(ctx, op, shard, ctx->row[shard], ctx->object_no, off,
-		       ctx->buf[shard] + off - ctx->s0 * ctx->unit, len, flags);
+		       ctx->buf[shard] + off - ctx->s0 * ctx->unit, len, flags,
+		       false);
+}
+
+/* The same WRITE to shard @shard's backfill target, if it has one. */
+static void cvm_ec_send_target(struct cvm_ec_ctx *ctx, unsigned int shard,
+			       u64 off, u32 len)
+{
+	if (ctx->target[shard] == CVM_DEV_NONE)
+		return;
+	cvm_ec_send_to(ctx, CVM_WIRE_OP_WRITE, shard, ctx->target[shard],
+		       ctx->object_no, off,
+		       ctx->buf[shard] + off - ctx->s0 * ctx->unit, len,
+		       ctx->wire_flags & CVM_WIRE_F_FUA, true);
 }
 
 /*
@@ -374,7 +409,11 @@ static blk_status_t cvm_ec_wait(struct cvm_ec_ctx *ctx, u32 *failed)
 	for (i = 0; i < ctx->nr_subs; i++) {
 		struct cvm_ec_sub *sub = &ctx->subs[i];
 
-		if (sub->result == -ENOTCONN) {
+		if (sub->to_target) {
+			/* Copied again by resync; the write goes on. */
+			if (sub->result)
+				ctx->target_missed |= BIT(sub->shard);
+		} else if (sub->result == -ENOTCONN) {
 			*failed |= BIT(sub->shard);
 		} else if (sub->result) {
 			ctx->refused |= BIT(sub->shard);
@@ -615,12 +654,13 @@ static void cvm_ec_journal_run(struct cvm_ec_ctx *ctx, unsigned int s,
 		       (u64)slot * CVM_EC_JOURNAL_HDR_LEN,
 		       ctx->jhdr + ((size_t)s * ctx->nst + t1) *
 				   CVM_EC_JOURNAL_HDR_LEN,
-		       (t2 - t1 + 1) * CVM_EC_JOURNAL_HDR_LEN, CVM_WIRE_F_FUA);
+		       (t2 - t1 + 1) * CVM_EC_JOURNAL_HDR_LEN, CVM_WIRE_F_FUA,
+		       false);
 	cvm_ec_send_to(ctx, CVM_WIRE_OP_WRITE, s, ctx->row[s],
 		       CVM_EC_JOURNAL_OBJECT,
 		       CVM_EC_JOURNAL_DATA_OFF + (u64)slot * ctx->unit + a,
 		       ctx->buf[s] + (size_t)t1 * ctx->unit + a,
-		       (t2 - t1) * ctx->unit + b2 - a, CVM_WIRE_F_FUA);
+		       (t2 - t1) * ctx->unit + b2 - a, CVM_WIRE_F_FUA, false);
 }
 
 /*
@@ -790,13 +830,28 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 	memset(ctx->instances, 0, sizeof(ctx->instances));
 	for (j = 0; j < ctx->k; j++) {
 		cvm_ec_shard_range(ctx, j, &lo, &hi);
-		if (hi > lo)
+		if (hi > lo) {
 			cvm_ec_send(ctx, CVM_WIRE_OP_WRITE, j, lo, hi - lo);
+			cvm_ec_send_target(ctx, j, lo, hi - lo);
+		}
 	}
-	for (s = ctx->k; s < ctx->n; s++)
+	for (s = ctx->k; s < ctx->n; s++) {
 		cvm_ec_send(ctx, CVM_WIRE_OP_WRITE, s, ctx->s0 * ctx->unit,
 			    ctx->nst * ctx->unit);
+		cvm_ec_send_target(ctx, s, ctx->s0 * ctx->unit,
+				   ctx->nst * ctx->unit);
+	}
 	sts = cvm_ec_wait(ctx, &failed);
+	/* A target that missed it is copied again before the cut-over. */
+	for_each_set_bit(s, (unsigned long *)&ctx->target_missed, ctx->n) {
+		if (cvm_stale_mark(ctx->target[s], io->vol->id,
+				   io->ext.object_no)) {
+			pr_warn_ratelimited("volume %llu object %llu: cannot record backfill target %u as stale\n",
+					    io->vol->id, io->ext.object_no,
+					    ctx->target[s]);
+			return BLK_STS_IOERR;
+		}
+	}
 	/*
 	 * Every shard that missed the write is stale until rebuilt, also
 	 * when a target refused it: the stripe is part new, and its journal
@@ -858,6 +913,7 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
  */
 static int cvm_ec_place(struct cvm_ec_ctx *ctx)
 {
+	const struct cvm_pg_targets *targets;
 	const struct cvm_pool_table *pt;
 	const struct cvm_state *st;
 	unsigned int s;
@@ -872,6 +928,11 @@ static int cvm_ec_place(struct cvm_ec_ctx *ctx)
 		goto out_unlock;
 	}
 	pg = cvm_object_pg(ctx->vol_id, ctx->object_no, pt->pg_num);
+	targets = cvm_pool_targets(pt, pg);
+	for (s = 0; s < ctx->n; s++)
+		ctx->target[s] = CVM_DEV_NONE;
+	for (s = 0; targets && s < targets->nr; s++)
+		ctx->target[targets->slots[s]] = targets->devs[s];
 	for (s = 0; s < ctx->n; s++) {
 		u32 dev = pt->devs[(size_t)pg * pt->width + s];
 
@@ -924,6 +985,7 @@ static struct cvm_ec_ctx *cvm_ec_ctx_alloc(const struct cvm_ec_geom *g,
 	atomic_set(&ctx->pending, 1);
 	init_completion(&ctx->done);
 	for (s = 0; s < ctx->n; s++) {
+		ctx->target[s] = CVM_DEV_NONE;
 		ctx->buf[s] = kvmalloc((size_t)nst * ctx->unit, GFP_KERNEL);
 		if (!ctx->buf[s]) {
 			cvm_ec_ctx_free(ctx);
@@ -978,19 +1040,76 @@ out_noio:
 	return sts;
 }
 
+/* The slot of @dev in @devs, @n if none. */
+static unsigned int cvm_ec_slot_of(const u32 *devs, unsigned int n, u32 dev)
+{
+	unsigned int s;
+
+	for (s = 0; s < n && devs[s] != dev; s++)
+		;
+	return s;
+}
+
+static bool cvm_ec_dev_connected(u32 dev)
+{
+	const struct cvm_state *st;
+	bool up;
+
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	up = st && cvm_dev_conn(st, dev);
+	rcu_read_unlock();
+	return up;
+}
+
+/*
+ * Write the rebuilt window of shard @shard to its backfill target
+ * @device_id, unless the target holds those bytes already (a device back
+ * from being out keeps its shards): 0, -ENOTCONN, -EIO, -ENOMEM.
+ */
+static int cvm_ec_resync_target(struct cvm_ec_ctx *ctx, u32 device_id,
+				unsigned int shard)
+{
+	u32 len = ctx->nst * ctx->unit, failed;
+	u8 *held = kvmalloc(len, GFP_KERNEL);
+	int ret = 0;
+
+	if (!held)
+		return -ENOMEM;
+	ctx->target_missed = 0;
+	cvm_ec_send_to(ctx, CVM_WIRE_OP_READ, shard, device_id,
+		       ctx->object_no, ctx->s0 * ctx->unit, held, len, 0, true);
+	cvm_ec_wait(ctx, &failed);
+	if (!ctx->target_missed && !memcmp(held, ctx->buf[shard], len))
+		goto out_free;
+	ctx->target_missed = 0;
+	cvm_ec_send_to(ctx, CVM_WIRE_OP_WRITE, shard, device_id,
+		       ctx->object_no, ctx->s0 * ctx->unit, ctx->buf[shard],
+		       len, CVM_WIRE_F_FUA, true);
+	cvm_ec_wait(ctx, &failed);
+	if (ctx->target_missed)
+		ret = cvm_ec_dev_connected(device_id) ? -EIO : -ENOTCONN;
+out_free:
+	kvfree(held);
+	return ret;
+}
+
 /**
  * cvm_ec_resync() - rebuild @device_id's shard of an object
  * @g: the volume
  * @object_size: bytes
+ * @shardp: set to the shard rebuilt
  *
  * Called by the resync work with writes to the object fenced off.  The
  * shard is rebuilt window by window from the other shards and written
- * back (FUA).  Return: 0; -ENOENT when @device_id no longer holds the
- * object's PG; -ENOTCONN when it is unreachable; -EAGAIN when too few
+ * back (FUA).  A backfill target of a pinned PG gets its slot's shard,
+ * read from the pin's device or rebuilt from the others.  Return: 0;
+ * -ENOENT when @device_id no longer holds the object's PG (nor is one of
+ * its targets); -ENOTCONN when it is unreachable; -EAGAIN when too few
  * other shards answer.
  */
 int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
-		  u64 object_size)
+		  u64 object_size, u16 *shardp)
 {
 	u64 sw = (u64)g->k * g->unit;
 	u64 nst_total = div64_u64(object_size + sw - 1, sw), s0;
@@ -998,6 +1117,7 @@ int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
 	DECLARE_BITMAP(all, CVM_EC_MAX_STRIPES);
 	struct cvm_ec_ctx *ctx;
 	unsigned int shard;
+	bool to_target;
 	blk_status_t sts;
 	int ret = 0;
 	u32 failed;
@@ -1014,23 +1134,30 @@ int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
 			ret = -EAGAIN;
 			goto next;
 		}
-		for (shard = 0; shard < ctx->n; shard++)
-			if (ctx->row[shard] == device_id)
-				break;
+		shard = cvm_ec_slot_of(ctx->row, ctx->n, device_id);
+		to_target = shard == ctx->n;
+		if (to_target)
+			shard = cvm_ec_slot_of(ctx->target, ctx->n, device_id);
 		if (shard == ctx->n) {
 			ret = -ENOENT;
 			goto next;
 		}
-		if (ctx->unreachable & BIT(shard)) {
+		*shardp = shard;
+		if (!to_target && (ctx->unreachable & BIT(shard))) {
 			ret = -ENOTCONN;
 			goto next;
 		}
-		/* Rebuild it from the others, as if lost. */
-		ctx->lost |= BIT(shard);
+		/* Rebuild it from the others, as if lost (a target's: read). */
+		if (!to_target)
+			ctx->lost |= BIT(shard);
 		bitmap_fill(all, nst);
 		cvm_ec_lock(ctx);
 		sts = cvm_ec_read_rebuild(ctx, all);
-		if (!sts) {
+		if (sts) {
+			ret = -EAGAIN;
+		} else if (to_target) {
+			ret = cvm_ec_resync_target(ctx, device_id, shard);
+		} else {
 			ctx->lost &= ~BIT(shard);
 			cvm_ec_send(ctx, CVM_WIRE_OP_WRITE, shard,
 				    s0 * g->unit, nst * g->unit);
@@ -1040,8 +1167,6 @@ int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
 				ret = -ENOTCONN;
 			else if (sts)
 				ret = -EIO;
-		} else {
-			ret = -EAGAIN;
 		}
 		cvm_ec_unlock(ctx);
 next:
@@ -1087,7 +1212,7 @@ static int cvm_ec_sync(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 
 	ctx->lost = 0;
 	cvm_ec_send_to(ctx, op, shard, dev, object_no, off, p, len,
-		       op == CVM_WIRE_OP_WRITE ? CVM_WIRE_F_FUA : 0);
+		       op == CVM_WIRE_OP_WRITE ? CVM_WIRE_F_FUA : 0, false);
 	if (ctx->lost)
 		return -ENOTCONN;
 	if (cvm_ec_wait(ctx, &failed))

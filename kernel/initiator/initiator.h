@@ -87,18 +87,25 @@ struct cvm_path {
 
 /*
  * The backfill targets of a pinned PG (backfill.c): the devices of its up
- * row that its pin (the row in @devs of its table) lacks.
+ * row that its pin (the row in @devs of its table) lacks; for EC, in that
+ * slot.  @slots: each target's slot of the up row (EC: its shard).
+ * @crossed: EC only, a target holds another shard of the PG in the pin:
+ * stale sets are per object, not per shard, so cvm.ko does not copy it
+ * (cvmd does, once the volume is detached).
  */
 struct cvm_pg_targets {
 	u32	pg;
 	u32	nr;
 	u32	devs[CVM_MAX_PG_WIDTH];
+	u8	slots[CVM_MAX_PG_WIDTH];
+	bool	crossed;
 };
 
 /*
  * One pool's PG table: @pg_num rows of @width device ids.  @min_size: the
  * copies (shards) a write needs, the pool's or its policy's default.
- * @targets: replicated pools' pinned PGs with backfill targets, by PG.
+ * @targets: pinned PGs with backfill targets, by PG.
+ * @crossed: some of them are crossed (struct cvm_pg_targets).
  */
 struct cvm_pool_table {
 	u32	pool_id;
@@ -110,6 +117,7 @@ struct cvm_pool_table {
 	u32	*devs;
 	u32	nr_targets;
 	struct cvm_pg_targets *targets;
+	bool	crossed;
 };
 
 const struct cvm_pg_targets *cvm_pool_targets(const struct cvm_pool_table *pt,
@@ -257,7 +265,7 @@ struct cvm_ec_geom {
 void cvm_ec_io_queue(struct cvm_ec_io *io);
 int cvm_ec_journal_replay(struct cvm_volume *vol);
 int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
-		  u64 object_size);
+		  u64 object_size, u16 *shardp);
 int cvm_ec_init(void);
 void cvm_ec_exit(void);
 

@@ -503,18 +503,18 @@ const struct cvm_pg_targets *cvm_pool_targets(const struct cvm_pool_table *pt,
 }
 
 /*
- * A replicated pool's pinned PGs whose up row has devices the pin lacks:
- * writes reach those too while backfill copies the rest (backfill.c).
+ * A pool's pinned PGs whose up row has devices the pin lacks (EC: in that
+ * slot): writes reach those too while backfill copies the rest
+ * (backfill.c).
  */
 static int cvm_pool_table_targets(const struct cvm_map *map,
 				  const struct cvm_pool *pool,
 				  struct cvm_pool_table *pt)
 {
+	const bool ec = pool->kind == CVM_POOL_EC;
 	const u32 width = cvm_pool_width(pool);
 	u32 i, n = 0, s, j;
 
-	if (pool->kind != CVM_POOL_REPLICATED)
-		return 0;
 	for (i = 0; i < map->nr_pins; i++)
 		n += map->pins[i].pool_id == pool->id;
 	if (!n)
@@ -532,16 +532,21 @@ static int cvm_pool_table_targets(const struct cvm_map *map,
 			continue;
 		t->pg = pin->pg;
 		t->nr = 0;
+		t->crossed = false;
 		for (s = 0; s < width; s++) {
 			bool pinned = false;
 
-			if (up[s] == CVM_DEV_NONE)
+			if (up[s] == CVM_DEV_NONE || (ec && pin->devs[s] == up[s]))
 				continue;
 			for (j = 0; j < width; j++)
 				pinned |= pin->devs[j] == up[s];
-			if (!pinned)
-				t->devs[t->nr++] = up[s];
+			if (pinned && !ec)
+				continue;
+			t->crossed |= pinned;
+			t->slots[t->nr] = s;
+			t->devs[t->nr++] = up[s];
 		}
+		pt->crossed |= t->crossed;
 		if (t->nr)
 			pt->nr_targets++;
 	}

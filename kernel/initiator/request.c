@@ -1877,7 +1877,6 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 	struct cvm_volume *vol;
 	struct cvm_fence *f;
 	u32 src = 0, len, version = 0, i;
-	u32 devs[CVM_MAX_PG_WIDTH], width, need;
 	bool copy_all, wrote = false;
 	u16 shard = 0;
 	u64 off;
@@ -1917,7 +1916,7 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 
 		/* A shard is not a copy: rebuild it from the others. */
 		ret = cvm_ec_resync(sd->device_id, &g, object_no,
-				    v.object_size);
+				    v.object_size, &shard);
 	} else {
 		ret = cvm_resync_source(sd->device_id, &v, object_no, &src);
 	}
@@ -1935,13 +1934,8 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 		ret = -EAGAIN;
 		goto out_unfence;
 	}
-	if (v.ec_k) {
-		width = cvm_intent_row(v.pool_id, v.id, object_no, devs, &need);
-		for (i = 0; i < width; i++)
-			if (devs[i] == sd->device_id)
-				shard = i;
+	if (v.ec_k)
 		goto out_version;
-	}
 	/* The source holds nothing (a discard removed it): nor should we. */
 	ret = cvm_intent_stat(src, v.id, v.attach_epoch, object_no, 0, &i);
 	if (ret == -ENOENT) {

@@ -72,3 +72,75 @@ wait_for() {
 	grep -E "backfill|recovery|marked|full" "$work/cvmd.log" | tail -n 8
 	return 1
 }
+# volume_ids NAME: "ID ATTACH_EPOCH OBJECT_SIZE STRIPE_UNIT" of a volume.
+volume_ids() {
+	"$cvmadm" --json volume show "$1" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print(v["id"], v["attach_epoch"], v["object_size"], v["stripe_unit"])'
+}
+# list I VOLUME: "object shard" of each shard of VOLUME device I holds (the
+# EC journal's object, 2^62, left out).
+list() {
+	local vid epoch
+	read -r vid epoch _ < <(volume_ids "$2")
+	"$bin/tools/cvm-wire" "$(ep "$1")" list --device "$1" --volume "$vid" \
+		--attach-epoch "$epoch" | awk '$1 < 4611686018427387904 { print $1, $2 }' | sort
+}
+# shards_total VOLUME DEVICE...: object shards of VOLUME the DEVICEs hold.
+shards_total() {
+	local name=$1 d
+	shift
+	for d in "$@"; do list "$d" "$name"; done | wc -l
+}
+# replicas_equal VOLUME MIB COPIES DEVICE...: every object of the first MIB
+# MiB of a replicated VOLUME is held by exactly COPIES of the DEVICEs, and
+# their bytes are equal (CRC32C of each MiB, read from each device).
+replicas_equal() {
+	local name=$1 mib=$2 copies=$3 vid osize off d bad
+	shift 3
+	read -r vid _ osize _ < <(volume_ids "$name")
+	for d in "$@"; do
+		list "$d" "$name" | awk '{ print $1 }' >"$work/held.$d"
+		for ((off = 0; off < osize; off += 1 << 20)); do
+			"$bin/tools/cvm-wire" "$(ep "$d")" sums --device "$d" \
+				--volume "$vid" --object 0 --count $(((mib << 20) / osize)) \
+				--offset "$off" --length $((1 << 20)) || return 1
+		done | awk 'NR == FNR { held[$1] = 1; next }
+			held[$1] { crc[$1] = crc[$1] " " $2 }
+			END { for (o in crc) print o, d, crc[o] }' d="$d" "$work/held.$d" -
+	done | awk -v want="$copies" '
+		{ n[$1]++; c = $0; sub(/^[^ ]+ [^ ]+ /, "", c)
+		  if (!($1 in crc)) crc[$1] = c; else if (crc[$1] != c) diff[$1] = 1 }
+		END { bad = 0
+		      for (o in n) if (n[o] != want || diff[o]) {
+			print "object " o ": " n[o] " copies" (diff[o] ? ", unequal" : ""); bad++ }
+		      print length(n) " objects checked, " bad " bad"; exit bad > 0 }'
+}
+# parity_isal VOLUME MIB K M DEVICE...: every object of the first MIB MiB
+# of an ec(K,M) VOLUME has its K+M shards on the DEVICEs (one copy each),
+# with the parity ISA-L computes.
+parity_isal() {
+	local name=$1 mib=$2 k=$3 m=$4 vid osize unit o s d files bad=0
+	shift 4
+	read -r vid _ osize unit < <(volume_ids "$name")
+	local shard_len=$(((osize + k * unit - 1) / (k * unit) * unit))
+	local count=$(((mib << 20) / osize))
+	rm -rf "$work/shards" && mkdir -p "$work/shards"
+	for d in "$@"; do
+		"$bin/tools/cvm-wire" "$(ep "$d")" dump --device "$d" --volume "$vid" \
+			--object 0 --count "$count" --shards $((k + m)) --length "$shard_len" \
+			--out "$work/shards" >/dev/null || return 1
+	done
+	for ((o = 0; o < count; o++)); do
+		files=()
+		for ((s = 0; s < k + m; s++)); do
+			[[ -e "$work/shards/o$o.s$s" ]] || : >"$work/shards/o$o.s$s"
+			files+=("$work/shards/o$o.s$s")
+		done
+		"$bin/tools/cvm-ec-check" "$k" "$m" "$unit" "${files[@]}" >/dev/null ||
+			{ echo "object $o: parity unlike ISA-L's"; bad=$((bad + 1)); }
+	done
+	echo "$count objects checked, $bad with parity unlike ISA-L's"
+	((bad == 0))
+}

@@ -351,6 +351,26 @@ bool IsTarget(const cvm_pg_pin& pin, const uint32_t* up, uint32_t width,
             : std::find(pin.devs, pin.devs + width, up[s]) == pin.devs + width;
 }
 
+// An EC pool's pinned PG whose target in one slot holds another of its
+// shards in the pin: cvm.ko leaves it to cvmd (its stale sets are per object).
+Result<bool> HasCrossedPg(const cvm_map& map, const cvm_pool& cp) {
+  if (cp.kind != CVM_POOL_EC) return false;
+  const uint32_t width = cvm_pool_width(&cp);
+  for (uint32_t i = 0; i < map.nr_pins; ++i) {
+    const cvm_pg_pin& pin = map.pins[i];
+    if (pin.pool_id != cp.id) continue;
+    uint32_t up[CVM_MAX_PG_WIDTH];
+    if (cvm_place_pg(&map, &cp, pin.pg, up)) return Internal("placement");
+    for (uint32_t s = 0; s < width; ++s) {
+      if (IsTarget(pin, up, width, s, true) &&
+          std::find(pin.devs, pin.devs + width, up[s]) != pin.devs + width) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 // (device, object, shard) of `v` that the pool's backfill targets hold
 // already. A device back from being out keeps its copies: they are
 // compared instead of copied again, and those of objects the pin no longer
@@ -461,6 +481,7 @@ Result<BackfillRound> Backfill::RunOnce() {
     };
     std::map<uint64_t, uint64_t> copied;  // volume id -> attach epoch
     std::string blocked = PinsReadable(map, *cp, pool, view);
+    CVM_ASSIGN_OR_RETURN(const bool crossed, HasCrossedPg(map, *cp));
     std::optional<ErasureCode> code;
     if (ec) {
       CVM_ASSIGN_OR_RETURN(ErasureCode c, ErasureCode::Create(cp->k, cp->m));
@@ -470,11 +491,13 @@ Result<BackfillRound> Backfill::RunOnce() {
       if (!blocked.empty()) break;
       if (v.pool_id != pool.id) continue;
       if (!v.attached_host.empty()) {
-        // Its initiator copies it, under its object fences.
-        if (ec) {
+        // Its initiator copies it, under its object fences (EC: shard by
+        // shard), except a crossed PG (kernel/initiator/backfill.c).
+        if (ec && crossed) {
           blocked = fmt::format(
-              "volume '{}' is attached on '{}' (an EC "
-              "volume's data moves once it is detached)",
+              "volume '{}' is attached on '{}': a shard moves to a device "
+              "holding another shard of its PG (it moves once the volume "
+              "is detached)",
               v.name, v.attached_host);
           break;
         }

@@ -14,12 +14,12 @@
 // each of the C objects from N on, over one connection, and prints one
 // line "OBJECT CRC32C" per object: replicas are compared by these lines.
 // dump asks for shards 0..S-1 of each of the C objects from N on, over one
-// connection, and writes the first L bytes of each one the target holds
-// to DIR/oOBJECT.sSHARD (a shard it does not hold is skipped). Exit status: 0
-// when the target answered OK, 1 when it answered another status (printed), 2
-// on a usage, connection or protocol error. fuzz sends one malformed message of
-// each class on its own connection, checks that the target closes it
-// without a reply, and that a good connection still works afterwards.
+// connection, and writes the first L bytes (read 1 MiB at a time) of each one
+// the target holds to DIR/oOBJECT.sSHARD (a shard it does not hold is skipped).
+// Exit status: 0 when the target answered OK, 1 when it answered another status
+// (printed), 2 on a usage, connection or protocol error. fuzz sends one
+// malformed message of each class on its own connection, checks that the target
+// closes it without a reply, and that a good connection still works afterwards.
 
 #include <endian.h>
 #include <fmt/core.h>
@@ -363,13 +363,19 @@ int main(int argc, char** argv) {
         if (st.ok() && st->header.status == CVM_WIRE_STATUS_NOT_FOUND) continue;
         int rc = Report(st, "stat");
         if (rc) return rc;
-        auto r = conn->Read(k, 0, o.length);
-        rc = Report(r, "read");
-        if (rc) return rc;
         std::string path =
             fmt::format("{}/o{}.s{}", o.out, k.object_no, k.shard);
         std::ofstream f(path, std::ios::binary);
-        f.write(reinterpret_cast<const char*>(r->data.data()), r->data.size());
+        // At most CVM_WIRE_MAX_DATA_LEN a READ.
+        for (uint64_t off = 0; off < o.length; off += CVM_WIRE_MAX_DATA_LEN) {
+          auto r = conn->Read(k, off,
+                              static_cast<uint32_t>(std::min<uint64_t>(
+                                  CVM_WIRE_MAX_DATA_LEN, o.length - off)));
+          rc = Report(r, "read");
+          if (rc) return rc;
+          f.write(reinterpret_cast<const char*>(r->data.data()),
+                  r->data.size());
+        }
         if (!f) Usage("cannot write " + path);
         fmt::print("{} {}\n", k.object_no, k.shard);
       }
