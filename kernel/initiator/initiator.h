@@ -91,7 +91,7 @@ struct cvm_path {
  * slot.  @slots: each target's slot of the up row (EC: its shard).
  * @crossed: EC only, a target holds another shard of the PG in the pin:
  * stale sets are per object, not per shard, so cvm.ko does not copy it
- * (cvmd does, once the volume is detached).
+ * (cvmd does, once the volume is detached) and leaves it out of the table.
  */
 struct cvm_pg_targets {
 	u32	pg;

@@ -546,8 +546,12 @@ static int cvm_pool_table_targets(const struct cvm_map *map,
 			t->slots[t->nr] = s;
 			t->devs[t->nr++] = up[s];
 		}
+		/*
+		 * Crossed: no targets at all here.  Marking its target stale
+		 * would also hide the shard it holds in the pin from reads.
+		 */
 		pt->crossed |= t->crossed;
-		if (t->nr)
+		if (t->nr && !t->crossed)
 			pt->nr_targets++;
 	}
 	return 0;
