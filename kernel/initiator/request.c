@@ -1654,50 +1654,56 @@ struct cvm_resync_buf {
 /*
  * ---- pacing: copies yield to client I/O ----
  *
- * A device's resync work (stale objects and backfill copies alike) runs at
- * full speed while this host started no client request in the last
- * 100 ms.  While it does, the work keeps to cvm.resync_min_rate KiB/s,
- * sleeping between objects (never under an object fence), so client I/O
- * gets the devices and the copy still progresses: DRBD's c-min-rate.  The
- * window starts afresh each time the client becomes busy.  0: never yield.
+ * The resync works (stale objects and backfill copies alike, of every
+ * device) run at full speed while this host started no client request in
+ * the last 100 ms.  While it does, all of them together keep to
+ * cvm.resync_min_rate KiB/s, sleeping between objects (never under an
+ * object fence), so client I/O gets the devices, the network and the CPU
+ * and the copy still progresses: DRBD's c-min-rate.  The budget is the
+ * host's, not each device's: a backfill onto many new devices would
+ * otherwise take that many times the rate.  The window starts afresh each
+ * time the client becomes busy.  0: never yield.
  */
 static unsigned int cvm_resync_min_rate = 8192;
 module_param_named(resync_min_rate, cvm_resync_min_rate, uint, 0644);
 MODULE_PARM_DESC(resync_min_rate,
-		 "KiB/s each device's resync and backfill copies keep to while client I/O runs (0: never yield)");
+		 "KiB/s all resync and backfill copies of this host keep to while client I/O runs (0: never yield)");
 
 static bool cvm_client_busy(void)
 {
 	return time_before(jiffies, READ_ONCE(cvm_client_last) + HZ / 10);
 }
 
-struct cvm_pace {
-	unsigned long	start;		/* when the client became busy */
-	u64		from;		/* bytes written by then */
-	bool		busy;
-};
+/* The host's window: since when the client is busy, bytes copied since. */
+static DEFINE_SPINLOCK(cvm_pace_lock);
+static unsigned long cvm_pace_start;
+static u64 cvm_pace_bytes;
+static bool cvm_pace_busy;
 
-/* Between two objects: sleep while copying runs ahead of the minimum. */
-static void cvm_resync_pace(struct cvm_pace *pace, u64 written)
+/* After an object that wrote @bytes: sleep while copies run ahead. */
+static void cvm_resync_pace(u64 bytes)
 {
 	u64 rate = (u64)READ_ONCE(cvm_resync_min_rate) << 10;
 	unsigned long due;
 
-	while (rate && cvm_client_busy()) {
-		if (!pace->busy) {
-			pace->busy = true;
-			pace->start = jiffies;
-			pace->from = written;
-			return;
-		}
-		due = pace->start +
-		      (unsigned long)div64_u64((written - pace->from) * HZ, rate);
-		if (!time_before(jiffies, due))
-			return;
+	spin_lock(&cvm_pace_lock);
+	if (!rate || !cvm_client_busy()) {
+		cvm_pace_busy = false;
+		spin_unlock(&cvm_pace_lock);
+		return;
+	}
+	if (!cvm_pace_busy) {
+		cvm_pace_busy = true;
+		cvm_pace_start = jiffies;
+		cvm_pace_bytes = 0;
+	}
+	cvm_pace_bytes += bytes;
+	due = cvm_pace_start +
+	      (unsigned long)div64_u64(cvm_pace_bytes * HZ, rate);
+	spin_unlock(&cvm_pace_lock);
+	while (time_before(jiffies, due) && cvm_client_busy())
 		schedule_timeout_interruptible(min_t(unsigned long,
 						     due - jiffies, HZ / 10));
-	}
-	pace->busy = false;
 }
 
 /*
@@ -1917,6 +1923,8 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 		/* A shard is not a copy: rebuild it from the others. */
 		ret = cvm_ec_resync(sd->device_id, &g, object_no,
 				    v.object_size, &shard);
+		if (!ret)	/* about a shard's bytes, for pacing */
+			buf->written += div_u64(v.object_size, v.ec_k);
 	} else {
 		ret = cvm_resync_source(sd->device_id, &v, object_no, &src);
 	}
@@ -2051,10 +2059,10 @@ static void cvm_resync_work(struct work_struct *work)
 	struct cvm_stale_dev *sd = container_of(to_delayed_work(work),
 						struct cvm_stale_dev, resync);
 	unsigned long pass = ++sd->pass;
-	struct cvm_pace pace = {};
 	struct cvm_resync_buf *buf, *held;
 	struct cvm_stale_obj *so;
 	unsigned long done = 0;
+	u64 paced = 0;
 	int ret = 0;
 
 	if (!atomic_long_read(&sd->count))
@@ -2087,7 +2095,8 @@ static void cvm_resync_work(struct work_struct *work)
 			pr_warn_ratelimited("device %u: volume %llu object %llu not resynced (%pe), retrying\n",
 					    sd->device_id, so->key.volume_id,
 					    so->key.object_no, ERR_PTR(ret));
-		cvm_resync_pace(&pace, buf->written);
+		cvm_resync_pace(buf->written - paced);
+		paced = buf->written;
 		cond_resched();
 	}
 	if (done)
