@@ -97,14 +97,15 @@ end=$(date +%s.%N)
 left=$(pinned)
 bytes=$(used_new)
 python3 - "$base_iops" "$base_p99" "$rec_iops" "$rec_p99" "$moving" "$still" \
-	"$left" "$bytes" "$start" "$end" "$mib" "$runtime" "${BENCH_COMMIT:-unknown}" <<'PY'
+	"$left" "$bytes" "$start" "$end" "$mib" "$runtime" "${BENCH_COMMIT:-unknown}" \
+	"$(cat /sys/module/cvm/parameters/resync_min_rate)" <<'PY'
 import json, sys
 (base_iops, base_p99, rec_iops, rec_p99, moving, still, left, nbytes) = map(int, sys.argv[1:9])
 start, end = float(sys.argv[9]), float(sys.argv[10])
 secs = end - start
 r = {
     "kind": "recovery", "commit": sys.argv[13], "volume_mib": int(sys.argv[11]),
-    "runtime_s": int(sys.argv[12]),
+    "runtime_s": int(sys.argv[12]), "resync_min_rate_kib_s": int(sys.argv[14]),
     "baseline": {"iops": base_iops, "p99_us": base_p99},
     "during_backfill": {"iops": rec_iops, "p99_us": rec_p99},
     "iops_ratio": round(rec_iops / base_iops, 3) if base_iops else None,

@@ -1664,7 +1664,7 @@ struct cvm_resync_buf {
  * otherwise take that many times the rate.  The window starts afresh each
  * time the client becomes busy.  0: never yield.
  */
-static unsigned int cvm_resync_min_rate = 8192;
+static unsigned int cvm_resync_min_rate = 2048;
 module_param_named(resync_min_rate, cvm_resync_min_rate, uint, 0644);
 MODULE_PARM_DESC(resync_min_rate,
 		 "KiB/s all resync and backfill copies of this host keep to while client I/O runs (0: never yield)");
