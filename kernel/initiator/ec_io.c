@@ -380,7 +380,11 @@ static void cvm_ec_send(struct cvm_ec_ctx *ctx, u8 op, unsigned int shard,
 		       false);
 }
 
-/* The same WRITE to shard @shard's backfill target, if it has one. */
+/*
+ * The same WRITE to shard @shard's backfill target, if it has one.  FUA:
+ * FLUSH accounts for the row only (flush.c), so a target must not hold a
+ * write in a volatile cache it could lose unrecorded.
+ */
 static void cvm_ec_send_target(struct cvm_ec_ctx *ctx, unsigned int shard,
 			       u64 off, u32 len)
 {
@@ -389,7 +393,7 @@ static void cvm_ec_send_target(struct cvm_ec_ctx *ctx, unsigned int shard,
 	cvm_ec_send_to(ctx, CVM_WIRE_OP_WRITE, shard, ctx->target[shard],
 		       ctx->object_no, off,
 		       ctx->buf[shard] + off - ctx->s0 * ctx->unit, len,
-		       ctx->wire_flags & CVM_WIRE_F_FUA, true);
+		       CVM_WIRE_F_FUA, true);
 }
 
 /*
@@ -772,6 +776,17 @@ static blk_status_t cvm_ec_record(struct cvm_ec_ctx *ctx)
 	return BLK_STS_OK;
 }
 
+/* Record @dev stale for the piece's object; nonzero when it cannot. */
+static int cvm_ec_mark_stale(struct cvm_ec_ctx *ctx, u32 dev)
+{
+	int ret = cvm_stale_mark(dev, ctx->vol_id, ctx->object_no);
+
+	if (ret)
+		pr_warn_ratelimited("volume %llu object %llu: cannot record device %u as stale\n",
+				    ctx->vol_id, ctx->object_no, dev);
+	return ret;
+}
+
 static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 {
 	DECLARE_BITMAP(rebuild, CVM_EC_MAX_STRIPES);
@@ -842,16 +857,6 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 				   ctx->nst * ctx->unit);
 	}
 	sts = cvm_ec_wait(ctx, &failed);
-	/* A target that missed it is copied again before the cut-over. */
-	for_each_set_bit(s, (unsigned long *)&ctx->target_missed, ctx->n) {
-		if (cvm_stale_mark(ctx->target[s], io->vol->id,
-				   io->ext.object_no)) {
-			pr_warn_ratelimited("volume %llu object %llu: cannot record backfill target %u as stale\n",
-					    io->vol->id, io->ext.object_no,
-					    ctx->target[s]);
-			return BLK_STS_IOERR;
-		}
-	}
 	/*
 	 * Every shard that missed the write is stale until rebuilt, also
 	 * when a target refused it: the stripe is part new, and its journal
@@ -865,16 +870,15 @@ static blk_status_t cvm_ec_write(struct cvm_ec_ctx *ctx)
 			written++;
 			continue;
 		}
-		if (ctx->row[s] == CVM_DEV_NONE)
-			continue;
-		if (cvm_stale_mark(ctx->row[s], io->vol->id,
-				   io->ext.object_no)) {
-			pr_warn_ratelimited("volume %llu object %llu: cannot record device %u as stale\n",
-					    io->vol->id, io->ext.object_no,
-					    ctx->row[s]);
+		if (ctx->row[s] != CVM_DEV_NONE &&
+		    cvm_ec_mark_stale(ctx, ctx->row[s]))
 			return BLK_STS_IOERR;
-		}
 	}
+	/* A target that missed it is copied again before the cut-over. */
+	for (s = 0; s < ctx->n; s++)
+		if ((ctx->target_missed & BIT(s)) &&
+		    cvm_ec_mark_stale(ctx, ctx->target[s]))
+			return BLK_STS_IOERR;
 	if (sts)
 		return sts;
 	/* Fewer than the pool's min_size: held, not acknowledged. */
@@ -1070,18 +1074,23 @@ static bool cvm_ec_dev_connected(u32 dev)
 static int cvm_ec_resync_target(struct cvm_ec_ctx *ctx, u32 device_id,
 				unsigned int shard)
 {
-	u32 len = ctx->nst * ctx->unit, failed;
+	u32 len = ctx->nst * ctx->unit, failed, version;
 	u8 *held = kvmalloc(len, GFP_KERNEL);
 	int ret = 0;
 
 	if (!held)
 		return -ENOMEM;
 	ctx->target_missed = 0;
+	/* An absent shard reads as zeroes: written whatever it holds. */
+	if (cvm_intent_stat(device_id, ctx->vol_id, ctx->attach_epoch,
+			    ctx->object_no, shard, &version))
+		goto write_window;
 	cvm_ec_send_to(ctx, CVM_WIRE_OP_READ, shard, device_id,
 		       ctx->object_no, ctx->s0 * ctx->unit, held, len, 0, true);
 	cvm_ec_wait(ctx, &failed);
 	if (!ctx->target_missed && !memcmp(held, ctx->buf[shard], len))
 		goto out_free;
+write_window:
 	ctx->target_missed = 0;
 	cvm_ec_send_to(ctx, CVM_WIRE_OP_WRITE, shard, device_id,
 		       ctx->object_no, ctx->s0 * ctx->unit, ctx->buf[shard],
@@ -1115,6 +1124,7 @@ int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
 	u64 nst_total = div64_u64(object_size + sw - 1, sw), s0;
 	u32 window = min_t(u64, CVM_EC_MAX_STRIPES, SZ_1M / g->unit);
 	DECLARE_BITMAP(all, CVM_EC_MAX_STRIPES);
+	unsigned int noio = memalloc_noio_save();
 	struct cvm_ec_ctx *ctx;
 	unsigned int shard;
 	bool to_target;
@@ -1122,13 +1132,16 @@ int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
 	int ret = 0;
 	u32 failed;
 
+	/* Under the object fence: reclaim must not write to this volume. */
 	window = max(window, 1U);
 	for (s0 = 0; s0 < nst_total && !ret; s0 += window) {
 		u32 nst = min_t(u64, window, nst_total - s0);
 
 		ctx = cvm_ec_ctx_alloc(g, object_no, s0, nst);
-		if (!ctx)
-			return -ENOMEM;
+		if (!ctx) {
+			ret = -ENOMEM;
+			break;
+		}
 		ctx->wire_flags = CVM_WIRE_F_FUA;
 		if (cvm_ec_place(ctx)) {
 			ret = -EAGAIN;
@@ -1172,6 +1185,7 @@ int cvm_ec_resync(u32 device_id, const struct cvm_ec_geom *g, u64 object_no,
 next:
 		cvm_ec_ctx_free(ctx);
 	}
+	memalloc_noio_restore(noio);
 	return ret;
 }
 

@@ -1700,6 +1700,12 @@ static void cvm_resync_pace(u64 bytes)
 	cvm_pace_bytes += bytes;
 	due = cvm_pace_start +
 	      (unsigned long)div64_u64(cvm_pace_bytes * HZ, rate);
+	/* Busy with nothing to copy for long: no credit saved up from it. */
+	if (time_after(jiffies, due + HZ)) {
+		cvm_pace_start = jiffies;
+		cvm_pace_bytes = bytes;
+		due = jiffies + (unsigned long)div64_u64(bytes * HZ, rate);
+	}
 	spin_unlock(&cvm_pace_lock);
 	while (time_before(jiffies, due) && cvm_client_busy())
 		schedule_timeout_interruptible(min_t(unsigned long,
@@ -1757,6 +1763,37 @@ static int cvm_resync_set_version(u32 device_id, const struct cvm_resync_vol *v,
 	if (c.status == CVM_WIRE_STATUS_STALE_VERSION)
 		return -ESTALE;
 	return c.status == CVM_WIRE_STATUS_OK ? 0 : -EIO;
+}
+
+/*
+ * Is @device_id a backfill target of the object's PG (not in its row)?
+ * Then its copy is never the authority: one of a newer version than the
+ * row's (a device back from being out, the object removed and written
+ * anew meanwhile) is removed and copied again.
+ */
+static bool cvm_resync_is_target(u32 device_id, const struct cvm_resync_vol *v,
+				 u64 object_no)
+{
+	const struct cvm_pg_targets *t;
+	const struct cvm_pool_table *pt;
+	const struct cvm_state *st;
+	bool target = false;
+	u32 i, pg;
+
+	rcu_read_lock();
+	st = rcu_dereference(cvm_state);
+	pt = st ? cvm_state_pool(st, v->pool_id) : NULL;
+	if (pt) {
+		pg = cvm_object_pg(v->id, object_no, pt->pg_num);
+		t = cvm_pool_targets(pt, pg);
+		for (i = 0; t && i < t->nr; i++)
+			target |= t->devs[i] == device_id;
+		for (i = 0; target && i < pt->width; i++)
+			target &= pt->devs[(size_t)pg * pt->width + i] !=
+				  device_id;
+	}
+	rcu_read_unlock();
+	return target;
 }
 
 /*
@@ -1977,8 +2014,10 @@ static int cvm_resync_obj(struct cvm_stale_dev *sd, struct cvm_stale_obj *so,
 			goto out_unfence;
 		}
 		if (!copy_all && cvm_resync_same(sd->device_id, &v, object_no,
-						 off, buf, held, len))
+						 off, buf, held, len)) {
+			buf->written += len;	/* read, for pacing */
 			continue;
+		}
 		ret = cvm_resync_io(sd->device_id, CVM_WIRE_OP_WRITE, &v,
 				    object_no, off, buf, len, version);
 		if (ret)
@@ -1991,6 +2030,18 @@ out_version:
 	ret = cvm_resync_set_version(sd->device_id, &v, object_no, shard,
 				     version);
 out_refused:
+	if (ret == -ESTALE && cvm_resync_is_target(sd->device_id, &v, object_no)) {
+		struct cvm_call c = {
+			.op = CVM_WIRE_OP_REMOVE, .volume_id = v.id,
+			.attach_epoch = v.attach_epoch, .object_no = object_no,
+			.shard = shard,
+		};
+
+		pr_info_ratelimited("device %u: volume %llu object %llu: its old copy is newer than the row's (%u): removed, copied again\n",
+				    sd->device_id, v.id, object_no, version);
+		ret = cvm_call(sd->device_id, &c) ? -ENOTCONN : -EAGAIN;
+		goto out_unfence;
+	}
 	if (ret == -ESTALE) {
 		/* Never write an older copy over a newer one: left stale. */
 		pr_warn_ratelimited("device %u: volume %llu object %llu holds a newer version than its copies (%u): left stale\n",

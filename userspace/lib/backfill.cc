@@ -371,11 +371,20 @@ Result<bool> HasCrossedPg(const cvm_map& map, const cvm_pool& cp) {
   return false;
 }
 
-// (device, object, shard) of `v` that the pool's backfill targets hold
-// already. A device back from being out keeps its copies: they are
-// compared instead of copied again, and those of objects the pin no longer
-// holds (discarded meanwhile) are removed, never read back.
-using TargetHoldings = std::set<std::tuple<uint32_t, uint64_t, uint16_t>>;
+// (device, object, shard) -> version of what the pool's backfill targets
+// hold of `v` already. A device back from being out keeps its copies: they
+// are compared instead of copied again, and those of objects the pin no
+// longer holds (discarded meanwhile) are removed, never read back.
+using TargetHoldings =
+    std::map<std::tuple<uint32_t, uint64_t, uint16_t>, uint32_t>;
+
+// Does `dst` hold the shard at no newer a version than `version`? (A newer
+// one, of an object removed and written anew meanwhile, is replaced whole.)
+bool HeldAtMost(const TargetHoldings& held, uint32_t dst, uint64_t object_no,
+                uint16_t shard, uint32_t version) {
+  auto h = held.find({dst, object_no, shard});
+  return h != held.end() && h->second <= version;
+}
 
 Result<TargetHoldings> ListTargetHoldings(const cvm_map& map,
                                           const cvm_pool& cp,
@@ -415,7 +424,7 @@ Result<TargetHoldings> ListTargetHoldings(const cvm_map& map,
       for (uint32_t s = 0; s < width; ++s) {
         if (up->second[s] == dev && (!ec || s == e.shard) &&
             IsTarget(*pin, up->second.data(), width, s, ec)) {
-          held.insert({dev, e.object_no, e.shard});
+          held[{dev, e.object_no, e.shard}] = e.version;
         }
       }
     }
@@ -569,7 +578,9 @@ Result<BackfillRound> Backfill::RunOnce() {
         order.insert({!degraded, object_no});
       };
       for (const auto& [key, where] : best) enqueue(key.first);
-      for (const auto& [dev, object_no, shard] : *held) enqueue(object_no);
+      for (const auto& [where, version] : *held) {
+        enqueue(std::get<1>(where));
+      }
       const uint64_t shard_size = ShardSize(v, pool);
       for (const auto& [misplaced, object_no] : order) {
         const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
@@ -611,7 +622,6 @@ Result<BackfillRound> Backfill::RunOnce() {
           }
           const uint16_t shard = ec ? static_cast<uint16_t>(s) : 0;
           const wire::ObjectKey k{v.id, object_no, shard, v.attach_epoch};
-          const bool there = held->count({dst, object_no, shard}) > 0;
           auto to = conns.Get(dst);
           Result<uint64_t> bytes = uint64_t{0};
           if (!to.ok()) {
@@ -622,14 +632,17 @@ Result<BackfillRound> Backfill::RunOnce() {
                 "are on down devices or missed writes",
                 current, cp->k));
           } else if (ec && (stale & (1u << s))) {
-            bytes = RebuildShard(conns, **to, k, *pin, width, *code, stale,
-                                 newest, shard_size, there);
+            bytes = RebuildShard(
+                conns, **to, k, *pin, width, *code, stale, newest, shard_size,
+                HeldAtMost(*held, dst, object_no, shard, newest));
             if (bytes.ok()) ++round.shards_rebuilt;
           } else if (auto at = best.find({object_no, shard});
                      at != best.end()) {
             auto src = conns.Get(at->second.second);
             bytes = src.ok() ? CopyShard(**src, **to, k, at->second.first,
-                                         shard_size, there)
+                                         shard_size,
+                                         HeldAtMost(*held, dst, object_no,
+                                                    shard, at->second.first))
                              : Result<uint64_t>(src.status());
           } else {
             // A current shard its live device never wrote: zeroes.

@@ -411,7 +411,6 @@ Result<TargetDeviceUsage> ParseTargetDevice(nlmsghdr* nlh) {
       {CVM_TARGET_DEVICE_ATTR_OBJECTS, 8},
       {CVM_TARGET_DEVICE_ATTR_INTENTS, 8},
       {CVM_TARGET_DEVICE_ATTR_IO_ERRORS, 8},
-      {CVM_TARGET_DEVICE_ATTR_COPIED, 8},
   };
   for (auto [type, len] : kLens) {
     if (a[type] == nullptr || nla_len(a[type]) != len) {
@@ -428,7 +427,14 @@ Result<TargetDeviceUsage> ParseTargetDevice(nlmsghdr* nlh) {
   u.objects = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_OBJECTS]);
   u.intents = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_INTENTS]);
   u.io_errors = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_IO_ERRORS]);
-  u.copied = nla_get_u64(a[CVM_TARGET_DEVICE_ATTR_COPIED]);
+  // Appended later: a module that does not send it reports 0.
+  if (const nlattr* c = a[CVM_TARGET_DEVICE_ATTR_COPIED]) {
+    if (nla_len(c) != 8) {
+      return Status(Code::kBadRequest,
+                    "device list reply: COPIED is not 8 bytes");
+    }
+    u.copied = nla_get_u64(c);
+  }
   if (const nlattr* p = a[CVM_TARGET_DEVICE_ATTR_PATH]) {
     const char* c = static_cast<const char*>(nla_data(p));
     u.path = Printable(std::string_view(c, strnlen(c, nla_len(p))),

@@ -362,7 +362,9 @@ enum cvm_volume_attr {
  *	CVM_TARGET_DEVICE_ATTR_COPIED	u64, replies only: bytes of copies
  *					written to the device since it was
  *					added (WRITE with CVM_WIRE_F_VERSIONED:
- *					resync and backfill)
+ *					cvm.ko's replicated resync and backfill,
+ *					cvmd's backfill; cvm.ko's EC shard
+ *					rebuilds are not counted)
  */
 enum cvm_target_device_attr {
 	CVM_TARGET_DEVICE_ATTR_UNSPEC,
