@@ -932,9 +932,7 @@ static int cvm_ec_place(struct cvm_ec_ctx *ctx)
 		goto out_unlock;
 	}
 	pg = cvm_object_pg(ctx->vol_id, ctx->object_no, pt->pg_num);
-	targets = cvm_pool_targets(pt, pg);
-	for (s = 0; s < ctx->n; s++)
-		ctx->target[s] = CVM_DEV_NONE;
+	targets = cvm_pool_targets(pt, pg);	/* ctx->target[] are NONE */
 	for (s = 0; targets && s < targets->nr; s++)
 		ctx->target[targets->slots[s]] = targets->devs[s];
 	for (s = 0; s < ctx->n; s++) {

@@ -340,8 +340,6 @@ std::string PinsReadable(const cvm_map& map, const cvm_pool& cp,
   return "";
 }
 
-}  // namespace
-
 // Slot `s` of a pinned PG's up row, a device the pin lacks there (EC: in
 // that slot): a backfill target.
 bool IsTarget(const cvm_pg_pin& pin, const uint32_t* up, uint32_t width,
@@ -351,19 +349,33 @@ bool IsTarget(const cvm_pg_pin& pin, const uint32_t* up, uint32_t width,
             : std::find(pin.devs, pin.devs + width, up[s]) == pin.devs + width;
 }
 
-// An EC pool's pinned PG whose target in one slot holds another of its
-// shards in the pin: cvm.ko leaves it to cvmd (its stale sets are per object).
-Result<bool> HasCrossedPg(const cvm_map& map, const cvm_pool& cp) {
-  if (cp.kind != CVM_POOL_EC) return false;
-  const uint32_t width = cvm_pool_width(&cp);
+// Pinned PG -> its up row (CVM_MAX_PG_WIDTH slots), for one pool.
+using UpRows = std::map<uint32_t, std::vector<uint32_t>>;
+
+Result<UpRows> PinnedUpRows(const cvm_map& map, const cvm_pool& cp) {
+  UpRows rows;
   for (uint32_t i = 0; i < map.nr_pins; ++i) {
     const cvm_pg_pin& pin = map.pins[i];
     if (pin.pool_id != cp.id) continue;
-    uint32_t up[CVM_MAX_PG_WIDTH];
-    if (cvm_place_pg(&map, &cp, pin.pg, up)) return Internal("placement");
+    std::vector<uint32_t> up(CVM_MAX_PG_WIDTH);
+    if (cvm_place_pg(&map, &cp, pin.pg, up.data())) {
+      return Internal("placement");
+    }
+    rows[pin.pg] = std::move(up);
+  }
+  return rows;
+}
+
+// An EC pool's pinned PG whose target in one slot holds another of its
+// shards in the pin: cvm.ko leaves it to cvmd (its stale sets are per object).
+bool HasCrossedPg(const cvm_map& map, const cvm_pool& cp, const UpRows& rows) {
+  if (cp.kind != CVM_POOL_EC) return false;
+  const uint32_t width = cvm_pool_width(&cp);
+  for (const auto& [pg, up] : rows) {
+    const cvm_pg_pin* pin = cvm_map_pin(&map, cp.id, pg);
     for (uint32_t s = 0; s < width; ++s) {
-      if (IsTarget(pin, up, width, s, true) &&
-          std::find(pin.devs, pin.devs + width, up[s]) != pin.devs + width) {
+      if (IsTarget(*pin, up.data(), width, s, true) &&
+          std::find(pin->devs, pin->devs + width, up[s]) != pin->devs + width) {
         return true;
       }
     }
@@ -388,25 +400,19 @@ bool HeldAtMost(const TargetHoldings& held, uint32_t dst, uint64_t object_no,
 
 Result<TargetHoldings> ListTargetHoldings(const cvm_map& map,
                                           const cvm_pool& cp,
+                                          const UpRows& rows,
                                           const CMapView& view,
                                           Connections& conns, const Volume& v) {
   const uint32_t width = cvm_pool_width(&cp);
   const bool ec = cp.kind == CVM_POOL_EC;
-  std::map<uint32_t, std::vector<uint32_t>> up_rows;  // pinned PG -> up row
   std::set<uint32_t> targets;
-  for (uint32_t i = 0; i < map.nr_pins; ++i) {
-    const cvm_pg_pin& pin = map.pins[i];
-    if (pin.pool_id != cp.id) continue;
-    std::vector<uint32_t> up(CVM_MAX_PG_WIDTH);
-    if (cvm_place_pg(&map, &cp, pin.pg, up.data())) {
-      return Internal("placement");
-    }
+  for (const auto& [pg, up] : rows) {
+    const cvm_pg_pin* pin = cvm_map_pin(&map, cp.id, pg);
     for (uint32_t s = 0; s < width; ++s) {
-      if (IsTarget(pin, up.data(), width, s, ec) && view.Live(up[s])) {
+      if (IsTarget(*pin, up.data(), width, s, ec) && view.Live(up[s])) {
         targets.insert(up[s]);
       }
     }
-    up_rows[pin.pg] = std::move(up);
   }
   TargetHoldings held;
   for (uint32_t dev : targets) {
@@ -418,8 +424,8 @@ Result<TargetHoldings> ListTargetHoldings(const cvm_map& map,
     for (const ShardEntry& e : *shards) {
       if (e.object_no >= CVM_EC_JOURNAL_OBJECT) continue;
       const uint32_t pg = cvm_object_pg(v.id, e.object_no, cp.pg_num);
-      auto up = up_rows.find(pg);
-      if (up == up_rows.end()) continue;
+      auto up = rows.find(pg);
+      if (up == rows.end()) continue;
       const cvm_pg_pin* pin = cvm_map_pin(&map, cp.id, pg);
       for (uint32_t s = 0; s < width; ++s) {
         if (up->second[s] == dev && (!ec || s == e.shard) &&
@@ -431,6 +437,8 @@ Result<TargetHoldings> ListTargetHoldings(const cvm_map& map,
   }
   return held;
 }
+
+}  // namespace
 
 Backfill::Backfill(MetadataStore& store, std::function<bool(uint64_t)> all_have,
                    std::function<int64_t()> leader_lease)
@@ -490,7 +498,8 @@ Result<BackfillRound> Backfill::RunOnce() {
     };
     std::map<uint64_t, uint64_t> copied;  // volume id -> attach epoch
     std::string blocked = PinsReadable(map, *cp, pool, view);
-    CVM_ASSIGN_OR_RETURN(const bool crossed, HasCrossedPg(map, *cp));
+    CVM_ASSIGN_OR_RETURN(const UpRows rows, PinnedUpRows(map, *cp));
+    const bool crossed = HasCrossedPg(map, *cp, rows);
     std::optional<ErasureCode> code;
     if (ec) {
       CVM_ASSIGN_OR_RETURN(ErasureCode c, ErasureCode::Create(cp->k, cp->m));
@@ -558,7 +567,7 @@ Result<BackfillRound> Backfill::RunOnce() {
         }
       }
       if (!blocked.empty()) break;
-      auto held = ListTargetHoldings(map, *cp, view, conns, v);
+      auto held = ListTargetHoldings(map, *cp, rows, view, conns, v);
       if (!held.ok()) {
         blocked = held.status().message();
         break;
@@ -585,8 +594,7 @@ Result<BackfillRound> Backfill::RunOnce() {
       for (const auto& [misplaced, object_no] : order) {
         const uint32_t pg = cvm_object_pg(v.id, object_no, cp->pg_num);
         const cvm_pg_pin* pin = cvm_map_pin(&map, pool_id, pg);
-        uint32_t up[CVM_MAX_PG_WIDTH];
-        if (cvm_place_pg(&map, cp, pg, up)) return Internal("placement");
+        const uint32_t* up = rows.at(pg).data();
         // EC: the pin's current shards, on a live device at the object's
         // newest version. A write a shard missed BUMPs the others (and
         // creates absent ones), so a lower version, or an absent shard
@@ -609,12 +617,7 @@ Result<BackfillRound> Backfill::RunOnce() {
         }
         for (uint32_t s = 0; s < width && blocked.empty(); ++s) {
           const uint32_t dst = up[s];
-          if (dst == CVM_DEV_NONE) continue;
-          if (ec ? pin->devs[s] == dst
-                 : std::find(pin->devs, pin->devs + width, dst) !=
-                       pin->devs + width) {
-            continue;
-          }
+          if (!IsTarget(*pin, up, width, s, ec)) continue;
           if (nearfull.count(dst)) {
             blocked = fmt::format(
                 "device {} is nearfull: backfill places no data there", dst);
