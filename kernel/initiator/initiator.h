@@ -82,6 +82,7 @@ struct cvm_path {
 	unsigned long			backoff;
 	bool				stopping;
 	bool				timed_out;
+	unsigned long			keepalive_at;
 	struct list_head		entry;
 };
 

@@ -153,6 +153,20 @@ module_param_named(request_timeout, cvm_request_timeout, uint, 0644);
 MODULE_PARM_DESC(request_timeout,
 		 "seconds a request may wait for a target's reply before the connection is dropped and reconnected; 0 never (default 30)");
 
+/*
+ * An idle connection to a powered-off node is never closed: no RST comes,
+ * and with no request on it the watchdog has nothing to time out, so the
+ * device would look up for ever (and never be marked out, down_out.h).
+ * Every keepalive seconds each live connection carries one STAT of volume
+ * 0 (no volume has id 0: the answer is NOT_FOUND, from the target's
+ * memory); any answer will do, and none within request_timeout drops the
+ * connection as for any other request.  As NVMe-oF's keep-alive.
+ */
+static unsigned int cvm_keepalive = 5;
+module_param_named(keepalive, cvm_keepalive, uint, 0644);
+MODULE_PARM_DESC(keepalive,
+		 "seconds between keep-alive requests on each connection, so that a target gone silent is noticed while idle; 0 never (default 5)");
+
 static void cvm_watchdog_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(cvm_watchdog, cvm_watchdog_fn);
 
@@ -244,6 +258,8 @@ static void cvm_path_work(struct work_struct *work)
 		return;
 	}
 	path->backoff = CVM_RECONNECT_MIN;
+	WRITE_ONCE(path->keepalive_at,
+		   jiffies + READ_ONCE(cvm_keepalive) * HZ);
 	rcu_assign_pointer(path->conn, conn);
 	pr_info("device %u at %pISpc: connected\n", path->device_id,
 		&path->addr);
@@ -255,23 +271,79 @@ static void cvm_path_work(struct work_struct *work)
 		cvm_path_schedule(path, 0);
 }
 
-/* Once a second: flag paths whose connection has a request too old. */
+/* The reply's payload, if a volume 0 should ever exist. */
+struct cvm_keepalive {
+	struct cvm_wire_stat	stat;
+	struct bio_vec		bv;
+};
+
+static void cvm_keepalive_done(struct cvm_xprt_req *req)
+{
+	/* Only that it came back counts: the path may be gone by now. */
+	kfree(req->core_priv);
+	req->conn->ops->free_req(req);
+}
+
+/* Under rcu_read_lock(), as every submit. */
+static void cvm_keepalive_send(const struct cvm_state *st,
+			       struct cvm_conn *conn)
+{
+	const struct cvm_transport_ops *ops = conn->ops;
+	struct cvm_xprt_req *req;
+	struct cvm_keepalive *ka;
+
+	ka = kzalloc(sizeof(*ka), GFP_ATOMIC);
+	if (!ka)
+		return;
+	req = ops->alloc_req(conn, GFP_ATOMIC);
+	if (!req)
+		goto free_ka;
+	bvec_set_page(&ka->bv, virt_to_page(&ka->stat), sizeof(ka->stat),
+		      offset_in_page(&ka->stat));
+	req->hdr.opcode = CVM_WIRE_OP_STAT;
+	req->hdr.map_epoch = cpu_to_le64(st->map->epoch);
+	req->bvec = &ka->bv;
+	req->nr_bvec = 1;
+	req->data_len = sizeof(ka->stat);
+	req->done = cvm_keepalive_done;
+	req->core_priv = ka;
+	if (!ops->submit(req))
+		return;
+	ops->free_req(req);
+free_ka:
+	kfree(ka);
+}
+
+/*
+ * Once a second: flag paths whose connection has a request too old, and
+ * send the keep-alives that are due.
+ */
 static void cvm_watchdog_fn(struct work_struct *work)
 {
 	unsigned long timeout = READ_ONCE(cvm_request_timeout) * HZ;
+	unsigned long keepalive = READ_ONCE(cvm_keepalive) * HZ;
+	const struct cvm_state *st;
 	struct cvm_path *path;
 	struct cvm_conn *conn;
 	unsigned long oldest;
 
 	mutex_lock(&cvm_paths_lock);
 	list_for_each_entry(path, &cvm_paths, entry) {
-		if (!timeout)
-			break;
 		rcu_read_lock();
 		conn = rcu_dereference(path->conn);
+		st = rcu_dereference(cvm_state);
 		oldest = 0;
-		if (conn && READ_ONCE(conn->state) == CVM_CONN_LIVE)
-			oldest = path->ops->oldest_request(conn);
+		if (conn && READ_ONCE(conn->state) == CVM_CONN_LIVE) {
+			if (keepalive && st &&
+			    time_after_eq(jiffies,
+					  READ_ONCE(path->keepalive_at))) {
+				cvm_keepalive_send(st, conn);
+				WRITE_ONCE(path->keepalive_at,
+					   jiffies + keepalive);
+			}
+			if (timeout)
+				oldest = path->ops->oldest_request(conn);
+		}
 		rcu_read_unlock();
 		if (oldest && time_after(jiffies, oldest + timeout)) {
 			WRITE_ONCE(path->timed_out, true);

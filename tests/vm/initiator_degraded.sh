@@ -17,7 +17,9 @@
 # data path's transport).  Then the same with device 1 silent instead of
 # gone (nothing is closed; over tcp nft drops its packets, over rdma its
 # disk stops completing I/O: cvm_block in cvm_vm.sh): the request watchdog
-# must drop the connection.  Last, FLUSH (over tcp): a replica that cannot
+# must drop the connection; and (over tcp) silent while nothing is sent to
+# it, where only the keep-alive (cvm.keepalive) can notice: before it, such
+# a path stayed up for ever.  Last, FLUSH (over tcp): a replica that cannot
 # be flushed is recorded stale for what it holds unflushed, and fsync fails
 # when no replica of a write could be flushed.  Runs INSIDE the test VM:
 #
@@ -149,6 +151,8 @@ dmesg | grep -E "resynced|stale" | tail -n 5
 timeout_param=/sys/module/cvm/parameters/request_timeout
 loss_param=/sys/module/cvm/parameters/loss_timeout
 saved_loss=$(cat $loss_param)
+keepalive_param=/sys/module/cvm/parameters/keepalive
+saved_keepalive=$(cat $keepalive_param 2>/dev/null || echo 5)
 # Device 1 stops answering without closing (cvm_block).
 silent_device() {
 	echo "# device 1 stops answering without closing ($(cvm_block_how))"
@@ -169,6 +173,23 @@ silent_device() {
 	check "device 1 answers again" cvm_unblock
 	check "reconnected" cvm_connected 1
 	fio_settle
+}
+
+# Device 1 goes silent while nothing is sent to it: only the keep-alive
+# (cvm.keepalive) can notice.  Before it, an idle path to a powered-off
+# node stayed up for ever, so the device was never marked out.
+silent_idle_device() {
+	echo "# device 1 goes silent while idle ($(cvm_block_how))"
+	check "cvm.request_timeout = 3 s, cvm.keepalive = 1 s" \
+		eval "echo 3 >$timeout_param && echo 1 >$keepalive_param"
+	dmesg -C
+	check "silence device 1 with no I/O running: $(cvm_block_how)" cvm_block 1
+	check "the keep-alive gets no reply: connection dropped (within 15 s)" \
+		wait_for 15 eval "dmesg | grep -q 'device 1 at .*got no reply in 3 s'"
+	check "device 1 answers again" cvm_unblock
+	check "reconnected" cvm_connected 1
+	check "cvm.keepalive back to $saved_keepalive s" \
+		eval "echo $saved_keepalive >$keepalive_param"
 }
 
 # FLUSH with a silent replica: fsync must not fail for it, nor lie.
@@ -220,10 +241,11 @@ silent_device
 # (brd, and dm-linear on it) completes a FLUSH before the driver sees it
 # (submit_bio_noacct), suspended or not: the target rightly answers it.
 if [[ $(cvm_transport) == tcp ]]; then
+	silent_idle_device
 	flush_silent_replicas
 else
-	echo "# skipped over $(cvm_transport): FLUSH with silent replicas (needs a"
-	echo "# silent network, which rxe's loopback has not: see cvm_block)"
+	echo "# skipped over $(cvm_transport): idle and FLUSH with silent replicas"
+	echo "# (need a silent network, which rxe's loopback has not: see cvm_block)"
 fi
 
 echo "# tear down"

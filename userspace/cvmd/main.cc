@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -270,7 +271,9 @@ int Serve(const Config& config) {
     }
     return true;
   });
-  sync.SetLiveHosts([&presence]() -> Result<std::set<std::string>> {
+  // The hosts whose cvmd holds its lease: the others' kernels are not
+  // asked to vouch for anything (reconcile, down/out).
+  const auto live_hosts = [&presence]() -> Result<std::set<std::string>> {
     const nlohmann::json view = presence->View(/*members=*/false);
     if (view.contains("error")) {
       return Unavailable("which cvmds are up: " +
@@ -280,7 +283,8 @@ int Serve(const Config& config) {
     const nlohmann::json nodes = view.value("nodes", nlohmann::json::object());
     for (const auto& [host, info] : nodes.items()) live.insert(host);
     return live;
-  });
+  };
+  sync.SetLiveHosts(live_hosts);
   const nlohmann::json reconciled = sync.Reconcile();
   LogInfo("kernel reconciled as host '{}': {}", config.host, reconciled.dump());
   api.SetKernelSync(&sync);
@@ -350,7 +354,17 @@ int Serve(const Config& config) {
       return;
     }
     // A device down for down_out_interval goes out: its data is rebuilt.
-    auto marked = MarkDownDevicesOut(**store, std::time(nullptr));
+    // On etcd, only the cvmds up vouch for their paths.
+    std::optional<std::set<std::string>> live;
+    if (etcd) {
+      auto hosts = live_hosts();
+      if (!hosts.ok()) {
+        LogWarn("down/out check: {}", hosts.status().message());
+        return;
+      }
+      live = std::move(*hosts);
+    }
+    auto marked = MarkDownDevicesOut(**store, std::time(nullptr), live);
     if (!marked.ok()) {
       // The store cannot answer: the backfill round would not either.
       LogWarn("down/out check: {}", marked.status().message());

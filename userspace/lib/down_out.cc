@@ -7,8 +7,9 @@
 
 namespace cvm {
 
-Result<std::vector<DownOut>> MarkDownDevicesOut(MetadataStore& store,
-                                                int64_t now) {
+Result<std::vector<DownOut>> MarkDownDevicesOut(
+    MetadataStore& store, int64_t now,
+    const std::optional<std::set<std::string>>& live) {
   std::vector<DownOut> marked;
   CVM_ASSIGN_OR_RETURN(ClusterSettings settings, store.GetSettings());
   if (settings.down_out_interval == 0) return marked;
@@ -22,15 +23,18 @@ Result<std::vector<DownOut>> MarkDownDevicesOut(MetadataStore& store,
   for (const Device& d : devices) {
     if (!d.in) continue;
     auto p = by_device.find(d.id);
-    if (p == by_device.end() || p->second.initiators.empty()) continue;
-    // Down since the last initiator lost it; any path up keeps it in.
+    if (p == by_device.end()) continue;
+    // Down since the last live initiator lost it; any path up keeps it in.
     bool down = true;
+    size_t reporters = 0;
     int64_t since = 0;
     for (const auto& [host, ip] : p->second.initiators) {
+      if (live && !live->count(host)) continue;
+      ++reporters;
       down &= !ip.up;
       since = std::max(since, ip.since);
     }
-    if (!down || now - since < interval) continue;
+    if (reporters == 0 || !down || now - since < interval) continue;
     // An outage of the initiators' own network looks like every device
     // dying: never more than half of the devices go out this way.
     if (2 * (in - 1) < devices.size()) {

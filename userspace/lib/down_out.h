@@ -15,9 +15,14 @@
 //
 // Only path events count (cvm.ko's PATH_DOWN/PATH_UP, as KernelSync
 // records them): a device no initiator has reported on is never marked
-// out, and one path still up keeps it in.
+// out, and one path still up keeps it in. But only the reports of live
+// initiators count: a host powered off for good never reports its paths
+// down, and its last word ("up", for the disk in the same box above all)
+// must not keep its device in forever.
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,8 +38,10 @@ struct DownOut {
 
 // Marks out (and down) every device in placement whose path has been down
 // from every reporting initiator for at least the interval at `now` (unix
-// seconds). Returns those it marked.
-Result<std::vector<DownOut>> MarkDownDevicesOut(MetadataStore& store,
-                                                int64_t now);
+// seconds). With `live` (the cvmds up, on etcd), reports of other hosts are
+// ignored. Returns those it marked.
+Result<std::vector<DownOut>> MarkDownDevicesOut(
+    MetadataStore& store, int64_t now,
+    const std::optional<std::set<std::string>>& live = std::nullopt);
 
 }  // namespace cvm

@@ -1065,6 +1065,45 @@ TEST_P(EmptyStoreTest, DeadDevicesGoOutAndForceRemovalGivesUpTheirCopies) {
                "too few copies to rebuild their data from");
 }
 
+// Issue 16: a storage node powered off for good is also an initiator; its
+// last report on its own disk's path ("up") must not keep that disk in.
+// Only the hosts whose cvmd is up vouch for a path (the cluster test found
+// the device never marked out).
+TEST_P(EmptyStoreTest, OnlyLiveInitiatorsKeepADeviceIn) {
+  for (const char* h : {"h1", "h2", "h3", "h4"}) {
+    ASSERT_OK(store_->AddHost(MakeHost(h)));
+    ASSERT_OK(store_->AddDevice({h, "/dev/nvme0n1", TiB, 1.0, "nvme"}));
+  }
+  ASSERT_OK(store_->SetSetting("down_out_interval", "5"));
+  PathState p = Path(4, true, 0);  // h4's own disk, as h4 last saw it
+  p.host = "h4";
+  ASSERT_OK(store_->RecordPathState(p));
+  p.up = false;
+  for (const char* h : {"h1", "h2"}) {
+    p.host = h;
+    ASSERT_OK(store_->RecordPathState(p));
+  }
+  PathState only_dead = Path(3, true, 0);  // reported by h4 alone
+  only_dead.host = "h4";
+  ASSERT_OK(store_->RecordPathState(only_dead));
+  const int64_t later = 1700000000 + 10;  // the fixture's clock, past 5 s
+
+  auto all = MarkDownDevicesOut(*store_, later);  // no presence: all count
+  ASSERT_OK(all);
+  EXPECT_TRUE(all->empty());
+  auto with_h4 = MarkDownDevicesOut(*store_, later,
+                                    std::set<std::string>{"h1", "h2", "h4"});
+  ASSERT_OK(with_h4);
+  EXPECT_TRUE(with_h4->empty()) << "h4 is up and sees its disk";
+  auto without = MarkDownDevicesOut(*store_, later,
+                                    std::set<std::string>{"h1", "h2", "h3"});
+  ASSERT_OK(without);
+  ASSERT_EQ(without->size(), 1u);
+  EXPECT_EQ((*without)[0].device_id, 4u);
+  EXPECT_FALSE(store_->GetDevice(4)->in);
+  EXPECT_TRUE(store_->GetDevice(3)->in) << "no live initiator reported it";
+}
+
 // Issue 16: the leader's recovery record, from the first round that finds
 // PGs moving (the start) through a stall to the round that finds none.
 TEST_P(EmptyStoreTest, RecoveryProgressIsKeptFromStartToEnd) {
