@@ -80,12 +80,19 @@ run_one() {
 	mv "$c.rc.tmp" "$c.rc"
 }
 
+# Wait for commands without a fork per look: under TCG, forking `sleep`
+# and `basename` ten times a second kept each idle guest near 40 % of a
+# host core (4 idle guests: 1.6 of the host's 2 cores).  read -t on a FIFO
+# nobody writes is bash's own pause.
+mkfifo /run/cvm-guest-pause
+exec {pause_fd}<>/run/cvm-guest-pause
 shopt -s nullglob
 while :; do
 	for f in "$spool"/cmd/*.sh; do
-		id=$(basename "$f" .sh)
+		id=${f##*/}
+		id=${id%.sh}
 		mv "$f" "$spool/cmd/$id.run" 2>/dev/null || continue
 		run_one "$id" &
 	done
-	sleep 0.1
+	read -r -t 0.1 -u "$pause_fd" _
 done

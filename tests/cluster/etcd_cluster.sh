@@ -1,15 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 5 min: one boot of 3 guests)
-# cluster: --guests 3 --no-modules
+# tier: check (about 500 s: one boot of 4 guests)
+# cluster: --guests 4 --no-modules
 #
-# One cluster across machines, built and changed with cvmadm (issue 15).
-# Three guests, each a storage node and an initiator at once: an etcd
-# member (the three form the cluster store), cvm_target serving its disk,
-# cvm, and a cvmd on etcd.
+# One cluster across machines, built and changed with cvmadm (issues 15
+# and 16).  Four guests, each a storage node and an initiator at once:
+# cvm_target serving its disk, cvm, and a cvmd on etcd; guests 0-2 are the
+# etcd members (the cluster store), guest 3 only its client.
 #
-#   - Joining: guest 0 adds itself (it joins at once) and the two others,
+#   - Joining: guest 0 adds itself (it joins at once) and the three others,
 #     which join with the printed one-time tokens (`cvmadm join`).
 #   - Any-node administration: pools and volumes made on guest 1; a
 #     replicated(3) volume attached on guest 2 from guest 0, an ec(2,1) one
@@ -23,9 +23,16 @@
 #     every node's cvm.ko (the time is reported).
 #   - etcd losing quorum (two members stopped): changes are refused, fio
 #     with verify on a volume works meanwhile; the store comes back.
-#   - The leader's guest powered off during a burst of creates from the two
-#     other nodes: a new leader, every name at most once, every acknowledged
-#     create there, ids unique.
+#   - The leader's guest powered off during a burst of creates from the
+#     three other nodes: a new leader, every name at most once, every
+#     acknowledged create there, ids unique.
+#   - Permanent loss: that guest stays off.  After down_out_interval (10 s
+#     here) its device is marked out with no command and its data rebuilt
+#     on the three others (r0 by its host's cvm.ko, e0 by cvmd); then a
+#     second device is lost and r0 and e0 still read back as written.  On
+#     the code before this test the device was never marked out: the dead
+#     node's last report on its own disk ("up") kept it in, and an idle
+#     connection to a powered-off node never noticed it gone.
 #
 #	scripts/vm-cluster.sh tests/cluster/etcd_cluster.sh
 set -u
@@ -70,8 +77,9 @@ for i in 0 1 2; do
 	check "guest $i: etcd member g$i, cvm_target and cvm" on $i \
 		"$(etcd_start $i fresh) && node_load cvm_target && node_load cvm"
 done
+check "guest 3: cvm_target and cvm" on 3 "node_load cvm_target && node_load cvm"
 check "etcd: three healthy members" on_wait 0 120 "$(etcd_healthy 3)"
-for i in 0 1 2; do
+for i in 0 1 2 3; do
 	check "guest $i: cvmd on etcd as host g$i" on $i \
 		"$CVMD --store $STORE --host g$i --socket /run/cvm/cvmd.sock \
 			--log-file /tmp/cvmd.log --lease-ttl 6 --node-key /tmp/node.key"
@@ -80,16 +88,16 @@ done
 section "joining: guest 0 adds every host; the others join with their tokens"
 check "host add g0 on guest 0: it joins at once" on 0 \
 	"$ADM host add g0 --address $(guest_addr 0):7001 | grep -q 'this node joined'"
-for i in 1 2; do
+for i in 1 2 3; do
 	token=$(on 0 "$ADM host add g$i --address $(guest_addr $i):$((7001 + i)) --json" |
 		json_get 'd["join_token"]')
 	((i == 1)) && check "guest $i: not joined before its token" on $i \
 		"$ADM status --json | grep -q '\"joined\": false'"
 	check "guest $i: cvmadm join (token from host add g$i)" on $i "$ADM join $token"
 done
-check "guest 2: joining again is refused (its key stays)" on 2 \
+check "guest 3: joining again is refused (its key stays)" on 3 \
 	"! $ADM join $token 2>/tmp/join.err && grep -q 'already' /tmp/join.err"
-for i in 0 1 2; do
+for i in 0 1 2 3; do
 	check "guest $i serves its disk: device add, target listen, target device add" on $i \
 		"$ADM device add g$i /dev/vda --capacity \$(blockdev --getsize64 /dev/vda) >/dev/null &&
 		 $ADM target listen --address $(guest_addr $i):$((7001 + i)) &&
@@ -143,9 +151,9 @@ check "guest 1: the device goes once closed" on 1 \
 	"pkill -f 'sleep 600'; for t in \$(seq 50); do test -b /dev/cvm0 || exit 0; sleep 0.2; done; exit 1"
 
 section "a map change with --wait: returns once every node's cvm.ko has it"
-out=$(on 0 "$ADM pool create rep2 --policy replicated:2 --pg-num 16 --wait")
+out=$(on 0 "$ADM pool create rep3w --policy replicated:3 --pg-num 16 --wait")
 echo "$out"
-check "pool create --wait: the epoch is on all 3 nodes" eval "grep -q 'installed on 3 node' <<<'$out'"
+check "pool create --wait: the epoch is on all 4 nodes" eval "grep -q 'installed on 4 node' <<<'$out'"
 check "guest 2: cvm.ko holds it" on 2 \
 	"test \$($ADM status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"modules\"][\"cvm\"][\"map_epoch\"])') -ge $(echo "$out" | sed -n 's/^map epoch \([0-9]*\) installed.*/\1/p')"
 
@@ -155,7 +163,7 @@ for i in 0 1; do
 		"pkill -x etcd; for t in \$(seq 50); do pgrep -x etcd >/dev/null || exit 0; sleep 0.2; done; exit 1"
 done
 check "guest 2: the store refuses changes (no quorum)" on_wait 2 60 \
-	"! $ADM volume create q0 --pool rep2 --size 4M >/dev/null 2>&1"
+	"! $ADM volume create q0 --pool rep3w --size 4M >/dev/null 2>&1"
 check "guest 2: fio randwrite 4M with crc32c verify on r0 meanwhile" on 2 \
 	"fio --name=q --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=4M --offset=16M \
 		--direct=1 --iodepth=4 --ioengine=libaio --verify=crc32c --verify_fatal=1 \
@@ -167,16 +175,24 @@ check "etcd: three healthy members again" on_wait 0 120 "$(etcd_healthy 3)"
 check "guest 2: the store answers again" on_wait 2 60 "$ADM volume list | grep -q r0"
 
 section "the leader's guest powered off during a burst of creates"
+# For the permanent loss that follows: a silent node is noticed within
+# keepalive + request_timeout (cvm.ko), and goes out down_out_interval later.
+for i in 0 1 2 3; do
+	check "guest $i: cvm.keepalive 2 s, cvm.request_timeout 10 s" on $i \
+		"echo 2 >/sys/module/cvm/parameters/keepalive &&
+		 echo 10 >/sys/module/cvm/parameters/request_timeout"
+done
+check "config set down_out_interval 10" on 3 "$ADM config set down_out_interval 10"
 leader=$(on 1 "$ADM status --json" | json_get 'd["daemon"]["cluster"]["leader"]')
-check "a leader ('$leader')" eval "[[ '$leader' =~ ^g[0-2]\$ ]]"
+check "a leader ('$leader')" eval "[[ '$leader' =~ ^g[0-3]\$ ]]"
 L=${leader#g}
 others=()
-for i in 0 1 2; do ((i == L)) || others+=("$i"); done
+for i in 0 1 2 3; do ((i == L)) || others+=("$i"); done
 for i in "${others[@]}"; do
-	# 12 creates each: 6 of its own names, 6 shared with the other node.
+	# 12 creates each: 6 of its own names, 6 shared with the other nodes.
 	on $i "(for n in \$(seq 1 6); do
-		  $ADM volume create b$i-\$n --pool rep2 --size 4M >/dev/null 2>&1 && echo ok b$i-\$n || echo fail b$i-\$n
-		  $ADM volume create s\$n --pool rep2 --size 4M >/dev/null 2>&1 && echo ok s\$n || echo fail s\$n
+		  $ADM volume create b$i-\$n --pool rep3w --size 4M >/dev/null 2>&1 && echo ok b$i-\$n || echo fail b$i-\$n
+		  $ADM volume create s\$n --pool rep3w --size 4M >/dev/null 2>&1 && echo ok s\$n || echo fail s\$n
 		done > /tmp/burst.out; touch /tmp/burst.done) </dev/null >/dev/null 2>&1 &"
 done
 sleep 2
@@ -187,7 +203,7 @@ for i in "${others[@]}"; do
 done
 a=${others[0]}
 check "a new leader among guests ${others[*]}" on_wait $a 60 \
-	"$ADM status --json | python3 -c 'import json,sys; c = json.load(sys.stdin)[\"daemon\"][\"cluster\"]; sys.exit(not (c[\"leader\"] in (\"g${others[0]}\", \"g${others[1]}\") and len(c[\"nodes\"]) == 2))'"
+	"$ADM status --json | python3 -c 'import json,sys; c = json.load(sys.stdin)[\"daemon\"][\"cluster\"]; sys.exit(not (c[\"leader\"] in \"${others[*]/#/g}\".split() and len(c[\"nodes\"]) == 3))'"
 tmp=$(mktemp -d)
 on $a "$ADM volume list --json" >"$tmp/vols.json"
 for i in "${others[@]}"; do on $i "cat /tmp/burst.out"; done >"$tmp/burst"
@@ -212,6 +228,52 @@ if ((L != 2)); then
 		"$ADM device list --json | python3 -c 'import json,sys; d = [x for x in json.load(sys.stdin) if x[\"id\"] == $((L + 1))][0]; sys.exit(d[\"path_state\"][\"initiators\"][\"g2\"][\"state\"] != \"down\")'"
 	on 2 "$ADM device list"
 fi
+
+section "permanent loss: guest $L stays off; its device goes out and is rebuilt"
+D=$((L + 1))	# its device
+R=2		# r0's host
+if ((L == 2)); then
+	# r0's host is off too.  cvm.ko copies an attached volume, so its
+	# copies wait for a host: --force moves it, fencing the dead one.
+	R=${others[0]}
+	check "r0's host is off: volume migrate r0 --to g$R --force" on $R \
+		"$ADM volume migrate r0 --to g$R --force >/dev/null"
+	cp "$(_gdir 2)/tags.log" "$(_gdir $R)/tags.log"
+fi
+for i in "${others[@]}"; do ((i == R)) || S=$i; done	# the second loss
+for i in "${others[@]}"; do ((i == R || i == S)) || T=$i; done
+check "device $D marked down and out after down_out_interval, with no command" \
+	on_wait $R 120 "node_device_is $D up False && node_device_is $D in False"
+echo "device $D out at $SECONDS s"
+# logged TEXT: a surviving node's cvmd (the leader's) logged it.
+logged() {
+	local i
+	for i in "${others[@]}"; do on $i "grep -q '$1' /tmp/cvmd.log" && return 0; done
+	return 1
+}
+check "the leader logged why" logged "device $D marked down and out"
+check "rebuilt on the others: pins cut, nothing placed on device $D" \
+	on_wait $R 300 '(( $(node_pinned) == 0 && $(node_pgs_on '$D') == 0 ))'
+echo "rebuilt at $SECONDS s"
+check "status: recovery idle" on_wait $R 30 "$ADM status | grep -Eq '^ *recovery:? +idle\$'"
+check "guest $R: r0 reads every tagged block" on $R \
+	"$TAGGED check /dev/cvm0 $LOG --objects $NOBJ"
+
+section "a second device lost after the rebuild loses nothing"
+check "guest $S: its target stops serving device $((S + 1)) for good" on $S \
+	"$ADM target device remove $((S + 1)) &&
+	 $ADM target unlisten --address $(guest_addr $S):$((7001 + S))"
+check "guest $R: r0 still reads every tagged block" on $R \
+	"$TAGGED check /dev/cvm0 $LOG --objects $NOBJ"
+check "guest $R: r0's fio blocks (16 MiB on) verify" on $R \
+	"fio --name=q --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=4M --offset=16M \
+		--direct=1 --iodepth=4 --ioengine=libaio --verify=crc32c --verify_fatal=1 \
+		--verify_only --output=/tmp/q-verify.out"
+check "guest $T: e0 attached, its fio blocks verify" on $T \
+	"dev=\$($ADM volume attach e0) &&
+	 fio --name=e0 --filename=\$dev --rw=randwrite --bs=4k --size=4M \
+		--direct=1 --iodepth=8 --ioengine=libaio --verify=crc32c --verify_fatal=1 \
+		--verify_only --output=/tmp/e0-verify.out"
 
 for i in "${others[@]}"; do
 	on $i "grep -E 'warning|error' /tmp/cvmd.log | tail -n 5"

@@ -22,6 +22,11 @@
 #   node_replicas_identical VOL NOBJ A0,A1,A2
 #                                every object of VOL reads the same bytes
 #                                from the three targets (cvm-wire)
+#
+# With a cvmd on the node (its socket /run/cvm/cvmd.sock):
+#   node_device_is ID FIELD VALUE  `cvmadm device list` says so (Python repr)
+#   node_pgs_on ID               PGs the current map places on device ID
+#   node_pinned                  PGs pinned in the current map, all pools
 
 . "$CVM_TOP/tests/lib/cvm_vm.sh"
 NODE_TG=(python3 "$CVM_TOP/tests/vm/lib/target_genl.py")
@@ -106,4 +111,25 @@ node_replicas_identical() {
 	rm -rf "$tmp"
 	echo "$nobj objects x 3 replicas compared: $( ((bad)) && echo differ || echo identical)"
 	((bad == 0))
+}
+
+NODE_ADM=("$CVM_TOP/build/userspace/cvmadm/cvmadm" --socket /run/cvm/cvmd.sock)
+
+node_device_is() {
+	"${NODE_ADM[@]}" --json device list | python3 -c '
+import json, sys
+d = [d for d in json.load(sys.stdin) if d["id"] == int(sys.argv[1])][0]
+sys.exit(repr(d[sys.argv[2]]) != sys.argv[3])' "$@"
+}
+
+node_pgs_on() {
+	"${NODE_ADM[@]}" --json map show | python3 -c '
+import json, sys
+print(sum(p["pgs_per_device"].get(sys.argv[1], 0) for p in json.load(sys.stdin)["pools"]))' "$1"
+}
+
+node_pinned() {
+	"${NODE_ADM[@]}" --json map show | python3 -c '
+import json, sys
+print(sum(p.get("pinned", 0) for p in json.load(sys.stdin)["pools"]))'
 }
