@@ -94,10 +94,12 @@ check "power off the initiator mid-write" guest_poweroff $INIT
 echo "acknowledged tagged writes before the crash: $(($(ok_lines) - before))"
 
 echo "# both come back"
-check "boot storage guest $DOWN over the same disk" guest_boot $DOWN
+# Both boot at once: initiator_up waits until cvm.ko has connected to all
+# three, so device $DOWN serves before the attach scans for write intent.
+check "boot storage guest $DOWN over the same disk, and the initiator" \
+	guest_boot $DOWN $INIT
 check "guest $DOWN: device $DOWN loads its store, listens" \
 	on $DOWN "NODE_TRANSPORTS=tcp node_storage_up $DOWN"
-check "boot the initiator" guest_boot $INIT
 check "initiator: cvm.ko, map epoch 1, connected to all three" initiator_up
 minor=$(on $INIT "python3 tests/vm/lib/initiator_genl.py attach $VOL 3 $VOL_SIZE --object-size $((1 << 20)) --epoch 2 --name r3-$VOL")
 check "attach volume $VOL again (epoch 2) -> /dev/cvm$minor" \
