@@ -72,7 +72,7 @@ attach_epoch() {
 		'import json,sys; print([v for v in json.load(sys.stdin) if v["name"]=="vol0"][0]["attach_epoch"])'
 }
 fio_verify() {
-	fio --name=verify --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=32M \
+	fio --name=verify --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=8M \
 		--iodepth=16 --ioengine=libaio --direct=1 --verify=crc32c \
 		--output-format=terse --terse-version=3 >"$work/fio.out" 2>&1 ||
 		{ cat "$work/fio.out"; return 1; }
@@ -265,7 +265,7 @@ check "fio verify pass after the resync" fio --name=degraded --filename=/dev/cvm
 	--verify=crc32c --verify_fatal=1 --verify_only --output="$work/verify.out"
 check "the dd pattern reads back intact" pattern_intact
 
-check "fio: 4k randwrite 32M iodepth 16, crc32c verify" fio_verify
+check "fio: 4k randwrite 8M iodepth 16, crc32c verify" fio_verify
 # 4 KiB blocks: a 128 MiB ext4 of 1 KiB blocks has 8 MiB groups, each
 # starting with its own 2 MiB of inode table, so few whole objects are free.
 check "mkfs.ext4 -b 4096 /dev/cvm0" mkfs.ext4 -q -F -b 4096 /dev/cvm0

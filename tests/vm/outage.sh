@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tier: check (about 75 s per transport; the full tier's outage is 60 s)
+# tier: check (about 55 s per transport: a 20 s outage; the full tier's is 60 s)
 # transports: tcp rdma(full)
 #
 # A network blip must not fail I/O.  In one VM (cvm_three_targets), ext4
@@ -9,7 +9,7 @@
 # read/write with fsync) and a writer of checksummed files (each fsynced,
 # then listed in a manifest).  Every target then stops answering at once
 # (cvm_block: over tcp nft drops their packets, over rdma their disks stop
-# completing I/O) for CVM_OUTAGE_S seconds (default 30, 60 in the full
+# completing I/O) for CVM_OUTAGE_S seconds (default 20, 60 in the full
 # tier), with cvm.request_timeout at 3 s so the connections are dropped and
 # every path is down for most of it.  cvm.ko must hold the I/O and retry it
 # as paths return, within cvm.loss_timeout (60 s here, below the guest's
@@ -33,7 +33,7 @@ cd "$top" || exit 1
 require_vm
 . "$top/tests/lib/cvm_vm.sh"
 
-OUTAGE=${CVM_OUTAGE_S:-$([[ ${CVM_TIER:-check} == full ]] && echo 60 || echo 30)}
+OUTAGE=${CVM_OUTAGE_S:-$([[ ${CVM_TIER:-check} == full ]] && echo 60 || echo 20)}
 ig=(python3 "$top/tests/vm/lib/initiator_genl.py")
 P=/sys/module/cvm/parameters
 tmp=$(mktemp -d)
@@ -98,7 +98,7 @@ mkdir -p "$mnt/fio" "$mnt/files"
 echo "# every target silent for $OUTAGE s under fio and the file writer"
 fio --name=outage --directory="$mnt/fio" --rw=randrw --bs=4k --size=4M \
 	--numjobs=2 --ioengine=psync --fsync=16 --rate_iops=40 \
-	--time_based --runtime=$((OUTAGE + 25)) --output="$tmp/fio.out" &
+	--time_based --runtime=$((OUTAGE + 15)) --output="$tmp/fio.out" &
 fio_pid=$!
 python3 "$tmp/files.py" "$mnt/files" "$tmp/manifest" "$tmp/stop" \
 	>"$tmp/files.out" 2>&1 &

@@ -161,6 +161,7 @@ sleep 2
 check "host drain storage2: the map places nothing on it" \
 	"$cvmadm" host drain storage2 --timeout 90
 check "fio was still running when the drain ended" kill -0 "$fio_pid"
+stop_fio "$fio_pid"	# the drain is what it was there for
 fio_rc=0
 wait "$fio_pid" || fio_rc=$?
 check "fio wrote and verified through the drain without an error" \

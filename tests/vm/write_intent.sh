@@ -55,16 +55,16 @@ wstat() {
 		--object "$2" | sed -n 's/.* intent \([01]\) version \([0-9]*\)$/intent \1 version \2/p'
 }
 
-# intent_on D: how many of the volume's objects have their intent bit on D.
-intent_on() {
-	local o n=0
-	for ((o = 0; o < NOBJ; o++)); do
-		[[ $(wstat "$1" $o) == "intent 1 "* ]] && n=$((n + 1))
-	done
-	echo $n
-}
+# no_intent_left: no object has its intent bit on any device (stops at the
+# first one that has: it is polled).
 no_intent_left() {
-	(($(intent_on 0) == 0 && $(intent_on 1) == 0 && $(intent_on 2) == 0))
+	local d o
+	for d in 0 1 2; do
+		for ((o = 0; o < NOBJ; o++)); do
+			[[ $(wstat $d $o) == "intent 1 "* ]] && return 1
+		done
+	done
+	return 0
 }
 
 # versions_agree: every object has one version on all three devices.
