@@ -4,6 +4,7 @@
 // to --log-file; with --foreground (as systemd runs it), to stderr.
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -48,6 +49,7 @@ struct Config {
   std::string db = "/var/lib/cvm/db";
   std::string store;  // etcd://... or a RocksDB directory; default: db
   std::string socket = kDefaultSocketPath;
+  std::string socket_group;  // may use the socket besides root; "": none
   std::string pid_file;
   // Where a detached cvmd logs: it must not keep the caller's stderr open
   // (`cvmd 2>&1 | head` would never return). In the foreground, stderr.
@@ -171,6 +173,17 @@ int Serve(const Config& config) {
       return Fail(readiness,
                   fmt::format("cannot create database directory {}: {}",
                               config.store, ec.message()));
+    }
+    // The database holds join tokens and node keys: root's alone, also
+    // when an older cvmd made it readable to all.
+    struct stat st;
+    if (::stat(config.store.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      LogWarn("database directory {} was mode {:04o}: now 0700", config.store,
+              st.st_mode & 07777);
+      if (::chmod(config.store.c_str(), 0700) != 0) {
+        return Fail(readiness, fmt::format("cannot chmod {}: {}", config.store,
+                                           strerror(errno)));
+      }
     }
   }
   StoreOptions store_options;
@@ -393,6 +406,14 @@ int Serve(const Config& config) {
   });
   ServerOptions server_options;
   server_options.socket_path = config.socket;
+  if (!config.socket_group.empty()) {
+    const struct group* g = ::getgrnam(config.socket_group.c_str());
+    if (!g) {
+      return Fail(readiness, fmt::format("--socket-group: no group '{}'",
+                                         config.socket_group));
+    }
+    server_options.socket_group = g->gr_gid;
+  }
   ApiServer server(api, server_options);
   if (Status s = server.Listen(); !s.ok()) return Fail(readiness, s.message());
 
@@ -430,6 +451,8 @@ int Serve(const Config& config) {
 }  // namespace cvm
 
 int main(int argc, char** argv) {
+  // Everything cvmd creates (database, keys, logs, socket) is its own.
+  ::umask(077);
   cvm::SetLogTag("cvmd");
   cvm::Config config;
   po::options_description options("Usage: cvmd [options]\n\nOptions");
@@ -444,7 +467,10 @@ int main(int argc, char** argv) {
                po::value(&config.socket)
                    ->value_name("PATH")
                    ->default_value(config.socket),
-               "unix socket for the local API")(
+               "unix socket for the local API (root's alone: 0600, its "
+               "directory root's and not writable by others)")(
+      "socket-group", po::value(&config.socket_group)->value_name("GROUP"),
+      "members of GROUP may use the local API too (socket 0660)")(
       "lease-ttl",
       po::value(&config.lease_ttl)->value_name("S")->default_value(10),
       "etcd store: seconds this cvmd's lease lives without renewal (its "

@@ -35,6 +35,8 @@ Status ApiClient::EnsureConnected() {
     return Status(fd.status().code(),
                   fd.status().message() + " (is cvmd running?)");
   }
+  // Only a cvmd run by root (or by this user) is believed.
+  CVM_RETURN_IF_ERROR(CheckServerPeer(fd->get(), socket_path_));
   fd_ = std::move(fd).value();
   return {};
 }
@@ -98,8 +100,14 @@ Result<json> ApiClient::CallRaw(std::string_view request_text) {
   std::string line(request_text);
   line += '\n';
   Status s = SendAll(line, deadline);
-  Result<std::string> reply =
-      s.ok() ? ReadLine(deadline) : Result<std::string>(s);
+  Result<std::string> reply = ReadLine(
+      s.ok() ? deadline : Clock::now() + std::chrono::milliseconds(100));
+  if (!s.ok()) {
+    // A cvmd that refused this client said why before it closed; that
+    // reason is the error, not the broken pipe.
+    auto refused = reply.ok() ? json::parse(*reply, nullptr, false) : json();
+    if (!refused.is_object() || refused.value("ok", true)) reply = s;
+  }
   if (!reply.ok()) {
     fd_.reset();  // the stream may be out of step now; start over next time
     buffer_.clear();

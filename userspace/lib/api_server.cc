@@ -60,24 +60,47 @@ Status ApiServer::Listen() {
     ::unlink(path.c_str());
   }
   const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) {
+  if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
     std::filesystem::create_directories(parent, ec);
+    if (!ec) {
+      std::filesystem::permissions(parent,
+                                   std::filesystem::perms::owner_all |
+                                       std::filesystem::perms::group_read |
+                                       std::filesystem::perms::group_exec |
+                                       std::filesystem::perms::others_read |
+                                       std::filesystem::perms::others_exec,
+                                   ec);
+    }
     if (ec) {
       return IoError(
           fmt::format("cannot create {}: {}", parent.string(), ec.message()));
     }
   }
+  CVM_RETURN_IF_ERROR(CheckSocketDirectory(path));
   listen_fd_.reset(
       ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!listen_fd_.valid())
     return IoError(fmt::format("socket: {}", strerror(errno)));
-  if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
-             sizeof(addr)) != 0) {
-    return IoError(fmt::format("cannot bind {}: {}", path, strerror(errno)));
+  // Nobody else may connect between bind and chmod: the socket's
+  // directory entry is made with the mode the umask leaves, so until the
+  // chmod only the owner may use it.
+  const mode_t old_umask = ::umask(0177);
+  const int bound = ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
+                           sizeof(addr));
+  const int bind_errno = errno;
+  ::umask(old_umask);
+  if (bound != 0) {
+    return IoError(
+        fmt::format("cannot bind {}: {}", path, strerror(bind_errno)));
   }
   bound_ = true;
-  if (::chmod(path.c_str(), options_.socket_mode) != 0) {
-    return IoError(fmt::format("cannot chmod {}: {}", path, strerror(errno)));
+  if (options_.socket_group) {
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), *options_.socket_group) !=
+            0 ||
+        ::chmod(path.c_str(), 0660) != 0) {
+      return IoError(fmt::format("cannot give {} to group {}: {}", path,
+                                 *options_.socket_group, strerror(errno)));
+    }
   }
   if (::listen(listen_fd_.get(), SOMAXCONN) != 0) {
     return IoError(
@@ -106,12 +129,38 @@ void ApiServer::Accept(std::vector<Connection>& conns) {
       }
       return;
     }
+    if (const std::string why = RefusePeer(fd.get()); !why.empty()) {
+      LogWarn("{}: {}", options_.socket_path, why);
+      const std::string line =
+          DumpJson(ErrorResponse(PermissionDenied(why))) + "\n";
+      [[maybe_unused]] ssize_t n =
+          ::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL);
+      continue;  // closed
+    }
     Connection c;
     c.fd = std::move(fd);
     c.id = next_id++;
     c.last_active = Clock::now();
     conns.push_back(std::move(c));
   }
+}
+
+std::string ApiServer::RefusePeer(int fd) const {
+  auto peer = GetPeerCredentials(fd);
+  if (!peer.ok()) return "refused a client: " + peer.status().message();
+  if (peer->uid == 0 || peer->uid == ::geteuid()) return "";
+  if (const auto& group = options_.socket_group;
+      group && (peer->gid == *group ||
+                std::find(peer->groups.begin(), peer->groups.end(), *group) !=
+                    peer->groups.end())) {
+    return "";
+  }
+  return fmt::format(
+      "refused a client: uid {} (pid {}) is neither root nor in the socket's "
+      "group{}",
+      peer->uid, peer->pid,
+      options_.socket_group ? fmt::format(" ({})", *options_.socket_group)
+                            : std::string(" (none given: root only)"));
 }
 
 void ApiServer::ProcessLines(Connection& c) {

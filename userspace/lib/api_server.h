@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "api.h"
@@ -23,7 +24,10 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60000};
   size_t max_connections = 64;
   size_t max_pending_output = 8 << 20;
-  mode_t socket_mode = 0660;
+  // Root's (and this user's) alone, unless a group is given: then 0660 and
+  // that group's members may connect too. Peers are checked on accept
+  // (SO_PEERCRED), whatever the file's mode says.
+  std::optional<gid_t> socket_group;
 };
 
 class ApiServer {
@@ -33,8 +37,10 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  // Binds the socket. Refuses when a live daemon answers on it; replaces a
-  // stale socket file left by a crash. Creates the parent directory.
+  // Binds the socket. Refuses when a live daemon answers on it, or when its
+  // directory could be written by another user (CheckSocketDirectory);
+  // replaces a stale socket file left by a crash. Creates the parent
+  // directory (0755).
   Status Listen();
 
   // Serves until Stop() is called or `stop_fd` (if >= 0: signalfd, eventfd,
@@ -49,6 +55,8 @@ class ApiServer {
  private:
   struct Connection;
   void Accept(std::vector<Connection>& conns);
+  // Why the peer on `fd` may not use the API; empty when it may.
+  std::string RefusePeer(int fd) const;
   // Returns false when the connection should be closed.
   bool ReadFrom(Connection& c);
   bool WriteTo(Connection& c);

@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 namespace cvm {
@@ -56,6 +58,76 @@ Result<UniqueFd> ConnectUnix(const std::string& path,
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
+}
+
+Status CheckSocketDirectory(const std::string& socket_path) {
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::path(socket_path).parent_path();
+  if (dir.empty()) dir = ".";
+  const std::filesystem::path real = std::filesystem::canonical(dir, ec);
+  if (ec) {
+    return IoError(fmt::format("socket {}: cannot resolve its directory: {}",
+                               socket_path, ec.message()));
+  }
+  const uid_t me = ::geteuid();
+  bool own_directory = true;  // the socket's, then its ancestors
+  for (std::filesystem::path p = real;; p = p.parent_path()) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) != 0) {
+      return IoError(fmt::format("socket {}: cannot stat {}: {}", socket_path,
+                                 p.string(), strerror(errno)));
+    }
+    if (st.st_uid != 0 && st.st_uid != me) {
+      return PermissionDenied(fmt::format(
+          "refusing socket {}: directory {} is owned by uid {}, who could "
+          "replace the socket",
+          socket_path, p.string(), st.st_uid));
+    }
+    const bool group_writes = (st.st_mode & S_IWGRP) && st.st_gid != 0;
+    const bool others_write = (st.st_mode & S_IWOTH) || group_writes;
+    if (others_write && (own_directory || !(st.st_mode & S_ISVTX))) {
+      return PermissionDenied(fmt::format(
+          "refusing socket {}: directory {} is writable by {} (mode {:04o}), "
+          "who could replace the socket",
+          socket_path, p.string(), group_writes ? "its group" : "others",
+          st.st_mode & 07777));
+    }
+    own_directory = false;
+    if (p == p.parent_path()) break;
+  }
+  return {};
+}
+
+Result<PeerCredentials> GetPeerCredentials(int fd) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return IoError(fmt::format("SO_PEERCRED: {}", strerror(errno)));
+  }
+  PeerCredentials peer{cred.pid, cred.uid, cred.gid, {}};
+  std::vector<gid_t> groups(64);
+  for (;;) {
+    len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      break;
+    }
+    if (errno != ERANGE) {
+      return IoError(fmt::format("SO_PEERGROUPS: {}", strerror(errno)));
+    }
+    groups.resize(len / sizeof(gid_t) + 1);
+  }
+  peer.groups = std::move(groups);
+  return peer;
+}
+
+Status CheckServerPeer(int fd, const std::string& path) {
+  CVM_ASSIGN_OR_RETURN(PeerCredentials peer, GetPeerCredentials(fd));
+  if (peer.uid == 0 || peer.uid == ::geteuid()) return {};
+  return PermissionDenied(fmt::format(
+      "refusing to talk to {}: it is served by uid {} (pid {}), not by root: "
+      "not cvmd",
+      path, peer.uid, peer.pid));
 }
 
 Result<bool> SocketIsLive(const std::string& path) {

@@ -3,11 +3,13 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -368,6 +370,121 @@ TEST_F(CliTest, UsageErrorsPrintHelp) {
   o = Adm({"volume", "create", "--pool", "p", "--size", "1G"});
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("'<name>' is required"), std::string::npos) << o.err;
+}
+
+// Runs `args` as `uid`:`gid` (no supplementary groups), output to files.
+Output RunAs(uid_t uid, gid_t gid, const std::vector<std::string>& args,
+             const std::string& out, const std::string& err) {
+  Output o;
+  const pid_t pid = ::fork();
+  if (pid < 0) return o;
+  if (pid == 0) {
+    const int o_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o_fd < 0 || e_fd < 0 || ::dup2(o_fd, 1) < 0 || ::dup2(e_fd, 2) < 0 ||
+        ::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 ||
+        ::setuid(uid) != 0) {
+      ::_exit(127);
+    }
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  o.exit_code = Wait(pid);
+  o.out = ReadFile(out);
+  o.err = ReadFile(err);
+  return o;
+}
+
+constexpr uid_t kNobody = 65534;
+constexpr gid_t kNogroup = 65534;
+
+// Issue 17: the local API is root's. The socket is 0600 and the database
+// 0700; a user who can reach the socket anyway (a mode changed by hand) is
+// refused by its credentials (SO_PEERCRED); a socket directory another user
+// owns or can write is refused at start; and cvmadm does not believe a
+// "cvmd" that is not root. Before: socket 0660, database 0755, any peer
+// served, any directory used, any server believed.
+TEST_F(CliTest, LocalApiIsRootsAlone) {
+  ASSERT_EQ(::geteuid(), 0u) << "needs root (as CI runs it)";
+  // Others may traverse the test's directory, as /run; not write it.
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0711), 0);
+  StartDaemon();
+  struct stat st;
+  ASSERT_EQ(::stat(Socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(Db().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0u) << "database readable by others";
+
+  const std::vector<std::string> list = {CVMADM_BIN, "--socket", Socket(),
+                                         "volume", "list"};
+  Output o =
+      RunAs(kNobody, kNogroup, list, dir_.Sub("n.out"), dir_.Sub("n.err"));
+  EXPECT_EQ(o.exit_code, 1) << o.out;
+  EXPECT_NE(o.err.find("Permission denied"), std::string::npos) << o.err;
+  // The file's mode opened by mistake: the daemon still refuses the peer.
+  ASSERT_EQ(::chmod(Socket().c_str(), 0666), 0);
+  o = RunAs(kNobody, kNogroup, list, dir_.Sub("n.out"), dir_.Sub("n.err"));
+  EXPECT_EQ(o.exit_code, 1) << o.out;
+  EXPECT_NE(o.err.find("uid 65534"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("neither root nor in the socket's group"),
+            std::string::npos)
+      << o.err;
+  EXPECT_EQ(Adm({"volume", "list"}).exit_code, 0) << "root still served";
+  StopDaemon();
+
+  // A socket directory another user owns, or others can write: refused.
+  const std::string squat = dir_.Sub("squat");
+  ASSERT_TRUE(std::filesystem::create_directory(squat));
+  ASSERT_EQ(::chown(squat.c_str(), kNobody, kNogroup), 0);
+  o = Run({CVMD_BIN, "--db", Db(), "--socket", squat + "/cvmd.sock",
+           "--foreground"},
+          {});
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_NE(o.err.find("directory " + squat + " is owned by uid 65534"),
+            std::string::npos)
+      << o.err;
+  ASSERT_EQ(::chown(squat.c_str(), 0, 0), 0);
+  ASSERT_EQ(::chmod(squat.c_str(), 0777), 0);
+  o = Run({CVMD_BIN, "--db", Db(), "--socket", squat + "/cvmd.sock",
+           "--foreground"},
+          {});
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_NE(o.err.find("is writable by others (mode 0777)"), std::string::npos)
+      << o.err;
+
+  // A fake "cvmd" bound by another user: cvmadm will not talk to it.
+  ASSERT_EQ(::chown(squat.c_str(), kNobody, kNogroup), 0);
+  ASSERT_EQ(::chmod(squat.c_str(), 0755), 0);
+  const std::string fake = squat + "/fake.sock";
+  const pid_t server = ::fork();
+  ASSERT_GE(server, 0);
+  if (server == 0) {
+    if (::setgid(kNogroup) != 0 || ::setuid(kNobody) != 0) ::_exit(1);
+    sockaddr_un addr;
+    if (!MakeUnixAddress(fake, &addr).ok()) ::_exit(1);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::chmod(fake.c_str(), 0666) != 0 || ::listen(fd, 4) != 0) {
+      ::_exit(1);
+    }
+    for (;;) {
+      const int c = ::accept(fd, nullptr, nullptr);
+      const char reply[] = "{\"ok\":true,\"result\":[]}\n";
+      if (c >= 0 && ::write(c, reply, sizeof(reply) - 1) < 0) ::_exit(1);
+      if (c >= 0) ::close(c);
+    }
+  }
+  for (int t = 0; t < 250 && !std::filesystem::exists(fake); ++t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  o = Run({CVMADM_BIN, "--socket", fake, "volume", "list"}, {});
+  ::kill(server, SIGKILL);
+  Wait(server);
+  EXPECT_EQ(o.exit_code, 1) << o.out;
+  EXPECT_NE(o.err.find("served by uid 65534"), std::string::npos) << o.err;
 }
 
 TEST_F(CliTest, NoDaemonIsAClearError) {
