@@ -157,15 +157,17 @@ MODULE_PARM_DESC(request_timeout,
  * An idle connection to a powered-off node is never closed: no RST comes,
  * and with no request on it the watchdog has nothing to time out, so the
  * device would look up for ever (and never be marked out, down_out.h).
- * Every keepalive seconds each live connection carries one STAT of volume
- * 0 (no volume has id 0: the answer is NOT_FOUND, from the target's
- * memory); any answer will do, and none within request_timeout drops the
- * connection as for any other request.  As NVMe-oF's keep-alive.
+ * Every keepalive seconds each live connection with no request in flight
+ * carries one STAT of volume 0 (no volume has id 0: the answer is
+ * NOT_FOUND, from the target's memory); any answer will do, and none
+ * within request_timeout drops the connection as for any other request.
+ * As NVMe-oF's keep-alive.  Being answered from memory, it proves the
+ * target alive, not its disk (a hung disk is the requests' timeout's).
  */
 static unsigned int cvm_keepalive = 5;
 module_param_named(keepalive, cvm_keepalive, uint, 0644);
 MODULE_PARM_DESC(keepalive,
-		 "seconds between keep-alive requests on each connection, so that a target gone silent is noticed while idle; 0 never (default 5)");
+		 "seconds between keep-alive requests on each idle connection, so that a target gone silent is noticed (at most 3600); 0 never (default 5)");
 
 static void cvm_watchdog_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(cvm_watchdog, cvm_watchdog_fn);
@@ -292,10 +294,10 @@ static void cvm_keepalive_send(const struct cvm_state *st,
 	struct cvm_xprt_req *req;
 	struct cvm_keepalive *ka;
 
-	ka = kzalloc(sizeof(*ka), GFP_ATOMIC);
+	ka = kzalloc(sizeof(*ka), GFP_NOWAIT);
 	if (!ka)
 		return;
-	req = ops->alloc_req(conn, GFP_ATOMIC);
+	req = ops->alloc_req(conn, GFP_NOWAIT);
 	if (!req)
 		goto free_ka;
 	bvec_set_page(&ka->bv, virt_to_page(&ka->stat), sizeof(ka->stat),
@@ -321,7 +323,7 @@ free_ka:
 static void cvm_watchdog_fn(struct work_struct *work)
 {
 	unsigned long timeout = READ_ONCE(cvm_request_timeout) * HZ;
-	unsigned long keepalive = READ_ONCE(cvm_keepalive) * HZ;
+	unsigned long keepalive = min(READ_ONCE(cvm_keepalive), 3600U) * HZ;
 	const struct cvm_state *st;
 	struct cvm_path *path;
 	struct cvm_conn *conn;
@@ -333,16 +335,19 @@ static void cvm_watchdog_fn(struct work_struct *work)
 		conn = rcu_dereference(path->conn);
 		st = rcu_dereference(cvm_state);
 		oldest = 0;
-		if (conn && READ_ONCE(conn->state) == CVM_CONN_LIVE) {
-			if (keepalive && st &&
+		/*
+		 * A request in flight is probe enough; so at most one
+		 * keep-alive waits, and none without a timeout to catch it.
+		 */
+		if (conn && READ_ONCE(conn->state) == CVM_CONN_LIVE && timeout) {
+			oldest = path->ops->oldest_request(conn);
+			if (!oldest && keepalive && st &&
 			    time_after_eq(jiffies,
 					  READ_ONCE(path->keepalive_at))) {
 				cvm_keepalive_send(st, conn);
 				WRITE_ONCE(path->keepalive_at,
 					   jiffies + keepalive);
 			}
-			if (timeout)
-				oldest = path->ops->oldest_request(conn);
 		}
 		rcu_read_unlock();
 		if (oldest && time_after(jiffies, oldest + timeout)) {

@@ -367,24 +367,24 @@ int Serve(const Config& config) {
       return;
     }
     // A device down for down_out_interval goes out: its data is rebuilt.
-    // On etcd, only the cvmds up vouch for their paths.
-    std::optional<std::set<std::string>> live;
-    if (etcd) {
-      auto hosts = live_hosts();
-      if (!hosts.ok()) {
-        LogWarn("down/out check: {}", hosts.status().message());
+    // On etcd, only the cvmds up vouch for their paths: with no view of
+    // who is up, no device goes out this round (backfill still runs).
+    auto hosts = etcd ? live_hosts()
+                      : Result<std::set<std::string>>(std::set<std::string>());
+    if (!hosts.ok()) {
+      LogWarn("down/out check: {}", hosts.status().message());
+    } else {
+      std::optional<std::set<std::string>> live;
+      if (etcd) live = std::move(*hosts);
+      auto marked = MarkDownDevicesOut(**store, std::time(nullptr), live);
+      if (!marked.ok()) {
+        // The store cannot answer: the backfill round would not either.
+        LogWarn("down/out check: {}", marked.status().message());
         return;
       }
-      live = std::move(*hosts);
-    }
-    auto marked = MarkDownDevicesOut(**store, std::time(nullptr), live);
-    if (!marked.ok()) {
-      // The store cannot answer: the backfill round would not either.
-      LogWarn("down/out check: {}", marked.status().message());
-      return;
-    }
-    if (!marked->empty() && !etcd) {
-      sync.PushMapBestEffort("device down/out");
+      if (!marked->empty() && !etcd) {
+        sync.PushMapBestEffort("device down/out");
+      }
     }
     auto round = backfill.RunOnce();
     if (!round.ok()) {

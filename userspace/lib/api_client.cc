@@ -107,6 +107,8 @@ Result<json> ApiClient::CallRaw(std::string_view request_text) {
     // reason is the error, not the broken pipe.
     auto refused = reply.ok() ? json::parse(*reply, nullptr, false) : json();
     if (!refused.is_object() || refused.value("ok", true)) reply = s;
+    fd_.reset();  // closed by the other end: the next call starts over
+    buffer_.clear();
   }
   if (!reply.ok()) {
     fd_.reset();  // the stream may be out of step now; start over next time

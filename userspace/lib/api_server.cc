@@ -55,10 +55,6 @@ Status ApiServer::Listen() {
         "socket {} is in use by a running cvmd; stop it first", path));
   }
   std::error_code ec;
-  if (std::filesystem::exists(path, ec)) {
-    LogInfo("removing stale socket {}", path);
-    ::unlink(path.c_str());
-  }
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
     std::filesystem::create_directories(parent, ec);
@@ -76,30 +72,37 @@ Status ApiServer::Listen() {
           fmt::format("cannot create {}: {}", parent.string(), ec.message()));
     }
   }
+  // Before anything is removed or bound there.
   CVM_RETURN_IF_ERROR(CheckSocketDirectory(path));
+  if (std::filesystem::exists(path, ec)) {
+    LogInfo("removing stale socket {}", path);
+    ::unlink(path.c_str());
+  }
   listen_fd_.reset(
       ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!listen_fd_.valid())
     return IoError(fmt::format("socket: {}", strerror(errno)));
-  // Nobody else may connect between bind and chmod: the socket's
-  // directory entry is made with the mode the umask leaves, so until the
-  // chmod only the owner may use it.
-  const mode_t old_umask = ::umask(0177);
-  const int bound = ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
-                           sizeof(addr));
-  const int bind_errno = errno;
-  ::umask(old_umask);
-  if (bound != 0) {
-    return IoError(
-        fmt::format("cannot bind {}: {}", path, strerror(bind_errno)));
+  // bind makes the file with the socket inode's mode (less the umask):
+  // 0600 from the start, so nobody else connects before the chmod below.
+  if (::fchmod(listen_fd_.get(), 0600) != 0) {
+    return IoError(fmt::format("fchmod on a socket: {}", strerror(errno)));
+  }
+  if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
+             sizeof(addr)) != 0) {
+    return IoError(fmt::format("cannot bind {}: {}", path, strerror(errno)));
   }
   bound_ = true;
-  if (options_.socket_group) {
-    if (::chown(path.c_str(), static_cast<uid_t>(-1), *options_.socket_group) !=
-            0 ||
-        ::chmod(path.c_str(), 0660) != 0) {
-      return IoError(fmt::format("cannot give {} to group {}: {}", path,
-                                 *options_.socket_group, strerror(errno)));
+  if (const auto& group = options_.socket_group; group) {
+    // The group must reach the socket: its directory too, when ours.
+    struct stat st;
+    const std::string dir = parent.empty() ? "." : parent.string();
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0 ||
+        ::chmod(path.c_str(), 0660) != 0 || ::stat(dir.c_str(), &st) != 0 ||
+        (st.st_uid == ::geteuid() &&
+         (::chown(dir.c_str(), static_cast<uid_t>(-1), *group) != 0 ||
+          ::chmod(dir.c_str(), (st.st_mode & 0705) | 0050) != 0))) {
+      return IoError(fmt::format("cannot give {} to group {}: {}", path, *group,
+                                 strerror(errno)));
     }
   }
   if (::listen(listen_fd_.get(), SOMAXCONN) != 0) {
@@ -149,11 +152,13 @@ std::string ApiServer::RefusePeer(int fd) const {
   auto peer = GetPeerCredentials(fd);
   if (!peer.ok()) return "refused a client: " + peer.status().message();
   if (peer->uid == 0 || peer->uid == ::geteuid()) return "";
-  if (const auto& group = options_.socket_group;
-      group && (peer->gid == *group ||
-                std::find(peer->groups.begin(), peer->groups.end(), *group) !=
-                    peer->groups.end())) {
-    return "";
+  if (const auto& group = options_.socket_group; group) {
+    if (peer->gid == *group) return "";
+    auto groups = GetPeerGroups(fd);
+    if (!groups.ok()) return "refused a client: " + groups.status().message();
+    if (std::find(groups->begin(), groups->end(), *group) != groups->end()) {
+      return "";
+    }
   }
   return fmt::format(
       "refused a client: uid {} (pid {}) is neither root nor in the socket's "

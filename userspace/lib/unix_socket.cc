@@ -83,14 +83,14 @@ Status CheckSocketDirectory(const std::string& socket_path) {
           "replace the socket",
           socket_path, p.string(), st.st_uid));
     }
-    const bool group_writes = (st.st_mode & S_IWGRP) && st.st_gid != 0;
+    const bool group_writes = st.st_mode & S_IWGRP;
     const bool others_write = (st.st_mode & S_IWOTH) || group_writes;
     if (others_write && (own_directory || !(st.st_mode & S_ISVTX))) {
       return PermissionDenied(fmt::format(
           "refusing socket {}: directory {} is writable by {} (mode {:04o}), "
           "who could replace the socket",
-          socket_path, p.string(), group_writes ? "its group" : "others",
-          st.st_mode & 07777));
+          socket_path, p.string(),
+          (st.st_mode & S_IWOTH) ? "others" : "its group", st.st_mode & 07777));
     }
     own_directory = false;
     if (p == p.parent_path()) break;
@@ -104,21 +104,22 @@ Result<PeerCredentials> GetPeerCredentials(int fd) {
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
     return IoError(fmt::format("SO_PEERCRED: {}", strerror(errno)));
   }
-  PeerCredentials peer{cred.pid, cred.uid, cred.gid, {}};
+  return PeerCredentials{cred.pid, cred.uid, cred.gid};
+}
+
+Result<std::vector<gid_t>> GetPeerGroups(int fd) {
   std::vector<gid_t> groups(64);
   for (;;) {
-    len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
       groups.resize(len / sizeof(gid_t));
-      break;
+      return groups;
     }
     if (errno != ERANGE) {
       return IoError(fmt::format("SO_PEERGROUPS: {}", strerror(errno)));
     }
-    groups.resize(len / sizeof(gid_t) + 1);
+    groups.resize(len / sizeof(gid_t) + 1);  // the kernel said how many
   }
-  peer.groups = std::move(groups);
-  return peer;
 }
 
 Status CheckServerPeer(int fd, const std::string& path) {

@@ -26,20 +26,20 @@ Result<UniqueFd> ConnectUnix(const std::string& path,
 
 // Local privilege (issue 17). Whoever can replace the socket file can pose
 // as cvmd to root's cvmadm, or hide it: every directory from the socket's up
-// to / must be root's or this user's, and none writable by others, except
-// that an ancestor with the sticky bit (/tmp) may be. Refused with the
-// reason otherwise.
+// to / must be root's or this user's, and none writable by group or others,
+// except that an ancestor with the sticky bit (/tmp) may be. Refused with
+// the reason otherwise.
 Status CheckSocketDirectory(const std::string& socket_path);
 
-// The uid, gid and supplementary groups of the process at the other end of
-// a connected unix socket (SO_PEERCRED, SO_PEERGROUPS).
+// The process at the other end of a connected unix socket (SO_PEERCRED).
 struct PeerCredentials {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
-  std::vector<gid_t> groups;
 };
 Result<PeerCredentials> GetPeerCredentials(int fd);
+// Its supplementary groups (SO_PEERGROUPS).
+Result<std::vector<gid_t>> GetPeerGroups(int fd);
 
 // The client's check: the server is root or this user, not someone who
 // bound a socket where cvmd's should be.

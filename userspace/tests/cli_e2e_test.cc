@@ -408,7 +408,7 @@ constexpr gid_t kNogroup = 65534;
 // "cvmd" that is not root. Before: socket 0660, database 0755, any peer
 // served, any directory used, any server believed.
 TEST_F(CliTest, LocalApiIsRootsAlone) {
-  ASSERT_EQ(::geteuid(), 0u) << "needs root (as CI runs it)";
+  ASSERT_EQ(::geteuid(), 0u) << "needs root (as CI runs it); not skipped";
   // Others may traverse the test's directory, as /run; not write it.
   ASSERT_EQ(::chmod(dir_.path().c_str(), 0711), 0);
   StartDaemon();
@@ -434,6 +434,31 @@ TEST_F(CliTest, LocalApiIsRootsAlone) {
       << o.err;
   EXPECT_EQ(Adm({"volume", "list"}).exit_code, 0) << "root still served";
   StopDaemon();
+
+  // --socket-group: its members are let in (the directory cvmd made too);
+  // anyone else is still kept out.
+  const std::string gsock = dir_.Sub("g/cvmd.sock");
+  const pid_t grouped =
+      Spawn({CVMD_BIN, "--db", dir_.Sub("gdb"), "--socket", gsock,
+             "--socket-group", "nogroup", "--foreground"},
+            dir_.Sub("g.out"), dir_.Sub("g.err"));
+  ASSERT_GT(grouped, 0);
+  for (int t = 0; t < 500; ++t) {
+    auto live = SocketIsLive(gsock);
+    if (live.ok() && *live) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(::stat(gsock.c_str(), &st), 0) << ReadFile(dir_.Sub("g.err"));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(st.st_gid, kNogroup);
+  const std::vector<std::string> glist = {CVMADM_BIN, "--socket", gsock,
+                                          "volume", "list"};
+  o = RunAs(kNobody, kNogroup, glist, dir_.Sub("n.out"), dir_.Sub("n.err"));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  o = RunAs(kNobody, 12345, glist, dir_.Sub("n.out"), dir_.Sub("n.err"));
+  EXPECT_EQ(o.exit_code, 1) << o.out;
+  ASSERT_EQ(::kill(grouped, SIGTERM), 0);
+  EXPECT_EQ(Wait(grouped), 0);
 
   // A socket directory another user owns, or others can write: refused.
   const std::string squat = dir_.Sub("squat");
