@@ -145,7 +145,6 @@ struct cvm_dev_path {
  */
 struct cvm_state {
 	struct cvm_map		*map;
-	struct cvm_hello_params	hello;
 	u32			nr_pools;
 	struct cvm_pool_table	*pools;
 	u32			nr_paths;
@@ -178,6 +177,10 @@ struct cvm_map_set_req {
 
 int cvm_map_set(const struct cvm_map_set_req *req, bool *committed,
 		struct netlink_ext_ack *extack);
+/* This host's identity and secret for HELLO and AUTH (map.c). */
+void cvm_cred_set(const struct cvm_hello_params *p);
+void cvm_cred_set_key(const u8 *secret, u32 key_id);
+void cvm_cred_clear(void);
 int cvm_map_init(void);
 void cvm_map_exit(void);
 

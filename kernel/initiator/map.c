@@ -212,14 +212,53 @@ static void cvm_path_drop_conn(struct cvm_path *path)
 	path->ops->disconnect(conn);
 }
 
+/*
+ * Who this host is at the targets: cluster and host id, and its secret
+ * with its key id (@key holds the secret here; each connection derives its
+ * device's key from it).  Set with each map (MAP_SET) and on its own
+ * (HOST_KEY_SET: a rotation keeps the map); read by each connect.
+ */
+static DEFINE_SPINLOCK(cvm_cred_lock);
+static struct cvm_hello_params cvm_cred;
+
+void cvm_cred_set(const struct cvm_hello_params *p)
+{
+	spin_lock(&cvm_cred_lock);
+	cvm_cred = *p;
+	spin_unlock(&cvm_cred_lock);
+}
+
+void cvm_cred_set_key(const u8 *secret, u32 key_id)
+{
+	spin_lock(&cvm_cred_lock);
+	memcpy(cvm_cred.key, secret, sizeof(cvm_cred.key));
+	cvm_cred.key_id = key_id;
+	spin_unlock(&cvm_cred_lock);
+}
+
+static void cvm_cred_get(struct cvm_hello_params *p)
+{
+	spin_lock(&cvm_cred_lock);
+	*p = cvm_cred;
+	spin_unlock(&cvm_cred_lock);
+}
+
+void cvm_cred_clear(void)
+{
+	spin_lock(&cvm_cred_lock);
+	memzero_explicit(&cvm_cred, sizeof(cvm_cred));
+	spin_unlock(&cvm_cred_lock);
+}
+
 static void cvm_path_work(struct work_struct *work)
 {
 	struct cvm_path *path = container_of(to_delayed_work(work),
 					     struct cvm_path, work);
 	struct cvm_hello_params hello = {};
-	const struct cvm_state *st;
+	u8 key[CVM_WIRE_KEY_LEN];
 	struct cvm_conn *conn;
 	u16 hello_status = 0;
+	int ret;
 
 	conn = rcu_dereference_protected(path->conn, true);
 	if (conn && READ_ONCE(path->timed_out) &&
@@ -240,15 +279,20 @@ static void cvm_path_work(struct work_struct *work)
 	if (READ_ONCE(path->stopping))
 		return;
 
-	rcu_read_lock();
-	st = rcu_dereference(cvm_state);
-	if (st)
-		hello = st->hello;
-	rcu_read_unlock();
+	cvm_cred_get(&hello);
 	hello.device_id = path->device_id;
 
-	conn = path->ops->connect(&path->addr, &hello, &cvm_path_conn_cb, path,
-				  &hello_status);
+	/* The state holds the host's secret; this device's key is from it. */
+	ret = cvm_auth_derive_key(hello.key, hello.cluster_id, hello.host_id,
+				  hello.device_id, key);
+	memcpy(hello.key, key, sizeof(key));
+	memzero_explicit(key, sizeof(key));
+	conn = ERR_PTR(ret);
+	if (!ret)
+		conn = path->ops->connect(&path->addr, &hello,
+					  &cvm_path_conn_cb, path,
+					  &hello_status);
+	memzero_explicit(hello.key, sizeof(hello.key));
 	if (IS_ERR(conn)) {
 		pr_warn_ratelimited("device %u at %pISpc: connect failed (%pe, status %u), retry in %u ms\n",
 				    path->device_id, &path->addr, conn,
@@ -711,7 +755,6 @@ static int cvm_map_commit(const struct cvm_map_set_req *req, const void *blob,
 	if (!st)
 		return -ENOMEM;
 	INIT_RCU_WORK(&st->rwork, cvm_state_free_work);
-	st->hello = req->hello;
 
 	ret = cvm_map_decode(blob, len, &st->map, &err);
 	if (ret) {
@@ -741,6 +784,7 @@ static int cvm_map_commit(const struct cvm_map_set_req *req, const void *blob,
 	if (ret)
 		goto out_free_state;
 
+	cvm_cred_set(&req->hello);
 	old = rcu_replace_pointer(cvm_state, st,
 				  lockdep_is_held(&cvm_config_mutex));
 	cvm_state_start_paths(st);
@@ -873,4 +917,5 @@ void cvm_map_exit(void)
 		cvm_state_free(st);
 	}
 	destroy_workqueue(cvm_wq);
+	cvm_cred_clear();
 }

@@ -67,7 +67,8 @@ static const struct nla_policy cvm_map_set_nl_policy[CVM_ATTR_MAX + 1] = {
 	[CVM_ATTR_MAP_PATHS] = NLA_POLICY_NESTED_ARRAY(cvm_path_nl_policy),
 	[CVM_ATTR_CLUSTER_ID] = { .type = NLA_U64 },
 	[CVM_ATTR_HOST_ID] = { .type = NLA_U64 },
-	[CVM_ATTR_TOKEN] = NLA_POLICY_EXACT_LEN(CVM_WIRE_TOKEN_LEN),
+	[CVM_ATTR_HOST_KEY] = NLA_POLICY_EXACT_LEN(CVM_WIRE_KEY_LEN),
+	[CVM_ATTR_KEY_ID] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy cvm_volume_nl_policy[CVM_VOLUME_ATTR_MAX + 1] = {
@@ -92,6 +93,12 @@ static const struct nla_policy cvm_volume_nl_policy[CVM_VOLUME_ATTR_MAX + 1] = {
 
 static const struct nla_policy cvm_volume_cmd_nl_policy[CVM_ATTR_MAX + 1] = {
 	[CVM_ATTR_VOLUME] = NLA_POLICY_NESTED(cvm_volume_nl_policy),
+};
+
+/* HOST_KEY_SET: the secret and its key id, nothing else. */
+static const struct nla_policy cvm_host_key_nl_policy[CVM_ATTR_MAX + 1] = {
+	[CVM_ATTR_HOST_KEY] = NLA_POLICY_EXACT_LEN(CVM_WIRE_KEY_LEN),
+	[CVM_ATTR_KEY_ID] = { .type = NLA_U32 },
 };
 
 /* CVM_CMD_VOLUME_LIST takes no attributes. */
@@ -199,16 +206,21 @@ static int cvm_nl_map_set_doit(struct sk_buff *skb, struct genl_info *info)
 		req.hello.cluster_id = nla_get_u64(attrs[CVM_ATTR_CLUSTER_ID]);
 	if (attrs[CVM_ATTR_HOST_ID])
 		req.hello.host_id = nla_get_u64(attrs[CVM_ATTR_HOST_ID]);
-	if (attrs[CVM_ATTR_TOKEN])
-		nla_memcpy(req.hello.token, attrs[CVM_ATTR_TOKEN],
-			   sizeof(req.hello.token));
+	/* The host's secret: each connection derives its device's key. */
+	if (attrs[CVM_ATTR_HOST_KEY])
+		nla_memcpy(req.hello.key, attrs[CVM_ATTR_HOST_KEY],
+			   sizeof(req.hello.key));
+	if (attrs[CVM_ATTR_KEY_ID])
+		req.hello.key_id = nla_get_u32(attrs[CVM_ATTR_KEY_ID]);
 	req.has_commit_attrs = attrs[CVM_ATTR_MAP_PATHS] ||
 			       attrs[CVM_ATTR_CLUSTER_ID] ||
-			       attrs[CVM_ATTR_HOST_ID] || attrs[CVM_ATTR_TOKEN];
+			       attrs[CVM_ATTR_HOST_ID] ||
+			       attrs[CVM_ATTR_HOST_KEY] || attrs[CVM_ATTR_KEY_ID];
 
 	mutex_lock(&cvm_config_mutex);
 	ret = cvm_map_set(&req, &committed, info->extack);
 	mutex_unlock(&cvm_config_mutex);
+	memzero_explicit(req.hello.key, sizeof(req.hello.key));
 	return ret;
 }
 
@@ -380,6 +392,20 @@ static int cvm_nl_volume_list_dumpit(struct sk_buff *skb,
 	return skb->len;
 }
 
+static int cvm_nl_host_key_set_doit(struct sk_buff *skb,
+				    struct genl_info *info)
+{
+	u8 secret[CVM_WIRE_KEY_LEN];
+
+	if (GENL_REQ_ATTR_CHECK(info, CVM_ATTR_HOST_KEY) ||
+	    GENL_REQ_ATTR_CHECK(info, CVM_ATTR_KEY_ID))
+		return -EINVAL;
+	nla_memcpy(secret, info->attrs[CVM_ATTR_HOST_KEY], sizeof(secret));
+	cvm_cred_set_key(secret, nla_get_u32(info->attrs[CVM_ATTR_KEY_ID]));
+	memzero_explicit(secret, sizeof(secret));
+	return 0;
+}
+
 static const struct genl_ops cvm_genl_ops[] = {
 	{
 		.cmd		= CVM_CMD_STATUS_GET,
@@ -415,6 +441,13 @@ static const struct genl_ops cvm_genl_ops[] = {
 		.policy		= cvm_volume_list_nl_policy,
 		.maxattr	= ARRAY_SIZE(cvm_volume_list_nl_policy) - 1,
 		.dumpit		= cvm_nl_volume_list_dumpit,
+	},
+	{
+		.cmd		= CVM_CMD_HOST_KEY_SET,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_host_key_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_host_key_nl_policy) - 1,
+		.doit		= cvm_nl_host_key_set_doit,
 	},
 };
 

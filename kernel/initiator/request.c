@@ -173,6 +173,8 @@ blk_status_t cvm_wire_blk_status(const struct cvm_xprt_req *req)
 		return BLK_STS_NOSPC;
 	case CVM_WIRE_STATUS_STALE_ATTACH:
 		return BLK_STS_NEXUS;		/* fenced by a newer attach */
+	case CVM_WIRE_STATUS_DENIED:
+		return BLK_STS_NEXUS;		/* not given the volume */
 	case CVM_WIRE_STATUS_UNSUPPORTED:
 		return BLK_STS_NOTSUPP;
 	case CVM_WIRE_STATUS_STALE_MAP:

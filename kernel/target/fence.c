@@ -22,6 +22,11 @@
  * attachment (tools, scrub): it may read and STAT a fenced volume, never
  * change it.
  *
+ * Each entry also names the attaching host (cvmd gives it with the
+ * epoch): a host that is not cvmd's agent on the device (hosts.c) may
+ * only touch the volumes fenced for it, others are answered
+ * CVM_WIRE_STATUS_DENIED.
+ *
  * The gate.  Requests enter under @lock, counted in one of two counters;
  * cvm_fence_set() raises the epoch and switches new requests to the other
  * counter in the same critical section, then waits until the old one
@@ -51,7 +56,7 @@
 struct cvm_fence_disk {
 	__le64	volume_id;
 	__le64	attach_epoch;
-	__le64	reserved;	/* 0; room for the volume's snapshot context */
+	__le64	host_id;	/* the attaching host; 0: none */
 	__le32	flags;
 	__le32	crc;		/* CRC32C of the preceding bytes */
 };
@@ -66,6 +71,7 @@ struct cvm_fence_ent {
 	struct hlist_node	node;
 	u64			volume_id;
 	u64			epoch;
+	u64			host_id;
 	u32			slot;
 };
 
@@ -105,7 +111,7 @@ static void cvm_fence_seal(struct cvm_fence_table *ft,
 
 	de->volume_id = cpu_to_le64(e->volume_id);
 	de->attach_epoch = cpu_to_le64(e->epoch);
-	de->reserved = 0;
+	de->host_id = cpu_to_le64(e->host_id);
 	de->flags = cpu_to_le32(CVM_FENCE_F_USED);
 	de->crc = cpu_to_le32(cvm_fence_crc(de));
 	__set_bit(e->slot / CVM_FENCE_PER_BLOCK, ft->dirty);
@@ -128,6 +134,7 @@ static struct cvm_fence_ent *cvm_fence_add(struct cvm_fence_table *ft,
 		return NULL;
 	fresh->volume_id = volume_id;
 	fresh->epoch = 0;
+	fresh->host_id = 0;
 	fresh->slot = slot;
 	hlist_add_head(&fresh->node, cvm_fence_bucket(ft, volume_id));
 	return fresh;
@@ -250,14 +257,13 @@ int cvm_fence_load(struct cvm_fence_table *ft, struct block_device *bdev,
 		struct cvm_fence_ent *e;
 
 		if (!de->flags && !de->volume_id && !de->attach_epoch &&
-		    !de->reserved && !de->crc)
+		    !de->host_id && !de->crc)
 			continue;
 		if (le32_to_cpu(de->crc) != cvm_fence_crc(de)) {
 			*why = "fence table entry CRC mismatch";
 			return -EUCLEAN;
 		}
-		if (le32_to_cpu(de->flags) != CVM_FENCE_F_USED ||
-		    de->reserved) {
+		if (le32_to_cpu(de->flags) != CVM_FENCE_F_USED) {
 			*why = "fence table entry with unknown flags";
 			return -EUCLEAN;
 		}
@@ -270,6 +276,7 @@ int cvm_fence_load(struct cvm_fence_table *ft, struct block_device *bdev,
 			return -ENOMEM;
 		e->volume_id = le64_to_cpu(de->volume_id);
 		e->epoch = le64_to_cpu(de->attach_epoch);
+		e->host_id = le64_to_cpu(de->host_id);
 		e->slot = slot;
 		hlist_add_head(&e->node, cvm_fence_bucket(ft, e->volume_id));
 		ft->nr_fenced++;
@@ -302,13 +309,15 @@ static bool cvm_fence_op_changes(u8 opcode)
 
 /*
  * cvm_fence_enter() - may this request of a volume go ahead?
+ * @host_id: the host that sent it (authenticated in HELLO)
+ * @agent: that host may touch every volume on the device
  * @gate: set when it may; give it to cvm_fence_exit() once answered
  *
- * CVM_WIRE_STATUS_OK, or STALE_ATTACH for an older attachment's request.
- * Process context.
+ * CVM_WIRE_STATUS_OK, STALE_ATTACH for an older attachment's request, or
+ * DENIED for a volume not fenced for @host_id.  Process context.
  */
 u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
-		    int *gate)
+		    u64 host_id, bool agent, int *gate)
 {
 	u64 volume_id = le64_to_cpu(h->volume_id);
 	u64 epoch = le64_to_cpu(h->attach_epoch);
@@ -328,6 +337,13 @@ u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
 			e = cvm_fence_find(ft, volume_id);
 			break;
 		}
+	}
+	if (!agent && volume_id && (!e || e->host_id != host_id)) {
+		spin_unlock(&ft->lock);
+		kfree(fresh);
+		pr_warn_ratelimited("%pg: volume %llu: refused host %llu, which was not given the volume\n",
+				    ft->bdev, volume_id, host_id);
+		return CVM_WIRE_STATUS_DENIED;
 	}
 	if (e && epoch < e->epoch &&
 	    (epoch || cvm_fence_op_changes(h->opcode))) {
@@ -358,6 +374,22 @@ u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
 	return CVM_WIRE_STATUS_OK;
 }
 
+/* May @host_id touch @volume_id (LIST, ROLLBACK)?  Process context. */
+bool cvm_fence_granted(struct cvm_fence_table *ft, u64 volume_id,
+		       u64 host_id, bool agent)
+{
+	struct cvm_fence_ent *e;
+	bool ok;
+
+	if (agent || !volume_id)
+		return true;
+	spin_lock(&ft->lock);
+	e = cvm_fence_find(ft, volume_id);
+	ok = e && e->host_id == host_id;
+	spin_unlock(&ft->lock);
+	return ok;
+}
+
 /* A request let in by cvm_fence_enter() was answered.  Any context. */
 void cvm_fence_exit(struct cvm_fence_table *ft, int gate)
 {
@@ -366,14 +398,15 @@ void cvm_fence_exit(struct cvm_fence_table *ft, int gate)
 }
 
 /*
- * cvm_fence_set() - @volume_id's attach epoch is now @epoch (cvmd)
+ * cvm_fence_set() - @volume_id's attach epoch is now @epoch (cvmd), and
+ * its attaching host @host_id (0: none)
  *
  * Refuses to lower it (-ESTALE).  Returns once the epoch is on the device
  * and every request accepted before it has been answered.  Process
  * context; *@why says what failed.
  */
 int cvm_fence_set(struct cvm_fence_table *ft, u64 volume_id, u64 epoch,
-		  const char **why)
+		  u64 host_id, const char **why)
 {
 	struct cvm_fence_ent *e, *fresh;
 	int ret = 0, old;
@@ -401,8 +434,9 @@ int cvm_fence_set(struct cvm_fence_table *ft, u64 volume_id, u64 epoch,
 		ret = -ESTALE;
 		goto out_unlock;
 	}
-	if (epoch > e->epoch) {
+	if (epoch > e->epoch || host_id != e->host_id) {
 		e->epoch = epoch;
+		e->host_id = host_id;
 		cvm_fence_seal(ft, e);
 	}
 	old = ft->gate;

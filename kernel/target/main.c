@@ -51,13 +51,16 @@ CVM_WIRE_FIELD(cvm_wire_hdr, shard_version, 84);
 CVM_WIRE_FIELD(cvm_wire_hdr, reserved1, 88);
 CVM_WIRE_FIELD(cvm_wire_hdr, hdr_crc, CVM_WIRE_HDR_LEN - 4);
 
-static_assert(sizeof(struct cvm_wire_hello) == 72);
+static_assert(sizeof(struct cvm_wire_hello) == 112);
 CVM_WIRE_FIELD(cvm_wire_hello, features, 16);
 CVM_WIRE_FIELD(cvm_wire_hello, device_id, 20);
 CVM_WIRE_FIELD(cvm_wire_hello, max_inflight, 24);
 CVM_WIRE_FIELD(cvm_wire_hello, max_data, 28);
-CVM_WIRE_FIELD(cvm_wire_hello, token, 32);
+CVM_WIRE_FIELD(cvm_wire_hello, nonce, 32);
 CVM_WIRE_FIELD(cvm_wire_hello, instance, 64);
+CVM_WIRE_FIELD(cvm_wire_hello, key_id, 72);
+CVM_WIRE_FIELD(cvm_wire_hello, reserved2, 76);
+CVM_WIRE_FIELD(cvm_wire_hello, proof, 80);
 
 static_assert(sizeof(struct cvm_wire_stat) == 32);
 static_assert(sizeof(struct cvm_wire_list_ent) == 24);
@@ -103,6 +106,7 @@ static void __exit cvm_target_exit(void)
 	/* Listeners first: no request reaches a device being removed. */
 	cvm_server_unlisten_all();
 	cvm_store_exit();
+	cvm_hosts_exit();
 	cvm_rdma_exit();
 	cvm_tcp_exit();
 }

@@ -67,6 +67,19 @@ static const struct nla_policy cvm_target_device_nl_policy[CVM_TARGET_DEVICE_ATT
 		.type = NLA_REJECT,
 		.reject_message = "COPIED is only sent in replies",
 	},
+	[CVM_TARGET_DEVICE_ATTR_HOSTS] = {
+		.type = NLA_REJECT,
+		.reject_message = "HOSTS is only sent in replies",
+	},
+};
+
+/* One entry of CVM_ATTR_TARGET_HOSTS. */
+static const struct nla_policy cvm_target_host_nl_policy[CVM_TARGET_HOST_ATTR_MAX + 1] = {
+	[CVM_TARGET_HOST_ATTR_HOST_ID]	= { .type = NLA_U64 },
+	[CVM_TARGET_HOST_ATTR_KEY_ID]	= { .type = NLA_U32 },
+	[CVM_TARGET_HOST_ATTR_KEY]	= NLA_POLICY_EXACT_LEN(CVM_WIRE_KEY_LEN),
+	[CVM_TARGET_HOST_ATTR_FLAGS]	=
+		NLA_POLICY_MASK(NLA_U32, CVM_TARGET_HOST_F_ALL),
 };
 
 static const struct nla_policy cvm_target_listener_nl_policy[CVM_TARGET_LISTENER_ATTR_MAX + 1] = {
@@ -82,12 +95,18 @@ static const struct nla_policy cvm_target_device_cmd_nl_policy[CVM_ATTR_MAX + 1]
 	[CVM_ATTR_TARGET_DEVICE] = NLA_POLICY_NESTED(cvm_target_device_nl_policy),
 };
 
-/* LISTEN: the listener and, optionally, the cluster credentials. */
+/* LISTEN: the listener. */
 static const struct nla_policy cvm_target_listen_nl_policy[CVM_ATTR_MAX + 1] = {
 	[CVM_ATTR_TARGET_LISTENER] =
 		NLA_POLICY_NESTED(cvm_target_listener_nl_policy),
-	[CVM_ATTR_CLUSTER_ID]	= { .type = NLA_U64 },
-	[CVM_ATTR_TOKEN]	= NLA_POLICY_EXACT_LEN(CVM_WIRE_TOKEN_LEN),
+};
+
+/* HOSTS_SET: the device, and who may connect to it. */
+static const struct nla_policy cvm_target_hosts_nl_policy[CVM_ATTR_MAX + 1] = {
+	[CVM_ATTR_TARGET_DEVICE] =
+		NLA_POLICY_NESTED(cvm_target_device_nl_policy),
+	[CVM_ATTR_TARGET_HOSTS] =
+		NLA_POLICY_NESTED_ARRAY(cvm_target_host_nl_policy),
 };
 
 static const struct nla_policy cvm_target_unlisten_nl_policy[CVM_ATTR_MAX + 1] = {
@@ -104,6 +123,7 @@ static const struct nla_policy cvm_target_fence_volume_nl_policy[CVM_VOLUME_ATTR
 static const struct nla_policy cvm_target_fence_nl_policy[CVM_ATTR_MAX + 1] = {
 	[CVM_ATTR_VOLUME] =
 		NLA_POLICY_NESTED(cvm_target_fence_volume_nl_policy),
+	[CVM_ATTR_HOST_ID]	= { .type = NLA_U64 },
 	[CVM_ATTR_TARGET_DEVICE] =
 		NLA_POLICY_NESTED(cvm_target_device_nl_policy),
 };
@@ -203,8 +223,6 @@ static int cvm_target_nl_listen_doit(struct sk_buff *skb, struct genl_info *info
 {
 	struct nlattr *tb[CVM_TARGET_LISTENER_ATTR_MAX + 1];
 	const char *transport = "tcp";
-	const u8 *token = NULL;
-	u64 cluster_id = 0;
 	int ret;
 
 	ret = cvm_target_parse_listener(info, tb);
@@ -212,18 +230,115 @@ static int cvm_target_nl_listen_doit(struct sk_buff *skb, struct genl_info *info
 		return ret;
 	if (tb[CVM_TARGET_LISTENER_ATTR_TRANSPORT])
 		transport = nla_data(tb[CVM_TARGET_LISTENER_ATTR_TRANSPORT]);
-	if (info->attrs[CVM_ATTR_CLUSTER_ID])
-		cluster_id = nla_get_u64(info->attrs[CVM_ATTR_CLUSTER_ID]);
-	if (info->attrs[CVM_ATTR_TOKEN])
-		token = nla_data(info->attrs[CVM_ATTR_TOKEN]);
-	if (info->attrs[CVM_ATTR_CLUSTER_ID] && !token) {
-		NL_SET_ERR_MSG(info->extack, "CLUSTER_ID needs TOKEN");
-		return -EINVAL;
-	}
 	return cvm_server_listen(transport,
 				 nla_data(tb[CVM_TARGET_LISTENER_ATTR_ADDR]),
 				 nla_get_u16(tb[CVM_TARGET_LISTENER_ATTR_PORT]),
-				 cluster_id, token, info->extack);
+				 info->extack);
+}
+
+/* One HOSTS entry into @e; the policy checked each attribute's type. */
+static int cvm_target_parse_host(struct nlattr *entry, struct cvm_host_ent *e,
+				 struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[CVM_TARGET_HOST_ATTR_MAX + 1];
+	int ret;
+
+	ret = nla_parse_nested(tb, CVM_TARGET_HOST_ATTR_MAX, entry,
+			       cvm_target_host_nl_policy, extack);
+	if (ret)
+		return ret;
+	if (NL_REQ_ATTR_CHECK(extack, entry, tb, CVM_TARGET_HOST_ATTR_HOST_ID) ||
+	    NL_REQ_ATTR_CHECK(extack, entry, tb, CVM_TARGET_HOST_ATTR_KEY_ID) ||
+	    NL_REQ_ATTR_CHECK(extack, entry, tb, CVM_TARGET_HOST_ATTR_KEY))
+		return -EINVAL;
+	e->host_id = nla_get_u64(tb[CVM_TARGET_HOST_ATTR_HOST_ID]);
+	e->key_id = nla_get_u32(tb[CVM_TARGET_HOST_ATTR_KEY_ID]);
+	nla_memcpy(e->key, tb[CVM_TARGET_HOST_ATTR_KEY], sizeof(e->key));
+	if (tb[CVM_TARGET_HOST_ATTR_FLAGS])
+		e->flags = nla_get_u32(tb[CVM_TARGET_HOST_ATTR_FLAGS]);
+	return 0;
+}
+
+/* No host twice with one key id; one host's entries agree on FLAGS. */
+static const char *cvm_target_check_hosts(const struct cvm_host_table *t)
+{
+	u32 i, j;
+
+	for (i = 0; i < t->nr; i++)
+		for (j = 0; j < i; j++) {
+			if (t->ents[i].host_id != t->ents[j].host_id)
+				continue;
+			if (t->ents[i].key_id == t->ents[j].key_id)
+				return "a host appears twice with one key id";
+			if (t->ents[i].flags != t->ents[j].flags)
+				return "a host's entries differ in FLAGS";
+		}
+	return NULL;
+}
+
+static int cvm_target_nl_hosts_set_doit(struct sk_buff *skb,
+					struct genl_info *info)
+{
+	struct nlattr *dtb[CVM_TARGET_DEVICE_ATTR_MAX + 1];
+	struct nlattr *hosts = info->attrs[CVM_ATTR_TARGET_HOSTS];
+	struct nlattr *nest = info->attrs[CVM_ATTR_TARGET_DEVICE];
+	struct cvm_host_table *t;
+	struct nlattr *entry;
+	const char *why;
+	int ret, rem;
+	u32 nr = 0, device;
+
+	ret = cvm_target_parse_nest(info, CVM_ATTR_TARGET_DEVICE, dtb,
+				    CVM_TARGET_DEVICE_ATTR_MAX,
+				    cvm_target_device_nl_policy);
+	if (ret)
+		return ret;
+	if (NL_REQ_ATTR_CHECK(info->extack, nest, dtb,
+			      CVM_TARGET_DEVICE_ATTR_ID))
+		return -EINVAL;
+	if (dtb[CVM_TARGET_DEVICE_ATTR_PATH] ||
+	    dtb[CVM_TARGET_DEVICE_ATTR_FLAGS]) {
+		NL_SET_ERR_MSG(info->extack,
+			       "HOSTS_SET names a device by ID only");
+		return -EINVAL;
+	}
+	device = nla_get_u32(dtb[CVM_TARGET_DEVICE_ATTR_ID]);
+	if (hosts)
+		nla_for_each_nested(entry, hosts, rem)
+			nr++;
+	if (nr > CVM_TARGET_MAX_HOSTS) {
+		NL_SET_ERR_MSG(info->extack, "more than CVM_TARGET_MAX_HOSTS hosts");
+		return -E2BIG;
+	}
+	t = cvm_hosts_alloc(nr);
+	if (!t)
+		return -ENOMEM;
+	nr = 0;
+	if (hosts) {
+		nla_for_each_nested(entry, hosts, rem) {
+			ret = cvm_target_parse_host(entry, &t->ents[nr++],
+						    info->extack);
+			if (ret)
+				goto out_free_table;
+		}
+	}
+	why = cvm_target_check_hosts(t);
+	if (why) {
+		if (info->extack)
+			info->extack->_msg = why;
+		ret = -EINVAL;
+		goto out_free_table;
+	}
+	ret = cvm_hosts_set(device, t);
+	if (ret)
+		return ret;
+	/* A host whose key went away keeps no connection it made with it. */
+	cvm_server_drop_unkeyed(device);
+	return 0;
+
+out_free_table:
+	kfree_sensitive(t);
+	return ret;
 }
 
 static int cvm_target_nl_unlisten_doit(struct sk_buff *skb,
@@ -355,6 +470,8 @@ static int cvm_target_nl_volume_fence_doit(struct sk_buff *skb,
 	return cvm_store_fence(device,
 			       nla_get_u64(vtb[CVM_VOLUME_ATTR_ID]),
 			       nla_get_u64(vtb[CVM_VOLUME_ATTR_ATTACH_EPOCH]),
+			       info->attrs[CVM_ATTR_HOST_ID] ?
+			       nla_get_u64(info->attrs[CVM_ATTR_HOST_ID]) : 0,
 			       info->extack);
 }
 
@@ -379,7 +496,9 @@ static int cvm_target_device_fill(struct sk_buff *msg,
 	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_IO_ERRORS,
 			      u->io_errors, CVM_TARGET_DEVICE_ATTR_PAD) ||
 	    nla_put_u64_64bit(msg, CVM_TARGET_DEVICE_ATTR_COPIED, u->copied,
-			      CVM_TARGET_DEVICE_ATTR_PAD)) {
+			      CVM_TARGET_DEVICE_ATTR_PAD) ||
+	    nla_put_u32(msg, CVM_TARGET_DEVICE_ATTR_HOSTS,
+			cvm_hosts_count(u->id))) {
 		nla_nest_cancel(msg, nest);
 		return -EMSGSIZE;
 	}
@@ -457,6 +576,13 @@ static const struct genl_ops cvm_target_genl_ops[] = {
 		.policy		= cvm_target_fence_nl_policy,
 		.maxattr	= ARRAY_SIZE(cvm_target_fence_nl_policy) - 1,
 		.doit		= cvm_target_nl_volume_fence_doit,
+	},
+	{
+		.cmd		= CVM_CMD_TARGET_HOSTS_SET,
+		.flags		= GENL_ADMIN_PERM,
+		.policy		= cvm_target_hosts_nl_policy,
+		.maxattr	= ARRAY_SIZE(cvm_target_hosts_nl_policy) - 1,
+		.doit		= cvm_target_nl_hosts_set_doit,
 	},
 	{
 		.cmd		= CVM_CMD_TARGET_DEVICE_LIST,

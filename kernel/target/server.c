@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Listeners of cvm_target.ko: accept connections through a transport,
- * answer HELLO (cluster, token, device) and pass data requests to the
- * object store of the device the connection named.
+ * authenticate each host in HELLO and AUTH with the key cvmd gave for it
+ * and the device the connection names (hosts.c), and pass data requests
+ * to that device's object store.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <crypto/algapi.h>
 #include <linux/cvm.h>
 #include <linux/cvm_wire.h>
 #include <linux/inet.h>
@@ -22,9 +22,6 @@ struct cvm_server_listener {
 	struct cvm_listener	*l;
 	struct list_head	entry;
 	struct sockaddr_storage	addr;
-	bool			auth;
-	u64			cluster_id;
-	u8			token[CVM_WIRE_TOKEN_LEN];
 };
 
 static DEFINE_MUTEX(cvm_server_lock);
@@ -33,15 +30,19 @@ static LIST_HEAD(cvm_server_listeners);
 static u16 cvm_server_hello(struct cvm_xprt_req *req)
 {
 	struct cvm_conn *conn = req->conn;
-	struct cvm_server_listener *sl = conn->listener->core_priv;
 	struct cvm_store_dev *d;
 
-	if (sl->auth &&
-	    (conn->hello.cluster_id != sl->cluster_id ||
-	     crypto_memneq(conn->hello.token, sl->token, sizeof(sl->token)))) {
-		pr_warn_ratelimited("initiator %pISpc: HELLO refused: cluster or token\n",
-				    &conn->peer);
+	if (!cvm_hosts_key(conn->hello.device_id, conn->hello.host_id,
+			   conn->hello.key_id, conn->hello.key)) {
+		pr_warn_ratelimited("initiator %pISpc: HELLO refused: no key for host %llu on device %u (key id %u)\n",
+				    &conn->peer, conn->hello.host_id,
+				    conn->hello.device_id, conn->hello.key_id);
 		return CVM_WIRE_STATUS_AUTH;
+	}
+	if (cvm_auth_challenge(conn)) {
+		pr_warn_ratelimited("initiator %pISpc: HELLO refused: no HMAC-SHA256\n",
+				    &conn->peer);
+		return CVM_WIRE_STATUS_BUSY;
 	}
 	d = cvm_store_get(conn->hello.device_id);
 	if (!d) {
@@ -55,6 +56,24 @@ static u16 cvm_server_hello(struct cvm_xprt_req *req)
 	return CVM_WIRE_STATUS_OK;
 }
 
+/*
+ * AUTH: the host's proof.  Its key may have been taken away since HELLO
+ * (TARGET_HOSTS_SET): then it is refused too.
+ */
+static u16 cvm_server_auth(struct cvm_conn *conn)
+{
+	if (!cvm_hosts_key(conn->hello.device_id, conn->hello.host_id,
+			   conn->hello.key_id, NULL) ||
+	    !cvm_auth_host_ok(conn)) {
+		pr_warn_ratelimited("initiator %pISpc: AUTH refused: wrong proof for host %llu on device %u (key id %u)\n",
+				    &conn->peer, conn->hello.host_id,
+				    conn->hello.device_id, conn->hello.key_id);
+		return CVM_WIRE_STATUS_AUTH;
+	}
+	memzero_explicit(conn->hello.key, sizeof(conn->hello.key));
+	return CVM_WIRE_STATUS_OK;
+}
+
 /* io_work of the connection: process context. */
 static void cvm_server_recv_req(struct cvm_xprt_req *req)
 {
@@ -62,6 +81,12 @@ static void cvm_server_recv_req(struct cvm_xprt_req *req)
 
 	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
 		req->rsp_status = cvm_server_hello(req);
+		req->rsp_len = 0;
+		req->conn->ops->send_reply(req);
+		return;
+	}
+	if (req->hdr.opcode == CVM_WIRE_OP_AUTH) {
+		req->rsp_status = cvm_server_auth(req->conn);
 		req->rsp_len = 0;
 		req->conn->ops->send_reply(req);
 		return;
@@ -163,7 +188,6 @@ cvm_server_find(const struct sockaddr_storage *ss)
 }
 
 int cvm_server_listen(const char *transport, const char *addr, u16 port,
-		      u64 cluster_id, const u8 *token,
 		      struct netlink_ext_ack *extack)
 {
 	const struct cvm_transport_ops *ops = cvm_transport_find(transport);
@@ -182,11 +206,6 @@ int cvm_server_listen(const char *transport, const char *addr, u16 port,
 		NL_SET_ERR_MSG(extack, "address is not a numeric IPv4 or IPv6 address");
 		ret = -EINVAL;
 		goto out_free_sl;
-	}
-	if (token) {
-		sl->auth = true;
-		sl->cluster_id = cluster_id;
-		memcpy(sl->token, token, sizeof(sl->token));
 	}
 
 	mutex_lock(&cvm_server_lock);
@@ -243,6 +262,29 @@ int cvm_server_unlisten(const char *addr, u16 port,
 		return -ENOENT;
 	}
 	return 0;
+}
+
+/*
+ * A connection past HELLO whose host has no key for its device now.  A
+ * key id retired by a rotation keeps the connections made with it: the
+ * host proved itself then, and a rotation must not cut its I/O.
+ */
+static bool cvm_server_pick_unkeyed(struct cvm_listener *l,
+				    struct cvm_conn *conn)
+{
+	return READ_ONCE(conn->state) != CVM_CONN_HELLO &&
+	       !cvm_hosts_known(conn->hello.device_id, conn->hello.host_id);
+}
+
+void cvm_server_drop_unkeyed(u32 device_id)
+{
+	struct cvm_server_listener *sl;
+
+	mutex_lock(&cvm_server_lock);
+	list_for_each_entry(sl, &cvm_server_listeners, entry)
+		cvm_listener_abort_each(sl->l, cvm_server_pick_unkeyed,
+					"its host's key was withdrawn");
+	mutex_unlock(&cvm_server_lock);
 }
 
 void cvm_server_unlisten_all(void)

@@ -934,7 +934,7 @@ void cvm_store_remove_all(void)
  * cvm_store_fence() - raise @volume_id's attach epoch to @epoch on device
  * @id, or on every device served when @id is CVM_STORE_ALL (fence.c)
  */
-int cvm_store_fence(u32 id, u64 volume_id, u64 epoch,
+int cvm_store_fence(u32 id, u64 volume_id, u64 epoch, u64 host_id,
 		    struct netlink_ext_ack *extack)
 {
 	ktime_t start = ktime_get();
@@ -949,14 +949,15 @@ int cvm_store_fence(u32 id, u64 volume_id, u64 epoch,
 			NL_SET_ERR_MSG(extack, "device is not served here");
 			return -ENODEV;
 		}
-		ret = cvm_fence_set(&d->fence, volume_id, epoch, &why);
+		ret = cvm_fence_set(&d->fence, volume_id, epoch, host_id, &why);
 		cvm_store_put(d);
 		n = 1;
 	} else {
 		/* No device comes or goes meanwhile. */
 		mutex_lock(&cvm_store_lock);
 		xa_for_each(&cvm_store_devs, i, d) {
-			ret = cvm_fence_set(&d->fence, volume_id, epoch, &why);
+			ret = cvm_fence_set(&d->fence, volume_id, epoch,
+					    host_id, &why);
 			n++;
 			if (ret)
 				break;
@@ -1544,7 +1545,9 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 {
 	const struct cvm_wire_hdr *h = &req->hdr;
 	u64 end = le64_to_cpu(h->offset) + le32_to_cpu(h->length);
+	u64 host_id = req->conn->hello.host_id;
 	struct cvm_store_io *io;
+	bool agent;
 	u16 status;
 
 	io = kzalloc(sizeof(*io), GFP_KERNEL);
@@ -1558,6 +1561,7 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	io->d = d;
 	io->req = req;
 	io->gate = -1;
+	agent = cvm_hosts_agent(d->id, host_id);
 
 	switch (h->opcode) {
 	case CVM_WIRE_OP_READ:
@@ -1576,9 +1580,18 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	case CVM_WIRE_OP_SET_VERSION:
 	case CVM_WIRE_OP_CLEAN:
 		/* Only the volume's newest attachment may touch it. */
-		status = cvm_fence_enter(&d->fence, h, &io->gate);
+		status = cvm_fence_enter(&d->fence, h, host_id, agent,
+					 &io->gate);
 		if (status) {
 			cvm_store_reply(io, status, 0);
+			return;
+		}
+		break;
+	case CVM_WIRE_OP_LIST:
+	case CVM_WIRE_OP_ROLLBACK:
+		if (!cvm_fence_granted(&d->fence, le64_to_cpu(h->volume_id),
+				       host_id, agent)) {
+			cvm_store_reply(io, CVM_WIRE_STATUS_DENIED, 0);
 			return;
 		}
 		break;

@@ -7,7 +7,9 @@
 
 #include <linux/blk_types.h>
 #include <linux/cvm.h>
+#include <linux/cvm_wire.h>
 #include <linux/netlink.h>
+#include <linux/rcupdate.h>
 #include <linux/types.h>
 
 struct cvm_xprt_req;
@@ -42,17 +44,40 @@ int cvm_store_usage_next(unsigned long *index, struct cvm_store_usage *u);
 /* Carries out a validated data request and answers it (send_reply). */
 void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req);
 #define CVM_STORE_ALL	U32_MAX		/* cvm_store_fence(): every device */
-int cvm_store_fence(u32 id, u64 volume_id, u64 epoch,
+int cvm_store_fence(u32 id, u64 volume_id, u64 epoch, u64 host_id,
 		    struct netlink_ext_ack *extack);
 int cvm_bdev_rw_block(struct block_device *bdev, u64 block, void *buf,
 		      blk_opf_t opf);
 
 /* server.c: listeners */
 int cvm_server_listen(const char *transport, const char *addr, u16 port,
-		      u64 cluster_id, const u8 *token,
 		      struct netlink_ext_ack *extack);
 int cvm_server_unlisten(const char *addr, u16 port,
 			struct netlink_ext_ack *extack);
 void cvm_server_unlisten_all(void);
+/* Closes connections to @device_id of hosts that lost their key. */
+void cvm_server_drop_unkeyed(u32 device_id);
+
+/* hosts.c: the hosts each device lets in (TARGET_HOSTS_SET) */
+struct cvm_host_ent {
+	u64	host_id;
+	u32	key_id;
+	u32	flags;			/* CVM_TARGET_HOST_F_* */
+	u8	key[CVM_WIRE_KEY_LEN];
+};
+
+struct cvm_host_table {
+	struct rcu_head		rcu;
+	u32			nr;
+	struct cvm_host_ent	ents[];
+};
+
+struct cvm_host_table *cvm_hosts_alloc(u32 nr);
+int cvm_hosts_set(u32 device_id, struct cvm_host_table *t);
+bool cvm_hosts_key(u32 device_id, u64 host_id, u32 key_id, u8 *key);
+bool cvm_hosts_known(u32 device_id, u64 host_id);
+bool cvm_hosts_agent(u32 device_id, u64 host_id);
+u32 cvm_hosts_count(u32 device_id);
+void cvm_hosts_exit(void);
 
 #endif /* _CVM_TARGET_H */

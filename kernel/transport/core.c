@@ -14,6 +14,7 @@
 #include <linux/cvm_wire.h>
 #include <linux/highmem.h>
 #include <linux/mutex.h>
+#include <linux/random.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -138,6 +139,7 @@ static u16 cvm_wire_op_req_flags(u8 op)
 {
 	switch (op) {
 	case CVM_WIRE_OP_HELLO:
+	case CVM_WIRE_OP_AUTH:
 		return CVM_WIRE_F_DATA_CRC;
 	case CVM_WIRE_OP_WRITE:
 		return CVM_WIRE_F_DATA_CRC | CVM_WIRE_F_FUA |
@@ -194,6 +196,7 @@ u32 cvm_wire_payload_len(const struct cvm_wire_hdr *hdr)
 		return le32_to_cpu(hdr->length);
 	switch (hdr->opcode) {
 	case CVM_WIRE_OP_HELLO:
+	case CVM_WIRE_OP_AUTH:
 	case CVM_WIRE_OP_WRITE:
 		return le32_to_cpu(hdr->length);
 	default:
@@ -221,8 +224,9 @@ static const char *cvm_wire_check_req_len(u8 op, u32 len)
 {
 	switch (op) {
 	case CVM_WIRE_OP_HELLO:
+	case CVM_WIRE_OP_AUTH:
 		if (len != sizeof(struct cvm_wire_hello))
-			return "HELLO length is not the hello payload size";
+			return "HELLO or AUTH length is not the hello payload size";
 		return NULL;
 	case CVM_WIRE_OP_READ:
 	case CVM_WIRE_OP_WRITE:
@@ -314,10 +318,10 @@ const char *cvm_wire_check_hdr(const struct cvm_wire_hdr *hdr, bool is_reply)
 		return "snap_seq must be zero for this opcode";
 	if (!cvm_wire_op_snap_id(op) && hdr->snap_id)
 		return "snap_id must be zero for this opcode";
-	if (op == CVM_WIRE_OP_HELLO &&
+	if (cvm_wire_op_handshake(op) &&
 	    (hdr->volume_id || hdr->object_no || hdr->shard ||
 	     hdr->map_epoch || hdr->attach_epoch))
-		return "HELLO with nonzero object or epoch fields";
+		return "HELLO or AUTH with nonzero object or epoch fields";
 	if (op == CVM_WIRE_OP_FLUSH &&
 	    (hdr->volume_id || hdr->object_no || hdr->shard))
 		return "FLUSH with nonzero object fields";
@@ -409,6 +413,10 @@ const char *cvm_xprt_check_req(struct cvm_conn *conn,
 		return "request before HELLO";
 	if (state != CVM_CONN_HELLO && hdr->opcode == CVM_WIRE_OP_HELLO)
 		return "second HELLO";
+	if (state == CVM_CONN_AUTH && hdr->opcode != CVM_WIRE_OP_AUTH)
+		return "request before AUTH";
+	if (state != CVM_CONN_AUTH && hdr->opcode == CVM_WIRE_OP_AUTH)
+		return "AUTH out of turn";
 	return NULL;
 }
 
@@ -423,7 +431,7 @@ const char *cvm_xprt_charge_req(struct cvm_conn *conn, struct cvm_xprt_req *req)
 {
 	struct cvm_budget *b = &conn->budget;
 
-	if (req->hdr.opcode == CVM_WIRE_OP_HELLO)
+	if (cvm_wire_op_handshake(req->hdr.opcode))
 		return NULL;
 	if (cvm_xprt_budget_take(b, req)) {
 		atomic64_add(req->budget_data, &cvm_xprt_pinned);
@@ -468,14 +476,19 @@ const char *cvm_xprt_hello_recv(struct cvm_conn *conn,
 	u32 want_data = le32_to_cpu(h->max_data);
 	struct cvm_budget *b = &conn->budget;
 
-	if (h->features || h->reserved1 || h->instance)
+	if (h->features || h->reserved1 || h->instance || h->reserved2)
 		return "HELLO with unknown features";
 	if (want_data && want_data < CVM_WIRE_MAX_DATA_LEN)
 		return "HELLO asks for less than CVM_WIRE_MAX_DATA_LEN";
+	if (memchr_inv(h->proof, 0, sizeof(h->proof)))
+		return "HELLO request with a proof";
+	if (!memchr_inv(h->nonce, 0, sizeof(h->nonce)))
+		return "HELLO without a challenge";
 	conn->hello.cluster_id = le64_to_cpu(h->cluster_id);
 	conn->hello.host_id = le64_to_cpu(h->host_id);
 	conn->hello.device_id = le32_to_cpu(h->device_id);
-	memcpy(conn->hello.token, h->token, CVM_WIRE_TOKEN_LEN);
+	conn->hello.key_id = le32_to_cpu(h->key_id);
+	memcpy(conn->auth.host_nonce, h->nonce, CVM_WIRE_NONCE_LEN);
 
 	b->max_inflight = min3(lim->max_inflight, cap_inflight, (u32)U16_MAX);
 	if (want_inflight)
@@ -486,7 +499,10 @@ const char *cvm_xprt_hello_recv(struct cvm_conn *conn,
 	return NULL;
 }
 
-/* Target: the HELLO reply payload: what the peer said, grants, no token. */
+/*
+ * Target: the HELLO reply payload: what the peer said, grants, and our
+ * challenge and proof (cvm_auth_challenge() made them).
+ */
 void cvm_xprt_hello_reply(const struct cvm_conn *conn,
 			  struct cvm_wire_hello *out)
 {
@@ -497,6 +513,23 @@ void cvm_xprt_hello_reply(const struct cvm_conn *conn,
 	out->max_inflight = cpu_to_le16(conn->budget.max_inflight);
 	out->max_data = cpu_to_le32(conn->budget.max_data);
 	out->instance = cpu_to_le64(conn->hello.instance);
+	out->key_id = cpu_to_le32(conn->hello.key_id);
+	memcpy(out->nonce, conn->auth.target_nonce, CVM_WIRE_NONCE_LEN);
+	memcpy(out->proof, conn->auth.target_proof, CVM_WIRE_PROOF_LEN);
+}
+
+/*
+ * cvm_xprt_auth_recv() - an AUTH payload arrived: keep the host's proof
+ * for recv_req() to check (cvm_auth_check()).  NULL, or why it is
+ * malformed.
+ */
+const char *cvm_xprt_auth_recv(struct cvm_conn *conn,
+			       const struct cvm_wire_hello *h)
+{
+	if (memchr_inv(h, 0, offsetof(struct cvm_wire_hello, proof)))
+		return "AUTH with fields other than the proof";
+	memcpy(conn->auth.host_proof, h->proof, CVM_WIRE_PROOF_LEN);
+	return NULL;
 }
 
 /*
@@ -511,14 +544,15 @@ u32 cvm_xprt_reply_hdr(struct cvm_xprt_req *req, struct cvm_wire_hdr *w,
 {
 	u16 status = req->rsp_status;
 	bool hello = req->hdr.opcode == CVM_WIRE_OP_HELLO;
+	bool auth = req->hdr.opcode == CVM_WIRE_OP_AUTH;
 	u32 len = 0;
 
 	*close_after = false;
-	if (hello) {
-		if (status == CVM_WIRE_STATUS_OK)
-			len = sizeof(struct cvm_wire_hello);
-		else
+	if (hello || auth) {
+		if (status != CVM_WIRE_STATUS_OK)
 			*close_after = true;
+		else if (hello)
+			len = sizeof(struct cvm_wire_hello);
 	} else if (status == CVM_WIRE_STATUS_OK) {
 		len = min3(req->rsp_len, req->data_len, room);
 	}
@@ -544,8 +578,9 @@ u32 cvm_xprt_reply_hdr(struct cvm_xprt_req *req, struct cvm_wire_hdr *w,
 							  req->nr_bvec, len));
 	}
 	cvm_wire_hdr_seal(w);
-	if (hello && !*close_after)
-		WRITE_ONCE(req->conn->state, CVM_CONN_LIVE);
+	if ((hello || auth) && !*close_after)
+		WRITE_ONCE(req->conn->state,
+			   hello ? CVM_CONN_AUTH : CVM_CONN_LIVE);
 	return len;
 }
 
@@ -578,7 +613,7 @@ static unsigned int cvm_listener_hello_pending(struct cvm_listener *l)
 
 	lockdep_assert_held(&l->lock);
 	list_for_each_entry(conn, &l->conns, lentry)
-		n += READ_ONCE(conn->state) == CVM_CONN_HELLO;
+		n += cvm_conn_handshaking(conn);
 	return n;
 }
 
@@ -655,10 +690,10 @@ static bool cvm_listener_idle(struct cvm_listener *l)
  * under the listener's lock).  An aborted connection is dead, so the next
  * pass skips it.
  */
-static void cvm_listener_abort_each(struct cvm_listener *l,
-				    bool (*pick)(struct cvm_listener *l,
-						 struct cvm_conn *conn),
-				    const char *why)
+void cvm_listener_abort_each(struct cvm_listener *l,
+			     bool (*pick)(struct cvm_listener *l,
+					  struct cvm_conn *conn),
+			     const char *why)
 {
 	struct cvm_conn *conn, *found;
 
@@ -689,12 +724,12 @@ static bool cvm_listener_pick_all(struct cvm_listener *l, struct cvm_conn *conn)
 static bool cvm_listener_pick_no_hello(struct cvm_listener *l,
 				       struct cvm_conn *conn)
 {
-	return READ_ONCE(conn->state) == CVM_CONN_HELLO &&
+	return cvm_conn_handshaking(conn) &&
 	       time_after_eq(jiffies, conn->accepted +
 			     l->cb->limits->hello_timeout);
 }
 
-/* Closes the connections that did not say HELLO in time. */
+/* Closes the connections that did not say HELLO and AUTH in time. */
 static void cvm_listener_hello_work(struct work_struct *w)
 {
 	struct cvm_listener *l = container_of(to_delayed_work(w),
@@ -702,7 +737,7 @@ static void cvm_listener_hello_work(struct work_struct *w)
 	bool again;
 
 	cvm_listener_abort_each(l, cvm_listener_pick_no_hello,
-				"no HELLO in time");
+				"no HELLO and AUTH in time");
 	spin_lock_bh(&l->lock);
 	again = !l->stopping && cvm_listener_hello_pending(l);
 	spin_unlock_bh(&l->lock);
@@ -746,7 +781,11 @@ void cvm_xprt_hello_req(const struct cvm_hello_params *p,
 	h->device_id = cpu_to_le32(p->device_id);
 	h->max_inflight = cpu_to_le16(min_t(u32, want_inflight, U16_MAX));
 	h->max_data = cpu_to_le32(CVM_CONN_WANT_DATA);
-	memcpy(h->token, p->token, sizeof(h->token));
+	h->key_id = cpu_to_le32(p->key_id);
+	/* Our challenge: fresh for every connection (and rdma queue pair). */
+	do {
+		get_random_bytes(h->nonce, sizeof(h->nonce));
+	} while (!memchr_inv(h->nonce, 0, sizeof(h->nonce)));
 }
 
 static int cvm_xprt_hello_status_errno(u16 status)
@@ -792,6 +831,8 @@ int cvm_xprt_hello_rsp_hdr(struct cvm_conn *conn,
 	why = cvm_wire_check_hdr(rsp, true);
 	if (!why && rsp->opcode != CVM_WIRE_OP_HELLO)
 		why = "reply to HELLO is not a HELLO";
+	if (!why && status == CVM_WIRE_STATUS_DENIED)
+		why = "HELLO answered DENIED";
 	if (!why && status == CVM_WIRE_STATUS_OK &&
 	    le32_to_cpu(rsp->length) != sizeof(struct cvm_wire_hello))
 		why = "HELLO reply length";
@@ -810,8 +851,10 @@ int cvm_xprt_hello_rsp_hdr(struct cvm_conn *conn,
 
 /*
  * cvm_xprt_hello_done() - the payload of an OK reply to HELLO @asked:
- * what the target granted becomes @b's limits.  0, or -EPROTO for grants
- * outside what the protocol allows.
+ * the target must prove it holds our key (else -EACCES: we send it
+ * nothing), and what it granted becomes @b's limits.  0, or -EPROTO for
+ * grants outside what the protocol allows.  Then the caller sends AUTH
+ * (cvm_xprt_auth_req()).
  */
 int cvm_xprt_hello_done(struct cvm_conn *conn, const struct cvm_wire_hdr *rsp,
 			const struct cvm_wire_hello *rh,
@@ -832,10 +875,71 @@ int cvm_xprt_hello_done(struct cvm_conn *conn, const struct cvm_wire_hdr *rsp,
 				   &conn->peer);
 		return -EPROTO;
 	}
+	if (rh->cluster_id != asked->cluster_id ||
+	    rh->host_id != asked->host_id ||
+	    rh->device_id != asked->device_id || rh->key_id != asked->key_id ||
+	    rh->features || rh->reserved1 || rh->reserved2) {
+		pr_err_ratelimited("target %pISpc: HELLO reply does not repeat our HELLO\n",
+				   &conn->peer);
+		return -EPROTO;
+	}
+	memcpy(conn->auth.host_nonce, asked->nonce, CVM_WIRE_NONCE_LEN);
+	memcpy(conn->auth.target_nonce, rh->nonce, CVM_WIRE_NONCE_LEN);
+	if (!cvm_auth_target_ok(conn, rh->proof)) {
+		pr_err_ratelimited("target %pISpc: failed to prove it holds the key of host %llu for device %u (key id %u)\n",
+				   &conn->peer, conn->hello.host_id,
+				   conn->hello.device_id, conn->hello.key_id);
+		return -EACCES;
+	}
 	conn->hello.instance = le64_to_cpu(rh->instance);
 	b->max_inflight = inflight;
 	b->max_data = data;
 	return 0;
+}
+
+/*
+ * cvm_xprt_auth_req() - AUTH, our proof, after cvm_xprt_hello_done() took
+ * the target's challenge into @conn.  0, or an errno if the proof cannot
+ * be computed.
+ */
+int cvm_xprt_auth_req(struct cvm_conn *conn, struct cvm_wire_hdr *hdr,
+		      struct cvm_wire_hello *h)
+{
+	memset(hdr, 0, sizeof(*hdr));
+	hdr->magic = cpu_to_le32(CVM_WIRE_MAGIC);
+	hdr->version = CVM_WIRE_VERSION;
+	hdr->opcode = CVM_WIRE_OP_AUTH;
+	hdr->length = cpu_to_le32(sizeof(*h));
+	memset(h, 0, sizeof(*h));
+	return cvm_auth_host_proof(conn, h->proof);
+}
+
+/*
+ * cvm_xprt_auth_rsp_hdr() - the reply to our AUTH (no payload): 0 when
+ * the connection is live, else an errno (-EACCES: the target refused our
+ * proof; the status is stored in *hello_status when not NULL).
+ */
+int cvm_xprt_auth_rsp_hdr(struct cvm_conn *conn,
+			  const struct cvm_wire_hdr *rsp, u16 *hello_status)
+{
+	u16 status = le16_to_cpu(rsp->status);
+	const char *why;
+
+	why = cvm_wire_check_hdr(rsp, true);
+	if (!why && rsp->opcode != CVM_WIRE_OP_AUTH)
+		why = "reply to AUTH is not an AUTH";
+	if (!why && rsp->length)
+		why = "AUTH reply with payload";
+	if (why) {
+		pr_err_ratelimited("target %pISpc: %s\n", &conn->peer, why);
+		return -EPROTO;
+	}
+	if (hello_status)
+		*hello_status = status;
+	if (status)
+		pr_err_ratelimited("target %pISpc: refused our proof (status %u)\n",
+				   &conn->peer, status);
+	return status ? cvm_xprt_hello_status_errno(status) : 0;
 }
 
 /*

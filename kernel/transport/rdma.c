@@ -864,7 +864,7 @@ static void cvm_rdma_deliver(struct cvm_rdma_req *rreq)
 		return;
 	}
 	if (le16_to_cpu(req->hdr.flags) & CVM_WIRE_F_DATA_CRC &&
-	    req->hdr.opcode != CVM_WIRE_OP_HELLO) {
+	    !cvm_wire_op_handshake(req->hdr.opcode)) {
 		u32 len = cvm_wire_payload_len(&req->hdr);
 
 		if (cvm_crc32c_bvec(req->bvec, req->nr_bvec, len) !=
@@ -877,14 +877,16 @@ static void cvm_rdma_deliver(struct cvm_rdma_req *rreq)
 			return;
 		}
 	}
-	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
+	why = NULL;
+	if (req->hdr.opcode == CVM_WIRE_OP_HELLO)
 		why = cvm_xprt_hello_recv(&rc->conn, &rreq->hello,
 					  rreq->queue->depth);
-		if (why) {
-			cvm_rdma_free_req(req);
-			cvm_rdma_fatal(rc, why, -EPROTO);
-			return;
-		}
+	else if (req->hdr.opcode == CVM_WIRE_OP_AUTH)
+		why = cvm_xprt_auth_recv(&rc->conn, &rreq->hello);
+	if (why) {
+		cvm_rdma_free_req(req);
+		cvm_rdma_fatal(rc, why, -EPROTO);
+		return;
 	}
 	rc->conn.cb->recv_req(req);
 }
@@ -934,10 +936,10 @@ static const char *cvm_rdma_handle_cmd(struct cvm_rdma_queue *q,
 		goto out_free_req;
 
 	plen = cvm_wire_payload_len(hdr);
-	rmax = hdr->opcode == CVM_WIRE_OP_HELLO ? 0 :
+	rmax = cvm_wire_op_handshake(hdr->opcode) ? 0 :
 	       cvm_wire_reply_max_len(hdr);
 	why = "buffer does not fit the request";
-	if (hdr->opcode == CVM_WIRE_OP_HELLO) {
+	if (cvm_wire_op_handshake(hdr->opcode)) {
 		if (slen || len != sizeof(*cmd) + plen)
 			goto out_free_req;
 		memcpy(&rreq->hello, buf + sizeof(*cmd), plen);
@@ -1286,12 +1288,12 @@ static const char *cvm_rdma_handle_rsp(struct cvm_rdma_queue *q,
 		return "reply to no outstanding request";
 	req = &s->rreq->req;
 	len = le32_to_cpu(hdr->length);
-	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
-		if (hdr->opcode != CVM_WIRE_OP_HELLO)
-			return "reply to HELLO is not a HELLO";
+	if (cvm_wire_op_handshake(req->hdr.opcode)) {
+		if (hdr->opcode != req->hdr.opcode)
+			return "reply to HELLO or AUTH of another opcode";
 		if (len > sizeof(s->rreq->rsp.hello) ||
 		    byte_len != sizeof(*hdr) + len)
-			return "HELLO reply length";
+			return "HELLO or AUTH reply length";
 		s->rreq->rsp.hdr = *hdr;
 		memcpy(&s->rreq->rsp.hello, buf + sizeof(*hdr), len);
 		goto out_replied;
@@ -1483,7 +1485,7 @@ static void cvm_rdma_post_slot(struct cvm_rdma_slot *s)
 
 	plen = cvm_wire_payload_len(&req->hdr);
 	rlen = min(req->data_len, cvm_wire_reply_max_len(&req->hdr));
-	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
+	if (cvm_wire_op_handshake(req->hdr.opcode)) {
 		rlen = 0;
 		if (!cvm_rdma_map_inline(s, req, plen))
 			ret = -EINVAL;
@@ -1570,7 +1572,7 @@ static int cvm_rdma_submit(struct cvm_xprt_req *req)
 	hdr->data_crc = 0;
 	hdr->status = 0;
 	if (cvm_wire_payload_len(hdr) > req->data_len ||
-	    hdr->opcode == CVM_WIRE_OP_HELLO)
+	    cvm_wire_op_handshake(hdr->opcode))
 		return -EINVAL;
 	q = &rc->queues[raw_smp_processor_id() % rc->nr_queues];
 	return cvm_rdma_queue_submit(q, to_rdma_req(req), false);
@@ -2003,23 +2005,19 @@ static void cvm_rdma_hello_done(struct cvm_xprt_req *req)
 	complete(&to_rdma_conn(req->conn)->queues[0].hello_done);
 }
 
-/* HELLO on queue @q; sleeps until answered. */
-static int cvm_rdma_hello(struct cvm_rdma_queue *q,
-			  const struct cvm_hello_params *p, u16 *hello_status)
+/*
+ * Sends @req (HELLO or AUTH, its payload @rreq->hello) on queue @q and
+ * sleeps until it is answered.  0 or an errno.
+ */
+static int cvm_rdma_handshake(struct cvm_rdma_queue *q,
+			      struct cvm_rdma_req *rreq)
 {
 	struct cvm_rdma_conn *rc = q->rc;
-	struct cvm_wire_hello *hello;
-	struct cvm_xprt_req *req;
-	struct cvm_rdma_req *rreq;
+	struct cvm_xprt_req *req = &rreq->req;
+	struct cvm_wire_hello *hello = &rreq->hello;
 	struct bio_vec bv;
 	int ret;
 
-	req = cvm_rdma_alloc_req(&rc->conn, GFP_KERNEL);
-	if (!req)
-		return -ENOMEM;
-	rreq = to_rdma_req(req);
-	hello = &rreq->hello;
-	cvm_xprt_hello_req(p, &req->hdr, hello, q->depth);
 	/* The request is one kmalloc'ed object: the hello is in one page. */
 	bv.bv_page = virt_to_page(hello);
 	bv.bv_offset = offset_in_page(hello);
@@ -2028,31 +2026,65 @@ static int cvm_rdma_hello(struct cvm_rdma_queue *q,
 	req->nr_bvec = 1;
 	req->data_len = sizeof(*hello);
 	req->done = cvm_rdma_hello_done;
+	req->error = 0;
 
 	reinit_completion(&rc->queues[0].hello_done);
 	ret = cvm_rdma_queue_submit(q, rreq, true);
-	if (ret)
-		goto out_free_req;
-	if (!wait_for_completion_timeout(&rc->queues[0].hello_done,
-					 CVM_RDMA_CONNECT_TIMEOUT)) {
+	if (!ret && !wait_for_completion_timeout(&rc->queues[0].hello_done,
+						 CVM_RDMA_CONNECT_TIMEOUT)) {
 		/* Fail it through release_work before freeing it. */
 		rc->user_disconnect = true;
-		cvm_rdma_fatal(rc, "no answer to HELLO", -ETIMEDOUT);
+		cvm_rdma_fatal(rc, "no answer to HELLO or AUTH", -ETIMEDOUT);
 		flush_work(&rc->release_work);
 		ret = -ETIMEDOUT;
-		goto out_free_req;
 	}
-	if (req->error) {
+	if (!ret)
 		ret = req->error;
+	req->bvec = NULL;
+	return ret;
+}
+
+/* HELLO and AUTH on queue @q; sleeps until answered. */
+static int cvm_rdma_hello(struct cvm_rdma_queue *q,
+			  const struct cvm_hello_params *p, u16 *hello_status)
+{
+	struct cvm_rdma_conn *rc = q->rc;
+	struct cvm_wire_hello asked;
+	struct cvm_xprt_req *req;
+	struct cvm_rdma_req *rreq;
+	int ret;
+
+	req = cvm_rdma_alloc_req(&rc->conn, GFP_KERNEL);
+	if (!req)
+		return -ENOMEM;
+	rreq = to_rdma_req(req);
+	cvm_xprt_hello_req(p, &req->hdr, &rreq->hello, q->depth);
+	asked = rreq->hello;
+	ret = cvm_rdma_handshake(q, rreq);
+	if (ret)
 		goto out_free_req;
-	}
 	ret = cvm_xprt_hello_rsp_hdr(&rc->conn, &rreq->rsp.hdr, hello_status);
-	if (ret > 0)
-		ret = cvm_xprt_hello_done(&rc->conn, &rreq->rsp.hdr,
-					  &rreq->rsp.hello, hello, &q->budget);
+	if (ret <= 0)
+		goto out_free_req;
+	ret = cvm_xprt_hello_done(&rc->conn, &rreq->rsp.hdr, &rreq->rsp.hello,
+				  &asked, &q->budget);
+	if (ret)
+		goto out_free_req;
+	cvm_rdma_free_req(req);
+
+	/* AUTH in a request of its own: the HELLO's slot is done with. */
+	req = cvm_rdma_alloc_req(&rc->conn, GFP_KERNEL);
+	if (!req)
+		return -ENOMEM;
+	rreq = to_rdma_req(req);
+	ret = cvm_xprt_auth_req(&rc->conn, &req->hdr, &rreq->hello);
+	if (!ret)
+		ret = cvm_rdma_handshake(q, rreq);
+	if (!ret)
+		ret = cvm_xprt_auth_rsp_hdr(&rc->conn, &rreq->rsp.hdr,
+					    hello_status);
 
 out_free_req:
-	req->bvec = NULL;
 	cvm_rdma_free_req(req);
 	return ret;
 }

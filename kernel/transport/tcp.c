@@ -464,7 +464,7 @@ static int cvm_tcp_handle_req_hdr(struct cvm_tcp_conn *q)
 	q->rcv_len = cvm_wire_payload_len(hdr);
 	q->rcv_off = 0;
 
-	if (hdr->opcode == CVM_WIRE_OP_HELLO)
+	if (cvm_wire_op_handshake(hdr->opcode))
 		rsp = 0;
 	else if (q->rcv_len)
 		rsp = q->rcv_len;
@@ -543,7 +543,7 @@ static int cvm_tcp_try_recv_data(struct cvm_tcp_conn *q)
 	struct cvm_tcp_req *treq = q->rcv_req;
 	int ret;
 
-	if (q->rcv_hdr.opcode == CVM_WIRE_OP_HELLO) {
+	if (cvm_wire_op_handshake(q->rcv_hdr.opcode)) {
 		ret = cvm_tcp_recv_kvec(q, (u8 *)&treq->hello + q->rcv_off,
 					q->rcv_len - q->rcv_off);
 		if (ret <= 0)
@@ -576,7 +576,7 @@ static int cvm_tcp_try_recv_ddgst(struct cvm_tcp_conn *q)
 	if (!(le16_to_cpu(q->rcv_hdr.flags) & CVM_WIRE_F_DATA_CRC))
 		return cvm_tcp_deliver(q);
 
-	if (q->rcv_hdr.opcode == CVM_WIRE_OP_HELLO)
+	if (cvm_wire_op_handshake(q->rcv_hdr.opcode))
 		got = crc32c(~0U, &treq->hello, q->rcv_len) ^ ~0U;
 	else
 		got = cvm_crc32c_bvec(treq->req.bvec, treq->req.nr_bvec,
@@ -590,7 +590,7 @@ static int cvm_tcp_try_recv_ddgst(struct cvm_tcp_conn *q)
 	q->rcv_req = NULL;
 	q->rcv_off = 0;
 	if (q->conn.role == CVM_CONN_TARGET) {
-		if (q->rcv_hdr.opcode == CVM_WIRE_OP_HELLO)
+		if (cvm_wire_op_handshake(q->rcv_hdr.opcode))
 			treq->close_after_send = true;
 		treq->req.rsp_status = CVM_WIRE_STATUS_DATA_CRC;
 		cvm_tcp_ops.send_reply(&treq->req);
@@ -621,12 +621,14 @@ static int cvm_tcp_deliver(struct cvm_tcp_conn *q)
 		return 1;
 	}
 
-	if (req->hdr.opcode == CVM_WIRE_OP_HELLO) {
+	why = NULL;
+	if (req->hdr.opcode == CVM_WIRE_OP_HELLO)
 		why = cvm_xprt_hello_recv(&q->conn, &treq->hello, U32_MAX);
-		if (why) {
-			cvm_tcp_free_req(req);
-			return cvm_tcp_fatal(q, why, -EPROTO);
-		}
+	else if (req->hdr.opcode == CVM_WIRE_OP_AUTH)
+		why = cvm_xprt_auth_recv(&q->conn, &treq->hello);
+	if (why) {
+		cvm_tcp_free_req(req);
+		return cvm_tcp_fatal(q, why, -EPROTO);
 	}
 	q->conn.cb->recv_req(req);
 	return 1;
@@ -1046,47 +1048,68 @@ static void cvm_tcp_abort(struct cvm_conn *conn, const char *why)
 	cvm_tcp_fatal(to_tcp_conn(conn), why, -ETIMEDOUT);
 }
 
-/* Synchronous HELLO exchange before io_work takes over the socket. */
+/* Sends a header and its inline payload, synchronously. */
+static int cvm_tcp_send_sync(struct cvm_tcp_conn *q, struct cvm_wire_hdr *hdr,
+			     struct cvm_wire_hello *h)
+{
+	struct msghdr msg = {};
+	struct kvec iov[2];
+	int ret;
+
+	cvm_wire_hdr_seal(hdr);
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = sizeof(*hdr);
+	iov[1].iov_base = h;
+	iov[1].iov_len = sizeof(*h);
+	ret = kernel_sendmsg(q->sock, &msg, iov, 2, sizeof(*hdr) + sizeof(*h));
+	if (ret < 0)
+		return ret;
+	return ret == sizeof(*hdr) + sizeof(*h) ? 0 : -EIO;
+}
+
+/* Receives exactly @len bytes, synchronously. */
+static int cvm_tcp_recv_sync(struct cvm_tcp_conn *q, void *buf, size_t len)
+{
+	struct msghdr msg = {};
+	struct kvec iov = { .iov_base = buf, .iov_len = len };
+	int ret;
+
+	ret = kernel_recvmsg(q->sock, &msg, &iov, 1, len, MSG_WAITALL);
+	if (ret < 0)
+		return ret;
+	return ret == len ? 0 : -ECONNRESET;
+}
+
+/* Synchronous HELLO and AUTH before io_work takes over the socket. */
 static int cvm_tcp_hello(struct cvm_tcp_conn *q,
 			 const struct cvm_hello_params *p, u16 *hello_status)
 {
 	struct cvm_wire_hello hello, rhello;
 	struct cvm_wire_hdr hdr, rsp;
-	struct msghdr msg = {};
-	struct kvec iov[2];
 	int ret;
 
 	cvm_xprt_hello_req(p, &hdr, &hello, CVM_CONN_WANT_INFLIGHT);
-	cvm_wire_hdr_seal(&hdr);
-	iov[0].iov_base = &hdr;
-	iov[0].iov_len = sizeof(hdr);
-	iov[1].iov_base = &hello;
-	iov[1].iov_len = sizeof(hello);
-	ret = kernel_sendmsg(q->sock, &msg, iov, 2, sizeof(hdr) + sizeof(hello));
-	if (ret < 0)
+	ret = cvm_tcp_send_sync(q, &hdr, &hello);
+	if (!ret)
+		ret = cvm_tcp_recv_sync(q, &rsp, sizeof(rsp));
+	if (ret)
 		return ret;
-	if (ret != sizeof(hdr) + sizeof(hello))
-		return -EIO;
-
-	iov[0].iov_base = &rsp;
-	iov[0].iov_len = sizeof(rsp);
-	ret = kernel_recvmsg(q->sock, &msg, iov, 1, sizeof(rsp), MSG_WAITALL);
-	if (ret < 0)
-		return ret;
-	if (ret != sizeof(rsp))
-		return -ECONNRESET;
 	ret = cvm_xprt_hello_rsp_hdr(&q->conn, &rsp, hello_status);
 	if (ret <= 0)
 		return ret;
-	iov[0].iov_base = &rhello;
-	iov[0].iov_len = sizeof(rhello);
-	ret = kernel_recvmsg(q->sock, &msg, iov, 1, sizeof(rhello), MSG_WAITALL);
-	if (ret < 0)
-		return ret;
-	if (ret != sizeof(rhello))
-		return -ECONNRESET;
-	return cvm_xprt_hello_done(&q->conn, &rsp, &rhello, &hello,
-				   &q->conn.budget);
+	ret = cvm_tcp_recv_sync(q, &rhello, sizeof(rhello));
+	if (!ret)
+		ret = cvm_xprt_hello_done(&q->conn, &rsp, &rhello, &hello,
+					  &q->conn.budget);
+	if (!ret)
+		ret = cvm_xprt_auth_req(&q->conn, &hdr, &hello);
+	if (!ret)
+		ret = cvm_tcp_send_sync(q, &hdr, &hello);
+	if (!ret)
+		ret = cvm_tcp_recv_sync(q, &rsp, sizeof(rsp));
+	if (!ret)
+		ret = cvm_xprt_auth_rsp_hdr(&q->conn, &rsp, hello_status);
+	return ret;
 }
 
 static struct cvm_conn *cvm_tcp_connect(const struct sockaddr_storage *addr,

@@ -160,7 +160,8 @@ enum cvm_conn_role {
 enum cvm_conn_state {
 	CVM_CONN_CONNECTING,	/* initiator: HELLO not yet answered */
 	CVM_CONN_HELLO,		/* target: waiting for HELLO / its answer */
-	CVM_CONN_LIVE,		/* HELLO answered OK: data requests flow */
+	CVM_CONN_AUTH,		/* target: HELLO answered, waiting for AUTH */
+	CVM_CONN_LIVE,		/* AUTH answered OK: data requests flow */
 	CVM_CONN_DEAD,		/* failed or shut down; no more I/O */
 };
 
@@ -170,7 +171,10 @@ enum cvm_conn_state {
  * @host_id: cvm_wire_hello.host_id.
  * @device_id: backing device at the target this connection addresses
  *	(cvm_wire_hello.device_id; one connection per target device).
- * @token: the cluster's shared token.
+ * @key_id: cvm_wire_hello.key_id, the generation of the host's secret.
+ * @key: the host's key for this device (cvm_wire.h, "Authentication"):
+ *	the initiator derives it from its secret, the target looks it up in
+ *	what cvmd loaded (zero until then).
  * @instance: the device's instance (cvm_wire_hello.instance): set by the
  *	target's recv_req() before it answers HELLO; on the initiator, what
  *	the target answered.
@@ -183,8 +187,23 @@ struct cvm_hello_params {
 	u64	cluster_id;
 	u64	host_id;
 	u32	device_id;
-	u8	token[CVM_WIRE_TOKEN_LEN];
+	u32	key_id;
+	u8	key[CVM_WIRE_KEY_LEN];
 	u64	instance;
+};
+
+/**
+ * struct cvm_conn_auth - one connection's handshake (auth.c)
+ * @host_nonce: the host's challenge (HELLO).
+ * @target_nonce: the target's challenge (HELLO reply).
+ * @target_proof: target: the proof it sends back.
+ * @host_proof: target: the proof the host sent in AUTH.
+ */
+struct cvm_conn_auth {
+	u8	host_nonce[CVM_WIRE_NONCE_LEN];
+	u8	target_nonce[CVM_WIRE_NONCE_LEN];
+	u8	target_proof[CVM_WIRE_PROOF_LEN];
+	u8	host_proof[CVM_WIRE_PROOF_LEN];
 };
 
 /**
@@ -252,6 +271,7 @@ struct cvm_conn_cb {
  * @peer: the peer's address, for logs (%pISpc).
  * @hello: target: what the peer announced in HELLO (set before recv_req()
  *	of the HELLO request); initiator: what we announced.
+ * @auth: the handshake's challenges and proofs.
  * @core_priv: the core's per-connection data (target: the device served).
  * @listener: target: the listener that accepted it (NULL once it left).
  * @lentry: target: on @listener's list.
@@ -267,6 +287,7 @@ struct cvm_conn {
 	int				state;
 	struct sockaddr_storage		peer;
 	struct cvm_hello_params		hello;
+	struct cvm_conn_auth		auth;
 	void				*core_priv;
 	struct cvm_listener		*listener;
 	struct list_head		lentry;
@@ -476,6 +497,8 @@ u64 cvm_xprt_target_pinned(void);
 const char *cvm_xprt_hello_recv(struct cvm_conn *conn,
 				const struct cvm_wire_hello *h,
 				u32 cap_inflight);
+const char *cvm_xprt_auth_recv(struct cvm_conn *conn,
+			       const struct cvm_wire_hello *h);
 u32 cvm_xprt_reply_hdr(struct cvm_xprt_req *req, struct cvm_wire_hdr *w,
 		       u32 room, bool *close_after);
 void cvm_xprt_hello_reply(const struct cvm_conn *conn,
@@ -489,6 +512,11 @@ void cvm_listener_init(struct cvm_listener *l,
 int cvm_listener_add_conn(struct cvm_listener *l, struct cvm_conn *conn);
 void cvm_listener_del_conn(struct cvm_conn *conn);
 void cvm_listener_close_conns(struct cvm_listener *l);
+/* Aborts each connection of @l that @pick (called under @l's lock) names. */
+void cvm_listener_abort_each(struct cvm_listener *l,
+			     bool (*pick)(struct cvm_listener *l,
+					  struct cvm_conn *conn),
+			     const char *why);
 
 /* Initiator: HELLO and replies */
 void cvm_xprt_hello_req(const struct cvm_hello_params *p,
@@ -500,6 +528,39 @@ int cvm_xprt_hello_done(struct cvm_conn *conn, const struct cvm_wire_hdr *rsp,
 			const struct cvm_wire_hello *rh,
 			const struct cvm_wire_hello *asked,
 			struct cvm_budget *b);
+int cvm_xprt_auth_req(struct cvm_conn *conn, struct cvm_wire_hdr *hdr,
+		      struct cvm_wire_hello *h);
+int cvm_xprt_auth_rsp_hdr(struct cvm_conn *conn,
+			  const struct cvm_wire_hdr *rsp, u16 *hello_status);
+
+/*
+ * Authentication (auth.c; the scheme is in cvm_wire.h).  HMAC-SHA256 by
+ * the kernel crypto API; process context.  Proofs are compared in
+ * constant time.
+ */
+int cvm_auth_derive_key(const u8 *secret, u64 cluster_id, u64 host_id,
+			u32 device_id, u8 *key);
+/* Target: a fresh challenge and our proof into @conn->auth. */
+int cvm_auth_challenge(struct cvm_conn *conn);
+/* Target: is the proof the host sent in AUTH the right one? */
+bool cvm_auth_host_ok(struct cvm_conn *conn);
+/* Initiator: is the target's proof the right one; our own proof. */
+bool cvm_auth_target_ok(struct cvm_conn *conn, const u8 *proof);
+int cvm_auth_host_proof(struct cvm_conn *conn, u8 *proof);
+
+/* HELLO and AUTH: payload struct cvm_wire_hello, always inline. */
+static inline bool cvm_wire_op_handshake(u8 op)
+{
+	return op == CVM_WIRE_OP_HELLO || op == CVM_WIRE_OP_AUTH;
+}
+
+/* Target: the connection has not finished HELLO and AUTH yet. */
+static inline bool cvm_conn_handshaking(const struct cvm_conn *conn)
+{
+	int state = READ_ONCE(conn->state);
+
+	return state == CVM_CONN_HELLO || state == CVM_CONN_AUTH;
+}
 const char *cvm_xprt_check_rsp(const struct cvm_xprt_req *req,
 			       const struct cvm_wire_hdr *hdr);
 void cvm_xprt_complete(struct cvm_xprt_req *req,

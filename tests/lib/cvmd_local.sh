@@ -6,6 +6,9 @@
 # sourcing exports CVM_SOCKET and traps EXIT to stop cvmd and remove $work.
 
 export CVM_SOCKET=$work/cvmd.sock
+# cvm-wire speaks for cvmd's host, storage1 (the first host added, id 1),
+# with its secret: RocksDB's cvmd is the agent and may read every volume.
+export CVM_WIRE_SECRET_FILE=$work/db/host.secret CVM_WIRE_HOST_ID=1
 
 start_cvmd() {
 	# shellcheck disable=SC2086  # CVMD_ARGS is a list of arguments

@@ -15,7 +15,7 @@
 #     named a buffer come as SEND with Invalidate of its key;
 #   - every fuzz case (cvm-rdma-wire cases), each run on its own: rdma_cm
 #     private data, framing, header, HELLO, inline and registered payloads,
-#     refusals with a status (VERSION, AUTH, NOT_FOUND, DATA_CRC), more
+#     refusals with a status (VERSION, AUTH, DATA_CRC, DENIED), more
 #     requests in flight than agreed; each refused as the header documents
 #     and followed by a good HELLO + READ on a new connection;
 #   - dmesg names the reason of each refusal (cvm_target: rdma: ... lines;
@@ -46,9 +46,12 @@ ADDR=$(cvm_addr 0)
 PORT=${CVM_TEST_PORT:-7440}
 EP=$ADDR:$PORT
 ID=1
-CLUSTER=4242
-TOKEN=0f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff
-C=(--device "$ID" --cluster "$CLUSTER" --token "$TOKEN" --volume 9 --object 3)
+# The raw tests' host (tests/vm/lib/target_genl.py) may touch every volume;
+# host 2 is let in too, but given no volume.
+SECRET1=0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20
+SECRET2=f0e1d2c3b4a5968778695a4b3c2d1e0f00112233445566778899aabbccddeeff
+C=(--device "$ID" --volume 9 --object 3 --foreign-host 2
+	--foreign-secret "$SECRET2")
 
 # stuck_tasks: what every task in D state is waiting for.
 stuck_tasks() {
@@ -106,7 +109,7 @@ declare -A reason=(
 	[hello-sgl-length]="${rdma}.*$unfit"
 	[hello-short-payload]="${rdma}.*$unfit"
 	[hello-trailing-bytes]="${rdma}.*$unfit"
-	[hello-length]="${rdma}.*HELLO length is not the hello payload size"
+	[hello-length]="${rdma}.*HELLO or AUTH length is not the hello payload size"
 	[hello-features]="${rdma}.*HELLO with unknown features"
 	[hello-reserved]="${rdma}.*HELLO with unknown features"
 	[inline-length-mismatch]="${rdma}.*$unfit"
@@ -125,9 +128,14 @@ declare -A reason=(
 	[flush-with-buffer]="${rdma}.*$unfit"
 	[trailing-bytes]="${rdma}.*$unfit"
 	[hello-version]="${core}.*HELLO version $((wire_version - 1)), we speak $wire_version"
-	[hello-bad-token]="${core}.*HELLO refused: cluster or token"
-	[hello-bad-cluster]="${core}.*HELLO refused: cluster or token"
-	[hello-unknown-device]="${core}.*not served here"
+	[hello-unknown-host]="${core}.*HELLO refused: no key for host"
+	[hello-unknown-key-id]="${core}.*HELLO refused: no key for host"
+	[hello-unknown-device]="${core}.*HELLO refused: no key for host"
+	[auth-skipped]="${rdma}.*request before AUTH"
+	[auth-wrong-key]="${core}.*AUTH refused: wrong proof"
+	[auth-replayed]="${core}.*AUTH refused: wrong proof"
+	[auth-reflected]="${core}.*AUTH refused: wrong proof"
+	[foreign-volume]="cvm_target: .*volume 9: refused host 2, which was not given the volume"
 	[data-crc-mismatch]="${rdma}.*payload CRC mismatch"
 	[flood-inline-writes]=-
 	[flood-inline-reads]=-
@@ -184,13 +192,15 @@ rmmod brd 2>/dev/null
 check "brd: 1 x 64 MiB" modprobe brd rd_nr=1 rd_size=65536
 check "load cvm_target" cvm_load cvm_target
 check "target: add device $ID on /dev/ram0" "${G[@]}" add "$ID" /dev/ram0 format
-check "target: listen $EP (rdma, cluster $CLUSTER and a token)" \
-	"${G[@]}" listen "$ADDR" "$PORT" "$CLUSTER" "$TOKEN" --transport rdma
+check "target: hosts 1 (every volume) and 2 (none) on device $ID" \
+	"${G[@]}" hosts "$ID" "1:$SECRET1:0:all" "2:$SECRET2:0:some"
+check "target: listen $EP (rdma)" \
+	"${G[@]}" listen "$ADDR" "$PORT" --transport rdma
 ((failed)) && { echo "set-up failed: nothing to test"; check_summary; exit; }
 
 echo "# cvm-rdma-wire usage"
 check "no --device: refused" refuses '--device is required' "$R" "$EP" hello
-check "bad --token: refused" refuses 'token' rw hello --token xyz
+check "bad --secret: refused" refuses 'secret' rw hello --secret xyz
 check "unknown fuzz case: refused" refuses "no fuzz case 'nope'" \
 	rw fuzz --case nope
 check "bad ADDR:PORT: refused" refuses 'ADDR:PORT' "$R" "$ADDR" hello \

@@ -13,7 +13,9 @@
 # for never-written ranges, overwrite, STAT, FUA, FLUSH, REMOVE, NO_SPACE,
 # persistence across module unload/reload (brd keeps the data), refusal of a
 # corrupt superblock and object table with the reason in dmesg, malformed
-# wire messages (cvm-wire fuzz) and malformed netlink requests.
+# wire messages (cvm-wire fuzz), host authentication (cvm-wire auth:
+# unauthenticated, wrong key, replay, reflection, a foreign volume) and
+# malformed netlink requests.
 #
 # TCP only (no "# transports:" line): every byte of data here, the
 # persistence across a module reload included, goes through the userspace
@@ -315,6 +317,28 @@ dd if="$tmp/t_new" of=/dev/ram1 bs=4096 seek="$tstart" conv=notrunc status=none
 dd if="$tmp/b_new" of=/dev/ram1 bs=4096 seek="$bstart" conv=notrunc status=none
 check "device 2 back, both objects" eval \
 	"${G[*]} add 2 /dev/ram1 && wire2 read --volume 9 --object 2 --length 65536 --out '$tmp/r' && cmp '$tmp/r' '$tmp/r64k'"
+
+echo "# host authentication (cvm_wire.h, \"Authentication\")"
+# Host 1 (the raw tests' host) may touch every volume; host 2 is let in
+# with its own secret but given no volume.
+S1=0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20
+S2=f0e1d2c3b4a5968778695a4b3c2d1e0f00112233445566778899aabbccddeeff
+check "hosts 1 (every volume) and 2 (none) on device $ID" \
+	"${G[@]}" hosts $ID "1:$S1:0:all" "2:$S2:0:some"
+check "cvm-wire auth: no AUTH, wrong key, unknown key id, replayed AUTH, reflected proof, foreign volume: all refused" \
+	"$W" "$EP" auth --device $ID --volume 7 --object 1 --foreign-host 2 \
+	--foreign-secret "$S2"
+check "the refusals are logged" eval \
+	"dmesg | grep -q 'AUTH refused: wrong proof for host 1' &&
+	 dmesg | grep -q 'HELLO refused: no key for host 1 on device $ID (key id 1000)' &&
+	 dmesg | grep -q 'volume 7: refused host 2, which was not given the volume'"
+check "a fence names host 2: it may read volume 7, host 1 still may" eval \
+	"${G[*]} fence 7 1 $ID 2 &&
+	 '$W' $EP read --device $ID --volume 7 --object 1 --length 4096 --host-id 2 --secret $S2 --out /dev/null &&
+	 '$W' $EP read --device $ID --volume 7 --object 1 --length 4096 --out /dev/null"
+check "host 2, its keys withdrawn, is refused" eval \
+	"${G[*]} hosts $ID 1:$S1:0:all && ! '$W' $EP read --device $ID --volume 7 --object 1 --length 4096 --host-id 2 --secret $S2 --out /dev/null"
+check "target still serves host 1 after the auth cases" read_is 7 1 0 4096 "$tmp/z4k"
 
 echo "# malformed wire messages"
 check "cvm-wire fuzz" "$W" "$EP" fuzz --device $ID --volume 7 --object 1

@@ -29,6 +29,7 @@
 #include "disk_errors.h"
 #include "down_out.h"
 #include "fullness.h"
+#include "host_keys.h"
 #include "kernel_sync.h"
 #include "log.h"
 #include "metadata_store.h"
@@ -57,6 +58,9 @@ struct Config {
   std::string host;  // "this host": where volume attach attaches
   // Cluster only: the key this node joined with (node_identity.h).
   std::string node_key = "/var/lib/cvm/node.key";
+  // This host's secret for the data path (host_keys.h); default: beside
+  // the node key (etcd) or in the database directory (RocksDB).
+  std::string host_secret;
   // Cluster (etcd) only: this cvmd's lease, how many map epochs the leader
   // keeps, how often it compacts etcd.
   int lease_ttl = 10;
@@ -276,6 +280,46 @@ int Serve(const Config& config) {
   NetlinkKernel kernel;
   KernelSync sync(**store, kernel, config.host);
   sync.SetCluster(etcd);
+  auto host_secrets = HostSecrets::Load(config.host_secret);
+  if (!host_secrets.ok()) {
+    return Fail(readiness, "host secret: " + host_secrets.status().message());
+  }
+  sync.SetHostSecrets(host_secrets->get());
+  // The leader's cvmd copies detached volumes: the targets let it at all.
+  sync.SetAgent([&presence, &config]() -> std::string {
+    const nlohmann::json view = presence->View(/*members=*/false);
+    if (view.contains("error")) return "";
+    return view.value("leader", config.host);
+  });
+  if (etcd) {
+    sync.SetPublishKeysLoaded([&presence](const nlohmann::json& loaded) {
+      if (Status s = presence->Publish({{"keys_loaded", loaded}}); !s.ok())
+        LogWarn("publishing loaded host keys: {}", s.message());
+    });
+    sync.SetKeysLoadedEverywhere(
+        [&presence, &db = **store](uint64_t host_id,
+                                   uint32_t key_id) -> Result<bool> {
+          const nlohmann::json view = presence->View(/*members=*/false);
+          if (view.contains("error"))
+            return Unavailable(view["error"].get<std::string>());
+          CVM_ASSIGN_OR_RETURN(auto devices, db.ListDevices());
+          CVM_ASSIGN_OR_RETURN(auto hosts, db.ListHosts());
+          const nlohmann::json nodes =
+              view.value("nodes", nlohmann::json::object());
+          for (const Host& h : hosts) {
+            const bool serves = std::any_of(
+                devices.begin(), devices.end(),
+                [&](const Device& d) { return d.served && d.host_id == h.id; });
+            if (!serves || !nodes.contains(h.name)) continue;
+            const nlohmann::json loaded =
+                nodes[h.name].value("keys_loaded", nlohmann::json::object());
+            const std::string me = std::to_string(host_id);
+            if (!loaded.contains(me) || loaded[me].get<uint32_t>() < key_id)
+              return false;
+          }
+          return true;
+        });
+  }
   sync.SetJoined([&identity] { return identity.joined(); });
   sync.SetMapInstalled([&presence](uint64_t epoch) {
     if (Status s = presence->Publish({{"map_epoch", epoch}}); !s.ok()) {
@@ -337,6 +381,7 @@ int Serve(const Config& config) {
         return true;
       },
       leader_lease);
+  backfill.SetCredentials(sync.Credentials());
   FullnessMonitor fullness(**store);
   DiskErrorMonitor disk_errors(**store);
   RecoveryCache recovery_cache;
@@ -344,6 +389,9 @@ int Serve(const Config& config) {
   Periodic backfill_rounds;
   backfill_rounds.Start(std::chrono::seconds(config.backfill_every), [&] {
     if (!identity.joined()) return;
+    // The leader may have changed: its cvmd's copies need every volume.
+    sync.SyncHostKeys();
+    backfill.SetCredentials(sync.Credentials());
     // Every node reports what its cvm.ko copied; the leader acts on it.
     sync.ReportBackfill();
     // And how full its target's devices are (fullness.h).
@@ -503,8 +551,12 @@ int main(int argc, char** argv) {
           ->value_name("PATH")
           ->default_value(config.node_key),
       "etcd store: the key this node joined the cluster with (written by "
-      "'cvmadm join', mode 0600)")("debug", po::bool_switch(&config.debug),
-                                   "log debug messages");
+      "'cvmadm join', mode 0600)")(
+      "host-secret", po::value(&config.host_secret)->value_name("PATH"),
+      "this host's secret for the data path, made when missing (mode 0600; "
+      "default: host.secret beside --node-key with etcd, in --db with "
+      "RocksDB)")("debug", po::bool_switch(&config.debug),
+                  "log debug messages");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
@@ -545,8 +597,17 @@ int main(int argc, char** argv) {
   }
   // Detaching changes to "/": relative paths must mean what the user meant.
   if (config.store.empty()) config.store = config.db;
-  for (std::string* path : {&config.db, &config.socket, &config.pid_file,
-                            &config.log_file, &config.node_key}) {
+  if (config.host_secret.empty()) {
+    config.host_secret =
+        config.store.rfind("etcd://", 0) == 0
+            ? (std::filesystem::path(config.node_key).parent_path() /
+               "host.secret")
+                  .string()
+            : (std::filesystem::path(config.store) / "host.secret").string();
+  }
+  for (std::string* path :
+       {&config.db, &config.socket, &config.pid_file, &config.log_file,
+        &config.node_key, &config.host_secret}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();
   }
   if (config.store.rfind("etcd://", 0) != 0) {

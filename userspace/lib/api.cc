@@ -62,6 +62,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"node.join", &Api::NodeJoin},
       {"map.wait", &Api::MapWait},
       {"host.token", &Api::HostToken},
+      {"host.rotate_key", &Api::HostRotateKey},
       {"target.listen", &Api::TargetListen},
       {"target.unlisten", &Api::TargetUnlisten},
       {"target.device.add", &Api::TargetDeviceAdd},
@@ -1060,6 +1061,14 @@ Result<json> Api::TargetDeviceRemove(JsonFields& a) {
   CVM_RETURN_IF_ERROR(a.status());
   CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
   return sync->DeviceRemove(id);
+}
+
+// This host's secret for the data path is replaced, with no downtime
+// (KernelSync::RotateKey).
+Result<json> Api::HostRotateKey(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
+  return sync->RotateKey();
 }
 
 Result<json> Api::KernelReconcile(JsonFields& a) {

@@ -103,6 +103,7 @@ class Api {
   Result<nlohmann::json> NodeJoin(JsonFields& a);
   Result<nlohmann::json> MapWait(JsonFields& a);
   Result<nlohmann::json> HostToken(JsonFields& a);
+  Result<nlohmann::json> HostRotateKey(JsonFields& a);
   Result<nlohmann::json> TargetListen(JsonFields& a);
   Result<nlohmann::json> TargetUnlisten(JsonFields& a);
   Result<nlohmann::json> TargetDeviceAdd(JsonFields& a);

@@ -37,8 +37,8 @@ struct ShardEntry {
 // reached stays failed for the round.
 class Connections {
  public:
-  explicit Connections(std::map<uint32_t, MapPath> paths)
-      : paths_(std::move(paths)) {}
+  Connections(std::map<uint32_t, MapPath> paths, wire::Credentials creds)
+      : paths_(std::move(paths)), creds_(creds) {}
 
   Result<wire::Client*> Get(uint32_t device) {
     if (auto it = open_.find(device); it != open_.end()) return &it->second;
@@ -53,8 +53,12 @@ class Connections {
           p->second.transport));
     }
     wire::Hello hello;
+    hello.cluster_id = creds_.cluster_id;
+    hello.host_id = creds_.host_id;
+    hello.key_id = creds_.key_id;
     hello.device_id = device;
-    auto c = wire::Client::Connect(p->second.addr, p->second.port, hello, 5000);
+    auto c = wire::Client::Connect(p->second.addr, p->second.port, hello,
+                                   creds_.secret, 5000);
     if (!c.ok()) {
       return c.status().WithContext(fmt::format(
           "device {} at {}:{}", device, p->second.addr, p->second.port));
@@ -64,6 +68,7 @@ class Connections {
 
  private:
   std::map<uint32_t, MapPath> paths_;
+  wire::Credentials creds_;
   std::map<uint32_t, wire::Client> open_;
 };
 
@@ -477,7 +482,7 @@ Result<BackfillRound> Backfill::RunOnce() {
   for (MapPath& p : paths) {
     if (served.count(p.device_id)) by_device[p.device_id] = std::move(p);
   }
-  Connections conns(std::move(by_device));
+  Connections conns(std::move(by_device), creds_);
   CVM_ASSIGN_OR_RETURN(auto volumes, store_.ListVolumes());
   CVM_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
 

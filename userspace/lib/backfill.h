@@ -40,6 +40,7 @@
 
 #include "metadata_store.h"
 #include "status.h"
+#include "wire_client.h"
 
 namespace cvm {
 
@@ -68,8 +69,11 @@ class Backfill {
            std::function<int64_t()> leader_lease);
 
   Result<BackfillRound> RunOnce();
+  // Who cvmd's copies speak for at the targets.
+  void SetCredentials(const wire::Credentials& c) { creds_ = c; }
 
  private:
+  wire::Credentials creds_;
   MetadataStore& store_;
   std::function<bool(uint64_t)> all_have_;
   std::function<int64_t()> leader_lease_;

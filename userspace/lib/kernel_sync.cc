@@ -114,6 +114,11 @@ Result<uint64_t> KernelSync::PushMap() {
   for (const Host& h : snap.hosts) {
     if (h.name == host_) req.host_id = h.id;
   }
+  if (secrets_) {
+    const HostSecret cur = secrets_->Current();
+    req.host_key.assign(cur.secret.begin(), cur.secret.end());
+    req.key_id = cur.key_id;
+  }
   CVM_RETURN_IF_ERROR(
       kernel_.MapSet(req).WithContext(fmt::format("map epoch {}", epoch)));
   LogInfo("map epoch {} installed in cvm.ko ({} bytes, {} paths)", epoch,
@@ -171,11 +176,190 @@ void KernelSync::PushMapBestEffort(std::string_view why) {
   }
 }
 
+wire::Credentials KernelSync::Credentials() {
+  wire::Credentials c;
+  c.host_id = MyHostId();  // 0: this RocksDB node is none of its hosts
+  if (secrets_) {
+    const HostSecret cur = secrets_->Current();
+    c.key_id = cur.key_id;
+    c.secret = cur.secret;
+  }
+  return c;
+}
+
+void KernelSync::SyncHostKeys(json* report) {
+  std::lock_guard lock(mutex_);
+  const auto error = [&](std::string what, const Status& s) {
+    LogWarn("host keys: {}: {}", what, s.message());
+    if (report) {
+      (*report)["errors"].push_back(
+          fmt::format("host keys: {}: {}", what, s.message()));
+    }
+  };
+  // With RocksDB this node may not be one of the hosts it manages: it
+  // speaks as host 0 (cvm.ko's HELLO says what PushMap gave it).
+  const uint64_t me = MyHostId();
+  if (!secrets_ || (cluster_ && me == 0)) return;
+  auto rows = store_.ListHostKeys();
+  auto devices = store_.ListDevices();
+  auto hosts = store_.ListHosts();
+  if (!rows.ok()) return error("reading", rows.status());
+  if (!devices.ok()) return error("devices", devices.status());
+  if (!hosts.ok()) return error("hosts", hosts.status());
+
+  // This host's keys, for every device of the cluster.
+  const std::vector<HostSecret> secrets = secrets_->All();
+  for (const Device& d : *devices) {
+    HostKeyRow want{d.id, me, {}};
+    for (const HostSecret& sec : secrets)
+      want.keys.push_back({sec.key_id, DeviceKey(sec, 0, me, d.id)});
+    auto it = std::find_if(rows->begin(), rows->end(), [&](const auto& r) {
+      return r.device_id == d.id && r.host_id == me;
+    });
+    if (it != rows->end() && *it == want) continue;
+    if (Status s = store_.PutHostKeys(want); !s.ok()) {
+      error(fmt::format("device {}", d.id), s);
+      continue;
+    }
+    if (it != rows->end()) {
+      *it = want;
+    } else {
+      rows->push_back(want);
+    }
+  }
+
+  // The hosts each device served here lets in.
+  auto target = kernel_.Query(CVM_TARGET_GENL_NAME);
+  if (!target.ok() || !target->loaded) return;
+  const std::string agent = agent_ ? agent_() : host_;
+  std::map<uint64_t, bool> live_host;  // id -> the agent
+  for (const Host& h : *hosts) live_host[h.id] = h.name == agent;
+  if (!cluster_ && me == 0) live_host[0] = true;  // this node, unnamed
+  for (const Device& d : *devices) {
+    if (!d.served || (cluster_ && d.host_id != me)) continue;
+    std::vector<TargetHost> want;
+    for (const HostKeyRow& r : *rows) {
+      auto h = live_host.find(r.host_id);
+      if (r.device_id != d.id || h == live_host.end()) continue;
+      for (const auto& k : r.keys) {
+        want.push_back({r.host_id, k.key_id,
+                        std::string(k.key.begin(), k.key.end()), h->second});
+      }
+    }
+    auto it = loaded_hosts_.find(d.id);
+    if (it != loaded_hosts_.end() && it->second == want) continue;
+    if (Status s = kernel_.TargetHostsSet(static_cast<uint32_t>(d.id), want);
+        !s.ok()) {
+      error(fmt::format("loading device {}'s hosts", d.id), s);
+      continue;
+    }
+    LogInfo("device {}: {} host key(s) loaded, agent '{}'", d.id, want.size(),
+            agent);
+    loaded_hosts_[d.id] = std::move(want);
+  }
+  if (!publish_keys_loaded_) return;
+  // Per host, the newest key id that every device served here holds.
+  std::map<uint64_t, uint32_t> everywhere;
+  bool first = true;
+  for (const Device& d : *devices) {
+    if (!d.served || (cluster_ && d.host_id != me)) continue;
+    auto it = loaded_hosts_.find(d.id);
+    std::map<uint64_t, uint32_t> newest;
+    if (it != loaded_hosts_.end()) {
+      for (const TargetHost& t : it->second)
+        newest[t.host_id] = std::max(newest[t.host_id], t.key_id);
+    }
+    if (first) {
+      everywhere = newest;
+      first = false;
+      continue;
+    }
+    for (auto e = everywhere.begin(); e != everywhere.end();) {
+      auto n = newest.find(e->first);
+      if (n == newest.end()) {
+        e = everywhere.erase(e);
+        continue;
+      }
+      e->second = std::min(e->second, n->second);
+      ++e;
+    }
+  }
+  json loaded = json::object();
+  for (const auto& [h, k] : everywhere) loaded[std::to_string(h)] = k;
+  if (loaded != keys_loaded_published_) {
+    publish_keys_loaded_(loaded);
+    keys_loaded_published_ = loaded;
+  }
+}
+
+Result<json> KernelSync::RotateKey() {
+  if (!secrets_) return Unavailable("this cvmd has no host secret");
+  // Two secrets: an earlier rotation did not finish; finish it (cvm.ko may
+  // use either, so neither may go yet).
+  HostSecret next = secrets_->Current();
+  if (secrets_->All().size() == 1) {
+    CVM_ASSIGN_OR_RETURN(next, secrets_->Rotate());
+    LogInfo("host key rotation: key id {} made", next.key_id);
+  } else {
+    LogInfo("host key rotation: finishing key id {}", next.key_id);
+  }
+  // Both keys recorded; this node's targets take both at once, the
+  // others' as they follow the store.
+  SyncHostKeys();
+  const uint64_t me = MyHostId();
+  // cvm.ko switches only once every storage node that is up has loaded
+  // the new key (each says so in its presence; one that is down loads
+  // both keys when it comes back): a reconnect meanwhile would be refused.
+  if (cluster_ && keys_loaded_everywhere_) {
+    const auto deadline = std::chrono::steady_clock::now() + cluster_timeout_;
+    for (;;) {
+      auto done = keys_loaded_everywhere_(me, next.key_id);
+      if (done.ok() && *done) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Unavailable(fmt::format(
+            "key id {} is recorded but not every storage node has loaded it "
+            "({}); cvm.ko keeps key id {} and both stay valid: run "
+            "'host rotate-key' again once the nodes are up",
+            next.key_id, done.ok() ? "still waiting" : done.status().message(),
+            next.key_id - 1));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  json out{{"host", host_}, {"key_id", next.key_id}};
+  {
+    std::lock_guard lock(mutex_);
+    auto st = kernel_.Query(CVM_GENL_NAME);
+    if (st.ok() && st->loaded) {
+      CVM_RETURN_IF_ERROR(
+          kernel_
+              .HostKeySet(std::string(next.secret.begin(), next.secret.end()),
+                          next.key_id)
+              .WithContext("giving cvm.ko the new secret"));
+    }
+  }
+  CVM_RETURN_IF_ERROR(secrets_->Retire());
+  SyncHostKeys();
+  LogInfo("host key rotation: key id {} in use, older ones retired",
+          next.key_id);
+  out["retired"] = true;
+  static_cast<void>(me);
+  return out;
+}
+
 uint64_t KernelSync::MyHostId() {
   if (my_host_id_ == 0) {
     if (auto me = store_.GetHost(host_); me.ok()) my_host_id_ = me->id;
   }
   return my_host_id_;
+}
+
+// The host a volume is attached to, by id (0: detached, or unknown here):
+// the only host the targets let at it besides cvmd's agents.
+uint64_t KernelSync::AttachedHostId(const Volume& v) {
+  if (v.attached_host.empty()) return 0;
+  auto h = store_.GetHost(v.attached_host);
+  return h.ok() ? h->id : 0;
 }
 
 Status KernelSync::FenceHere(const Volume& v, bool again) {
@@ -191,9 +375,9 @@ Status KernelSync::FenceHere(const Volume& v, bool again) {
                        kernel_.Query(CVM_TARGET_GENL_NAME));
   // No cvm_target: nothing here takes requests; its devices are fenced
   // (again) as they are added.
-  Status fenced = target.loaded
-                      ? kernel_.TargetVolumeFence(v.id, v.attach_epoch)
-                      : Status();
+  Status fenced = target.loaded ? kernel_.TargetVolumeFence(
+                                      v.id, v.attach_epoch, AttachedHostId(v))
+                                : Status();
   if (!fenced.ok()) {
     return Status(fenced.code(),
                   fmt::format("volume '{}': attach epoch {} not set on the "
@@ -454,6 +638,9 @@ Result<json> KernelSync::DeviceAdd(uint64_t id, bool format, bool force) {
   for (const Volume& v : volumes) {
     CVM_RETURN_IF_ERROR(FenceHere(v, /*again=*/true));
   }
+  // And who may connect to it (its table may be from an earlier life).
+  loaded_hosts_.erase(d.id);
+  SyncHostKeys();
   json out = ToJson(served);
   out["formatted"] = format;
   return out;
@@ -529,6 +716,10 @@ json KernelSync::Reconcile() {
         }
       }
     }
+    // Who may connect, before the listeners let anyone try. A device
+    // added again (cvm_target reloaded) has forgotten its hosts.
+    if (added) loaded_hosts_.clear();
+    SyncHostKeys(&report);
     auto hosts = store_.ListHosts();
     if (!hosts.ok()) error("hosts", hosts.status());
     for (const Host& h : hosts.ok() ? *hosts : std::vector<Host>{}) {
@@ -540,7 +731,7 @@ json KernelSync::Reconcile() {
           continue;
         }
         Status s = kernel_.TargetListen(
-            {hp->addr, hp->port, std::string(ToString(h.transport)), 0, ""});
+            {hp->addr, hp->port, std::string(ToString(h.transport))});
         if (s.ok()) report["listeners"].push_back(a);
         if (!s.ok() && s.code() != Code::kAlreadyExists) {
           error(fmt::format("listener {}", a), s);

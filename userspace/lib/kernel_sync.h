@@ -42,6 +42,7 @@
 #include <string_view>
 #include <vector>
 
+#include "host_keys.h"
 #include "metadata_store.h"
 #include "netlink_client.h"
 #include "status.h"
@@ -86,10 +87,40 @@ class KernelSync {
   // How long an attach waits for the other nodes to fence its epoch, and a
   // migration for each of its steps.
   void SetClusterTimeout(std::chrono::milliseconds t) { cluster_timeout_ = t; }
+  // This host's secrets (host_keys.h); without them cvm.ko and cvmd's
+  // copies cannot authenticate, and no host keys are published or loaded.
+  void SetHostSecrets(HostSecrets* secrets) { secrets_ = secrets; }
+  // The host whose cvmd copies detached volumes (the leader; "" when
+  // unknown): the targets let it at every volume. Default: this host.
+  void SetAgent(std::function<std::string()> agent) {
+    agent_ = std::move(agent);
+  }
+  // Cluster: tells the others, for each host, the newest key id every
+  // device served here has loaded (`fn` gets {"<host id>": key id}).
+  void SetPublishKeysLoaded(std::function<void(const nlohmann::json&)> fn) {
+    publish_keys_loaded_ = std::move(fn);
+  }
+  // Cluster: whether every storage node that is up has loaded key_id of
+  // host_id for all its devices.
+  void SetKeysLoadedEverywhere(
+      std::function<Result<bool>(uint64_t host_id, uint32_t key_id)> fn) {
+    keys_loaded_everywhere_ = std::move(fn);
+  }
+  // Who this host is at the targets (cvmd's copies).
+  wire::Credentials Credentials();
+  // Records this host's key for every device, and loads into cvm_target
+  // the keys of the hosts each device served here lets in (Reconcile runs
+  // it; call it too when the leader may have changed).
+  void SyncHostKeys(nlohmann::json* report = nullptr);
+  // cvmadm host rotate-key: a new secret, its keys recorded next to the
+  // old ones, cvm.ko switched to it once the targets of this node's
+  // devices have it, then the old one retired. Live connections stay up.
+  Result<nlohmann::json> RotateKey();
 
   // Installs the store's current map in cvm.ko unless the kernel's is as
   // new. Returns the epoch the kernel holds afterwards.
   Result<uint64_t> PushMap();
+  uint64_t AttachedHostId(const Volume& v);
   // Records in the store how far cvm.ko has copied the pinned PGs of the
   // volumes attached here (backfill.h); the leader cuts the pins on it.
   void ReportBackfill();
@@ -173,6 +204,13 @@ class KernelSync {
   std::set<uint64_t> busy_logged_;  // volumes whose busy detach was logged
   // Volume id -> when a failed reconcile attach may be tried again.
   std::map<uint64_t, std::chrono::steady_clock::time_point> attach_retry_after_;
+  HostSecrets* secrets_ = nullptr;  // not owned
+  std::function<std::string()> agent_;
+  std::function<void(const nlohmann::json&)> publish_keys_loaded_;
+  std::function<Result<bool>(uint64_t, uint32_t)> keys_loaded_everywhere_;
+  nlohmann::json keys_loaded_published_;
+  // Device id -> the hosts last loaded into cvm_target for it.
+  std::map<uint64_t, std::vector<TargetHost>> loaded_hosts_;
 };
 
 }  // namespace cvm

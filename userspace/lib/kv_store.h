@@ -32,12 +32,13 @@ enum class Cf {
   kVolumes,
   kSnapshots,
   kMapEpochs,
-  kMaps,   // epoch -> the sealed binary map (kernel/common map codec)
-  kPaths,  // device id -> PathState: what cvm.ko last said of its path
+  kMaps,      // epoch -> the sealed binary map (kernel/common map codec)
+  kPaths,     // device id -> PathState: what cvm.ko last said of its path
+  kHostKeys,  // device id, host id -> HostKeyRow (host_keys.h)
 };
-inline constexpr Cf kAllCfs[] = {Cf::kMeta,      Cf::kHosts,   Cf::kDevices,
-                                 Cf::kPools,     Cf::kVolumes, Cf::kSnapshots,
-                                 Cf::kMapEpochs, Cf::kMaps,    Cf::kPaths};
+inline constexpr Cf kAllCfs[] = {
+    Cf::kMeta,      Cf::kHosts,     Cf::kDevices, Cf::kPools, Cf::kVolumes,
+    Cf::kSnapshots, Cf::kMapEpochs, Cf::kMaps,    Cf::kPaths, Cf::kHostKeys};
 std::string_view CfName(Cf cf);
 
 class KvBatch {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "host_keys.h"
 #include "json_fields.h"
 #include "units.h"
 
@@ -99,6 +100,8 @@ std::string_view CfName(Cf cf) {
       return "maps";
     case Cf::kPaths:
       return "paths";
+    case Cf::kHostKeys:
+      return "host_keys";
   }
   return "?";
 }
@@ -806,6 +809,30 @@ Result<Device> MetadataStore::GetDevice(uint64_t id) {
 
 Result<std::vector<Device>> MetadataStore::ListDevices() {
   return ScanAll(Cf::kDevices, &DecodeDevice);
+}
+
+Status MetadataStore::PutHostKeys(const HostKeyRow& row) {
+  return Transact([&]() -> Status {
+    KvBatch batch;
+    batch.Put(Cf::kHostKeys,
+              EncodeIdKey(row.device_id) + EncodeIdKey(row.host_id),
+              EncodeHostKeyRow(row));
+    return Commit(batch);
+  });
+}
+
+Result<std::vector<HostKeyRow>> MetadataStore::ListHostKeys() {
+  std::vector<HostKeyRow> rows;
+  Status s =
+      ScanRaw(Cf::kHostKeys, [&](std::string_view key, std::string_view value) {
+        CVM_ASSIGN_OR_RETURN(HostKeyRow row, DecodeHostKeyRow(value));
+        if (key != EncodeIdKey(row.device_id) + EncodeIdKey(row.host_id))
+          return Corruption("host_keys: row under another key");
+        rows.push_back(std::move(row));
+        return Status::Ok();
+      });
+  if (!s.ok()) return s;
+  return rows;
 }
 
 Result<std::string> MetadataStore::GetRecoveryRecord() {

@@ -31,6 +31,8 @@
 
 namespace cvm {
 
+struct HostKeyRow;
+
 inline constexpr uint64_t kSchemaVersion = 1;
 
 // Records are keyed by their id, 8 bytes big-endian, so iteration is id order.
@@ -175,6 +177,10 @@ class MetadataStore {
                             const std::string& left = "");
   // The leader's recovery progress record (recovery_progress.h), "" when
   // nothing moves; putting "" removes it.
+  // Hosts' per-device keys (host_keys.h): one row per device and host.
+  Status PutHostKeys(const HostKeyRow& row);
+  Result<std::vector<HostKeyRow>> ListHostKeys();
+
   Result<std::string> GetRecoveryRecord();
   Status PutRecoveryRecord(const std::string& record);
   // Devices removed with --force (their copies were given up).

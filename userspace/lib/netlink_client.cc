@@ -566,9 +566,9 @@ Status NetlinkKernel::MapSet(const MapSetRequest& r) {
     return InvalidArgument(fmt::format("{}: a map of {} bytes is out of range",
                                        kWhat, r.blob.size()));
   }
-  if (!r.token.empty() && r.token.size() != CVM_WIRE_TOKEN_LEN) {
-    return InvalidArgument(fmt::format("{}: the token must be {} bytes", kWhat,
-                                       CVM_WIRE_TOKEN_LEN));
+  if (!r.host_key.empty() && r.host_key.size() != CVM_WIRE_KEY_LEN) {
+    return InvalidArgument(fmt::format("{}: the host key must be {} bytes",
+                                       kWhat, CVM_WIRE_KEY_LEN));
   }
   for (const MapPath& p : r.paths) {
     CVM_RETURN_IF_ERROR(CheckAddr(kWhat, p.addr));
@@ -611,8 +611,10 @@ Status NetlinkKernel::MapSet(const MapSetRequest& r) {
           nla_put_u64(m, CVM_ATTR_HOST_ID, r.host_id) < 0) {
         return PutFailed(kWhat);
       }
-      if (!r.token.empty() &&
-          nla_put(m, CVM_ATTR_TOKEN, CVM_WIRE_TOKEN_LEN, r.token.data()) < 0) {
+      if (!r.host_key.empty() &&
+          (nla_put(m, CVM_ATTR_HOST_KEY, CVM_WIRE_KEY_LEN, r.host_key.data()) <
+               0 ||
+           nla_put_u32(m, CVM_ATTR_KEY_ID, r.key_id) < 0)) {
         return PutFailed(kWhat);
       }
     }
@@ -717,10 +719,6 @@ Status NetlinkKernel::TargetListen(const Listener& l) {
   constexpr std::string_view kWhat = "target listen";
   CVM_RETURN_IF_ERROR(CheckAddr(kWhat, l.addr));
   if (l.port == 0) return InvalidArgument("target listen: port 0");
-  if (!l.token.empty() && l.token.size() != CVM_WIRE_TOKEN_LEN) {
-    return InvalidArgument(fmt::format("{}: the token must be {} bytes", kWhat,
-                                       CVM_WIRE_TOKEN_LEN));
-  }
   CVM_ASSIGN_OR_RETURN(GenlConn conn,
                        GenlConn::Open(CVM_TARGET_GENL_NAME, timeout_));
   CVM_ASSIGN_OR_RETURN(NlMsg msg, conn.NewMsg(CVM_CMD_TARGET_LISTEN, 0));
@@ -734,11 +732,6 @@ Status NetlinkKernel::TargetListen(const Listener& l) {
     return PutFailed(kWhat);
   }
   nla_nest_end(m, lis);
-  if (!l.token.empty() &&
-      (nla_put_u64(m, CVM_ATTR_CLUSTER_ID, l.cluster_id) < 0 ||
-       nla_put(m, CVM_ATTR_TOKEN, CVM_WIRE_TOKEN_LEN, l.token.data()) < 0)) {
-    return PutFailed(kWhat);
-  }
   return conn.Transact(m, kWhat);
 }
 
@@ -786,8 +779,59 @@ nlohmann::json ToJson(const TargetDeviceUsage& u) {
           {"copied", u.copied}};
 }
 
+Status NetlinkKernel::HostKeySet(const std::string& secret, uint32_t key_id) {
+  constexpr std::string_view kWhat = "host key";
+  if (secret.size() != CVM_WIRE_KEY_LEN)
+    return InvalidArgument(fmt::format("{}: the secret must be {} bytes", kWhat,
+                                       CVM_WIRE_KEY_LEN));
+  CVM_ASSIGN_OR_RETURN(GenlConn conn, GenlConn::Open(CVM_GENL_NAME, timeout_));
+  CVM_ASSIGN_OR_RETURN(NlMsg msg, conn.NewMsg(CVM_CMD_HOST_KEY_SET, 0));
+  nl_msg* m = msg.get();
+  if (nla_put(m, CVM_ATTR_HOST_KEY, CVM_WIRE_KEY_LEN, secret.data()) < 0 ||
+      nla_put_u32(m, CVM_ATTR_KEY_ID, key_id) < 0)
+    return PutFailed(kWhat);
+  return conn.Transact(m, kWhat);
+}
+
+Status NetlinkKernel::TargetHostsSet(uint32_t device_id,
+                                     const std::vector<TargetHost>& hosts) {
+  constexpr std::string_view kWhat = "target hosts";
+  for (const TargetHost& h : hosts) {
+    if (h.key.size() != CVM_WIRE_KEY_LEN)
+      return InvalidArgument(fmt::format("{}: host {} needs a {}-byte key",
+                                         kWhat, h.host_id, CVM_WIRE_KEY_LEN));
+  }
+  CVM_ASSIGN_OR_RETURN(GenlConn conn,
+                       GenlConn::Open(CVM_TARGET_GENL_NAME, timeout_));
+  CVM_ASSIGN_OR_RETURN(NlMsg msg, conn.NewMsg(CVM_CMD_TARGET_HOSTS_SET, 0,
+                                              256 + hosts.size() * 96));
+  nl_msg* m = msg.get();
+  nlattr* dev = nla_nest_start(m, CVM_ATTR_TARGET_DEVICE | NLA_F_NESTED);
+  if (dev == nullptr ||
+      nla_put_u32(m, CVM_TARGET_DEVICE_ATTR_ID, device_id) < 0)
+    return PutFailed(kWhat);
+  nla_nest_end(m, dev);
+  nlattr* list = nla_nest_start(m, CVM_ATTR_TARGET_HOSTS | NLA_F_NESTED);
+  if (list == nullptr) return PutFailed(kWhat);
+  for (const TargetHost& h : hosts) {
+    nlattr* e = nla_nest_start(m, 1 | NLA_F_NESTED);
+    if (e == nullptr ||
+        nla_put_u64(m, CVM_TARGET_HOST_ATTR_HOST_ID, h.host_id) < 0 ||
+        nla_put_u32(m, CVM_TARGET_HOST_ATTR_KEY_ID, h.key_id) < 0 ||
+        nla_put(m, CVM_TARGET_HOST_ATTR_KEY, CVM_WIRE_KEY_LEN, h.key.data()) <
+            0 ||
+        nla_put_u32(m, CVM_TARGET_HOST_ATTR_FLAGS,
+                    h.all_volumes ? CVM_TARGET_HOST_F_ALL_VOLUMES : 0) < 0)
+      return PutFailed(kWhat);
+    nla_nest_end(m, e);
+  }
+  nla_nest_end(m, list);
+  return conn.Transact(m, kWhat);
+}
+
 Status NetlinkKernel::TargetVolumeFence(uint64_t volume_id,
-                                        uint64_t attach_epoch) {
+                                        uint64_t attach_epoch,
+                                        uint64_t host_id) {
   constexpr std::string_view kWhat = "target volume fence";
   if (attach_epoch == 0) return InvalidArgument("target volume fence: epoch 0");
   CVM_ASSIGN_OR_RETURN(GenlConn conn,
@@ -800,6 +844,8 @@ Status NetlinkKernel::TargetVolumeFence(uint64_t volume_id,
     return PutFailed(kWhat);
   }
   nla_nest_end(m, vol);
+  if (host_id && nla_put_u64(m, CVM_ATTR_HOST_ID, host_id) < 0)
+    return PutFailed(kWhat);
   return conn.Transact(m, kWhat);
 }
 

@@ -77,7 +77,10 @@ struct MapSetRequest {
   std::vector<MapPath> paths;
   uint64_t cluster_id = 0;
   uint64_t host_id = 0;
-  std::string token;  // empty, or exactly CVM_WIRE_TOKEN_LEN bytes
+  // Empty, or this host's secret (CVM_WIRE_KEY_LEN bytes) and its
+  // generation: without it no target lets this host in.
+  std::string host_key;
+  uint32_t key_id = 0;
 };
 
 // Where each MAP_SET message's chunk goes: in order, each at most
@@ -123,9 +126,15 @@ struct Listener {
   std::string addr;  // numeric IPv4 or IPv6, no brackets
   uint16_t port = 0;
   std::string transport = "tcp";
-  // Both set or both unset: when set, HELLO must match them.
-  uint64_t cluster_id = 0;
-  std::string token;
+};
+
+// One host a target device lets in (CVM_CMD_TARGET_HOSTS_SET).
+struct TargetHost {
+  uint64_t host_id = 0;
+  uint32_t key_id = 0;
+  std::string key;  // the host's key for the device, CVM_WIRE_KEY_LEN bytes
+  bool all_volumes = false;  // cvmd's agent: every volume of the device
+  bool operator==(const TargetHost&) const = default;
 };
 
 // The kernel side as cvmd uses it. NetlinkKernel is the real one; tests
@@ -146,8 +155,15 @@ class Kernel {
   // Every device this node's cvm_target serves refuses requests of the
   // volume's attachments older than attach_epoch, and knows it after a
   // restart (CVM_CMD_TARGET_VOLUME_FENCE).
-  virtual Status TargetVolumeFence(uint64_t volume_id,
-                                   uint64_t attach_epoch) = 0;
+  // host_id: the attaching host (0: none), the only one without
+  // all_volumes the devices let at the volume.
+  virtual Status TargetVolumeFence(uint64_t volume_id, uint64_t attach_epoch,
+                                   uint64_t host_id) = 0;
+  // The hosts device_id lets in, replacing those it had.
+  virtual Status TargetHostsSet(uint32_t device_id,
+                                const std::vector<TargetHost>& hosts) = 0;
+  // cvm.ko's secret changes (a rotation) without a new map.
+  virtual Status HostKeySet(const std::string& secret, uint32_t key_id) = 0;
   // Every device this node's cvm_target serves, with its usage.
   virtual Result<std::vector<TargetDeviceUsage>> TargetDeviceList() = 0;
 };
@@ -167,7 +183,11 @@ class NetlinkKernel : public Kernel {
   Status TargetDeviceRemove(uint32_t id) override;
   Status TargetListen(const Listener& listener) override;
   Status TargetUnlisten(const std::string& addr, uint16_t port) override;
-  Status TargetVolumeFence(uint64_t volume_id, uint64_t attach_epoch) override;
+  Status TargetVolumeFence(uint64_t volume_id, uint64_t attach_epoch,
+                           uint64_t host_id) override;
+  Status TargetHostsSet(uint32_t device_id,
+                        const std::vector<TargetHost>& hosts) override;
+  Status HostKeySet(const std::string& secret, uint32_t key_id) override;
   Result<std::vector<TargetDeviceUsage>> TargetDeviceList() override;
 
  private:

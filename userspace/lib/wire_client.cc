@@ -5,10 +5,15 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -70,7 +75,8 @@ bool HasShardVersion(const Header& h, bool is_reply) {
 
 uint32_t PayloadLen(const Header& h) {
   if (h.flags & CVM_WIRE_F_REPLY) return h.length;
-  if (h.opcode == CVM_WIRE_OP_HELLO || h.opcode == CVM_WIRE_OP_WRITE)
+  if (h.opcode == CVM_WIRE_OP_HELLO || h.opcode == CVM_WIRE_OP_AUTH ||
+      h.opcode == CVM_WIRE_OP_WRITE)
     return h.length;
   return 0;
 }
@@ -78,7 +84,9 @@ uint32_t PayloadLen(const Header& h) {
 std::optional<std::string> CheckRequestLength(uint8_t op, uint32_t len) {
   switch (op) {
     case CVM_WIRE_OP_HELLO:
-      if (len != kHelloLen) return "HELLO length is not the hello payload size";
+    case CVM_WIRE_OP_AUTH:
+      if (len != kHelloLen)
+        return "HELLO or AUTH length is not the hello payload size";
       return std::nullopt;
     case CVM_WIRE_OP_READ:
     case CVM_WIRE_OP_WRITE:
@@ -217,9 +225,9 @@ std::optional<std::string> Check(const Header& h, bool is_reply) {
   if (!seq && h.snap_seq) return "snap_seq must be zero for this opcode";
   bool id = h.opcode == CVM_WIRE_OP_READ || h.opcode == CVM_WIRE_OP_ROLLBACK;
   if (!id && h.snap_id) return "snap_id must be zero for this opcode";
-  if (h.opcode == CVM_WIRE_OP_HELLO &&
+  if ((h.opcode == CVM_WIRE_OP_HELLO || h.opcode == CVM_WIRE_OP_AUTH) &&
       (h.volume_id || h.object_no || h.shard || h.map_epoch || h.attach_epoch))
-    return "HELLO with nonzero object or epoch fields";
+    return "HELLO or AUTH with nonzero object or epoch fields";
   if (h.opcode == CVM_WIRE_OP_FLUSH && (h.volume_id || h.object_no || h.shard))
     return "FLUSH with nonzero object fields";
   return std::nullopt;
@@ -235,18 +243,18 @@ Result<Header> Decode(std::span<const uint8_t, kHeaderLen> bytes,
 
 std::string_view OpName(uint8_t op) {
   static constexpr std::string_view kNames[] = {
-      "?",        "HELLO",    "READ",   "WRITE",       "WRITE_ZEROES",
-      "DISCARD",  "FLUSH",    "REMOVE", "LIST",        "STAT",
-      "ROLLBACK", "PREALLOC", "BUMP",   "SET_VERSION", "CLEAN"};
+      "?",     "HELLO",       "READ",  "WRITE", "WRITE_ZEROES", "DISCARD",
+      "FLUSH", "REMOVE",      "LIST",  "STAT",  "ROLLBACK",     "PREALLOC",
+      "BUMP",  "SET_VERSION", "CLEAN", "AUTH"};
   static_assert(std::size(kNames) == CVM_WIRE_OP_MAX + 1);
   return op <= CVM_WIRE_OP_MAX ? kNames[op] : "?";
 }
 
 std::string_view StatusName(uint16_t status) {
   static constexpr std::string_view kNames[] = {
-      "OK",           "INVALID",   "NOT_FOUND",    "VERSION",  "AUTH",
-      "STALE_ATTACH", "STALE_MAP", "NO_SPACE",     "IO_ERROR", "DATA_CRC",
-      "UNSUPPORTED",  "BUSY",      "STALE_VERSION"};
+      "OK",           "INVALID",   "NOT_FOUND",     "VERSION",  "AUTH",
+      "STALE_ATTACH", "STALE_MAP", "NO_SPACE",      "IO_ERROR", "DATA_CRC",
+      "UNSUPPORTED",  "BUSY",      "STALE_VERSION", "DENIED"};
   static_assert(std::size(kNames) == CVM_WIRE_STATUS_MAX + 1);
   return status <= CVM_WIRE_STATUS_MAX ? kNames[status] : "?";
 }
@@ -258,8 +266,10 @@ std::array<uint8_t, kHelloLen> EncodeHello(const Hello& h) {
   PutLe(b.data() + 20, h.device_id, 4);
   PutLe(b.data() + 24, h.max_inflight, 2);
   PutLe(b.data() + 28, h.max_data, 4);
-  std::memcpy(b.data() + 32, h.token.data(), kTokenLen);
+  std::memcpy(b.data() + 32, h.nonce.data(), kNonceLen);
   PutLe(b.data() + 64, h.instance, 8);
+  PutLe(b.data() + 72, h.key_id, 4);
+  std::memcpy(b.data() + 80, h.proof.data(), kProofLen);
   return b;
 }
 
@@ -270,9 +280,60 @@ Hello DecodeHello(std::span<const uint8_t, kHelloLen> b) {
   h.device_id = GetLe(b.data() + 20, 4);
   h.max_inflight = GetLe(b.data() + 24, 2);
   h.max_data = GetLe(b.data() + 28, 4);
-  std::memcpy(h.token.data(), b.data() + 32, kTokenLen);
+  std::memcpy(h.nonce.data(), b.data() + 32, kNonceLen);
   h.instance = GetLe(b.data() + 64, 8);
+  h.key_id = GetLe(b.data() + 72, 4);
+  std::memcpy(h.proof.data(), b.data() + 80, kProofLen);
   return h;
+}
+
+namespace {
+
+Key Hmac(const Key& key, std::span<const std::span<const uint8_t>> parts) {
+  Key out{};
+  HMAC_CTX* ctx = HMAC_CTX_new();
+  unsigned int len = 0;
+  if (ctx && HMAC_Init_ex(ctx, key.data(), key.size(), EVP_sha256(), nullptr)) {
+    for (auto p : parts) HMAC_Update(ctx, p.data(), p.size());
+    HMAC_Final(ctx, out.data(), &len);
+  }
+  HMAC_CTX_free(ctx);
+  return out;
+}
+
+std::span<const uint8_t> Bytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+Key DeriveKey(const Key& secret, uint64_t cluster_id, uint64_t host_id,
+              uint32_t device_id) {
+  uint8_t ids[20];
+  PutLe(ids, cluster_id, 8);
+  PutLe(ids + 8, host_id, 8);
+  PutLe(ids + 16, device_id, 4);
+  const std::span<const uint8_t> parts[] = {Bytes("cvm-host-key"), ids};
+  return Hmac(secret, parts);
+}
+
+Key Proof(const Key& key, std::string_view label, const Hello& ids,
+          const Key& host_nonce, const Key& target_nonce) {
+  uint8_t t[24];
+  PutLe(t, ids.cluster_id, 8);
+  PutLe(t + 8, ids.host_id, 8);
+  PutLe(t + 16, ids.device_id, 4);
+  PutLe(t + 20, ids.key_id, 4);
+  const std::span<const uint8_t> parts[] = {Bytes(label), t, host_nonce,
+                                            target_nonce};
+  return Hmac(key, parts);
+}
+
+Key RandomNonce() {
+  Key n{};
+  while (std::all_of(n.begin(), n.end(), [](uint8_t b) { return !b; }))
+    RAND_bytes(n.data(), n.size());
+  return n;
 }
 
 Result<Client> Client::ConnectRaw(const std::string& host, uint16_t port,
@@ -311,33 +372,64 @@ Result<Client> Client::ConnectRaw(const std::string& host, uint16_t port,
 }
 
 Result<Client> Client::Connect(const std::string& host, uint16_t port,
-                               const Hello& hello, int timeout_ms) {
+                               const Hello& hello, const Key& secret,
+                               int timeout_ms) {
   CVM_ASSIGN_OR_RETURN(Client c, ConnectRaw(host, port, timeout_ms));
-  CVM_RETURN_IF_ERROR(c.Hello_(hello));
+  CVM_RETURN_IF_ERROR(c.Hello_(hello, secret));
   return c;
 }
 
-Status Client::Hello_(const Hello& hello) {
-  Header h = MakeRequest(CVM_WIRE_OP_HELLO);
+Result<Reply> Client::Handshake(uint8_t op, const Hello& payload) {
+  Header h = MakeRequest(op);
   h.length = kHelloLen;
-  auto payload = EncodeHello(hello);
   HeaderBytes hb = Encode(h);
   CVM_RETURN_IF_ERROR(SendAll(hb));
-  CVM_RETURN_IF_ERROR(SendAll(payload));
+  CVM_RETURN_IF_ERROR(SendAll(EncodeHello(payload)));
   CVM_ASSIGN_OR_RETURN(auto rb, RecvExact(kHeaderLen));
-  CVM_ASSIGN_OR_RETURN(Header r, Decode(std::span<const uint8_t, kHeaderLen>(
+  Reply r;
+  CVM_ASSIGN_OR_RETURN(r.header, Decode(std::span<const uint8_t, kHeaderLen>(
                                             rb.data(), kHeaderLen),
                                         true));
-  if (r.opcode != CVM_WIRE_OP_HELLO)
-    return Corruption("reply to HELLO is not a HELLO");
-  if (r.length) {
-    CVM_ASSIGN_OR_RETURN(auto body, RecvExact(r.length));
-    (void)body;
+  if (r.header.opcode != op)
+    return Corruption(fmt::format("reply to {} is a {}", OpName(op),
+                                  OpName(r.header.opcode)));
+  if (r.header.length) {
+    if (r.header.length != kHelloLen)
+      return Corruption(fmt::format("{} reply length", OpName(op)));
+    CVM_ASSIGN_OR_RETURN(r.data, RecvExact(r.header.length));
   }
-  if (r.status != CVM_WIRE_STATUS_OK)
-    return Status(r.status == CVM_WIRE_STATUS_NOT_FOUND ? Code::kNotFound
-                                                        : Code::kUnavailable,
-                  fmt::format("HELLO refused: {}", StatusName(r.status)));
+  return r;
+}
+
+static Status Refused(std::string_view what, uint16_t status) {
+  return Status(status == CVM_WIRE_STATUS_NOT_FOUND ? Code::kNotFound
+                : status == CVM_WIRE_STATUS_AUTH    ? Code::kPermissionDenied
+                                                    : Code::kUnavailable,
+                fmt::format("{} refused: {}", what, StatusName(status)));
+}
+
+Status Client::Hello_(const Hello& hello, const Key& secret) {
+  Hello asked = hello;
+  asked.nonce = RandomNonce();
+  asked.proof = {};
+  const Key key =
+      DeriveKey(secret, asked.cluster_id, asked.host_id, asked.device_id);
+  CVM_ASSIGN_OR_RETURN(Reply r, Handshake(CVM_WIRE_OP_HELLO, asked));
+  if (r.header.status != CVM_WIRE_STATUS_OK)
+    return Refused("HELLO", r.header.status);
+  if (r.data.size() != kHelloLen) return Corruption("HELLO reply length");
+  Hello got = DecodeHello(
+      std::span<const uint8_t, kHelloLen>(r.data.data(), kHelloLen));
+  // The target proves it holds our key before we prove anything.
+  const Key want = Proof(key, "cvm-target", asked, asked.nonce, got.nonce);
+  if (CRYPTO_memcmp(want.data(), got.proof.data(), want.size()))
+    return PermissionDenied(
+        "the target failed to prove it holds this host's key");
+  Hello auth;
+  auth.proof = Proof(key, "cvm-host", asked, asked.nonce, got.nonce);
+  CVM_ASSIGN_OR_RETURN(r, Handshake(CVM_WIRE_OP_AUTH, auth));
+  if (r.header.status != CVM_WIRE_STATUS_OK)
+    return Refused("AUTH", r.header.status);
   return Status::Ok();
 }
 

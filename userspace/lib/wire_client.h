@@ -19,9 +19,12 @@
 namespace cvm::wire {
 
 inline constexpr size_t kHeaderLen = 96;
-inline constexpr size_t kHelloLen = 72;
+inline constexpr size_t kHelloLen = 112;
 inline constexpr size_t kStatLen = 32;
-inline constexpr size_t kTokenLen = 32;
+inline constexpr size_t kNonceLen = 32;
+inline constexpr size_t kProofLen = 32;
+inline constexpr size_t kKeyLen = 32;
+using Key = std::array<uint8_t, kKeyLen>;
 
 // Little-endian field access, as the wire wants it: @n bytes of @v at @p.
 void PutLe(uint8_t* p, uint64_t v, int n);
@@ -83,13 +86,26 @@ struct Hello {
   // Version 2: limits asked for (0: the target's maximum) or granted.
   uint16_t max_inflight = 0;
   uint32_t max_data = 0;
-  std::array<uint8_t, kTokenLen> token{};
+  // Version 5: the challenge (HELLO: ours; reply: the target's).
+  std::array<uint8_t, kNonceLen> nonce{};
   // Version 3: the reply's device instance (request: 0).
   uint64_t instance = 0;
+  // Version 5: the generation of the host's secret, and a proof.
+  uint32_t key_id = 0;
+  std::array<uint8_t, kProofLen> proof{};
 };
 
 std::array<uint8_t, kHelloLen> EncodeHello(const Hello& h);
 Hello DecodeHello(std::span<const uint8_t, kHelloLen> b);
+
+// Authentication (cvm_wire.h): a host's key for a device, from its secret;
+// a proof, HMAC(key, label || T) over `ids` (cluster, host, device, key
+// id) and both challenges; a fresh non-zero challenge.
+Key DeriveKey(const Key& secret, uint64_t cluster_id, uint64_t host_id,
+              uint32_t device_id);
+Key Proof(const Key& key, std::string_view label, const Hello& ids,
+          const Key& host_nonce, const Key& target_nonce);
+Key RandomNonce();
 
 struct Reply {
   Header header;
@@ -105,12 +121,24 @@ struct ObjectKey {
   uint64_t attach_epoch = 0;
 };
 
+// Who a connection speaks for: a host and its secret (cvm_wire.h,
+// "Authentication").
+struct Credentials {
+  uint64_t cluster_id = 0;
+  uint64_t host_id = 0;
+  uint32_t key_id = 0;
+  Key secret{};
+};
+
 class Client {
  public:
-  // Connects to host:port (numeric or name) and says HELLO. A refused HELLO
-  // is an error naming the target's status.
+  // Connects to host:port (numeric or name), says HELLO with a fresh
+  // challenge, checks the target's proof and sends AUTH with ours, made
+  // with the device's key from the host's `secret`. A refusal is an error
+  // naming the target's status (PermissionDenied for AUTH).
   static Result<Client> Connect(const std::string& host, uint16_t port,
-                                const Hello& hello, int timeout_ms = 10000);
+                                const Hello& hello, const Key& secret,
+                                int timeout_ms = 10000);
   // Connects without HELLO (fuzzing).
   static Result<Client> ConnectRaw(const std::string& host, uint16_t port,
                                    int timeout_ms = 10000);
@@ -133,6 +161,9 @@ class Client {
   Result<Reply> Flush();
 
   // Raw access for fuzzing.
+  // Sends HELLO or AUTH with `payload` and returns the reply (its payload,
+  // if any, in data), whatever its status.
+  Result<Reply> Handshake(uint8_t op, const Hello& payload);
   Status SendAll(std::span<const uint8_t> bytes);
   // Reads exactly `n` bytes; Unavailable("closed") on EOF.
   Result<std::vector<uint8_t>> RecvExact(size_t n);
@@ -142,7 +173,7 @@ class Client {
 
  private:
   explicit Client(UniqueFd fd) : fd_(std::move(fd)) {}
-  Status Hello_(const Hello& hello);
+  Status Hello_(const Hello& hello, const Key& secret);
 
   UniqueFd fd_;
   uint64_t next_tag_ = 1;

@@ -101,7 +101,21 @@ class FakeKernel : public Kernel {
     const auto n = std::erase(listeners, addr + ":" + std::to_string(port));
     return n ? Status() : NotFound("no listener");
   }
-  Status TargetVolumeFence(uint64_t volume_id, uint64_t epoch) override {
+  Status TargetHostsSet(uint32_t device_id,
+                        const std::vector<TargetHost>& h) override {
+    hosts[device_id] = h;
+    return {};
+  }
+  std::map<uint32_t, std::vector<TargetHost>> hosts;
+  Status HostKeySet(const std::string& secret, uint32_t key_id) override {
+    host_secret = secret;
+    host_key_id = key_id;
+    return {};
+  }
+  std::string host_secret;
+  uint32_t host_key_id = 0;
+  Status TargetVolumeFence(uint64_t volume_id, uint64_t epoch,
+                           uint64_t /*host_id*/) override {
     if (!target_loaded) return Unavailable("cvm_target module not loaded");
     if (fences[volume_id] > epoch)
       return InUse("target volume fence refused by cvm_target: newer epoch");
@@ -327,6 +341,68 @@ TEST_F(KernelSyncTest, TargetOpsRecordWhatIsServed) {
   EXPECT_FALSE(store_->GetDevice(2)->served);
   ASSERT_OK(Call("target.unlisten", {{"address", "127.0.0.1:7002"}}));
   EXPECT_TRUE(kernel_.listeners.empty());
+}
+
+// Issue 17: cvm.ko gets this host's secret with the map; a device served
+// here lets in the hosts whose keys the store records for it, this host
+// (the agent: every volume) among them; a rotation switches cvm.ko to a
+// new key id and retires the old one everywhere.
+TEST_F(KernelSyncTest, HostKeysReachTheKernelAndRotate) {
+  auto secrets = HostSecrets::Load(dir_.Sub("host.secret"));
+  ASSERT_OK(secrets);
+  sync_->SetHostSecrets(secrets->get());
+  ASSERT_OK(sync_->PushMap());
+  const HostSecret first = (*secrets)->Current();
+  // No new map epoch: the secret goes with the next one.
+  ASSERT_OK(
+      Call("device.add",
+           {{"host", "h2"}, {"path", "/dev/ram9"}, {"capacity", 1 << 28}}));
+  sync_->PushMapBestEffort("test");
+  EXPECT_EQ(kernel_.last_map.host_key,
+            std::string(first.secret.begin(), first.secret.end()));
+  EXPECT_EQ(kernel_.last_map.key_id, 1u);
+
+  ASSERT_OK(Call("target.device.add", {{"id", 2}, {"format", true}}));
+  auto h1 = store_->GetHost("h1");
+  ASSERT_OK(h1);
+  ASSERT_EQ(kernel_.hosts[2].size(), 1u);
+  const TargetHost& t = kernel_.hosts[2][0];
+  EXPECT_EQ(t.host_id, h1->id);
+  EXPECT_EQ(t.key_id, 1u);
+  const wire::Key k = DeviceKey(first, 0, h1->id, 2);
+  EXPECT_EQ(t.key, std::string(k.begin(), k.end()));
+  EXPECT_TRUE(t.all_volumes);
+  // Rows for every device, none for a host that published none.
+  auto rows = store_->ListHostKeys();
+  ASSERT_OK(rows);
+  EXPECT_EQ(rows->size(), 4u);
+  for (const HostKeyRow& r : *rows) EXPECT_EQ(r.host_id, h1->id);
+
+  // Another host's row for device 2 is loaded too, not as the agent.
+  ASSERT_OK(
+      Call("host.add", {{"name", "h4"}, {"addresses", {"127.0.0.1:7004"}}}));
+  auto h3 = store_->GetHost("h4");
+  ASSERT_OK(h3);
+  ASSERT_OK(store_->PutHostKeys({2, h3->id, {{5, wire::Key{}}}}));
+  sync_->SyncHostKeys();
+  ASSERT_EQ(kernel_.hosts[2].size(), 2u);
+  EXPECT_EQ(kernel_.hosts[2][1].host_id, h3->id);
+  EXPECT_FALSE(kernel_.hosts[2][1].all_volumes);
+  // ...and dropped with its host.
+  ASSERT_OK(Call("host.remove", {{"name", "h4"}}));
+  sync_->SyncHostKeys();
+  EXPECT_EQ(kernel_.hosts[2].size(), 1u);
+
+  auto rotated = Call("host.rotate_key", json::object());
+  ASSERT_OK(rotated);
+  EXPECT_EQ((*rotated)["key_id"], 2);
+  EXPECT_EQ(kernel_.host_key_id, 2u);
+  const HostSecret next = (*secrets)->Current();
+  EXPECT_EQ(kernel_.host_secret,
+            std::string(next.secret.begin(), next.secret.end()));
+  EXPECT_EQ((*secrets)->All().size(), 1u);
+  ASSERT_EQ(kernel_.hosts[2].size(), 1u);
+  EXPECT_EQ(kernel_.hosts[2][0].key_id, 2u);
 }
 
 TEST_F(KernelSyncTest, ReconcileRestoresWhatTheKernelLost) {

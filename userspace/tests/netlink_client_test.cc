@@ -407,7 +407,7 @@ TEST(NetlinkKernelTest, BadArgumentsAreRefusedBeforeSending) {
   EXPECT_EQ(k.MapSet(req).code(), Code::kInvalidArgument);  // empty blob
   const std::string blob(10, 'x');
   req.blob = blob;
-  req.token = "short";
+  req.host_key = "short";
   EXPECT_EQ(k.MapSet(req).code(), Code::kInvalidArgument);
 }
 

@@ -105,7 +105,7 @@ TEST_F(WireHeaderTest, HelloPayloadLayout) {
   Hello hello;
   hello.cluster_id = 0x0102030405060708ULL;
   hello.device_id = 0xaabbccdd;
-  hello.token[0] = 0x5a;
+  hello.nonce[0] = 0x5a;
   auto b = EncodeHello(hello);
   EXPECT_EQ(b[0], 0x08);
   EXPECT_EQ(b[20], 0xdd);
@@ -123,14 +123,22 @@ TEST_F(WireHeaderTest, HelloPayloadLayout) {
   EXPECT_EQ(back.max_inflight, 0x1234);
   EXPECT_EQ(back.max_data, 0x00200000u);
   EXPECT_EQ(back.device_id, 0xaabbccddu);
-  EXPECT_EQ(back.token, hello.token);
+  EXPECT_EQ(back.nonce, hello.nonce);
   // Version 3: the device instance at 64.
   hello.instance = 0x1122334455667788ULL;
   b = EncodeHello(hello);
-  EXPECT_EQ(b.size(), 72u);
+  EXPECT_EQ(b.size(), 112u);
   EXPECT_EQ(b[64], 0x88);
   EXPECT_EQ(b[71], 0x11);
   EXPECT_EQ(DecodeHello(b).instance, hello.instance);
+  // Version 5: key id at 72, proof at 80.
+  hello.key_id = 0x01020304;
+  hello.proof[31] = 0x77;
+  b = EncodeHello(hello);
+  EXPECT_EQ(b[72], 0x04);
+  EXPECT_EQ(b[111], 0x77);
+  EXPECT_EQ(DecodeHello(b).key_id, hello.key_id);
+  EXPECT_EQ(DecodeHello(b).proof, hello.proof);
   Header h = MakeRequest(CVM_WIRE_OP_HELLO);
   h.length = kHelloLen;
   EXPECT_EQ(CheckSealed(h), std::nullopt);

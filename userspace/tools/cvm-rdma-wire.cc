@@ -715,7 +715,11 @@ struct Options {
   Endpoint ep;
   std::string verb;
   wire::Hello hello;
-  bool have_token = false;
+  // The raw tests' host (tests/vm/lib/target_genl.py) unless told.
+  wire::Key secret{};
+  // A host the device lets in without volume --volume (foreign-volume).
+  uint64_t foreign_host = 0;
+  wire::Key foreign_secret{};
   wire::ObjectKey key{1, 1, 0};
   uint64_t offset = 0;
   int timeout_ms = 10000;
@@ -726,7 +730,8 @@ struct Options {
 
 constexpr std::string_view kUsage =
     "usage: cvm-rdma-wire ADDR:PORT hello|session|fuzz --device ID\n"
-    "           [--cluster ID] [--token HEX] [--volume V] [--object N]\n"
+    "           [--cluster ID] [--host-id H --secret HEX] [--volume V] "
+    "[--object N]\n"
     "           [--offset O] [--timeout SECS] [--keys mw|mr]\n"
     "           [--case NAME]... [--no-health]   (fuzz)\n"
     "       cvm-rdma-wire cases\n";
@@ -743,12 +748,10 @@ Result<uint64_t> Number(std::string_view opt, const char* s, uint64_t max) {
   return static_cast<uint64_t>(v);
 }
 
-Result<std::array<uint8_t, wire::kTokenLen>> Token(const std::string& hex) {
-  std::array<uint8_t, wire::kTokenLen> t{};
-  if (hex.empty() || hex.size() % 2 || hex.size() > 2 * wire::kTokenLen)
-    return Usage(
-        fmt::format("--token: want 2 to {} hex digits, an even number of them",
-                    2 * wire::kTokenLen));
+Result<wire::Key> Token(const std::string& hex) {
+  wire::Key t{};
+  if (hex.size() != 2 * t.size())
+    return Usage(fmt::format("--secret: want {} hex digits", 2 * t.size()));
   for (size_t i = 0; i < hex.size(); i += 2) {
     auto digit = [](char ch) -> int {
       if (ch >= '0' && ch <= '9') return ch - '0';
@@ -758,7 +761,7 @@ Result<std::array<uint8_t, wire::kTokenLen>> Token(const std::string& hex) {
     };
     int hi = digit(hex[i]), lo = digit(hex[i + 1]);
     if (hi < 0 || lo < 0)
-      return Usage(fmt::format("--token: '{}' is not hex", hex));
+      return Usage(fmt::format("--secret: '{}' is not hex", hex));
     t[i / 2] = static_cast<uint8_t>(hi << 4 | lo);
   }
   return t;
@@ -780,6 +783,8 @@ Result<Endpoint> ParseEndpoint(const std::string& s) {
 Result<Options> Parse(int argc, char** argv) {
   if (argc < 3) return Usage("want ADDR:PORT and a verb");
   Options o;
+  o.hello.host_id = 1;
+  for (size_t i = 0; i < o.secret.size(); i++) o.secret[i] = i + 1;
   CVM_ASSIGN_OR_RETURN(o.ep, ParseEndpoint(argv[1]));
   o.verb = argv[2];
   if (o.verb != "hello" && o.verb != "session" && o.verb != "fuzz")
@@ -800,10 +805,16 @@ Result<Options> Parse(int argc, char** argv) {
       have_device = true;
     } else if (a == "--cluster") {
       CVM_ASSIGN_OR_RETURN(o.hello.cluster_id, num(UINT64_MAX));
-    } else if (a == "--token") {
+    } else if (a == "--secret") {
       CVM_ASSIGN_OR_RETURN(const char* v, val());
-      CVM_ASSIGN_OR_RETURN(o.hello.token, Token(v));
-      o.have_token = true;
+      CVM_ASSIGN_OR_RETURN(o.secret, Token(v));
+    } else if (a == "--host-id") {
+      CVM_ASSIGN_OR_RETURN(o.hello.host_id, num(UINT64_MAX));
+    } else if (a == "--foreign-host") {
+      CVM_ASSIGN_OR_RETURN(o.foreign_host, num(UINT64_MAX));
+    } else if (a == "--foreign-secret") {
+      CVM_ASSIGN_OR_RETURN(const char* v, val());
+      CVM_ASSIGN_OR_RETURN(o.foreign_secret, Token(v));
     } else if (a == "--volume") {
       CVM_ASSIGN_OR_RETURN(o.key.volume_id, num(UINT64_MAX));
     } else if (a == "--object") {
@@ -973,9 +984,14 @@ Result<Reply> Call(Connection& c, const Options& o, const wire::Header& req,
   return r;
 }
 
-// HELLO answered with `status` (and the hello echoed on OK).
-Status SayHello(Connection& c, const Options& o, const wire::Hello& hello,
+// HELLO answered with `status` (and the hello echoed on OK); on OK the
+// target's proof is checked and AUTH sent with ours (version 5).
+Status SayHello(Connection& c, const Options& o, const wire::Hello& asked,
                 uint16_t status = CVM_WIRE_STATUS_OK) {
+  wire::Hello hello = asked;
+  if (std::all_of(hello.nonce.begin(), hello.nonce.end(),
+                  [](uint8_t b) { return !b; }))
+    hello.nonce = wire::RandomNonce();
   auto cmd = HelloCommand(c, hello);
   wire::Header req = wire::DecodeRaw(
       std::span<const uint8_t, wire::kHeaderLen>(cmd.data(), wire::kHeaderLen));
@@ -994,11 +1010,28 @@ Status SayHello(Connection& c, const Options& o, const wire::Hello& hello,
       data < CVM_WIRE_MAX_DATA_LEN || (hello.max_data && data > hello.max_data))
     return cvm::Corruption(fmt::format(
         "HELLO reply grants {} requests, {} bytes", inflight, data));
-  if (std::any_of(p + 32, p + 64, [](uint8_t b) { return b != 0; }))
-    return cvm::Corruption("HELLO reply carries a token");
   // Version 3: the device's instance, never 0.
   if (!GetLe(p + 64, 8))
     return cvm::Corruption("HELLO reply without the device's instance");
+  // Version 5: the target proves it holds our key, then we do.
+  wire::Hello got = wire::DecodeHello(
+      std::span<const uint8_t, wire::kHelloLen>(p, wire::kHelloLen));
+  const wire::Key key = wire::DeriveKey(o.secret, hello.cluster_id,
+                                        hello.host_id, hello.device_id);
+  if (wire::Proof(key, "cvm-target", hello, hello.nonce, got.nonce) !=
+      got.proof)
+    return cvm::Corruption("the target's proof is wrong");
+  wire::Hello auth;
+  auth.proof = wire::Proof(key, "cvm-host", hello, hello.nonce, got.nonce);
+  wire::Header h = Request(c, CVM_WIRE_OP_AUTH);
+  h.length = wire::kHelloLen;
+  auto acmd = Command(h, {}, wire::EncodeHello(auth));
+  wire::Header areq =
+      wire::DecodeRaw(std::span<const uint8_t, wire::kHeaderLen>(
+          acmd.data(), wire::kHeaderLen));
+  CVM_ASSIGN_OR_RETURN(Reply ar,
+                       Call(c, o, areq, acmd, CVM_WIRE_STATUS_OK, 0, {}));
+  (void)ar;
   return Status::Ok();
 }
 
@@ -1054,6 +1087,14 @@ Result<std::string> Healthy(const Options& o) {
 
 // Verbs
 
+std::vector<uint8_t> AuthCommand(Connection& c, const wire::Key& proof) {
+  wire::Header h = Request(c, CVM_WIRE_OP_AUTH);
+  h.length = wire::kHelloLen;
+  wire::Hello a;
+  a.proof = proof;
+  return Command(h, {}, wire::EncodeHello(a));
+}
+
 int RunHello(const Options& o) {
   auto c = Dial(o, DefaultConnect(o));
   if (!c.ok()) {
@@ -1061,7 +1102,9 @@ int RunHello(const Options& o) {
                c.status().ToString());
     return 2;
   }
-  auto cmd = HelloCommand(**c, o.hello);
+  wire::Hello hello = o.hello;
+  hello.nonce = wire::RandomNonce();
+  auto cmd = HelloCommand(**c, hello);
   if (Status s = (*c)->Send(cmd); !s.ok()) {
     fmt::print(stderr, "cvm-rdma-wire: hello error: {}\n", s.ToString());
     return 2;
@@ -1081,7 +1124,31 @@ int RunHello(const Options& o) {
     return 2;
   }
   fmt::print("HELLO: {}\n", wire::StatusName(st));
-  return st == CVM_WIRE_STATUS_OK ? 0 : 1;
+  if (st != CVM_WIRE_STATUS_OK) return 1;
+  // The target proved it holds our key; now we prove it.
+  wire::Hello got = wire::DecodeHello(std::span<const uint8_t, wire::kHelloLen>(
+      r->payload.data(), wire::kHelloLen));
+  const wire::Key key = wire::DeriveKey(o.secret, hello.cluster_id,
+                                        hello.host_id, hello.device_id);
+  if (wire::Proof(key, "cvm-target", hello, hello.nonce, got.nonce) !=
+      got.proof) {
+    fmt::print(stderr, "cvm-rdma-wire: the target's proof is wrong\n");
+    return 2;
+  }
+  auto acmd = AuthCommand(
+      **c, wire::Proof(key, "cvm-host", hello, hello.nonce, got.nonce));
+  if (Status as = (*c)->Send(acmd); !as.ok()) {
+    fmt::print(stderr, "cvm-rdma-wire: auth error: {}\n", as.ToString());
+    return 2;
+  }
+  auto ar = (*c)->AwaitReply(o.timeout_ms);
+  if (!ar.ok()) {
+    fmt::print(stderr, "cvm-rdma-wire: auth error: {}\n",
+               ar.status().ToString());
+    return 2;
+  }
+  fmt::print("AUTH: {}\n", wire::StatusName(ar->hdr.status));
+  return ar->hdr.status == CVM_WIRE_STATUS_OK ? 0 : 1;
 }
 
 std::vector<uint8_t> Random(size_t n, uint32_t seed) {
@@ -1261,6 +1328,7 @@ Result<std::string> ExpectRefusedHello(
   wire::Header h = Request(*c, CVM_WIRE_OP_HELLO);
   h.length = wire::kHelloLen;
   wire::Hello hello = o.hello;
+  hello.nonce = wire::RandomNonce();
   mutate(h, hello);
   auto cmd = Command(h, {}, wire::EncodeHello(hello));
   CVM_RETURN_IF_ERROR(c->Send(cmd));
@@ -1275,6 +1343,47 @@ Result<std::string> ExpectRefusedHello(
         fmt::format("after the {} reply: {}", wire::StatusName(status), *why));
   return fmt::format("{} reply, then closed ({})", wire::StatusName(status),
                      how);
+}
+
+// Authentication (version 5).
+
+// HELLO with a fresh challenge, answered OK: what we sent, what came back.
+Result<std::pair<wire::Hello, wire::Hello>> HelloOnly(Connection& c,
+                                                      const Options& o,
+                                                      wire::Hello hello) {
+  if (std::all_of(hello.nonce.begin(), hello.nonce.end(),
+                  [](uint8_t b) { return !b; }))
+    hello.nonce = wire::RandomNonce();
+  auto cmd = HelloCommand(c, hello);
+  wire::Header req = wire::DecodeRaw(
+      std::span<const uint8_t, wire::kHeaderLen>(cmd.data(), wire::kHeaderLen));
+  CVM_ASSIGN_OR_RETURN(
+      Reply r, Call(c, o, req, cmd, CVM_WIRE_STATUS_OK, wire::kHelloLen, {}));
+  return std::pair{hello,
+                   wire::DecodeHello(std::span<const uint8_t, wire::kHelloLen>(
+                       r.payload.data(), wire::kHelloLen))};
+}
+
+// AUTH with `proof` answered AUTH, then the connection closed.
+Result<std::string> ExpectRefusedAuth(Connection& c, const Options& o,
+                                      const wire::Key& proof) {
+  auto cmd = AuthCommand(c, proof);
+  wire::Header req = wire::DecodeRaw(
+      std::span<const uint8_t, wire::kHeaderLen>(cmd.data(), wire::kHeaderLen));
+  CVM_ASSIGN_OR_RETURN(Reply r,
+                       Call(c, o, req, cmd, CVM_WIRE_STATUS_AUTH, 0, {}));
+  (void)r;
+  std::string how;
+  if (auto why = c.AwaitClose(o.timeout_ms, &how))
+    return cvm::Corruption(fmt::format("after the AUTH reply: {}", *why));
+  return fmt::format("AUTH reply, then closed ({})", how);
+}
+
+wire::Key HostProof(const Options& o, const wire::Key& secret,
+                    const wire::Hello& asked, const wire::Hello& got) {
+  const wire::Key key =
+      wire::DeriveKey(secret, asked.cluster_id, asked.host_id, asked.device_id);
+  return wire::Proof(key, "cvm-host", asked, asked.nonce, got.nonce);
 }
 
 // A header for the "close" cases: a READ of 4 KiB of the test object.
@@ -1434,6 +1543,76 @@ std::vector<Case> Cases() {
                                     c->rep().inline_size)));
         return fmt::format("accepted with inline size {}; HELLO OK",
                            c->rep().inline_size);
+      });
+
+  // Authentication: nobody gets in without the key, nor at a volume it
+  // was not given.
+  add("auth-skipped", "HELLO, then a READ without AUTH: closed",
+      [](const Options& o) -> Result<std::string> {
+        CVM_ASSIGN_OR_RETURN(auto c, Dial(o, DefaultConnect(o)));
+        CVM_RETURN_IF_ERROR(HelloOnly(*c, o, o.hello).status());
+        CVM_ASSIGN_OR_RETURN(auto msg,
+                             KeyedRead(o, [](auto&, auto&, auto&) {})(*c));
+        CVM_RETURN_IF_ERROR(c->Send(msg));
+        std::string how;
+        if (auto why = c->AwaitClose(o.timeout_ms, &how))
+          return cvm::Corruption(*why);
+        return fmt::format("closed without a reply ({})", how);
+      });
+  add("auth-wrong-key", "AUTH made with another secret: AUTH reply, closed",
+      [](const Options& o) -> Result<std::string> {
+        CVM_ASSIGN_OR_RETURN(auto c, Dial(o, DefaultConnect(o)));
+        CVM_ASSIGN_OR_RETURN(auto hg, HelloOnly(*c, o, o.hello));
+        wire::Key wrong = o.secret;
+        wrong[7] ^= 0x21;
+        return ExpectRefusedAuth(*c, o,
+                                 HostProof(o, wrong, hg.first, hg.second));
+      });
+  add("auth-replayed",
+      "a good HELLO and AUTH replayed on a new connection: AUTH reply, "
+      "closed",
+      [](const Options& o) -> Result<std::string> {
+        CVM_ASSIGN_OR_RETURN(auto c1, Dial(o, DefaultConnect(o)));
+        CVM_ASSIGN_OR_RETURN(auto hg, HelloOnly(*c1, o, o.hello));
+        const wire::Key recorded = HostProof(o, o.secret, hg.first, hg.second);
+        auto ok = AuthCommand(*c1, recorded);
+        wire::Header req =
+            wire::DecodeRaw(std::span<const uint8_t, wire::kHeaderLen>(
+                ok.data(), wire::kHeaderLen));
+        CVM_RETURN_IF_ERROR(
+            Call(*c1, o, req, ok, CVM_WIRE_STATUS_OK, 0, {}).status());
+        CVM_ASSIGN_OR_RETURN(auto c2, Dial(o, DefaultConnect(o)));
+        CVM_RETURN_IF_ERROR(HelloOnly(*c2, o, hg.first).status());
+        return ExpectRefusedAuth(*c2, o, recorded);
+      });
+  add("auth-reflected",
+      "the target's own proof sent back as AUTH: AUTH reply, closed",
+      [](const Options& o) -> Result<std::string> {
+        CVM_ASSIGN_OR_RETURN(auto c, Dial(o, DefaultConnect(o)));
+        CVM_ASSIGN_OR_RETURN(auto hg, HelloOnly(*c, o, o.hello));
+        return ExpectRefusedAuth(*c, o, hg.second.proof);
+      });
+  add("foreign-volume",
+      "a host let in, but not given the volume: READ and WRITE answered "
+      "DENIED",
+      [](const Options& o) -> Result<std::string> {
+        if (!o.foreign_host)
+          return cvm::InvalidArgument("needs --foreign-host and its secret");
+        Options f = o;
+        f.hello.host_id = o.foreign_host;
+        f.secret = o.foreign_secret;
+        CVM_ASSIGN_OR_RETURN(auto c, Dial(f, DefaultConnect(f)));
+        CVM_RETURN_IF_ERROR(SayHello(*c, f, f.hello).WithContext("HELLO"));
+        // No buffers named: the refusals come as plain SENDs.
+        wire::Header rh = Ranged(*c, f, CVM_WIRE_OP_READ, f.offset, 4096);
+        auto rd = Command(rh, {});
+        CVM_RETURN_IF_ERROR(
+            Call(*c, f, rh, rd, CVM_WIRE_STATUS_DENIED, 0, {}).status());
+        wire::Header wh = Ranged(*c, f, CVM_WIRE_OP_WRITE, f.offset, 4096);
+        auto wr = Command(wh, {}, std::vector<uint8_t>(4096, 0xee));
+        CVM_RETURN_IF_ERROR(
+            Call(*c, f, wh, wr, CVM_WIRE_STATUS_DENIED, 0, {}).status());
+        return std::string("READ and WRITE answered DENIED");
       });
 
   // Framing and header, before and after HELLO.
@@ -1690,31 +1869,34 @@ std::vector<Case> Cases() {
             },
             CVM_WIRE_STATUS_VERSION);
       });
-  add("hello-bad-token", "HELLO with a wrong token: AUTH reply, then closed",
-      [](const Options& o) -> Result<std::string> {
-        if (!o.have_token)
-          return cvm::InvalidArgument(
-              "needs --token (the listener's) to test a wrong one");
+  add("hello-unknown-host",
+      "HELLO of a host the device has no key for: AUTH reply, then closed",
+      [](const Options& o) {
         return ExpectRefusedHello(
-            o, [](wire::Header&, wire::Hello& he) { he.token[5] ^= 0x40; },
+            o,
+            [](wire::Header&, wire::Hello& he) {
+              he.host_id ^= 0x4000;
+              he.nonce = wire::RandomNonce();
+            },
             CVM_WIRE_STATUS_AUTH);
       });
-  add("hello-bad-cluster",
-      "HELLO with a wrong cluster id: AUTH reply, then closed",
-      [](const Options& o) -> Result<std::string> {
-        if (!o.have_token)
-          return cvm::InvalidArgument(
-              "needs --token (the listener's) to test a wrong cluster");
+  add("hello-unknown-key-id",
+      "HELLO with a key id the device has no key for: AUTH reply, closed",
+      [](const Options& o) {
         return ExpectRefusedHello(
-            o, [](wire::Header&, wire::Hello& he) { he.cluster_id ^= 1; },
+            o,
+            [](wire::Header&, wire::Hello& he) {
+              he.key_id += 1000;
+              he.nonce = wire::RandomNonce();
+            },
             CVM_WIRE_STATUS_AUTH);
       });
   add("hello-unknown-device",
-      "HELLO for a device not served: NOT_FOUND reply, then closed",
+      "HELLO for a device neither served nor keyed: AUTH reply, then closed",
       [](const Options& o) {
         return ExpectRefusedHello(
             o, [](wire::Header&, wire::Hello& he) { he.device_id ^= 0x40000; },
-            CVM_WIRE_STATUS_NOT_FOUND);
+            CVM_WIRE_STATUS_AUTH);
       });
   add("data-crc-mismatch",
       "inline WRITE with a wrong DATA_CRC: DATA_CRC reply, connection "

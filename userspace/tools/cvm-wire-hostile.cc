@@ -216,14 +216,39 @@ int EarlyReply(const Options& o) {
     Die("first message is not a valid HELLO");
   if (!RecvAll(c.get(), hello, sizeof(hello), deadline))
     Die("HELLO payload missing");
-  // The reply: no token, and a device instance (version 3).
-  std::memset(hello + 32, 0, wire::kTokenLen);
-  for (size_t i = 0; i < 8; i++) hello[64 + i] = i == 0 ? 0x5a : 0;
+  // The reply: a device instance (version 3), our challenge and proof
+  // with the raw tests' host key (version 5), then the host's AUTH.
+  wire::Hello asked =
+      wire::DecodeHello(std::span<const uint8_t, wire::kHelloLen>(hello));
+  wire::Key secret{};
+  for (size_t i = 0; i < secret.size(); i++) secret[i] = i + 1;
+  const wire::Key key =
+      wire::DeriveKey(secret, asked.cluster_id, asked.host_id, asked.device_id);
+  wire::Hello answer = asked;
+  answer.instance = 0x5a;
+  answer.nonce = wire::RandomNonce();
+  answer.proof =
+      wire::Proof(key, "cvm-target", asked, asked.nonce, answer.nonce);
+  auto ab = wire::EncodeHello(answer);
+  std::memcpy(hello, ab.data(), sizeof(hello));
   wire::Header hr = Reply(*hh, CVM_WIRE_STATUS_OK, wire::kHelloLen);
   hb = wire::Encode(hr);
   if (!SendAll(c.get(), hb.data(), hb.size()) ||
       !SendAll(c.get(), hello, sizeof(hello)))
     Die("cannot answer HELLO");
+  if (!RecvAll(c.get(), hb.data(), hb.size(), deadline) ||
+      !RecvAll(c.get(), hello, sizeof(hello), deadline))
+    Die("no AUTH from the initiator");
+  auto ah = wire::Decode(hb, false);
+  if (!ah.ok() || ah->opcode != CVM_WIRE_OP_AUTH)
+    Die("second message is not a valid AUTH");
+  wire::Hello auth =
+      wire::DecodeHello(std::span<const uint8_t, wire::kHelloLen>(hello));
+  if (auth.proof !=
+      wire::Proof(key, "cvm-host", asked, asked.nonce, answer.nonce))
+    Die("the initiator's proof is wrong");
+  hb = wire::Encode(Reply(*ah, CVM_WIRE_STATUS_OK, 0));
+  if (!SendAll(c.get(), hb.data(), hb.size())) Die("cannot answer AUTH");
 
   // The first request (after the attach's LIST of write-intent records,
   // answered as empty so the volume's I/O may start) tells us the tag
@@ -306,6 +331,8 @@ UniqueFd HelloConn(const Options& o, uint32_t* max_inflight,
     Die(fmt::format("cannot connect: {}", std::strerror(errno)));
   wire::Hello hello;
   hello.device_id = o.device;
+  hello.host_id = 1;
+  hello.nonce = wire::RandomNonce();
   wire::Header h = wire::MakeRequest(CVM_WIRE_OP_HELLO);
   h.length = wire::kHelloLen;
   auto hb = wire::Encode(h);
@@ -321,6 +348,23 @@ UniqueFd HelloConn(const Options& o, uint32_t* max_inflight,
       !RecvAll(fd.get(), body.data(), body.size(), deadline))
     Die("HELLO refused");
   wire::Hello granted = wire::DecodeHello(body);
+  // AUTH as the raw tests' host (tests/vm/lib/target_genl.py).
+  wire::Key secret{};
+  for (size_t i = 0; i < secret.size(); i++) secret[i] = i + 1;
+  const wire::Key key = wire::DeriveKey(secret, 0, hello.host_id, o.device);
+  wire::Hello auth;
+  auth.proof = wire::Proof(key, "cvm-host", hello, hello.nonce, granted.nonce);
+  h = wire::MakeRequest(CVM_WIRE_OP_AUTH);
+  h.length = wire::kHelloLen;
+  hb = wire::Encode(h);
+  body = wire::EncodeHello(auth);
+  if (!SendAll(fd.get(), hb.data(), hb.size()) ||
+      !SendAll(fd.get(), body.data(), body.size()) ||
+      !RecvAll(fd.get(), hb.data(), hb.size(), deadline))
+    Die("AUTH failed");
+  r = wire::Decode(hb, true);
+  if (!r.ok() || r->status != CVM_WIRE_STATUS_OK || r->length)
+    Die("AUTH refused");
   *max_inflight = granted.max_inflight;
   *max_data = granted.max_data;
   fmt::print("granted: {} requests, {} payload bytes in flight\n",

@@ -3,12 +3,23 @@
 //   cvm-wire HOST:PORT write|read|remove|stat|flush --device ID
 //            [--volume V --object N --shard S --offset O --length L]
 //            [--pattern BYTE | --file F] [--fua] [--out F]
-//            [--cluster ID --token HEX]
+//            [--cluster ID --host-id H --secret HEX --key-id K]
 //   cvm-wire HOST:PORT sums --device ID --volume V --object N --count C
 //            --length L [--shard S]
 //   cvm-wire HOST:PORT dump --device ID --volume V --object N --count C
 //            --shards S --length L --out DIR
 //   cvm-wire HOST:PORT fuzz --device ID
+//   cvm-wire HOST:PORT auth --device ID --volume V --object N
+//            [--foreign-host H --foreign-secret HEX]
+//
+// Every connection authenticates as host --host-id with the device key
+// derived from --secret, or from the current secret of a cvmd's
+// --secret-file (its host.secret; cvm_wire.h, "Authentication"). The
+// environment's CVM_WIRE_HOST_ID and CVM_WIRE_SECRET_FILE are the defaults,
+// and without them the raw tests' host (tests/vm/lib/target_genl.py). auth
+// tries to get in without the key: no AUTH, a wrong key, a replayed AUTH, the
+// target's own proof reflected, an unknown key id, and (with --foreign-host) a
+// host let in but not given volume V: each must be refused and read nothing.
 //
 // read writes the data to --out (default stdout).  sums reads L bytes of
 // each of the C objects from N on, over one connection, and prints one
@@ -29,12 +40,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "hash.h"
+#include "host_keys.h"
 #include "wire_client.h"
 
 namespace {
@@ -47,6 +60,9 @@ struct Options {
   uint16_t port = 0;
   std::string verb;
   cvm::wire::Hello hello;
+  cvm::wire::Key secret{};
+  uint64_t foreign_host = 0;
+  cvm::wire::Key foreign_secret{};
   cvm::wire::ObjectKey key;
   uint64_t offset = 0;
   uint32_t length = 0;
@@ -68,7 +84,7 @@ struct Options {
       "--device ID [--volume V] [--object N] [--shard S] [--attach-epoch E] "
       "[--offset O] "
       "[--length L] [--count C] [--shards S] [--pattern BYTE|--file F] [--fua] "
-      "[--out F] [--cluster ID --token HEX]\n");
+      "[--out F] [--cluster ID --host-id H --secret HEX --key-id K]\n");
   std::exit(2);
 }
 
@@ -80,9 +96,39 @@ uint64_t Number(const std::string& opt, const char* s) {
   return v;
 }
 
+cvm::wire::Key Hex(const std::string& opt, const std::string& hex) {
+  cvm::wire::Key k{};
+  if (hex.size() != 2 * k.size())
+    Usage(fmt::format("{}: want {} hex digits", opt, 2 * k.size()));
+  for (size_t i = 0; i < k.size(); i++) {
+    char* end = nullptr;
+    std::string byte = hex.substr(2 * i, 2);
+    k[i] = std::strtoul(byte.c_str(), &end, 16);
+    if (*end) Usage(fmt::format("{}: not hex: {}", opt, hex));
+  }
+  return k;
+}
+
+// The current secret of a cvmd's host.secret (host_keys.h).
+void SecretFile(Options& o, const std::string& path) {
+  auto secrets = cvm::HostSecrets::Load(path, /*create=*/false);
+  if (!secrets.ok()) Usage(secrets.status().message());
+  const cvm::HostSecret cur = (*secrets)->Current();
+  o.secret = cur.secret;
+  o.hello.key_id = cur.key_id;
+}
+
 Options Parse(int argc, char** argv) {
   if (argc < 3) Usage("missing arguments");
   Options o;
+  // The raw tests' host (tests/vm/lib/target_genl.py), unless the
+  // environment names a cvmd's.
+  o.hello.host_id = 1;
+  for (size_t i = 0; i < o.secret.size(); i++) o.secret[i] = i + 1;
+  if (const char* id = std::getenv("CVM_WIRE_HOST_ID"); id && *id)
+    o.hello.host_id = Number("CVM_WIRE_HOST_ID", id);
+  if (const char* f = std::getenv("CVM_WIRE_SECRET_FILE"); f && *f)
+    SecretFile(o, f);
   std::string hp = argv[1];
   auto colon = hp.rfind(':');
   if (colon == std::string::npos) Usage("want HOST:PORT");
@@ -128,13 +174,18 @@ Options Parse(int argc, char** argv) {
       o.fua = true;
     } else if (a == "--cluster") {
       o.hello.cluster_id = Number(a, val());
-    } else if (a == "--token") {
-      std::string hex = val();
-      if (hex.size() > 2 * cvm::wire::kTokenLen) Usage("token too long");
-      for (size_t k = 0; k + 1 < hex.size() + 1 && k / 2 < cvm::wire::kTokenLen;
-           k += 2)
-        o.hello.token[k / 2] =
-            std::strtoul(hex.substr(k, 2).c_str(), nullptr, 16);
+    } else if (a == "--host-id") {
+      o.hello.host_id = Number(a, val());
+    } else if (a == "--key-id") {
+      o.hello.key_id = Number(a, val());
+    } else if (a == "--secret") {
+      o.secret = Hex(a, val());
+    } else if (a == "--secret-file") {
+      SecretFile(o, val());
+    } else if (a == "--foreign-host") {
+      o.foreign_host = Number(a, val());
+    } else if (a == "--foreign-secret") {
+      o.foreign_secret = Hex(a, val());
     } else {
       Usage("unknown option " + a);
     }
@@ -225,8 +276,9 @@ int Fuzz(const Options& o) {
     (ok ? passed : failed)++;
   };
   for (const FuzzCase& c : kFuzz) {
-    auto conn = c.before_hello ? Client::ConnectRaw(o.host, o.port)
-                               : Client::Connect(o.host, o.port, o.hello);
+    auto conn = c.before_hello
+                    ? Client::ConnectRaw(o.host, o.port)
+                    : Client::Connect(o.host, o.port, o.hello, o.secret);
     if (!conn.ok()) {
       result(c.name, false, conn.status().ToString());
       continue;
@@ -287,7 +339,7 @@ int Fuzz(const Options& o) {
 
   // The target still serves a good connection.
   {
-    auto conn = Client::Connect(o.host, o.port, o.hello);
+    auto conn = Client::Connect(o.host, o.port, o.hello, o.secret);
     bool ok = false;
     std::string why;
     if (conn.ok()) {
@@ -307,11 +359,157 @@ int Fuzz(const Options& o) {
 
 }  // namespace
 
+// One unauthenticated try: what it did and whether the target refused it
+// without serving the read.
+struct AuthTry {
+  const char* name;
+  // Runs the handshake its way on a fresh connection; returns the
+  // connection if the target let it get as far as a data request.
+  std::function<cvm::Result<Client>(const Options&)> run;
+};
+
+cvm::Result<cvm::wire::Hello> HelloOnly(Client& c, const Options& o,
+                                        cvm::wire::Hello* asked) {
+  cvm::wire::Hello h = o.hello;
+  h.nonce = cvm::wire::RandomNonce();
+  if (asked) *asked = h;
+  CVM_ASSIGN_OR_RETURN(auto r, c.Handshake(CVM_WIRE_OP_HELLO, h));
+  if (r.header.status != CVM_WIRE_STATUS_OK)
+    return cvm::PermissionDenied(fmt::format(
+        "HELLO refused: {}", cvm::wire::StatusName(r.header.status)));
+  return cvm::wire::DecodeHello(std::span<const uint8_t, cvm::wire::kHelloLen>(
+      r.data.data(), cvm::wire::kHelloLen));
+}
+
+// AUTH with `proof`; an error unless the target says OK.
+cvm::Status Auth(Client& c, const cvm::wire::Key& proof) {
+  cvm::wire::Hello a;
+  a.proof = proof;
+  CVM_ASSIGN_OR_RETURN(auto r, c.Handshake(CVM_WIRE_OP_AUTH, a));
+  if (r.header.status != CVM_WIRE_STATUS_OK)
+    return cvm::PermissionDenied(fmt::format(
+        "AUTH refused: {}", cvm::wire::StatusName(r.header.status)));
+  return cvm::Status::Ok();
+}
+
+int AuthFuzz(const Options& o) {
+  using cvm::wire::Key;
+  int passed = 0, failed = 0;
+  auto result = [&](const std::string& name, bool ok, const std::string& why) {
+    fmt::print("{} {}{}\n", ok ? "ok  " : "FAIL", name,
+               why.empty() ? "" : ": " + why);
+    (ok ? passed : failed)++;
+  };
+  // A read that must not be served: refused or the connection closed.
+  auto refused = [&](const std::string& name, cvm::Result<Client> c) {
+    if (!c.ok()) return result(name, true, c.status().message());
+    auto r = c->Read(o.key, 0, 4096);
+    bool ok = !r.ok() || r->header.status != CVM_WIRE_STATUS_OK;
+    result(name, ok,
+           r.ok() ? std::string(cvm::wire::StatusName(r->header.status))
+                  : r.status().message());
+  };
+  const Key key = cvm::wire::DeriveKey(o.secret, o.hello.cluster_id,
+                                       o.hello.host_id, o.hello.device_id);
+
+  // The real thing works: the tries below fail for what they lack.
+  {
+    auto c = Client::Connect(o.host, o.port, o.hello, o.secret);
+    auto r = c.ok() ? c->Read(o.key, 0, 4096)
+                    : cvm::Result<cvm::wire::Reply>(c.status());
+    result("authenticated host reads", r.ok() && !r->header.status,
+           r.ok() ? std::string(cvm::wire::StatusName(r->header.status))
+                  : r.status().message());
+  }
+  // HELLO answered, no AUTH: a data request is out of turn.
+  refused("no AUTH", [&]() -> cvm::Result<Client> {
+    CVM_ASSIGN_OR_RETURN(Client c, Client::ConnectRaw(o.host, o.port));
+    CVM_RETURN_IF_ERROR(HelloOnly(c, o, nullptr).status());
+    return c;
+  }());
+  // Another secret: the target's proof does not check out, and ours is
+  // refused.
+  refused("wrong key", [&]() -> cvm::Result<Client> {
+    Key wrong = o.secret;
+    wrong[0] ^= 0x5a;
+    CVM_ASSIGN_OR_RETURN(Client c, Client::ConnectRaw(o.host, o.port));
+    cvm::wire::Hello asked;
+    CVM_ASSIGN_OR_RETURN(auto got, HelloOnly(c, o, &asked));
+    Key k = cvm::wire::DeriveKey(wrong, o.hello.cluster_id, o.hello.host_id,
+                                 o.hello.device_id);
+    CVM_RETURN_IF_ERROR(Auth(
+        c, cvm::wire::Proof(k, "cvm-host", asked, asked.nonce, got.nonce)));
+    return c;
+  }());
+  // A key id the target has no key for.
+  refused("unknown key id", [&]() -> cvm::Result<Client> {
+    Options other = o;
+    other.hello.key_id = o.hello.key_id + 1000;
+    return Client::Connect(o.host, o.port, other.hello, o.secret);
+  }());
+  // A good AUTH recorded on one connection, replayed on another: the
+  // target's challenge differs.
+  refused("replayed AUTH", [&]() -> cvm::Result<Client> {
+    CVM_ASSIGN_OR_RETURN(Client c1, Client::ConnectRaw(o.host, o.port));
+    cvm::wire::Hello asked;
+    CVM_ASSIGN_OR_RETURN(auto got, HelloOnly(c1, o, &asked));
+    Key recorded =
+        cvm::wire::Proof(key, "cvm-host", asked, asked.nonce, got.nonce);
+    CVM_RETURN_IF_ERROR(Auth(c1, recorded));
+    // The eavesdropper replays the host's HELLO and AUTH.
+    CVM_ASSIGN_OR_RETURN(Client c2, Client::ConnectRaw(o.host, o.port));
+    CVM_ASSIGN_OR_RETURN(auto r, c2.Handshake(CVM_WIRE_OP_HELLO, asked));
+    if (r.header.status) return cvm::PermissionDenied("HELLO refused");
+    CVM_RETURN_IF_ERROR(Auth(c2, recorded));
+    return c2;
+  }());
+  // The target's proof sent back as ours; and a second connection whose
+  // challenge is the first's target challenge, its target proof reflected.
+  refused("reflected proof", [&]() -> cvm::Result<Client> {
+    CVM_ASSIGN_OR_RETURN(Client c1, Client::ConnectRaw(o.host, o.port));
+    CVM_ASSIGN_OR_RETURN(auto got1, HelloOnly(c1, o, nullptr));
+    CVM_ASSIGN_OR_RETURN(Client c2, Client::ConnectRaw(o.host, o.port));
+    cvm::wire::Hello h2 = o.hello;
+    h2.nonce = got1.nonce;
+    CVM_ASSIGN_OR_RETURN(auto r2, c2.Handshake(CVM_WIRE_OP_HELLO, h2));
+    if (r2.header.status) return cvm::PermissionDenied("HELLO refused");
+    auto got2 =
+        cvm::wire::DecodeHello(std::span<const uint8_t, cvm::wire::kHelloLen>(
+            r2.data.data(), cvm::wire::kHelloLen));
+    if (Auth(c1, got1.proof).ok()) return c1;
+    CVM_RETURN_IF_ERROR(Auth(c1, got2.proof));
+    return c1;
+  }());
+  // A host the device lets in, but not at volume V.
+  if (o.foreign_host) {
+    Options f = o;
+    f.hello.host_id = o.foreign_host;
+    auto c = Client::Connect(o.host, o.port, f.hello, o.foreign_secret);
+    if (!c.ok()) {
+      result("foreign host connects", false, c.status().message());
+    } else {
+      auto r = c->Read(o.key, 0, 4096);
+      result("foreign volume read DENIED",
+             r.ok() && r->header.status == CVM_WIRE_STATUS_DENIED,
+             r.ok() ? std::string(cvm::wire::StatusName(r->header.status))
+                    : r.status().message());
+      auto w = c->Write(o.key, 0, std::vector<uint8_t>(4096, 0xee));
+      result("foreign volume write DENIED",
+             w.ok() && w->header.status == CVM_WIRE_STATUS_DENIED,
+             w.ok() ? std::string(cvm::wire::StatusName(w->header.status))
+                    : w.status().message());
+    }
+  }
+  fmt::print("{} passed, {} failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
   Options o = Parse(argc, argv);
   if (o.verb == "fuzz") return Fuzz(o);
+  if (o.verb == "auth") return AuthFuzz(o);
 
-  auto conn = Client::Connect(o.host, o.port, o.hello);
+  auto conn = Client::Connect(o.host, o.port, o.hello, o.secret);
   if (!conn.ok()) {
     fmt::print(stderr, "cvm-wire: connect error: {}\n",
                conn.status().ToString());

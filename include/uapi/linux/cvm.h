@@ -52,8 +52,12 @@
  *				(see CVM_ATTR_MAP_PATHS below)
  *	  CVM_ATTR_CLUSTER_ID	u64, optional (0), announced in HELLO
  *	  CVM_ATTR_HOST_ID	u64, optional (0), this host's id, in HELLO
- *	  CVM_ATTR_TOKEN	CVM_WIRE_TOKEN_LEN bytes, optional (zeroes),
- *				the cluster token sent in HELLO
+ *	  CVM_ATTR_HOST_KEY	CVM_WIRE_KEY_LEN bytes, optional: this
+ *				host's secret, from which the key for each
+ *				device is derived (cvm_wire.h,
+ *				"Authentication"); without it no target
+ *				lets this host in
+ *	  CVM_ATTR_KEY_ID	u32, optional (0), the secret's generation
  *	The commit decodes and validates the blob (the refusal names the
  *	first failed check in the extended ack), refuses an epoch not newer
  *	than the installed one (ESTALE), a map that drops the pool of an
@@ -61,6 +65,11 @@
  *	computes every pool's PG table and then swaps the whole state in at
  *	once: I/O in flight finishes with the map it was placed with, new
  *	I/O uses the new one, nothing waits.
+ *
+ * CVM_CMD_HOST_KEY_SET ("cvm")
+ *	Request:  CVM_ATTR_HOST_KEY and CVM_ATTR_KEY_ID (required).
+ *	This host's secret changes (a rotation) without a new map: new
+ *	connections derive their keys from it; live ones stay up.
  *
  * CVM_CMD_VOLUME_ATTACH ("cvm")
  *	Request:  CVM_ATTR_VOLUME with ID, POOL_ID, SIZE, OBJECT_SIZE,
@@ -110,6 +119,8 @@ enum cvm_cmd {
 	CVM_CMD_EVENT_PATH_UP,
 	CVM_CMD_TARGET_VOLUME_FENCE,
 	CVM_CMD_TARGET_DEVICE_LIST,
+	CVM_CMD_TARGET_HOSTS_SET,
+	CVM_CMD_HOST_KEY_SET,
 	__CVM_CMD_MAX,
 };
 #define CVM_CMD_MAX (__CVM_CMD_MAX - 1)
@@ -124,11 +135,13 @@ enum cvm_attr {
 	CVM_ATTR_MAP_PATHS,		/* nested, see below */
 	CVM_ATTR_CLUSTER_ID,		/* u64 */
 	CVM_ATTR_HOST_ID,		/* u64 */
-	CVM_ATTR_TOKEN,			/* CVM_WIRE_TOKEN_LEN bytes */
+	CVM_ATTR_HOST_KEY,		/* CVM_WIRE_KEY_LEN bytes */
 	CVM_ATTR_VOLUME,		/* nested cvm_volume_attr */
 	CVM_ATTR_TARGET_DEVICE,		/* nested cvm_target_device_attr */
 	CVM_ATTR_TARGET_LISTENER,	/* nested cvm_target_listener_attr */
 	CVM_ATTR_EVENT,			/* nested cvm_event_attr, events only */
+	CVM_ATTR_KEY_ID,		/* u32 */
+	CVM_ATTR_TARGET_HOSTS,		/* nested array of cvm_target_host_attr */
 	__CVM_ATTR_MAX,
 };
 #define CVM_ATTR_MAX (__CVM_ATTR_MAX - 1)
@@ -292,11 +305,35 @@ enum cvm_volume_attr {
  *
  * CVM_CMD_TARGET_LISTEN
  *	Request:  CVM_ATTR_TARGET_LISTENER with ADDR, PORT (required),
- *		  TRANSPORT (optional, "tcp");
- *		  CVM_ATTR_CLUSTER_ID, CVM_ATTR_TOKEN (optional): when given,
- *		  HELLO must carry the same cluster id and token
- *		  (CVM_WIRE_STATUS_AUTH otherwise); when absent, any is taken.
- *	The same ADDR and PORT twice: EEXIST.
+ *		  TRANSPORT (optional, "tcp").
+ *	The same ADDR and PORT twice: EEXIST.  Every connection must
+ *	authenticate its host with a key given by TARGET_HOSTS_SET for the
+ *	device it names (CVM_WIRE_STATUS_AUTH otherwise): there is no
+ *	unauthenticated mode.
+ *
+ * CVM_CMD_TARGET_HOSTS_SET
+ *	Request:  CVM_ATTR_TARGET_DEVICE with ID (required);
+ *		  CVM_ATTR_TARGET_HOSTS (optional: absent or empty, no host
+ *		  may connect to the device), at most CVM_TARGET_MAX_HOSTS
+ *		  entries, each nested:
+ *		    CVM_TARGET_HOST_ATTR_HOST_ID  u64, required (0: a node
+ *						  that is none of the cluster's
+ *						  hosts, with the RocksDB store)
+ *		    CVM_TARGET_HOST_ATTR_KEY_ID   u32, required
+ *		    CVM_TARGET_HOST_ATTR_KEY      CVM_WIRE_KEY_LEN bytes,
+ *						  required: the host's key for
+ *						  this device
+ *		    CVM_TARGET_HOST_ATTR_FLAGS    u32, CVM_TARGET_HOST_F_*
+ *	Replaces the hosts that may connect to device ID (which need not be
+ *	served yet) and their keys; a host may appear once per key id (two
+ *	while its key is rotated), with the same FLAGS.  A host without
+ *	CVM_TARGET_HOST_F_ALL_VOLUMES may touch only the volumes fenced for
+ *	it (TARGET_VOLUME_FENCE with HOST_ID) and volume 0 (keep-alives);
+ *	other requests are answered CVM_WIRE_STATUS_DENIED.  Connections of a
+ *	host no longer listed are closed (those made with a key id no longer
+ *	listed stay: a rotation does not cut a host's I/O).  Keys are never
+ *	returned.
+ *	DEVICE_LIST reports how many entries a device has (HOSTS).
  *
  * CVM_CMD_TARGET_UNLISTEN
  *	Request:  CVM_ATTR_TARGET_LISTENER with ADDR, PORT (required).
@@ -305,7 +342,9 @@ enum cvm_volume_attr {
  *
  * CVM_CMD_TARGET_VOLUME_FENCE
  *	Request:  CVM_ATTR_VOLUME with ID and ATTACH_EPOCH (required, non-
- *		  zero, nothing else); CVM_ATTR_TARGET_DEVICE with ID
+ *		  zero), CVM_ATTR_HOST_ID (optional: the attaching host, the
+ *		  only one without CVM_TARGET_HOST_F_ALL_VOLUMES let at the
+ *		  volume; 0 or absent, none); CVM_ATTR_TARGET_DEVICE with ID
  *		  (optional: one device; absent: every device served).
  *	The volume's newest attachment is ATTACH_EPOCH: from now on the
  *	device(s) answer requests of the volume that carry an older attach
@@ -359,6 +398,8 @@ enum cvm_volume_attr {
  *	CVM_TARGET_DEVICE_ATTR_IO_ERRORS u64, replies only: requests the
  *					device failed (CVM_WIRE_STATUS_IO_ERROR)
  *					since it was added
+ *	CVM_TARGET_DEVICE_ATTR_HOSTS	u32, replies only: entries of the
+ *					device's TARGET_HOSTS_SET
  *	CVM_TARGET_DEVICE_ATTR_COPIED	u64, replies only: bytes of copies
  *					written to the device since it was
  *					added (WRITE with CVM_WIRE_F_VERSIONED:
@@ -378,9 +419,33 @@ enum cvm_target_device_attr {
 	CVM_TARGET_DEVICE_ATTR_INTENTS,
 	CVM_TARGET_DEVICE_ATTR_IO_ERRORS,
 	CVM_TARGET_DEVICE_ATTR_COPIED,
+	CVM_TARGET_DEVICE_ATTR_HOSTS,
 	__CVM_TARGET_DEVICE_ATTR_MAX,
 };
 #define CVM_TARGET_DEVICE_ATTR_MAX (__CVM_TARGET_DEVICE_ATTR_MAX - 1)
+
+/* Most entries of one device's TARGET_HOSTS_SET. */
+#define CVM_TARGET_MAX_HOSTS		1024
+
+/*
+ * CVM_TARGET_HOST_ATTR_FLAGS bits; unknown bits are refused.
+ *
+ * CVM_TARGET_HOST_F_ALL_VOLUMES	the host may touch every volume on the
+ *					device (cvmd's recovery agent)
+ */
+#define CVM_TARGET_HOST_F_ALL_VOLUMES	(1U << 0)
+#define CVM_TARGET_HOST_F_ALL		CVM_TARGET_HOST_F_ALL_VOLUMES
+
+enum cvm_target_host_attr {
+	CVM_TARGET_HOST_ATTR_UNSPEC,
+	CVM_TARGET_HOST_ATTR_HOST_ID,
+	CVM_TARGET_HOST_ATTR_KEY_ID,
+	CVM_TARGET_HOST_ATTR_KEY,
+	CVM_TARGET_HOST_ATTR_FLAGS,
+	CVM_TARGET_HOST_ATTR_PAD,
+	__CVM_TARGET_HOST_ATTR_MAX,
+};
+#define CVM_TARGET_HOST_ATTR_MAX (__CVM_TARGET_HOST_ATTR_MAX - 1)
 
 /*
  * CVM_ATTR_TARGET_LISTENER

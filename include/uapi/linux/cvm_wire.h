@@ -59,6 +59,10 @@
  *	reports the version and the intent bit, LIST entries carry both.
  *	A target sets a shard's intent bit, durably, before the first change
  *	to it completes, and keeps it until a CLEAN.
+ * Version 5: hosts authenticate (see "Authentication" below).  HELLO's
+ *	payload grows to 112 bytes: the cluster token becomes @nonce, and
+ *	@key_id, @reserved2 and @proof follow @instance; opcode AUTH; status
+ *	DENIED (a host asked for a volume it was not given).
  */
 #ifndef _UAPI_LINUX_CVM_WIRE_H
 #define _UAPI_LINUX_CVM_WIRE_H
@@ -67,7 +71,7 @@
 
 /* @magic: the bytes "CVMW" on the wire. */
 #define CVM_WIRE_MAGIC		0x574d5643U
-#define CVM_WIRE_VERSION	4
+#define CVM_WIRE_VERSION	5
 
 /* Size of struct cvm_wire_hdr; fixed for a version. */
 #define CVM_WIRE_HDR_LEN	96
@@ -98,6 +102,13 @@
  *	First message on a connection, and the only one allowed until the
  *	target has answered it with CVM_WIRE_STATUS_OK.  @version carries the
  *	sender's protocol version.  Payload: struct cvm_wire_hello both ways.
+ *	An OK reply carries the target's challenge and proof; the host must
+ *	then AUTH before anything else.
+ * CVM_WIRE_OP_AUTH
+ *	Second message on a connection, after an OK HELLO reply: the host's
+ *	proof.  Payload: struct cvm_wire_hello with @proof set and every other
+ *	field zero; the reply has none.  OK makes the connection live; any
+ *	other status is followed by the target closing it.
  *	@volume_id, @object_no, @shard, the snapshot and epoch fields are zero.
  *
  * CVM_WIRE_OP_READ (ranged)
@@ -178,6 +189,7 @@ enum cvm_wire_op {
 	CVM_WIRE_OP_BUMP		= 12,
 	CVM_WIRE_OP_SET_VERSION		= 13,
 	CVM_WIRE_OP_CLEAN		= 14,
+	CVM_WIRE_OP_AUTH		= 15,
 	__CVM_WIRE_OP_MAX,
 };
 #define CVM_WIRE_OP_MAX (__CVM_WIRE_OP_MAX - 1)
@@ -255,7 +267,8 @@ enum cvm_wire_op {
  *				or snapshot version.
  * CVM_WIRE_STATUS_VERSION	HELLO: the target does not speak @version;
  *				the reply's @version is the target's.
- * CVM_WIRE_STATUS_AUTH		HELLO: cluster or token refused.
+ * CVM_WIRE_STATUS_AUTH		HELLO: no key for this host, device and key
+ *				id; AUTH: the proof is wrong.
  * CVM_WIRE_STATUS_STALE_ATTACH	@attach_epoch is older than the newest the
  *				target has seen for @volume_id: the sender has
  *				been fenced and must stop writing.
@@ -270,6 +283,8 @@ enum cvm_wire_op {
  * CVM_WIRE_STATUS_STALE_VERSION	The shard's version is higher than the
  *				request's @shard_version: an older copy is not
  *				written over it (version 4).
+ * CVM_WIRE_STATUS_DENIED	The host is not given @volume_id on this
+ *				device (version 5): not retried.
  */
 enum cvm_wire_status {
 	CVM_WIRE_STATUS_OK		= 0,
@@ -285,6 +300,7 @@ enum cvm_wire_status {
 	CVM_WIRE_STATUS_UNSUPPORTED	= 10,
 	CVM_WIRE_STATUS_BUSY		= 11,
 	CVM_WIRE_STATUS_STALE_VERSION	= 12,
+	CVM_WIRE_STATUS_DENIED		= 13,
 	__CVM_WIRE_STATUS_MAX,
 };
 #define CVM_WIRE_STATUS_MAX (__CVM_WIRE_STATUS_MAX - 1)
@@ -345,12 +361,43 @@ struct cvm_wire_hdr {
 	__le32	hdr_crc;
 };
 
-/* Length of the cluster token in struct cvm_wire_hello. */
-#define CVM_WIRE_TOKEN_LEN	32
+/*
+ * Authentication (version 5).  Every host has its own secret S (32 random
+ * bytes, generation @key_id), made by its cvmd and never sent anywhere.
+ * For each target device D the host's cvmd derives
+ *
+ *	K = HMAC-SHA256(S, "cvm-host-key" || cluster_id || host_id || D)
+ *
+ * (integers little endian: le64, le64, le32) and gives K to the cvmd of
+ * the node serving D, which loads it into cvm_target.ko with the volumes
+ * the host may touch there.  A target holds only the keys of the hosts
+ * it serves, for its own devices: a stolen K does not open another
+ * device, and S cannot be computed back from it.
+ *
+ * The handshake, with T = cluster_id || host_id || device_id || key_id ||
+ * Nh || Nt (le64, le64, le32, le32, 32 bytes, 32 bytes):
+ *
+ *	host   -> target	HELLO, @nonce = Nh (fresh random, non-zero)
+ *	target -> host		OK, @nonce = Nt (fresh random),
+ *				@proof = HMAC-SHA256(K, "cvm-target" || T)
+ *	host   -> target	AUTH, @proof = HMAC-SHA256(K, "cvm-host" || T),
+ *				sent only once the target's proof checked out
+ *	target -> host		OK: the connection is live
+ *
+ * No secret crosses the wire; a replayed AUTH fails (Nt is new on every
+ * connection); a reflected proof fails (the two proofs have different
+ * labels); a target without K cannot answer, so a host never sends data
+ * to an impostor.  This authenticates the peers, it does not encrypt or
+ * sign the traffic after AUTH: someone able to rewrite packets on the
+ * storage network can still take over a connection once it is live.
+ */
+#define CVM_WIRE_NONCE_LEN	32
+#define CVM_WIRE_PROOF_LEN	32
+#define CVM_WIRE_KEY_LEN	32
 
 /**
- * struct cvm_wire_hello - HELLO payload, request and reply
- * @cluster_id: cluster the sender belongs to; must match the target's.
+ * struct cvm_wire_hello - HELLO payload, request and reply (and AUTH's)
+ * @cluster_id: cluster the sender belongs to (part of the key).
  * @host_id: sender's host id in the cluster map.
  * @features: feature bits; none are defined yet, must be zero.
  * @device_id: request: the target backing device (cvmd's device id, as
@@ -371,15 +418,19 @@ struct cvm_wire_hdr {
  *	STAT: the stat size).  The grant is at least CVM_WIRE_MAX_DATA_LEN.
  *	An initiator that sends a request beyond either grant is
  *	disconnected; the target logs why.
- * @token: request: the cluster's shared token, set by cvmd on every node
- *	and compared by the target in constant time; reply: zero.  The token
- *	travels in clear: run the storage network on trusted links.
+ * @nonce: request: the host's challenge Nh (not all zero); reply: the
+ *	target's challenge Nt.
  * @instance: request: zero; reply: the device's instance, a non-zero
  *	number the target picks each time it starts serving the device.
  *	Writes a target acknowledged under one instance are in that
  *	instance's volatile cache or durable; a FLUSH answered under the
  *	same instance makes them durable, one answered under another says
  *	nothing of them (the target restarted: its cache may be gone).
+ * @key_id: the generation of the host's secret the key comes from
+ *	(request; the reply repeats it).
+ * @reserved2: must be zero.
+ * @proof: HELLO request: zero; HELLO reply: the target's proof; AUTH: the
+ *	host's proof.
  */
 struct cvm_wire_hello {
 	__le64	cluster_id;
@@ -389,8 +440,11 @@ struct cvm_wire_hello {
 	__le16	max_inflight;
 	__le16	reserved1;
 	__le32	max_data;
-	__u8	token[CVM_WIRE_TOKEN_LEN];
+	__u8	nonce[CVM_WIRE_NONCE_LEN];
 	__le64	instance;
+	__le32	key_id;
+	__le32	reserved2;
+	__u8	proof[CVM_WIRE_PROOF_LEN];
 };
 
 /* struct cvm_wire_stat @flags */

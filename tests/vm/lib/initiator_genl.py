@@ -49,7 +49,17 @@ ATTR_MAP_TOTAL_LEN = C["CVM_ATTR_MAP_TOTAL_LEN"]
 ATTR_MAP_PATHS = C["CVM_ATTR_MAP_PATHS"]
 ATTR_CLUSTER_ID = C["CVM_ATTR_CLUSTER_ID"]
 ATTR_HOST_ID = C["CVM_ATTR_HOST_ID"]
-ATTR_TOKEN = C["CVM_ATTR_TOKEN"]
+ATTR_HOST_KEY = C["CVM_ATTR_HOST_KEY"]
+ATTR_KEY_ID = C["CVM_ATTR_KEY_ID"]
+# target_genl.py's test host: what every raw test's cvm.ko speaks for.
+TEST_HOST_ID = 1
+TEST_SECRET = bytes(range(1, 33))
+
+
+def test_credentials(host_id=TEST_HOST_ID, secret=TEST_SECRET, key_id=0):
+    return (mg.nla(ATTR_HOST_ID, struct.pack("=Q", host_id)) +
+            mg.nla(ATTR_HOST_KEY, secret) +
+            mg.nla(ATTR_KEY_ID, struct.pack("=I", key_id)))
 ATTR_VOLUME = C["CVM_ATTR_VOLUME"]
 MAP_PATHS_ATTR_PATH = C["CVM_MAP_PATHS_ATTR_PATH"]
 PATH_ATTR_DEVICE_ID = C["CVM_PATH_ATTR_DEVICE_ID"]
@@ -190,10 +200,13 @@ class Cvm:
         """NLM_F_DUMP request; returns (replies, errno, extack)."""
         return self.g.dump(self.fid, cmd, attrs)
 
-    def map_set(self, blob, paths, chunk=CHUNK_MAX, extra=b"",
+    def map_set(self, blob, paths, chunk=CHUNK_MAX, extra=None,
                 total=None):
-        """Upload blob in chunks; paths/extra go with the last chunk."""
+        """Upload blob in chunks; paths/extra (default: the test host's
+        credentials) go with the last chunk."""
         total = len(blob) if total is None else total
+        if extra is None:
+            extra = test_credentials()
         off = 0
         while True:
             piece = blob[off:off + chunk]
@@ -365,8 +378,8 @@ def refusals(c):
            errno.EPROTONOSUPPORT)
     expect(c, "MAP_SET port 0", CMD_MAP_SET,
            chunk(good) + paths_attr(range(3), port_base=0), errno.ERANGE)
-    expect(c, "MAP_SET short token", CMD_MAP_SET,
-           chunk(good) + paths + mg.nla(ATTR_TOKEN, b"x" * 8), errno.ERANGE)
+    expect(c, "MAP_SET short host key", CMD_MAP_SET,
+           chunk(good) + paths + mg.nla(ATTR_HOST_KEY, b"x" * 8), errno.ERANGE)
     expect(c, "MAP_SET chunk beyond total", CMD_MAP_SET,
            chunk(good) + mg.nla(ATTR_MAP_OFFSET, u32(8)) +
            mg.nla(ATTR_MAP_TOTAL_LEN, u32(len(good))), errno.EINVAL)
@@ -450,6 +463,8 @@ def main(argv):
                    help="min_size of pool 3 (0: the default)")
     p.add_argument("--ec-min-size", type=int, default=0,
                    help="min_size of pool %d (0: the default)" % EC_POOL_ID)
+    p.add_argument("--host-id", type=int, default=TEST_HOST_ID,
+                   help="the host this cvm.ko speaks for (test secret)")
     p = sub.add_parser("attach")
     p.add_argument("id", type=int)
     p.add_argument("pool", type=int)
@@ -477,7 +492,8 @@ def main(argv):
         devs = range(a.hosts)
         paths = paths_attr([] if a.no_paths else devs, a.addr.split(","),
                            a.port_base, a.transport.split(","))
-        err, text = c.map_set(blob, paths, a.chunk)
+        err, text = c.map_set(blob, paths, a.chunk,
+                              extra=test_credentials(a.host_id))
         if err:
             return fail(err, text)
         print("map epoch %d installed (%d bytes)" % (a.epoch, len(blob)))

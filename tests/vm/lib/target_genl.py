@@ -4,7 +4,8 @@
 
   target_genl.py add ID PATH [format] [force]   TARGET_DEVICE_ADD
   target_genl.py remove ID                       TARGET_DEVICE_REMOVE
-  target_genl.py listen ADDR PORT [CLUSTER TOKENHEX] [--transport T]
+  target_genl.py listen ADDR PORT [--transport T]
+  target_genl.py hosts DEV [HOST_ID:SECRETHEX:KEY_ID:all|some ...]
   target_genl.py unlisten ADDR PORT [--transport T]
   target_genl.py fence VOLUME EPOCH [DEVICE]     TARGET_VOLUME_FENCE (every
                                                  device, or DEVICE)
@@ -36,6 +37,40 @@ TOP = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
 
 C = mg.C
+
+# The raw tests' host: cvm.ko set up by initiator_genl.py and cvm-wire speak
+# for host TEST_HOST_ID with secret TEST_SECRET (cvm_wire.h,
+# "Authentication"); "add" lets that host at every volume of the device.
+TEST_HOST_ID = 1
+TEST_SECRET = bytes(range(1, 33))
+
+
+def derive_key(secret, device_id, host_id=TEST_HOST_ID, cluster_id=0):
+    import hashlib
+    import hmac
+    return hmac.new(secret, b"cvm-host-key" + struct.pack(
+        "<QQI", cluster_id, host_id, device_id), hashlib.sha256).digest()
+
+
+def host_entry(host_id, key, key_id=0, flags=0):
+    return mg.nla(1 | 0x8000,
+                  mg.nla(C["CVM_TARGET_HOST_ATTR_HOST_ID"], u64(host_id)) +
+                  mg.nla(C["CVM_TARGET_HOST_ATTR_KEY_ID"], u32(key_id)) +
+                  mg.nla(C["CVM_TARGET_HOST_ATTR_KEY"], key) +
+                  mg.nla(C["CVM_TARGET_HOST_ATTR_FLAGS"], u32(flags)))
+
+
+def hosts_attr(entries):
+    return mg.nla(C["CVM_ATTR_TARGET_HOSTS"] | 0x8000, entries)
+
+
+def hosts_set(t, dev_id, specs):
+    """specs: [(host_id, secret, key_id, all_volumes)]"""
+    ents = b"".join(host_entry(h, derive_key(sec, dev_id, h), kid,
+                               1 if allv else 0)
+                    for h, sec, kid, allv in specs)
+    t.call("CVM_CMD_TARGET_HOSTS_SET",
+           device(dev_id) + mg.nla(C["CVM_ATTR_TARGET_HOSTS"] | 0x8000, ents))
 FORMAT, FORCE = 1, 2
 
 
@@ -113,12 +148,15 @@ class Target:
             raise Refused("%s: %s" % (cmd, errno.errorcode.get(err, err)))
         return replies
 
-    def expect(self, what, cmd, attrs, want_err):
+    def expect(self, what, cmd, attrs, want_err, want_text=None):
         replies, err, text = self.g.request(self.fid, C[cmd], attrs)
         if err != want_err:
             raise mg.Fail("%s: got %s, want %s" % (
                 what, errno.errorcode.get(err, "success"),
                 errno.errorcode[want_err]))
+        if want_text and want_text not in (text or ""):
+            raise mg.Fail("%s: extack %r does not say %r" % (
+                what, text, want_text))
         print("ok   %s refused: %s%s" % (what, errno.errorcode[err],
                                          " (%s)" % text if text else ""))
 
@@ -127,6 +165,7 @@ def malformed(t):
     add, rm = "CVM_CMD_TARGET_DEVICE_ADD", "CVM_CMD_TARGET_DEVICE_REMOVE"
     lst, ul = "CVM_CMD_TARGET_LISTEN", "CVM_CMD_TARGET_UNLISTEN"
     fence = "CVM_CMD_TARGET_VOLUME_FENCE"
+    hs = "CVM_CMD_TARGET_HOSTS_SET"
     cases = [
         ("DEVICE_ADD without attributes", add, b"", errno.EINVAL),
         ("DEVICE_ADD without path", add, device(dev_id=9), errno.EINVAL),
@@ -169,9 +208,30 @@ def malformed(t):
          errno.EINVAL),
         ("LISTEN unknown transport", lst,
          listener("127.0.0.1", 4420, "carrier-pigeon"), errno.EPROTONOSUPPORT),
-        ("LISTEN short token", lst,
-         listener("127.0.0.1", 4420) + mg.nla(C["CVM_ATTR_TOKEN"], b"abc"),
-         errno.ERANGE),
+        ("LISTEN with a cluster id (no unauthenticated mode)", lst,
+         listener("127.0.0.1", 4420) +
+         mg.nla(C["CVM_ATTR_CLUSTER_ID"], u64(1)), errno.EINVAL),
+        ("HOSTS_SET without a device", hs, b"", errno.EINVAL),
+        ("HOSTS_SET short key", hs,
+         device(dev_id=9) + hosts_attr(host_entry(1, b"abc")), errno.ERANGE),
+        ("HOSTS_SET entry without a key", hs,
+         device(dev_id=9) + hosts_attr(mg.nla(
+             1 | 0x8000,
+             mg.nla(C["CVM_TARGET_HOST_ATTR_HOST_ID"], u64(1)) +
+             mg.nla(C["CVM_TARGET_HOST_ATTR_KEY_ID"], u32(0)))),
+         errno.EINVAL),
+        ("HOSTS_SET unknown flag", hs,
+         device(dev_id=9) + hosts_attr(host_entry(1, bytes(32), 0, 1 << 5)),
+         errno.EINVAL),
+        ("HOSTS_SET one host twice with one key id", hs,
+         device(dev_id=9) + hosts_attr(host_entry(1, bytes(32)) +
+                                       host_entry(1, bytes(32))),
+         errno.EINVAL, "twice"),
+        ("HOSTS_SET one host's entries differ in FLAGS", hs,
+         device(dev_id=9) + hosts_attr(host_entry(1, bytes(32), 0, 1) +
+                                       host_entry(1, bytes(32), 1, 0)),
+         errno.EINVAL, "FLAGS"),
+        ("HOSTS_SET with a path", hs, device(9, "/dev/ram0"), errno.EINVAL),
         ("UNLISTEN not listening", ul, listener("127.0.0.1", 1), errno.ENOENT),
         ("DEVICE_ADD with a LISTEN attribute", add,
          device(9, "/dev/ram0") + listener("127.0.0.1", 4420), errno.EINVAL),
@@ -194,8 +254,8 @@ def malformed(t):
         ("VOLUME_FENCE device with a path", fence,
          volume(3, 2) + device(0, "/dev/ram0"), errno.EINVAL),
     ]
-    for what, cmd, attrs, want in cases:
-        t.expect(what, cmd, attrs, want)
+    for case in cases:
+        t.expect(*case)
     try:
         t.dump("CVM_CMD_TARGET_DEVICE_LIST", device(dev_id=1))
     except Refused as e:
@@ -226,22 +286,30 @@ def main(argv):
                     (FORCE if "force" in args else 0)
             t.call("CVM_CMD_TARGET_DEVICE_ADD",
                    device(int(args[0]), args[1], flags if flags else None))
+            hosts_set(t, int(args[0]), [(TEST_HOST_ID, TEST_SECRET, 0, True)])
+        elif cmd == "hosts":
+            # hosts DEV [HOST_ID:SECRETHEX:KEY_ID:all|some ...]
+            specs = []
+            for spec in args[1:]:
+                h, sec, kid, scope = spec.split(":")
+                specs.append((int(h), bytes.fromhex(sec), int(kid),
+                              scope == "all"))
+            hosts_set(t, int(args[0]), specs)
         elif cmd == "remove":
             t.call("CVM_CMD_TARGET_DEVICE_REMOVE", device(int(args[0])))
         elif cmd == "listen":
-            attrs = listener(args[0], int(args[1]), transport)
-            if len(args) >= 4:
-                attrs += mg.nla(C["CVM_ATTR_CLUSTER_ID"], u64(int(args[2])))
-                attrs += mg.nla(C["CVM_ATTR_TOKEN"],
-                                bytes.fromhex(args[3]).ljust(32, b"\0"))
-            t.call("CVM_CMD_TARGET_LISTEN", attrs)
+            t.call("CVM_CMD_TARGET_LISTEN",
+                   listener(args[0], int(args[1]), transport))
         elif cmd == "unlisten":
             t.call("CVM_CMD_TARGET_UNLISTEN",
                    listener(args[0], int(args[1]), transport))
         elif cmd == "fence":
+            # fence VOLUME EPOCH [DEVICE [HOST_ID]]
             attrs = volume(int(args[0]), int(args[1]))
-            if len(args) >= 3:
+            if len(args) >= 3 and int(args[2]) >= 0:
                 attrs += device(dev_id=int(args[2]))
+            if len(args) >= 4:
+                attrs += mg.nla(C["CVM_ATTR_HOST_ID"], u64(int(args[3])))
             t.call("CVM_CMD_TARGET_VOLUME_FENCE", attrs)
         elif cmd in ("objects", "conns", "pinned"):
             replies = t.call("CVM_CMD_STATUS_GET", b"")

@@ -1,0 +1,213 @@
+#include "host_keys.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "unique_fd.h"
+
+namespace cvm {
+
+namespace {
+
+std::string ToHex(const wire::Key& k) {
+  std::string out;
+  out.reserve(2 * k.size());
+  for (uint8_t b : k) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+Result<wire::Key> FromHex(std::string_view hex, std::string_view what) {
+  wire::Key k{};
+  if (hex.size() != 2 * k.size())
+    return Corruption(
+        fmt::format("{}: want {} hex digits", what, 2 * k.size()));
+  for (size_t i = 0; i < k.size(); i++) {
+    int v = 0;
+    for (char c : hex.substr(2 * i, 2)) {
+      v <<= 4;
+      if (c >= '0' && c <= '9') {
+        v |= c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        v |= c - 'a' + 10;
+      } else {
+        return Corruption(fmt::format("{}: not lowercase hex", what));
+      }
+    }
+    k[i] = static_cast<uint8_t>(v);
+  }
+  return k;
+}
+
+Result<wire::Key> RandomKey() {
+  wire::Key k{};
+  if (::getrandom(k.data(), k.size(), 0) != static_cast<ssize_t>(k.size()))
+    return IoError(fmt::format("getrandom: {}", std::strerror(errno)));
+  return k;
+}
+
+}  // namespace
+
+std::string EncodeHostKeyRow(const HostKeyRow& row) {
+  nlohmann::json keys = nlohmann::json::array();
+  for (const auto& k : row.keys)
+    keys.push_back({{"key_id", k.key_id}, {"key", ToHex(k.key)}});
+  return nlohmann::json{
+      {"device_id", row.device_id}, {"host_id", row.host_id}, {"keys", keys}}
+      .dump();
+}
+
+Result<HostKeyRow> DecodeHostKeyRow(std::string_view value) {
+  try {
+    const auto j = nlohmann::json::parse(value);
+    HostKeyRow row;
+    row.device_id = j.at("device_id").get<uint64_t>();
+    row.host_id = j.at("host_id").get<uint64_t>();
+    for (const auto& k : j.at("keys")) {
+      HostKeyRow::Key key;
+      key.key_id = k.at("key_id").get<uint32_t>();
+      CVM_ASSIGN_OR_RETURN(key.key,
+                           FromHex(k.at("key").get<std::string>(), "host key"));
+      row.keys.push_back(key);
+    }
+    if (row.keys.empty() || row.keys.size() > 2)
+      return Corruption("host key row: one or two keys expected");
+    return row;
+  } catch (const nlohmann::json::exception& e) {
+    return Corruption(fmt::format("host key row: {}", e.what()));
+  }
+}
+
+wire::Key DeviceKey(const HostSecret& s, uint64_t cluster_id, uint64_t host_id,
+                    uint64_t device_id) {
+  return wire::DeriveKey(s.secret, cluster_id, host_id,
+                         static_cast<uint32_t>(device_id));
+}
+
+Result<std::unique_ptr<HostSecrets>> HostSecrets::Load(std::string path,
+                                                       bool create) {
+  std::unique_ptr<HostSecrets> hs(new HostSecrets(path));
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (create && !dir.empty() && !std::filesystem::exists(dir)) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return IoError(fmt::format("{}: {}", dir.string(), ec.message()));
+    ::chmod(dir.c_str(), 0700);
+  }
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) {
+    if (errno != ENOENT || !create)
+      return IoError(fmt::format("{}: {}", path, std::strerror(errno)));
+    CVM_ASSIGN_OR_RETURN(wire::Key k, RandomKey());
+    hs->all_ = {HostSecret{1, k}};
+    std::lock_guard lock(hs->mutex_);
+    CVM_RETURN_IF_ERROR(hs->Save());
+    return hs;
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0)
+    return IoError(fmt::format("{}: {}", path, std::strerror(errno)));
+  if (!S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_uid != ::geteuid())
+    return PermissionDenied(fmt::format(
+        "{}: the host secret must be a regular file of this user, mode 0600",
+        path));
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0)
+      return IoError(fmt::format("{}: {}", path, std::strerror(errno)));
+    if (n == 0) break;
+    text.append(buf, n);
+    if (text.size() > 65536) return Corruption(path + ": too large");
+  }
+  try {
+    const auto j = nlohmann::json::parse(text);
+    for (const auto& s : j.at("secrets")) {
+      HostSecret hsec;
+      hsec.key_id = s.at("key_id").get<uint32_t>();
+      CVM_ASSIGN_OR_RETURN(hsec.secret,
+                           FromHex(s.at("secret").get<std::string>(), path));
+      hs->all_.push_back(hsec);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Corruption(fmt::format("{}: {}", path, e.what()));
+  }
+  if (hs->all_.empty() || hs->all_.size() > 2)
+    return Corruption(path + ": one or two secrets expected");
+  return hs;
+}
+
+Status HostSecrets::Save() {
+  nlohmann::json secrets = nlohmann::json::array();
+  for (const auto& s : all_)
+    secrets.push_back({{"key_id", s.key_id}, {"secret", ToHex(s.secret)}});
+  const std::string text = nlohmann::json{{"secrets", secrets}}.dump(1) + "\n";
+  const std::string tmp = path_ + ".tmp";
+  ::unlink(tmp.c_str());
+  UniqueFd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid())
+    return IoError(fmt::format("{}: {}", tmp, std::strerror(errno)));
+  if (::write(fd.get(), text.data(), text.size()) !=
+          static_cast<ssize_t>(text.size()) ||
+      ::fsync(fd.get()) != 0) {
+    const Status s = IoError(fmt::format("{}: {}", tmp, std::strerror(errno)));
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    const Status s =
+        IoError(fmt::format("{}: {}", path_, std::strerror(errno)));
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  const std::string dir = std::filesystem::path(path_).parent_path().string();
+  UniqueFd dfd(::open(dir.empty() ? "." : dir.c_str(),
+                      O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.valid()) ::fsync(dfd.get());
+  return Status::Ok();
+}
+
+std::vector<HostSecret> HostSecrets::All() const {
+  std::lock_guard lock(mutex_);
+  return all_;
+}
+
+HostSecret HostSecrets::Current() const {
+  std::lock_guard lock(mutex_);
+  return all_.front();
+}
+
+Result<HostSecret> HostSecrets::Rotate() {
+  std::lock_guard lock(mutex_);
+  CVM_ASSIGN_OR_RETURN(wire::Key k, RandomKey());
+  std::vector<HostSecret> old = all_;
+  all_ = {HostSecret{old.front().key_id + 1, k}, old.front()};
+  if (Status s = Save(); !s.ok()) {
+    all_ = std::move(old);
+    return s;
+  }
+  return all_.front();
+}
+
+Status HostSecrets::Retire() {
+  std::lock_guard lock(mutex_);
+  if (all_.size() == 1) return Status::Ok();
+  std::vector<HostSecret> old = all_;
+  all_.resize(1);
+  if (Status s = Save(); !s.ok()) {
+    all_ = std::move(old);
+    return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace cvm

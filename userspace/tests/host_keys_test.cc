@@ -1,0 +1,130 @@
+// Host authentication keys: the secret file, the store's rows, and the
+// scheme's vectors (computed independently with Python's hmac module; the
+// kernel's auth.c computes the same, or no VM test could connect).
+#include "host_keys.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "test_util.h"
+
+namespace cvm {
+namespace {
+
+using testing::TempDir;
+
+wire::Key Bytes(std::string_view hex) {
+  wire::Key k{};
+  for (size_t i = 0; i < k.size(); i++)
+    k[i] = std::stoul(std::string(hex.substr(2 * i, 2)), nullptr, 16);
+  return k;
+}
+
+mode_t Mode(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+TEST(HostKeysTest, TheSchemeMatchesAnIndependentComputation) {
+  wire::Key secret{};
+  for (size_t i = 0; i < secret.size(); i++) secret[i] = i + 1;
+  const wire::Key key = wire::DeriveKey(secret, 0, 1, 1);
+  EXPECT_EQ(key, Bytes("2df69719027d02609c13acf6bf05ee97"
+                       "d80ffc2c99175783abb6a6152c67d749"));
+  wire::Hello ids;
+  ids.host_id = 1;
+  ids.device_id = 1;
+  wire::Key nh, nt;
+  nh.fill(0xaa);
+  nt.fill(0x55);
+  EXPECT_EQ(wire::Proof(key, "cvm-target", ids, nh, nt),
+            Bytes("a2c42f04673bfcf4a86d421090de8d8c"
+                  "716c2600f6261c927e32ba33b4ca40f4"));
+  EXPECT_EQ(wire::Proof(key, "cvm-host", ids, nh, nt),
+            Bytes("07d5c5cdd58e8b3a54ed7b8d6667fe0a"
+                  "e81041037e23dd7fc384857a24746c59"));
+  // Each input changes the key.
+  EXPECT_NE(wire::DeriveKey(secret, 1, 1, 1), key);
+  EXPECT_NE(wire::DeriveKey(secret, 0, 2, 1), key);
+  EXPECT_NE(wire::DeriveKey(secret, 0, 1, 2), key);
+}
+
+TEST(HostKeysTest, TheSecretFileIsMadeOwnerOnlyAndKept) {
+  TempDir dir;
+  const std::string path = dir.Sub("sub/host.secret");
+  auto a = HostSecrets::Load(path);
+  ASSERT_OK(a);
+  EXPECT_EQ(Mode(path), 0600u);
+  EXPECT_EQ(Mode(dir.Sub("sub")), 0700u);
+  const HostSecret first = (*a)->Current();
+  EXPECT_EQ(first.key_id, 1u);
+  auto b = HostSecrets::Load(path);
+  ASSERT_OK(b);
+  EXPECT_EQ((*b)->Current(), first);
+  // A tool reading cvmd's file never makes one.
+  EXPECT_FALSE(HostSecrets::Load(dir.Sub("none"), /*create=*/false).ok());
+  EXPECT_FALSE(std::ifstream(dir.Sub("none")).good());
+}
+
+TEST(HostKeysTest, RotationKeepsTheOldSecretUntilRetired) {
+  TempDir dir;
+  const std::string path = dir.Sub("host.secret");
+  auto hs = HostSecrets::Load(path);
+  ASSERT_OK(hs);
+  const HostSecret first = (*hs)->Current();
+  auto next = (*hs)->Rotate();
+  ASSERT_OK(next);
+  EXPECT_EQ(next->key_id, 2u);
+  EXPECT_NE(next->secret, first.secret);
+  auto again = HostSecrets::Load(path);
+  ASSERT_OK(again);
+  ASSERT_EQ((*again)->All().size(), 2u);
+  EXPECT_EQ((*again)->All()[0], *next);
+  EXPECT_EQ((*again)->All()[1], first);
+  ASSERT_OK((*hs)->Retire());
+  again = HostSecrets::Load(path);
+  ASSERT_OK(again);
+  ASSERT_EQ((*again)->All().size(), 1u);
+  EXPECT_EQ((*again)->Current(), *next);
+}
+
+TEST(HostKeysTest, AnOpenOrMalformedFileIsRefused) {
+  TempDir dir;
+  const std::string path = dir.Sub("host.secret");
+  ASSERT_OK(HostSecrets::Load(path));
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  auto open = HostSecrets::Load(path);
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.status().message().find("mode 0600"), std::string::npos)
+      << open.status().message();
+  for (const std::string text :
+       {"not json", "{\"secrets\": []}",
+        "{\"secrets\": [{\"key_id\": 1, \"secret\": \"abcd\"}]}"}) {
+    const std::string bad = dir.Sub("bad.secret");
+    ::unlink(bad.c_str());
+    std::ofstream(bad) << text;
+    ASSERT_EQ(::chmod(bad.c_str(), 0600), 0);
+    auto r = HostSecrets::Load(bad);
+    EXPECT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), Code::kCorruption) << text;
+  }
+}
+
+TEST(HostKeysTest, StoreRowsRoundTripAndRefuseNonsense) {
+  HostKeyRow row{7, 3, {{2, Bytes(std::string(64, 'a'))}, {1, {}}}};
+  auto back = DecodeHostKeyRow(EncodeHostKeyRow(row));
+  ASSERT_OK(back);
+  EXPECT_EQ(*back, row);
+  EXPECT_FALSE(DecodeHostKeyRow("{}").ok());
+  EXPECT_FALSE(
+      DecodeHostKeyRow(R"({"device_id":1,"host_id":1,"keys":[]})").ok());
+  EXPECT_FALSE(
+      DecodeHostKeyRow(
+          R"({"device_id":1,"host_id":1,"keys":[{"key_id":1,"key":"zz"}]})")
+          .ok());
+}
+
+}  // namespace
+}  // namespace cvm
