@@ -172,13 +172,14 @@ struct cvm_map_set_req {
 	u32			total_len;
 	const struct nlattr	*paths;
 	struct cvm_hello_params	hello;
+	bool			has_key;	/* HOST_KEY given */
 	bool			has_commit_attrs;
 };
 
 int cvm_map_set(const struct cvm_map_set_req *req, bool *committed,
 		struct netlink_ext_ack *extack);
 /* This host's identity and secret for HELLO and AUTH (map.c). */
-void cvm_cred_set(const struct cvm_hello_params *p);
+void cvm_cred_set(const struct cvm_hello_params *p, bool with_key);
 void cvm_cred_set_key(const u8 *secret, u32 key_id);
 void cvm_cred_clear(void);
 int cvm_map_init(void);

@@ -221,10 +221,16 @@ static void cvm_path_drop_conn(struct cvm_path *path)
 static DEFINE_SPINLOCK(cvm_cred_lock);
 static struct cvm_hello_params cvm_cred;
 
-void cvm_cred_set(const struct cvm_hello_params *p)
+/* A map without a key (a tool's, an older cvmd's) keeps the one we have. */
+void cvm_cred_set(const struct cvm_hello_params *p, bool with_key)
 {
 	spin_lock(&cvm_cred_lock);
-	cvm_cred = *p;
+	cvm_cred.cluster_id = p->cluster_id;
+	cvm_cred.host_id = p->host_id;
+	if (with_key) {
+		memcpy(cvm_cred.key, p->key, sizeof(cvm_cred.key));
+		cvm_cred.key_id = p->key_id;
+	}
 	spin_unlock(&cvm_cred_lock);
 }
 
@@ -303,6 +309,8 @@ static void cvm_path_work(struct work_struct *work)
 				    (unsigned long)CVM_RECONNECT_MAX);
 		return;
 	}
+	/* Every queue said HELLO and AUTH: the key is needed no more. */
+	memzero_explicit(conn->hello.key, sizeof(conn->hello.key));
 	path->backoff = CVM_RECONNECT_MIN;
 	WRITE_ONCE(path->keepalive_at,
 		   jiffies + READ_ONCE(cvm_keepalive) * HZ);
@@ -784,7 +792,7 @@ static int cvm_map_commit(const struct cvm_map_set_req *req, const void *blob,
 	if (ret)
 		goto out_free_state;
 
-	cvm_cred_set(&req->hello);
+	cvm_cred_set(&req->hello, req->has_key);
 	old = rcu_replace_pointer(cvm_state, st,
 				  lockdep_is_held(&cvm_config_mutex));
 	cvm_state_start_paths(st);

@@ -207,7 +207,8 @@ static int cvm_nl_map_set_doit(struct sk_buff *skb, struct genl_info *info)
 	if (attrs[CVM_ATTR_HOST_ID])
 		req.hello.host_id = nla_get_u64(attrs[CVM_ATTR_HOST_ID]);
 	/* The host's secret: each connection derives its device's key. */
-	if (attrs[CVM_ATTR_HOST_KEY])
+	req.has_key = attrs[CVM_ATTR_HOST_KEY];
+	if (req.has_key)
 		nla_memcpy(req.hello.key, attrs[CVM_ATTR_HOST_KEY],
 			   sizeof(req.hello.key));
 	if (attrs[CVM_ATTR_KEY_ID])

@@ -174,7 +174,13 @@ blk_status_t cvm_wire_blk_status(const struct cvm_xprt_req *req)
 	case CVM_WIRE_STATUS_STALE_ATTACH:
 		return BLK_STS_NEXUS;		/* fenced by a newer attach */
 	case CVM_WIRE_STATUS_DENIED:
-		return BLK_STS_NEXUS;		/* not given the volume */
+		/*
+		 * That target has not been told the volume is ours (its cvmd
+		 * is behind): like an unreachable replica, another one or a
+		 * later try may do.  A host never given the volume gets it
+		 * from every replica, and fails.
+		 */
+		return BLK_STS_TRANSPORT;
 	case CVM_WIRE_STATUS_UNSUPPORTED:
 		return BLK_STS_NOTSUPP;
 	case CVM_WIRE_STATUS_STALE_MAP:

@@ -338,7 +338,9 @@ u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
 			break;
 		}
 	}
-	if (!agent && volume_id && (!e || e->host_id != host_id)) {
+	/* Volume 0 is no volume: its STAT is a keep-alive, nothing more. */
+	if (!agent && (volume_id ? !e || e->host_id != host_id :
+				   h->opcode != CVM_WIRE_OP_STAT)) {
 		spin_unlock(&ft->lock);
 		kfree(fresh);
 		pr_warn_ratelimited("%pg: volume %llu: refused host %llu, which was not given the volume\n",
@@ -381,8 +383,10 @@ bool cvm_fence_granted(struct cvm_fence_table *ft, u64 volume_id,
 	struct cvm_fence_ent *e;
 	bool ok;
 
-	if (agent || !volume_id)
+	if (agent)
 		return true;
+	if (!volume_id)
+		return false;
 	spin_lock(&ft->lock);
 	e = cvm_fence_find(ft, volume_id);
 	ok = e && e->host_id == host_id;

@@ -25,15 +25,22 @@ struct cvm_host_table *cvm_hosts_alloc(u32 nr)
 {
 	struct cvm_host_table *t;
 
-	t = kzalloc(struct_size(t, ents, nr), GFP_KERNEL);
+	/* CVM_TARGET_MAX_HOSTS entries make some 48 KiB: kvzalloc. */
+	t = kvzalloc(struct_size(t, ents, nr), GFP_KERNEL);
 	if (t)
 		t->nr = nr;
 	return t;
 }
 
+void cvm_hosts_free(struct cvm_host_table *t)
+{
+	if (t)
+		kvfree_sensitive(t, struct_size(t, ents, t->nr));
+}
+
 static void cvm_hosts_free_rcu(struct rcu_head *head)
 {
-	kfree_sensitive(container_of(head, struct cvm_host_table, rcu));
+	cvm_hosts_free(container_of(head, struct cvm_host_table, rcu));
 }
 
 /* Replaces device @device_id's table with @t (NULL: none), which it owns. */
@@ -48,11 +55,11 @@ int cvm_hosts_set(u32 device_id, struct cvm_host_table *t)
 		old = xa_erase(&cvm_hosts, device_id);
 	mutex_unlock(&cvm_hosts_lock);
 	if (xa_is_err(old)) {
-		kfree_sensitive(t);
+		cvm_hosts_free(t);
 		return xa_err(old);
 	}
 	if (t && !t->nr)
-		kfree(t);
+		cvm_hosts_free(t);
 	if (old)
 		call_rcu(&old->rcu, cvm_hosts_free_rcu);
 	return 0;
@@ -127,7 +134,7 @@ void cvm_hosts_exit(void)
 	unsigned long id;
 
 	xa_for_each(&cvm_hosts, id, t)
-		kfree_sensitive(t);
+		cvm_hosts_free(t);
 	xa_destroy(&cvm_hosts);
 	rcu_barrier();
 }

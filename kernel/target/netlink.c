@@ -337,7 +337,7 @@ static int cvm_target_nl_hosts_set_doit(struct sk_buff *skb,
 	return 0;
 
 out_free_table:
-	kfree_sensitive(t);
+	cvm_hosts_free(t);
 	return ret;
 }
 

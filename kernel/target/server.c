@@ -62,15 +62,18 @@ static u16 cvm_server_hello(struct cvm_xprt_req *req)
  */
 static u16 cvm_server_auth(struct cvm_conn *conn)
 {
-	if (!cvm_hosts_key(conn->hello.device_id, conn->hello.host_id,
-			   conn->hello.key_id, NULL) ||
-	    !cvm_auth_host_ok(conn)) {
+	bool ok = cvm_hosts_key(conn->hello.device_id, conn->hello.host_id,
+				conn->hello.key_id, NULL) &&
+		  cvm_auth_host_ok(conn);
+
+	/* Needed no more, whatever the outcome. */
+	memzero_explicit(conn->hello.key, sizeof(conn->hello.key));
+	if (!ok) {
 		pr_warn_ratelimited("initiator %pISpc: AUTH refused: wrong proof for host %llu on device %u (key id %u)\n",
 				    &conn->peer, conn->hello.host_id,
 				    conn->hello.device_id, conn->hello.key_id);
 		return CVM_WIRE_STATUS_AUTH;
 	}
-	memzero_explicit(conn->hello.key, sizeof(conn->hello.key));
 	return CVM_WIRE_STATUS_OK;
 }
 

@@ -73,6 +73,7 @@ struct cvm_host_table {
 };
 
 struct cvm_host_table *cvm_hosts_alloc(u32 nr);
+void cvm_hosts_free(struct cvm_host_table *t);
 int cvm_hosts_set(u32 device_id, struct cvm_host_table *t);
 bool cvm_hosts_key(u32 device_id, u64 host_id, u32 key_id, u8 *key);
 bool cvm_hosts_known(u32 device_id, u64 host_id);

@@ -577,10 +577,18 @@ u32 cvm_xprt_reply_hdr(struct cvm_xprt_req *req, struct cvm_wire_hdr *w,
 		w->data_crc = cpu_to_le32(cvm_crc32c_bvec(req->bvec,
 							  req->nr_bvec, len));
 	}
+	/*
+	 * Only from the state the handshake is in: a connection aborted
+	 * meanwhile (HELLO timeout, its key withdrawn) stays dead, and the
+	 * reply is its last word.
+	 */
+	if ((hello || auth) && !*close_after &&
+	    cmpxchg(&req->conn->state,
+		    hello ? CVM_CONN_HELLO : CVM_CONN_AUTH,
+		    hello ? CVM_CONN_AUTH : CVM_CONN_LIVE) !=
+	    (hello ? CVM_CONN_HELLO : CVM_CONN_AUTH))
+		*close_after = true;
 	cvm_wire_hdr_seal(w);
-	if ((hello || auth) && !*close_after)
-		WRITE_ONCE(req->conn->state,
-			   hello ? CVM_CONN_AUTH : CVM_CONN_LIVE);
 	return len;
 }
 

@@ -58,8 +58,8 @@ struct Config {
   std::string host;  // "this host": where volume attach attaches
   // Cluster only: the key this node joined with (node_identity.h).
   std::string node_key = "/var/lib/cvm/node.key";
-  // This host's secret for the data path (host_keys.h); default: beside
-  // the node key (etcd) or in the database directory (RocksDB).
+  // This host's secret for the data path (host_keys.h); default: the node
+  // key's path ending .secret (etcd), or in the database (RocksDB).
   std::string host_secret;
   // Cluster (etcd) only: this cvmd's lease, how many map epochs the leader
   // keeps, how often it compacts etcd.
@@ -310,7 +310,8 @@ int Serve(const Config& config) {
             const bool serves = std::any_of(
                 devices.begin(), devices.end(),
                 [&](const Device& d) { return d.served && d.host_id == h.id; });
-            if (!serves || !nodes.contains(h.name)) continue;
+            if (!serves) continue;
+            if (!nodes.contains(h.name)) return false;  // its cvmd is down
             const nlohmann::json loaded =
                 nodes[h.name].value("keys_loaded", nlohmann::json::object());
             const std::string me = std::to_string(host_id);
@@ -390,7 +391,7 @@ int Serve(const Config& config) {
   backfill_rounds.Start(std::chrono::seconds(config.backfill_every), [&] {
     if (!identity.joined()) return;
     // The leader may have changed: its cvmd's copies need every volume.
-    sync.SyncHostKeys();
+    static_cast<void>(sync.SyncHostKeys());
     backfill.SetCredentials(sync.Credentials());
     // Every node reports what its cvm.ko copied; the leader acts on it.
     sync.ReportBackfill();
@@ -554,9 +555,9 @@ int main(int argc, char** argv) {
       "'cvmadm join', mode 0600)")(
       "host-secret", po::value(&config.host_secret)->value_name("PATH"),
       "this host's secret for the data path, made when missing (mode 0600; "
-      "default: host.secret beside --node-key with etcd, in --db with "
-      "RocksDB)")("debug", po::bool_switch(&config.debug),
-                  "log debug messages");
+      "default: --node-key's path ending .secret with etcd, host.secret in "
+      "--db with RocksDB)")("debug", po::bool_switch(&config.debug),
+                            "log debug messages");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
@@ -600,8 +601,8 @@ int main(int argc, char** argv) {
   if (config.host_secret.empty()) {
     config.host_secret =
         config.store.rfind("etcd://", 0) == 0
-            ? (std::filesystem::path(config.node_key).parent_path() /
-               "host.secret")
+            ? std::filesystem::path(config.node_key)
+                  .replace_extension(".secret")
                   .string()
             : (std::filesystem::path(config.store) / "host.secret").string();
   }

@@ -188,21 +188,21 @@ HostSecret HostSecrets::Current() const {
 
 Result<HostSecret> HostSecrets::Rotate() {
   std::lock_guard lock(mutex_);
+  if (all_.size() == 2) return all_.back();
   CVM_ASSIGN_OR_RETURN(wire::Key k, RandomKey());
-  std::vector<HostSecret> old = all_;
-  all_ = {HostSecret{old.front().key_id + 1, k}, old.front()};
+  all_.push_back(HostSecret{all_.front().key_id + 1, k});
   if (Status s = Save(); !s.ok()) {
-    all_ = std::move(old);
+    all_.pop_back();
     return s;
   }
-  return all_.front();
+  return all_.back();
 }
 
-Status HostSecrets::Retire() {
+Status HostSecrets::Finish() {
   std::lock_guard lock(mutex_);
   if (all_.size() == 1) return Status::Ok();
   std::vector<HostSecret> old = all_;
-  all_.resize(1);
+  all_.erase(all_.begin());
   if (Status s = Save(); !s.ok()) {
     all_ = std::move(old);
     return s;

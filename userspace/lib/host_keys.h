@@ -55,8 +55,10 @@ struct HostKeyRow {
 std::string EncodeHostKeyRow(const HostKeyRow& row);
 Result<HostKeyRow> DecodeHostKeyRow(std::string_view value);
 
-// This host's secrets in their file: the current one first, then the one
-// being retired (while a rotation is under way). Thread-safe.
+// This host's secrets in their file: the one in use (cvm.ko's, cvmd's
+// copies'), then, while a rotation is under way, the next one, whose keys
+// are recorded but which nobody uses until every target has them.
+// Thread-safe.
 class HostSecrets {
  public:
   // Reads `path`, or makes it with a first secret (key id 1) when it does
@@ -66,11 +68,13 @@ class HostSecrets {
                                                    bool create = true);
 
   std::vector<HostSecret> All() const;
+  // The one in use.
   HostSecret Current() const;
-  // A new secret becomes current (key id + 1); the old one stays.
+  // The next one: a new secret (key id + 1) after the one in use, or the
+  // one an unfinished rotation made.
   Result<HostSecret> Rotate();
-  // Only the current secret stays.
-  Status Retire();
+  // The next one is in use and the old one gone.
+  Status Finish();
 
  private:
   explicit HostSecrets(std::string path) : path_(std::move(path)) {}

@@ -187,19 +187,22 @@ wire::Credentials KernelSync::Credentials() {
   return c;
 }
 
-void KernelSync::SyncHostKeys(json* report) {
+Status KernelSync::SyncHostKeys(json* report) {
   std::lock_guard lock(mutex_);
+  Status first;
   const auto error = [&](std::string what, const Status& s) {
     LogWarn("host keys: {}: {}", what, s.message());
     if (report) {
       (*report)["errors"].push_back(
           fmt::format("host keys: {}: {}", what, s.message()));
     }
+    if (first.ok()) first = s.WithContext("host keys: " + what);
+    return first;
   };
   // With RocksDB this node may not be one of the hosts it manages: it
   // speaks as host 0 (cvm.ko's HELLO says what PushMap gave it).
   const uint64_t me = MyHostId();
-  if (!secrets_ || (cluster_ && me == 0)) return;
+  if (!secrets_ || (cluster_ && me == 0)) return first;
   auto rows = store_.ListHostKeys();
   auto devices = store_.ListDevices();
   auto hosts = store_.ListHosts();
@@ -218,7 +221,7 @@ void KernelSync::SyncHostKeys(json* report) {
     });
     if (it != rows->end() && *it == want) continue;
     if (Status s = store_.PutHostKeys(want); !s.ok()) {
-      error(fmt::format("device {}", d.id), s);
+      static_cast<void>(error(fmt::format("device {}", d.id), s));
       continue;
     }
     if (it != rows->end()) {
@@ -230,7 +233,7 @@ void KernelSync::SyncHostKeys(json* report) {
 
   // The hosts each device served here lets in.
   auto target = kernel_.Query(CVM_TARGET_GENL_NAME);
-  if (!target.ok() || !target->loaded) return;
+  if (!target.ok() || !target->loaded) return first;
   const std::string agent = agent_ ? agent_() : host_;
   std::map<uint64_t, bool> live_host;  // id -> the agent
   for (const Host& h : *hosts) live_host[h.id] = h.name == agent;
@@ -250,17 +253,18 @@ void KernelSync::SyncHostKeys(json* report) {
     if (it != loaded_hosts_.end() && it->second == want) continue;
     if (Status s = kernel_.TargetHostsSet(static_cast<uint32_t>(d.id), want);
         !s.ok()) {
-      error(fmt::format("loading device {}'s hosts", d.id), s);
+      static_cast<void>(
+          error(fmt::format("loading device {}'s hosts", d.id), s));
       continue;
     }
     LogInfo("device {}: {} host key(s) loaded, agent '{}'", d.id, want.size(),
             agent);
     loaded_hosts_[d.id] = std::move(want);
   }
-  if (!publish_keys_loaded_) return;
+  if (!publish_keys_loaded_) return first;
   // Per host, the newest key id that every device served here holds.
   std::map<uint64_t, uint32_t> everywhere;
-  bool first = true;
+  bool first_device = true;
   for (const Device& d : *devices) {
     if (!d.served || (cluster_ && d.host_id != me)) continue;
     auto it = loaded_hosts_.find(d.id);
@@ -269,9 +273,9 @@ void KernelSync::SyncHostKeys(json* report) {
       for (const TargetHost& t : it->second)
         newest[t.host_id] = std::max(newest[t.host_id], t.key_id);
     }
-    if (first) {
+    if (first_device) {
       everywhere = newest;
-      first = false;
+      first_device = false;
       continue;
     }
     for (auto e = everywhere.begin(); e != everywhere.end();) {
@@ -290,26 +294,22 @@ void KernelSync::SyncHostKeys(json* report) {
     publish_keys_loaded_(loaded);
     keys_loaded_published_ = loaded;
   }
+  return first;
 }
 
 Result<json> KernelSync::RotateKey() {
   if (!secrets_) return Unavailable("this cvmd has no host secret");
-  // Two secrets: an earlier rotation did not finish; finish it (cvm.ko may
-  // use either, so neither may go yet).
-  HostSecret next = secrets_->Current();
-  if (secrets_->All().size() == 1) {
-    CVM_ASSIGN_OR_RETURN(next, secrets_->Rotate());
-    LogInfo("host key rotation: key id {} made", next.key_id);
-  } else {
-    LogInfo("host key rotation: finishing key id {}", next.key_id);
-  }
-  // Both keys recorded; this node's targets take both at once, the
-  // others' as they follow the store.
-  SyncHostKeys();
+  // The next secret (an unfinished rotation's, or a new one): its keys are
+  // recorded next to the ones in use, which cvm.ko and cvmd's copies keep
+  // using until every target has the new ones.
+  CVM_ASSIGN_OR_RETURN(HostSecret next, secrets_->Rotate());
+  LogInfo("host key rotation: key id {} recorded", next.key_id);
+  CVM_RETURN_IF_ERROR(SyncHostKeys());
   const uint64_t me = MyHostId();
-  // cvm.ko switches only once every storage node that is up has loaded
-  // the new key (each says so in its presence; one that is down loads
-  // both keys when it comes back): a reconnect meanwhile would be refused.
+  // cvm.ko switches only once every storage node serving a device has
+  // loaded the new key (each says so in its presence). One whose cvmd is
+  // down still serves with the old keys only: then the rotation waits, and
+  // fails after the cluster timeout with both keys still valid.
   if (cluster_ && keys_loaded_everywhere_) {
     const auto deadline = std::chrono::steady_clock::now() + cluster_timeout_;
     for (;;) {
@@ -318,10 +318,10 @@ Result<json> KernelSync::RotateKey() {
       if (std::chrono::steady_clock::now() >= deadline) {
         return Unavailable(fmt::format(
             "key id {} is recorded but not every storage node has loaded it "
-            "({}); cvm.ko keeps key id {} and both stay valid: run "
-            "'host rotate-key' again once the nodes are up",
+            "({}); key id {} stays in use and both stay valid: run "
+            "'host rotate-key' again once every storage node's cvmd is up",
             next.key_id, done.ok() ? "still waiting" : done.status().message(),
-            next.key_id - 1));
+            secrets_->Current().key_id));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -338,12 +338,11 @@ Result<json> KernelSync::RotateKey() {
               .WithContext("giving cvm.ko the new secret"));
     }
   }
-  CVM_RETURN_IF_ERROR(secrets_->Retire());
-  SyncHostKeys();
+  CVM_RETURN_IF_ERROR(secrets_->Finish());
+  CVM_RETURN_IF_ERROR(SyncHostKeys());
   LogInfo("host key rotation: key id {} in use, older ones retired",
           next.key_id);
   out["retired"] = true;
-  static_cast<void>(me);
   return out;
 }
 
@@ -640,7 +639,7 @@ Result<json> KernelSync::DeviceAdd(uint64_t id, bool format, bool force) {
   }
   // And who may connect to it (its table may be from an earlier life).
   loaded_hosts_.erase(d.id);
-  SyncHostKeys();
+  CVM_RETURN_IF_ERROR(SyncHostKeys());
   json out = ToJson(served);
   out["formatted"] = format;
   return out;
@@ -719,7 +718,7 @@ json KernelSync::Reconcile() {
     // Who may connect, before the listeners let anyone try. A device
     // added again (cvm_target reloaded) has forgotten its hosts.
     if (added) loaded_hosts_.clear();
-    SyncHostKeys(&report);
+    static_cast<void>(SyncHostKeys(&report));
     auto hosts = store_.ListHosts();
     if (!hosts.ok()) error("hosts", hosts.status());
     for (const Host& h : hosts.ok() ? *hosts : std::vector<Host>{}) {

@@ -111,7 +111,7 @@ class KernelSync {
   // Records this host's key for every device, and loads into cvm_target
   // the keys of the hosts each device served here lets in (Reconcile runs
   // it; call it too when the leader may have changed).
-  void SyncHostKeys(nlohmann::json* report = nullptr);
+  Status SyncHostKeys(nlohmann::json* report = nullptr);
   // cvmadm host rotate-key: a new secret, its keys recorded next to the
   // old ones, cvm.ko switched to it once the targets of this node's
   // devices have it, then the old one retired. Live connections stay up.

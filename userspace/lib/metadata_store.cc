@@ -15,6 +15,7 @@
 
 #include "host_keys.h"
 #include "json_fields.h"
+#include "log.h"
 #include "units.h"
 
 namespace cvm {
@@ -825,10 +826,17 @@ Result<std::vector<HostKeyRow>> MetadataStore::ListHostKeys() {
   std::vector<HostKeyRow> rows;
   Status s =
       ScanRaw(Cf::kHostKeys, [&](std::string_view key, std::string_view value) {
-        CVM_ASSIGN_OR_RETURN(HostKeyRow row, DecodeHostKeyRow(value));
-        if (key != EncodeIdKey(row.device_id) + EncodeIdKey(row.host_id))
-          return Corruption("host_keys: row under another key");
-        rows.push_back(std::move(row));
+        // One bad row (any cvmd writes them) must not keep every other
+        // host out: it is left out, and said.
+        Result<HostKeyRow> row = DecodeHostKeyRow(value);
+        if (row.ok() &&
+            key != EncodeIdKey(row->device_id) + EncodeIdKey(row->host_id))
+          row = Corruption("row under another key");
+        if (!row.ok()) {
+          LogWarn("host_keys: a row left out: {}", row.status().message());
+          return Status::Ok();
+        }
+        rows.push_back(std::move(*row));
         return Status::Ok();
       });
   if (!s.ok()) return s;

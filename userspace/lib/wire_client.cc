@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "hash.h"
 
@@ -289,15 +290,17 @@ Hello DecodeHello(std::span<const uint8_t, kHelloLen> b) {
 
 namespace {
 
+// OpenSSL failing here is out of memory: no key or proof is made up.
 Key Hmac(const Key& key, std::span<const std::span<const uint8_t>> parts) {
   Key out{};
   HMAC_CTX* ctx = HMAC_CTX_new();
   unsigned int len = 0;
-  if (ctx && HMAC_Init_ex(ctx, key.data(), key.size(), EVP_sha256(), nullptr)) {
-    for (auto p : parts) HMAC_Update(ctx, p.data(), p.size());
-    HMAC_Final(ctx, out.data(), &len);
-  }
+  bool ok =
+      ctx && HMAC_Init_ex(ctx, key.data(), key.size(), EVP_sha256(), nullptr);
+  for (auto p : parts) ok = ok && HMAC_Update(ctx, p.data(), p.size());
+  ok = ok && HMAC_Final(ctx, out.data(), &len) && len == out.size();
   HMAC_CTX_free(ctx);
+  if (!ok) throw std::bad_alloc();
   return out;
 }
 
@@ -331,8 +334,9 @@ Key Proof(const Key& key, std::string_view label, const Hello& ids,
 
 Key RandomNonce() {
   Key n{};
-  while (std::all_of(n.begin(), n.end(), [](uint8_t b) { return !b; }))
-    RAND_bytes(n.data(), n.size());
+  while (std::all_of(n.begin(), n.end(), [](uint8_t b) { return !b; })) {
+    if (RAND_bytes(n.data(), n.size()) != 1) throw std::bad_alloc();
+  }
   return n;
 }
 

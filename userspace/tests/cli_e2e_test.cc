@@ -20,7 +20,9 @@
 #include <thread>
 
 #include "api_client.h"
+#include "etcd_client.h"
 #include "etcd_server.h"
+#include "host_keys.h"
 #include "raw_store.h"
 #include "test_util.h"
 #include "unix_socket.h"
@@ -812,6 +814,85 @@ TEST_F(CliTest, TwoDaemonsShareOneEtcdStore) {
 // about a lease and the dead one shows down; a leader paused past its
 // lease (SIGSTOP) loses the lead and follows once it runs again. Costs
 // about 8 s.
+// Issue 17: a host's data-path secret never reaches the store. Two joined
+// hosts on etcd each record a key per device (host_keys), and nothing in
+// etcd holds either host's secret (its node.secret, 0600), raw or in hex:
+// another node's cvmd reading etcd learns per-device keys, never the
+// secret they come from. About 2 s.
+TEST_F(CliTest, HostSecretsNeverReachTheStore) {
+  ASSERT_NE(testing::EtcdServer::Get().uri(), "")
+      << testing::EtcdServer::Get().error();
+  const std::string store = testing::UniqueEtcdUri();
+  std::map<std::string, pid_t> pids;
+  const auto adm = [&](const std::string& node,
+                       const std::vector<std::string>& args) {
+    return Run({CVMADM_BIN, "--socket", NodeSocket(node)}, args);
+  };
+  for (const char* node : {"n1", "n2"}) {
+    pids[node] = StartNode(store, node);
+    ASSERT_GT(pids[node], 0);
+  }
+  ASSERT_EQ(
+      adm("n1", {"host", "add", "n1", "--address", "10.0.0.1:7800"}).exit_code,
+      0);
+  Output o = adm("n1", {"host", "add", "n2", "--address", "10.0.0.2:7800"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const size_t at = o.out.find("cvmadm join ");
+  ASSERT_NE(at, std::string::npos) << o.out;
+  ASSERT_EQ(
+      adm("n2", {"join", o.out.substr(at + 12, o.out.find('\n', at) - at - 12)})
+          .exit_code,
+      0);
+  ASSERT_EQ(adm("n1", {"device", "add", "n1", "/dev/ram0", "--capacity", "1G"})
+                .exit_code,
+            0);
+
+  std::vector<std::string> secrets;
+  for (const char* node : {"n1", "n2"}) {
+    const std::string path = dir_.Sub(std::string(node) + ".secret");
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto hs = HostSecrets::Load(path, /*create=*/false);
+    ASSERT_OK(hs);
+    const wire::Key k = (*hs)->Current().secret;
+    secrets.emplace_back(k.begin(), k.end());
+    std::string hex;
+    for (uint8_t b : k) hex += fmt::format("{:02x}", b);
+    secrets.push_back(hex);
+  }
+  auto uri = ParseEtcdUri(store);
+  ASSERT_OK(uri);
+  EtcdClient etcd(uri->endpoints);
+  // Both hosts' rows for the device, then a look at every key.
+  size_t rows = 0;
+  for (int t = 0; t < 250 && rows < 2; ++t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto all = etcd.Call("/v3/kv/range",
+                         {{"key", EtcdB64(std::string(1, '\0'))},
+                          {"range_end", EtcdB64(std::string(1, '\0'))}});
+    ASSERT_OK(all);
+    rows = 0;
+    for (const auto& kv : all->value("kvs", json::array())) {
+      auto key = EtcdUnb64(kv.value("key", ""));
+      auto value = EtcdUnb64(kv.value("value", ""));
+      ASSERT_OK(key);
+      ASSERT_OK(value);
+      rows += key->find("/host_keys/") != std::string::npos;
+      for (const std::string& secret : secrets) {
+        EXPECT_EQ(value->find(secret), std::string::npos)
+            << "a host secret under " << *key;
+        EXPECT_EQ(key->find(secret), std::string::npos);
+      }
+    }
+  }
+  EXPECT_EQ(rows, 2u) << "each host's key for the device";
+  for (auto& [node, pid] : pids) {
+    kill(pid, SIGTERM);
+    EXPECT_EQ(Wait(pid), 0) << node;
+  }
+}
+
 // Issue 15, host registration: a host joins with a one-time token, never
 // by name alone. n1 adds itself (joined at once) and n2, whose cvmd is
 // already running: n2 stays unjoined (applies nothing) until `cvmadm join`

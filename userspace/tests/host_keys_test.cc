@@ -68,7 +68,10 @@ TEST(HostKeysTest, TheSecretFileIsMadeOwnerOnlyAndKept) {
   EXPECT_FALSE(std::ifstream(dir.Sub("none")).good());
 }
 
-TEST(HostKeysTest, RotationKeepsTheOldSecretUntilRetired) {
+// The next secret is recorded but not used until the rotation finishes;
+// an unfinished rotation (cvmd restarted, a target not reached) resumes
+// with the same next secret.
+TEST(HostKeysTest, RotationUsesTheNextSecretOnlyOnceFinished) {
   TempDir dir;
   const std::string path = dir.Sub("host.secret");
   auto hs = HostSecrets::Load(path);
@@ -78,12 +81,16 @@ TEST(HostKeysTest, RotationKeepsTheOldSecretUntilRetired) {
   ASSERT_OK(next);
   EXPECT_EQ(next->key_id, 2u);
   EXPECT_NE(next->secret, first.secret);
+  EXPECT_EQ((*hs)->Current(), first);
   auto again = HostSecrets::Load(path);
   ASSERT_OK(again);
   ASSERT_EQ((*again)->All().size(), 2u);
-  EXPECT_EQ((*again)->All()[0], *next);
-  EXPECT_EQ((*again)->All()[1], first);
-  ASSERT_OK((*hs)->Retire());
+  EXPECT_EQ((*again)->Current(), first);
+  EXPECT_EQ((*again)->All()[1], *next);
+  auto resumed = (*again)->Rotate();
+  ASSERT_OK(resumed);
+  EXPECT_EQ(*resumed, *next);
+  ASSERT_OK((*hs)->Finish());
   again = HostSecrets::Load(path);
   ASSERT_OK(again);
   ASSERT_EQ((*again)->All().size(), 1u);

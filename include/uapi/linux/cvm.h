@@ -328,7 +328,8 @@ enum cvm_volume_attr {
  *	served yet) and their keys; a host may appear once per key id (two
  *	while its key is rotated), with the same FLAGS.  A host without
  *	CVM_TARGET_HOST_F_ALL_VOLUMES may touch only the volumes fenced for
- *	it (TARGET_VOLUME_FENCE with HOST_ID) and volume 0 (keep-alives);
+ *	it (TARGET_VOLUME_FENCE with HOST_ID), and of volume 0 only STAT it
+ *	(keep-alives);
  *	other requests are answered CVM_WIRE_STATUS_DENIED.  Connections of a
  *	host no longer listed are closed (those made with a key id no longer
  *	listed stay: a rotation does not cut a host's I/O).  Keys are never
