@@ -338,6 +338,19 @@ u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
 			break;
 		}
 	}
+	/*
+	 * An older attachment is fenced whoever sends it: that answer is
+	 * final (the initiator fails the I/O at once).  DENIED, which it
+	 * waits out, is for a host this device was not told about.
+	 */
+	if (e && epoch < e->epoch &&
+	    (epoch || cvm_fence_op_changes(h->opcode))) {
+		spin_unlock(&ft->lock);
+		kfree(fresh);
+		pr_warn_ratelimited("%pg: volume %llu: refused a request of attach epoch %llu, the volume's is %llu\n",
+				    ft->bdev, volume_id, epoch, e->epoch);
+		return CVM_WIRE_STATUS_STALE_ATTACH;
+	}
 	/* Volume 0 is no volume: its STAT is a keep-alive, nothing more. */
 	if (!agent && (volume_id ? !e || e->host_id != host_id :
 				   h->opcode != CVM_WIRE_OP_STAT)) {
@@ -346,14 +359,6 @@ u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
 		pr_warn_ratelimited("%pg: volume %llu: refused host %llu, which was not given the volume\n",
 				    ft->bdev, volume_id, host_id);
 		return CVM_WIRE_STATUS_DENIED;
-	}
-	if (e && epoch < e->epoch &&
-	    (epoch || cvm_fence_op_changes(h->opcode))) {
-		spin_unlock(&ft->lock);
-		kfree(fresh);
-		pr_warn_ratelimited("%pg: volume %llu: refused a request of attach epoch %llu, the volume's is %llu\n",
-				    ft->bdev, volume_id, epoch, e->epoch);
-		return CVM_WIRE_STATUS_STALE_ATTACH;
 	}
 	if (!e && fresh && epoch) {
 		e = cvm_fence_add(ft, fresh, volume_id);

@@ -276,33 +276,47 @@ static const char *cvm_target_check_hosts(const struct cvm_host_table *t)
 	return NULL;
 }
 
+/*
+ * A CVM_ATTR_TARGET_DEVICE that names a device by ID and nothing else
+ * (VOLUME_FENCE, HOSTS_SET) into *@device.
+ */
+static int cvm_target_parse_device_id(struct nlattr *nest, u32 *device,
+				      struct netlink_ext_ack *extack)
+{
+	struct nlattr *dtb[CVM_TARGET_DEVICE_ATTR_MAX + 1];
+	int ret;
+
+	ret = nla_parse_nested(dtb, CVM_TARGET_DEVICE_ATTR_MAX, nest,
+			       cvm_target_device_nl_policy, extack);
+	if (ret)
+		return ret;
+	if (NL_REQ_ATTR_CHECK(extack, nest, dtb, CVM_TARGET_DEVICE_ATTR_ID))
+		return -EINVAL;
+	if (dtb[CVM_TARGET_DEVICE_ATTR_PATH] ||
+	    dtb[CVM_TARGET_DEVICE_ATTR_FLAGS]) {
+		NL_SET_ERR_MSG(extack, "the device is named by ID only");
+		return -EINVAL;
+	}
+	*device = nla_get_u32(dtb[CVM_TARGET_DEVICE_ATTR_ID]);
+	return 0;
+}
+
 static int cvm_target_nl_hosts_set_doit(struct sk_buff *skb,
 					struct genl_info *info)
 {
-	struct nlattr *dtb[CVM_TARGET_DEVICE_ATTR_MAX + 1];
 	struct nlattr *hosts = info->attrs[CVM_ATTR_TARGET_HOSTS];
-	struct nlattr *nest = info->attrs[CVM_ATTR_TARGET_DEVICE];
 	struct cvm_host_table *t;
 	struct nlattr *entry;
 	const char *why;
 	int ret, rem;
 	u32 nr = 0, device;
 
-	ret = cvm_target_parse_nest(info, CVM_ATTR_TARGET_DEVICE, dtb,
-				    CVM_TARGET_DEVICE_ATTR_MAX,
-				    cvm_target_device_nl_policy);
+	if (GENL_REQ_ATTR_CHECK(info, CVM_ATTR_TARGET_DEVICE))
+		return -EINVAL;
+	ret = cvm_target_parse_device_id(info->attrs[CVM_ATTR_TARGET_DEVICE],
+					 &device, info->extack);
 	if (ret)
 		return ret;
-	if (NL_REQ_ATTR_CHECK(info->extack, nest, dtb,
-			      CVM_TARGET_DEVICE_ATTR_ID))
-		return -EINVAL;
-	if (dtb[CVM_TARGET_DEVICE_ATTR_PATH] ||
-	    dtb[CVM_TARGET_DEVICE_ATTR_FLAGS]) {
-		NL_SET_ERR_MSG(info->extack,
-			       "HOSTS_SET names a device by ID only");
-		return -EINVAL;
-	}
-	device = nla_get_u32(dtb[CVM_TARGET_DEVICE_ATTR_ID]);
 	if (hosts)
 		nla_for_each_nested(entry, hosts, rem)
 			nr++;
@@ -430,7 +444,6 @@ static int cvm_target_nl_volume_fence_doit(struct sk_buff *skb,
 					   struct genl_info *info)
 {
 	struct nlattr *vtb[CVM_VOLUME_ATTR_MAX + 1];
-	struct nlattr *dtb[CVM_TARGET_DEVICE_ATTR_MAX + 1];
 	struct nlattr *nest;
 	u32 device = CVM_STORE_ALL;
 	int ret;
@@ -447,21 +460,9 @@ static int cvm_target_nl_volume_fence_doit(struct sk_buff *skb,
 		return -EINVAL;
 	nest = info->attrs[CVM_ATTR_TARGET_DEVICE];
 	if (nest) {
-		ret = nla_parse_nested(dtb, CVM_TARGET_DEVICE_ATTR_MAX, nest,
-				       cvm_target_device_nl_policy,
-				       info->extack);
+		ret = cvm_target_parse_device_id(nest, &device, info->extack);
 		if (ret)
 			return ret;
-		if (NL_REQ_ATTR_CHECK(info->extack, nest, dtb,
-				      CVM_TARGET_DEVICE_ATTR_ID))
-			return -EINVAL;
-		if (dtb[CVM_TARGET_DEVICE_ATTR_PATH] ||
-		    dtb[CVM_TARGET_DEVICE_ATTR_FLAGS]) {
-			NL_SET_ERR_MSG(info->extack,
-				       "VOLUME_FENCE names a device by ID only");
-			return -EINVAL;
-		}
-		device = nla_get_u32(dtb[CVM_TARGET_DEVICE_ATTR_ID]);
 		if (device == CVM_STORE_ALL) {
 			NL_SET_ERR_MSG(info->extack, "no such device id");
 			return -EINVAL;
