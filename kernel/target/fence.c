@@ -308,16 +308,32 @@ static bool cvm_fence_op_changes(u8 opcode)
 }
 
 /*
+ * May @host_id send @h, of the volume of entry @e (NULL: none)?  The host
+ * the volume is fenced for may; of volume 0, which is no volume, anyone
+ * may STAT (keep-alives); else only the device's agent (hosts.c), looked
+ * up only then, off the common path.  @lock held.
+ */
+static bool cvm_fence_lets(const struct cvm_fence_ent *e,
+			   const struct cvm_wire_hdr *h, u64 host_id,
+			   u32 device_id)
+{
+	if (h->volume_id ? e && e->host_id == host_id :
+			   h->opcode == CVM_WIRE_OP_STAT)
+		return true;
+	return cvm_hosts_agent(device_id, host_id);
+}
+
+/*
  * cvm_fence_enter() - may this request of a volume go ahead?
  * @host_id: the host that sent it (authenticated in HELLO)
- * @agent: that host may touch every volume on the device
+ * @device_id: the device @ft belongs to (whose agent may touch any volume)
  * @gate: set when it may; give it to cvm_fence_exit() once answered
  *
  * CVM_WIRE_STATUS_OK, STALE_ATTACH for an older attachment's request, or
  * DENIED for a volume not fenced for @host_id.  Process context.
  */
 u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
-		    u64 host_id, bool agent, int *gate)
+		    u64 host_id, u32 device_id, int *gate)
 {
 	u64 volume_id = le64_to_cpu(h->volume_id);
 	u64 epoch = le64_to_cpu(h->attach_epoch);
@@ -351,9 +367,7 @@ u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
 				    ft->bdev, volume_id, epoch, e->epoch);
 		return CVM_WIRE_STATUS_STALE_ATTACH;
 	}
-	/* Volume 0 is no volume: its STAT is a keep-alive, nothing more. */
-	if (!agent && (volume_id ? !e || e->host_id != host_id :
-				   h->opcode != CVM_WIRE_OP_STAT)) {
+	if (!cvm_fence_lets(e, h, host_id, device_id)) {
 		spin_unlock(&ft->lock);
 		kfree(fresh);
 		pr_warn_ratelimited("%pg: volume %llu: refused host %llu, which was not given the volume\n",
@@ -381,20 +395,15 @@ u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
 	return CVM_WIRE_STATUS_OK;
 }
 
-/* May @host_id touch @volume_id (LIST, ROLLBACK)?  Process context. */
-bool cvm_fence_granted(struct cvm_fence_table *ft, u64 volume_id,
-		       u64 host_id, bool agent)
+/* May @host_id send @h (LIST, ROLLBACK)?  Process context. */
+bool cvm_fence_granted(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
+		       u64 host_id, u32 device_id)
 {
-	struct cvm_fence_ent *e;
 	bool ok;
 
-	if (agent)
-		return true;
-	if (!volume_id)
-		return false;
 	spin_lock(&ft->lock);
-	e = cvm_fence_find(ft, volume_id);
-	ok = e && e->host_id == host_id;
+	ok = cvm_fence_lets(cvm_fence_find(ft, le64_to_cpu(h->volume_id)), h,
+			    host_id, device_id);
 	spin_unlock(&ft->lock);
 	return ok;
 }

@@ -56,10 +56,10 @@ int cvm_fence_load(struct cvm_fence_table *ft, struct block_device *bdev,
 		   u64 start, u32 blocks, const char **why);
 void cvm_fence_destroy(struct cvm_fence_table *ft);
 u16 cvm_fence_enter(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
-		    u64 host_id, bool agent, int *gate);
+		    u64 host_id, u32 device_id, int *gate);
 void cvm_fence_exit(struct cvm_fence_table *ft, int gate);
-bool cvm_fence_granted(struct cvm_fence_table *ft, u64 volume_id,
-		       u64 host_id, bool agent);
+bool cvm_fence_granted(struct cvm_fence_table *ft, const struct cvm_wire_hdr *h,
+		       u64 host_id, u32 device_id);
 int cvm_fence_set(struct cvm_fence_table *ft, u64 volume_id, u64 epoch,
 		  u64 host_id, const char **why);
 u32 cvm_fence_count(struct cvm_fence_table *ft);

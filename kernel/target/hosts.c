@@ -9,7 +9,6 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -19,7 +18,6 @@
 
 /* device id -> struct cvm_host_table */
 static DEFINE_XARRAY(cvm_hosts);
-static DEFINE_MUTEX(cvm_hosts_lock);
 
 struct cvm_host_table *cvm_hosts_alloc(u32 nr)
 {
@@ -48,12 +46,11 @@ int cvm_hosts_set(u32 device_id, struct cvm_host_table *t)
 {
 	struct cvm_host_table *old;
 
-	mutex_lock(&cvm_hosts_lock);
+	/* The xarray's own lock: the swap is one step, readers use RCU. */
 	if (t && t->nr)
 		old = xa_store(&cvm_hosts, device_id, t, GFP_KERNEL);
 	else
 		old = xa_erase(&cvm_hosts, device_id);
-	mutex_unlock(&cvm_hosts_lock);
 	if (xa_is_err(old)) {
 		cvm_hosts_free(t);
 		return xa_err(old);
@@ -93,27 +90,27 @@ bool cvm_hosts_key(u32 device_id, u64 host_id, u32 key_id, u8 *key)
 	return found;
 }
 
-bool cvm_hosts_known(u32 device_id, u64 host_id)
+/* Has @host_id any key for @device_id, with all of @flags? */
+static bool cvm_hosts_has(u32 device_id, u64 host_id, u32 flags)
 {
-	bool known;
+	const struct cvm_host_ent *e;
+	bool has;
 
 	rcu_read_lock();
-	known = cvm_hosts_find(xa_load(&cvm_hosts, device_id), host_id, 0,
-			       true);
+	e = cvm_hosts_find(xa_load(&cvm_hosts, device_id), host_id, 0, true);
+	has = e && (e->flags & flags) == flags;
 	rcu_read_unlock();
-	return known;
+	return has;
+}
+
+bool cvm_hosts_known(u32 device_id, u64 host_id)
+{
+	return cvm_hosts_has(device_id, host_id, 0);
 }
 
 bool cvm_hosts_agent(u32 device_id, u64 host_id)
 {
-	const struct cvm_host_ent *e;
-	bool agent;
-
-	rcu_read_lock();
-	e = cvm_hosts_find(xa_load(&cvm_hosts, device_id), host_id, 0, true);
-	agent = e && (e->flags & CVM_TARGET_HOST_F_ALL_VOLUMES);
-	rcu_read_unlock();
-	return agent;
+	return cvm_hosts_has(device_id, host_id, CVM_TARGET_HOST_F_ALL_VOLUMES);
 }
 
 u32 cvm_hosts_count(u32 device_id)

@@ -1547,7 +1547,6 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	u64 end = le64_to_cpu(h->offset) + le32_to_cpu(h->length);
 	u64 host_id = req->conn->hello.host_id;
 	struct cvm_store_io *io;
-	bool agent;
 	u16 status;
 
 	io = kzalloc(sizeof(*io), GFP_KERNEL);
@@ -1561,7 +1560,6 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	io->d = d;
 	io->req = req;
 	io->gate = -1;
-	agent = cvm_hosts_agent(d->id, host_id);
 
 	switch (h->opcode) {
 	case CVM_WIRE_OP_READ:
@@ -1580,7 +1578,7 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 	case CVM_WIRE_OP_SET_VERSION:
 	case CVM_WIRE_OP_CLEAN:
 		/* Only the volume's newest attachment may touch it. */
-		status = cvm_fence_enter(&d->fence, h, host_id, agent,
+		status = cvm_fence_enter(&d->fence, h, host_id, d->id,
 					 &io->gate);
 		if (status) {
 			cvm_store_reply(io, status, 0);
@@ -1589,8 +1587,7 @@ void cvm_store_handle(struct cvm_store_dev *d, struct cvm_xprt_req *req)
 		break;
 	case CVM_WIRE_OP_LIST:
 	case CVM_WIRE_OP_ROLLBACK:
-		if (!cvm_fence_granted(&d->fence, le64_to_cpu(h->volume_id),
-				       host_id, agent)) {
+		if (!cvm_fence_granted(&d->fence, h, host_id, d->id)) {
 			cvm_store_reply(io, CVM_WIRE_STATUS_DENIED, 0);
 			return;
 		}

@@ -96,28 +96,28 @@ int cvm_auth_challenge(struct cvm_conn *conn)
 			      conn->auth.target_proof);
 }
 
-bool cvm_auth_host_ok(struct cvm_conn *conn)
+/* Is @proof the one @label's side makes?  In constant time. */
+static bool cvm_auth_check(struct cvm_conn *conn, const char *label,
+			   const u8 *proof)
 {
 	u8 want[CVM_WIRE_PROOF_LEN];
 	bool ok;
 
-	if (cvm_auth_proof(conn, cvm_auth_label_host, want))
-		return false;
-	ok = !crypto_memneq(want, conn->auth.host_proof, sizeof(want));
-	memzero_explicit(want, sizeof(want));
-	return ok;
-}
-
-bool cvm_auth_target_ok(struct cvm_conn *conn, const u8 *proof)
-{
-	u8 want[CVM_WIRE_PROOF_LEN];
-	bool ok;
-
-	if (cvm_auth_proof(conn, cvm_auth_label_target, want))
+	if (cvm_auth_proof(conn, label, want))
 		return false;
 	ok = !crypto_memneq(want, proof, sizeof(want));
 	memzero_explicit(want, sizeof(want));
 	return ok;
+}
+
+bool cvm_auth_host_ok(struct cvm_conn *conn)
+{
+	return cvm_auth_check(conn, cvm_auth_label_host, conn->auth.host_proof);
+}
+
+bool cvm_auth_target_ok(struct cvm_conn *conn, const u8 *proof)
+{
+	return cvm_auth_check(conn, cvm_auth_label_target, proof);
 }
 
 int cvm_auth_host_proof(struct cvm_conn *conn, u8 *proof)
