@@ -237,7 +237,15 @@ struct cvm_volume {
 	struct delayed_work	scan_work;
 	struct delayed_work	backfill_work;
 	u64			backfill_listed;	/* map epoch */
+	struct cvm_latency __percpu *latency;		/* stats.c */
 };
+
+/* stats.c */
+int cvm_stats_init(struct cvm_volume *vol);
+void cvm_stats_free(struct cvm_volume *vol);
+void cvm_stats_record(struct cvm_volume *vol, struct request *rq,
+		      u64 start_ns);
+extern const struct attribute_group *cvm_disk_attr_groups[];
 
 /* Largest piece (request part inside one object) of an EC volume. */
 #define CVM_EC_MAX_PIECE	SZ_256K

@@ -134,6 +134,7 @@ struct cvm_obj {
  * @held: it found no replica to take it and is being retried
  *	(cvm_io_hold()); kept across requeues, cleared when it ends
  * @hold_until: jiffies: when a held request gives up (cvm.loss_timeout)
+ * @start_ns: when it was first sent (not reset by a hold), for stats.c
  * @bvec: payload bio_vecs, split at object boundaries: @inline_bvec or
  *	allocated
  */
@@ -148,6 +149,7 @@ struct cvm_io {
 	u64			flush_gen;
 	bool			held;
 	unsigned long		hold_until;
+	u64			start_ns;
 	struct bio_vec		*bvec;
 	struct cvm_obj		objs[CVM_RQ_MAX_OBJS];
 	struct bio_vec		inline_bvec[CVM_INLINE_BVECS];
@@ -1135,6 +1137,8 @@ static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 	cmd->vol = hctx->queue->queuedata;
 	cmd->rq = bd->rq;
+	if (!cmd->held)
+		cmd->start_ns = ktime_get_ns();
 	sts = cvm_io_prepare(cmd);
 	if (!sts && cvm_op_is_write(cmd->op) && !cvm_fence_enter(cmd))
 		sts = BLK_STS_RESOURCE;		/* an object is being resynced */
@@ -1212,6 +1216,7 @@ static void cvm_complete_rq(struct request *rq)
 		return;
 	}
 	cmd->held = false;
+	cvm_stats_record(cmd->vol, rq, cmd->start_ns);
 	blk_mq_end_request(rq, sts);
 }
 

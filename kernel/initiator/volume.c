@@ -55,6 +55,7 @@ static void cvm_blk_free_disk(struct gendisk *disk)
 	struct cvm_volume *vol = disk->private_data;
 
 	ida_free(&cvm_minor_ida, vol->minor);
+	cvm_stats_free(vol);
 	cvm_unflushed_destroy(&vol->unflushed);
 	mutex_destroy(&vol->lock);
 	kfree(vol);
@@ -261,9 +262,12 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 	mutex_init(&vol->lock);
 	cvm_unflushed_init(&vol->unflushed);
 
+	ret = cvm_stats_init(vol);
+	if (ret)
+		goto out_free_vol;
 	ret = ida_alloc_max(&cvm_minor_ida, MINORMASK, GFP_KERNEL);
 	if (ret < 0)
-		goto out_free_vol;
+		goto out_free_stats;
 	vol->minor = ret;
 
 	vol->tag_set.ops = &cvm_mq_ops;
@@ -308,7 +312,7 @@ int cvm_volume_attach(const struct cvm_volume_spec *spec,
 	/* Read the targets' records of missed writes before any I/O. */
 	cvm_intent_attach(vol);
 	cvm_backfill_attach(vol);
-	ret = add_disk(disk);
+	ret = device_add_disk(NULL, disk, cvm_disk_attr_groups);
 	if (ret)
 		goto out_stop_intent;
 
@@ -330,6 +334,8 @@ out_cleanup_tags:
 	blk_mq_free_tag_set(&vol->tag_set);
 out_free_minor:
 	ida_free(&cvm_minor_ida, vol->minor);
+out_free_stats:
+	cvm_stats_free(vol);
 out_free_vol:
 	mutex_destroy(&vol->lock);
 	kfree(vol);

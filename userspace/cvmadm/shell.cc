@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "https_client.h"
 #include "json_fields.h"
 #include "units.h"
 #include "unix_socket.h"
@@ -28,17 +29,46 @@ std::string Joined(const std::vector<std::string>& words) {
   return out;
 }
 
-po::options_description GlobalOptions(std::string* socket, bool* json,
-                                      bool* wait) {
-  const char* env = std::getenv("CVM_SOCKET");
-  *socket = env && *env ? env : kDefaultSocketPath;
+struct GlobalArgs {
+  std::string socket;
+  std::string url;
+  std::string token_file;
+  std::string ca_cert;
+  bool json = false;
+  bool wait = false;
+};
+
+std::string Env(const char* name, const std::string& fallback = "") {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// The global options that take a value (their values are not command
+// words).
+constexpr std::string_view kValuedGlobals[] = {"--socket", "--url",
+                                               "--token-file", "--ca-cert"};
+
+po::options_description GlobalOptions(GlobalArgs* g) {
+  g->socket = Env("CVM_SOCKET", kDefaultSocketPath);
+  g->url = Env("CVM_URL");
+  g->token_file = Env("CVM_TOKEN_FILE");
+  g->ca_cert = Env("CVM_CA_CERT");
   po::options_description global("Global options");
   global.add_options()(
-      "socket", po::value(socket)->value_name("PATH"),
+      "socket", po::value(&g->socket)->value_name("PATH"),
       fmt::format("cvmd's API socket (env CVM_SOCKET, default {})",
                   kDefaultSocketPath)
-          .c_str())("json", po::bool_switch(json), "print results as JSON")(
-      "wait", po::bool_switch(wait),
+          .c_str())(
+      "url", po::value(&g->url)->value_name("https://HOST:PORT"),
+      "use cvmd's HTTPS API instead of the socket, from any machine (env "
+      "CVM_URL); needs --token-file")(
+      "token-file", po::value(&g->token_file)->value_name("FILE"),
+      "the API token for --url, mode 0600 (env CVM_TOKEN_FILE; cvmadm token "
+      "create)")("ca-cert", po::value(&g->ca_cert)->value_name("FILE"),
+                 "trust this CA or certificate for --url (cvmd's api.crt; env "
+                 "CVM_CA_CERT; default: the system's CAs)")(
+      "json", po::bool_switch(&g->json), "print results as JSON")(
+      "wait", po::bool_switch(&g->wait),
       "after a change that cuts a map epoch: wait until that epoch is "
       "installed on every node that runs cvm.ko")("help,h", "show help");
   return global;
@@ -77,14 +107,24 @@ int Print(CliResult r, const Context& ctx, const std::string& command) {
 
 }  // namespace
 
-ApiClient& Context::client() {
+Result<ApiCaller*> Context::client() {
   // Longer than cvmd's own waits (a migration's two steps of 20 s, an
   // attach waiting for fencing, --wait), so their errors reach the user.
-  if (!client_) {
-    client_ =
-        std::make_unique<ApiClient>(socket_path, std::chrono::seconds(60));
+  constexpr std::chrono::seconds kTimeout(60);
+  if (client_) return client_.get();
+  if (url.empty()) {
+    client_ = std::make_unique<ApiClient>(socket_path, kTimeout);
+    return client_.get();
   }
-  return *client_;
+  if (token_file.empty()) {
+    return InvalidArgument(
+        "--url needs --token-file FILE (a token from 'cvmadm token create')");
+  }
+  CVM_ASSIGN_OR_RETURN(std::string token, ReadTokenFile(token_file));
+  CVM_ASSIGN_OR_RETURN(auto https,
+                       HttpsApiClient::Create({url, token, ca_cert, kTimeout}));
+  client_ = std::move(https);
+  return client_.get();
 }
 
 std::vector<Shell::Action>& Shell::Actions() {
@@ -103,10 +143,10 @@ int Shell::Run(int argc, const char* const* argv) {
       actions.begin(), actions.end(),
       [](const Action& a, const Action& b) { return a.command < b.command; });
 
-  std::string socket;
-  bool json = false;
-  bool wait = false;
-  const po::options_description global = GlobalOptions(&socket, &json, &wait);
+  GlobalArgs g;
+  const po::options_description global = GlobalOptions(&g);
+  const bool& json = g.json;
+  const bool& wait = g.wait;
 
   // Find the command words: the leading non-option words, skipping global
   // options (and the value of --socket).
@@ -119,7 +159,8 @@ int Shell::Run(int argc, const char* const* argv) {
       std::find(args.begin(), args.end(), "--version") != args.end();
   for (size_t i = 0; i < args.size() && words.size() < 3; ++i) {
     const std::string& a = args[i];
-    if (a == "--socket") {
+    if (std::find(std::begin(kValuedGlobals), std::end(kValuedGlobals), a) !=
+        std::end(kValuedGlobals)) {
       ++i;
       continue;
     }
@@ -261,7 +302,10 @@ int Shell::Run(int argc, const char* const* argv) {
   }
 
   Context ctx;
-  ctx.socket_path = socket;
+  ctx.socket_path = g.socket;
+  ctx.url = g.url;
+  ctx.token_file = g.token_file;
+  ctx.ca_cert = g.ca_cert;
   ctx.json = json;
   CliResult result;
   int err = 0;
@@ -303,9 +347,14 @@ int Fail(CliResult* result, const Status& status) {
 
 int CallDaemon(Context& ctx, std::string_view op, const nlohmann::json& args,
                CliResult* result) {
-  Result<nlohmann::json> reply = ctx.client().Call(op, args);
+  Result<ApiCaller*> client = ctx.client();
+  if (!client.ok()) {
+    result->transport_error = true;
+    return Fail(result, client.status());
+  }
+  Result<nlohmann::json> reply = (*client)->Call(op, args);
   if (!reply.ok()) {
-    result->transport_error = !ctx.client().answered();
+    result->transport_error = !(*client)->answered();
     return Fail(result, reply.status());
   }
   result->data = std::move(reply).value();

@@ -31,12 +31,16 @@ struct CliResult {
 
 struct Context {
   std::string socket_path;
+  // The HTTPS API instead of the socket (https_client.h).
+  std::string url;
+  std::string token_file;
+  std::string ca_cert;
   bool json = false;
-  // Connects on first use.
-  ApiClient& client();
+  // Made on first use; kInvalidArgument for a bad --url or token file.
+  Result<ApiCaller*> client();
 
  private:
-  std::unique_ptr<ApiClient> client_;
+  std::unique_ptr<ApiCaller> client_;
 };
 
 // Positional arguments go in `positional` (in order, one value each); options

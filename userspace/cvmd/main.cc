@@ -12,6 +12,7 @@
 
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -30,6 +31,7 @@
 #include "down_out.h"
 #include "fullness.h"
 #include "host_keys.h"
+#include "https_server.h"
 #include "kernel_sync.h"
 #include "log.h"
 #include "metadata_store.h"
@@ -38,6 +40,7 @@
 #include "periodic.h"
 #include "recovery_progress.h"
 #include "store_follower.h"
+#include "tls_cert.h"
 #include "unix_socket.h"
 #include "version.h"
 
@@ -61,6 +64,13 @@ struct Config {
   // This host's secret for the data path (host_keys.h); default: the node
   // key's path ending .secret (etcd), or in the database (RocksDB).
   std::string host_secret;
+  // The HTTPS API (https_server.h): HOST:PORT, off when empty; its
+  // certificate and key, made self-signed when both are missing (default:
+  // api.crt and api.key beside the node key with etcd, in --db with
+  // RocksDB).
+  std::string api_listen;
+  std::string api_cert;
+  std::string api_key;
   // Cluster (etcd) only: this cvmd's lease, how many map epochs the leader
   // keeps, how often it compacts etcd.
   int lease_ttl = 10;
@@ -466,6 +476,34 @@ int Serve(const Config& config) {
   ApiServer server(api, server_options);
   if (Status s = server.Listen(); !s.ok()) return Fail(readiness, s.message());
 
+  std::unique_ptr<HttpsServer> https;
+  if (!config.api_listen.empty()) {
+    HttpsOptions https_options;
+    const size_t colon = config.api_listen.rfind(':');
+    https_options.address = config.api_listen.substr(0, colon);
+    if (https_options.address.size() > 2 &&
+        https_options.address.front() == '[')
+      https_options.address =
+          https_options.address.substr(1, https_options.address.size() - 2);
+    https_options.port = std::stoi(config.api_listen.substr(colon + 1));
+    https_options.cert_path = config.api_cert;
+    https_options.key_path = config.api_key;
+    std::vector<std::string> names = {config.host, "localhost", "127.0.0.1",
+                                      "::1"};
+    if (https_options.address != "0.0.0.0" && https_options.address != "::")
+      names.push_back(https_options.address);
+    if (Status s = EnsureSelfSignedCert(config.api_cert, config.api_key, names);
+        !s.ok()) {
+      return Fail(readiness, "HTTPS API certificate: " + s.message());
+    }
+    https = std::make_unique<HttpsServer>(api, **store, https_options);
+    if (Status s = https->Start(); !s.ok()) return Fail(readiness, s.message());
+    auto fingerprint = CertFingerprint(config.api_cert);
+    LogInfo("HTTPS API on {} (certificate {}, SHA-256 {})", config.api_listen,
+            config.api_cert,
+            fingerprint.ok() ? *fingerprint : fingerprint.status().message());
+  }
+
   if (!config.pid_file.empty()) {
     std::ofstream pid(config.pid_file, std::ios::trunc);
     pid << ::getpid() << "\n";
@@ -479,6 +517,7 @@ int Serve(const Config& config) {
   readiness.Ready();
 
   Status run = server.Run(signal_fd.get());
+  if (https) https->Stop();
   backfill_rounds.Stop();
   if (follower) follower->Stop();
   path_events.Stop();
@@ -556,8 +595,18 @@ int main(int argc, char** argv) {
       "host-secret", po::value(&config.host_secret)->value_name("PATH"),
       "this host's secret for the data path, made when missing (mode 0600; "
       "default: --node-key's path ending .secret with etcd, host.secret in "
-      "--db with RocksDB)")("debug", po::bool_switch(&config.debug),
-                            "log debug messages");
+      "--db with RocksDB)")(
+      "api-listen", po::value(&config.api_listen)->value_name("HOST:PORT"),
+      "serve the API over HTTPS here (e.g. 0.0.0.0:7480; off by default): "
+      "callers need a token (cvmadm token create)")(
+      "api-cert", po::value(&config.api_cert)->value_name("PATH"),
+      "the HTTPS API's certificate (PEM), made self-signed with --api-key "
+      "when both are missing (default: api.crt beside --node-key with etcd, "
+      "in --db with RocksDB)")(
+      "api-key", po::value(&config.api_key)->value_name("PATH"),
+      "the HTTPS API's private key (PEM, mode 0600; default: api.key beside "
+      "the certificate's default)")("debug", po::bool_switch(&config.debug),
+                                    "log debug messages");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
@@ -606,9 +655,31 @@ int main(int argc, char** argv) {
                   .string()
             : (std::filesystem::path(config.store) / "host.secret").string();
   }
+  const std::filesystem::path state_dir =
+      config.store.rfind("etcd://", 0) == 0
+          ? std::filesystem::path(config.node_key).parent_path()
+          : std::filesystem::path(config.store);
+  if (config.api_cert.empty()) config.api_cert = state_dir / "api.crt";
+  if (config.api_key.empty()) config.api_key = state_dir / "api.key";
+  if (!config.api_listen.empty()) {
+    const size_t colon = config.api_listen.rfind(':');
+    int port = 0;
+    const std::string port_text =
+        colon == std::string::npos ? "" : config.api_listen.substr(colon + 1);
+    const auto [end, ec] = std::from_chars(
+        port_text.data(), port_text.data() + port_text.size(), port);
+    if (colon == 0 || colon == std::string::npos || port_text.empty() ||
+        ec != std::errc() || end != port_text.data() + port_text.size() ||
+        port < 1 || port > 65535) {
+      std::cerr << "cvmd: --api-listen must be HOST:PORT (e.g. 0.0.0.0:7480, "
+                   "[::]:7480), port 1..65535\n";
+      return 2;
+    }
+  }
   for (std::string* path :
        {&config.db, &config.socket, &config.pid_file, &config.log_file,
-        &config.node_key, &config.host_secret}) {
+        &config.node_key, &config.host_secret, &config.api_cert,
+        &config.api_key}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();
   }
   if (config.store.rfind("etcd://", 0) != 0) {

@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <map>
 #include <thread>
 
 #include "cluster_presence.h"
 #include "log.h"
+#include "metrics.h"
 #include "node_identity.h"
 #include "recovery_progress.h"
 #include "version.h"
@@ -63,6 +65,10 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"map.wait", &Api::MapWait},
       {"host.token", &Api::HostToken},
       {"host.rotate_key", &Api::HostRotateKey},
+      {"token.create", &Api::TokenCreate},
+      {"token.list", &Api::TokenList},
+      {"token.revoke", &Api::TokenRevoke},
+      {"metrics", &Api::Metrics},
       {"target.listen", &Api::TargetListen},
       {"target.unlisten", &Api::TargetUnlisten},
       {"target.device.add", &Api::TargetDeviceAdd},
@@ -72,7 +78,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
   return table;
 }
 
-Api::Api(MetadataStore& store) : store_(store) {}
+Api::Api(MetadataStore& store) : store_(store), tokens_(store) {}
 
 std::vector<std::string> Api::Ops() const {
   std::vector<std::string> names;
@@ -82,6 +88,9 @@ std::vector<std::string> Api::Ops() const {
 }
 
 Result<json> Api::Call(std::string_view op, const json& args) {
+  // The local socket and the HTTPS server call from their own threads; the
+  // handlers assume one call at a time.
+  std::lock_guard lock(call_mutex_);
   for (const auto& entry : Table()) {
     if (entry.name != op) continue;
     JsonFields fields(args, "argument", Code::kInvalidArgument);
@@ -149,14 +158,9 @@ bool TooDeep(std::string_view text) {
   return false;
 }
 
-Status BadRequest(std::string m) { return {Code::kBadRequest, std::move(m)}; }
-
 // Changes are logged (the daemon's audit trail); reads only at debug level.
 void LogRequest(std::string_view op, const Status& status) {
-  const bool read_only = op == "status" || op == "ops" ||
-                         op.starts_with("map.") || op.ends_with(".list") ||
-                         op.ends_with(".get");
-  if (read_only) {
+  if (ApiOpReadOnly(op)) {
     LogDebug("{}: {}", op, status.ToString());
   } else {
     LogInfo("{}: {}", Printable(op), status.ToString());
@@ -173,27 +177,33 @@ json ErrorResponse(const Status& status) {
            {{"code", CodeName(status.code())}, {"message", status.message()}}}};
 }
 
-json Api::HandleRequest(std::string_view text) {
+Result<json> ParseRequestJson(std::string_view text) {
   if (text.size() > kMaxRequestBytes) {
-    return ErrorResponse(
-        BadRequest(fmt::format("request of {} bytes exceeds the {}-byte limit",
-                               text.size(), kMaxRequestBytes)));
+    return BadRequest(
+        fmt::format("request of {} bytes exceeds the {}-byte limit",
+                    text.size(), kMaxRequestBytes));
   }
   if (TooDeep(text)) {
-    return ErrorResponse(BadRequest(
-        fmt::format("request nests deeper than {} levels", kMaxRequestDepth)));
+    return BadRequest(
+        fmt::format("request nests deeper than {} levels", kMaxRequestDepth));
   }
   json request;
   try {
     request = json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
-    return ErrorResponse(
-        BadRequest(fmt::format("malformed JSON: {}", e.what())));
+    return BadRequest(fmt::format("malformed JSON: {}", e.what()));
   }
   if (!request.is_object()) {
-    return ErrorResponse(BadRequest(fmt::format(
-        "request must be a JSON object, got {}", request.type_name())));
+    return BadRequest(fmt::format("request must be a JSON object, got {}",
+                                  request.type_name()));
   }
+  return request;
+}
+
+json Api::HandleRequest(std::string_view text) {
+  Result<json> parsed = ParseRequestJson(text);
+  if (!parsed.ok()) return ErrorResponse(parsed.status());
+  const json& request = *parsed;
   JsonFields fields(request, "request field", Code::kBadRequest);
   fields.Expect({"op", "args", "id"});
   const std::string op = fields.String("op");
@@ -1069,6 +1079,80 @@ Result<json> Api::HostRotateKey(JsonFields& a) {
   CVM_RETURN_IF_ERROR(a.Expect({}).status());
   CVM_ASSIGN_OR_RETURN(KernelSync * sync, Sync());
   return sync->RotateKey();
+}
+
+// ---- metrics (metrics.h) ----
+
+Result<json> Api::Metrics(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  MetricsInput in;
+  CVM_ASSIGN_OR_RETURN(in.map_epoch, store_.CurrentEpoch());
+  CVM_ASSIGN_OR_RETURN(in.devices, store_.ListDevices());
+  CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
+  for (const Host& h : hosts) in.host_names[h.id] = h.name;
+  for (const auto& [id, u] : LocalUsage()) in.device_used[id] = u.used;
+  CVM_ASSIGN_OR_RETURN(in.paths, store_.ListPathStates());
+  const json no_args = json::object();
+  JsonFields df_args(no_args, "argument", Code::kInvalidArgument);
+  CVM_ASSIGN_OR_RETURN(in.df, ClusterDf(df_args));
+  JsonFields recovery_args(no_args, "argument", Code::kInvalidArgument);
+  CVM_ASSIGN_OR_RETURN(in.recovery, RecoveryStatus(recovery_args));
+  if (sync_ != nullptr) {
+    auto volumes = sync_->AttachedVolumes();
+    if (!volumes.ok()) {
+      LogWarn("metrics: attached volumes: {}", volumes.status().message());
+    } else {
+      for (const KernelVolume& v : *volumes) {
+        auto stats = ReadVolumeIoStats("/sys/block", v.name, v.minor);
+        if (stats.ok()) {
+          in.volumes.push_back(std::move(*stats));
+        } else {
+          LogWarn("metrics: volume {}: {}", v.name, stats.status().message());
+        }
+      }
+    }
+  }
+  return json{{"text", RenderMetrics(in)}};
+}
+
+// ---- remote API tokens (api_tokens.h) ----
+
+Result<json> Api::TokenCreate(JsonFields& a) {
+  a.Expect({"role", "name", "expires_in"});
+  const std::string role_name = a.String("role");
+  const std::string name = a.OptString("name").value_or("");
+  const uint64_t ttl = a.OptU64("expires_in").value_or(0);
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_ASSIGN_OR_RETURN(TokenRole role, ParseTokenRole(role_name));
+  if (ttl > static_cast<uint64_t>(INT64_MAX))
+    return InvalidArgument("argument 'expires_in' is too large");
+  CVM_ASSIGN_OR_RETURN(auto created,
+                       tokens_.Create(role, name, static_cast<int64_t>(ttl),
+                                      std::time(nullptr)));
+  json out = ToJson(created.record);
+  out["token"] = created.token;
+  return out;
+}
+
+Result<json> Api::TokenList(JsonFields& a) {
+  CVM_RETURN_IF_ERROR(a.Expect({}).status());
+  CVM_ASSIGN_OR_RETURN(auto tokens, tokens_.List());
+  json out = json::array();
+  const int64_t now = std::time(nullptr);
+  for (const ApiToken& t : tokens) {
+    json j = ToJson(t);
+    j["expired"] = t.expires != 0 && now >= t.expires;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<json> Api::TokenRevoke(JsonFields& a) {
+  a.Expect({"id"});
+  const std::string id = a.String("id");
+  CVM_RETURN_IF_ERROR(a.status());
+  CVM_RETURN_IF_ERROR(tokens_.Revoke(id));
+  return json{{"id", id}, {"revoked", true}};
 }
 
 Result<json> Api::KernelReconcile(JsonFields& a) {

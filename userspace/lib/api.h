@@ -1,9 +1,9 @@
 #pragma once
 
-// The local API: ops named "noun.verb" taking a JSON object of arguments and
+// The API: ops named "noun.verb" taking a JSON object of arguments and
 // returning JSON data or a Status. It knows nothing about sockets, so the unix
-// socket server and the future REST front end are thin wrappers around
-// Api::Call / Api::HandleRequest.
+// socket server (api_server.h) and the HTTPS server (https_server.h) are thin
+// wrappers around Api::Call / Api::HandleRequest.
 //
 // Wire shape (one JSON object per request and per response):
 //   request:  {"op": "volume.create", "args": {...}, "id": <optional>}
@@ -13,11 +13,13 @@
 
 #include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "api_tokens.h"
 #include "json_fields.h"
 #include "kernel_sync.h"
 #include "metadata_store.h"
@@ -52,7 +54,7 @@ class Api {
   void SetNodeIdentity(NodeIdentity* identity) { identity_ = identity; }
 
   // Runs one op. Never throws; bad args are kInvalidArgument, unknown ops
-  // kUnknownOp.
+  // kUnknownOp. Thread-safe: calls run one at a time.
   Result<nlohmann::json> Call(std::string_view op, const nlohmann::json& args);
 
   // Parses one request text, runs it and returns the response object.
@@ -104,6 +106,10 @@ class Api {
   Result<nlohmann::json> MapWait(JsonFields& a);
   Result<nlohmann::json> HostToken(JsonFields& a);
   Result<nlohmann::json> HostRotateKey(JsonFields& a);
+  Result<nlohmann::json> TokenCreate(JsonFields& a);
+  Result<nlohmann::json> TokenList(JsonFields& a);
+  Result<nlohmann::json> TokenRevoke(JsonFields& a);
+  Result<nlohmann::json> Metrics(JsonFields& a);
   Result<nlohmann::json> TargetListen(JsonFields& a);
   Result<nlohmann::json> TargetUnlisten(JsonFields& a);
   Result<nlohmann::json> TargetDeviceAdd(JsonFields& a);
@@ -116,11 +122,17 @@ class Api {
   Result<nlohmann::json> VolumeJson(const Volume& v);
 
   MetadataStore& store_;
+  TokenAuthority tokens_;
+  std::mutex call_mutex_;
   std::function<nlohmann::json()> status_info_;
   KernelSync* sync_ = nullptr;
   Presence* presence_ = nullptr;
   NodeIdentity* identity_ = nullptr;
 };
+
+// Parses a request's (or an HTTPS body's) JSON object, refusing what is too
+// large, nested too deep, malformed or not an object (kBadRequest).
+Result<nlohmann::json> ParseRequestJson(std::string_view text);
 
 nlohmann::json OkResponse(nlohmann::json data);
 nlohmann::json ErrorResponse(const Status& status);

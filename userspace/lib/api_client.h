@@ -14,7 +14,22 @@
 
 namespace cvm {
 
-class ApiClient {
+// What cvmadm calls: the local socket (ApiClient) or the HTTPS API
+// (HttpsApiClient, https_client.h).
+class ApiCaller {
+ public:
+  virtual ~ApiCaller() = default;
+  // Runs `op`; returns the response's data, or its error as a Status with
+  // the daemon's code and message.
+  virtual Result<nlohmann::json> Call(
+      std::string_view op,
+      const nlohmann::json& args = nlohmann::json::object()) = 0;
+  // Whether the last call got cvmd's answer (an error or not), rather than
+  // failing to connect, send or read one.
+  virtual bool answered() const = 0;
+};
+
+class ApiClient : public ApiCaller {
  public:
   explicit ApiClient(
       std::string socket_path,
@@ -24,16 +39,14 @@ class ApiClient {
   // daemon's code and message. Connects on first use.
   Result<nlohmann::json> Call(
       std::string_view op,
-      const nlohmann::json& args = nlohmann::json::object());
+      const nlohmann::json& args = nlohmann::json::object()) override;
 
   // Sends raw text (a line is appended) and returns the raw response object;
   // for tests of malformed input.
   Result<nlohmann::json> CallRaw(std::string_view request_text);
 
   const std::string& socket_path() const { return socket_path_; }
-  // Whether the last call got cvmd's answer (an error or not), rather than
-  // failing to connect, send or read one.
-  bool answered() const { return answered_; }
+  bool answered() const override { return answered_; }
 
  private:
   Status EnsureConnected();

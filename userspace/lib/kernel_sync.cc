@@ -666,6 +666,12 @@ Result<std::map<uint64_t, TargetDeviceUsage>> KernelSync::TargetUsage() {
   return out;
 }
 
+Result<std::vector<KernelVolume>> KernelSync::AttachedVolumes() {
+  CVM_ASSIGN_OR_RETURN(ModuleStatus initiator, kernel_.Query(CVM_GENL_NAME));
+  if (!initiator.loaded) return std::vector<KernelVolume>{};
+  return kernel_.VolumeList();
+}
+
 json KernelSync::Reconcile() {
   std::lock_guard lock(mutex_);
   json report = {{"host", host_},

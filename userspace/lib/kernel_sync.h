@@ -138,6 +138,8 @@ class KernelSync {
   // What the local cvm_target says of the devices it serves (id -> usage);
   // empty when the module is not loaded. Only this node's devices appear.
   Result<std::map<uint64_t, TargetDeviceUsage>> TargetUsage();
+  // The volumes cvm.ko has attached here; empty when it is not loaded.
+  Result<std::vector<KernelVolume>> AttachedVolumes();
 
   // cvmd start, and in a cluster every store change: re-add served target
   // devices and listeners, push the map, re-attach this host's volumes the

@@ -32,13 +32,15 @@ enum class Cf {
   kVolumes,
   kSnapshots,
   kMapEpochs,
-  kMaps,      // epoch -> the sealed binary map (kernel/common map codec)
-  kPaths,     // device id -> PathState: what cvm.ko last said of its path
-  kHostKeys,  // device id, host id -> HostKeyRow (host_keys.h)
+  kMaps,       // epoch -> the sealed binary map (kernel/common map codec)
+  kPaths,      // device id -> PathState: what cvm.ko last said of its path
+  kHostKeys,   // device id, host id -> HostKeyRow (host_keys.h)
+  kApiTokens,  // token id -> ApiToken, the secret's digest (api_tokens.h)
 };
-inline constexpr Cf kAllCfs[] = {
-    Cf::kMeta,      Cf::kHosts,     Cf::kDevices, Cf::kPools, Cf::kVolumes,
-    Cf::kSnapshots, Cf::kMapEpochs, Cf::kMaps,    Cf::kPaths, Cf::kHostKeys};
+inline constexpr Cf kAllCfs[] = {Cf::kMeta,      Cf::kHosts,    Cf::kDevices,
+                                 Cf::kPools,     Cf::kVolumes,  Cf::kSnapshots,
+                                 Cf::kMapEpochs, Cf::kMaps,     Cf::kPaths,
+                                 Cf::kHostKeys,  Cf::kApiTokens};
 std::string_view CfName(Cf cf);
 
 class KvBatch {

@@ -103,6 +103,8 @@ std::string_view CfName(Cf cf) {
       return "paths";
     case Cf::kHostKeys:
       return "host_keys";
+    case Cf::kApiTokens:
+      return "api_tokens";
   }
   return "?";
 }
@@ -818,6 +820,42 @@ Status MetadataStore::PutHostKeys(const HostKeyRow& row) {
     batch.Put(Cf::kHostKeys,
               EncodeIdKey(row.device_id) + EncodeIdKey(row.host_id),
               EncodeHostKeyRow(row));
+    return Commit(batch);
+  });
+}
+
+Status MetadataStore::CreateApiToken(std::string_view id,
+                                     std::string_view record) {
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(auto old, GetRaw(Cf::kApiTokens, id));
+    if (old) return AlreadyExists(fmt::format("token {} exists", id));
+    KvBatch batch;
+    batch.Put(Cf::kApiTokens, id, record);
+    return Commit(batch);
+  });
+}
+
+Result<std::optional<std::string>> MetadataStore::GetApiToken(
+    std::string_view id) {
+  return GetRaw(Cf::kApiTokens, id);
+}
+
+Result<std::vector<std::string>> MetadataStore::ListApiTokens() {
+  std::vector<std::string> records;
+  CVM_RETURN_IF_ERROR(
+      ScanRaw(Cf::kApiTokens, [&](std::string_view, std::string_view value) {
+        records.emplace_back(value);
+        return Status::Ok();
+      }));
+  return records;
+}
+
+Status MetadataStore::DeleteApiToken(std::string_view id) {
+  return Transact([&]() -> Status {
+    CVM_ASSIGN_OR_RETURN(auto old, GetRaw(Cf::kApiTokens, id));
+    if (!old) return NotFound(fmt::format("token {} does not exist", id));
+    KvBatch batch;
+    batch.Delete(Cf::kApiTokens, id);
     return Commit(batch);
   });
 }

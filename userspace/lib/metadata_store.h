@@ -175,12 +175,17 @@ class MetadataStore {
   Result<std::string> GetBackfillMoved();
   Status ClearBackfillMoved(const std::string& swept,
                             const std::string& left = "");
-  // The leader's recovery progress record (recovery_progress.h), "" when
-  // nothing moves; putting "" removes it.
   // Hosts' per-device keys (host_keys.h): one row per device and host.
   Status PutHostKeys(const HostKeyRow& row);
   Result<std::vector<HostKeyRow>> ListHostKeys();
+  // Remote API tokens' records (api_tokens.h), by token id.
+  Status CreateApiToken(std::string_view id, std::string_view record);
+  Result<std::optional<std::string>> GetApiToken(std::string_view id);
+  Result<std::vector<std::string>> ListApiTokens();
+  Status DeleteApiToken(std::string_view id);
 
+  // The leader's recovery progress record (recovery_progress.h), "" when
+  // nothing moves; putting "" removes it.
   Result<std::string> GetRecoveryRecord();
   Status PutRecoveryRecord(const std::string& record);
   // Devices removed with --force (their copies were given up).

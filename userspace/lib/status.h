@@ -85,6 +85,9 @@ inline Status PermissionDenied(std::string m) {
 inline Status Internal(std::string m) {
   return {Code::kInternal, std::move(m)};
 }
+inline Status BadRequest(std::string m) {
+  return {Code::kBadRequest, std::move(m)};
+}
 
 template <typename T>
 class [[nodiscard]] Result {

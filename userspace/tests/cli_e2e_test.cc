@@ -1,12 +1,15 @@
 // End to end: the real cvmd binary on a temp socket and database, driven by
 // the real cvmadm binary. Paths come from CMake (CVMD_BIN, CVMADM_BIN).
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -110,10 +113,11 @@ class CliTest : public ::testing::Test {
   }
   std::string Db() const { return dir_.Sub("db"); }
 
-  void StartDaemon() {
-    daemon_ =
-        Spawn({CVMD_BIN, "--db", Db(), "--socket", Socket(), "--foreground"},
-              dir_.Sub("cvmd.out"), dir_.Sub("cvmd.log"));
+  void StartDaemon(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {CVMD_BIN,   "--db",   Db(),
+                                     "--socket", Socket(), "--foreground"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    daemon_ = Spawn(args, dir_.Sub("cvmd.out"), dir_.Sub("cvmd.log"));
     ASSERT_GT(daemon_, 0);
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -512,6 +516,100 @@ TEST_F(CliTest, LocalApiIsRootsAlone) {
   Wait(server);
   EXPECT_EQ(o.exit_code, 1) << o.out;
   EXPECT_NE(o.err.find("served by uid 65534"), std::string::npos) << o.err;
+}
+
+// A free TCP port on the loopback (bound and let go).
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len)) {
+    ADD_FAILURE() << "no free port: " << strerror(errno);
+  }
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
+// cvmadm from "another machine": only the URL, a token file and the
+// server's certificate; the real binaries, about 1 s.
+TEST_F(CliTest, RemoteCvmadmUsesTheHttpsApiWithATokenFile) {
+  const std::string url = "https://127.0.0.1:" + std::to_string(FreePort());
+  StartDaemon({"--api-listen", url.substr(8)});
+  const std::string cert = Db() + "/api.crt";
+  ASSERT_TRUE(std::filesystem::exists(cert)) << ReadFile(dir_.Sub("cvmd.log"));
+  // Tokens are made over the root-only socket, written 0600.
+  ASSERT_EQ(Adm({"token", "create", "--role", "reader", "--name", "grafana",
+                 "-o", dir_.Sub("reader.tok")})
+                .exit_code,
+            0);
+  Output admin_tok = Adm({"token", "create", "--role", "admin"});
+  ASSERT_EQ(admin_tok.exit_code, 0) << admin_tok.err;
+  {
+    std::ofstream f(dir_.Sub("admin.tok"));
+    f << admin_tok.out;
+  }
+  ::chmod(dir_.Sub("admin.tok").c_str(), 0600);
+  EXPECT_EQ(
+      std::filesystem::status(dir_.Sub("reader.tok")).permissions() &
+          std::filesystem::perms::all,
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const auto remote = [&](const std::string& token,
+                          std::vector<std::string> args) {
+    args.insert(args.begin(), {"--url", url, "--token-file", dir_.Sub(token),
+                               "--ca-cert", cert});
+    return Run({CVMADM_BIN, "--socket", "/nonexistent/cvmd.sock"}, args);
+  };
+  Output added =
+      remote("admin.tok", {"host", "add", "h1", "--address", "10.0.0.1:7800"});
+  EXPECT_EQ(added.exit_code, 0) << added.err;
+  Output listed = remote("reader.tok", {"host", "list"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("h1"), std::string::npos) << listed.out;
+  Output refused = remote("reader.tok", {"host", "remove", "h1"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("needs an admin token"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(remote("reader.tok", {"host", "list"}).out, listed.out);
+  // Without the server's certificate, or over plain HTTP: refused before
+  // the token is sent.
+  Output untrusted = Run({CVMADM_BIN, "--url", url, "--token-file",
+                          dir_.Sub("admin.tok"), "host", "list"},
+                         {});
+  EXPECT_EQ(untrusted.exit_code, 1);
+  EXPECT_NE(untrusted.err.find("not trusted"), std::string::npos)
+      << untrusted.err;
+  Output plain = Run({CVMADM_BIN, "--url", "http://" + url.substr(8),
+                      "--token-file", dir_.Sub("admin.tok"), "host", "list"},
+                     {});
+  EXPECT_EQ(plain.exit_code, 1);
+  EXPECT_NE(plain.err.find("HTTPS only"), std::string::npos) << plain.err;
+  // A token file others can read is refused.
+  ::chmod(dir_.Sub("reader.tok").c_str(), 0644);
+  EXPECT_NE(remote("reader.tok", {"host", "list"}).err.find("chmod 600"),
+            std::string::npos);
+  ::chmod(dir_.Sub("reader.tok").c_str(), 0600);
+  // Revoked (by id, from token list): refused at once.
+  json tokens = AdmJson({"token", "list"});
+  ASSERT_EQ(tokens.size(), 2u) << tokens;
+  std::string reader_id;
+  for (const json& t : tokens)
+    if (t["role"] == "reader") reader_id = t["id"];
+  ASSERT_EQ(Adm({"token", "revoke", reader_id}).exit_code, 0);
+  Output revoked = remote("reader.tok", {"host", "list"});
+  EXPECT_EQ(revoked.exit_code, 1);
+  EXPECT_NE(revoked.err.find("unknown or revoked"), std::string::npos)
+      << revoked.err;
+  // The secrets are nowhere in the store: only their digests.
+  StopDaemon();
+  const std::string secret =
+      admin_tok.out.substr(admin_tok.out.rfind(':') + 1, 64);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(Db())) {
+    if (e.is_regular_file() && e.path().filename() != "LOG")
+      EXPECT_EQ(ReadFile(e.path()).find(secret), std::string::npos) << e.path();
+  }
 }
 
 TEST_F(CliTest, NoDaemonIsAClearError) {

@@ -235,6 +235,17 @@ enum cvm_path_attr {
 #define CVM_VOLUME_NAME_LEN		64
 
 /*
+ * /sys/block/cvmN/cvm/latency: the volume's request latency, from the
+ * block layer handing cvm.ko a request to its end (time held through an
+ * outage included), since attach.  Two lines, "read" and "write", each:
+ *	<name> <count> <sum_ns> <b0> ... <b(CVM_LATENCY_BUCKETS - 1)>
+ * Bucket i counts requests of at most 2^i microseconds (b0: at most 1 us),
+ * the last one everything longer too.  Counts are cumulative (Prometheus
+ * histograms take the running sum).
+ */
+#define CVM_LATENCY_BUCKETS		24
+
+/*
  * CVM_VOLUME_ATTR_FLAGS bits.
  *
  * CVM_VOLUME_F_FORCE	VOLUME_DETACH: detach even while the device is open.
