@@ -1144,6 +1144,9 @@ static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 		sts = BLK_STS_RESOURCE;		/* an object is being resynced */
 	if (sts) {
 		cvm_io_free_bvec(cmd);
+		/* blk-mq ends it with @sts: it counts as done. */
+		if (sts != BLK_STS_RESOURCE && sts != BLK_STS_DEV_RESOURCE)
+			cvm_stats_record(cmd->vol, bd->rq, cmd->start_ns);
 		return sts;
 	}
 

@@ -77,6 +77,27 @@ fio_verify() {
 		--output-format=terse --terse-version=3 >"$work/fio.out" 2>&1 ||
 		{ cat "$work/fio.out"; return 1; }
 }
+# Nothing in flight: cvm.ko's histogram (/sys/block/cvm0/cvm/latency) has
+# counted every read and write the block layer completed, and cvmd's
+# metrics (GET /metrics's text) carry both counts for vol0.
+latency_matches() {
+	local stat lat r w
+	read -r -a stat </sys/block/cvm0/stat
+	lat=$(cat /sys/block/cvm0/cvm/latency)
+	r=$(awk '$1 == "read" { print $2 }' <<<"$lat")
+	w=$(awk '$1 == "write" { print $2 }' <<<"$lat")
+	[[ "$r" == "${stat[0]}" && "$w" == "${stat[4]}" && "$w" -gt 0 ]] || {
+		echo "histogram: read $r write $w; block layer: read ${stat[0]} write ${stat[4]}"
+		return 1
+	}
+	"$cvmadm" metrics >"$work/metrics" || return 1
+	grep -qx "cvm_volume_request_duration_seconds_count{volume=\"vol0\",op=\"write\"} $w" "$work/metrics" &&
+	grep -qx "cvm_volume_writes_total{volume=\"vol0\",device=\"cvm0\"} ${stat[4]}" "$work/metrics" &&
+	grep -q '^cvm_volume_request_duration_seconds_bucket{volume="vol0",op="read",le="+Inf"} ' "$work/metrics" || {
+		grep vol0 "$work/metrics" | head -20
+		return 1
+	}
+}
 # path_field DEV FIELD: a field of cvmd's record of device DEV's path
 # (device list --json), "-" when cvm.ko never reported that path.
 path_field() {
@@ -266,6 +287,8 @@ check "fio verify pass after the resync" fio --name=degraded --filename=/dev/cvm
 check "the dd pattern reads back intact" pattern_intact
 
 check "fio: 4k randwrite 8M iodepth 16, crc32c verify" fio_verify
+check "cvm.ko's latency histogram counts what the block layer completed; cvmadm metrics shows it" \
+	latency_matches
 # 4 KiB blocks: a 128 MiB ext4 of 1 KiB blocks has 8 MiB groups, each
 # starting with its own 2 MiB of inode table, so few whole objects are free.
 check "mkfs.ext4 -b 4096 /dev/cvm0" mkfs.ext4 -q -F -b 4096 /dev/cvm0
