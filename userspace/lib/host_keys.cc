@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -55,12 +57,22 @@ Result<wire::Key> RandomKey() {
 
 }  // namespace
 
+namespace {
+
+std::string RowAad(const HostKeyRow& row) {
+  return fmt::format("cvm host_keys row: device {} host {} sealed to {}",
+                     row.device_id, row.host_id, row.sealed_to);
+}
+
+}  // namespace
+
 std::string EncodeHostKeyRow(const HostKeyRow& row) {
-  nlohmann::json keys = nlohmann::json::array();
-  for (const auto& k : row.keys)
-    keys.push_back({{"key_id", k.key_id}, {"key", ToHex(k.key)}});
+  std::string box_hex;
+  for (unsigned char c : row.box) box_hex += fmt::format("{:02x}", c);
   return nlohmann::json{
-      {"device_id", row.device_id}, {"host_id", row.host_id}, {"keys", keys}}
+      {"device_id", row.device_id},          {"host_id", row.host_id},
+      {"sealed_to", row.sealed_to},          {"sender", SealHex(row.sender)},
+      {"recipient", SealHex(row.recipient)}, {"box", box_hex}}
       .dump();
 }
 
@@ -70,19 +82,69 @@ Result<HostKeyRow> DecodeHostKeyRow(std::string_view value) {
     HostKeyRow row;
     row.device_id = j.at("device_id").get<uint64_t>();
     row.host_id = j.at("host_id").get<uint64_t>();
-    for (const auto& k : j.at("keys")) {
+    if (!j.contains("box"))
+      return Corruption("host key row: not sealed (written before sealing)");
+    row.sealed_to = j.at("sealed_to").get<uint64_t>();
+    CVM_ASSIGN_OR_RETURN(row.sender,
+                         SealFromHex(j.at("sender").get<std::string>()));
+    CVM_ASSIGN_OR_RETURN(row.recipient,
+                         SealFromHex(j.at("recipient").get<std::string>()));
+    const std::string hex = j.at("box").get<std::string>();
+    if (hex.size() % 2 != 0 || hex.size() > 4096)
+      return Corruption("host key row: bad box");
+    for (size_t i = 0; i < hex.size(); i += 2) {
+      unsigned v = 0;
+      const auto [end, ec] =
+          std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
+      if (ec != std::errc() || end != hex.data() + i + 2)
+        return Corruption("host key row: bad box");
+      row.box += static_cast<char>(v);
+    }
+    return row;
+  } catch (const nlohmann::json::exception& e) {
+    return Corruption(fmt::format("host key row: {}", e.what()));
+  }
+}
+
+Status SealHostKeyRow(HostKeyRow& row, const wire::Key& my_seal_key,
+                      const SealPublic& recipient, uint64_t sealed_to) {
+  if (row.keys.empty() || row.keys.size() > 2)
+    return InvalidArgument("host key row: one or two keys expected");
+  nlohmann::json keys = nlohmann::json::array();
+  for (const auto& k : row.keys)
+    keys.push_back({{"key_id", k.key_id}, {"key", ToHex(k.key)}});
+  row.sealed_to = sealed_to;
+  row.recipient = recipient;
+  CVM_ASSIGN_OR_RETURN(row.sender, SealPublicKey(my_seal_key));
+  std::string plain = keys.dump();
+  auto box = Seal(my_seal_key, recipient, RowAad(row), plain);
+  OPENSSL_cleanse(plain.data(), plain.size());
+  if (!box.ok()) return box.status();
+  row.box = std::move(*box);
+  return Status::Ok();
+}
+
+Status OpenHostKeyRow(HostKeyRow& row, const wire::Key& my_seal_key) {
+  CVM_ASSIGN_OR_RETURN(
+      std::string plain,
+      Open(my_seal_key, row.sender, row.recipient, RowAad(row), row.box));
+  row.keys.clear();
+  try {
+    for (const auto& k : nlohmann::json::parse(plain)) {
       HostKeyRow::Key key;
       key.key_id = k.at("key_id").get<uint32_t>();
       CVM_ASSIGN_OR_RETURN(key.key,
                            FromHex(k.at("key").get<std::string>(), "host key"));
       row.keys.push_back(key);
     }
-    if (row.keys.empty() || row.keys.size() > 2)
-      return Corruption("host key row: one or two keys expected");
-    return row;
   } catch (const nlohmann::json::exception& e) {
+    OPENSSL_cleanse(plain.data(), plain.size());
     return Corruption(fmt::format("host key row: {}", e.what()));
   }
+  OPENSSL_cleanse(plain.data(), plain.size());
+  if (row.keys.empty() || row.keys.size() > 2)
+    return Corruption("host key row: one or two keys expected");
+  return Status::Ok();
 }
 
 wire::Key DeviceKey(const HostSecret& s, uint64_t cluster_id, uint64_t host_id,
@@ -106,6 +168,7 @@ Result<std::unique_ptr<HostSecrets>> HostSecrets::Load(std::string path,
     if (errno != ENOENT || !create)
       return IoError(fmt::format("{}: {}", path, std::strerror(errno)));
     CVM_ASSIGN_OR_RETURN(wire::Key k, RandomKey());
+    CVM_ASSIGN_OR_RETURN(hs->seal_key_, RandomKey());
     hs->all_ = {HostSecret{1, k}};
     std::lock_guard lock(hs->mutex_);
     CVM_RETURN_IF_ERROR(hs->Save());
@@ -137,11 +200,21 @@ Result<std::unique_ptr<HostSecrets>> HostSecrets::Load(std::string path,
                            FromHex(s.at("secret").get<std::string>(), path));
       hs->all_.push_back(hsec);
     }
+    if (j.contains("seal_key")) {
+      CVM_ASSIGN_OR_RETURN(hs->seal_key_,
+                           FromHex(j.at("seal_key").get<std::string>(), path));
+    }
   } catch (const nlohmann::json::exception& e) {
     return Corruption(fmt::format("{}: {}", path, e.what()));
   }
   if (hs->all_.empty() || hs->all_.size() > 2)
     return Corruption(path + ": one or two secrets expected");
+  // A file from before sealing: its sealing key is made now.
+  if (hs->seal_key_ == wire::Key{} && create) {
+    CVM_ASSIGN_OR_RETURN(hs->seal_key_, RandomKey());
+    std::lock_guard lock(hs->mutex_);
+    CVM_RETURN_IF_ERROR(hs->Save());
+  }
   return hs;
 }
 
@@ -149,7 +222,10 @@ Status HostSecrets::Save() {
   nlohmann::json secrets = nlohmann::json::array();
   for (const auto& s : all_)
     secrets.push_back({{"key_id", s.key_id}, {"secret", ToHex(s.secret)}});
-  const std::string text = nlohmann::json{{"secrets", secrets}}.dump(1) + "\n";
+  const std::string text =
+      nlohmann::json{{"secrets", secrets}, {"seal_key", ToHex(seal_key_)}}.dump(
+          1) +
+      "\n";
   const std::string tmp = path_ + ".tmp";
   ::unlink(tmp.c_str());
   UniqueFd fd(
@@ -174,6 +250,11 @@ Status HostSecrets::Save() {
                       O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.valid()) ::fsync(dfd.get());
   return Status::Ok();
+}
+
+wire::Key HostSecrets::SealKey() const {
+  std::lock_guard lock(mutex_);
+  return seal_key_;
 }
 
 std::vector<HostSecret> HostSecrets::All() const {

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "sealed_box.h"
 #include "status.h"
 #include "wire_client.h"
 
@@ -40,7 +41,9 @@ struct HostSecret {
   bool operator==(const HostSecret&) const = default;
 };
 
-// One host's keys for one device, as recorded in the store.
+// One host's keys for one device. The store holds them sealed
+// (sealed_box.h) from the host's sealing key to the node serving the
+// device, so no other node, and no other reader of etcd, learns them.
 struct HostKeyRow {
   uint64_t device_id = 0;
   uint64_t host_id = 0;
@@ -49,11 +52,24 @@ struct HostKeyRow {
     wire::Key key{};
     bool operator==(const Key&) const = default;
   };
-  std::vector<Key> keys;  // newest first
-  bool operator==(const HostKeyRow&) const = default;
+  std::vector<Key> keys;  // newest first; empty until opened
+  // As stored: the serving node's host id (0: the RocksDB node), both
+  // parties' sealing public keys, and the box.
+  uint64_t sealed_to = 0;
+  SealPublic sender{};
+  SealPublic recipient{};
+  std::string box;
 };
+// The sealed form only; a row without a box (from before sealing) is
+// refused.
 std::string EncodeHostKeyRow(const HostKeyRow& row);
 Result<HostKeyRow> DecodeHostKeyRow(std::string_view value);
+// Seals row.keys from `my_seal_key` to `recipient`, the sealing key of
+// node `sealed_to`.
+Status SealHostKeyRow(HostKeyRow& row, const wire::Key& my_seal_key,
+                      const SealPublic& recipient, uint64_t sealed_to);
+// Fills row.keys, if `my_seal_key` is the sender's or the recipient's.
+Status OpenHostKeyRow(HostKeyRow& row, const wire::Key& my_seal_key);
 
 // This host's secrets in their file: the one in use (cvm.ko's, cvmd's
 // copies'), then, while a rotation is under way, the next one, whose keys
@@ -75,6 +91,10 @@ class HostSecrets {
   Result<HostSecret> Rotate();
   // The next one is in use and the old one gone.
   Status Finish();
+  // This host's X25519 key for sealing its rows (sealed_box.h); made with
+  // the file (or added to one from before sealing). Zero when a tool read
+  // an old file without creating.
+  wire::Key SealKey() const;
 
  private:
   explicit HostSecrets(std::string path) : path_(std::move(path)) {}
@@ -83,6 +103,7 @@ class HostSecrets {
   std::string path_;
   mutable std::mutex mutex_;
   std::vector<HostSecret> all_;
+  wire::Key seal_key_{};
 };
 
 // K for `device`, from `s`.

@@ -206,21 +206,44 @@ Status KernelSync::SyncHostKeys(json* report) {
   auto rows = store_.ListHostKeys();
   auto devices = store_.ListDevices();
   auto hosts = store_.ListHosts();
+  auto seal_keys = store_.ListSealKeys();
   if (!rows.ok()) return error("reading", rows.status());
   if (!devices.ok()) return error("devices", devices.status());
   if (!hosts.ok()) return error("hosts", hosts.status());
+  if (!seal_keys.ok()) return error("sealing keys", seal_keys.status());
 
-  // This host's keys, for every device of the cluster.
+  // This host's sealing key, published for the nodes that seal to it and
+  // check rows from it.
+  const wire::Key seal_key = secrets_->SealKey();
+  auto my_public = SealPublicKey(seal_key);
+  if (!my_public.ok()) return error("sealing key", my_public.status());
+  if (auto it = seal_keys->find(me);
+      it == seal_keys->end() || it->second != *my_public) {
+    if (Status s = store_.PutSealKey(me, *my_public); !s.ok())
+      return error("publishing the sealing key", s);
+    (*seal_keys)[me] = *my_public;
+  }
+
+  // This host's keys, for every device of the cluster, sealed to the node
+  // serving it (with RocksDB: this one). A node that has not published its
+  // sealing key yet gets its row once it has.
   const std::vector<HostSecret> secrets = secrets_->All();
   for (const Device& d : *devices) {
+    const uint64_t serving = cluster_ ? d.host_id : me;
+    const auto recipient = seal_keys->find(serving);
+    if (recipient == seal_keys->end()) continue;
     HostKeyRow want{d.id, me, {}};
     for (const HostSecret& sec : secrets)
       want.keys.push_back({sec.key_id, DeviceKey(sec, 0, me, d.id)});
     auto it = std::find_if(rows->begin(), rows->end(), [&](const auto& r) {
       return r.device_id == d.id && r.host_id == me;
     });
-    if (it != rows->end() && *it == want) continue;
-    if (Status s = store_.PutHostKeys(want); !s.ok()) {
+    if (it != rows->end() && it->recipient == recipient->second &&
+        it->sealed_to == serving && OpenHostKeyRow(*it, seal_key).ok() &&
+        it->keys == want.keys)
+      continue;
+    if (Status s = SealHostKeyRow(want, seal_key, recipient->second, serving);
+        !s.ok() || !(s = store_.PutHostKeys(want)).ok()) {
       static_cast<void>(error(fmt::format("device {}", d.id), s));
       continue;
     }
@@ -231,7 +254,8 @@ Status KernelSync::SyncHostKeys(json* report) {
     }
   }
 
-  // The hosts each device served here lets in.
+  // The hosts each device served here lets in: the rows sealed to this
+  // node by the sealing key each host published.
   auto target = kernel_.Query(CVM_TARGET_GENL_NAME);
   if (!target.ok() || !target->loaded) return first;
   const std::string agent = agent_ ? agent_() : host_;
@@ -241,9 +265,21 @@ Status KernelSync::SyncHostKeys(json* report) {
   for (const Device& d : *devices) {
     if (!d.served || (cluster_ && d.host_id != me)) continue;
     std::vector<TargetHost> want;
-    for (const HostKeyRow& r : *rows) {
+    for (HostKeyRow& r : *rows) {
       auto h = live_host.find(r.host_id);
       if (r.device_id != d.id || h == live_host.end()) continue;
+      const auto sender = seal_keys->find(r.host_id);
+      Status opened =
+          sender == seal_keys->end() || sender->second != r.sender
+              ? PermissionDenied("not sealed by the host's published key")
+          : r.recipient != *my_public
+              ? PermissionDenied("sealed to another node")
+              : OpenHostKeyRow(r, seal_key);
+      if (!opened.ok()) {
+        LogDebug("device {}: host {}'s row left out: {}", d.id, r.host_id,
+                 opened.message());
+        continue;
+      }
       for (const auto& k : r.keys) {
         want.push_back({r.host_id, k.key_id,
                         std::string(k.key.begin(), k.key.end()), h->second});

@@ -36,11 +36,14 @@ enum class Cf {
   kPaths,      // device id -> PathState: what cvm.ko last said of its path
   kHostKeys,   // device id, host id -> HostKeyRow (host_keys.h)
   kApiTokens,  // token id -> ApiToken, the secret's digest (api_tokens.h)
+  kSealKeys,   // host id -> its sealing public key (sealed_box.h)
 };
-inline constexpr Cf kAllCfs[] = {Cf::kMeta,      Cf::kHosts,    Cf::kDevices,
-                                 Cf::kPools,     Cf::kVolumes,  Cf::kSnapshots,
-                                 Cf::kMapEpochs, Cf::kMaps,     Cf::kPaths,
-                                 Cf::kHostKeys,  Cf::kApiTokens};
+inline constexpr Cf kAllCfs[] = {Cf::kMeta,      Cf::kHosts,     Cf::kDevices,
+                                 Cf::kPools,     Cf::kVolumes,   Cf::kSnapshots,
+                                 Cf::kMapEpochs, Cf::kMaps,      Cf::kPaths,
+                                 Cf::kHostKeys,  Cf::kApiTokens, Cf::kSealKeys};
+// Every family is in kAllCfs (a missing one is never opened).
+static_assert(std::size(kAllCfs) == static_cast<size_t>(Cf::kSealKeys) + 1);
 std::string_view CfName(Cf cf);
 
 class KvBatch {

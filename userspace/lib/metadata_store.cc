@@ -105,6 +105,8 @@ std::string_view CfName(Cf cf) {
       return "host_keys";
     case Cf::kApiTokens:
       return "api_tokens";
+    case Cf::kSealKeys:
+      return "seal_keys";
   }
   return "?";
 }
@@ -822,6 +824,38 @@ Status MetadataStore::PutHostKeys(const HostKeyRow& row) {
               EncodeHostKeyRow(row));
     return Commit(batch);
   });
+}
+
+Status MetadataStore::PutSealKey(uint64_t host_id, const SealPublic& key) {
+  return Transact([&]() -> Status {
+    KvBatch batch;
+    batch.Put(
+        Cf::kSealKeys, EncodeIdKey(host_id),
+        nlohmann::json{{"host_id", host_id}, {"public", SealHex(key)}}.dump());
+    return Commit(batch);
+  });
+}
+
+Result<std::map<uint64_t, SealPublic>> MetadataStore::ListSealKeys() {
+  std::map<uint64_t, SealPublic> keys;
+  Status s =
+      ScanRaw(Cf::kSealKeys, [&](std::string_view key, std::string_view value) {
+        const auto j = nlohmann::json::parse(value, nullptr, false);
+        Result<SealPublic> pub = Corruption("not a seal key record");
+        if (j.is_object() && j.contains("host_id") &&
+            j["host_id"].is_number_unsigned() && j.contains("public") &&
+            j["public"].is_string() &&
+            key == EncodeIdKey(j["host_id"].get<uint64_t>()))
+          pub = SealFromHex(j["public"].get<std::string>());
+        if (!pub.ok()) {
+          LogWarn("seal_keys: a row left out: {}", pub.status().message());
+          return Status::Ok();
+        }
+        keys[j["host_id"].get<uint64_t>()] = *pub;
+        return Status::Ok();
+      });
+  if (!s.ok()) return s;
+  return keys;
 }
 
 Status MetadataStore::CreateApiToken(std::string_view id,

@@ -27,6 +27,7 @@
 #include "cluster_map.h"
 #include "kv_store.h"
 #include "model.h"
+#include "sealed_box.h"
 #include "status.h"
 
 namespace cvm {
@@ -178,6 +179,9 @@ class MetadataStore {
   // Hosts' per-device keys (host_keys.h): one row per device and host.
   Status PutHostKeys(const HostKeyRow& row);
   Result<std::vector<HostKeyRow>> ListHostKeys();
+  // Each host's sealing public key (sealed_box.h), written by its cvmd.
+  Status PutSealKey(uint64_t host_id, const SealPublic& key);
+  Result<std::map<uint64_t, SealPublic>> ListSealKeys();
   // Remote API tokens' records (api_tokens.h), by token id.
   Status CreateApiToken(std::string_view id, std::string_view record);
   Result<std::optional<std::string>> GetApiToken(std::string_view id);

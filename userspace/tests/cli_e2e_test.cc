@@ -906,17 +906,12 @@ TEST_F(CliTest, TwoDaemonsShareOneEtcdStore) {
   }
 }
 
-// Issue 15, health and the leader lease: three cvmds on one etcd with 2 s
-// leases. `status` names one leader everywhere and `host list` shows who is
-// up; the leader's cvmd killed (SIGKILL: no goodbye), another leads within
-// about a lease and the dead one shows down; a leader paused past its
-// lease (SIGSTOP) loses the lead and follows once it runs again. Costs
-// about 8 s.
 // Issue 17: a host's data-path secret never reaches the store. Two joined
 // hosts on etcd each record a key per device (host_keys), and nothing in
-// etcd holds either host's secret (its node.secret, 0600), raw or in hex:
-// another node's cvmd reading etcd learns per-device keys, never the
-// secret they come from. About 2 s.
+// etcd holds either host's secret (its node.secret, 0600) or either
+// host's per-device key, raw or in hex: the rows are sealed to the node
+// serving the device (n1), so n2's cvmd, reading etcd with its own
+// sealing key, cannot open n1's row, while n1 opens n2's. About 2 s.
 TEST_F(CliTest, HostSecretsNeverReachTheStore) {
   ASSERT_NE(testing::EtcdServer::Get().uri(), "")
       << testing::EtcdServer::Get().error();
@@ -946,6 +941,7 @@ TEST_F(CliTest, HostSecretsNeverReachTheStore) {
             0);
 
   std::vector<std::string> secrets;
+  std::map<std::string, wire::Key> seal_keys;
   for (const char* node : {"n1", "n2"}) {
     const std::string path = dir_.Sub(std::string(node) + ".secret");
     struct stat st {};
@@ -953,12 +949,18 @@ TEST_F(CliTest, HostSecretsNeverReachTheStore) {
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     auto hs = HostSecrets::Load(path, /*create=*/false);
     ASSERT_OK(hs);
-    const wire::Key k = (*hs)->Current().secret;
-    secrets.emplace_back(k.begin(), k.end());
-    std::string hex;
-    for (uint8_t b : k) hex += fmt::format("{:02x}", b);
-    secrets.push_back(hex);
+    seal_keys[node] = (*hs)->SealKey();
+    const uint64_t host_id = std::string(node) == "n1" ? 1 : 2;
+    for (const wire::Key& k :
+         {(*hs)->Current().secret, DeviceKey((*hs)->Current(), 0, host_id, 1),
+          (*hs)->SealKey()}) {
+      secrets.emplace_back(k.begin(), k.end());
+      std::string hex;
+      for (uint8_t b : k) hex += fmt::format("{:02x}", b);
+      secrets.push_back(hex);
+    }
   }
+  std::map<uint64_t, HostKeyRow> sealed;  // by host id
   auto uri = ParseEtcdUri(store);
   ASSERT_OK(uri);
   EtcdClient etcd(uri->endpoints);
@@ -976,7 +978,12 @@ TEST_F(CliTest, HostSecretsNeverReachTheStore) {
       auto value = EtcdUnb64(kv.value("value", ""));
       ASSERT_OK(key);
       ASSERT_OK(value);
-      rows += key->find("/host_keys/") != std::string::npos;
+      if (key->find("/host_keys/") != std::string::npos) {
+        ++rows;
+        auto row = DecodeHostKeyRow(*value);
+        ASSERT_OK(row);
+        sealed[row->host_id] = *row;
+      }
       for (const std::string& secret : secrets) {
         EXPECT_EQ(value->find(secret), std::string::npos)
             << "a host secret under " << *key;
@@ -985,6 +992,18 @@ TEST_F(CliTest, HostSecretsNeverReachTheStore) {
     }
   }
   EXPECT_EQ(rows, 2u) << "each host's key for the device";
+  ASSERT_EQ(sealed.size(), 2u);
+  // n2 (an initiator here) cannot open n1's row; n1, serving the device,
+  // opens n2's and finds n2's key for it.
+  HostKeyRow n1_row = sealed[1];
+  EXPECT_EQ(OpenHostKeyRow(n1_row, seal_keys["n2"]).code(),
+            Code::kPermissionDenied);
+  HostKeyRow n2_row = sealed[2];
+  ASSERT_OK(OpenHostKeyRow(n2_row, seal_keys["n1"]));
+  auto n2_secret = HostSecrets::Load(dir_.Sub("n2.secret"), false);
+  ASSERT_OK(n2_secret);
+  EXPECT_EQ(n2_row.keys.front().key,
+            DeviceKey((*n2_secret)->Current(), 0, 2, 1));
   for (auto& [node, pid] : pids) {
     kill(pid, SIGTERM);
     EXPECT_EQ(Wait(pid), 0) << node;
@@ -1080,6 +1099,12 @@ TEST_F(CliTest, HostsJoinWithAOneTimeToken) {
   }
 }
 
+// Issue 15, health and the leader lease: three cvmds on one etcd with 2 s
+// leases. `status` names one leader everywhere and `host list` shows who is
+// up; the leader's cvmd killed (SIGKILL: no goodbye), another leads within
+// about a lease and the dead one shows down; a leader paused past its
+// lease (SIGSTOP) loses the lead and follows once it runs again. Costs
+// about 8 s.
 TEST_F(CliTest, LeaderFailsOverAndStatusShowsWhoIsUp) {
   ASSERT_NE(testing::EtcdServer::Get().uri(), "")
       << testing::EtcdServer::Get().error();

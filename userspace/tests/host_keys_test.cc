@@ -119,18 +119,62 @@ TEST(HostKeysTest, AnOpenOrMalformedFileIsRefused) {
   }
 }
 
-TEST(HostKeysTest, StoreRowsRoundTripAndRefuseNonsense) {
-  HostKeyRow row{7, 3, {{2, Bytes(std::string(64, 'a'))}, {1, {}}}};
-  auto back = DecodeHostKeyRow(EncodeHostKeyRow(row));
+// Rows are sealed from the host's sealing key to the serving node's: the
+// two open them, a third node cannot, and a row altered or moved to
+// another device or host does not open.
+TEST(HostKeysTest, StoreRowsAreSealedToTheServingNode) {
+  TempDir dir;
+  auto host = HostSecrets::Load(dir.Sub("host.secret"));
+  auto target = HostSecrets::Load(dir.Sub("target.secret"));
+  auto other = HostSecrets::Load(dir.Sub("other.secret"));
+  ASSERT_OK(host);
+  ASSERT_OK(target);
+  ASSERT_OK(other);
+  const wire::Key hk = (*host)->SealKey(), tk = (*target)->SealKey(),
+                  ok = (*other)->SealKey();
+  EXPECT_NE(hk, wire::Key{});
+  EXPECT_NE(hk, tk);
+  // The sealing key is kept in the file.
+  EXPECT_EQ((*HostSecrets::Load(dir.Sub("host.secret")))->SealKey(), hk);
+  auto target_pub = SealPublicKey(tk);
+  ASSERT_OK(target_pub);
+
+  const HostKeyRow::Key k2{2, Bytes(std::string(64, 'a'))};
+  HostKeyRow row{7, 3, {k2, {1, {}}}};
+  ASSERT_OK(SealHostKeyRow(row, hk, *target_pub, 5));
+  const std::string stored = EncodeHostKeyRow(row);
+  // Neither key is in the stored text, raw or hex.
+  EXPECT_EQ(stored.find(std::string(64, 'a')), std::string::npos);
+  auto back = DecodeHostKeyRow(stored);
   ASSERT_OK(back);
-  EXPECT_EQ(*back, row);
+  EXPECT_TRUE(back->keys.empty());
+  EXPECT_EQ(back->sealed_to, 5u);
+  HostKeyRow by_target = *back, by_host = *back, by_other = *back;
+  ASSERT_OK(OpenHostKeyRow(by_target, tk));
+  EXPECT_EQ(by_target.keys, row.keys);
+  ASSERT_OK(OpenHostKeyRow(by_host, hk));
+  EXPECT_EQ(by_host.keys, row.keys);
+  EXPECT_EQ(OpenHostKeyRow(by_other, ok).code(), Code::kPermissionDenied);
+  EXPECT_TRUE(by_other.keys.empty());
+  // Moved to another device, host or recipient id, or altered: refused.
+  for (int what = 0; what < 4; ++what) {
+    HostKeyRow moved = *back;
+    if (what == 0) moved.device_id = 8;
+    if (what == 1) moved.host_id = 4;
+    if (what == 2) moved.sealed_to = 6;
+    if (what == 3) moved.box[moved.box.size() / 2] ^= 1;
+    EXPECT_EQ(OpenHostKeyRow(moved, tk).code(), Code::kPermissionDenied)
+        << what;
+  }
   EXPECT_FALSE(DecodeHostKeyRow("{}").ok());
-  EXPECT_FALSE(
-      DecodeHostKeyRow(R"({"device_id":1,"host_id":1,"keys":[]})").ok());
-  EXPECT_FALSE(
-      DecodeHostKeyRow(
-          R"({"device_id":1,"host_id":1,"keys":[{"key_id":1,"key":"zz"}]})")
-          .ok());
+  // A row from before sealing (plain keys) is refused.
+  EXPECT_FALSE(DecodeHostKeyRow(
+                   R"({"device_id":1,"host_id":1,"keys":[{"key_id":1,"key":")" +
+                   std::string(64, 'a') + R"("}]})")
+                   .ok());
+  std::string bad = stored;
+  bad.replace(bad.find("\"box\":\"") + 7, 2, "zz");
+  EXPECT_FALSE(DecodeHostKeyRow(bad).ok());
 }
 
 }  // namespace

@@ -383,7 +383,31 @@ TEST_F(KernelSyncTest, HostKeysReachTheKernelAndRotate) {
       Call("host.add", {{"name", "h4"}, {"addresses", {"127.0.0.1:7004"}}}));
   auto h3 = store_->GetHost("h4");
   ASSERT_OK(h3);
-  ASSERT_OK(store_->PutHostKeys({2, h3->id, {{5, wire::Key{}}}}));
+  // h4's cvmd publishes its sealing key and seals its row to this node.
+  auto h4_secrets = HostSecrets::Load(dir_.Sub("h4.secret"));
+  ASSERT_OK(h4_secrets);
+  const wire::Key h4_seal = (*h4_secrets)->SealKey();
+  ASSERT_OK(store_->PutSealKey(h3->id, *SealPublicKey(h4_seal)));
+  auto node_pub = SealPublicKey((*secrets)->SealKey());
+  ASSERT_OK(node_pub);
+  // Rows this node must leave out: sealed to another node, and sealed by
+  // a key that is not the one h4 published.
+  auto stranger = HostSecrets::Load(dir_.Sub("stranger.secret"));
+  ASSERT_OK(stranger);
+  HostKeyRow elsewhere{2, h3->id, {{5, wire::Key{}}}};
+  ASSERT_OK(SealHostKeyRow(elsewhere, h4_seal,
+                           *SealPublicKey((*stranger)->SealKey()), 0));
+  ASSERT_OK(store_->PutHostKeys(elsewhere));
+  sync_->SyncHostKeys();
+  EXPECT_EQ(kernel_.hosts[2].size(), 1u);
+  HostKeyRow forged{2, h3->id, {{5, wire::Key{}}}};
+  ASSERT_OK(SealHostKeyRow(forged, (*stranger)->SealKey(), *node_pub, 0));
+  ASSERT_OK(store_->PutHostKeys(forged));
+  sync_->SyncHostKeys();
+  EXPECT_EQ(kernel_.hosts[2].size(), 1u);
+  HostKeyRow sealed{2, h3->id, {{5, wire::Key{}}}};
+  ASSERT_OK(SealHostKeyRow(sealed, h4_seal, *node_pub, 0));
+  ASSERT_OK(store_->PutHostKeys(sealed));
   sync_->SyncHostKeys();
   ASSERT_EQ(kernel_.hosts[2].size(), 2u);
   EXPECT_EQ(kernel_.hosts[2][1].host_id, h3->id);
