@@ -18,6 +18,8 @@ PKGS=(
 	# the cluster store: etcd (server for tests and nodes, etcdctl to look),
 	# reached through its v3 JSON gateway with cpp-httplib
 	etcd-server etcd-client libcpp-httplib-dev
+	# certificates for etcd over TLS (scripts/etcd-certs.sh)
+	openssl
 	# userspace rdma client (cvm-rdma-wire)
 	librdmacm-dev libibverbs-dev
 	# test VM and what runs inside it

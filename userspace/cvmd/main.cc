@@ -180,7 +180,7 @@ int Serve(const Config& config) {
   if (!signal_fd.valid()) return Fail(readiness, "signalfd failed");
 
   std::error_code ec;
-  const bool etcd = config.store.rfind("etcd://", 0) == 0;
+  const bool etcd = IsEtcdUri(config.store);
   if (!etcd) {
     std::filesystem::create_directories(config.store, ec);
     if (ec) {
@@ -550,13 +550,16 @@ int main(int argc, char** argv) {
       "metadata database directory (RocksDB, this node alone)")(
       "store", po::value(&config.store)->value_name("LOCATION"),
       "the metadata store: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] for a "
-      "cluster (every cvmd on one etcd), or a RocksDB directory (default: "
-      "--db)")("socket",
-               po::value(&config.socket)
-                   ->value_name("PATH")
-                   ->default_value(config.socket),
-               "unix socket for the local API (root's alone: 0600, its "
-               "directory root's and not writable by others)")(
+      "cluster (every cvmd on one etcd), etcds://...[/PREFIX]?cert=FILE&"
+      "key=FILE[&ca=FILE] for etcd over TLS with this node's client "
+      "certificate (scripts/etcd-certs.sh; absolute paths), or a RocksDB "
+      "directory (default: --db)")(
+      "socket",
+      po::value(&config.socket)
+          ->value_name("PATH")
+          ->default_value(config.socket),
+      "unix socket for the local API (root's alone: 0600, its "
+      "directory root's and not writable by others)")(
       "socket-group", po::value(&config.socket_group)->value_name("GROUP"),
       "members of GROUP may use the local API too (socket 0660)")(
       "lease-ttl",
@@ -649,14 +652,14 @@ int main(int argc, char** argv) {
   if (config.store.empty()) config.store = config.db;
   if (config.host_secret.empty()) {
     config.host_secret =
-        config.store.rfind("etcd://", 0) == 0
+        cvm::IsEtcdUri(config.store)
             ? std::filesystem::path(config.node_key)
                   .replace_extension(".secret")
                   .string()
             : (std::filesystem::path(config.store) / "host.secret").string();
   }
   const std::filesystem::path state_dir =
-      config.store.rfind("etcd://", 0) == 0
+      cvm::IsEtcdUri(config.store)
           ? std::filesystem::path(config.node_key).parent_path()
           : std::filesystem::path(config.store);
   if (config.api_cert.empty()) config.api_cert = state_dir / "api.crt";
@@ -682,7 +685,7 @@ int main(int argc, char** argv) {
         &config.api_key}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();
   }
-  if (config.store.rfind("etcd://", 0) != 0) {
+  if (!cvm::IsEtcdUri(config.store)) {
     config.store = std::filesystem::absolute(config.store).string();
   }
   return cvm::Serve(config);

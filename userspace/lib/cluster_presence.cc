@@ -33,7 +33,7 @@ json LocalPresence::View(bool /*members: none*/) {
 
 EtcdPresence::EtcdPresence(const EtcdUri& uri, std::string host,
                            PresenceOptions options)
-    : etcd_(uri.endpoints),
+    : etcd_(uri.endpoints, uri.tls),
       prefix_(uri.prefix),
       host_(std::move(host)),
       options_(std::move(options)) {}

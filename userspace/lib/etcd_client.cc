@@ -136,13 +136,61 @@ Status CheckEndpoint(std::string_view text, std::string* host, int* port) {
 
 }  // namespace
 
+bool IsEtcdUri(std::string_view location) {
+  return location.starts_with("etcd://") || location.starts_with("etcds://");
+}
+
 Result<EtcdUri> ParseEtcdUri(const std::string& uri) {
-  constexpr std::string_view kScheme = "etcd://";
-  if (uri.rfind(kScheme, 0) != 0) {
-    return InvalidArgument(fmt::format("'{}' is not an etcd:// store", uri));
-  }
-  std::string_view rest = std::string_view(uri).substr(kScheme.size());
   EtcdUri out;
+  std::string_view rest = uri;
+  if (rest.starts_with("etcds://")) {
+    out.tls.enabled = true;
+    rest.remove_prefix(8);
+  } else if (rest.starts_with("etcd://")) {
+    rest.remove_prefix(7);
+  } else {
+    return InvalidArgument(
+        fmt::format("'{}' is not an etcd:// or etcds:// store", uri));
+  }
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    if (!out.tls.enabled) {
+      return InvalidArgument(
+          "etcd:// takes no parameters; TLS files go with etcds://");
+    }
+    std::string_view query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view item = query.substr(0, amp);
+      const auto eq = item.find('=');
+      const std::string_view name = item.substr(0, eq);
+      const std::string value(
+          eq == std::string_view::npos ? "" : item.substr(eq + 1));
+      std::string* field = name == "ca"     ? &out.tls.ca
+                           : name == "cert" ? &out.tls.cert
+                           : name == "key"  ? &out.tls.key
+                                            : nullptr;
+      if (!field || value.empty() || !field->empty()) {
+        return InvalidArgument(fmt::format(
+            "etcds:// parameter '{}': expected ca=FILE, cert=FILE and key=FILE "
+            "once each",
+            Printable(item)));
+      }
+      if (value.front() != '/') {
+        return InvalidArgument(
+            fmt::format("etcds:// {}={}: give an absolute path", name, value));
+      }
+      *field = value;
+      if (amp == std::string_view::npos) break;
+      query = query.substr(amp + 1);
+    }
+  }
+  if (out.tls.enabled && (out.tls.cert.empty() || out.tls.key.empty())) {
+    return InvalidArgument(
+        "etcds:// needs this node's client certificate: "
+        "etcds://HOST:PORT[/PREFIX]?cert=FILE&key=FILE[&ca=FILE] "
+        "(scripts/etcd-certs.sh makes them)");
+  }
   out.prefix = "/cvm";
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
     out.prefix = std::string(rest.substr(slash));
@@ -178,7 +226,8 @@ struct EtcdClient::Endpoint {
   std::string Name() const { return fmt::format("{}:{}", host, port); }
 };
 
-EtcdClient::EtcdClient(const std::vector<std::string>& endpoints) {
+EtcdClient::EtcdClient(const std::vector<std::string>& endpoints, EtcdTls tls)
+    : tls_(std::move(tls)) {
   for (const auto& e : endpoints) {
     auto ep = std::make_unique<Endpoint>();
     static_cast<void>(CheckEndpoint(e, &ep->host, &ep->port));
@@ -187,6 +236,18 @@ EtcdClient::EtcdClient(const std::vector<std::string>& endpoints) {
 }
 
 EtcdClient::~EtcdClient() = default;
+
+std::unique_ptr<httplib::Client> EtcdClient::MakeClient(
+    const Endpoint& ep) const {
+  if (!tls_.enabled) return std::make_unique<httplib::Client>(ep.host, ep.port);
+  const std::string host =
+      ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
+  auto c = std::make_unique<httplib::Client>(
+      fmt::format("https://{}:{}", host, ep.port), tls_.cert, tls_.key);
+  if (!tls_.ca.empty()) c->set_ca_cert_path(tls_.ca.c_str());
+  c->enable_server_certificate_verification(true);
+  return c;
+}
 
 std::string EtcdClient::EndpointName(size_t i) const {
   return endpoints_[i]->Name();
@@ -207,7 +268,7 @@ Result<json> EtcdClient::Post(Endpoint& ep, const std::string& path,
                               bool* try_next) {
   *try_next = false;
   if (!ep.client) {
-    ep.client = std::make_unique<httplib::Client>(ep.host, ep.port);
+    ep.client = MakeClient(ep);
     ep.client->set_connection_timeout(std::chrono::seconds(2));
     ep.client->set_read_timeout(std::chrono::seconds(15));
     ep.client->set_keep_alive(true);
@@ -274,11 +335,11 @@ Result<json> EtcdClient::Call(const std::string& path, const json& body,
 Result<json> EtcdClient::CallOne(size_t endpoint, const std::string& path,
                                  const json& body) {
   const Endpoint& ep = *endpoints_[endpoint];
-  httplib::Client one(ep.host, ep.port);
-  one.set_connection_timeout(std::chrono::seconds(1));
-  one.set_read_timeout(std::chrono::seconds(2));
-  one.set_tcp_nodelay(true);
-  auto res = one.Post(path, body.dump(), "application/json");
+  std::unique_ptr<httplib::Client> one = MakeClient(ep);
+  one->set_connection_timeout(std::chrono::seconds(1));
+  one->set_read_timeout(std::chrono::seconds(2));
+  one->set_tcp_nodelay(true);
+  auto res = one->Post(path, body.dump(), "application/json");
   if (!res) {
     return Unavailable(
         fmt::format("{}: {}", ep.Name(), httplib::to_string(res.error())));

@@ -22,12 +22,25 @@ class Client;
 
 namespace cvm {
 
-// "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]"; PREFIX defaults to "/cvm".
+// TLS to etcd, with this node's client certificate (etcd's
+// --client-cert-auth): the server's certificate is checked against `ca`
+// (empty: the system's CAs) and its name or IP address.
+struct EtcdTls {
+  bool enabled = false;
+  std::string ca, cert, key;  // PEM files
+};
+
+// "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]", or over TLS
+// "etcds://HOST:PORT[,...][/PREFIX]?cert=FILE&key=FILE[&ca=FILE]"; PREFIX
+// defaults to "/cvm".
 struct EtcdUri {
   std::vector<std::string> endpoints;  // "HOST:PORT"
   std::string prefix;
+  EtcdTls tls;
 };
 Result<EtcdUri> ParseEtcdUri(const std::string& uri);
+// Whether `location` names an etcd store (etcd:// or etcds://).
+bool IsEtcdUri(std::string_view location);
 
 // The gateway carries keys and values as base64 protobuf bytes, and int64
 // fields as JSON strings.
@@ -39,7 +52,8 @@ std::string EtcdPrefixEnd(std::string prefix);
 
 class EtcdClient {
  public:
-  explicit EtcdClient(const std::vector<std::string>& endpoints);
+  explicit EtcdClient(const std::vector<std::string>& endpoints,
+                      EtcdTls tls = {});
   ~EtcdClient();
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;
@@ -60,6 +74,7 @@ class EtcdClient {
   size_t size() const { return endpoints_.size(); }
   std::string EndpointName(size_t i) const;
   std::string Describe() const;  // "HOST:PORT,HOST:PORT"
+  bool tls() const { return tls_.enabled; }
 
  private:
   struct Endpoint;
@@ -67,7 +82,11 @@ class EtcdClient {
                               const std::string& text, bool idempotent,
                               bool* try_next);
 
+  // A client for `ep`, over TLS when configured.
+  std::unique_ptr<httplib::Client> MakeClient(const Endpoint& ep) const;
+
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  EtcdTls tls_;
   size_t current_ = 0;
   std::mutex mutex_;
 };

@@ -72,10 +72,11 @@ Result<std::string> Unhex(std::string_view in) {
 
 class EtcdKv final : public KvStore {
  public:
-  EtcdKv(const EtcdUri& uri) : etcd_(uri.endpoints), prefix_(uri.prefix) {}
+  EtcdKv(const EtcdUri& uri)
+      : etcd_(uri.endpoints, uri.tls), prefix_(uri.prefix) {}
 
   std::string Describe() const override {
-    return "etcd://" + etcd_.Describe() + prefix_;
+    return (etcd_.tls() ? "etcds://" : "etcd://") + etcd_.Describe() + prefix_;
   }
 
   Status Begin() override {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "etcd_client.h"
 #include "kv_store.h"
 
 namespace cvm {
@@ -159,7 +160,7 @@ Result<std::unique_ptr<KvStore>> OpenRocksKv(const std::string& dir) {
 }
 
 Result<std::unique_ptr<KvStore>> OpenKvStore(const std::string& location) {
-  if (location.rfind("etcd://", 0) == 0) return OpenEtcdKv(location);
+  if (IsEtcdUri(location)) return OpenEtcdKv(location);
   return OpenRocksKv(location);
 }
 

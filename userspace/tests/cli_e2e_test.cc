@@ -518,25 +518,11 @@ TEST_F(CliTest, LocalApiIsRootsAlone) {
   EXPECT_NE(o.err.find("served by uid 65534"), std::string::npos) << o.err;
 }
 
-// A free TCP port on the loopback (bound and let go).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(sa);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len)) {
-    ADD_FAILURE() << "no free port: " << strerror(errno);
-  }
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
-
 // cvmadm from "another machine": only the URL, a token file and the
 // server's certificate; the real binaries, about 1 s.
 TEST_F(CliTest, RemoteCvmadmUsesTheHttpsApiWithATokenFile) {
-  const std::string url = "https://127.0.0.1:" + std::to_string(FreePort());
+  const std::string url =
+      "https://127.0.0.1:" + std::to_string(testing::FreePort());
   StartDaemon({"--api-listen", url.substr(8)});
   const std::string cert = Db() + "/api.crt";
   ASSERT_TRUE(std::filesystem::exists(cert)) << ReadFile(dir_.Sub("cvmd.log"));
@@ -610,6 +596,35 @@ TEST_F(CliTest, RemoteCvmadmUsesTheHttpsApiWithATokenFile) {
     if (e.is_regular_file() && e.path().filename() != "LOG")
       EXPECT_EQ(ReadFile(e.path()).find(secret), std::string::npos) << e.path();
   }
+}
+
+// Issue 17: cvmd on etcd over TLS with its node's client certificate
+// (etcds://, certificates from scripts/etcd-certs.sh); the real binary, a
+// TLS-only etcd requiring client certificates. About 1 s.
+TEST_F(CliTest, CvmdReachesEtcdOverTlsWithItsClientCertificate) {
+  const auto& etcd = testing::EtcdServer::GetTls();
+  ASSERT_NE(etcd.uri(), "") << etcd.error();
+  const std::string store =
+      etcd.TlsUri("/cli" + std::to_string(::getpid()), "n1");
+  const pid_t pid = StartNode(store, "n1");
+  ASSERT_GT(pid, 0);
+  Output added = Run({CVMADM_BIN, "--socket", NodeSocket("n1")},
+                     {"host", "add", "n1", "--address", "10.0.0.1:7800"});
+  EXPECT_EQ(added.exit_code, 0) << added.err;
+  Output status =
+      Run({CVMADM_BIN, "--socket", NodeSocket("n1")}, {"--json", "status"});
+  EXPECT_NE(status.out.find("etcds://"), std::string::npos) << status.out;
+  kill(pid, SIGTERM);
+  EXPECT_EQ(Wait(pid), 0);
+  // Without a client certificate cvmd does not start, and says why.
+  Output refused = Run(
+      {CVMD_BIN, "--store", "etcds://" + store.substr(8, store.find('?') - 8),
+       "--socket", NodeSocket("n9"), "--host", "n9", "--foreground",
+       "--node-key", dir_.Sub("n9.key")},
+      {});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("client certificate"), std::string::npos)
+      << refused.err;
 }
 
 TEST_F(CliTest, NoDaemonIsAClearError) {

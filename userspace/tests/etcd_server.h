@@ -42,9 +42,25 @@ inline int FreePort() {
 class EtcdServer {
  public:
   static EtcdServer& Get() {
-    static EtcdServer server;
+    static EtcdServer server(false);
     return server;
   }
+  // Another member over TLS only, with client certificates required
+  // (--client-cert-auth), its certificates from scripts/etcd-certs.sh:
+  // certs_dir()/ca.crt, client-n1 and client-n2.
+  static EtcdServer& GetTls() {
+    static EtcdServer server(true);
+    return server;
+  }
+  // "etcds://127.0.0.1:PORT/PREFIX?ca=..&cert=..&key=.." for `client`'s
+  // certificate.
+  std::string TlsUri(const std::string& prefix,
+                     const std::string& client = "n1") const {
+    return uri_ + prefix + "?ca=" + certs_.Sub("ca.crt") +
+           "&cert=" + certs_.Sub("client-" + client + ".crt") +
+           "&key=" + certs_.Sub("client-" + client + ".key");
+  }
+  std::string certs_dir() const { return certs_.path(); }
   // "etcd://127.0.0.1:PORT"; empty when etcd could not start (the test
   // using it fails, never skips).
   const std::string& uri() const { return uri_; }
@@ -55,9 +71,10 @@ class EtcdServer {
   void Pause(bool paused) { ::kill(pid_, paused ? SIGSTOP : SIGCONT); }
 
  private:
-  EtcdServer() {
+  explicit EtcdServer(bool tls) {
     const int client = FreePort(), peer = FreePort();
-    const std::string c = "http://127.0.0.1:" + std::to_string(client);
+    const std::string c = (tls ? "https://127.0.0.1:" : "http://127.0.0.1:") +
+                          std::to_string(client);
     const std::string p = "http://127.0.0.1:" + std::to_string(peer);
     const std::string log = dir_.Sub("etcd.log");
     std::vector<std::string> args = {"/usr/bin/etcd",
@@ -70,6 +87,19 @@ class EtcdServer {
                                      "--initial-cluster=test=" + p,
                                      "--log-outputs=" + log,
                                      "--logger=zap"};
+    if (tls) {
+      const std::string make = std::string(CVM_TOP) +
+                               "/scripts/etcd-certs.sh " + certs_.path() +
+                               " --server e=127.0.0.1 --client n1 --client n2";
+      if (std::system(make.c_str()) != 0) {
+        error_ = "scripts/etcd-certs.sh failed";
+        return;
+      }
+      args.insert(args.end(), {"--cert-file=" + certs_.Sub("server-e.crt"),
+                               "--key-file=" + certs_.Sub("server-e.key"),
+                               "--client-cert-auth",
+                               "--trusted-ca-file=" + certs_.Sub("ca.crt")});
+    }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
@@ -85,17 +115,17 @@ class EtcdServer {
     }
     posix_spawn_file_actions_destroy(&actions);
     if (pid_ < 0) return;
-    const std::string uri = "etcd://127.0.0.1:" + std::to_string(client);
+    const std::string uri = (tls ? "etcds://127.0.0.1:" : "etcd://127.0.0.1:") +
+                            std::to_string(client);
     // Poll until it serves (a second or two), 30 s at most.
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(30);
     Status last;
     while (std::chrono::steady_clock::now() < deadline) {
-      auto kv = OpenKvStore(uri + "/probe");
-      if (kv.ok()) {
-        uri_ = uri;
-        return;
-      }
+      uri_ = uri;
+      auto kv = OpenKvStore(tls ? TlsUri("/probe") : uri + "/probe");
+      if (kv.ok()) return;
+      uri_.clear();
       last = kv.status();
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -111,6 +141,7 @@ class EtcdServer {
   }
 
   TempDir dir_;
+  TempDir certs_;
   // etcd fsyncs every commit (3.4 has no switch for it): on tmpfs that is
   // free, and the tests measure the logic, not this machine's disk.
   TempDir data_{"/dev/shm"};
