@@ -6,7 +6,8 @@
 #
 # One cluster across machines, built and changed with cvmadm (issues 15
 # and 16).  Four guests, each a storage node and an initiator at once:
-# cvm_target serving its disk, cvm, and a cvmd on etcd; guests 0-2 are the
+# cvm_target serving its disk, cvm, and a cvmd on etcd (over TLS, client
+# and peer certificates required: issue 17); guests 0-2 are the
 # etcd members (the cluster store), guest 3 only its client.
 #
 #   - Joining: guest 0 adds itself (it joins at once) and the three others,
@@ -41,8 +42,27 @@ cd "$top" || exit 1
 . "$top/scripts/vm-cluster-lib.sh"
 . "$top/tests/lib/check.sh"
 
-STORE="etcd://$(guest_addr 0):2379,$(guest_addr 1):2379,$(guest_addr 2):2379/cvm"
-PEERS="g0=http://$(guest_addr 0):2380,g1=http://$(guest_addr 1):2380,g2=http://$(guest_addr 2):2380"
+# etcd over TLS, clients and peers, with certificates required both ways
+# (issue 17): scripts/etcd-certs.sh makes a CA, a member certificate per
+# etcd guest and a client certificate per cvmd; each guest finds its own
+# in its share, /run/cvm-host/tls.
+CERTS=/run/cvm-host/tls
+tls_setup() {
+	local dir i
+	dir=$(mktemp -d)
+	scripts/etcd-certs.sh "$dir" --server g0="$(guest_addr 0)" \
+		--server g1="$(guest_addr 1)" --server g2="$(guest_addr 2)" \
+		--client g0 --client g1 --client g2 --client g3 || return 1
+	for i in 0 1 2 3; do
+		mkdir -p "$(_gdir "$i")/tls" &&
+		cp -p "$dir/ca.crt" "$dir"/*"-g$i".* "$(_gdir "$i")/tls/" || return 1
+	done
+	rm -rf "$dir"
+}
+store_of() {
+	echo "etcds://$(guest_addr 0):2379,$(guest_addr 1):2379,$(guest_addr 2):2379/cvm?ca=$CERTS/ca.crt&cert=$CERTS/client-g$1.crt&key=$CERTS/client-g$1.key"
+}
+PEERS="g0=https://$(guest_addr 0):2380,g1=https://$(guest_addr 1):2380,g2=https://$(guest_addr 2):2380"
 ENDPOINTS="$(guest_addr 0):2379,$(guest_addr 1):2379,$(guest_addr 2):2379"
 CVMD=build/userspace/cvmd/cvmd
 ADM="build/userspace/cvmadm/cvmadm --socket /run/cvm/cvmd.sock"
@@ -62,17 +82,24 @@ etcd_start() {
 	local i=$1 fresh=${2:-} a
 	a=$(guest_addr "$i")
 	echo "${fresh:+rm -rf /tmp/etcd;} (setsid /usr/bin/etcd --name g$i --data-dir /tmp/etcd" \
-		"--listen-client-urls http://$a:2379,http://127.0.0.1:2379" \
-		"--advertise-client-urls http://$a:2379 --listen-peer-urls http://$a:2380" \
-		"--initial-advertise-peer-urls http://$a:2380 --initial-cluster $PEERS" \
-		"--initial-cluster-token cvm-test --heartbeat-interval 500" \
+		"--listen-client-urls https://$a:2379 --advertise-client-urls https://$a:2379" \
+		"--listen-peer-urls https://$a:2380 --initial-advertise-peer-urls https://$a:2380" \
+		"--initial-cluster $PEERS --initial-cluster-token cvm-test" \
+		"--cert-file $CERTS/server-g$i.crt --key-file $CERTS/server-g$i.key" \
+		"--client-cert-auth --trusted-ca-file $CERTS/ca.crt" \
+		"--peer-cert-file $CERTS/server-g$i.crt --peer-key-file $CERTS/server-g$i.key" \
+		"--peer-client-cert-auth --peer-trusted-ca-file $CERTS/ca.crt" \
+		"--heartbeat-interval 500" \
 		"--election-timeout 5000 </dev/null >>/tmp/etcd.log 2>&1 &)"
 }
 etcd_healthy() {
-	echo "ETCDCTL_API=3 etcdctl --endpoints=$ENDPOINTS endpoint health 2>&1 | grep -c 'is healthy' | grep -qx $1"
+	echo "ETCDCTL_API=3 etcdctl --endpoints=$ENDPOINTS --cacert $CERTS/ca.crt" \
+		"--cert $CERTS/client-g0.crt --key $CERTS/client-g0.key endpoint health 2>&1 |" \
+		"grep -c 'is healthy' | grep -qx $1"
 }
 
 section "etcd, the modules and a cvmd on every guest"
+check "etcd certificates: a CA, a member certificate per etcd guest, a client one per cvmd" tls_setup
 for i in 0 1 2; do
 	check "guest $i: etcd member g$i, cvm_target and cvm" on $i \
 		"$(etcd_start $i fresh) && node_load cvm_target && node_load cvm"
@@ -81,7 +108,7 @@ check "guest 3: cvm_target and cvm" on 3 "node_load cvm_target && node_load cvm"
 check "etcd: three healthy members" on_wait 0 120 "$(etcd_healthy 3)"
 for i in 0 1 2 3; do
 	check "guest $i: cvmd on etcd as host g$i" on $i \
-		"$CVMD --store $STORE --host g$i --socket /run/cvm/cvmd.sock \
+		"$CVMD --store '$(store_of "$i")' --host g$i --socket /run/cvm/cvmd.sock \
 			--log-file /tmp/cvmd.log --lease-ttl 6 --node-key /tmp/node.key"
 done
 
