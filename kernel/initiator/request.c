@@ -134,7 +134,8 @@ struct cvm_obj {
  * @held: it found no replica to take it and is being retried
  *	(cvm_io_hold()); kept across requeues, cleared when it ends
  * @hold_until: jiffies: when a held request gives up (cvm.loss_timeout)
- * @start_ns: when it was first sent (not reset by a hold), for stats.c
+ * @start_ns: when it started (the block layer's stamp, else first sent;
+ *	not reset by a hold), for stats.c
  * @bvec: payload bio_vecs, split at object boundaries: @inline_bvec or
  *	allocated
  */
@@ -1137,16 +1138,19 @@ static blk_status_t cvm_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 	cmd->vol = hctx->queue->queuedata;
 	cmd->rq = bd->rq;
+	/* The block layer's own start survives BLK_STS_RESOURCE retries. */
 	if (!cmd->held)
-		cmd->start_ns = ktime_get_ns();
+		cmd->start_ns = bd->rq->start_time_ns ?: ktime_get_ns();
 	sts = cvm_io_prepare(cmd);
 	if (!sts && cvm_op_is_write(cmd->op) && !cvm_fence_enter(cmd))
 		sts = BLK_STS_RESOURCE;		/* an object is being resynced */
 	if (sts) {
 		cvm_io_free_bvec(cmd);
 		/* blk-mq ends it with @sts: it counts as done. */
-		if (sts != BLK_STS_RESOURCE && sts != BLK_STS_DEV_RESOURCE)
+		if (sts != BLK_STS_RESOURCE && sts != BLK_STS_DEV_RESOURCE) {
+			cmd->held = false;
 			cvm_stats_record(cmd->vol, bd->rq, cmd->start_ns);
+		}
 		return sts;
 	}
 

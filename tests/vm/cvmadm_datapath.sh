@@ -286,6 +286,36 @@ check "fio verify pass after the resync" fio --name=degraded --filename=/dev/cvm
 	--verify=crc32c --verify_fatal=1 --verify_only --output="$work/verify.out"
 check "the dd pattern reads back intact" pattern_intact
 
+echo "# host rotate-key under fio; a reconnect after it authenticates with the new key"
+rotate_fio() {
+	fio --name=rotate --filename=/dev/cvm0 --rw=randwrite --bs=4k --size=8M \
+		--offset=32M --iodepth=8 --ioengine=libaio --direct=1 \
+		--verify=crc32c --verify_fatal=1 >"$work/rotate.out" 2>&1
+}
+rotate_fio &
+rotate_pid=$!
+w0=$(awk '{ print $5 }' /sys/block/cvm0/stat)
+for ((i = 0; i < 300; i++)); do
+	(($(awk '{ print $5 }' /sys/block/cvm0/stat) - w0 >= 200)) && break
+	sleep 0.1
+done
+check "host rotate-key while fio writes: key id 2" \
+	eval "'$cvmadm' host rotate-key | grep -q 'now uses key id 2'"
+check "fio was running during the rotation" kill -0 $rotate_pid
+wait $rotate_pid
+rotate_rc=$?
+check "fio across the rotation exits 0 (writes and crc32c verify)" eval "((rotate_rc == 0))"
+((rotate_rc == 0)) || cat "$work/rotate.out"
+# Every target now holds only the new key: device 2's path comes back only
+# if cvm.ko authenticates with it.
+since=$(date +%s)
+check "target unlisten $(ep 2)" "$cvmadm" target unlisten --address "$(ep 2)"
+check "device 2 path down" wait_path 2 down 20
+check "target listen $(ep 2)" "$cvmadm" target listen --address "$(ep 2)"
+check "device 2 path up again: cvm.ko authenticated with key id 2" wait_path 2 up 30 "$since"
+check "the old key id 1 is gone from the secret file" \
+	eval "! grep -q '\"key_id\": 1' '$work/db/host.secret'"
+
 check "fio: 4k randwrite 8M iodepth 16, crc32c verify" fio_verify
 check "cvm.ko's latency histogram counts what the block layer completed; cvmadm metrics shows it" \
 	latency_matches

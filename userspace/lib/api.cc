@@ -89,8 +89,10 @@ std::vector<std::string> Api::Ops() const {
 
 Result<json> Api::Call(std::string_view op, const json& args) {
   // The local socket and the HTTPS server call from their own threads; the
-  // handlers assume one call at a time.
-  std::lock_guard lock(call_mutex_);
+  // handlers assume one call at a time. map.wait only polls presence
+  // (thread-safe) for up to its timeout: it must not hold everyone else.
+  std::unique_lock lock(call_mutex_, std::defer_lock);
+  if (op != "map.wait") lock.lock();
   for (const auto& entry : Table()) {
     if (entry.name != op) continue;
     JsonFields fields(args, "argument", Code::kInvalidArgument);
@@ -327,12 +329,17 @@ Result<json> Api::HostToken(JsonFields& a) {
 }
 
 // Waits until every node whose cvm.ko holds a map (it publishes its epoch
-// in its presence key) holds `epoch` or a newer one.
+// in its presence key) holds `epoch` or a newer one. Runs outside the
+// call mutex (Api::Call), so it touches nothing but presence_.
+constexpr uint64_t kMaxMapWaitMs = 120000;
 Result<json> Api::MapWait(JsonFields& a) {
   a.Expect({"epoch", "timeout_ms"});
   const uint64_t epoch = a.U64("epoch");
   const uint64_t timeout_ms = a.OptU64("timeout_ms").value_or(30000);
   CVM_RETURN_IF_ERROR(a.status());
+  if (timeout_ms > kMaxMapWaitMs)
+    return InvalidArgument(
+        fmt::format("argument 'timeout_ms' must be at most {}", kMaxMapWaitMs));
   if (presence_ == nullptr) return Unavailable("no presence to wait on");
   const auto start = std::chrono::steady_clock::now();
   for (;;) {

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <charconv>
 
@@ -219,6 +222,72 @@ Result<EtcdUri> ParseEtcdUri(const std::string& uri) {
   return out;
 }
 
+namespace {
+
+// Failures that happen before a request has left whole: no connection,
+// no TLS session (a bad certificate on either side), a failed send. A
+// write that failed so was surely not applied, and another member may
+// take it.
+bool BeforeSending(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection:
+    case httplib::Error::BindIPAddress:
+    case httplib::Error::ConnectionTimeout:
+    case httplib::Error::SSLConnection:
+    case httplib::Error::SSLLoadingCerts:
+    case httplib::Error::SSLServerVerification:
+    // The request did not get out whole: etcd acts on none but complete
+    // ones. (With TLS 1.3 a refused client certificate often shows so.)
+    case httplib::Error::Write:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A handshake alert from etcd in this thread's OpenSSL error queue (which
+// is emptied):
+// with TLS 1.3 a refused client certificate shows only once the client
+// writes or reads, yet etcd processed nothing.
+std::string TlsAlert() {
+  std::string alert;
+  while (const unsigned long e = ERR_get_error()) {
+    // Handshake and certificate alerts only: they come before any request
+    // is read.
+    const int code = ERR_GET_REASON(e) - SSL_AD_REASON_OFFSET;
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+        (code == SSL_AD_HANDSHAKE_FAILURE || code == SSL_AD_BAD_CERTIFICATE ||
+         code == SSL_AD_UNSUPPORTED_CERTIFICATE ||
+         code == SSL_AD_CERTIFICATE_REVOKED ||
+         code == SSL_AD_CERTIFICATE_EXPIRED ||
+         code == SSL_AD_CERTIFICATE_UNKNOWN || code == SSL_AD_UNKNOWN_CA ||
+         code == SSL_AD_ACCESS_DENIED || code == SSL_AD_CERTIFICATE_REQUIRED)) {
+      const char* why = ERR_reason_error_string(e);
+      alert = why ? why : "a TLS alert";
+    }
+  }
+  return alert;
+}
+
+std::string FailureText(const httplib::Client& c, httplib::Error e, bool tls) {
+  if (e == httplib::Error::SSLServerVerification) {
+    return fmt::format(
+        "etcd's certificate is not trusted ({})",
+        X509_verify_cert_error_string(c.get_openssl_verify_result()));
+  }
+  if (e == httplib::Error::SSLConnection)
+    return "TLS handshake failed (is this node's client certificate one "
+           "etcd's CA signed?)";
+  if (e == httplib::Error::Write && tls)
+    return "closed while sending (did etcd refuse this node's client "
+           "certificate?)";
+  if (e == httplib::Error::SSLLoadingCerts)
+    return "cannot load the TLS certificates (cert=, key=, ca= files)";
+  return httplib::to_string(e);
+}
+
+}  // namespace
+
 struct EtcdClient::Endpoint {
   std::string host;
   int port = 0;
@@ -277,16 +346,23 @@ Result<json> EtcdClient::Post(Endpoint& ep, const std::string& path,
   auto res = ep.client->Post(path, text, "application/json");
   if (!res) {
     const auto error = res.error();
+    const std::string alert = TlsAlert();
+    const std::string why = alert.empty()
+                                ? FailureText(*ep.client, error, tls_.enabled)
+                                : fmt::format(
+                                      "etcd refused the TLS session ({}): is "
+                                      "this node's client certificate one "
+                                      "etcd's CA signed?",
+                                      alert);
     ep.client.reset();
-    if (!idempotent && error != httplib::Error::Connection) {
+    if (!idempotent && !BeforeSending(error) && alert.empty()) {
       return Unavailable(fmt::format(
           "{}: {} after the request was sent: whether etcd applied the "
           "change is unknown; look before trying again",
-          ep.Name(), httplib::to_string(error)));
+          ep.Name(), why));
     }
     *try_next = true;
-    return Unavailable(
-        fmt::format("{}: {}", ep.Name(), httplib::to_string(error)));
+    return Unavailable(fmt::format("{}: {}", ep.Name(), why));
   }
   json reply = json::parse(res->body, nullptr, false);
   if (res->status == 200 && reply.is_object()) return reply;
@@ -341,8 +417,11 @@ Result<json> EtcdClient::CallOne(size_t endpoint, const std::string& path,
   one->set_tcp_nodelay(true);
   auto res = one->Post(path, body.dump(), "application/json");
   if (!res) {
-    return Unavailable(
-        fmt::format("{}: {}", ep.Name(), httplib::to_string(res.error())));
+    const std::string alert = TlsAlert();
+    return Unavailable(fmt::format(
+        "{}: {}", ep.Name(),
+        alert.empty() ? FailureText(*one, res.error(), tls_.enabled)
+                      : "etcd refused the TLS session (" + alert + ")"));
   }
   json reply = json::parse(res->body, nullptr, false);
   if (res->status != 200 || !reply.is_object()) {

@@ -43,7 +43,10 @@ struct HostSecret {
 
 // One host's keys for one device. The store holds them sealed
 // (sealed_box.h) from the host's sealing key to the node serving the
-// device, so no other node, and no other reader of etcd, learns them.
+// device, so a reader of etcd (another node's cvmd among them) does not
+// learn them. The sealing public keys are in the store too, which any cvmd
+// may write: each cvmd keeps the key it first saw for a host (KernelSync),
+// so a node that replaces another's key gets nothing sealed to it.
 struct HostKeyRow {
   uint64_t device_id = 0;
   uint64_t host_id = 0;

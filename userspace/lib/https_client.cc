@@ -1,8 +1,11 @@
 #include "https_client.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <httplib.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,6 +98,16 @@ Result<std::unique_ptr<HttpsApiClient>> HttpsApiClient::Create(
   if (!c->options_.ca_cert.empty())
     cli.set_ca_cert_path(c->options_.ca_cert.c_str());
   cli.enable_server_certificate_verification(true);
+  // OpenSSL itself checks the name against the certificate's
+  // subjectAltName (httplib's own check also takes the CN).
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(cli.ssl_context());
+  unsigned char addr[16];
+  const bool is_ip = inet_pton(AF_INET, host.c_str(), addr) == 1 ||
+                     inet_pton(AF_INET6, host.c_str(), addr) == 1;
+  if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+             : X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0)) != 1)
+    return InvalidArgument(
+        fmt::format("--url '{}': bad host name", c->options_.url));
   cli.set_connection_timeout(c->options_.timeout);
   cli.set_read_timeout(c->options_.timeout);
   cli.set_write_timeout(c->options_.timeout);

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <set>
 
+#include "json_fields.h"
 #include "log.h"
 #include "openapi_json.h"
 #include "rest_routes.h"
@@ -17,9 +18,11 @@ namespace {
 
 using json = nlohmann::json;
 
+// DumpJson replaces bytes that are not UTF-8 (a request's path is the
+// caller's): json::dump would throw.
 void Reply(httplib::Response& res, int http_status, const json& body) {
   res.status = http_status;
-  res.set_content(body.dump() + "\n", "application/json");
+  res.set_content(DumpJson(body) + "\n", "application/json");
 }
 
 void ReplyError(httplib::Response& res, const Status& s) {
@@ -105,22 +108,29 @@ Status HttpsServer::Start() {
     }
     auto token = tokens_.Verify(std::string_view(header).substr(kBearer.size()),
                                 std::time(nullptr));
-    if (!token.ok()) {
+    if (token.ok()) return *token;
+    if (token.status().code() == Code::kPermissionDenied) {
       LogInfo("HTTPS API: {} refused: {}", req.remote_addr,
               token.status().message());
       ReplyUnauthenticated(res, token.status());
       return std::nullopt;
     }
-    return *token;
+    // The store could not say (etcd down, a bad record): not the caller's
+    // fault, and nothing of the record goes to an unauthenticated caller.
+    LogWarn("HTTPS API: checking a token from {}: {}", req.remote_addr,
+            token.status().message());
+    ReplyError(res, Unavailable("cannot check the token now; try again"));
+    return std::nullopt;
   };
 
   const auto serve_op = [this, ops, authenticate](const httplib::Request& req,
                                                   httplib::Response& res) {
     const std::optional<std::string> op = RestOpOf(req.path);
     if (!op || !ops.count(*op)) {
-      ReplyError(res, Status(Code::kUnknownOp,
-                             fmt::format("no endpoint {} (GET {} lists them)",
-                                         req.path, RestPathOf("ops"))));
+      ReplyError(res,
+                 Status(Code::kUnknownOp,
+                        fmt::format("no endpoint {} (GET {} lists them)",
+                                    Printable(req.path), RestPathOf("ops"))));
       return;
     }
     const std::string_view method = RestMethodOf(*op);
@@ -146,8 +156,9 @@ Status HttpsServer::Start() {
     if (req.method == "GET") {
       for (const auto& [key, value] : req.params) {
         if (args.contains(key)) {
-          ReplyError(res, BadRequest(fmt::format(
-                              "query parameter '{}' given twice", key)));
+          ReplyError(res,
+                     BadRequest(fmt::format("query parameter '{}' given twice",
+                                            Printable(key))));
           return;
         }
         args[key] = RestQueryValue(value);
@@ -204,13 +215,35 @@ Status HttpsServer::Start() {
   s.Put(pattern, no_such_method);
   s.Delete(pattern, no_such_method);
   s.Patch(pattern, no_such_method);
+  // httplib calls this outside its own try: it must not throw.
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    Reply(res, res.status,
-          ErrorResponse(
-              Status(Code::kUnknownOp,
-                     fmt::format("no endpoint {} {}", req.method, req.path))));
+    try {
+      const bool missing = res.status == 404;
+      const std::string what =
+          missing ? fmt::format("no endpoint {} {}", Printable(req.method),
+                                Printable(req.path))
+                  : fmt::format(
+                        "HTTP {}: the request was refused (too large, "
+                        "malformed or unsupported)",
+                        res.status);
+      Reply(res, res.status,
+            ErrorResponse(
+                Status(missing ? Code::kUnknownOp : Code::kBadRequest, what)));
+    } catch (...) {
+      res.body.clear();
+    }
   });
+  // A handler's exception is a 500 with a fixed text (httplib would send
+  // e.what() in a header).
+  s.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        res.status = 500;
+        res.set_content(R"({"ok":false,"error":{"code":"internal",)"
+                        R"("message":"internal error"}})"
+                        "\n",
+                        "application/json");
+      });
 
   if (options_.port == 0) {
     port_ = s.bind_to_any_port(options_.address);

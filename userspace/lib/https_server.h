@@ -54,8 +54,8 @@ class HttpsServer {
   int port_ = 0;
 };
 
-// The OpenAPI document served at /v1/openapi.json (docs/openapi.json,
-// built in).
+// The OpenAPI document served at /v1/openapi.json
+// (userspace/lib/openapi.json, built in).
 std::string_view OpenApiDocument();
 
 }  // namespace cvm

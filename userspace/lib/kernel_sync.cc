@@ -187,6 +187,10 @@ wire::Credentials KernelSync::Credentials() {
   return c;
 }
 
+void KernelSync::WarnOnce(const std::string& message) {
+  if (warned_.insert(message).second) LogWarn("host keys: {}", message);
+}
+
 Status KernelSync::SyncHostKeys(json* report) {
   std::lock_guard lock(mutex_);
   Status first;
@@ -215,14 +219,39 @@ Status KernelSync::SyncHostKeys(json* report) {
   // This host's sealing key, published for the nodes that seal to it and
   // check rows from it.
   const wire::Key seal_key = secrets_->SealKey();
+  if (seal_key == wire::Key{})
+    return error("sealing key", Corruption("the host secret file has none"));
   auto my_public = SealPublicKey(seal_key);
   if (!my_public.ok()) return error("sealing key", my_public.status());
   if (auto it = seal_keys->find(me);
       it == seal_keys->end() || it->second != *my_public) {
+    if (it != seal_keys->end())
+      WarnOnce(
+          fmt::format("the store held another sealing key for this host "
+                      "({}): it was replaced; republishing ours",
+                      SealHex(it->second)));
     if (Status s = store_.PutSealKey(me, *my_public); !s.ok())
       return error("publishing the sealing key", s);
-    (*seal_keys)[me] = *my_public;
   }
+  // Trust on first use: the key first seen for a host stays its key while
+  // this cvmd runs. Any cvmd may write the store, so a changed key may be
+  // another node posing as that host (to read rows sealed to it, or to
+  // forge its rows): refused, and said; a node that really got a new key
+  // (reinstalled) is taken once the cvmds restart.
+  pinned_seal_keys_[me] = *my_public;
+  for (auto& [host_id, key] : *seal_keys) {
+    if (host_id == me) continue;  // ours, republished above
+    const auto [pin, first] = pinned_seal_keys_.emplace(host_id, key);
+    if (!first && pin->second != key) {
+      WarnOnce(
+          fmt::format("host {}'s sealing key changed in the store (to "
+                      "{}): keeping the one first seen ({}); restart "
+                      "cvmd to take a reinstalled host's new key",
+                      host_id, SealHex(key), SealHex(pin->second)));
+      key = pin->second;
+    }
+  }
+  (*seal_keys)[me] = *my_public;
 
   // This host's keys, for every device of the cluster, sealed to the node
   // serving it (with RocksDB: this one). A node that has not published its
@@ -276,8 +305,8 @@ Status KernelSync::SyncHostKeys(json* report) {
               ? PermissionDenied("sealed to another node")
               : OpenHostKeyRow(r, seal_key);
       if (!opened.ok()) {
-        LogDebug("device {}: host {}'s row left out: {}", d.id, r.host_id,
-                 opened.message());
+        WarnOnce(fmt::format("device {}: host {}'s keys left out: {}", d.id,
+                             r.host_id, opened.message()));
         continue;
       }
       for (const auto& k : r.keys) {

@@ -207,6 +207,11 @@ class KernelSync {
   // Volume id -> when a failed reconcile attach may be tried again.
   std::map<uint64_t, std::chrono::steady_clock::time_point> attach_retry_after_;
   HostSecrets* secrets_ = nullptr;  // not owned
+  // Each host's sealing key as first seen (SyncHostKeys), under mutex_.
+  std::map<uint64_t, SealPublic> pinned_seal_keys_;
+  // Warnings said once each (a round runs every few seconds).
+  std::set<std::string> warned_;
+  void WarnOnce(const std::string& message);
   std::function<std::string()> agent_;
   std::function<void(const nlohmann::json&)> publish_keys_loaded_;
   std::function<Result<bool>(uint64_t, uint32_t)> keys_loaded_everywhere_;

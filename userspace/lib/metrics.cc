@@ -176,7 +176,7 @@ std::string RenderMetrics(const MetricsInput& in) {
         // The last bucket also holds everything longer: it is +Inf only.
         if (i + 1 == h->buckets.size()) break;
         w.Sample(std::string(kLatency) + "_bucket",
-                 base + fmt::format(",le=\"{:g}\"",
+                 base + fmt::format(",le=\"{}\"",
                                     std::ldexp(1.0, static_cast<int>(i)) / 1e6),
                  cumulative);
       }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "api_tokens.h"
+#include "json_fields.h"
 
 namespace cvm {
 
@@ -62,12 +63,17 @@ int HttpStatusOf(Code code) {
 }
 
 nlohmann::json RestQueryValue(const std::string& text) {
+  // Scalars only: no op that reads takes an array or object, and nothing
+  // nested reaches the parser.
+  if (text.empty() || text.front() == '[' || text.front() == '{') return text;
   nlohmann::json v = nlohmann::json::parse(text, nullptr,
                                            /*allow_exceptions=*/false);
   if (v.is_discarded()) return text;
   return v;
 }
 
-std::string RestQueryText(const nlohmann::json& value) { return value.dump(); }
+std::string RestQueryText(const nlohmann::json& value) {
+  return DumpJson(value);
+}
 
 }  // namespace cvm

@@ -6,7 +6,7 @@
 // query string, any other a POST taking them as a JSON object in the body.
 // Every answer is the local API's envelope, {"ok": true, "data": ...} or
 // {"ok": false, "error": {"code", "message"}}, with the HTTP status of its
-// code (HttpStatusOf). docs/openapi.json describes each endpoint.
+// code (HttpStatusOf). userspace/lib/openapi.json describes each endpoint.
 
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,9 +27,9 @@ std::optional<std::string> RestOpOf(std::string_view path);
 std::string_view RestMethodOf(std::string_view op);
 int HttpStatusOf(Code code);
 
-// A query string's value: JSON when it parses as JSON (numbers, true,
-// "quoted strings"), else the text itself, so ?name=vol1 works by hand and
-// clients that send JSON values are never misread.
+// A query string's value: a JSON scalar when it parses as one (numbers,
+// true, "quoted strings"), else the text itself, so ?name=vol1 works by
+// hand and clients that send JSON values are never misread.
 nlohmann::json RestQueryValue(const std::string& text);
 // The query value a client sends for `value`: its JSON text.
 std::string RestQueryText(const nlohmann::json& value);

@@ -1,7 +1,7 @@
 #pragma once
 
 // Sealing a secret from one node to another through the store, so that a
-// reader of etcd (any cvmd) learns nothing of it: X25519 between the
+// reader of etcd (any other cvmd) learns nothing of it: X25519 between the
 // sender's and the recipient's static keys, HKDF-SHA256 over the shared
 // secret with both public keys (sender first) in its info, AES-256-GCM
 // with the caller's associated data (what the box is for, so a box cannot

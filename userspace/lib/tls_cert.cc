@@ -98,8 +98,10 @@ Status Generate(const std::string& cert_path, const std::string& key_path,
   X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
   for (const auto& [nid, value] :
        {std::pair<int, std::string>{NID_subject_alt_name, san},
-        {NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
-        {NID_key_usage, "critical,digitalSignature,keyCertSign"},
+        // Not a CA: trusted as itself (--ca-cert), it vouches for no
+        // other certificate.
+        {NID_basic_constraints, "critical,CA:FALSE"},
+        {NID_key_usage, "critical,digitalSignature"},
         {NID_ext_key_usage, "serverAuth"}}) {
     Owned<X509_EXTENSION> ext(
         X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));

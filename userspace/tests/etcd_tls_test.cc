@@ -67,12 +67,25 @@ TEST_F(EtcdTlsTest, WithoutTheRightCertificatesTheStoreIsRefused) {
                                      "&key=" + other.Sub("client-n1.key"));
   EXPECT_EQ(foreign.status().code(), Code::kUnavailable)
       << foreign.status().ToString();
+  EXPECT_NE(foreign.status().message().find("certificate"), std::string::npos)
+      << foreign.status().ToString();
   // The right client certificate but not trusting etcd's CA (the system's
   // CAs do not know it): cvmd refuses the server.
   auto untrusted = MetadataStore::Open(
       "etcds://" + endpoint + "/p?cert=" + etcd.certs_dir() +
       "/client-n1.crt&key=" + etcd.certs_dir() + "/client-n1.key");
   EXPECT_EQ(untrusted.status().code(), Code::kUnavailable);
+  EXPECT_NE(untrusted.status().message().find("not trusted"), std::string::npos)
+      << untrusted.status().ToString();
+  // A write (a transaction) that fails at the handshake surely did not
+  // reach etcd: it is not reported as of unknown outcome.
+  EtcdClient client({endpoint}, {true, ca, other.Sub("client-n1.crt"),
+                                 other.Sub("client-n1.key")});
+  auto txn = client.Call("/v3/kv/txn", nlohmann::json::object(),
+                         /*idempotent=*/false);
+  EXPECT_EQ(txn.status().code(), Code::kUnavailable);
+  EXPECT_EQ(txn.status().message().find("unknown"), std::string::npos)
+      << txn.status().ToString();
   // Malformed parameters are refused with the reason.
   for (const std::string& bad :
        {"etcd://" + endpoint + "/p?cert=/a&key=/b",

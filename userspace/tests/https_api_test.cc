@@ -12,8 +12,10 @@
 #include <ctime>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "api_tokens.h"
+#include "cluster_presence.h"
 #include "https_client.h"
 #include "https_server.h"
 #include "log.h"
@@ -217,6 +219,50 @@ TEST_F(HttpsApiTest, PlainHttpIsRefused) {
   EXPECT_EQ(client.status().code(), Code::kInvalidArgument);
 }
 
+// Review finding: bytes that are not UTF-8 in a path or query went into a
+// JSON message whose dump() threw outside httplib's try (std::terminate:
+// one request with no token stopped cvmd). Now each is answered and the
+// server keeps serving.
+TEST_F(HttpsApiTest, BytesThatAreNotUtf8AreAnsweredNotFatal) {
+  auto c = Client();
+  for (const char* path : {"/%ff", "/v1/%ff", "/v1/volume/%fe%ff"}) {
+    auto res = c->Get(path, Bearer(admin_));
+    ASSERT_TRUE(res) << path << ": " << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 404) << path;
+    EXPECT_TRUE(json::parse(res->body, nullptr, false).is_object())
+        << res->body;
+  }
+  auto dup = c->Get("/v1/volume/get?n%ffame=1&n%ffame=2", Bearer(reader_));
+  ASSERT_TRUE(dup);
+  EXPECT_EQ(dup->status, 400) << dup->body;
+  EXPECT_TRUE(dup->get_header_value("EXCEPTION_WHAT").empty());
+  EXPECT_EQ(Op("status", reader_).first, 200);
+}
+
+// Review finding: map.wait (a read) held the API's lock for its whole
+// timeout, which had no bound: one reader token could stop cvmd's local
+// socket. Now it is capped and runs beside other calls.
+TEST_F(HttpsApiTest, MapWaitNeitherBlocksOtherCallsNorWaitsForever) {
+  LocalPresence presence("h1", json::object());
+  ASSERT_OK(presence.Publish({{"map_epoch", 0}}));  // a cvm.ko behind
+  api_->SetPresence(&presence);
+  auto [too_long, body] =
+      Op("map.wait", reader_, {{"epoch", 5}, {"timeout_ms", 1ULL << 40}});
+  EXPECT_EQ(too_long, 400) << body;
+  std::thread waiter([&] {
+    auto [status, answer] =
+        Op("map.wait", reader_, {{"epoch", 5}, {"timeout_ms", 1500}});
+    EXPECT_EQ(status, 503) << answer;  // not installed: it timed out
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_OK(api_->Call("status", json::object()));
+  EXPECT_LT(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(700));
+  waiter.join();
+  api_->SetPresence(nullptr);
+}
+
 TEST_F(HttpsApiTest, UntrustedServerCertificateIsRefused) {
   TempDir other;
   ASSERT_OK(EnsureSelfSignedCert(other.Sub("c.crt"), other.Sub("c.key"),
@@ -239,7 +285,7 @@ TEST_F(HttpsApiTest, UntrustedServerCertificateIsRefused) {
 }
 
 // A small JSON Schema check: type, enum, required, properties, items,
-// allOf and local $refs: what docs/openapi.json uses.
+// allOf and local $refs: what userspace/lib/openapi.json uses.
 std::string SchemaProblem(const json& doc, const json& schema, const json& v,
                           const std::string& where) {
   if (schema.contains("$ref")) {

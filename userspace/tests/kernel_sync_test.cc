@@ -410,6 +410,29 @@ TEST_F(KernelSyncTest, HostKeysReachTheKernelAndRotate) {
   ASSERT_OK(store_->PutHostKeys(sealed));
   sync_->SyncHostKeys();
   ASSERT_EQ(kernel_.hosts[2].size(), 2u);
+  // Another node replaces h4's published key with its own and writes a row
+  // for h4: the key first seen is kept, the forged row refused. It
+  // replaces this node's key too: republished, and nothing sealed to it.
+  ASSERT_OK(store_->PutSealKey(h3->id, *SealPublicKey((*stranger)->SealKey())));
+  ASSERT_OK(store_->PutSealKey(h1->id, *SealPublicKey((*stranger)->SealKey())));
+  ASSERT_OK(store_->PutHostKeys(forged));
+  sync_->SyncHostKeys();
+  EXPECT_EQ(kernel_.hosts[2].size(), 1u);
+  EXPECT_EQ(store_->ListSealKeys()->at(h1->id), *node_pub);
+  auto after = store_->ListHostKeys();
+  ASSERT_OK(after);
+  for (HostKeyRow r : *after) {
+    if (r.host_id == h1->id) {
+      EXPECT_EQ(r.recipient, *node_pub) << r.device_id;
+      EXPECT_EQ(r.sender, *node_pub) << r.device_id;
+      EXPECT_EQ(r.sealed_to, h1->id) << r.device_id;
+      EXPECT_OK(OpenHostKeyRow(r, (*secrets)->SealKey())) << r.device_id;
+    }
+  }
+  // h4's real row again: loaded.
+  ASSERT_OK(store_->PutHostKeys(sealed));
+  sync_->SyncHostKeys();
+  ASSERT_EQ(kernel_.hosts[2].size(), 2u);
   EXPECT_EQ(kernel_.hosts[2][1].host_id, h3->id);
   EXPECT_FALSE(kernel_.hosts[2][1].all_volumes);
   // ...and dropped with its host.

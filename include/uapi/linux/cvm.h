@@ -236,12 +236,13 @@ enum cvm_path_attr {
 
 /*
  * /sys/block/cvmN/cvm/latency: the volume's request latency, from the
- * block layer handing cvm.ko a request to its end (time held through an
- * outage included), since attach.  Two lines, "read" and "write", each:
+ * request's start in the block layer (when cvm.ko first takes it if the
+ * queue keeps no timestamps) to its end, time held through an outage
+ * included, since attach.  Two lines, "read" and "write", each:
  *	<name> <count> <sum_ns> <b0> ... <b(CVM_LATENCY_BUCKETS - 1)>
- * Bucket i counts requests of at most 2^i microseconds (b0: at most 1 us),
- * the last one everything longer too.  Counts are cumulative (Prometheus
- * histograms take the running sum).
+ * Bucket i counts the requests of more than 2^(i-1) and at most 2^i
+ * microseconds (b0: at most 1 us), the last one everything longer too;
+ * Prometheus's cumulative buckets are their running sum.
  */
 #define CVM_LATENCY_BUCKETS		24
 

@@ -74,9 +74,20 @@ int Execute(const po::variables_map& vm, Context& ctx, CliResult* r) {
   if (out.valid()) {
     const std::string line = token + "\n";
     if (::write(out.get(), line.data(), line.size()) !=
-        static_cast<ssize_t>(line.size())) {
-      return Fail(
-          r, IoError(fmt::format("writing {}: {}", out_path, strerror(errno))));
+            static_cast<ssize_t>(line.size()) ||
+        ::fsync(out.get()) != 0) {
+      // Nobody holds the token now: it must not stay valid.
+      const Status failed =
+          IoError(fmt::format("writing {}: {}", out_path, strerror(errno)));
+      ::unlink(out_path.c_str());
+      CliResult revoked;
+      const std::string id = r->data.value("id", "");
+      const int err = CallDaemon(ctx, "token.revoke", {{"id", id}}, &revoked);
+      return Fail(r, err == 0 ? failed
+                              : IoError(fmt::format(
+                                    "{}; and revoking token {} failed too: {} "
+                                    "(revoke it with 'cvmadm token revoke')",
+                                    failed.message(), id, revoked.error)));
     }
     r->data.erase("token");
     r->data["file"] = out_path;
