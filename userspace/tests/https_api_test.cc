@@ -101,6 +101,18 @@ class HttpsApiTest : public ::testing::Test {
     return Send(std::string(RestMethodOf(op)), RestPathOf(op), token, args);
   }
 
+  // Host h1 with device 1 (1 GiB), through the API as admin.
+  void AddHostWithDevice() {
+    ASSERT_EQ(Op("host.add", admin_,
+                 {{"name", "h1"}, {"addresses", {"10.0.0.1:7800"}}})
+                  .first,
+              200);
+    ASSERT_EQ(Op("device.add", admin_,
+                 {{"host", "h1"}, {"path", "/dev/x"}, {"capacity", 1 << 30}})
+                  .first,
+              200);
+  }
+
   TempDir dir_;
   std::unique_ptr<MetadataStore> store_;
   std::unique_ptr<Api> api_;
@@ -338,14 +350,7 @@ std::string SchemaProblem(const json& doc, const json& schema, const json& v,
 
 TEST_F(HttpsApiTest, OpenApiDocumentDescribesTheRunningServer) {
   // Something to list, so list answers are checked item by item.
-  ASSERT_EQ(
-      Op("host.add", admin_, {{"name", "h1"}, {"addresses", {"10.0.0.1:7800"}}})
-          .first,
-      200);
-  ASSERT_EQ(Op("device.add", admin_,
-               {{"host", "h1"}, {"path", "/dev/x"}, {"capacity", 1 << 30}})
-                .first,
-            200);
+  AddHostWithDevice();
   ASSERT_EQ(Op("pool.create", admin_,
                {{"name", "p"},
                 {"policy", {{"type", "replicated"}, {"replicas", 1}}},
@@ -446,14 +451,7 @@ TEST_F(HttpsApiTest, OpenApiDocumentDescribesTheRunningServer) {
 }
 
 TEST_F(HttpsApiTest, MetricsNeedATokenAndDescribeTheCluster) {
-  ASSERT_EQ(
-      Op("host.add", admin_, {{"name", "h1"}, {"addresses", {"10.0.0.1:7800"}}})
-          .first,
-      200);
-  ASSERT_EQ(Op("device.add", admin_,
-               {{"host", "h1"}, {"path", "/dev/x"}, {"capacity", 1 << 30}})
-                .first,
-            200);
+  AddHostWithDevice();
   auto c = Client();
   auto res = c->Get("/metrics", Bearer(reader_));
   ASSERT_TRUE(res);
