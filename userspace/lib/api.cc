@@ -23,6 +23,9 @@ using nlohmann::json;
 struct Api::OpEntry {
   std::string_view name;
   Result<json> (Api::*handler)(JsonFields&);
+  // Runs beside other calls, outside call_mutex_: it may wait long and
+  // touches only thread-safe state.
+  bool concurrent = false;
 };
 
 const std::vector<Api::OpEntry>& Api::Table() {
@@ -62,7 +65,7 @@ const std::vector<Api::OpEntry>& Api::Table() {
       {"volume.detach", &Api::VolumeDetach},
       {"volume.migrate", &Api::VolumeMigrate},
       {"node.join", &Api::NodeJoin},
-      {"map.wait", &Api::MapWait},
+      {"map.wait", &Api::MapWait, /*concurrent=*/true},
       {"host.token", &Api::HostToken},
       {"host.rotate_key", &Api::HostRotateKey},
       {"token.create", &Api::TokenCreate},
@@ -88,13 +91,12 @@ std::vector<std::string> Api::Ops() const {
 }
 
 Result<json> Api::Call(std::string_view op, const json& args) {
-  // The local socket and the HTTPS server call from their own threads; the
-  // handlers assume one call at a time. map.wait only polls presence
-  // (thread-safe) for up to its timeout: it must not hold everyone else.
-  std::unique_lock lock(call_mutex_, std::defer_lock);
-  if (op != "map.wait") lock.lock();
   for (const auto& entry : Table()) {
     if (entry.name != op) continue;
+    // The local socket and the HTTPS server call from their own threads;
+    // the handlers assume one call at a time, but for concurrent ones.
+    std::unique_lock lock(call_mutex_, std::defer_lock);
+    if (!entry.concurrent) lock.lock();
     JsonFields fields(args, "argument", Code::kInvalidArgument);
     CVM_RETURN_IF_ERROR(fields.status().WithContext("args"));
     // The boundary: a handler bug must cost one request, not the daemon.
@@ -1097,11 +1099,15 @@ Result<json> Api::Metrics(JsonFields& a) {
   CVM_ASSIGN_OR_RETURN(in.devices, store_.ListDevices());
   CVM_ASSIGN_OR_RETURN(auto hosts, store_.ListHosts());
   for (const Host& h : hosts) in.host_names[h.id] = h.name;
-  for (const auto& [id, u] : LocalUsage()) in.device_used[id] = u.used;
   CVM_ASSIGN_OR_RETURN(in.paths, store_.ListPathStates());
   const json no_args = json::object();
   JsonFields df_args(no_args, "argument", Code::kInvalidArgument);
   CVM_ASSIGN_OR_RETURN(in.df, ClusterDf(df_args));
+  // What this node's target reported, as cluster.df already asked it.
+  for (const json& d : in.df.value("devices", json::array())) {
+    if (d.value("used", json()).is_number_unsigned())
+      in.device_used[d["id"].get<uint64_t>()] = d["used"].get<uint64_t>();
+  }
   JsonFields recovery_args(no_args, "argument", Code::kInvalidArgument);
   CVM_ASSIGN_OR_RETURN(in.recovery, RecoveryStatus(recovery_args));
   if (sync_ != nullptr) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 
+#include "hex.h"
 #include "json_fields.h"
 #include "node_identity.h"
 
@@ -18,12 +19,6 @@ constexpr std::string_view kTokenPrefix = "cvmtok:";
 constexpr size_t kIdDigits = 16;
 constexpr size_t kSecretDigits = 64;
 constexpr size_t kMaxNameBytes = 128;
-
-bool IsLowerHex(std::string_view s, size_t digits) {
-  return s.size() == digits && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 // The ops a reader token may run: they read the store, the kernel or the
 // cluster's presence and change nothing. Everything else needs admin.

@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "etcd_client.h"
+#include "hex.h"
 #include "json_fields.h"
 #include "kv_store.h"
 
@@ -45,16 +46,6 @@ using nlohmann::json;
 constexpr size_t kPieceBytes = 512 * 1024;
 constexpr std::string_view kManifestMagic{"\0cvm-pieces\0", 12};
 constexpr int64_t kScanPage = 256;
-
-std::string Hex(std::string_view in) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : in) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
 
 Result<std::string> Unhex(std::string_view in) {
   if (in.size() % 2) return Corruption("etcd key of odd hex length");
@@ -302,12 +293,12 @@ class EtcdKv final : public KvStore {
     return fmt::format("{}/{}/", prefix_, CfName(cf));
   }
   std::string RecordKey(Cf cf, std::string_view key) const {
-    return FamilyPrefix(cf) + Hex(key);
+    return FamilyPrefix(cf) + HexEncode(key);
   }
   std::string PiecePrefix(Cf cf, std::string_view key,
                           std::string_view tag) const {
-    return fmt::format("{}/pieces/{}/{}/{}/", prefix_, CfName(cf), Hex(key),
-                       tag);
+    return fmt::format("{}/pieces/{}/{}/{}/", prefix_, CfName(cf),
+                       HexEncode(key), tag);
   }
 
   static bool IsManifest(std::string_view v) {
@@ -376,9 +367,9 @@ class EtcdKv final : public KvStore {
       from = last + '\0';
     }
     if (out.size() != m.bytes) {
-      return Corruption(
-          fmt::format("{}/{}: {} pieces hold {} bytes, the manifest says {}",
-                      CfName(cf), Hex(key), m.pieces, out.size(), m.bytes));
+      return Corruption(fmt::format(
+          "{}/{}: {} pieces hold {} bytes, the manifest says {}", CfName(cf),
+          HexEncode(key), m.pieces, out.size(), m.bytes));
     }
     return out;
   }

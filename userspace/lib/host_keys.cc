@@ -8,45 +8,16 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "hex.h"
 #include "unique_fd.h"
 
 namespace cvm {
 
 namespace {
-
-std::string ToHex(const wire::Key& k) {
-  std::string out;
-  out.reserve(2 * k.size());
-  for (uint8_t b : k) out += fmt::format("{:02x}", b);
-  return out;
-}
-
-Result<wire::Key> FromHex(std::string_view hex, std::string_view what) {
-  wire::Key k{};
-  if (hex.size() != 2 * k.size())
-    return Corruption(
-        fmt::format("{}: want {} hex digits", what, 2 * k.size()));
-  for (size_t i = 0; i < k.size(); i++) {
-    int v = 0;
-    for (char c : hex.substr(2 * i, 2)) {
-      v <<= 4;
-      if (c >= '0' && c <= '9') {
-        v |= c - '0';
-      } else if (c >= 'a' && c <= 'f') {
-        v |= c - 'a' + 10;
-      } else {
-        return Corruption(fmt::format("{}: not lowercase hex", what));
-      }
-    }
-    k[i] = static_cast<uint8_t>(v);
-  }
-  return k;
-}
 
 Result<wire::Key> RandomKey() {
   wire::Key k{};
@@ -67,12 +38,12 @@ std::string RowAad(const HostKeyRow& row) {
 }  // namespace
 
 std::string EncodeHostKeyRow(const HostKeyRow& row) {
-  std::string box_hex;
-  for (unsigned char c : row.box) box_hex += fmt::format("{:02x}", c);
-  return nlohmann::json{
-      {"device_id", row.device_id},          {"host_id", row.host_id},
-      {"sealed_to", row.sealed_to},          {"sender", SealHex(row.sender)},
-      {"recipient", SealHex(row.recipient)}, {"box", box_hex}}
+  return nlohmann::json{{"device_id", row.device_id},
+                        {"host_id", row.host_id},
+                        {"sealed_to", row.sealed_to},
+                        {"sender", HexEncode(row.sender)},
+                        {"recipient", HexEncode(row.recipient)},
+                        {"box", HexEncode(row.box)}}
       .dump();
 }
 
@@ -86,20 +57,15 @@ Result<HostKeyRow> DecodeHostKeyRow(std::string_view value) {
       return Corruption("host key row: not sealed (written before sealing)");
     row.sealed_to = j.at("sealed_to").get<uint64_t>();
     CVM_ASSIGN_OR_RETURN(row.sender,
-                         SealFromHex(j.at("sender").get<std::string>()));
-    CVM_ASSIGN_OR_RETURN(row.recipient,
-                         SealFromHex(j.at("recipient").get<std::string>()));
+                         HexDecodeArray<wire::kKeyLen>(
+                             j.at("sender").get<std::string>(), "row sender"));
+    CVM_ASSIGN_OR_RETURN(
+        row.recipient,
+        HexDecodeArray<wire::kKeyLen>(j.at("recipient").get<std::string>(),
+                                      "row recipient"));
     const std::string hex = j.at("box").get<std::string>();
-    if (hex.size() % 2 != 0 || hex.size() > 4096)
-      return Corruption("host key row: bad box");
-    for (size_t i = 0; i < hex.size(); i += 2) {
-      unsigned v = 0;
-      const auto [end, ec] =
-          std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
-      if (ec != std::errc() || end != hex.data() + i + 2)
-        return Corruption("host key row: bad box");
-      row.box += static_cast<char>(v);
-    }
+    if (hex.size() > 4096) return Corruption("host key row: bad box");
+    CVM_ASSIGN_OR_RETURN(row.box, HexDecode(hex, "host key row box"));
     return row;
   } catch (const nlohmann::json::exception& e) {
     return Corruption(fmt::format("host key row: {}", e.what()));
@@ -112,7 +78,7 @@ Status SealHostKeyRow(HostKeyRow& row, const wire::Key& my_seal_key,
     return InvalidArgument("host key row: one or two keys expected");
   nlohmann::json keys = nlohmann::json::array();
   for (const auto& k : row.keys)
-    keys.push_back({{"key_id", k.key_id}, {"key", ToHex(k.key)}});
+    keys.push_back({{"key_id", k.key_id}, {"key", HexEncode(k.key)}});
   row.sealed_to = sealed_to;
   row.recipient = recipient;
   CVM_ASSIGN_OR_RETURN(row.sender, SealPublicKey(my_seal_key));
@@ -133,8 +99,9 @@ Status OpenHostKeyRow(HostKeyRow& row, const wire::Key& my_seal_key) {
     for (const auto& k : nlohmann::json::parse(plain)) {
       HostKeyRow::Key key;
       key.key_id = k.at("key_id").get<uint32_t>();
-      CVM_ASSIGN_OR_RETURN(key.key,
-                           FromHex(k.at("key").get<std::string>(), "host key"));
+      CVM_ASSIGN_OR_RETURN(
+          key.key, HexDecodeArray<wire::kKeyLen>(k.at("key").get<std::string>(),
+                                                 "host key"));
       row.keys.push_back(key);
     }
   } catch (const nlohmann::json::exception& e) {
@@ -197,12 +164,14 @@ Result<std::unique_ptr<HostSecrets>> HostSecrets::Load(std::string path,
       HostSecret hsec;
       hsec.key_id = s.at("key_id").get<uint32_t>();
       CVM_ASSIGN_OR_RETURN(hsec.secret,
-                           FromHex(s.at("secret").get<std::string>(), path));
+                           HexDecodeArray<wire::kKeyLen>(
+                               s.at("secret").get<std::string>(), path));
       hs->all_.push_back(hsec);
     }
     if (j.contains("seal_key")) {
       CVM_ASSIGN_OR_RETURN(hs->seal_key_,
-                           FromHex(j.at("seal_key").get<std::string>(), path));
+                           HexDecodeArray<wire::kKeyLen>(
+                               j.at("seal_key").get<std::string>(), path));
     }
   } catch (const nlohmann::json::exception& e) {
     return Corruption(fmt::format("{}: {}", path, e.what()));
@@ -221,10 +190,10 @@ Result<std::unique_ptr<HostSecrets>> HostSecrets::Load(std::string path,
 Status HostSecrets::Save() {
   nlohmann::json secrets = nlohmann::json::array();
   for (const auto& s : all_)
-    secrets.push_back({{"key_id", s.key_id}, {"secret", ToHex(s.secret)}});
+    secrets.push_back({{"key_id", s.key_id}, {"secret", HexEncode(s.secret)}});
   const std::string text =
-      nlohmann::json{{"secrets", secrets}, {"seal_key", ToHex(seal_key_)}}.dump(
-          1) +
+      nlohmann::json{{"secrets", secrets}, {"seal_key", HexEncode(seal_key_)}}
+          .dump(1) +
       "\n";
   const std::string tmp = path_ + ".tmp";
   ::unlink(tmp.c_str());

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cluster_map.h"
+#include "hex.h"
 #include "json_fields.h"
 #include "log.h"
 
@@ -229,7 +230,7 @@ Status KernelSync::SyncHostKeys(json* report) {
       WarnOnce(
           fmt::format("the store held another sealing key for this host "
                       "({}): it was replaced; republishing ours",
-                      SealHex(it->second)));
+                      HexEncode(it->second)));
     if (Status s = store_.PutSealKey(me, *my_public); !s.ok())
       return error("publishing the sealing key", s);
   }
@@ -247,7 +248,7 @@ Status KernelSync::SyncHostKeys(json* report) {
           fmt::format("host {}'s sealing key changed in the store (to "
                       "{}): keeping the one first seen ({}); restart "
                       "cvmd to take a reinstalled host's new key",
-                      host_id, SealHex(key), SealHex(pin->second)));
+                      host_id, HexEncode(key), HexEncode(pin->second)));
       key = pin->second;
     }
   }

@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "hex.h"
 #include "host_keys.h"
 #include "json_fields.h"
 #include "log.h"
@@ -829,9 +830,9 @@ Status MetadataStore::PutHostKeys(const HostKeyRow& row) {
 Status MetadataStore::PutSealKey(uint64_t host_id, const SealPublic& key) {
   return Transact([&]() -> Status {
     KvBatch batch;
-    batch.Put(
-        Cf::kSealKeys, EncodeIdKey(host_id),
-        nlohmann::json{{"host_id", host_id}, {"public", SealHex(key)}}.dump());
+    batch.Put(Cf::kSealKeys, EncodeIdKey(host_id),
+              nlohmann::json{{"host_id", host_id}, {"public", HexEncode(key)}}
+                  .dump());
     return Commit(batch);
   });
 }
@@ -846,7 +847,7 @@ Result<std::map<uint64_t, SealPublic>> MetadataStore::ListSealKeys() {
             j["host_id"].is_number_unsigned() && j.contains("public") &&
             j["public"].is_string() &&
             key == EncodeIdKey(j["host_id"].get<uint64_t>()))
-          pub = SealFromHex(j["public"].get<std::string>());
+          pub = HexDecodeArray<32>(j["public"].get<std::string>(), "seal key");
         if (!pub.ok()) {
           LogWarn("seal_keys: a row left out: {}", pub.status().message());
           return Status::Ok();

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "hex.h"
 #include "log.h"
 #include "unique_fd.h"
 
@@ -18,23 +19,6 @@ namespace cvm {
 namespace {
 
 constexpr std::string_view kTokenPrefix = "cvmjoin:";
-
-std::string Hex(const unsigned char* p, size_t n) {
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) out += fmt::format("{:02x}", p[i]);
-  return out;
-}
-
-bool IsHexSecret(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!std::isxdigit(static_cast<unsigned char>(c)) ||
-        std::isupper(static_cast<unsigned char>(c)))
-      return false;
-  }
-  return true;
-}
 
 // The key file: written whole to a temporary file, synced, renamed.
 Status WriteKeyFile(const std::string& path, const std::string& key) {
@@ -76,7 +60,7 @@ Result<std::string> ReadKeyFile(const std::string& path) {
   if (!in) return NotFound(fmt::format("no node key at {}", path));
   std::string key;
   std::getline(in, key);
-  if (!IsHexSecret(key)) {
+  if (!IsLowerHex(key, 64)) {
     return Corruption(fmt::format("node key {} is not 64 hex digits", path));
   }
   return key;
@@ -100,7 +84,7 @@ Result<JoinToken> ParseJoinToken(std::string_view text) {
   if (colon == std::string_view::npos) return bad();
   JoinToken t{std::string(text.substr(0, colon)),
               std::string(text.substr(colon + 1))};
-  if (t.host.empty() || !IsHexSecret(t.secret)) return bad();
+  if (t.host.empty() || !IsLowerHex(t.secret, 64)) return bad();
   CVM_RETURN_IF_ERROR(ValidateName("host", t.host));
   return t;
 }
@@ -110,14 +94,15 @@ Result<std::string> RandomSecret() {
   if (::getrandom(buf, sizeof(buf), 0) != static_cast<ssize_t>(sizeof(buf))) {
     return IoError(fmt::format("getrandom: {}", strerror(errno)));
   }
-  return Hex(buf, sizeof(buf));
+  return HexEncode(
+      std::string_view(reinterpret_cast<const char*>(buf), sizeof(buf)));
 }
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return Hex(md, len);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
 NodeIdentity::NodeIdentity(MetadataStore& store, std::string host,

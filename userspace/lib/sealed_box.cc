@@ -1,6 +1,5 @@
 #include "sealed_box.h"
 
-#include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -8,23 +7,17 @@
 
 #include <memory>
 
+#include "openssl_ptr.h"
+
 namespace cvm {
 namespace {
-
-struct Free {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-  void operator()(EVP_CIPHER_CTX* p) const { EVP_CIPHER_CTX_free(p); }
-};
-template <typename T>
-using Owned = std::unique_ptr<T, Free>;
 
 constexpr size_t kNonce = 12, kTag = 16;
 constexpr std::string_view kSalt = "cvm-sealed-box-v1";
 
-Owned<EVP_PKEY> PrivateKey(const wire::Key& k) {
-  return Owned<EVP_PKEY>(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr,
-                                                      k.data(), k.size()));
+OpenSslPtr<EVP_PKEY> PrivateKey(const wire::Key& k) {
+  return OpenSslPtr<EVP_PKEY>(EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_X25519, nullptr, k.data(), k.size()));
 }
 
 // The AES key for a box between `sender` and `recipient`, from my private
@@ -33,11 +26,11 @@ Result<std::array<uint8_t, 32>> BoxKey(const wire::Key& my_private,
                                        const SealPublic& peer,
                                        const SealPublic& sender,
                                        const SealPublic& recipient) {
-  Owned<EVP_PKEY> mine = PrivateKey(my_private);
-  Owned<EVP_PKEY> theirs(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr,
-                                                     peer.data(), peer.size()));
+  OpenSslPtr<EVP_PKEY> mine = PrivateKey(my_private);
+  OpenSslPtr<EVP_PKEY> theirs(EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_X25519, nullptr, peer.data(), peer.size()));
   if (!mine || !theirs) return Internal("X25519 key set-up failed");
-  Owned<EVP_PKEY_CTX> dh(EVP_PKEY_CTX_new(mine.get(), nullptr));
+  OpenSslPtr<EVP_PKEY_CTX> dh(EVP_PKEY_CTX_new(mine.get(), nullptr));
   std::array<uint8_t, 32> shared{};
   size_t len = shared.size();
   if (!dh || EVP_PKEY_derive_init(dh.get()) != 1 ||
@@ -50,7 +43,7 @@ Result<std::array<uint8_t, 32>> BoxKey(const wire::Key& my_private,
   info.append(recipient.begin(), recipient.end());
   std::array<uint8_t, 32> key{};
   size_t key_len = key.size();
-  Owned<EVP_PKEY_CTX> kdf(EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr));
+  OpenSslPtr<EVP_PKEY_CTX> kdf(EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr));
   const bool ok =
       kdf && EVP_PKEY_derive_init(kdf.get()) == 1 &&
       EVP_PKEY_CTX_set_hkdf_md(kdf.get(), EVP_sha256()) == 1 &&
@@ -71,7 +64,7 @@ Result<std::array<uint8_t, 32>> BoxKey(const wire::Key& my_private,
 }  // namespace
 
 Result<SealPublic> SealPublicKey(const wire::Key& private_key) {
-  Owned<EVP_PKEY> k = PrivateKey(private_key);
+  OpenSslPtr<EVP_PKEY> k = PrivateKey(private_key);
   SealPublic pub{};
   size_t len = pub.size();
   if (!k || EVP_PKEY_get_raw_public_key(k.get(), pub.data(), &len) != 1 ||
@@ -88,7 +81,7 @@ Result<std::string> Seal(const wire::Key& my_private,
   std::string box(kNonce + plaintext.size() + kTag, '\0');
   auto* out = reinterpret_cast<unsigned char*>(box.data());
   if (RAND_bytes(out, kNonce) != 1) return Internal("RAND_bytes failed");
-  Owned<EVP_CIPHER_CTX> c(EVP_CIPHER_CTX_new());
+  OpenSslPtr<EVP_CIPHER_CTX> c(EVP_CIPHER_CTX_new());
   int len = 0, fin = 0;
   const bool ok =
       c &&
@@ -121,7 +114,7 @@ Result<std::string> Open(const wire::Key& my_private, const SealPublic& sender,
   const auto* in = reinterpret_cast<const unsigned char*>(box.data());
   const size_t n = box.size() - kNonce - kTag;
   std::string plain(n, '\0');
-  Owned<EVP_CIPHER_CTX> c(EVP_CIPHER_CTX_new());
+  OpenSslPtr<EVP_CIPHER_CTX> c(EVP_CIPHER_CTX_new());
   int len = 0, fin = 0;
   std::array<unsigned char, kTag> tag;
   std::copy(in + kNonce + n, in + kNonce + n + kTag, tag.begin());
@@ -147,31 +140,6 @@ Result<std::string> Open(const wire::Key& my_private, const SealPublic& sender,
         "sealed between these keys for this row)");
   }
   return plain;
-}
-
-std::string SealHex(const SealPublic& p) {
-  std::string out;
-  for (uint8_t b : p) out += fmt::format("{:02x}", b);
-  return out;
-}
-
-Result<SealPublic> SealFromHex(std::string_view hex) {
-  SealPublic p{};
-  if (hex.size() != 64) return Corruption("seal key: 64 hex digits expected");
-  for (size_t i = 0; i < 32; ++i) {
-    unsigned v = 0;
-    for (char c : hex.substr(2 * i, 2)) {
-      v <<= 4;
-      if (c >= '0' && c <= '9')
-        v |= c - '0';
-      else if (c >= 'a' && c <= 'f')
-        v |= c - 'a' + 10;
-      else
-        return Corruption("seal key: not hex");
-    }
-    p[i] = static_cast<uint8_t>(v);
-  }
-  return p;
 }
 
 }  // namespace cvm

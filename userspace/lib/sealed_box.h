@@ -37,7 +37,4 @@ Result<std::string> Open(const wire::Key& my_private, const SealPublic& sender,
                          const SealPublic& recipient, std::string_view aad,
                          std::string_view box);
 
-std::string SealHex(const SealPublic& p);
-Result<SealPublic> SealFromHex(std::string_view hex);
-
 }  // namespace cvm

@@ -17,17 +17,10 @@
 #include <filesystem>
 #include <memory>
 
+#include "openssl_ptr.h"
+
 namespace cvm {
 namespace {
-
-struct Free {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-  void operator()(FILE* p) const { std::fclose(p); }
-};
-template <typename T>
-using Owned = std::unique_ptr<T, Free>;
 
 std::string OpensslError(std::string_view what) {
   const unsigned long e = ERR_get_error();
@@ -43,7 +36,7 @@ bool IsIpAddress(const std::string& s) {
 }
 
 // Opens `path` for writing with `mode`, refusing one that exists.
-Result<Owned<FILE>> CreateFile(const std::string& path, mode_t mode) {
+Result<OpenSslPtr<FILE>> CreateFile(const std::string& path, mode_t mode) {
   const int fd =
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0)
@@ -58,14 +51,14 @@ Result<Owned<FILE>> CreateFile(const std::string& path, mode_t mode) {
     ::close(fd);
     return IoError(fmt::format("fdopen {}: {}", path, strerror(errno)));
   }
-  return Owned<FILE>(f);
+  return OpenSslPtr<FILE>(f);
 }
 
 Status Generate(const std::string& cert_path, const std::string& key_path,
                 const std::vector<std::string>& names) {
-  Owned<EVP_PKEY> key(EVP_EC_gen("P-256"));
+  OpenSslPtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
   if (!key) return Internal(OpensslError("EC key generation"));
-  Owned<X509> cert(X509_new());
+  OpenSslPtr<X509> cert(X509_new());
   if (!cert) return Internal(OpensslError("X509_new"));
   X509_set_version(cert.get(), 2);
   unsigned char serial[16];
@@ -103,7 +96,7 @@ Status Generate(const std::string& cert_path, const std::string& key_path,
         {NID_basic_constraints, "critical,CA:FALSE"},
         {NID_key_usage, "critical,digitalSignature"},
         {NID_ext_key_usage, "serverAuth"}}) {
-    Owned<X509_EXTENSION> ext(
+    OpenSslPtr<X509_EXTENSION> ext(
         X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
     if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1)
       return Internal(OpensslError("certificate extension " + value));
@@ -117,12 +110,12 @@ Status Generate(const std::string& cert_path, const std::string& key_path,
                                         ec);
   }
   {
-    CVM_ASSIGN_OR_RETURN(Owned<FILE> f, CreateFile(key_path, 0600));
+    CVM_ASSIGN_OR_RETURN(OpenSslPtr<FILE> f, CreateFile(key_path, 0600));
     if (PEM_write_PrivateKey(f.get(), key.get(), nullptr, nullptr, 0, nullptr,
                              nullptr) != 1)
       return IoError(OpensslError("writing " + key_path));
   }
-  CVM_ASSIGN_OR_RETURN(Owned<FILE> f, CreateFile(cert_path, 0644));
+  CVM_ASSIGN_OR_RETURN(OpenSslPtr<FILE> f, CreateFile(cert_path, 0644));
   if (PEM_write_X509(f.get(), cert.get()) != 1)
     return IoError(OpensslError("writing " + cert_path));
   return Status::Ok();
@@ -155,11 +148,11 @@ Status EnsureSelfSignedCert(const std::string& cert_path,
 }
 
 Result<std::string> CertFingerprint(const std::string& cert_path) {
-  Owned<FILE> f(std::fopen(cert_path.c_str(), "re"));
+  OpenSslPtr<FILE> f(std::fopen(cert_path.c_str(), "re"));
   if (!f)
     return IoError(
         fmt::format("cannot open {}: {}", cert_path, strerror(errno)));
-  Owned<X509> cert(PEM_read_X509(f.get(), nullptr, nullptr, nullptr));
+  OpenSslPtr<X509> cert(PEM_read_X509(f.get(), nullptr, nullptr, nullptr));
   if (!cert) return InvalidArgument(OpensslError("reading " + cert_path));
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
